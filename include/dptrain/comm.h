@@ -1,0 +1,43 @@
+/* comm: every MPI call of dptrain lives here, so no other module includes <mpi.h>.
+ *
+ * Ranks hold identical model replicas; comm sums gradient buffers across them, reduces
+ * metrics, and makes the ranks agree on errors, so that a failure on one rank ends
+ * the whole job instead of leaving the others waiting in a collective. */
+#ifndef DPTRAIN_COMM_H
+#define DPTRAIN_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/error.h"
+
+typedef struct {
+    int rank, size;             /* in MPI_COMM_WORLD */
+    int local_rank, local_size; /* among the ranks on this node */
+    int nodes;                  /* number of distinct nodes */
+    char host[64];
+} dp_comm;
+
+int comm_init(int *argc, char ***argv, dp_comm *c);
+void comm_finalize(void);
+/* End every rank of the job now (for errors that cannot be agreed on). */
+_Noreturn void comm_abort(int status);
+double comm_time(void);
+
+/* Collective: every rank passes its own rc (0 or -1) and err. Returns 0 when all
+ * succeeded; otherwise -1 on every rank, with err holding the message of the lowest
+ * failing rank, prefixed by its number when the job has more than one rank. */
+int comm_agree(const dp_comm *c, int rc, dp_err *err);
+
+/* In-place sums over all ranks. */
+void comm_allreduce_sum_float(float *buf, size_t n);
+void comm_allreduce_sum_double(double *buf, int n);
+int64_t comm_allreduce_min_i64(int64_t v);
+int64_t comm_allreduce_max_i64(int64_t v);
+double comm_allreduce_max_double(double v);
+void comm_broadcast(void *buf, size_t bytes, int root);
+/* Rank 0 receives every rank's host name into hosts[size][64]; others pass NULL. */
+void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
+void comm_barrier(void);
+
+#endif

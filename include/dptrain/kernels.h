@@ -1,0 +1,31 @@
+/* kernels: the dense building blocks under the layers (GEMM variants, im2col/col2im).
+ *
+ * All matrices are row-major float32 with explicit leading dimensions. The kernels are
+ * serial and deterministic: every output element is reduced in an order that depends
+ * only on the shapes, never on how the caller splits the work across threads, so a
+ * caller may hand disjoint blocks of rows (or whole samples) to OpenMP threads and get
+ * the same bits for any thread count. The caller owns every buffer. */
+#ifndef DPTRAIN_KERNELS_H
+#define DPTRAIN_KERNELS_H
+
+/* C[M,N] += A[M,K] * B[K,N] */
+void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                 int ldc);
+/* C[M,N] += A[M,K] * B[N,K]^T */
+void gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                 int ldc);
+/* C[M,N] += A[K,M]^T * B[K,N] */
+void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                 int ldc);
+
+/* col[(c*KH + i)*KW + j][oy*OW + ox] = in[c][oy*stride - pad + i][ox*stride - pad + j] (0 outside) */
+void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
+            int OW, float *col);
+/* The adjoint of im2col: in[...] += col[...]; `in` must be zeroed by the caller. */
+void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
+                int OW, float *in);
+
+/* The dot product of a and b with 8 fixed partial sums, combined in a fixed order. */
+float dot_f32(const float *a, const float *b, int n);
+
+#endif

@@ -1,0 +1,53 @@
+/* layers: forward and backward of every layer kind, on a batch, in NCHW layout.
+ *
+ * Shapes are in the argument names (B batch, C/OC channels, H/W height/width, I/O
+ * features). Forward overwrites its output. Backward overwrites the input gradient
+ * (`din`, may be NULL when nobody needs it, e.g. for the first layer) and ACCUMULATES
+ * (+=) into parameter gradients, which the caller zeroes once per step. Each output
+ * element is owned by one OpenMP thread and reduced in a fixed order, so results are
+ * bitwise identical for any number of threads. The caller owns every buffer; nothing
+ * here allocates. */
+#ifndef DPTRAIN_LAYERS_H
+#define DPTRAIN_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int B, C, H, W;     /* input */
+    int OC, KH, KW;     /* weight [OC, C, KH, KW] */
+    int stride, pad;
+    int OH, OW;         /* output [B, OC, OH, OW] */
+} dp_conv_shape;
+
+/* col: workspace [B, C*KH*KW, OH*OW], holds im2col(in) after forward for backward. */
+void conv2d_forward(float *out, float *col, const float *in, const float *weight,
+                    const float *bias, const dp_conv_shape *s);
+/* col: as left by conv2d_forward; used for dweight, then reused as scratch for din. */
+void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, const dp_conv_shape *s);
+
+/* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
+ * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
+void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
+                     int K, int stride, int OH, int OW);
+void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
+                      int W, int OH, int OW);
+
+void relu_forward(float *out, const float *in, size_t n);
+/* Gradient passes where the forward output was > 0 (PyTorch's threshold_backward). */
+void relu_backward(float *din, const float *dout, const float *out, size_t n);
+
+/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O] */
+void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
+                    int I, int O);
+void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                     const float *weight, int B, int I, int O);
+
+/* Softmax cross-entropy over NC classes. Returns the SUM of per-sample losses; when
+ * dlogits is not NULL writes softmax - onehot (the per-sample gradient, not divided
+ * by B). *correct counts samples whose first maximal logit is the label. */
+double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,
+                    int B, int NC);
+
+#endif

@@ -1,0 +1,119 @@
+#include "dptrain/comm.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int comm_init(int *argc, char ***argv, dp_comm *c)
+{
+    memset(c, 0, sizeof *c);
+    int provided;
+    /* Only the main thread calls MPI; OpenMP threads never do. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return -1;
+    /* An MPI failure (a peer died, say) must end the job, never hang it. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &c->local_rank);
+    MPI_Comm_size(local, &c->local_size);
+    int leader = c->local_rank == 0, nodes = 0;
+    MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    c->nodes = nodes;
+    MPI_Comm_free(&local);
+    if (gethostname(c->host, sizeof c->host) != 0)
+        snprintf(c->host, sizeof c->host, "unknown");
+    c->host[sizeof c->host - 1] = 0;
+    return 0;
+}
+
+void comm_finalize(void) { MPI_Finalize(); }
+
+_Noreturn void comm_abort(int status)
+{
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, status);
+    exit(status); /* not reached */
+}
+
+double comm_time(void) { return MPI_Wtime(); }
+
+int comm_agree(const dp_comm *c, int rc, dp_err *err)
+{
+    int mine = rc == 0 ? INT_MAX : c->rank, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == INT_MAX)
+        return 0;
+    dp_err msg;
+    if (c->rank == first)
+        memcpy(&msg, err, sizeof msg);
+    MPI_Bcast(msg.msg, sizeof msg.msg, MPI_CHAR, first, MPI_COMM_WORLD);
+    msg.msg[sizeof msg.msg - 1] = 0;
+    if (err) {
+        memcpy(err, &msg, sizeof msg);
+        if (c->size > 1)
+            dp_prefix(err, "rank %d", first);
+    }
+    return -1;
+}
+
+void comm_allreduce_sum_float(float *buf, size_t n)
+{
+    /* MPI counts are int: large buffers go in pieces. */
+    while (n > 0) {
+        int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        buf += chunk;
+        n -= (size_t)chunk;
+    }
+}
+
+void comm_allreduce_sum_double(double *buf, int n)
+{
+    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+int64_t comm_allreduce_min_i64(int64_t v)
+{
+    int64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+    return out;
+}
+
+int64_t comm_allreduce_max_i64(int64_t v)
+{
+    int64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+double comm_allreduce_max_double(double v)
+{
+    double out;
+    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_broadcast(void *buf, size_t bytes, int root)
+{
+    char *p = buf;
+    while (bytes > 0) {
+        int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        MPI_Bcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD);
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+}
+
+void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
+{
+    MPI_Gather(c->host, 64, MPI_CHAR, hosts ? hosts[0] : NULL, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }

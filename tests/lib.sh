@@ -1,0 +1,17 @@
+# Shared by the script tests: launcher, temp dir, assertions. CTest passes DPTRAIN,
+# DPTRAIN_DATA, MPIEXEC*, DP_BINARY_DIR in the environment (tests/CMakeLists.txt).
+set -euo pipefail
+: "${DPTRAIN:?run through ctest}" "${DP_BINARY_DIR:?run through ctest}"
+TOOLS="$DP_BINARY_DIR/tests"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dptrain-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# mpi N ARGS...: launch through the configured launcher.
+mpi() {
+  local n=$1; shift
+  # shellcheck disable=SC2086
+  "${MPIEXEC:-mpiexec}" ${MPIEXEC_NUMPROC_FLAG:--n} "$n" ${MPIEXEC_PREFLAGS:-} "$@" ${MPIEXEC_POSTFLAGS:-}
+}
+# expect_in FILE TEXT: the file must contain the text.
+expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "$1 lacks '$2'"; }; }

@@ -1,0 +1,10 @@
+# Model side: layers, the whole net, optimizer, sampling, options; and training runs.
+dp_add_unit_test(test_layers test_layers.c)
+dp_add_unit_test(test_model test_model.c)
+add_executable(make_dataset make_dataset.c)
+target_link_libraries(make_dataset PRIVATE dptrain_core)
+add_executable(compare_weights compare_weights.c)
+target_link_libraries(compare_weights PRIVATE dptrain_core)
+# Training runs under mpirun: P ranks equal 1 rank, replicas identical, threads bitwise.
+dp_add_script_test(mpi_training test_mpi_training.sh)
+set_tests_properties(mpi_training PROPERTIES PROCESSORS 4)

@@ -1,0 +1,395 @@
+/* The model as a whole: spec parsing and shape inference, parameter layout and
+ * initialisation, a whole-net finite-difference check, thread-count determinism,
+ * the optimizer against hand-computed steps, sampling and batch splitting, the
+ * weights file, and option parsing. */
+#include <omp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "dptrain/cli.h"
+#include "dptrain/model.h"
+#include "dptrain/optim.h"
+#include "dptrain/rng.h"
+#include "dptrain/sampler.h"
+#include "dptrain/weights.h"
+
+static void test_builtin_models(void)
+{
+    dp_model m;
+    dp_err err = {{0}};
+    CHECK(model_build(&m, "reference", 1, 28, 28, 10, &err) == 0);
+    /* 32*9+32 + 64*32*9+64 + 128*1600+128 + 10*128+10 */
+    CHECK(m.size == 320 + 18496 + 204928 + 1290);
+    CHECK(m.nparams == 8);
+    CHECK(strcmp(m.params[0].name, "conv1.weight") == 0);
+    CHECK(m.params[0].dims[0] == 32 && m.params[0].dims[1] == 1 && m.params[0].dims[2] == 3);
+    CHECK(strcmp(m.params[4].name, "fc1.weight") == 0);
+    CHECK(m.params[4].dims[0] == 128 && m.params[4].dims[1] == 1600);
+    CHECK(strcmp(m.params[7].name, "fc2.bias") == 0 && m.params[7].count == 10);
+    CHECK(m.params[7].offset + 10 == m.size); /* contiguous, in order */
+    model_free(&m);
+    CHECK(model_build(&m, "nopool", 1, 28, 28, 10, &err) == 0);
+    CHECK(m.params[4].dims[1] == 64 * 24 * 24);
+    model_free(&m);
+}
+
+static void test_spec_errors(void)
+{
+    dp_model m;
+    dp_err err = {{0}};
+    /* named and positional arguments, separators, comments, canonical form */
+    CHECK(model_build(&m, "conv(out=8, kernel=5, stride=2, pad=2) -> relu; # hidden\n"
+                          "pool(3,stride=1), flatten, linear(16) relu fc", 3, 32, 32, 4, &err) == 0);
+    CHECK(m.layers[0].out_h == 16 && m.layers[2].out_h == 14);
+    CHECK(m.params[2].dims[1] == 8 * 14 * 14);
+    CHECK_MSG(m.spec, "conv(8,5,stride=2,pad=2) relu maxpool(3,stride=1) fc(16) relu fc(classes)");
+    model_free(&m);
+
+    struct {
+        const char *spec, *needle;
+    } bad[] = {
+        {"conv(32,3) relu conv(64,30) fc(classes)", "layer 3 conv(64,30"},
+        {"conv(32,3) relu maxpool(2) fc(128)", "has 128 outputs but the data has 10 classes"},
+        {"conv(32,3) relu", "layer 2 relu: the last layer must be fc"},
+        {"fc(20) conv(3,3) fc", "layer 2 conv(3,3,stride=1,pad=0): comes after fc"},
+        {"conv(32) fc", "layer 1 (conv): needs output channels"},
+        {"conv(32,3,stride=0) fc", "stride must be >= 1"},
+        {"dense(10)", "layer 1: unknown layer 'dense'"},
+        {"conv(32,3,dilation=2) fc", "unknown argument 'dilation'"},
+        {"conv(32,x) fc", "expected a number"},
+        {"maxpool fc", "layer 1 (maxpool): needs arguments"},
+        {"fc(classes) fc(10)", "only the last layer"},
+        {"", "has no layers"},
+        {"conv(1,3,1,0,5) fc", "too many arguments"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(model_build(&m, bad[i].spec, 1, 28, 28, 10, &err) == -1);
+        CHECK_MSG(err.msg, bad[i].needle);
+        CHECK_MSG(err.msg, "--model");
+    }
+
+    /* a spec file */
+    char path[] = "/tmp/dptrain-spec-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "# tiny\nconv(4,3)\nrelu\nfc(classes)\n";
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    close(fd);
+    CHECK(model_build(&m, path, 1, 8, 8, 3, &err) == 0);
+    CHECK(m.nlayers == 3 && m.size == 4 * 9 + 4 + 3 * 4 * 36 + 3);
+    model_free(&m);
+    unlink(path);
+}
+
+static void test_init(void)
+{
+    dp_model m, m2;
+    dp_err err;
+    model_build(&m, "reference", 1, 28, 28, 10, &err);
+    model_build(&m2, "reference", 1, 28, 28, 10, &err);
+    model_init(&m, 42);
+    model_init(&m2, 42);
+    CHECK(memcmp(m.weights, m2.weights, m.size * sizeof(float)) == 0);
+    model_init(&m2, 43);
+    CHECK(memcmp(m.weights, m2.weights, m.size * sizeof(float)) != 0);
+    /* uniform in +-1/sqrt(fan_in): range and variance b^2/3 */
+    for (int p = 0; p < m.nparams; p++) {
+        const dp_param *q = &m.params[p];
+        double bound = 1.0 / sqrt((double)q->fan_in), sum2 = 0, mx = 0;
+        for (size_t i = 0; i < q->count; i++) {
+            double v = m.weights[q->offset + i];
+            sum2 += v * v;
+            mx = fmax(mx, fabs(v));
+        }
+        CHECK(mx <= bound);
+        if (q->count > 1000)
+            CHECK_NEAR(sum2 / q->count, bound * bound / 3, 0.05 * bound * bound / 3);
+    }
+    /* re-drawing one tensor alone gives the same values as the full init */
+    float keep = m.weights[m.params[6].offset + 5];
+    memset(m.weights + m.params[6].offset, 0, m.params[6].count * sizeof(float));
+    model_init_param(&m, 6, 42);
+    CHECK(m.weights[m.params[6].offset + 5] == keep);
+    model_free(&m);
+    model_free(&m2);
+}
+
+static void fill_input(dp_workspace *ws, const dp_model *m, int B, uint64_t seed, uint8_t *labels)
+{
+    dp_rng r;
+    rng_seed(&r, seed, 9, 9);
+    for (size_t i = 0; i < (size_t)B * m->layers[0].in_size; i++)
+        ws->input[i] = rng_uniform(&r);
+    for (int n = 0; n < B; n++)
+        labels[n] = (uint8_t)rng_below(&r, (uint64_t)m->num_classes);
+}
+
+/* The whole net's gradient of the summed loss against central differences. */
+static void test_whole_net_gradcheck(void)
+{
+    dp_model m;
+    dp_workspace ws;
+    dp_err err;
+    const char *spec = "conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2) relu fc(8) relu fc";
+    CHECK(model_build(&m, spec, 2, 9, 9, 5, &err) == 0);
+    model_init(&m, 3);
+    CHECK(workspace_create(&ws, &m, 3, &err) == 0);
+    uint8_t labels[3];
+    fill_input(&ws, &m, 3, 1, labels);
+    memset(m.grads, 0, m.size * sizeof(float));
+    model_forward_backward(&m, &ws, labels, 3, 1, NULL);
+    const float eps = 2e-3f;
+    double worst = 0;
+    for (size_t i = 0; i < m.size; i++) {
+        float keep = m.weights[i];
+        m.weights[i] = keep + eps;
+        double up = model_forward_backward(&m, &ws, labels, 3, 0, NULL);
+        m.weights[i] = keep - eps;
+        double down = model_forward_backward(&m, &ws, labels, 3, 0, NULL);
+        m.weights[i] = keep;
+        double num = (up - down) / (2 * eps);
+        worst = fmax(worst, fabs(num - m.grads[i]) / fmax(1.0, fabs(num)));
+    }
+    if (worst >= 5e-3)
+        fprintf(stderr, "whole-net gradcheck: worst relative error %g\n", worst);
+    CHECK(worst < 5e-3);
+    workspace_free(&ws);
+    model_free(&m);
+}
+
+/* N steps of training with T threads; returns the final weights (caller frees). */
+static float *train_steps(const char *spec, int threads, int steps, size_t *size)
+{
+    omp_set_num_threads(threads);
+    dp_model m;
+    dp_workspace ws;
+    dp_sgd opt;
+    dp_err err;
+    model_build(&m, spec, 1, 28, 28, 10, &err);
+    model_init(&m, 11);
+    workspace_create(&ws, &m, 7, &err);
+    sgd_create(&opt, m.size, 0.9f, 1e-4f, 0, &err);
+    uint8_t labels[7];
+    for (int s = 0; s < steps; s++) {
+        fill_input(&ws, &m, 7, (uint64_t)s, labels);
+        memset(m.grads, 0, m.size * sizeof(float));
+        model_forward_backward(&m, &ws, labels, 7, 1, NULL);
+        for (size_t i = 0; i < m.size; i++)
+            m.grads[i] /= 7.0f;
+        sgd_step(&opt, m.weights, m.grads, 0.05f);
+    }
+    float *out = malloc(m.size * sizeof(float));
+    memcpy(out, m.weights, m.size * sizeof(float));
+    *size = m.size;
+    sgd_free(&opt);
+    workspace_free(&ws);
+    model_free(&m);
+    return out;
+}
+
+static void test_thread_determinism(void)
+{
+    const char *specs[] = {"reference", "conv(8,3,stride=2,pad=1) relu maxpool(3,stride=2) fc(20) relu fc"};
+    for (int k = 0; k < 2; k++) {
+        size_t n1, n2, n3;
+        float *a = train_steps(specs[k], 1, 3, &n1);
+        float *b = train_steps(specs[k], 2, 3, &n2);
+        float *c = train_steps(specs[k], 3, 3, &n3);
+        CHECK(n1 == n2 && n1 == n3);
+        CHECK(memcmp(a, b, n1 * sizeof(float)) == 0);
+        CHECK(memcmp(a, c, n1 * sizeof(float)) == 0);
+        free(a), free(b), free(c);
+    }
+}
+
+static void test_sgd(void)
+{
+    /* torch.optim.SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01) by hand:
+     * w0 = 1, g = 0.5 both steps.
+     * step 1: d = 0.5 + 0.01 = 0.51; buf = 0.51; w = 1 - 0.051 = 0.949
+     * step 2: d = 0.5 + 0.00949 = 0.50949; buf = 0.459 + 0.50949 = 0.96849; w = 0.949 - 0.096849 */
+    dp_sgd opt;
+    dp_err err;
+    float w[1] = {1}, g[1] = {0.5f};
+    CHECK(sgd_create(&opt, 1, 0.9f, 0.01f, 0, &err) == 0);
+    sgd_step(&opt, w, g, 0.1f);
+    CHECK_NEAR(w[0], 0.949, 1e-6);
+    sgd_step(&opt, w, g, 0.1f);
+    CHECK_NEAR(w[0], 0.949 - 0.096849, 1e-6);
+    sgd_free(&opt);
+    /* nesterov: step 1 d = g + mu*buf = 0.5 + 0.45 = 0.95 */
+    float w2[1] = {1};
+    sgd_create(&opt, 1, 0.9f, 0.0f, 1, &err);
+    sgd_step(&opt, w2, g, 0.1f);
+    CHECK_NEAR(w2[0], 1 - 0.095, 1e-6);
+    sgd_free(&opt);
+
+    dp_lr_schedule s = {LR_COSINE, 0.1, 10, 110, 0, 0};
+    CHECK_NEAR(lr_at(&s, 0), 0.01, 1e-12);  /* warm-up starts at base/warmup */
+    CHECK_NEAR(lr_at(&s, 9), 0.1, 1e-12);
+    CHECK_NEAR(lr_at(&s, 10), 0.1, 1e-12);
+    CHECK_NEAR(lr_at(&s, 60), 0.05, 1e-12); /* half-way down the cosine */
+    CHECK_NEAR(lr_at(&s, 110), 0.0, 1e-12);
+    dp_lr_schedule st = {LR_STEP, 1.0, 0, 0, 5, 0.5};
+    CHECK_NEAR(lr_at(&st, 4), 1.0, 0);
+    CHECK_NEAR(lr_at(&st, 5), 0.5, 0);
+    CHECK_NEAR(lr_at(&st, 12), 0.25, 0);
+}
+
+static void test_sampler(void)
+{
+    dp_sampler s;
+    dp_err err;
+    /* three passes over 10 samples in batches of 4: every sample 3 times, no pass repeats */
+    CHECK(sampler_create(&s, 10, 1, 5, 2, &err) == 0);
+    int seen[10] = {0};
+    int64_t idx[4], first_pass[10];
+    for (int step = 0; step < 8; step++) {
+        sampler_next(&s, idx, step == 7 ? 2 : 4);
+        for (int i = 0; i < (step == 7 ? 2 : 4); i++) {
+            CHECK(idx[i] >= 0 && idx[i] < 10);
+            seen[idx[i]]++;
+            int at = step * 4 + i;
+            if (at < 10)
+                first_pass[at] = idx[i];
+        }
+    }
+    for (int i = 0; i < 10; i++)
+        CHECK(seen[i] == 3);
+    CHECK(s.pass == 2);
+    sampler_free(&s);
+    /* the same (seed, rank) gives the same order; another rank a different one */
+    dp_sampler a, b;
+    sampler_create(&a, 10, 1, 5, 2, &err);
+    sampler_create(&b, 10, 1, 5, 3, &err);
+    CHECK(memcmp(a.order, first_pass, sizeof first_pass) == 0);
+    CHECK(memcmp(a.order, b.order, sizeof first_pass) != 0);
+    sampler_free(&a);
+    sampler_free(&b);
+    /* no shuffle: file order */
+    sampler_create(&a, 5, 0, 5, 0, &err);
+    sampler_next(&a, idx, 4);
+    CHECK(idx[0] == 0 && idx[3] == 3);
+    sampler_next(&a, idx, 3);
+    CHECK(idx[0] == 4 && idx[1] == 0 && idx[2] == 1);
+    sampler_free(&a);
+
+    int off, total = 0;
+    for (int r = 0; r < 8; r++) {
+        int n = batch_split(100, 8, r, &off);
+        CHECK(off == total);
+        CHECK(n == (r < 4 ? 13 : 12));
+        total += n;
+    }
+    CHECK(total == 100);
+}
+
+static void test_weights_file(void)
+{
+    dp_model m, m2;
+    dp_err err;
+    model_build(&m, "reference", 1, 28, 28, 10, &err);
+    model_build(&m2, "reference", 1, 28, 28, 10, &err);
+    model_init(&m, 8);
+    char dir[] = "/tmp/dptrain-w-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256], tmp[300];
+    snprintf(path, sizeof path, "%s/w.h5", dir);
+    CHECK(weights_save(&m, path, &err) == 0);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    CHECK(access(tmp, F_OK) != 0); /* renamed into place */
+    CHECK(weights_load(&m2, path, &err) == 0);
+    CHECK(memcmp(m.weights, m2.weights, m.size * sizeof(float)) == 0);
+    /* a model of another shape is refused, naming the dataset and both shapes */
+    dp_model other;
+    model_build(&other, "conv(16,3) relu maxpool(2) conv(64,3) relu maxpool(2) fc(128) relu fc",
+                1, 28, 28, 10, &err);
+    CHECK(weights_load(&other, path, &err) == -1);
+    CHECK_MSG(err.msg, "conv1.weight");
+    CHECK_MSG(err.msg, "[32,1,3,3]");
+    CHECK_MSG(err.msg, "[16,1,3,3]");
+    model_free(&other);
+    /* missing file, non-HDF5 file, unwritable target */
+    snprintf(tmp, sizeof tmp, "%s/missing.h5", dir);
+    CHECK(weights_load(&m2, tmp, &err) == -1);
+    CHECK_MSG(err.msg, "missing.h5");
+    snprintf(tmp, sizeof tmp, "%s/text.h5", dir);
+    FILE *f = fopen(tmp, "w");
+    fputs("not hdf5\n", f);
+    fclose(f);
+    CHECK(weights_load(&m2, tmp, &err) == -1);
+    CHECK_MSG(err.msg, "not an HDF5 file");
+    unlink(tmp);
+    snprintf(tmp, sizeof tmp, "%s/no/such/dir/w.h5", dir);
+    CHECK(weights_save(&m, tmp, &err) == -1);
+    CHECK_MSG(err.msg, "cannot create");
+    unlink(path);
+    rmdir(dir);
+    model_free(&m);
+    model_free(&m2);
+}
+
+static int parse(const char *line, dp_config *cfg, dp_err *err)
+{
+    char buf[512], *argv[32];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "dptrain %s", line);
+    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    return cli_parse(argc, argv, cfg, NULL, err);
+}
+
+static void test_cli(void)
+{
+    dp_config c;
+    dp_err err;
+    CHECK(parse("", &c, &err) == 0);
+    CHECK(c.batch == 100 && c.momentum == 0.9 && c.shuffle && c.steps == -1 && c.epochs > 0);
+    CHECK(strcmp(c.model, "reference") == 0);
+    CHECK(parse("--epochs 3 --steps 10 --batch 64 --lr 0.1 --weight-decay 0.0005 --seed 9 "
+                "--no-shuffle --threads 2 --model nopool --lr-schedule step --nesterov",
+                &c, &err) == 0);
+    CHECK(c.epochs == 3 && c.steps == 10 && c.batch == 64 && c.lr == 0.1 && c.seed == 9);
+    CHECK(!c.shuffle && c.threads == 2 && c.schedule == LR_STEP && c.nesterov);
+    CHECK(parse("--steps 5", &c, &err) == 0 && c.epochs == 0 && c.steps == 5);
+    CHECK(parse("--tutorial", &c, &err) == 0 && c.lr == 0.001 && c.epochs == 10 &&
+          c.schedule == LR_CONSTANT);
+    CHECK(parse("--help", &c, &err) == 1);
+    struct {
+        const char *line, *needle;
+    } bad[] = {
+        {"--batch 0", "--batch: 0 is out of range"},
+        {"--batch ten", "--batch: expected an integer, got 'ten'"},
+        {"--lr -1", "--lr: -1 is out of range"},
+        {"--lr nan", "--lr: expected a number"},
+        {"--momentum 1.5", "--momentum"},
+        {"--threads 0", "--threads"},
+        {"--lr-schedule linear", "--lr-schedule: expected constant, cosine or step"},
+        {"--frobnicate", "unknown option '--frobnicate'"},
+        {"--epochs", "--epochs: needs a value"},
+        {"stray", "unexpected argument 'stray'"},
+        {"--normalize 0.1", "--normalize: expected MEAN,STD"},
+        {"--normalize 0.1,0", "--normalize"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(parse(bad[i].line, &c, &err) == -1);
+        CHECK_MSG(err.msg, bad[i].needle);
+    }
+}
+
+int main(void)
+{
+    test_builtin_models();
+    test_spec_errors();
+    test_init();
+    test_whole_net_gradcheck();
+    test_thread_determinism();
+    test_sgd();
+    test_sampler();
+    test_weights_file();
+    test_cli();
+    return check_exit("test_model");
+}
