@@ -46,8 +46,11 @@ double comm_time(void) { return MPI_Wtime(); }
 
 int comm_agree(const dp_comm *c, int rc, dp_err *err)
 {
-    int mine = rc == 0 ? INT_MAX : c->rank, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    /* lowest failing rank, and how many failed */
+    int mine[2] = {rc == 0 ? INT_MAX : c->rank, rc == 0 ? 0 : -1}, all[2];
+    MPI_Allreduce(&mine[0], &all[0], 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&mine[1], &all[1], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    int first = all[0], failed = -all[1];
     if (first == INT_MAX)
         return 0;
     dp_err msg;
@@ -57,7 +60,8 @@ int comm_agree(const dp_comm *c, int rc, dp_err *err)
     msg.msg[sizeof msg.msg - 1] = 0;
     if (err) {
         memcpy(err, &msg, sizeof msg);
-        if (c->size > 1)
+        /* Name the rank only when the others did not all fail the same way. */
+        if (failed < c->size)
             dp_prefix(err, "rank %d", first);
     }
     return -1;

@@ -130,12 +130,15 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int I, int O)
 {
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        float *y = out + (size_t)n * O;
-        for (int o = 0; o < O; o++)
-            y[o] = bias[o];
-        gemm_nt_acc(1, O, I, in + (size_t)n * I, I, weight, I, y, O);
+    /* Blocks of samples per thread; each element's dot product is blocking-independent. */
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B, &lo, &hi);
+        for (int n = lo; n < hi; n++)
+            for (int o = 0; o < O; o++)
+                out[(size_t)n * O + o] = bias[o];
+        gemm_nt_acc(hi - lo, O, I, in + (size_t)lo * I, I, weight, I, out + (size_t)lo * O, O);
     }
 }
 
@@ -157,11 +160,12 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
     }
     if (!din)
         return;
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < B; n++) {
-        float *dx = din + (size_t)n * I;
-        memset(dx, 0, sizeof(float) * I);
-        gemm_nn_acc(1, I, O, dout + (size_t)n * O, O, weight, I, dx, I);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B, &lo, &hi);
+        memset(din + (size_t)lo * I, 0, sizeof(float) * I * (hi - lo));
+        gemm_nn_acc(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
     }
 }
 

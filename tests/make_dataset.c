@@ -4,6 +4,8 @@
  *   make_dataset synth OUT N SEED [SHARDS]   N images 1x28x28 of 10 classes; class k is a
  *                                            bright 6x6 square at a place set by k, plus
  *                                            noise. SHARDS > 1 makes OUT a directory.
+ *   make_dataset synth OUT N SEED SHARDS BAD   the same, with one label out of range in
+ *                                            shard BAD (for the error tests)
  *   make_dataset regroup IN OUT P B STEPS    the samples that ranks 0..P-1 of a --no-shuffle
  *                                            run with global batch B take in steps
  *                                            0..STEPS-1, written step by step, rank by rank */
@@ -22,7 +24,7 @@ static int die(const dp_err *err)
     return 1;
 }
 
-static int synth(const char *out, int n, uint64_t seed, int shards)
+static int synth(const char *out, int n, uint64_t seed, int shards, int bad_shard)
 {
     dp_err err;
     uint8_t *img = calloc((size_t)n * 784, 1), *lab = calloc((size_t)n, 1);
@@ -51,6 +53,8 @@ static int synth(const char *out, int n, uint64_t seed, int shards)
             char path[4096];
             snprintf(path, sizeof path, "%s/synth-%05d-of-%05d.h5", out, s, shards);
             dp_shard_attrs a = {s, shards, first, n, 10, NULL, NULL, NULL, NULL};
+            if (s == bad_shard)
+                lab[first + 3] = 12; /* out of range for 10 classes */
             rc = shard_write(path, img + first * 784, lab + first, cnt, 1, 28, 28, &a, &err);
             first += cnt;
         }
@@ -98,9 +102,9 @@ int main(int argc, char **argv)
 {
     if (argc >= 5 && strcmp(argv[1], "synth") == 0)
         return synth(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10),
-                     argc > 5 ? atoi(argv[5]) : 1);
+                     argc > 5 ? atoi(argv[5]) : 1, argc > 6 ? atoi(argv[6]) : -1);
     if (argc == 7 && strcmp(argv[1], "regroup") == 0)
         return regroup(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
-    fprintf(stderr, "usage: make_dataset synth OUT N SEED [SHARDS] | regroup IN OUT P B STEPS\n");
+    fprintf(stderr, "usage: make_dataset synth OUT N SEED [SHARDS [BAD]] | regroup IN OUT P B STEPS\n");
     return 2;
 }

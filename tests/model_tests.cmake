@@ -8,3 +8,8 @@ target_link_libraries(compare_weights PRIVATE dptrain_core)
 # Training runs under mpirun: P ranks equal 1 rank, replicas identical, threads bitwise.
 dp_add_script_test(mpi_training test_mpi_training.sh)
 set_tests_properties(mpi_training PROPERTIES PROCESSORS 4)
+dp_add_script_test(e2e_mnist test_e2e_mnist.sh)
+set_tests_properties(e2e_mnist PROPERTIES PROCESSORS 2)
+# Bad input: clear message, non-zero exit, the whole job ends quickly.
+dp_add_script_test(errors test_errors.sh)
+set_tests_properties(errors PROPERTIES PROCESSORS 4)

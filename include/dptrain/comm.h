@@ -26,7 +26,7 @@ double comm_time(void);
 
 /* Collective: every rank passes its own rc (0 or -1) and err. Returns 0 when all
  * succeeded; otherwise -1 on every rank, with err holding the message of the lowest
- * failing rank, prefixed by its number when the job has more than one rank. */
+ * failing rank, prefixed by its number unless every rank failed. */
 int comm_agree(const dp_comm *c, int rc, dp_err *err);
 
 /* In-place sums over all ranks. */
