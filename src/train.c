@@ -131,6 +131,24 @@ static int num_classes(run_state *s)
     return declared > mx ? declared : (int)mx;
 }
 
+/* Fail before training, not after it, when a result could not be written. */
+static int check_writable_dir(const char *path, const char *option, dp_err *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    if (access(dir, W_OK | X_OK) != 0)
+        return dp_fail(err, "%s %s: the directory %s does not exist or is not writable", option,
+                       path, dir);
+    return 0;
+}
+
 static int setup(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
@@ -215,6 +233,8 @@ static int setup(run_state *s, dp_err *err)
     }
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
+    if (rc == 0 && c->rank == 0 && cfg->save)
+        rc = check_writable_dir(cfg->save, "--save", err);
     return comm_agree(c, rc, err);
 }
 

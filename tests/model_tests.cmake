@@ -13,3 +13,6 @@ set_tests_properties(e2e_mnist PROPERTIES PROCESSORS 2)
 # Bad input: clear message, non-zero exit, the whole job ends quickly.
 dp_add_script_test(errors test_errors.sh)
 set_tests_properties(errors PROPERTIES PROCESSORS 4)
+# Against PyTorch (Debian's python3-torch): same start, same batches, same weights.
+dp_add_script_test(torch_reference test_torch_reference.sh)
+set_tests_properties(torch_reference PROPERTIES PROCESSORS 3)

@@ -36,7 +36,7 @@ expect 1 "--init-from: nothing.h5" 2 --train train --test none --init-from nothi
 
 # a failed --save leaves the existing file alone
 echo "precious" > keep.h5
-expect 1 "--save" 2 --train train --test test.h5 --steps 2 --save no/such/dir/w.h5
+expect 1 "--save no/such/dir/w.h5: the directory no/such/dir does not exist" 2 --train train --test test.h5 --steps 2 --save no/such/dir/w.h5
 mpi 2 "$DPTRAIN" --train bad --test none --steps 1 --save keep.h5 --no-progress > /dev/null 2>&1 || true
 [[ "$(cat keep.h5)" == "precious" ]] || fail "a failed run overwrote keep.h5"
 echo "1 passed, 0 failed"

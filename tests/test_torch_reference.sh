@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The same initial weights and the same batches give the same weights as PyTorch's
+# torch.optim.SGD to float precision: reference and no-pool models, weight decay and
+# Nesterov, on 1 rank and on 3 ranks (uneven per-rank batches). Needs torch + h5py.
+source "$(dirname "$0")/lib.sh"
+py="${DP_PYTHON:-/usr/bin/python3}"
+if ! "$py" -c "import torch, h5py" 2> /dev/null; then
+  [[ "${DPTRAIN_REQUIRE_DATA:-0}" == 1 ]] && fail "$py cannot import torch and h5py (apt-get install python3-torch python3-h5py)"
+  echo "skipped: $py has no torch/h5py"; exit 77
+fi
+ref="$DP_SOURCE_DIR/tests/torch_reference.py"
+cd "$WORK"
+"$TOOLS/make_dataset" synth train.h5 300 8
+
+check() { # NAME RANKS MODEL STEPS BATCH EXTRA...
+  local name=$1 ranks=$2 model=$3 steps=$4 batch=$5; shift 5
+  "$DPTRAIN" --train train.h5 --test none --model "$model" --seed 5 --steps 0 --save "$name-init.h5" > /dev/null
+  mpi "$ranks" "$DPTRAIN" --train train.h5 --test none --model "$model" --init-from "$name-init.h5" \
+    --no-shuffle --steps "$steps" --batch "$batch" --lr-schedule constant --threads 1 \
+    --no-progress --save "$name-ours.h5" "$@" > "$name.log" 2>&1 || { cat "$name.log"; fail "$name: dptrain failed"; }
+  # PyTorch reads batches in file order: give it the samples the ranks took, step by step
+  "$TOOLS/make_dataset" regroup train.h5 "$name-order.h5" "$ranks" "$batch" "$steps"
+  # dptrain option names are the reference script's, minus --lr-schedule
+  OPENBLAS_NUM_THREADS=1 "$py" "$ref" --model "$model" --init "$name-init.h5" --train "$name-order.h5" \
+    --steps "$steps" --batch "$batch" --out "$name-torch.h5" "$@"
+  "$TOOLS/compare_weights" "$name-ours.h5" "$name-torch.h5" --model "$model" --rtol 1e-4 --atol 1e-6 \
+    > "$name.cmp" || { cat "$name.cmp"; fail "$name: weights differ from PyTorch's"; }
+  # the initial weights must have moved, or the comparison proves nothing
+  "$TOOLS/compare_weights" "$name-init.h5" "$name-torch.h5" --model "$model" --rtol 1e-4 --atol 1e-6 \
+    > /dev/null && fail "$name: training did not change the weights"
+  echo "ok: $name: $(grep -h 'max abs' "$name.cmp" | awk '{ if ($5 > m) m = $5 } END { print "largest abs difference " m }')"
+}
+check ref1 1 reference 8 30 --lr 0.05 --momentum 0.9
+check ref3 3 reference 8 30 --lr 0.05 --momentum 0.9 --weight-decay 0.001
+check nesterov 1 reference 6 25 --lr 0.02 --momentum 0.8 --nesterov
+check nopool 2 nopool 5 20 --lr 0.01 --momentum 0.9
+echo "1 passed, 0 failed"
