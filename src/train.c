@@ -264,9 +264,15 @@ static void print_banner(run_state *s)
     }
     printf("\n");
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online > 0 && (long)s->threads * c->local_size > online)
-        printf("dptrain: warning: %d ranks x %d threads on this node exceed its %ld cores; pass "
-               "--threads 1 or start fewer ranks per node\n", c->local_size, s->threads, online);
+    if (online > 0 && (long)s->threads * c->local_size > online) {
+        if (s->threads > 1)
+            printf("dptrain: warning: %d ranks x %d threads on this node exceed its %ld cores; "
+                   "pass --threads %ld or start fewer ranks per node\n", c->local_size,
+                   s->threads, online, online / c->local_size > 0 ? online / c->local_size : 1);
+        else
+            printf("dptrain: warning: %d ranks on this node share its %ld cores "
+                   "(oversubscribed: they take turns on the cores)\n", c->local_size, online);
+    }
     char desc[1024];
     model_describe(&s->model, desc, sizeof desc);
     printf("model: %s\n       %s, %zu parameters\n", cfg->model, desc, s->model.size);
@@ -320,7 +326,9 @@ static int train_loop(run_state *s, dp_err *err)
         /* sums over this rank: train loss, correct, samples, comm, data, compute seconds */
         double sums[6] = {0};
         double t_epoch = comm_time(), last_draw = 0.0, lr = 0.0;
-        long in_epoch = 0;
+        long in_epoch = 0, epoch_steps = s->total_steps - step < s->steps_per_epoch
+                                              ? s->total_steps - step
+                                              : s->steps_per_epoch;
         for (; in_epoch < s->steps_per_epoch && step < s->total_steps; in_epoch++, step++) {
             double t0 = comm_time();
             sampler_next(&s->sampler, s->batch_idx, s->local_batch);
@@ -347,10 +355,10 @@ static int train_loop(run_state *s, dp_err *err)
             sums[3] += t3 - t2;
             sums[4] += t1 - t0;
             sums[5] += (t2 - t1) + (t4 - t3);
-            if (progress && (t4 - last_draw > 0.25 || in_epoch + 1 == s->steps_per_epoch)) {
+            if (progress && (t4 - last_draw > 0.25 || in_epoch + 1 == epoch_steps)) {
                 last_draw = t4;
                 double ips = (double)(in_epoch + 1) * B / (t4 - t_epoch);
-                progress_draw(stderr, epoch, s->epochs, in_epoch + 1, s->steps_per_epoch,
+                progress_draw(stderr, epoch, s->epochs, in_epoch + 1, epoch_steps,
                               sums[0] / sums[2], ips);
             }
         }

@@ -16,11 +16,11 @@ check() { # NAME RANKS MODEL STEPS BATCH EXTRA...
   local name=$1 ranks=$2 model=$3 steps=$4 batch=$5; shift 5
   "$DPTRAIN" --train train.h5 --test none --model "$model" --seed 5 --steps 0 --save "$name-init.h5" > /dev/null
   mpi "$ranks" "$DPTRAIN" --train train.h5 --test none --model "$model" --init-from "$name-init.h5" \
-    --no-shuffle --steps "$steps" --batch "$batch" --lr-schedule constant --threads 1 \
+    --no-shuffle --steps "$steps" --batch "$batch" --lr-schedule constant --warmup-epochs 0 --threads 1 \
     --no-progress --save "$name-ours.h5" "$@" > "$name.log" 2>&1 || { cat "$name.log"; fail "$name: dptrain failed"; }
   # PyTorch reads batches in file order: give it the samples the ranks took, step by step
   "$TOOLS/make_dataset" regroup train.h5 "$name-order.h5" "$ranks" "$batch" "$steps"
-  # dptrain option names are the reference script's, minus --lr-schedule
+  # dptrain option names are the reference script's, minus the schedule ones
   OPENBLAS_NUM_THREADS=1 "$py" "$ref" --model "$model" --init "$name-init.h5" --train "$name-order.h5" \
     --steps "$steps" --batch "$batch" --out "$name-torch.h5" "$@"
   "$TOOLS/compare_weights" "$name-ours.h5" "$name-torch.h5" --model "$model" --rtol 1e-4 --atol 1e-6 \
