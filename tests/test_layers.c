@@ -105,7 +105,7 @@ static void test_pool_relu_linear_loss_cases(void)
     CHECK_NEAR(y[1], 3 - 1, 0);
 
     /* two equal logits: loss log 2, gradient (0.5 - 1, 0.5) */
-    float z[2] = {3, 3}, dz[2];
+    float z[2] = {3, 3}, dz[3];
     uint8_t label[1] = {0};
     int correct;
     double loss = softmax_xent(dz, &correct, z, label, 1, 2);
