@@ -7,6 +7,7 @@
 #include "dptrain/kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -20,72 +21,129 @@
 #endif
 
 /* ---- C += A * B with A addressed by (row stride, k stride) ----------------------------
- * gemm_nn: A[i*lda + k]; gemm_tn: A[k*lda + i]. */
-static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
-                           const float *restrict B, int ldb, float *restrict C, int ldc)
-{
-    int j0 = 0;
+ * gemm_nn: A[i*lda + k]; gemm_tn: A[k*lda + i]. Every C element is updated by one chain
+ * of fused multiply-adds in k order, whatever tile it falls in. */
 #if DP_AVX2
-    for (; j0 + 16 <= N; j0 += 16) {
-        int i = 0;
-        for (; i + 4 <= M; i += 4) {
-            __m256 c[4][2];
-            for (int r = 0; r < 4; r++) {
-                c[r][0] = _mm256_loadu_ps(C + (size_t)(i + r) * ldc + j0);
-                c[r][1] = _mm256_loadu_ps(C + (size_t)(i + r) * ldc + j0 + 8);
-            }
-            const float *a = A + (size_t)i * ars;
-            for (int k = 0; k < K; k++) {
-                const float *b = B + (size_t)k * ldb + j0;
-                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                for (int r = 0; r < 4; r++) {
-                    __m256 x = _mm256_broadcast_ss(a + r * ars + (size_t)k * aks);
-                    c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
-                    c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
-                }
-            }
-            for (int r = 0; r < 4; r++) {
-                _mm256_storeu_ps(C + (size_t)(i + r) * ldc + j0, c[r][0]);
-                _mm256_storeu_ps(C + (size_t)(i + r) * ldc + j0 + 8, c[r][1]);
-            }
+static const int32_t tail_mask_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* An R x (8*V) tile of C (V = 1 or 2), the last vector masked to `width` columns. */
+static inline __attribute__((always_inline)) void tile_axpy(int R, int V, int width, int K,
+                                                             const float *restrict A, size_t ars,
+                                                             size_t aks, const float *restrict B,
+                                                             int ldb, float *restrict C, int ldc,
+                                                             int accumulate)
+{
+    __m256i mask = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width - 8 * (V - 1))));
+    __m256 c[6][2];
+    /* Starting from zero equals zeroing C first: fma(a, b, 0) rounds like a * b + 0. */
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++)
+            c[r][v] = !accumulate ? _mm256_setzero_ps()
+                      : v == V - 1 ? _mm256_maskload_ps(C + (size_t)r * ldc + 8 * v, mask)
+                                   : _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v);
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m256 bv[2];
+        for (int v = 0; v < V; v++)
+            bv[v] = v == V - 1 ? _mm256_maskload_ps(b + 8 * v, mask) : _mm256_loadu_ps(b + 8 * v);
+        const float *a = A + (size_t)k * aks;
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_broadcast_ss(a + (size_t)r * ars);
+            for (int v = 0; v < V; v++)
+                c[r][v] = _mm256_fmadd_ps(x, bv[v], c[r][v]);
         }
-        for (; i < M; i++) {
-            __m256 c0 = _mm256_loadu_ps(C + (size_t)i * ldc + j0);
-            __m256 c1 = _mm256_loadu_ps(C + (size_t)i * ldc + j0 + 8);
-            for (int k = 0; k < K; k++) {
-                const float *b = B + (size_t)k * ldb + j0;
-                __m256 x = _mm256_broadcast_ss(A + (size_t)i * ars + (size_t)k * aks);
-                c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), c0);
-                c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8), c1);
-            }
-            _mm256_storeu_ps(C + (size_t)i * ldc + j0, c0);
-            _mm256_storeu_ps(C + (size_t)i * ldc + j0 + 8, c1);
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) {
+            if (v == V - 1)
+                _mm256_maskstore_ps(C + (size_t)r * ldc + 8 * v, mask, c[r][v]);
+            else
+                _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, c[r][v]);
+        }
+}
+
+/* All rows of C for one column block, 6 rows at a time. */
+static inline __attribute__((always_inline)) void column_block(int M, int V, int width, int K,
+                                                                const float *A, size_t ars,
+                                                                size_t aks, const float *B, int ldb,
+                                                                float *C, int ldc, int acc)
+{
+    int i = 0;
+#define DP_TILE(R) tile_axpy(R, V, width, K, A + (size_t)i * ars, ars, aks, B, ldb, \
+                             C + (size_t)i * ldc, ldc, acc)
+    for (; i + 6 <= M; i += 6)
+        DP_TILE(6);
+    switch (M - i) {
+    case 5: DP_TILE(5); break;
+    case 4: DP_TILE(4); break;
+    case 3: DP_TILE(3); break;
+    case 2: DP_TILE(2); break;
+    case 1: DP_TILE(1); break;
+    }
+#undef DP_TILE
+}
+#endif
+
+static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
+                           const float *restrict B, int ldb, float *restrict C, int ldc, int acc)
+{
+#if DP_AVX2
+    /* Column blocks of 16 (the B panel K x 16 stays in L1 across all row tiles), then
+     * one block of 1-16 masked columns. */
+    int j = 0;
+    if (acc) {
+        for (; j + 16 <= N; j += 16)
+            column_block(M, 2, 16, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
+        if (N - j > 8)
+            column_block(M, 2, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
+        else if (N - j > 0)
+            column_block(M, 1, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
+    } else {
+        for (; j + 16 <= N; j += 16)
+            column_block(M, 2, 16, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
+        if (N - j > 8)
+            column_block(M, 2, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
+        else if (N - j > 0)
+            column_block(M, 1, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
+    }
+#else
+    if (!acc)
+        for (int i = 0; i < M; i++)
+            memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int k = 0; k < K; k++) {
+            float x = A[(size_t)i * ars + (size_t)k * aks];
+            const float *b = B + (size_t)k * ldb;
+            for (int j = 0; j < N; j++)
+                c[j] = MADD(x, b[j], c[j]);
         }
     }
 #endif
-    /* Remaining columns (all of them without AVX2): rows of C updated k by k. */
-    if (j0 < N)
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int k = 0; k < K; k++) {
-                float x = A[(size_t)i * ars + (size_t)k * aks];
-                const float *b = B + (size_t)k * ldb;
-                for (int j = j0; j < N; j++)
-                    c[j] = MADD(x, b[j], c[j]);
-            }
-        }
 }
 
 void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc)
 {
-    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc);
+    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, 1);
 }
 
 void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc)
 {
-    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc);
+    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, 1);
+}
+
+void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc)
+{
+    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, 0);
+}
+
+void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc)
+{
+    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, 0);
 }
 
 /* ---- dot products with 8 partial sums ----------------------------------------------- */
@@ -190,6 +248,47 @@ void im2col(const float *restrict in, int C, int H, int W, int KH, int KW, int s
             }
 }
 
+void transpose(const float *restrict src, int rows, int cols, float *restrict dst)
+{
+    int r = 0;
+#if DP_AVX2
+    for (; r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            __m256 v[8], t[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = _mm256_loadu_ps(src + (size_t)(r + i) * cols + c);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            t[0] = _mm256_permute2f128_ps(v[0], v[4], 0x20);
+            t[1] = _mm256_permute2f128_ps(v[1], v[5], 0x20);
+            t[2] = _mm256_permute2f128_ps(v[2], v[6], 0x20);
+            t[3] = _mm256_permute2f128_ps(v[3], v[7], 0x20);
+            t[4] = _mm256_permute2f128_ps(v[0], v[4], 0x31);
+            t[5] = _mm256_permute2f128_ps(v[1], v[5], 0x31);
+            t[6] = _mm256_permute2f128_ps(v[2], v[6], 0x31);
+            t[7] = _mm256_permute2f128_ps(v[3], v[7], 0x31);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_ps(dst + (size_t)(c + i) * rows + r, t[i]);
+        }
+        for (; c < cols; c++)
+            for (int i = 0; i < 8; i++)
+                dst[(size_t)c * rows + r + i] = src[(size_t)(r + i) * cols + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
 void col2im_acc(const float *restrict col, int C, int H, int W, int KH, int KW, int stride, int pad,
                 int OH, int OW, float *restrict in)
 {
@@ -203,6 +302,12 @@ void col2im_acc(const float *restrict col, int C, int H, int W, int KH, int KW, 
                         continue;
                     float *dst = in + ((size_t)c * H + y) * W;
                     const float *src = row + (size_t)oy * OW;
+                    if (stride == 1 && pad == 0) { /* the whole row lies inside: vectorises */
+                        float *d = dst + j;
+                        for (int ox = 0; ox < OW; ox++)
+                            d[ox] += src[ox];
+                        continue;
+                    }
                     for (int ox = 0; ox < OW; ox++) {
                         int x = ox * stride - pad + j;
                         if (x >= 0 && x < W)

@@ -175,21 +175,22 @@ static void gradcheck_conv(int B, int C, int H, int W, int OC, int K, int stride
     c.col = malloc((size_t)B * C * K * K * OH * OW * sizeof(float));
     float *din = malloc(nin * sizeof(float)), *dw = calloc(nw, sizeof(float)),
           *db = calloc(OC, sizeof(float));
+    float *scratch = malloc((conv2d_scratch_floats(&s) + 1) * sizeof(float) * omp_get_max_threads());
     conv_loss(&c);
-    conv2d_backward(din, dw, db, c.col, c.R, c.w, &s);
+    conv2d_backward(din, dw, db, c.col, c.R, c.w, scratch, &s);
     fd_compare("conv input", c.in, nin, din, conv_loss, &c, 1);
     fd_compare("conv weight", c.w, nw, dw, conv_loss, &c, 1);
     fd_compare("conv bias", c.b, OC, db, conv_loss, &c, 1);
     /* backward accumulates: a second call doubles the parameter gradients */
     conv_loss(&c);
-    conv2d_backward(NULL, dw, db, c.col, c.R, c.w, &s);
+    conv2d_backward(NULL, dw, db, c.col, c.R, c.w, scratch, &s);
     float *dw1 = calloc(nw, sizeof(float)), *db1 = calloc(OC, sizeof(float));
     conv_loss(&c);
-    conv2d_backward(NULL, dw1, db1, c.col, c.R, c.w, &s);
+    conv2d_backward(NULL, dw1, db1, c.col, c.R, c.w, scratch, &s);
     CHECK_NEAR(dw[0], 2 * dw1[0], 1e-4 * fabs(dw1[0]) + 1e-6);
     CHECK_NEAR(db[OC - 1], 2 * db1[OC - 1], 1e-4 * fabs(db1[OC - 1]) + 1e-6);
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.col);
-    free(din), free(dw), free(db), free(dw1), free(db1);
+    free(din), free(dw), free(db), free(dw1), free(db1), free(scratch);
 }
 
 typedef struct {
@@ -309,6 +310,31 @@ static void gradcheck_xent(void)
     free(c.z);
 }
 
+/* relu then maxpool in one pass gives the same bits as the two layers, values and
+ * gradients, negatives, ties and NaN included. */
+static void test_relu_maxpool_fused(void)
+{
+    const int B = 2, C = 3, H = 26, W = 26, OH = 13, OW = 13;
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
+    float *in = rand_buf(nin, -1, 1), *r = malloc(nin * 4), *a = malloc(nout * 4),
+          *b = malloc(nout * 4), *dout = rand_buf(nout, -1, 1), *d1 = malloc(nin * 4),
+          *d2 = malloc(nin * 4), *dr = malloc(nin * 4);
+    int32_t *ia = malloc(nout * 4), *ib = malloc(nout * 4);
+    for (size_t i = 0; i < nin; i += 7)
+        in[i] = 0.0f; /* ties at zero */
+    in[5] = NAN;
+    relu_forward(r, in, nin);
+    maxpool_forward(a, ia, r, B, C, H, W, 2, 2, OH, OW);
+    relu_maxpool_forward(b, ib, in, B, C, H, W, 2, 2, OH, OW);
+    CHECK(memcmp(a, b, nout * 4) == 0);
+    CHECK(isnan(b[2])); /* the window holding the NaN */
+    maxpool_backward(dr, dout, ia, B, C, H, W, OH, OW);
+    relu_backward(d1, dr, r, nin);
+    relu_maxpool_backward(d2, dout, b, ib, B, C, H, W, OH, OW);
+    CHECK(memcmp(d1, d2, nin * 4) == 0);
+    free(in), free(r), free(a), free(b), free(dout), free(d1), free(d2), free(dr), free(ia), free(ib);
+}
+
 int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
@@ -319,7 +345,9 @@ int main(void)
         gradcheck_conv(2, 3, 7, 6, 4, 3, 1, 0);
         gradcheck_conv(3, 2, 8, 9, 5, 3, 2, 1); /* stride and padding */
         gradcheck_conv(1, 1, 5, 5, 2, 1, 1, 0); /* 1x1 kernel */
+        gradcheck_conv(2, 1, 9, 9, 3, 3, 1, 1); /* few columns: the dot-product path */
         gradcheck_conv(2, 2, 6, 6, 3, 4, 3, 2);
+        test_relu_maxpool_fused();
         gradcheck_pool(2, 2);
         gradcheck_pool(3, 2); /* overlapping windows */
         gradcheck_relu();

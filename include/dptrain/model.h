@@ -35,6 +35,7 @@ typedef struct {
     int out_c, out_h, out_w; /* inferred output shape */
     size_t in_size, out_size; /* per sample */
     int weight, bias;         /* indices into the parameter table, -1 when none */
+    int fused;                /* relu computed by the maxpool after it (set on both) */
 } dp_layer;
 
 typedef struct {
@@ -84,6 +85,7 @@ typedef struct {
     float **dact;      /* per layer gradient of the output [B, out_size] */
     float **col;       /* per conv layer: im2col workspace, else NULL */
     int32_t **argmax;  /* per maxpool layer, else NULL */
+    float *scratch;    /* per-thread scratch of the conv layers (omp_get_max_threads() at creation) */
     void *block;       /* the one allocation behind all of the above */
     size_t bytes;
 } dp_workspace;
