@@ -3,7 +3,7 @@
  * shapes as the convolutions' matrix products.
  *
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
- *                [--cpu-time]
+ *                [--cpu-time] [--step-only]
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
@@ -51,11 +51,15 @@ int main(int argc, char **argv)
 {
     const char *spec = "reference";
     int B = 100, threads = 1, reps = 20;
-    for (int i = 1; i < argc; i++)
+    int step_only = 0;
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu-time"))
             bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+        if (!strcmp(argv[i], "--step-only"))
+            step_only = 1;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--cpu-time"))
+        if (!strcmp(argv[i], "--cpu-time") || !strcmp(argv[i], "--step-only"))
             i--;
         else if (!strcmp(argv[i], "--model"))
             spec = argv[i + 1];
@@ -101,6 +105,8 @@ int main(int argc, char **argv)
     double step = median(t, reps);
     printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s\n", spec, B, threads,
            threads > 1 ? "s" : "", 1e3 * step, B / step);
+    if (step_only)
+        return 0;
     printf("%-10s %-14s %10s %10s %10s %10s\n", "layer", "shape", "fwd ms", "fwd GF/s", "bwd ms",
            "bwd GF/s");
 
@@ -144,7 +150,8 @@ int main(int argc, char **argv)
                 break;
             case LAYER_FC:
                 linear_forward(ws.act[i], in, W + m.params[L->weight].offset,
-                               W + m.params[L->bias].offset, B, (int)L->in_size, L->out_c);
+                               W + m.params[L->bias].offset, B, (int)L->in_size, L->out_c,
+                               ws.lanes);
                 t1 = now();
                 linear_backward(ws.dact[i - 1], G + m.params[L->weight].offset,
                                 G + m.params[L->bias].offset, ws.dact[i], in,

@@ -248,6 +248,78 @@ void im2col(const float *restrict in, int C, int H, int W, int KH, int KW, int s
             }
 }
 
+#if DP_AVX2
+/* R rows of A against Q rows of B over [k0, k1) (a multiple of 8 long), continuing the
+ * 8-lane partial sums kept in lanes[(r*ldl + q)*8]. */
+static inline __attribute__((always_inline)) void nt_tile(int R, int Q, int k0, int k1,
+                                                           const float *A, int lda, const float *B,
+                                                           int ldb, float *lanes, int ldl)
+{
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++)
+            acc[r][q] = _mm256_loadu_ps(lanes + ((size_t)r * ldl + q) * 8);
+    for (int p = k0; p < k1; p += 8) {
+        __m256 y[2];
+        for (int q = 0; q < Q; q++)
+            y[q] = _mm256_loadu_ps(B + (size_t)q * ldb + p);
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_loadu_ps(A + (size_t)r * lda + p);
+            for (int q = 0; q < Q; q++)
+                acc[r][q] = _mm256_fmadd_ps(x, y[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++)
+            _mm256_storeu_ps(lanes + ((size_t)r * ldl + q) * 8, acc[r][q]);
+}
+#endif
+
+/* Inner-dimension blocks: a block of A's and B's rows stays in cache while all their
+ * pairs are worked on. Blocking does not change a sum: the lanes carry over. */
+#define NT_KC 512
+
+void gemm_nt_acc_lanes(int M, int N, int K, const float *restrict A, int lda,
+                       const float *restrict B, int ldb, float *restrict C, int ldc,
+                       float *restrict lanes)
+{
+    const int K8 = K & ~7;
+    memset(lanes, 0, sizeof(float) * 8 * (size_t)M * N);
+#if DP_AVX2
+    for (int k0 = 0; k0 < K8; k0 += NT_KC) {
+        int k1 = k0 + NT_KC < K8 ? k0 + NT_KC : K8;
+        int i = 0;
+        for (; i + 4 <= M; i += 4) {
+            int j = 0;
+            for (; j + 2 <= N; j += 2)
+                nt_tile(4, 2, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                        lanes + ((size_t)i * N + j) * 8, N);
+            for (; j < N; j++)
+                nt_tile(4, 1, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                        lanes + ((size_t)i * N + j) * 8, N);
+        }
+        for (; i < M; i++)
+            for (int j = 0; j < N; j++)
+                nt_tile(1, 1, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                        lanes + ((size_t)i * N + j) * 8, N);
+    }
+#else
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *s = lanes + ((size_t)i * N + j) * 8;
+            for (int p = 0; p < K8; p += 8)
+                for (int l = 0; l < 8; l++)
+                    s[l] = MADD(A[(size_t)i * lda + p + l], B[(size_t)j * ldb + p + l], s[l]);
+        }
+#endif
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *s = lanes + ((size_t)i * N + j) * 8;
+            dot_tail(A + (size_t)i * lda, B + (size_t)j * ldb, K8, K, s);
+            C[(size_t)i * ldc + j] += combine8(s);
+        }
+}
+
 void transpose(const float *restrict src, int rows, int cols, float *restrict dst)
 {
     int r = 0;

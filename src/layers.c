@@ -258,7 +258,7 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
 }
 
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
-                    int I, int O)
+                    int I, int O, float *lanes)
 {
     /* Blocks of samples per thread; each element's dot product is blocking-independent. */
     #pragma omp parallel
@@ -268,7 +268,11 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
         for (int n = lo; n < hi; n++)
             for (int o = 0; o < O; o++)
                 out[(size_t)n * O + o] = bias[o];
-        gemm_nt_acc(hi - lo, O, I, in + (size_t)lo * I, I, weight, I, out + (size_t)lo * O, O);
+        if (lanes)
+            gemm_nt_acc_lanes(hi - lo, O, I, in + (size_t)lo * I, I, weight, I,
+                              out + (size_t)lo * O, O, lanes + (size_t)lo * O * 8);
+        else
+            gemm_nt_acc(hi - lo, O, I, in + (size_t)lo * I, I, weight, I, out + (size_t)lo * O, O);
     }
 }
 

@@ -482,11 +482,20 @@ static size_t scratch_bytes(const dp_model *m)
     return align64(most * sizeof(float) * (size_t)omp_get_max_threads());
 }
 
+static size_t lanes_bytes(const dp_model *m, size_t B)
+{
+    size_t most = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == LAYER_FC && (size_t)m->layers[i].out_c > most)
+            most = (size_t)m->layers[i].out_c;
+    return align64(most * B * 8 * sizeof(float));
+}
+
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err)
 {
     memset(ws, 0, sizeof *ws);
     size_t B = (size_t)max_batch, bytes = align64(B * m->layers[0].in_size * sizeof(float));
-    bytes += scratch_bytes(m);
+    bytes += scratch_bytes(m) + lanes_bytes(m, B);
     for (int i = 0; i < m->nlayers; i++) {
         const dp_layer *L = &m->layers[i];
         bytes += 2 * align64(B * L->out_size * sizeof(float));
@@ -514,6 +523,8 @@ int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err 
     p += align64(B * m->layers[0].in_size * sizeof(float));
     ws->scratch = (float *)p;
     p += scratch_bytes(m);
+    ws->lanes = (float *)p;
+    p += lanes_bytes(m, B);
     for (int i = 0; i < m->nlayers; i++) {
         const dp_layer *L = &m->layers[i];
         ws->act[i] = (float *)p;
@@ -573,7 +584,7 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
             break;
         case LAYER_FC:
             linear_forward(out, in, W + m->params[L->weight].offset, W + m->params[L->bias].offset,
-                           B, (int)L->in_size, L->out_c);
+                           B, (int)L->in_size, L->out_c, ws->lanes);
             break;
         }
     }

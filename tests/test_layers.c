@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "dptrain/kernels.h"
 #include "dptrain/layers.h"
 #include "dptrain/rng.h"
 
@@ -100,7 +101,7 @@ static void test_pool_relu_linear_loss_cases(void)
 
     /* y = W x + b with W [2, 3] */
     float x[3] = {1, 2, 3}, W[6] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, b[2] = {1, -1}, y[2];
-    linear_forward(y, x, W, b, 1, 3, 2);
+    linear_forward(y, x, W, b, 1, 3, 2, NULL);
     CHECK_NEAR(y[0], 1 - 3 + 1, 0);
     CHECK_NEAR(y[1], 3 - 1, 0);
 
@@ -258,24 +259,25 @@ static void gradcheck_relu(void)
 
 typedef struct {
     int B, I, O;
-    float *in, *w, *b, *out, *R;
+    float *in, *w, *b, *out, *R, *lanes;
 } fc_ctx;
 
 static double fc_loss(void *v)
 {
     fc_ctx *c = v;
-    linear_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O);
+    linear_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O, c->lanes);
     return dotd(c->out, c->R, (size_t)c->B * c->O);
 }
 
-static void gradcheck_linear(void)
+static void gradcheck_linear(int use_lanes)
 {
-    fc_ctx c = {5, 37, 11, 0, 0, 0, 0, 0};
+    fc_ctx c = {5, 37, 11, 0, 0, 0, 0, 0, 0};
     c.in = rand_buf((size_t)c.B * c.I, -1, 1);
     c.w = rand_buf((size_t)c.O * c.I, -1, 1);
     c.b = rand_buf(c.O, -1, 1);
     c.R = rand_buf((size_t)c.B * c.O, -1, 1);
     c.out = malloc((size_t)c.B * c.O * sizeof(float));
+    c.lanes = use_lanes ? malloc((size_t)c.B * c.O * 8 * sizeof(float)) : NULL;
     float *din = malloc((size_t)c.B * c.I * sizeof(float));
     float *dw = calloc((size_t)c.O * c.I, sizeof(float)), *db = calloc(c.O, sizeof(float));
     fc_loss(&c);
@@ -284,6 +286,7 @@ static void gradcheck_linear(void)
     fd_compare("linear weight", c.w, (size_t)c.O * c.I, dw, fc_loss, &c, 1);
     fd_compare("linear bias", c.b, c.O, db, fc_loss, &c, 1);
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(din), free(dw), free(db);
+    free(c.lanes);
 }
 
 typedef struct {
@@ -308,6 +311,38 @@ static void gradcheck_xent(void)
     softmax_xent(dz, NULL, c.z, y, 4, 10);
     fd_compare("softmax cross-entropy", c.z, 40, dz, xent_loss, &c, 1);
     free(c.z);
+}
+
+/* The kernel variants that promise the same bits deliver them: blocked and plain dot
+ * products, overwriting and accumulating products, and the 8x8 transpose. */
+static void test_kernels_agree(void)
+{
+    const int M = 7, N = 5, K = 1301;
+    float *A = rand_buf((size_t)M * K, -1, 1), *B = rand_buf((size_t)N * K, -1, 1);
+    float c1[35] = {0}, c2[35] = {0}, *lanes = malloc(sizeof(float) * 8 * M * N);
+    gemm_nt_acc(M, N, K, A, K, B, K, c1, N);
+    gemm_nt_acc_lanes(M, N, K, A, K, B, K, c2, N, lanes);
+    CHECK(memcmp(c1, c2, sizeof c1) == 0);
+    CHECK_NEAR(c1[12], dotd(A + 2 * K, B + 2 * K, K), 1e-3);
+    /* C = A B (33 x 21 x 19, masked tails) equals zeroed C += A B, and the reference */
+    const int m = 33, n = 21, k = 19;
+    float *X = rand_buf((size_t)m * k, -1, 1), *Y = rand_buf((size_t)k * n, -1, 1);
+    float *d1 = rand_buf((size_t)m * n, -1, 1), *d2 = calloc((size_t)m * n, sizeof(float));
+    gemm_nn(m, n, k, X, k, Y, n, d1, n);
+    gemm_nn_acc(m, n, k, X, k, Y, n, d2, n);
+    CHECK(memcmp(d1, d2, sizeof(float) * m * n) == 0);
+    double ref = 0;
+    for (int q = 0; q < k; q++)
+        ref += (double)X[5 * k + q] * Y[q * n + 20];
+    CHECK_NEAR(d1[5 * n + 20], ref, 1e-4);
+    float *T = malloc(sizeof(float) * m * n);
+    transpose(d1, m, n, T);
+    int same = 1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            same &= T[j * m + i] == d1[i * n + j];
+    CHECK(same);
+    free(A), free(B), free(lanes), free(X), free(Y), free(d1), free(d2), free(T);
 }
 
 /* relu then maxpool in one pass gives the same bits as the two layers, values and
@@ -351,7 +386,9 @@ int main(void)
         gradcheck_pool(2, 2);
         gradcheck_pool(3, 2); /* overlapping windows */
         gradcheck_relu();
-        gradcheck_linear();
+        gradcheck_linear(0);
+        gradcheck_linear(1);
+        test_kernels_agree();
         gradcheck_xent();
     }
     return check_exit("test_layers");

@@ -20,6 +20,10 @@ void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int l
 /* C[M,N] += A[M,K] * B[N,K]^T */
 void gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
+/* The same bits as gemm_nt_acc, blocked over K for long inner dimensions; lanes is
+ * scratch of 8*M*N floats. */
+void gemm_nt_acc_lanes(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, float *lanes);
 /* C[M,N] += A[K,M]^T * B[K,N] */
 void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);

@@ -49,9 +49,10 @@ void relu_forward(float *out, const float *in, size_t n);
 /* Gradient passes where the forward output was > 0 (PyTorch's threshold_backward). */
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
 
-/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O] */
+/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O]; lanes: NULL or scratch
+ * of 8*B*O floats, which lets long rows be worked on in cache-sized blocks (same bits). */
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
-                    int I, int O);
+                    int I, int O, float *lanes);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O);
 

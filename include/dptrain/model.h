@@ -86,6 +86,7 @@ typedef struct {
     float **col;       /* per conv layer: im2col workspace, else NULL */
     int32_t **argmax;  /* per maxpool layer, else NULL */
     float *scratch;    /* per-thread scratch of the conv layers (omp_get_max_threads() at creation) */
+    float *lanes;      /* partial sums of the fc layers, 8 * max_batch * outputs */
     void *block;       /* the one allocation behind all of the above */
     size_t bytes;
 } dp_workspace;
