@@ -57,6 +57,9 @@ void cli_usage(FILE *out)
 "                      10 epochs (options after it still apply)\n"
 "\n"
 "Run:\n"
+"  --no-overlap        reduce the gradients after backward instead of bucket by bucket\n"
+"                      while backward goes on (the same bits either way)\n"
+"  --bucket-kb N       gradient bucket size for the reduction (default 256)\n"
 "  --threads N         OpenMP threads per rank (default: OMP_NUM_THREADS, else the cores\n"
 "                      this rank may use divided among the ranks on its node, at least 1)\n"
 "  --metrics FILE      JSON Lines, one record per epoch (rank 0 writes)\n"
@@ -100,7 +103,8 @@ enum {
     OPT_EPOCHS = 256, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_NESTEROV,
     OPT_SCHEDULE, OPT_WARMUP, OPT_STEP_EPOCHS, OPT_GAMMA, OPT_TUTORIAL, OPT_SEED, OPT_MODEL,
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
-    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION
+    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION, OPT_OVERLAP,
+    OPT_NO_OVERLAP, OPT_BUCKET_KB
 };
 
 static const struct option options[] = {
@@ -129,6 +133,9 @@ static const struct option options[] = {
     {"progress", no_argument, 0, OPT_PROGRESS},
     {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
     {"quiet", no_argument, 0, OPT_QUIET},
+    {"overlap", no_argument, 0, OPT_OVERLAP},
+    {"no-overlap", no_argument, 0, OPT_NO_OVERLAP},
+    {"bucket-kb", required_argument, 0, OPT_BUCKET_KB},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -152,6 +159,8 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
     cfg->test = "data/mnist/test.h5";
     cfg->shuffle = 1;
     cfg->progress = -1;
+    cfg->overlap = 1;
+    cfg->bucket_kb = 256;
     cfg->std = 1.0f;
     int epochs_given = 0;
 
@@ -284,6 +293,17 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
             break;
         case OPT_QUIET:
             cfg->quiet = 1;
+            break;
+        case OPT_OVERLAP:
+            cfg->overlap = 1;
+            break;
+        case OPT_NO_OVERLAP:
+            cfg->overlap = 0;
+            break;
+        case OPT_BUCKET_KB:
+            if (parse_long("--bucket-kb", optarg, 1, 1 << 20, &l, err))
+                return -1;
+            cfg->bucket_kb = (int)l;
             break;
         case OPT_HELP:
             cli_usage(out);

@@ -121,3 +121,68 @@ void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
 }
 
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+struct dp_reducer {
+    float *buf;
+    size_t *begin, *end;
+    MPI_Request *req;
+    int nbuckets;
+};
+
+dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+                           dp_err *err)
+{
+    dp_reducer *r = dp_calloc(1, sizeof *r, "reducer", err);
+    if (!r)
+        return NULL;
+    r->begin = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->end = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->req = dp_calloc((size_t)nbuckets, sizeof(MPI_Request), "reducer", err);
+    if (!r->begin || !r->end || !r->req) {
+        reducer_free(r);
+        return NULL;
+    }
+    for (int b = 0; b < nbuckets; b++) {
+        if (end[b] - begin[b] > (size_t)INT_MAX) {
+            dp_fail(err, "gradient bucket %d has %zu floats, more than one MPI call takes", b,
+                    end[b] - begin[b]);
+            reducer_free(r);
+            return NULL;
+        }
+        r->begin[b] = begin[b];
+        r->end[b] = end[b];
+        r->req[b] = MPI_REQUEST_NULL;
+    }
+    r->buf = buf;
+    r->nbuckets = nbuckets;
+    return r;
+}
+
+void reducer_start(dp_reducer *r, int b)
+{
+    MPI_Iallreduce(MPI_IN_PLACE, r->buf + r->begin[b], (int)(r->end[b] - r->begin[b]), MPI_FLOAT,
+                   MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
+}
+
+void reducer_progress(dp_reducer *r)
+{
+    int done;
+    MPI_Testall(r->nbuckets, r->req, &done, MPI_STATUSES_IGNORE);
+}
+
+double reducer_wait(dp_reducer *r)
+{
+    double t0 = MPI_Wtime();
+    MPI_Waitall(r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+    return MPI_Wtime() - t0;
+}
+
+void reducer_free(dp_reducer *r)
+{
+    if (!r)
+        return;
+    free(r->begin);
+    free(r->end);
+    free(r->req);
+    free(r);
+}

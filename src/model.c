@@ -557,6 +557,12 @@ void workspace_free(dp_workspace *ws)
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct)
 {
+    return model_forward_backward_hooked(m, ws, labels, B, train, correct, NULL, NULL);
+}
+
+double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
+                                     int train, int *correct, dp_layer_done done, void *ctx)
+{
     const float *W = m->weights;
     for (int i = 0; i < m->nlayers; i++) {
         const dp_layer *L = &m->layers[i];
@@ -626,6 +632,8 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
                             L->out_c);
             break;
         }
+        if (done)
+            done(ctx, i);
     }
     return loss;
 }

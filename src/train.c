@@ -39,9 +39,59 @@ typedef struct {
     dp_lr_schedule lr;
     FILE *metrics;
     double start_time;
+    /* gradient buckets, last layers first; bucket b may start once layer bucket_layer[b]
+     * has finished its backward */
+    dp_reducer *reducer;
+    int nbuckets, next_bucket;
+    size_t *bucket_begin, *bucket_end;
+    int *bucket_layer;
 } run_state;
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
+
+/* Called after each layer's backward: start the buckets whose layers are all done. */
+static void bucket_hook(void *ctx, int layer)
+{
+    run_state *s = ctx;
+    while (s->next_bucket < s->nbuckets && layer <= s->bucket_layer[s->next_bucket])
+        reducer_start(s->reducer, s->next_bucket++);
+    if (s->next_bucket > 0)
+        reducer_progress(s->reducer);
+}
+
+/* Cut the flat gradient buffer into buckets of at least bucket_kb KiB, walking the layers
+ * from the last, so that each bucket is ready as early as backward allows. */
+static int make_buckets(run_state *s, dp_err *err)
+{
+    const dp_model *m = &s->model;
+    const size_t want = (size_t)s->cfg.bucket_kb * 1024 / sizeof(float);
+    s->bucket_begin = dp_calloc((size_t)m->nlayers, sizeof(size_t), "buckets", err);
+    s->bucket_end = dp_calloc((size_t)m->nlayers, sizeof(size_t), "buckets", err);
+    s->bucket_layer = dp_calloc((size_t)m->nlayers, sizeof(int), "buckets", err);
+    if (!s->bucket_begin || !s->bucket_end || !s->bucket_layer)
+        return -1;
+    int open = 0;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        const dp_layer *L = &m->layers[i];
+        if (L->weight < 0)
+            continue;
+        size_t begin = m->params[L->weight].offset;
+        if (!open) {
+            s->bucket_end[s->nbuckets] = m->params[L->bias].offset + m->params[L->bias].count;
+            open = 1;
+        }
+        s->bucket_begin[s->nbuckets] = begin;
+        s->bucket_layer[s->nbuckets] = i;
+        if (s->bucket_end[s->nbuckets] - begin >= want) {
+            s->nbuckets++;
+            open = 0;
+        }
+    }
+    if (open)
+        s->nbuckets++;
+    s->reducer = reducer_create(m->grads, s->bucket_begin, s->bucket_end, s->nbuckets, err);
+    return s->reducer ? 0 : -1;
+}
 
 static int default_threads(const dp_comm *c)
 {
@@ -231,6 +281,8 @@ static int setup(run_state *s, dp_err *err)
         s->batch_labels = dp_calloc((size_t)s->eval_batch, 1, "batch", err);
         rc = s->batch_idx && s->batch_labels ? 0 : -1;
     }
+    if (rc == 0 && c->size > 1)
+        rc = make_buckets(s, err);
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
     if (rc == 0 && c->rank == 0 && cfg->save)
@@ -290,6 +342,10 @@ static void print_banner(run_state *s)
         printf(" (ranks 0-%d) / %d (the rest)", cfg->batch % c->size - 1, lo);
     printf("; %ld steps per epoch, %ld steps in %d epoch%s\n", s->steps_per_epoch, s->total_steps,
            s->epochs, s->epochs > 1 ? "s" : "");
+    if (c->size > 1)
+        printf("gradients: %d bucket%s of >= %d KiB, reduced with %s\n", s->nbuckets,
+               s->nbuckets > 1 ? "s" : "", cfg->bucket_kb,
+               cfg->overlap ? "MPI_Iallreduce overlapping backward" : "MPI_Iallreduce after backward");
     static const char *sched[] = {"constant", "cosine", "step"};
     printf("optimizer: SGD lr %g (%s, warm-up %g epochs) momentum %g weight decay %g%s; "
            "seed %llu%s\n",
@@ -336,13 +392,19 @@ static int train_loop(run_state *s, dp_err *err)
             double t1 = comm_time();
             memset(s->model.grads, 0, s->model.size * sizeof(float));
             int correct = 0;
-            sums[0] += model_forward_backward(&s->model, &s->ws, s->batch_labels, s->local_batch,
-                                              1, &correct);
+            s->next_bucket = 0;
+            sums[0] += model_forward_backward_hooked(&s->model, &s->ws, s->batch_labels,
+                                                     s->local_batch, 1, &correct,
+                                                     s->reducer && s->cfg.overlap ? bucket_hook
+                                                                                  : NULL, s);
             sums[1] += correct;
             sums[2] += s->local_batch;
             double t2 = comm_time();
-            if (P > 1)
-                comm_allreduce_sum_float(s->model.grads, s->model.size);
+            if (s->reducer) {
+                while (s->next_bucket < s->nbuckets) /* all of them without overlap */
+                    reducer_start(s->reducer, s->next_bucket++);
+                reducer_wait(s->reducer);
+            }
             double t3 = comm_time();
             /* The sum over the global batch, divided by its count: the exact mean. */
             float *g = s->model.grads;
@@ -446,6 +508,10 @@ static int check_replicas(run_state *s, dp_err *err)
 
 static void teardown(run_state *s)
 {
+    reducer_free(s->reducer);
+    free(s->bucket_begin);
+    free(s->bucket_end);
+    free(s->bucket_layer);
     if (s->metrics)
         fclose(s->metrics);
     free(s->batch_idx);

@@ -29,6 +29,8 @@ typedef struct {
     float mean, std;
     const char *metrics, *save, *init_from;
     int progress;         /* -1 auto (terminal), 0 off, 1 on */
+    int overlap;          /* reduce gradient buckets while backward goes on */
+    int bucket_kb;
     int quiet;
 } dp_config;
 

@@ -40,4 +40,19 @@ void comm_broadcast(void *buf, size_t bytes, int root);
 void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
 void comm_barrier(void);
 
+/* Bucketed gradient reduction. The flat buffer is cut into contiguous buckets; each
+ * bucket is summed across ranks with its own non-blocking allreduce, which may start as
+ * soon as backward has finished that bucket's layers. Starting the same buckets in the
+ * same order gives the same bits whether or not their reductions overlap backward. */
+typedef struct dp_reducer dp_reducer;
+
+dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+                           dp_err *err);
+void reducer_start(dp_reducer *r, int bucket);
+/* Let started reductions advance (MPI progresses them only inside MPI calls). */
+void reducer_progress(dp_reducer *r);
+/* Wait for every started bucket; returns the seconds spent waiting. */
+double reducer_wait(dp_reducer *r);
+void reducer_free(dp_reducer *r);
+
 #endif

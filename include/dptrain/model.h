@@ -99,4 +99,10 @@ void workspace_free(dp_workspace *ws);
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct);
 
+/* The same, calling done(ctx, i) after the backward of layer i (last layer first): from
+ * then on the gradients of layers i.. are final and may be reduced. */
+typedef void (*dp_layer_done)(void *ctx, int layer);
+double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
+                                     int train, int *correct, dp_layer_done done, void *ctx);
+
 #endif
