@@ -20,8 +20,13 @@
 #include "dptrain/optim.h"
 #include "dptrain/rng.h"
 
+#include "dptrain/kernels.h"
+
 #ifdef DPTRAIN_BENCH_OPENBLAS
 #include <cblas.h>
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
 #endif
 
 /* Wall clock, or with --cpu-time the process's CPU time: on a shared machine a
@@ -176,29 +181,114 @@ int main(int argc, char **argv)
     printf("matrix work per image %.2f MFLOP; whole step %.1f GFLOP/s\n", total_flops / B * 1e-6,
            total_flops / step * 1e-9);
 
-#ifdef DPTRAIN_BENCH_OPENBLAS
-    /* SGEMM on the convolutions' shapes: forward W[OC,K] x col[K, B*P] */
+    /* The FMA peak of one core: 12 independent chains of 8-wide fused multiply-adds, enough
+     * to fill both FMA pipes (2 pipes x 8 floats x 2 FLOP = 32 FLOP per cycle). */
+#if defined(__AVX2__) && defined(__FMA__)
+    {
+        __m256 acc[12], x = _mm256_set1_ps(0.999f), y = _mm256_set1_ps(1e-3f);
+        for (int i = 0; i < 12; i++)
+            acc[i] = _mm256_set1_ps((float)i);
+        const long n = 20000000;
+        double t0 = now();
+        for (long k = 0; k < n; k++)
+            for (int i = 0; i < 12; i++)
+                acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+        double t = now() - t0;
+        float sink[8], total = 0;
+        for (int i = 0; i < 12; i++) {
+            _mm256_storeu_ps(sink, acc[i]);
+            total += sink[0];
+        }
+        double peak = n * 12 * 16.0 / t * 1e-9;
+        double mhz = 0;
+        FILE *f = fopen("/proc/cpuinfo", "r");
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "cpu MHz : %lf", &mhz) == 1)
+                break;
+        if (f)
+            fclose(f);
+        printf("FMA peak, one core: %.1f GFLOP/s measured (= 32 FLOP/cycle at %.2f GHz; "
+               "/proc/cpuinfo says %.0f MHz)%s\n", peak, peak / 32, mhz, total > 0 ? "" : " ");
+    }
+#endif
+
+    /* The convolutions' matrix products, ours beside OpenBLAS on the same shapes: per
+     * sample as dptrain does them (forward W x col, weight gradient dY x colT, input
+     * gradient dY^T x W), and forward as one product over the whole batch. */
     for (int i = 0; i < m.nlayers; i++) {
         const dp_layer *L = &m.layers[i];
         if (L->kind != LAYER_CONV)
             continue;
-        int M = L->out_c, K = L->in_c * L->kernel * L->kernel, N = L->out_h * L->out_w * B;
-        float *A = calloc((size_t)M * K, 4), *Bm = calloc((size_t)K * N, 4),
-              *C = calloc((size_t)M * N, 4);
-        double ts[64];
+        int M = L->out_c, K = L->in_c * L->kernel * L->kernel, P = L->out_h * L->out_w;
+        float *Wt = calloc((size_t)M * K, 4), *col = calloc((size_t)B * K * P, 4),
+              *Y = calloc((size_t)B * M * P, 4), *dW = calloc((size_t)M * K, 4);
+        for (size_t q = 0; q < (size_t)B * K * P; q++)
+            col[q] = (float)(q % 7) * 0.1f;
+        double t_ours[3][64], t_blas[3][64];
         int R = reps < 64 ? reps : 64;
         for (int k = -2; k < R; k++) {
             double t0 = now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, Bm, N,
-                        0.0f, C, N);
+            for (int n = 0; n < B; n++)
+                gemm_nn(M, P, K, Wt, K, col + (size_t)n * K * P, P, Y + (size_t)n * M * P, P);
+            double t1 = now();
+            for (int n = 0; n < B; n++)
+                gemm_nn_acc(M, K, P, Y + (size_t)n * M * P, P, col + (size_t)n * K * P, K, dW, K);
+            double t2 = now();
+            for (int n = 0; n < B; n++)
+                gemm_tn(P, K, M, Y + (size_t)n * M * P, P, Wt, K, col + (size_t)n * K * P, K);
+            double t3 = now();
+            if (k >= 0) {
+                t_ours[0][k] = t1 - t0;
+                t_ours[1][k] = t2 - t1;
+                t_ours[2][k] = t3 - t2;
+            }
+#ifdef DPTRAIN_BENCH_OPENBLAS
+            t0 = now();
+            for (int n = 0; n < B; n++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P, K, 1.0f, Wt, K,
+                            col + (size_t)n * K * P, P, 0.0f, Y + (size_t)n * M * P, P);
+            t1 = now();
+            for (int n = 0; n < B; n++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, P, 1.0f,
+                            Y + (size_t)n * M * P, P, col + (size_t)n * K * P, K, 1.0f, dW, K);
+            t2 = now();
+            for (int n = 0; n < B; n++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, K, M, 1.0f,
+                            Y + (size_t)n * M * P, P, Wt, K, 0.0f, col + (size_t)n * K * P, K);
+            t3 = now();
+            if (k >= 0) {
+                t_blas[0][k] = t1 - t0;
+                t_blas[1][k] = t2 - t1;
+                t_blas[2][k] = t3 - t2;
+            }
+#endif
+        }
+        static const char *what[3] = {"forward W.col", "weights dY.colT", "input dY^T.W"};
+        double flops = 2.0 * B * M * K * P;
+        for (int q = 0; q < 3; q++) {
+            double o = median(t_ours[q], R);
+            printf("%s %-16s %dx%dx%d x%d: dptrain %.1f GF/s", L->name, what[q],
+                   q == 2 ? P : M, q == 0 ? P : K, q == 0 ? K : q == 1 ? P : M, B, flops / o * 1e-9);
+#ifdef DPTRAIN_BENCH_OPENBLAS
+            double bl = median(t_blas[q], R);
+            printf(", openblas %.1f GF/s, ratio %.2f", flops / bl * 1e-9, bl / o);
+#endif
+            printf("\n");
+        }
+#ifdef DPTRAIN_BENCH_OPENBLAS
+        double ts[64];
+        for (int k = -2; k < R; k++) {
+            double t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, P * B, K, 1.0f, Wt, K, col,
+                        P * B, 0.0f, Y, P * B);
             if (k >= 0)
                 ts[k] = now() - t0;
         }
-        double s = median(ts, R);
-        printf("openblas sgemm %s shape %dx%dx%d: %.3f ms, %.1f GF/s\n", L->name, M, N, K,
-               1e3 * s, 2.0 * M * N * K / s * 1e-9);
-        free(A), free(Bm), free(C);
-    }
+        printf("%s forward as one product %dx%dx%d: openblas %.1f GF/s\n", L->name, M, P * B, K,
+               flops / median(ts, R) * 1e-9);
 #endif
+        free(Wt), free(col), free(Y), free(dW);
+    }
     return 0;
 }

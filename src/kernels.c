@@ -361,6 +361,34 @@ void transpose(const float *restrict src, int rows, int cols, float *restrict ds
             dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
+void row2im_acc(const float *restrict row, int C, int H, int W, int KH, int KW, int stride,
+                int pad, int OH, int OW, float *restrict in)
+{
+    const int K = C * KH * KW;
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            const float *r = row + ((size_t)oy * OW + ox) * K;
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < KH; i++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
+                    const float *src = r + (c * KH + i) * KW;
+                    if (pad == 0) { /* the window lies inside */
+                        for (int j = 0; j < KW; j++)
+                            dst[j] += src[j];
+                        continue;
+                    }
+                    for (int j = 0; j < KW; j++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[j] += src[j];
+                    }
+                }
+        }
+}
+
 void col2im_acc(const float *restrict col, int C, int H, int W, int KH, int KW, int stride, int pad,
                 int OH, int OW, float *restrict in)
 {

@@ -100,14 +100,23 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     }
     if (!din)
         return;
-    /* Input gradient, per sample: dcol = W^T dout, reusing col as scratch, then col2im. */
+    /* Input gradient, per sample, reusing col as scratch: in the row layout drow = dout^T W
+     * (long rows of K: full vector tiles), else dcol = W^T dout; then back to the image. */
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->B; n++) {
         float *dcol = col + (size_t)n * K * P;
         float *din_n = din + (size_t)n * in_size;
-        gemm_tn(K, P, OC, weight, K, dout + (size_t)n * OC * P, P, dcol, P);
+        const float *dout_n = dout + (size_t)n * OC * P;
         memset(din_n, 0, sizeof(float) * in_size);
-        col2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW, din_n);
+        if (use_rows) {
+            gemm_tn(P, K, OC, dout_n, P, weight, K, dcol, K);
+            row2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
+                       din_n);
+        } else {
+            gemm_tn(K, P, OC, weight, K, dout_n, P, dcol, P);
+            col2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
+                       din_n);
+        }
     }
 }
 

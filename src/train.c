@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,9 @@ static int train_loop(run_state *s, dp_err *err)
         r.compute_seconds = red[5] / P;
         r.eval_seconds = eval_seconds;
         r.wall_seconds = comm_time() - s->start_time;
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        r.max_rss_mib = (double)comm_allreduce_max_i64(ru.ru_maxrss) / 1024.0;
         r.ranks = P;
         r.threads = s->threads;
         r.global_batch = B;
@@ -468,8 +472,8 @@ static int train_loop(run_state *s, dp_err *err)
                    100.0 * r.train_accuracy);
             if (r.has_test)
                 printf(" | test loss %.4f acc %.2f%%", r.test_loss, 100.0 * r.test_accuracy);
-            printf(" | %.0f img/s %.1f s (comm %.1f s) eval %.1f s\n", r.images_per_sec,
-                   r.seconds, r.comm_seconds, r.eval_seconds);
+            printf(" | %.0f img/s %.1f s (comm %.1f s) eval %.1f s | %.0f MiB/rank\n",
+                   r.images_per_sec, r.seconds, r.comm_seconds, r.eval_seconds, r.max_rss_mib);
             fflush(stdout);
         }
         int rc = 0;

@@ -33,6 +33,10 @@ void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, in
             int OW, float *col);
 /* dst[cols, rows] = src[rows, cols]^T */
 void transpose(const float *src, int rows, int cols, float *dst);
+/* The adjoint of im2col for the transposed layout row[oy*OW + ox][(c*KH + i)*KW + j];
+ * `in` must be zeroed by the caller. */
+void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
+                int OW, float *in);
 /* The adjoint of im2col: in[...] += col[...]; `in` must be zeroed by the caller. */
 void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
                 int OW, float *in);
