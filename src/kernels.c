@@ -84,27 +84,44 @@ static inline __attribute__((always_inline)) void column_block(int M, int V, int
 }
 #endif
 
+#define PACK_MAX_K 1024
+#define PACK_MIN_LDB 1024
+
 static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
                            const float *restrict B, int ldb, float *restrict C, int ldc, int acc)
 {
 #if DP_AVX2
     /* Column blocks of 16 (the B panel K x 16 stays in L1 across all row tiles), then
      * one block of 1-16 masked columns. */
+    /* With enough row tiles to reuse it, the K x 16 panel of B is first copied to a
+     * contiguous buffer: rows of B whose stride is a multiple of 4 KiB (fc1 of nopool:
+     * 36864 floats) would otherwise all fall into the same cache sets. */
+    float panel[PACK_MAX_K * 16] __attribute__((aligned(64)));
+    const int pack = M > 12 && K <= PACK_MAX_K && ldb >= PACK_MIN_LDB;
     int j = 0;
-    if (acc) {
-        for (; j + 16 <= N; j += 16)
-            column_block(M, 2, 16, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
-        if (N - j > 8)
-            column_block(M, 2, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
-        else if (N - j > 0)
-            column_block(M, 1, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 1);
-    } else {
-        for (; j + 16 <= N; j += 16)
-            column_block(M, 2, 16, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
-        if (N - j > 8)
-            column_block(M, 2, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
-        else if (N - j > 0)
-            column_block(M, 1, N - j, K, A, ars, aks, B + j, ldb, C + j, ldc, 0);
+    for (; j < N; j += 16) {
+        int width = N - j < 16 ? N - j : 16, V = width > 8 ? 2 : 1;
+        const float *b = B + j;
+        int ld = ldb;
+        if (pack) {
+            __m256i m0 = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width < 8 ? width : 8)));
+            __m256i m1 = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width > 8 ? width - 8 : 0)));
+            for (int k = 0; k < K; k++) {
+                const float *src = B + (size_t)k * ldb + j;
+                _mm256_store_ps(panel + 16 * k, _mm256_maskload_ps(src, m0));
+                _mm256_store_ps(panel + 16 * k + 8, _mm256_maskload_ps(src + 8, m1));
+            }
+            b = panel;
+            ld = 16;
+        }
+        if (width == 16 && acc)
+            column_block(M, 2, 16, K, A, ars, aks, b, ld, C + j, ldc, 1);
+        else if (width == 16)
+            column_block(M, 2, 16, K, A, ars, aks, b, ld, C + j, ldc, 0);
+        else if (V == 2)
+            column_block(M, 2, width, K, A, ars, aks, b, ld, C + j, ldc, acc);
+        else
+            column_block(M, 1, width, K, A, ars, aks, b, ld, C + j, ldc, acc);
     }
 #else
     if (!acc)
@@ -281,29 +298,38 @@ static inline __attribute__((always_inline)) void nt_tile(int R, int Q, int k0, 
 
 void gemm_nt_acc_lanes(int M, int N, int K, const float *restrict A, int lda,
                        const float *restrict B, int ldb, float *restrict C, int ldc,
-                       float *restrict lanes)
+                       float *restrict lanes, float *restrict pack)
 {
     const int K8 = K & ~7;
     memset(lanes, 0, sizeof(float) * 8 * (size_t)M * N);
 #if DP_AVX2
+    /* Each block of A's and B's rows is first copied out with a stride that is no multiple
+     * of 4 KiB, so rows do not compete for the same cache sets. */
+    const int ldp = NT_KC + 16;
+    float *pa = pack, *pb = pack + (size_t)M * ldp;
     for (int k0 = 0; k0 < K8; k0 += NT_KC) {
-        int k1 = k0 + NT_KC < K8 ? k0 + NT_KC : K8;
+        int k1 = k0 + NT_KC < K8 ? k0 + NT_KC : K8, kw = k1 - k0;
+        for (int i = 0; i < M; i++)
+            memcpy(pa + (size_t)i * ldp, A + (size_t)i * lda + k0, sizeof(float) * kw);
+        for (int j = 0; j < N; j++)
+            memcpy(pb + (size_t)j * ldp, B + (size_t)j * ldb + k0, sizeof(float) * kw);
         int i = 0;
         for (; i + 4 <= M; i += 4) {
             int j = 0;
             for (; j + 2 <= N; j += 2)
-                nt_tile(4, 2, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                nt_tile(4, 2, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
                         lanes + ((size_t)i * N + j) * 8, N);
             for (; j < N; j++)
-                nt_tile(4, 1, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                nt_tile(4, 1, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
                         lanes + ((size_t)i * N + j) * 8, N);
         }
         for (; i < M; i++)
             for (int j = 0; j < N; j++)
-                nt_tile(1, 1, k0, k1, A + (size_t)i * lda, lda, B + (size_t)j * ldb, ldb,
+                nt_tile(1, 1, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
                         lanes + ((size_t)i * N + j) * 8, N);
     }
 #else
+    (void)pack;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             float *s = lanes + ((size_t)i * N + j) * 8;
@@ -319,6 +345,8 @@ void gemm_nt_acc_lanes(int M, int N, int K, const float *restrict A, int lda,
             C[(size_t)i * ldc + j] += combine8(s);
         }
 }
+
+size_t gemm_nt_pack_floats(int M, int N) { return (size_t)(M + N) * (NT_KC + 16); }
 
 void transpose(const float *restrict src, int rows, int cols, float *restrict dst)
 {
@@ -365,6 +393,20 @@ void row2im_acc(const float *restrict row, int C, int H, int W, int KH, int KW, 
                 int pad, int OH, int OW, float *restrict in)
 {
     const int K = C * KH * KW;
+    if (stride == 1 && pad == 0 && KH == 3 && KW == 3) { /* the common case, unrolled */
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *r = row + ((size_t)oy * OW + ox) * K;
+                float *base = in + (size_t)oy * W + ox;
+                for (int c = 0; c < C; c++, r += 9) {
+                    float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
+                    d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
+                    d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
+                    d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
+                }
+            }
+        return;
+    }
     for (int oy = 0; oy < OH; oy++)
         for (int ox = 0; ox < OW; ox++) {
             const float *r = row + ((size_t)oy * OW + ox) * K;

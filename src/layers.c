@@ -134,13 +134,20 @@ static inline float relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
 
 #if defined(__AVX2__)
 #include <immintrin.h>
-/* 8 outputs of a 2x2, stride-2 window row: the same comparisons as pool_take, lane-wise. */
+/* `count` (1-8) outputs of a 2x2, stride-2 window row: the same comparisons as pool_take,
+ * lane-wise; loads and stores are masked to the 2*count inputs and count outputs. */
 static inline void pool2x2_vec(const float *r0, const float *r1, int base, int W, int relu,
-                               float *dst, int32_t *idx)
+                               float *dst, int32_t *idx, int count)
 {
+    static const int32_t bits[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                     -1, -1, -1, -1, 0,  0,  0,  0,  0,  0,  0,  0};
     const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
-    __m256 lo0 = _mm256_loadu_ps(r0), hi0 = _mm256_loadu_ps(r0 + 8);
-    __m256 lo1 = _mm256_loadu_ps(r1), hi1 = _mm256_loadu_ps(r1 + 8);
+    int n2 = 2 * count;
+    __m256i mlo = _mm256_loadu_si256((const __m256i *)(bits + 16 - (n2 < 8 ? n2 : 8)));
+    __m256i mhi = _mm256_loadu_si256((const __m256i *)(bits + 16 - (n2 > 8 ? n2 - 8 : 0)));
+    __m256i mout = _mm256_loadu_si256((const __m256i *)(bits + 16 - count));
+    __m256 lo0 = _mm256_maskload_ps(r0, mlo), hi0 = _mm256_maskload_ps(r0 + 8, mhi);
+    __m256 lo1 = _mm256_maskload_ps(r1, mlo), hi1 = _mm256_maskload_ps(r1 + 8, mhi);
     __m256 v[4];
     v[0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo0, hi0, 0x88)), 0xD8));
     v[1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo0, hi0, 0xDD)), 0xD8));
@@ -164,8 +171,8 @@ static inline void pool2x2_vec(const float *r0, const float *r1, int base, int W
                                    _mm256_cmp_ps(m, m, _CMP_UNORD_Q));
         m = _mm256_and_ps(m, keep);
     }
-    _mm256_storeu_ps(dst, m);
-    _mm256_storeu_si256((__m256i *)idx, best);
+    _mm256_maskstore_ps(dst, mout, m);
+    _mm256_maskstore_epi32(idx, mout, best);
 }
 #endif
 
@@ -183,9 +190,9 @@ static void pool_forward(float *out, int32_t *argmax, const float *in, int B, in
             if (K == 2 && stride == 2) {
                 const float *r0 = src + (size_t)y0 * W, *r1 = r0 + W;
 #if defined(__AVX2__)
-                for (; ox + 8 <= OW; ox += 8)
+                for (; ox < OW; ox += 8)
                     pool2x2_vec(r0 + 2 * ox, r1 + 2 * ox, y0 * W + 2 * ox, W, relu,
-                                dst + oy * OW + ox, idx + oy * OW + ox);
+                                dst + oy * OW + ox, idx + oy * OW + ox, OW - ox < 8 ? OW - ox : 8);
 #endif
                 for (; ox < OW; ox++) {
                     int x = 2 * ox, best = y0 * W + x;
@@ -266,6 +273,11 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
         din[i] = out[i] <= 0.0f ? 0.0f : dout[i]; /* threshold_backward: NaN passes */
 }
 
+size_t linear_scratch_floats(int B, int O, int threads)
+{
+    return (size_t)B * O * 8 + (size_t)threads * gemm_nt_pack_floats(B, O);
+}
+
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int I, int O, float *lanes)
 {
@@ -277,9 +289,11 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
         for (int n = lo; n < hi; n++)
             for (int o = 0; o < O; o++)
                 out[(size_t)n * O + o] = bias[o];
-        if (lanes)
+        if (lanes) /* after the lanes of all B samples, one pack area per thread */
             gemm_nt_acc_lanes(hi - lo, O, I, in + (size_t)lo * I, I, weight, I,
-                              out + (size_t)lo * O, O, lanes + (size_t)lo * O * 8);
+                              out + (size_t)lo * O, O, lanes + (size_t)lo * O * 8,
+                              lanes + (size_t)B * O * 8 +
+                                  (size_t)omp_get_thread_num() * gemm_nt_pack_floats(B, O));
         else
             gemm_nt_acc(hi - lo, O, I, in + (size_t)lo * I, I, weight, I, out + (size_t)lo * O, O);
     }

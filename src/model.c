@@ -486,9 +486,11 @@ static size_t lanes_bytes(const dp_model *m, size_t B)
 {
     size_t most = 0;
     for (int i = 0; i < m->nlayers; i++)
-        if (m->layers[i].kind == LAYER_FC && (size_t)m->layers[i].out_c > most)
-            most = (size_t)m->layers[i].out_c;
-    return align64(most * B * 8 * sizeof(float));
+        if (m->layers[i].kind == LAYER_FC) {
+            size_t f = linear_scratch_floats((int)B, m->layers[i].out_c, omp_get_max_threads());
+            most = f > most ? f : most;
+        }
+    return align64(most * sizeof(float));
 }
 
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err)

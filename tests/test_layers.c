@@ -277,7 +277,8 @@ static void gradcheck_linear(int use_lanes)
     c.b = rand_buf(c.O, -1, 1);
     c.R = rand_buf((size_t)c.B * c.O, -1, 1);
     c.out = malloc((size_t)c.B * c.O * sizeof(float));
-    c.lanes = use_lanes ? malloc((size_t)c.B * c.O * 8 * sizeof(float)) : NULL;
+    c.lanes = use_lanes ? malloc(linear_scratch_floats(c.B, c.O, omp_get_max_threads()) * sizeof(float))
+                        : NULL;
     float *din = malloc((size_t)c.B * c.I * sizeof(float));
     float *dw = calloc((size_t)c.O * c.I, sizeof(float)), *db = calloc(c.O, sizeof(float));
     fc_loss(&c);
@@ -320,8 +321,10 @@ static void test_kernels_agree(void)
     const int M = 7, N = 5, K = 1301;
     float *A = rand_buf((size_t)M * K, -1, 1), *B = rand_buf((size_t)N * K, -1, 1);
     float c1[35] = {0}, c2[35] = {0}, *lanes = malloc(sizeof(float) * 8 * M * N);
+    float *pack = malloc(sizeof(float) * gemm_nt_pack_floats(M, N));
     gemm_nt_acc(M, N, K, A, K, B, K, c1, N);
-    gemm_nt_acc_lanes(M, N, K, A, K, B, K, c2, N, lanes);
+    gemm_nt_acc_lanes(M, N, K, A, K, B, K, c2, N, lanes, pack);
+    free(pack);
     CHECK(memcmp(c1, c2, sizeof c1) == 0);
     CHECK_NEAR(c1[12], dotd(A + 2 * K, B + 2 * K, K), 1e-3);
     /* C = A B (33 x 21 x 19, masked tails) equals zeroed C += A B, and the reference */

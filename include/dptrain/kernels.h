@@ -8,6 +8,8 @@
 #ifndef DPTRAIN_KERNELS_H
 #define DPTRAIN_KERNELS_H
 
+#include <stddef.h>
+
 /* C[M,N] += A[M,K] * B[K,N] */
 void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
@@ -21,9 +23,10 @@ void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int l
 void gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
 /* The same bits as gemm_nt_acc, blocked over K for long inner dimensions; lanes is
- * scratch of 8*M*N floats. */
+ * scratch of 8*M*N floats, pack of gemm_nt_pack_floats(M, N). */
 void gemm_nt_acc_lanes(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                       float *C, int ldc, float *lanes);
+                       float *C, int ldc, float *lanes, float *pack);
+size_t gemm_nt_pack_floats(int M, int N);
 /* C[M,N] += A[K,M]^T * B[K,N] */
 void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);

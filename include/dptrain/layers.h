@@ -50,7 +50,9 @@ void relu_forward(float *out, const float *in, size_t n);
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
 
 /* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O]; lanes: NULL or scratch
- * of 8*B*O floats, which lets long rows be worked on in cache-sized blocks (same bits). */
+ * of linear_scratch_floats(B, O, threads) floats, which lets long rows be worked on in
+ * cache-sized blocks (same bits). */
+size_t linear_scratch_floats(int B, int O, int threads);
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int I, int O, float *lanes);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
