@@ -87,8 +87,34 @@ static inline __attribute__((always_inline)) void column_block(int M, int V, int
 #define PACK_MAX_K 1024
 #define PACK_MIN_LDB 1024
 
+static void gemm_axpy_panel(int M, int N, int K, const float *restrict A, size_t ars,
+                            size_t aks, const float *restrict B, int ldb, float *restrict C,
+                            int ldc, int acc);
+
+/* Long inner dimensions go in slices of AXPY_KC, so that the K x 16 panel of B stays in L1
+ * across the row tiles. Each C element continues the same chain of multiply-adds from one
+ * slice to the next (it is stored and reloaded in between), so the bits do not change. */
+#define AXPY_KC 256
+
 static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
                            const float *restrict B, int ldb, float *restrict C, int ldc, int acc)
+{
+    if (K <= AXPY_KC + AXPY_KC / 2) {
+        gemm_axpy_panel(M, N, K, A, ars, aks, B, ldb, C, ldc, acc);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += AXPY_KC) {
+        int kw = K - k0 < AXPY_KC + AXPY_KC / 2 ? K - k0 : AXPY_KC;
+        gemm_axpy_panel(M, N, kw, A + (size_t)k0 * aks, ars, aks, B + (size_t)k0 * ldb, ldb, C,
+                        ldc, acc || k0 > 0);
+        if (kw != AXPY_KC)
+            break;
+    }
+}
+
+static void gemm_axpy_panel(int M, int N, int K, const float *restrict A, size_t ars,
+                            size_t aks, const float *restrict B, int ldb, float *restrict C,
+                            int ldc, int acc)
 {
 #if DP_AVX2
     /* Column blocks of 16 (the B panel K x 16 stays in L1 across all row tiles), then

@@ -338,6 +338,15 @@ static void test_kernels_agree(void)
     for (int q = 0; q < k; q++)
         ref += (double)X[5 * k + q] * Y[q * n + 20];
     CHECK_NEAR(d1[5 * n + 20], ref, 1e-4);
+    /* a long inner dimension is worked on in slices: the same bits as two calls by hand */
+    const int kl = 700;
+    float *XL = rand_buf((size_t)m * kl, -1, 1), *YL = rand_buf((size_t)kl * n, -1, 1);
+    float *e1 = calloc((size_t)m * n, sizeof(float)), *e2 = calloc((size_t)m * n, sizeof(float));
+    gemm_nn(m, n, kl, XL, kl, YL, n, e1, n);
+    gemm_nn(m, n, 300, XL, kl, YL, n, e2, n);
+    gemm_nn_acc(m, n, kl - 300, XL + 300, kl, YL + (size_t)300 * n, n, e2, n);
+    CHECK(memcmp(e1, e2, sizeof(float) * m * n) == 0);
+    free(XL), free(YL), free(e1), free(e2);
     float *T = malloc(sizeof(float) * m * n);
     transpose(d1, m, n, T);
     int same = 1;
