@@ -121,3 +121,15 @@ void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
 }
 
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+uint64_t comm_allreduce_sum_u64(uint64_t v)
+{
+    uint64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all)
+{
+    MPI_Gather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}

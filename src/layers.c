@@ -36,9 +36,10 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
     /* Weight and bias gradients: each thread owns a block of output channels and sums
-     * over samples in order, so every element has one fixed reduction order. */
-    #pragma omp parallel
-    {
+     * over samples in order, so every element has one fixed reduction order. A frozen
+     * layer passes dweight = NULL and only wants din. */
+    #pragma omp parallel if (dweight)
+    if (dweight) {
         int lo, hi;
         thread_range(OC, &lo, &hi);
         for (int n = 0; n < s->B; n++) {
@@ -145,8 +146,8 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O)
 {
-    #pragma omp parallel
-    {
+    #pragma omp parallel if (dweight)
+    if (dweight) { /* NULL: a frozen layer, only din wanted */
         int lo, hi;
         thread_range(O, &lo, &hi);
         /* dweight[o, :] += sum_n dout[n, o] * in[n, :], in sample order */

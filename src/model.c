@@ -455,6 +455,14 @@ void model_describe(const dp_model *m, char *buf, size_t len)
 
 /* ---- workspace and the whole-net pass ---------------------------------------------- */
 
+int model_find_layer(const dp_model *m, const char *name)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (strcmp(m->layers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err)
@@ -556,16 +564,22 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
     if (!train)
         return loss;
     float *G = m->grads;
-    for (int i = last; i >= 0; i--) {
+    /* Below the lowest trainable layer nobody needs a gradient (frozen feature layers). */
+    int lowest = last + 1;
+    for (int i = 0; i <= last && lowest > last; i++)
+        if (m->layers[i].weight >= 0 && !m->layers[i].frozen)
+            lowest = i;
+    for (int i = last; i >= lowest; i--) {
         const dp_layer *L = &m->layers[i];
         const float *in = i ? ws->act[i - 1] : ws->input;
-        float *din = i ? ws->dact[i - 1] : NULL; /* nobody needs the input's gradient */
+        float *din = i > lowest ? ws->dact[i - 1] : NULL; /* nobody needs the gradient below */
+        float *dw = L->weight >= 0 && !L->frozen ? G + m->params[L->weight].offset : NULL;
+        float *db = L->bias >= 0 && !L->frozen ? G + m->params[L->bias].offset : NULL;
         const float *dout = ws->dact[i];
         switch (L->kind) {
         case LAYER_CONV: {
             dp_conv_shape s = conv_shape(L, B);
-            conv2d_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            ws->col[i], dout, W + m->params[L->weight].offset, &s);
+            conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset, &s);
             break;
         }
         case LAYER_MAXPOOL:
@@ -578,9 +592,8 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
                 relu_backward(din, dout, ws->act[i], (size_t)B * L->out_size);
             break;
         case LAYER_FC:
-            linear_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            dout, in, W + m->params[L->weight].offset, B, (int)L->in_size,
-                            L->out_c);
+            linear_backward(din, dw, db, dout, in, W + m->params[L->weight].offset, B,
+                            (int)L->in_size, L->out_c);
             break;
         }
     }

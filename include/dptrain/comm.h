@@ -39,5 +39,9 @@ void comm_broadcast(void *buf, size_t bytes, int root);
 /* Rank 0 receives every rank's host name into hosts[size][64]; others pass NULL. */
 void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
 void comm_barrier(void);
+/* Wrapping sum over all ranks (checksums). */
+uint64_t comm_allreduce_sum_u64(uint64_t v);
+/* Rank 0 receives every rank's n values, rank order, into all[size * n]; others pass NULL. */
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all);
 
 #endif

@@ -35,6 +35,7 @@ typedef struct {
     int out_c, out_h, out_w; /* inferred output shape */
     size_t in_size, out_size; /* per sample */
     int weight, bias;         /* indices into the parameter table, -1 when none */
+    int frozen;               /* --freeze: no weight gradients, no updates */
 } dp_layer;
 
 typedef struct {
@@ -88,11 +89,16 @@ typedef struct {
     size_t bytes;
 } dp_workspace;
 
+/* Index of the layer called `name` (conv1, fc2, ...), or -1. */
+int model_find_layer(const dp_model *m, const char *name);
+
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err);
 void workspace_free(dp_workspace *ws);
 
 /* Forward the B samples in ws->input; return the sum of their losses and count the
- * correct predictions. With train != 0, backward too, accumulating into m->grads. */
+ * correct predictions. With train != 0, backward too, accumulating into m->grads.
+ * Frozen layers get no weight gradients (their slots in m->grads are left alone), and
+ * backward stops at the lowest layer that is not frozen. */
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct);
 
