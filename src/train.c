@@ -4,6 +4,7 @@
 #include <math.h>
 #include <omp.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -802,6 +803,12 @@ static void teardown(run_state *s)
     filelist_free(&s->test_files);
 }
 
+static const char *signal_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : sig == SIGINT ? "SIGINT"
+                                                                                    : "a signal";
+}
+
 int dptrain_main(int argc, char **argv)
 {
     run_state *s = calloc(1, sizeof *s);
@@ -829,12 +836,12 @@ int dptrain_main(int argc, char **argv)
         } else if (s->stop_signal) {
             status = DP_EXIT_REQUEUE;
             if (s->comm.rank == 0 && !s->stopped_ckpt)
-                fprintf(stderr, "dptrain: stopped by signal %d at step %ld: no checkpoint was "
+                fprintf(stderr, "dptrain: stopped by %s at step %ld: no checkpoint was "
                                 "written (no --checkpoint-dir or --resume)%s\n",
-                        s->stop_signal, s->last_step, s->cfg.save ? "; --save skipped" : "");
+                        signal_name(s->stop_signal), s->last_step, s->cfg.save ? "; --save skipped" : "");
             else if (say(s))
-                printf("dptrain: stopped by signal %d at step %ld: checkpoint written; resume "
-                       "with --resume %s (exit status %d)%s\n", s->stop_signal, s->last_step,
+                printf("dptrain: stopped by %s at step %ld: checkpoint written; resume "
+                       "with --resume %s (exit status %d)%s\n", signal_name(s->stop_signal), s->last_step,
                        s->ckpt_dir, DP_EXIT_REQUEUE, s->cfg.save ? "; --save skipped" : "");
         } else if (s->cfg.save) {
             rc = s->comm.rank == 0 ? weights_save(&s->model, s->cfg.save, &err) : 0;
@@ -846,7 +853,7 @@ int dptrain_main(int argc, char **argv)
                 printf("saved weights to %s\n", s->cfg.save);
         }
     }
-    if (status && s->comm.rank == 0)
+    if (status == 1 && s->comm.rank == 0)
         fprintf(stderr, "dptrain: error: %s\n", err.msg);
     teardown(s);
     comm_finalize();
