@@ -1,0 +1,4 @@
+# Checkpoints, resume, stop signals, fine-tuning and evaluation (README "Checkpoints,
+# resume and fine-tuning").
+dp_add_script_test(checkpoint_resume test_checkpoint.sh)
+set_tests_properties(checkpoint_resume PROPERTIES PROCESSORS 3)
