@@ -2,3 +2,5 @@
 # resume and fine-tuning").
 dp_add_script_test(checkpoint_resume test_checkpoint.sh)
 set_tests_properties(checkpoint_resume PROPERTIES PROCESSORS 3)
+dp_add_script_test(checkpoint_signals test_signals.sh)
+set_tests_properties(checkpoint_signals PROPERTIES PROCESSORS 2)
