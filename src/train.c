@@ -53,6 +53,7 @@ typedef struct {
     int stop_signal;        /* the signal that stopped the run, 0 */
     int stopped_ckpt;       /* a checkpoint was written on stop */
     long last_step;         /* steps done when the loop ended */
+    dp_vote vote;           /* the stop vote in flight */
 } run_state;
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
@@ -618,7 +619,7 @@ static void evaluate(run_state *s, double out[3])
     }
 }
 
-static int train_loop(run_state *s, dp_err *err)
+static int train_steps(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
     const int P = c->size, B = s->cfg.batch, progress = s->comm.rank == 0 && !s->cfg.quiet &&
@@ -654,6 +655,14 @@ static int train_loop(run_state *s, dp_err *err)
                 for (int k = 0; k < s->nranges; k++)
                     comm_allreduce_sum_float(s->model.grads + s->ranges[2 * k],
                                              s->ranges[2 * k + 1]);
+            /* Stop requests: each step reads the vote of the step before and starts its
+             * own, so the ranks agree without waiting for each other; any rank's signal
+             * stops all of them at the same step boundary, one step later. */
+            int sig = stop_requested();
+            if (P > 1) {
+                sig = comm_vote_finish(&s->vote);
+                comm_vote_start(&s->vote, stop_requested());
+            }
             double t3 = comm_time();
             /* The sum over the global batch, divided by its count: the exact mean. */
             float *g = s->model.grads;
@@ -670,10 +679,6 @@ static int train_loop(run_state *s, dp_err *err)
                 sgd_step(&part, s->model.weights + off, s->model.grads + off, (float)lr);
             }
             step++;
-            /* Stop requests: any rank's signal stops all of them at this step boundary. */
-            int sig = stop_requested();
-            if (P > 1)
-                sig = (int)comm_allreduce_max_i64(sig);
             double t4 = comm_time();
             if (sig) {
                 s->stop_signal = sig;
@@ -759,6 +764,13 @@ static int train_loop(run_state *s, dp_err *err)
             return -1;
     }
     return 0;
+}
+
+static int train_loop(run_state *s, dp_err *err)
+{
+    int rc = train_steps(s, err);
+    comm_vote_finish(&s->vote); /* every rank leaves with the same vote in flight */
+    return rc;
 }
 
 /* FNV-1a over the bytes of the weights: replicas must agree to the bit. */
