@@ -8,6 +8,7 @@
 # Sizes and lengths come from the environment (defaults: the full example):
 #   RANKS=2 PRE_LIMIT=all PRE_EPOCHS=2 FT_LIMIT=500 FT_EPOCHS=20 TEST_LIMIT=all
 #   MNIST_RAW=data/mnist/raw BUILD=build MPIEXEC=mpirun
+#   REUSE_PRETRAINED=1 keeps OUT_DIR/pretrained.h5 from an earlier run
 # The last line it prints: "finetune-example: fine-tuned A% scratch B% (N images of 5-9)".
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,9 +33,13 @@ convert t10k-images-idx3-ubyte t10k-labels-idx1-ubyte test04.h5 1 0-4 "${TEST_LI
 convert t10k-images-idx3-ubyte t10k-labels-idx1-ubyte test59.h5 1 5-9 "${TEST_LIMIT:-all}"
 
 common=(--no-progress --threads 1)
-echo "== pretrain on digits 0-4"
-run "$build/dptrain" "${common[@]}" --train pre04 --test test04.h5 --epochs "$PRE_EPOCHS" \
-  --save pretrained.h5 | tee pretrain.log
+if [[ "${REUSE_PRETRAINED:-0}" == 1 && -f pretrained.h5 ]]; then
+  echo "== reusing $out/pretrained.h5"
+else
+  echo "== pretrain on digits 0-4"
+  run "$build/dptrain" "${common[@]}" --train pre04 --test test04.h5 --epochs "$PRE_EPOCHS" \
+    --save pretrained.h5 | tee pretrain.log
+fi
 # A small set: batch 50 and more epochs; the same settings for both runs.
 ft=(--train ft59.h5 --test test59.h5 --batch 50 --epochs "$FT_EPOCHS")
 echo "== fine-tune on $FT_LIMIT digits 5-9: fc2 re-initialised, conv1 and conv2 frozen"
