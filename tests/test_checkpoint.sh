@@ -83,7 +83,18 @@ mkdir empty
 run h.log --resume empty --steps 2 || { cat h.log; fail "--resume on an empty dir failed"; }
 expect_in h.log "no checkpoint (no ckpt-*.h5 files); starting from the beginning"
 
-# 7. the file's contents, read as HDF5 by another program
+# 7. option errors (status 2) and an unusable directory (status 1), before any training
+rc=0; "$DPTRAIN" "${common[@]}" --checkpoint-every 5 > o.log 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || fail "--checkpoint-every without a directory: status $rc, expected 2"
+expect_in o.log "need --checkpoint-dir DIR (or --resume DIR)"
+rc=0; "$DPTRAIN" "${common[@]}" --resume ck --init-from full.h5 > o.log 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || fail "--resume with --init-from: status $rc, expected 2"
+touch notadir
+rc=0; mpi 2 "$DPTRAIN" "${common[@]}" --checkpoint-dir notadir/sub > o.log 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || { cat o.log; fail "unusable --checkpoint-dir: status $rc, expected 1"; }
+expect_in o.log "--checkpoint-dir notadir/sub: cannot create the directory"
+
+# 8. the file's contents, read as HDF5 by another program
 if "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null; then
   "${DP_PYTHON:-/usr/bin/python3}" - ck/ckpt-00000035.h5 full.h5 <<'PY' || fail "checkpoint contents"
 import sys, h5py, numpy as np
