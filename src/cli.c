@@ -39,6 +39,18 @@ void cli_usage(FILE *out)
 "  --init-from FILE    start from weights saved with --save (or written from PyTorch)\n"
 "  --save FILE         write the final weights (HDF5, PyTorch state_dict names)\n"
 "  --seed N            seed for initialisation and shuffling (default 1)\n"
+"  --reinit LAYERS     after --init-from, re-initialise these layers (e.g. fc2)\n"
+"  --freeze LAYERS     do not train these layers (e.g. conv1,conv2)\n"
+"\n"
+"Checkpoints (README: Checkpoints, resume and fine-tuning):\n"
+"  --checkpoint-dir DIR       write checkpoints to DIR (created if missing)\n"
+"  --checkpoint-every N       a checkpoint every N optimizer steps\n"
+"  --checkpoint-every-epoch   a checkpoint at the end of every epoch\n"
+"  --keep K                   keep the newest K checkpoints (default 3)\n"
+"  --resume DIR               continue from the newest complete checkpoint in DIR (and\n"
+"                             keep writing checkpoints there unless --checkpoint-dir)\n"
+"  SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step, then exit with status 75;\n"
+"  a second SIGINT exits at once (130)\n"
 "\n"
 "Optimisation (SGD with momentum, as torch.optim.SGD):\n"
 "  --epochs N          passes over the training set (default %d)\n"
@@ -68,7 +80,9 @@ void cli_usage(FILE *out)
 "  --quiet             only errors\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options.\n",
+"Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options,\n"
+"75 stopped by a signal (checkpoint written when a directory was given: requeue and\n"
+"resume), 130 second interrupt.\n",
             DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_WARMUP_EPOCHS);
 }
 
@@ -104,7 +118,8 @@ enum {
     OPT_SCHEDULE, OPT_WARMUP, OPT_STEP_EPOCHS, OPT_GAMMA, OPT_TUTORIAL, OPT_SEED, OPT_MODEL,
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
     OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION, OPT_OVERLAP,
-    OPT_NO_OVERLAP, OPT_BUCKET_KB
+    OPT_NO_OVERLAP, OPT_BUCKET_KB, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_EPOCH, OPT_KEEP,
+    OPT_RESUME, OPT_REINIT, OPT_FREEZE
 };
 
 static const struct option options[] = {
@@ -138,6 +153,13 @@ static const struct option options[] = {
     {"bucket-kb", required_argument, 0, OPT_BUCKET_KB},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
+    {"checkpoint-dir", required_argument, 0, OPT_CKPT_DIR},
+    {"checkpoint-every", required_argument, 0, OPT_CKPT_EVERY},
+    {"checkpoint-every-epoch", no_argument, 0, OPT_CKPT_EPOCH},
+    {"keep", required_argument, 0, OPT_KEEP},
+    {"resume", required_argument, 0, OPT_RESUME},
+    {"reinit", required_argument, 0, OPT_REINIT},
+    {"freeze", required_argument, 0, OPT_FREEZE},
     {0, 0, 0, 0},
 };
 
@@ -162,6 +184,7 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
     cfg->overlap = 1;
     cfg->bucket_kb = 256;
     cfg->std = 1.0f;
+    cfg->keep = 3;
     int epochs_given = 0;
 
     optind = 0; /* reset getopt (also makes GNU getopt re-initialise) */
@@ -312,6 +335,35 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
             if (out)
                 fprintf(out, "dptrain %s\n", DPTRAIN_VERSION);
             return 1;
+        case OPT_CKPT_DIR:
+            if (!*optarg)
+                return dp_fail(err, "--checkpoint-dir: empty path");
+            cfg->checkpoint_dir = optarg;
+            break;
+        case OPT_CKPT_EVERY:
+            if (parse_long("--checkpoint-every", optarg, 1, 1L << 40, &l, err))
+                return -1;
+            cfg->checkpoint_every = l;
+            break;
+        case OPT_CKPT_EPOCH:
+            cfg->checkpoint_every_epoch = 1;
+            break;
+        case OPT_KEEP:
+            if (parse_long("--keep", optarg, 1, 1000000, &l, err))
+                return -1;
+            cfg->keep = (int)l;
+            break;
+        case OPT_RESUME:
+            if (!*optarg)
+                return dp_fail(err, "--resume: empty path");
+            cfg->resume = optarg;
+            break;
+        case OPT_REINIT:
+            cfg->reinit = optarg;
+            break;
+        case OPT_FREEZE:
+            cfg->freeze = optarg;
+            break;
         case ':':
             return dp_fail(err, "%s: needs a value (see --help)", name);
         default:
@@ -323,5 +375,15 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
                        argv[optind]);
     if (cfg->steps >= 0 && !epochs_given)
         cfg->epochs = 0; /* --steps alone decides the length */
+    if ((cfg->checkpoint_every || cfg->checkpoint_every_epoch) && !cfg->checkpoint_dir &&
+        !cfg->resume)
+        return dp_fail(err, "--checkpoint-every/--checkpoint-every-epoch: need "
+                            "--checkpoint-dir DIR (or --resume DIR) to write to");
+    if (cfg->resume && cfg->init_from)
+        return dp_fail(err, "--resume and --init-from: give one (a resume restores the weights "
+                            "from the checkpoint)");
+    if (cfg->reinit && !cfg->init_from)
+        return dp_fail(err, "--reinit %s: only with --init-from (without it every layer is "
+                            "freshly initialised anyway)", cfg->reinit);
     return 0;
 }

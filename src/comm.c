@@ -186,3 +186,36 @@ void reducer_free(dp_reducer *r)
     free(r->req);
     free(r);
 }
+
+uint64_t comm_allreduce_sum_u64(uint64_t v)
+{
+    uint64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all)
+{
+    MPI_Gather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}
+
+_Static_assert(sizeof(MPI_Request) <= sizeof(((dp_vote *)0)->request),
+               "dp_vote.request must hold an MPI_Request");
+
+void comm_vote_start(dp_vote *v, int flag)
+{
+    v->send = flag;
+    v->recv = 0;
+    MPI_Iallreduce(&v->send, &v->recv, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD,
+                   (MPI_Request *)(void *)v->request);
+    v->active = 1;
+}
+
+int comm_vote_finish(dp_vote *v)
+{
+    if (!v->active)
+        return 0;
+    MPI_Wait((MPI_Request *)(void *)v->request, MPI_STATUS_IGNORE);
+    v->active = 0;
+    return v->recv;
+}

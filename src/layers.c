@@ -48,7 +48,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
     const size_t in_size = (size_t)s->C * s->H * s->W;
     const int use_rows = K >= CONV_ROWS_MIN_K;
-    if (use_rows) {
+    if (use_rows && dweight) { /* dweight NULL: a frozen layer, only din wanted */
         /* Transpose each sample's col in place (through a per-thread scratch): one row of
          * K values per output pixel, so the weight gradient vectorises over K. */
         #pragma omp parallel
@@ -64,8 +64,8 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     }
     /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
      * sums over samples in order, so every element has one fixed reduction order. */
-    #pragma omp parallel
-    {
+    #pragma omp parallel if (dweight)
+    if (dweight) {
         int lo, hi;
         if (use_rows) {
             const int tiles = (K + 15) / 16;
@@ -302,8 +302,8 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O)
 {
-    #pragma omp parallel
-    {
+    #pragma omp parallel if (dweight)
+    if (dweight) { /* NULL: a frozen layer, only din wanted */
         int lo, hi;
         thread_range(O, &lo, &hi);
         /* dweight[o, :] += sum_n dout[n, o] * in[n, :], in sample order */

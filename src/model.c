@@ -460,6 +460,14 @@ void model_describe(const dp_model *m, char *buf, size_t len)
 
 /* ---- workspace and the whole-net pass ---------------------------------------------- */
 
+int model_find_layer(const dp_model *m, const char *name)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (strcmp(m->layers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
 static dp_conv_shape conv_shape(const dp_layer *L, int B)
@@ -602,21 +610,28 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
     if (!train)
         return loss;
     float *G = m->grads;
-    for (int i = last; i >= 0; i--) {
+    /* Below the lowest trainable layer nobody needs a gradient (frozen feature layers). */
+    int lowest = last + 1;
+    for (int i = 0; i <= last && lowest > last; i++)
+        if (m->layers[i].weight >= 0 && !m->layers[i].frozen)
+            lowest = i;
+    for (int i = last; i >= lowest; i--) {
         const dp_layer *L = &m->layers[i];
         const float *in = i ? ws->act[i - 1] : ws->input;
-        float *din = i ? ws->dact[i - 1] : NULL; /* nobody needs the input's gradient */
+        float *din = i > lowest ? ws->dact[i - 1] : NULL; /* nobody needs the gradient below */
+        float *dw = L->weight >= 0 && !L->frozen ? G + m->params[L->weight].offset : NULL;
+        float *db = L->bias >= 0 && !L->frozen ? G + m->params[L->bias].offset : NULL;
         const float *dout = ws->dact[i];
         switch (L->kind) {
         case LAYER_CONV: {
             dp_conv_shape s = conv_shape(L, B);
-            conv2d_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            ws->col[i], dout, W + m->params[L->weight].offset, ws->scratch, &s);
+            conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
+                            ws->scratch, &s);
             break;
         }
         case LAYER_MAXPOOL:
             if (L->fused) { /* straight to the gradient of the relu's input */
-                if (i >= 2)
+                if (i - 2 >= lowest)
                     relu_maxpool_backward(ws->dact[i - 2], dout, ws->act[i], ws->argmax[i], B,
                                           L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
             } else if (din) {
@@ -629,9 +644,8 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
                 relu_backward(din, dout, ws->act[i], (size_t)B * L->out_size);
             break;
         case LAYER_FC:
-            linear_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            dout, in, W + m->params[L->weight].offset, B, (int)L->in_size,
-                            L->out_c);
+            linear_backward(din, dw, db, dout, in, W + m->params[L->weight].offset, B,
+                            (int)L->in_size, L->out_c);
             break;
         }
         if (done)

@@ -32,6 +32,13 @@ typedef struct {
     int overlap;          /* reduce gradient buckets while backward goes on */
     int bucket_kb;
     int quiet;
+    /* checkpoints and fine-tuning (README "Checkpoints, resume and fine-tuning") */
+    const char *checkpoint_dir; /* NULL: --resume's directory, if any */
+    long checkpoint_every;      /* steps; 0: off */
+    int checkpoint_every_epoch;
+    int keep;                   /* complete checkpoints kept */
+    const char *resume;         /* directory to resume from */
+    const char *reinit, *freeze; /* comma lists of layer names */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */

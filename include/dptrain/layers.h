@@ -3,7 +3,8 @@
  * Shapes are in the argument names (B batch, C/OC channels, H/W height/width, I/O
  * features). Forward overwrites its output. Backward overwrites the input gradient
  * (`din`, may be NULL when nobody needs it, e.g. for the first layer) and ACCUMULATES
- * (+=) into parameter gradients, which the caller zeroes once per step. Each output
+ * (+=) into parameter gradients, which the caller zeroes once per step (dweight and
+ * dbias NULL: a frozen layer, no weight-gradient work). Each output
  * element is owned by one OpenMP thread and reduced in a fixed order, so results are
  * bitwise identical for any number of threads. The caller owns every buffer; nothing
  * here allocates. */

@@ -36,6 +36,7 @@ typedef struct {
     size_t in_size, out_size; /* per sample */
     int weight, bias;         /* indices into the parameter table, -1 when none */
     int fused;                /* relu computed by the maxpool after it (set on both) */
+    int frozen;               /* --freeze: no weight gradients, no updates */
 } dp_layer;
 
 typedef struct {
@@ -91,11 +92,16 @@ typedef struct {
     size_t bytes;
 } dp_workspace;
 
+/* Index of the layer called `name` (conv1, fc2, ...), or -1. */
+int model_find_layer(const dp_model *m, const char *name);
+
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err);
 void workspace_free(dp_workspace *ws);
 
 /* Forward the B samples in ws->input; return the sum of their losses and count the
- * correct predictions. With train != 0, backward too, accumulating into m->grads. */
+ * correct predictions. With train != 0, backward too, accumulating into m->grads.
+ * Frozen layers get no weight gradients (their slots in m->grads are left alone), and
+ * backward stops at the lowest layer that is not frozen. */
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct);
 
