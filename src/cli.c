@@ -63,6 +63,10 @@ void cli_usage(FILE *out)
 "  --progress          force the live progress bar; --no-progress turns it off\n"
 "                      (default: on when stderr is a terminal)\n"
 "  --quiet             only errors\n"
+"  --clip-grad-norm X  scale the averaged gradients to global L2 norm X when larger\n"
+"                      (as torch.nn.utils.clip_grad_norm_; default off)\n"
+"  --watchdog SECONDS  abort the job, naming the rank and step, when a rank spends\n"
+"                      longer than SECONDS in one step (default off)\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options.\n",
@@ -100,7 +104,8 @@ enum {
     OPT_EPOCHS = 256, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_NESTEROV,
     OPT_SCHEDULE, OPT_WARMUP, OPT_STEP_EPOCHS, OPT_GAMMA, OPT_TUTORIAL, OPT_SEED, OPT_MODEL,
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
-    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION
+    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION,
+    OPT_CLIP_GRAD_NORM, OPT_WATCHDOG
 };
 
 static const struct option options[] = {
@@ -131,6 +136,8 @@ static const struct option options[] = {
     {"quiet", no_argument, 0, OPT_QUIET},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
+    {"clip-grad-norm", required_argument, 0, OPT_CLIP_GRAD_NORM},
+    {"watchdog", required_argument, 0, OPT_WATCHDOG},
     {0, 0, 0, 0},
 };
 
@@ -284,6 +291,14 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
             break;
         case OPT_QUIET:
             cfg->quiet = 1;
+            break;
+        case OPT_CLIP_GRAD_NORM:
+            if (parse_double("--clip-grad-norm", optarg, 1e-12, 1e12, &cfg->clip_grad_norm, err))
+                return -1;
+            break;
+        case OPT_WATCHDOG:
+            if (parse_double("--watchdog", optarg, 0.1, 1e7, &cfg->watchdog, err))
+                return -1;
             break;
         case OPT_HELP:
             cli_usage(out);

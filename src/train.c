@@ -13,8 +13,10 @@
 #include "dptrain/data.h"
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
+#include "dptrain/numerics.h"
 #include "dptrain/optim.h"
 #include "dptrain/sampler.h"
+#include "dptrain/watchdog.h"
 #include "dptrain/weights.h"
 
 /* Everything one run holds; set up once, nothing allocated per step. */
@@ -39,6 +41,7 @@ typedef struct {
     dp_lr_schedule lr;
     FILE *metrics;
     double start_time;
+    dp_watchdog *watchdog;
 } run_state;
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
@@ -233,6 +236,8 @@ static int setup(run_state *s, dp_err *err)
     }
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
+    if (rc == 0)
+        rc = watchdog_start(&s->watchdog, cfg->watchdog, c->rank, err);
     if (rc == 0 && c->rank == 0 && cfg->save)
         rc = check_writable_dir(cfg->save, "--save", err);
     return comm_agree(c, rc, err);
@@ -331,24 +336,31 @@ static int train_loop(run_state *s, dp_err *err)
                                               : s->steps_per_epoch;
         for (; in_epoch < s->steps_per_epoch && step < s->total_steps; in_epoch++, step++) {
             double t0 = comm_time();
+            watchdog_phase(s->watchdog, step + 1, WATCH_COMPUTE);
             sampler_next(&s->sampler, s->batch_idx, s->local_batch);
             fill_batch(s, &s->train, s->batch_idx, 0, s->local_batch, s->batch_labels);
             double t1 = comm_time();
             memset(s->model.grads, 0, s->model.size * sizeof(float));
             int correct = 0;
-            sums[0] += model_forward_backward(&s->model, &s->ws, s->batch_labels, s->local_batch,
-                                              1, &correct);
+            double loss = model_forward_backward(&s->model, &s->ws, s->batch_labels,
+                                                 s->local_batch, 1, &correct);
+            sums[0] += loss;
             sums[1] += correct;
             sums[2] += s->local_batch;
             double t2 = comm_time();
+            watchdog_phase(s->watchdog, step + 1, WATCH_ALLREDUCE);
             if (P > 1)
                 comm_allreduce_sum_float(s->model.grads, s->model.size);
+            watchdog_phase(s->watchdog, step + 1, WATCH_COMPUTE);
             double t3 = comm_time();
             /* The sum over the global batch, divided by its count: the exact mean. */
             float *g = s->model.grads;
             #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < s->model.size; i++)
                 g[i] = g[i] / inv_batch_divisor;
+            /* Identical buffers on every rank: all ranks stop here together, or none. */
+            if (grads_guard(&s->model, step + 1, epoch, loss, s->cfg.clip_grad_norm, NULL, err))
+                return -1;
             lr = lr_at(&s->lr, step);
             sgd_step(&s->opt, s->model.weights, s->model.grads, (float)lr);
             double t4 = comm_time();
@@ -363,6 +375,7 @@ static int train_loop(run_state *s, dp_err *err)
             }
         }
         double seconds = comm_time() - t_epoch;
+        watchdog_phase(s->watchdog, step, WATCH_IDLE);
         if (progress)
             progress_clear(stderr);
 
@@ -446,6 +459,7 @@ static int check_replicas(run_state *s, dp_err *err)
 
 static void teardown(run_state *s)
 {
+    watchdog_stop(s->watchdog);
     if (s->metrics)
         fclose(s->metrics);
     free(s->batch_idx);

@@ -30,6 +30,8 @@ typedef struct {
     const char *metrics, *save, *init_from;
     int progress;         /* -1 auto (terminal), 0 off, 1 on */
     int quiet;
+    double clip_grad_norm; /* 0: off */
+    double watchdog;       /* seconds; 0: off */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */
