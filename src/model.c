@@ -11,6 +11,13 @@
 
 #define MAX_LAYERS 64
 #define MAX_DIM 1000000
+/* Beyond these a spec is a typo, not a model: 2^31 floats are 8 GiB per flat buffer, and
+ * keeping counts below 2^31 keeps every int shape, fan-in and product exact. */
+#ifndef DPTRAIN_MAX_PARAMS
+#define DPTRAIN_MAX_PARAMS (1LL << 31)
+#endif
+#define MAX_PARAMS ((long long)DPTRAIN_MAX_PARAMS)
+#define MAX_ACTIVATIONS (1LL << 31) /* values per sample in one layer's output */
 
 static const struct {
     const char *name, *spec;
@@ -261,7 +268,16 @@ static int infer_shapes(dp_model *m, dp_err *err)
                                w, pad);
             h = (h + 2 * pad - L->kernel) / L->stride + 1;
             w = (w + 2 * pad - L->kernel) / L->stride + 1;
+            int out_c = L->kind == LAYER_CONV ? L->out : c;
+            if ((double)out_c * h * w > (double)MAX_ACTIVATIONS)
+                return dp_fail(err, "layer %d %s: output %d x %d x %d is more than %lld values "
+                                    "per sample", i + 1, L->text, out_c, h, w, MAX_ACTIVATIONS);
             if (L->kind == LAYER_CONV) {
+                double count = (double)L->out * c * L->kernel * L->kernel;
+                if ((double)c * L->kernel * L->kernel > (double)MAX_PARAMS ||
+                    (double)m->size + count > (double)MAX_PARAMS)
+                    return dp_fail(err, "layer %d %s: %.0f weights bring the model past %lld "
+                                        "parameters", i + 1, L->text, count, MAX_PARAMS);
                 snprintf(L->name, sizeof L->name, "conv%d", ++nconv);
                 int dims[4] = {L->out, c, L->kernel, L->kernel};
                 int fan_in = c * L->kernel * L->kernel;
@@ -287,6 +303,9 @@ static int infer_shapes(dp_model *m, dp_err *err)
                                         "number of classes as its size", i + 1);
                 out = m->num_classes;
             }
+            if ((double)m->size + (double)out * (double)in > (double)MAX_PARAMS)
+                return dp_fail(err, "layer %d %s: %d x %ld weights bring the model past %lld "
+                                    "parameters", i + 1, L->text, out, in, MAX_PARAMS);
             snprintf(L->name, sizeof L->name, "fc%d", ++nfc);
             int dims[2] = {out, (int)in};
             L->weight = add_param(m, i, L->name, "weight", 2, dims, (int)in);
