@@ -1,6 +1,7 @@
 #include "dptrain/model.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,10 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
         }
         spec = text;
     } else if (!spec) {
+        /* A path that does not open is a missing file, not a one-layer spec named "x/y". */
+        if (strchr(name_or_spec, '/') && !strchr(name_or_spec, '('))
+            return dp_fail(err, "--model %s: cannot open the spec file: %s", name_or_spec,
+                           strerror(errno));
         spec = name_or_spec;
     }
     m->in_c = C;

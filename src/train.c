@@ -97,8 +97,9 @@ static int load_data(run_state *s, dp_err *err)
         rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks at least one; "
                           "use fewer ranks", s->cfg.train, (long long)s->train_files.total,
                      c->size);
-    else
-        rc = dataset_load(&s->train_files, s->share_begin, s->share_end, &s->train, err);
+    else if ((rc = dataset_load(&s->train_files, s->share_begin, s->share_end, &s->train,
+                                err)) != 0)
+        dp_prefix(err, "--train");
     if (comm_agree(c, rc, err))
         return -1;
 
