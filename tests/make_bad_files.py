@@ -85,3 +85,15 @@ with h5py.File("w/nan.h5", "w") as f:
         if k == "fc1.weight":
             v[3, 5] = np.nan
         f[k] = v
+
+# IDX pairs for dptrain-data convert: 3 images but 2 labels; labels of 2 dimensions
+def idx(path, arr):
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape))
+        f.write(arr.astype(np.uint8).tobytes())
+
+
+os.makedirs("idx", exist_ok=True)
+idx("idx/img3", imgs(3)[:, 0])
+idx("idx/lab2", labs(2))
+idx("idx/lab2d", labs(4).reshape(2, 2))

@@ -83,6 +83,21 @@ expect_in out.log "badlabel/synth-00001-of-00002.h5: label 12"
 "$TOOLS/make_dataset" synth two.h5 2 5 > /dev/null
 expect h5-more-ranks-than-samples 1 "--train two.h5: 2 samples cannot give each of 3 ranks at least one" 3 --train two.h5 "${T[@]}"
 
+# ---- IDX files (dptrain-data convert; parser details in test_idx, the tool in test_data_tool) ----
+tool() {
+  local id=$1 want=$2 needle=$3; shift 3
+  rc=0
+  timeout 60 "$DPTRAIN_DATA" "$@" > out.log 2>&1 || rc=$?
+  [[ $rc -eq $want ]] || { cat out.log; fail "$id: dptrain-data $*: exit $rc, expected $want"; }
+  expect_in out.log "$needle"
+  [[ ! -e idx/out ]] || fail "$id: something was written for a bad input"
+  passed=$((passed + 1))
+  echo "ok $id: exit $rc: $(grep -m1 -F -- "$needle" out.log | cut -c1-160)"
+}
+tool idx-count-mismatch 1 "idx/img3 has 3 images but idx/lab2 has 2 labels: expected the same number" convert --images idx/img3 --labels idx/lab2 --out idx/out
+tool idx-labels-rank 1 "idx/lab2d: labels have 2 dimensions: expected 1 [N]" convert --images idx/img3 --labels idx/lab2d --out idx/out
+tool idx-missing 1 "idx/nothere" convert --images idx/nothere --labels idx/lab2 --out idx/out
+
 # ---- model spec ----
 expect spec-unknown-layer 1 "--model: layer 2: unknown layer 'dropout'" 2 --train train --model "conv(8,3) dropout fc" "${T[@]}"
 expect spec-too-big 1 "layer 2 fc(1000000): 1000000 x 1000000 weights" 2 --train train --model "fc(1000000) fc(1000000) fc" "${T[@]}"
