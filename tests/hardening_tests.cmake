@@ -10,3 +10,6 @@ if(DP_VALGRIND AND NOT DPTRAIN_NATIVE AND NOT DPTRAIN_SANITIZE)
   dp_add_script_test(valgrind test_valgrind.sh)
   set_tests_properties(valgrind PROPERTIES PROCESSORS 2)
 endif()
+# --clip-grad-norm end to end, against a hand computation, on 1 and 2 ranks.
+dp_add_script_test(clip_grad_norm test_clip.sh)
+set_tests_properties(clip_grad_norm PROPERTIES PROCESSORS 2)
