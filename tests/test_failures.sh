@@ -172,6 +172,27 @@ passed=$((passed + 1))
 # a rank that falls behind: the watchdog names it and the step, and ends the job
 DPTRAIN_TEST_STALL=1:3:60 expect watchdog-slow-rank 1 "watchdog: rank 1 fell behind: step 3 has been computing for" 2 --train train --test none --steps 10 --no-progress --watchdog 2
 [[ $took -le 15 ]] || fail "watchdog-slow-rank: took ${took}s"
+# a rank stopped without dying (SIGSTOP): the others' watchdogs end the job
+mpi 2 "$DPTRAIN" --train train --test none --epochs 1000 --no-progress --watchdog 2 > stop.log 2>&1 &
+launcher=$!
+for _ in $(seq 150); do grep -q "^optimizer:" stop.log 2> /dev/null && break; sleep 0.2; done
+sleep 1
+victim=$(ranks_of "$launcher" | tail -n1)
+[[ -n "$victim" ]] || { kill -9 "$launcher"; cat stop.log; fail "watchdog-stopped-rank: no rank found"; }
+kill -STOP "$victim"
+start=$SECONDS
+for _ in $(seq 300); do kill -0 "$launcher" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$launcher" 2> /dev/null; then
+  for k in $(ranks_of "$launcher"); do kill -9 "$k"; done
+  fail "watchdog-stopped-rank: the job was still running 30 s after SIGSTOP of one rank"
+fi
+krc=0
+wait "$launcher" || krc=$?
+[[ $krc -ne 0 ]] || fail "watchdog-stopped-rank: exit status 0"
+expect_in stop.log "in the gradient allreduce of step"
+expect_in stop.log "another rank fell behind or stopped; aborting the job"
+echo "ok watchdog-stopped-rank: exit $krc $((SECONDS - start))s after SIGSTOP: $(grep -m1 -F "watchdog" stop.log | cut -c1-160)"
+passed=$((passed + 1))
 # without a watchdog the same run would wait 60 s; with a generous one it finishes
 DPTRAIN_TEST_STALL=1:3:1 expect watchdog-quiet 0 "replicas identical" 2 --train train --test none --steps 5 --no-progress --watchdog 20
 
