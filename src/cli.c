@@ -78,6 +78,10 @@ void cli_usage(FILE *out)
 "  --progress          force the live progress bar; --no-progress turns it off\n"
 "                      (default: on when stderr is a terminal)\n"
 "  --quiet             only errors\n"
+"  --clip-grad-norm X  scale the averaged gradients to global L2 norm X when larger\n"
+"                      (as torch.nn.utils.clip_grad_norm_; default off)\n"
+"  --watchdog SECONDS  abort the job, naming the rank and step, when a rank spends\n"
+"                      longer than SECONDS in one step (default off)\n"
 "  --help, --version\n"
 "\n"
 "Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options,\n"
@@ -119,7 +123,7 @@ enum {
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
     OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION, OPT_OVERLAP,
     OPT_NO_OVERLAP, OPT_BUCKET_KB, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_EPOCH, OPT_KEEP,
-    OPT_RESUME, OPT_REINIT, OPT_FREEZE
+    OPT_RESUME, OPT_REINIT, OPT_FREEZE, OPT_CLIP_GRAD_NORM, OPT_WATCHDOG
 };
 
 static const struct option options[] = {
@@ -160,6 +164,8 @@ static const struct option options[] = {
     {"resume", required_argument, 0, OPT_RESUME},
     {"reinit", required_argument, 0, OPT_REINIT},
     {"freeze", required_argument, 0, OPT_FREEZE},
+    {"clip-grad-norm", required_argument, 0, OPT_CLIP_GRAD_NORM},
+    {"watchdog", required_argument, 0, OPT_WATCHDOG},
     {0, 0, 0, 0},
 };
 
@@ -327,6 +333,14 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
             if (parse_long("--bucket-kb", optarg, 1, 1 << 20, &l, err))
                 return -1;
             cfg->bucket_kb = (int)l;
+            break;
+        case OPT_CLIP_GRAD_NORM:
+            if (parse_double("--clip-grad-norm", optarg, 1e-12, 1e12, &cfg->clip_grad_norm, err))
+                return -1;
+            break;
+        case OPT_WATCHDOG:
+            if (parse_double("--watchdog", optarg, 0.1, 1e7, &cfg->watchdog, err))
+                return -1;
             break;
         case OPT_HELP:
             cli_usage(out);

@@ -53,6 +53,10 @@ static hid_t h5_open_readonly(const char *path, dp_err *err)
     if (!probe)
         return dp_fail(err, "%s: cannot open: %s", path, strerror(errno));
     fclose(probe);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return dp_fail(err, "%s: is a directory: expected an HDF5 file (a directory of shards "
+                            "is given alone, not in a comma-separated list)", path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 #if H5_VERSION_GE(1, 10, 7)
     H5Pset_file_locking(fapl, 0, 1);

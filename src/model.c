@@ -1,6 +1,7 @@
 #include "dptrain/model.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -12,6 +13,13 @@
 
 #define MAX_LAYERS 64
 #define MAX_DIM 1000000
+/* Beyond these a spec is a typo, not a model: 2^31 floats are 8 GiB per flat buffer, and
+ * keeping counts below 2^31 keeps every int shape, fan-in and product exact. */
+#ifndef DPTRAIN_MAX_PARAMS
+#define DPTRAIN_MAX_PARAMS (1LL << 31)
+#endif
+#define MAX_PARAMS ((long long)DPTRAIN_MAX_PARAMS)
+#define MAX_ACTIVATIONS (1LL << 31) /* values per sample in one layer's output */
 
 static const struct {
     const char *name, *spec;
@@ -262,7 +270,16 @@ static int infer_shapes(dp_model *m, dp_err *err)
                                w, pad);
             h = (h + 2 * pad - L->kernel) / L->stride + 1;
             w = (w + 2 * pad - L->kernel) / L->stride + 1;
+            int out_c = L->kind == LAYER_CONV ? L->out : c;
+            if ((double)out_c * h * w > (double)MAX_ACTIVATIONS)
+                return dp_fail(err, "layer %d %s: output %d x %d x %d is more than %lld values "
+                                    "per sample", i + 1, L->text, out_c, h, w, MAX_ACTIVATIONS);
             if (L->kind == LAYER_CONV) {
+                double count = (double)L->out * c * L->kernel * L->kernel;
+                if ((double)c * L->kernel * L->kernel > (double)MAX_PARAMS ||
+                    (double)m->size + count > (double)MAX_PARAMS)
+                    return dp_fail(err, "layer %d %s: %.0f weights bring the model past %lld "
+                                        "parameters", i + 1, L->text, count, MAX_PARAMS);
                 snprintf(L->name, sizeof L->name, "conv%d", ++nconv);
                 int dims[4] = {L->out, c, L->kernel, L->kernel};
                 int fan_in = c * L->kernel * L->kernel;
@@ -288,6 +305,9 @@ static int infer_shapes(dp_model *m, dp_err *err)
                                         "number of classes as its size", i + 1);
                 out = m->num_classes;
             }
+            if ((double)m->size + (double)out * (double)in > (double)MAX_PARAMS)
+                return dp_fail(err, "layer %d %s: %d x %ld weights bring the model past %lld "
+                                    "parameters", i + 1, L->text, out, in, MAX_PARAMS);
             snprintf(L->name, sizeof L->name, "fc%d", ++nfc);
             int dims[2] = {out, (int)in};
             L->weight = add_param(m, i, L->name, "weight", 2, dims, (int)in);
@@ -350,6 +370,10 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
         }
         spec = text;
     } else if (!spec) {
+        /* A path that does not open is a missing file, not a one-layer spec named "x/y". */
+        if (strchr(name_or_spec, '/') && !strchr(name_or_spec, '('))
+            return dp_fail(err, "--model %s: cannot open the spec file: %s", name_or_spec,
+                           strerror(errno));
         spec = name_or_spec;
     }
     m->in_c = C;

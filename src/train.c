@@ -18,8 +18,10 @@
 #include "dptrain/data.h"
 #include "dptrain/metrics.h"
 #include "dptrain/model.h"
+#include "dptrain/numerics.h"
 #include "dptrain/optim.h"
 #include "dptrain/sampler.h"
+#include "dptrain/watchdog.h"
 #include "dptrain/weights.h"
 
 /* Everything one run holds; set up once, nothing allocated per step. */
@@ -61,6 +63,7 @@ typedef struct {
     int stopped_ckpt;       /* a checkpoint was written on stop */
     long last_step;         /* steps done when the loop ended */
     dp_vote vote;           /* the stop vote in flight */
+    dp_watchdog *watchdog;
 } run_state;
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
@@ -166,8 +169,9 @@ static int load_data(run_state *s, dp_err *err)
         rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks at least one; "
                           "use fewer ranks", s->cfg.train, (long long)s->train_files.total,
                      c->size);
-    else
-        rc = dataset_load(&s->train_files, s->share_begin, s->share_end, &s->train, err);
+    else if ((rc = dataset_load(&s->train_files, s->share_begin, s->share_end, &s->train,
+                                err)) != 0)
+        dp_prefix(err, "--train");
     if (comm_agree(c, rc, err))
         return -1;
 
@@ -595,6 +599,8 @@ static int setup(run_state *s, dp_err *err)
         rc = make_buckets(s, err);
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
+    if (rc == 0)
+        rc = watchdog_start(&s->watchdog, cfg->watchdog, c->rank, err);
     if (rc == 0 && c->rank == 0 && cfg->save)
         rc = check_writable_dir(cfg->save, "--save", err);
     if (comm_agree(c, rc, err))
@@ -704,24 +710,27 @@ static int train_steps(run_state *s, dp_err *err)
         for (; in_epoch < s->steps_per_epoch && step < s->total_steps && !s->stop_signal;
              in_epoch++) {
             double t0 = comm_time();
+            watchdog_phase(s->watchdog, step + 1, WATCH_COMPUTE);
             sampler_next(&s->sampler, s->batch_idx, s->local_batch);
             fill_batch(s, &s->train, s->batch_idx, 0, s->local_batch, s->batch_labels);
             double t1 = comm_time();
             memset(s->model.grads, 0, s->model.size * sizeof(float));
             int correct = 0;
             s->next_bucket = 0;
-            sums[0] += model_forward_backward_hooked(&s->model, &s->ws, s->batch_labels,
-                                                     s->local_batch, 1, &correct,
-                                                     s->reducer && s->cfg.overlap ? bucket_hook
-                                                                                  : NULL, s);
+            double loss = model_forward_backward_hooked(
+                &s->model, &s->ws, s->batch_labels, s->local_batch, 1, &correct,
+                s->reducer && s->cfg.overlap ? bucket_hook : NULL, s);
+            sums[0] += loss;
             sums[1] += correct;
             sums[2] += s->local_batch;
             double t2 = comm_time();
+            watchdog_phase(s->watchdog, step + 1, WATCH_ALLREDUCE);
             if (s->reducer) {
                 while (s->next_bucket < s->nbuckets) /* all of them without overlap */
                     reducer_start(s->reducer, s->next_bucket++);
                 reducer_wait(s->reducer);
             }
+            watchdog_phase(s->watchdog, step + 1, WATCH_COMPUTE);
             /* Stop requests: each step reads the vote of the step before and starts its
              * own, so the ranks agree without waiting for each other; any rank's signal
              * stops all of them at the same step boundary, one step later. */
@@ -736,6 +745,9 @@ static int train_steps(run_state *s, dp_err *err)
             #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < s->model.size; i++)
                 g[i] = g[i] / inv_batch_divisor;
+            /* Identical buffers on every rank: all ranks stop here together, or none. */
+            if (grads_guard(&s->model, step + 1, epoch, loss, s->cfg.clip_grad_norm, NULL, err))
+                return -1;
             lr = lr_at(&s->lr, step);
             for (int k = 0; k < s->nranges; k++) {
                 /* frozen parameters keep their weights and momentum as they are */
@@ -770,6 +782,7 @@ static int train_steps(run_state *s, dp_err *err)
             }
         }
         double seconds = comm_time() - t_epoch;
+        watchdog_phase(s->watchdog, step, WATCH_IDLE);
         if (progress)
             progress_clear(stderr);
 
@@ -874,6 +887,7 @@ static void teardown(run_state *s)
     free(s->bucket_begin);
     free(s->bucket_end);
     free(s->bucket_layer);
+    watchdog_stop(s->watchdog);
     if (s->metrics)
         fclose(s->metrics);
     free(s->batch_idx);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +25,14 @@ int weights_save(const dp_model *m, const char *path, dp_err *err)
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return dp_fail(err, "%s: path too long", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    /* No file locking: one rank writes a file nobody else has open, and on shared file
+     * systems without working locks HDF5 would refuse to create it at all. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#if H5_VERSION_GE(1, 10, 7)
+    H5Pset_file_locking(fapl, 0, 1);
+#endif
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
                             "writable?)", tmp);
@@ -125,6 +133,11 @@ int weights_load(dp_model *m, const char *path, dp_err *err)
                              m->weights + p->offset) < 0)
                 rc = dp_fail(err, "%s: reading dataset '%s' failed (truncated file?)", path,
                              p->name);
+            for (size_t k = 0; rc == 0 && k < p->count; k++)
+                if (!isfinite(m->weights[p->offset + k]))
+                    rc = dp_fail(err, "%s: dataset '%s' holds %g at element %zu: expected "
+                                      "finite weights", path, p->name,
+                                 (double)m->weights[p->offset + k], k);
         }
         if (space >= 0)
             H5Sclose(space);

@@ -39,6 +39,8 @@ typedef struct {
     int keep;                   /* complete checkpoints kept */
     const char *resume;         /* directory to resume from */
     const char *reinit, *freeze; /* comma lists of layer names */
+    double clip_grad_norm; /* 0: off */
+    double watchdog;       /* seconds; 0: off */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */

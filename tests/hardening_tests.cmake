@@ -1,0 +1,15 @@
+# Hardening (issue 6): the failure inventory (docs/failure-inventory.md) and its tests.
+dp_add_unit_test(test_hardening test_hardening.c)
+# Every entry of the inventory through dptrain itself, under mpirun where rank-local.
+dp_add_script_test(failures test_failures.sh)
+set_tests_properties(failures PROPERTIES PROCESSORS 2)
+# valgrind cannot run -march=native code (AVX-512) or ASan builds: registered only in a
+# portable build, as scripts/test.sh --valgrind makes in build-valgrind/.
+find_program(DP_VALGRIND valgrind)
+if(DP_VALGRIND AND NOT DPTRAIN_NATIVE AND NOT DPTRAIN_SANITIZE)
+  dp_add_script_test(valgrind test_valgrind.sh)
+  set_tests_properties(valgrind PROPERTIES PROCESSORS 2)
+endif()
+# --clip-grad-norm end to end, against a hand computation, on 1 and 2 ranks.
+dp_add_script_test(clip_grad_norm test_clip.sh)
+set_tests_properties(clip_grad_norm PROPERTIES PROCESSORS 2)

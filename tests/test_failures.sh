@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The failure inventory (docs/failure-inventory.md), one case per entry: each asserts the
+# exit status, a message naming the file or option with what was expected and found, and
+# that the whole job ended within the time bound. Cases that need what this machine does
+# not allow (mounts) say so and are skipped, never passed silently.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+export MPIEXEC MPIEXEC_NUMPROC_FLAG MPIEXEC_PREFLAGS MPIEXEC_POSTFLAGS
+BOUND=${DP_FAIL_BOUND:-30}   # seconds from start to exit, mpirun start-up included
+passed=0 skipped=0
+
+"$TOOLS/make_dataset" synth train 400 1 2 > /dev/null
+"$TOOLS/make_dataset" synth test.h5 50 2 > /dev/null
+"$TOOLS/make_dataset" synth one.h5 100 4 > /dev/null
+mpi 1 "$DPTRAIN" --train train --test none --steps 0 --save good_w.h5 --quiet
+"$DP_PYTHON" "$DP_SOURCE_DIR/tests/make_bad_files.py" train/synth-00000-of-00002.h5 good_w.h5
+T=(--test none --steps 2 --no-progress)
+
+# run RANKS ARGS...: dptrain under the launcher, output in out.log, status in $rc, time in $took
+run() {
+  local ranks=$1; shift
+  local start=$SECONDS
+  rc=0
+  timeout 120 bash -c "$(declare -f mpi); mpi $ranks \"\$@\"" _ "$DPTRAIN" "$@" > out.log 2>&1 || rc=$?
+  took=$((SECONDS - start))
+}
+# expect ID STATUS NEEDLE RANKS ARGS...
+expect() {
+  local id=$1 want=$2 needle=$3 ranks=$4; shift 4
+  run "$ranks" "$@"
+  [[ $rc -eq $want ]] || { cat out.log; fail "$id: dptrain $* on $ranks ranks: exit $rc, expected $want"; }
+  grep -qF -- "$needle" out.log || { cat out.log; fail "$id: message lacks '$needle'"; }
+  [[ $took -le $BOUND ]] || fail "$id: took ${took}s to end (bound ${BOUND}s)"
+  passed=$((passed + 1))
+  echo "ok $id: exit $rc in ${took}s: $(grep -m1 -F -- "$needle" out.log | cut -c1-160)"
+}
+skip() { skipped=$((skipped + 1)); echo "skip $1: $2"; }
+
+# ---- options (parsed the same on every rank; exit 2) ----
+expect opt-range-lr 2 "--lr: -1 is out of range [0, 1e+06]" 1 --lr -1
+expect opt-range-momentum 2 "--momentum: 1 is out of range" 1 --momentum 1
+expect opt-range-threads 2 "--threads: 0 is out of range [1, 1024]" 1 --threads 0
+expect opt-range-epochs 2 "--epochs: 0 is out of range" 1 --epochs 0
+expect opt-range-batch 2 "--batch: 0 is out of range" 1 --batch 0
+expect opt-not-number 2 "--lr: expected a number, got 'fast'" 1 --lr fast
+expect opt-nan 2 "--weight-decay: expected a number, got 'nan'" 1 --weight-decay nan
+expect opt-overflow 2 "--steps: expected an integer, got '99999999999999999999999'" 1 --steps 99999999999999999999999
+expect opt-normalize 2 "--normalize: expected MEAN,STD with STD > 0" 1 --normalize 0.5,0
+expect opt-schedule 2 "--lr-schedule: expected constant, cosine or step, got 'linear'" 1 --lr-schedule linear
+expect opt-missing-value 2 "--lr: needs a value" 1 --lr
+expect opt-unknown 2 "unknown option '--learning-rate'" 1 --learning-rate 0.1
+expect opt-positional 2 "unexpected argument 'train'" 1 train
+expect opt-empty-train 2 "--train: empty path" 1 --train ""
+expect opt-clip 2 "--clip-grad-norm: 0 is out of range" 1 --clip-grad-norm 0
+expect opt-watchdog 2 "--watchdog: 0 is out of range" 1 --watchdog 0
+
+# ---- training shards (every rank lists every file: all ranks fail alike) ----
+expect h5-missing 1 "--train: nothere.h5: cannot open: No such file or directory" 2 --train nothere.h5 "${T[@]}"
+expect h5-not-hdf5 1 "h5/not_hdf5.h5: cannot open: expected an HDF5 file" 2 --train h5/not_hdf5.h5 "${T[@]}"
+expect h5-empty-file 1 "h5/empty_file.h5: cannot open: expected an HDF5 file" 2 --train h5/empty_file.h5 "${T[@]}"
+expect h5-truncated 1 "h5/truncated.h5: cannot open: expected an HDF5 file, but it is not one or it is damaged" 2 --train h5/truncated.h5 "${T[@]}"
+expect h5-directory-in-list 1 "--train: train/: is a directory: expected an HDF5 file" 2 --train train/,one.h5 "${T[@]}"
+expect h5-no-shards 1 "no_shards: directory holds no *.h5 files" 2 --train no_shards "${T[@]}"
+expect h5-no-images 1 "h5/no_images.h5: no dataset '/images': expected /images uint8" 2 --train h5/no_images.h5 "${T[@]}"
+expect h5-no-labels 1 "h5/no_labels.h5: no dataset '/labels'" 2 --train h5/no_labels.h5 "${T[@]}"
+expect h5-wrong-names 1 "h5/wrong_names.h5: no dataset '/images'" 2 --train h5/wrong_names.h5 "${T[@]}"
+expect h5-not-dataset 1 "h5/images_group.h5: '/images' is not a dataset" 2 --train h5/images_group.h5 "${T[@]}"
+expect h5-dtype-images 1 "'/images' has element type float32: expected uint8" 2 --train h5/images_float.h5 "${T[@]}"
+expect h5-dtype-labels 1 "'/labels' has element type int64: expected uint8" 2 --train h5/labels_int64.h5 "${T[@]}"
+expect h5-rank-images 1 "'/images' has rank 2: expected" 2 --train h5/images_rank2.h5 "${T[@]}"
+expect h5-rank5-images 1 "'/images' has rank 5: expected" 2 --train h5/images_rank5.h5 "${T[@]}"
+expect h5-rank-labels 1 "'/labels' has rank 2: expected" 2 --train h5/labels_rank2.h5 "${T[@]}"
+expect h5-length-mismatch 1 "h5/length_mismatch.h5: /images has 50 samples but /labels has 49" 2 --train h5/length_mismatch.h5 "${T[@]}"
+expect h5-empty-shard 1 "h5/empty_shard.h5: '/images' has dimension 0 of size 0: expected a non-empty" 2 --train h5/empty_shard.h5 "${T[@]}"
+expect h5-shards-disagree 1 "mixed/b.h5: samples are 3 x 28 x 28 (C x H x W): expected 1 x 28 x 28 as in mixed/a.h5" 2 --train mixed "${T[@]}"
+expect h5-attrs-disagree 1 "attrs/b.h5: attribute shard_index is 0: expected 1" 2 --train attrs "${T[@]}"
+expect h5-test-shape 1 "--test h5/test_3x28x28.h5: samples are 3x28x28 but the training samples are 1x28x28" 2 --train train --test h5/test_3x28x28.h5 --steps 2 --no-progress
+expect h5-test-missing 1 "--test: missing.h5: cannot open" 2 --train train --test missing.h5 --steps 2 --no-progress
+# rank-local: only rank 1 reads the shard with a label of 12
+"$TOOLS/make_dataset" synth badlabel 400 1 2 1 > /dev/null
+expect h5-label-range-rank-local 1 "rank 1: --train" 2 --train badlabel "${T[@]}"
+expect_in out.log "badlabel/synth-00001-of-00002.h5: label 12"
+"$TOOLS/make_dataset" synth two.h5 2 5 > /dev/null
+expect h5-more-ranks-than-samples 1 "--train two.h5: 2 samples cannot give each of 3 ranks at least one" 3 --train two.h5 "${T[@]}"
+
+# ---- IDX files (dptrain-data convert; parser details in test_idx, the tool in test_data_tool) ----
+tool() {
+  local id=$1 want=$2 needle=$3; shift 3
+  rc=0
+  timeout 60 "$DPTRAIN_DATA" "$@" > out.log 2>&1 || rc=$?
+  [[ $rc -eq $want ]] || { cat out.log; fail "$id: dptrain-data $*: exit $rc, expected $want"; }
+  expect_in out.log "$needle"
+  [[ ! -e idx/out ]] || fail "$id: something was written for a bad input"
+  passed=$((passed + 1))
+  echo "ok $id: exit $rc: $(grep -m1 -F -- "$needle" out.log | cut -c1-160)"
+}
+tool idx-count-mismatch 1 "idx/img3 has 3 images but idx/lab2 has 2 labels: expected the same number" convert --images idx/img3 --labels idx/lab2 --out idx/out
+tool idx-labels-rank 1 "idx/lab2d: labels have 2 dimensions: expected 1 [N]" convert --images idx/img3 --labels idx/lab2d --out idx/out
+tool idx-missing 1 "idx/nothere" convert --images idx/nothere --labels idx/lab2 --out idx/out
+
+# ---- model spec ----
+expect spec-unknown-layer 1 "--model: layer 2: unknown layer 'dropout'" 2 --train train --model "conv(8,3) dropout fc" "${T[@]}"
+expect spec-too-big 1 "layer 2 fc(1000000): 1000000 x 1000000 weights" 2 --train train --model "fc(1000000) fc(1000000) fc" "${T[@]}"
+expect spec-missing-file 1 "--model specs/nothere.txt: cannot open the spec file: No such file or directory" 2 --train train --model specs/nothere.txt "${T[@]}"
+
+# ---- weights files (--init-from) ----
+expect w-missing 1 "--init-from: nothere.h5: cannot read the weights file" 2 --train train --init-from nothere.h5 "${T[@]}"
+expect w-not-hdf5 1 "--init-from: w/not_hdf5.h5: not an HDF5 file" 2 --train train --init-from w/not_hdf5.h5 "${T[@]}"
+expect w-truncated 1 "--init-from: w/truncated.h5:" 2 --train train --init-from w/truncated.h5 "${T[@]}"
+expect w-missing-tensor 1 "w/missing.h5: has no dataset 'fc2.bias'" 2 --train train --init-from w/missing.h5 "${T[@]}"
+expect w-shape 1 "w/shape.h5: dataset 'fc2.bias' has shape [11], the model needs [10]" 2 --train train --init-from w/shape.h5 "${T[@]}"
+expect w-dtype 1 "w/ints.h5: dataset 'conv1.weight' is not floating point" 2 --train train --init-from w/ints.h5 "${T[@]}"
+expect w-nan 1 "w/nan.h5: dataset 'fc1.weight' holds nan at element 4805: expected finite weights" 2 --train train --init-from w/nan.h5 "${T[@]}"
+expect w-other-model 1 "has shape [" 2 --train train --init-from good_w.h5 --model "conv(16,3) relu maxpool(2) fc(classes)" "${T[@]}"
+
+# ---- outputs: nothing existing is overwritten with something broken ----
+echo precious > keep.h5
+expect save-missing-dir 1 "--save no/dir/w.h5: the directory no/dir does not exist or is not writable" 2 --train train "${T[@]}" --save no/dir/w.h5
+expect metrics-missing-dir 1 "--metrics no/dir/m.jsonl: cannot open for appending: No such file or directory" 2 --train train "${T[@]}" --metrics no/dir/m.jsonl
+expect metrics-disk-full 1 "--metrics: write failed: No space left on device" 2 --train train "${T[@]}" --metrics /dev/full
+if mkdir -p ro full && mount -t tmpfs -o ro,size=64k tmpfs ro 2> /dev/null; then
+  expect save-read-only 1 "--save ro/w.h5: the directory ro does not exist or is not writable" 2 --train train "${T[@]}" --save ro/w.h5
+  expect metrics-read-only 1 "--metrics ro/m.jsonl: cannot open for appending: Read-only file system" 2 --train train "${T[@]}" --metrics ro/m.jsonl
+  umount ro
+  mount -t tmpfs -o size=64k tmpfs full
+  echo precious > full/keep.h5
+  expect save-disk-full 1 "--save: full/keep.h5: writing the weights failed (disk full or not writable?); the previous file, if any, is untouched" 2 --train train "${T[@]}" --save full/keep.h5
+  [[ "$(cat full/keep.h5)" == precious ]] || fail "save-disk-full: keep.h5 was overwritten"
+  [[ ! -e full/keep.h5.tmp ]] || fail "save-disk-full: the temporary file was left behind"
+  umount full
+else
+  skip save-read-only "cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)"
+  skip metrics-read-only "cannot mount a tmpfs here"
+  skip save-disk-full "cannot mount a tmpfs here"
+fi
+
+# ---- numerical trouble: stops at the step, names the layer, keeps --save intact ----
+expect nan-gradients 1 "numerical trouble at step" 2 --train train --test none --lr 1e6 --momentum 0 --lr-schedule constant --warmup-epochs 0 --steps 20 --no-progress --save keep.h5
+expect_in out.log "holds NaN or Inf after averaging over ranks"
+grep -Eq "the gradient of (conv|fc)[0-9]+\.(weight|bias) \(layer [0-9]+ " out.log || fail "nan-gradients: no layer named"
+[[ "$(cat keep.h5)" == precious ]] || fail "nan-gradients: keep.h5 was overwritten"
+echo "ok nan-input: uint8 images cannot hold NaN; --normalize only accepts a finite mean and STD > 0 (opt-normalize)"
+
+# ---- ranks that die or fall behind ----
+# a rank killed mid-training: the job ends promptly with a non-zero exit
+# ranks_of PID: the dptrain processes below PID (this test's own job, nobody else's)
+ranks_of() {
+  local k
+  for k in $(pgrep -P "$1" || true); do
+    [[ "$(cat "/proc/$k/comm" 2> /dev/null)" == dptrain ]] && echo "$k"
+    ranks_of "$k"
+  done
+}
+mpi 2 "$DPTRAIN" --train train --test none --epochs 1000 --no-progress > kill.log 2>&1 &
+launcher=$!
+for _ in $(seq 150); do grep -q "^optimizer:" kill.log 2> /dev/null && break; sleep 0.2; done
+sleep 1
+victim=$(ranks_of "$launcher" | tail -n1)
+[[ -n "$victim" ]] || { kill -9 "$launcher"; cat kill.log; fail "rank-killed: no dptrain rank found"; }
+kill -9 "$victim"
+start=$SECONDS
+for _ in $(seq 300); do kill -0 "$launcher" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$launcher" 2> /dev/null; then
+  for k in $(ranks_of "$launcher"); do kill -9 "$k"; done
+  fail "rank-killed: the job was still running 30 s after kill -9 of one rank"
+fi
+krc=0
+wait "$launcher" || krc=$?
+[[ $krc -ne 0 ]] || fail "rank-killed: exit status 0"
+echo "ok rank-killed: exit $krc $((SECONDS - start))s after kill -9: $(grep -m1 -E "signal 9|Killed" kill.log | cut -c1-120)"
+passed=$((passed + 1))
+# a rank that falls behind: the watchdog names it and the step, and ends the job
+DPTRAIN_TEST_STALL=1:3:60 expect watchdog-slow-rank 1 "watchdog: rank 1 fell behind: step 3 has been computing for" 2 --train train --test none --steps 10 --no-progress --watchdog 2
+[[ $took -le 15 ]] || fail "watchdog-slow-rank: took ${took}s"
+# a rank stopped without dying (SIGSTOP): the others' watchdogs end the job
+mpi 2 "$DPTRAIN" --train train --test none --epochs 1000 --no-progress --watchdog 2 > stop.log 2>&1 &
+launcher=$!
+for _ in $(seq 150); do grep -q "^optimizer:" stop.log 2> /dev/null && break; sleep 0.2; done
+sleep 1
+victim=$(ranks_of "$launcher" | tail -n1)
+[[ -n "$victim" ]] || { kill -9 "$launcher"; cat stop.log; fail "watchdog-stopped-rank: no rank found"; }
+kill -STOP "$victim"
+start=$SECONDS
+for _ in $(seq 300); do kill -0 "$launcher" 2> /dev/null || break; sleep 0.1; done
+if kill -0 "$launcher" 2> /dev/null; then
+  for k in $(ranks_of "$launcher"); do kill -9 "$k"; done
+  fail "watchdog-stopped-rank: the job was still running 30 s after SIGSTOP of one rank"
+fi
+krc=0
+wait "$launcher" || krc=$?
+[[ $krc -ne 0 ]] || fail "watchdog-stopped-rank: exit status 0"
+expect_in stop.log "in the gradient allreduce of step"
+expect_in stop.log "another rank fell behind or stopped; aborting the job"
+echo "ok watchdog-stopped-rank: exit $krc $((SECONDS - start))s after SIGSTOP: $(grep -m1 -F "watchdog" stop.log | cut -c1-160)"
+passed=$((passed + 1))
+# without a watchdog the same run would wait 60 s; with a generous one it finishes
+DPTRAIN_TEST_STALL=1:3:1 expect watchdog-quiet 0 "replicas identical" 2 --train train --test none --steps 5 --no-progress --watchdog 20
+
+# ---- shared machines ----
+# HDF5 file locking: another process holds an exclusive lock on every input file
+flock -x train/synth-00000-of-00002.h5 sleep 60 & l1=$!
+flock -x good_w.h5 sleep 60 & l2=$!
+sleep 0.3
+# the lock is real: HDF5 with locking on (h5py) cannot open the file now
+if env -u HDF5_USE_FILE_LOCKING "$DP_PYTHON" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')" \
+     train/synth-00000-of-00002.h5 2> /dev/null; then
+  kill $l1 $l2; fail "h5-locked-by-other: the exclusive lock does not stop a locking reader"
+fi
+expect h5-locked-by-other 0 "replicas identical" 2 --train train --test none --steps 2 --no-progress --init-from good_w.h5
+kill $l1 $l2 2> /dev/null || true
+# oversubscription: more ranks than cores gets the warning, the banner shows hosts and threads
+cores=$(nproc)
+expect oversubscribed-warning 0 "ranks on this node share its $cores cores" $((cores + 1)) --train one.h5 --test none --steps 1 --batch 10 --no-progress
+expect_in out.log "dptrain: $((cores + 1)) ranks x 1 thread on 1 node ($(hostname) ranks 0-$cores)"
+expect threads-warning 0 "2 ranks x $cores threads on this node exceed its $cores cores; pass --threads $((cores / 2 > 0 ? cores / 2 : 1))" 2 --train train --test none --steps 1 --threads "$cores" --no-progress
+
+echo "$passed passed, 0 failed, $skipped skipped"
