@@ -1,0 +1,6 @@
+# Clusters and scaling (issue 5): the linear lr scaling rule, the sweep/collect/plot
+# scripts, and the Slurm harnesses (real slurmctld/slurmd/munge; root only, skip 77
+# otherwise).
+dp_add_unit_test(test_lr_scaling test_lr_scaling.c)
+dp_add_script_test(lr_scaling_run test_lr_scaling_run.sh)
+set_tests_properties(lr_scaling_run PROPERTIES PROCESSORS 2)
