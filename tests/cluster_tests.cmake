@@ -4,3 +4,5 @@
 dp_add_unit_test(test_lr_scaling test_lr_scaling.c)
 dp_add_script_test(lr_scaling_run test_lr_scaling_run.sh)
 set_tests_properties(lr_scaling_run PROPERTIES PROCESSORS 2)
+dp_add_script_test(slurm_1node slurm/test_slurm_1node.sh)
+set_tests_properties(slurm_1node PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
