@@ -15,6 +15,8 @@ if [[ "${1:-}" == "--with-test-deps" ]]; then
   # h5py for the "three lines of h5py" test, torch for the PyTorch reference test
   packages+=(python3 python3-numpy python3-h5py)
   [[ "${DPTRAIN_NO_TORCH:-0}" == 1 ]] || packages+=(python3-torch)
+  # a real Slurm for the job-script tests (tests/slurm/), gnuplot for the scaling plots
+  packages+=(slurmctld slurmd slurm-client munge gnuplot-nox iproute2)
 fi
 
 missing=()

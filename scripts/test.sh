@@ -8,5 +8,6 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/datasets/fetch_mnist.sh" --tool "$repo/build/dptrain-data"
 source "$repo/scripts/mpi-env.sh"
 export DPTRAIN_REQUIRE_DATA=1  # the end-to-end test must run, not skip
+export DPTRAIN_REQUIRE_SLURM=1 # setup installed Slurm: its tests fail, not skip, without it
 cd "$repo/build"
 ctest --output-on-failure --timeout 900 "$@"
