@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """report.py: the one-page Markdown report of a sweep directory (to stdout).
 
-  scripts/report.py OUTDIR [--projection DIR] [--lr-scaling CSV]
+  scripts/report.py OUTDIR [--projection DIR] [--lr-scaling CSV] [--notes FILE]
 
 OUTDIR holds sweep.csv and plots/ (scripts/report.sh makes them). --projection adds the
 allreduce fit and the projection (DIR from scripts/project.py); --lr-scaling adds the
@@ -43,7 +43,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
     ap.add_argument("--projection")
-    ap.add_argument("--lr-scaling")
+    ap.add_argument("--lr-scaling", action="append", default=[], help="may repeat")
+    ap.add_argument("--notes", help="a Markdown file appended as the conclusions")
     a = ap.parse_args()
     out = a.outdir
     rows = read_csv(os.path.join(out, "sweep.csv"))
@@ -85,15 +86,16 @@ def main():
                 p(f"![{png}]({rel(os.path.join(d, png), out)})")
     if a.lr_scaling:
         p("\n## Large global batches: linear lr scaling\n")
-        lr = read_csv(a.lr_scaling)
-        p("| run | global batch | peak lr | epochs | test accuracy | train loss |")
-        p("|---|---|---|---|---|---|")
-        for r in sorted(lr, key=lambda r: (int(r["global_batch"]), r["run"])):
-            acc = f"{100 * float(r['test_accuracy']):.2f}%" if r["test_accuracy"] not in ("", "None") else "-"
-            b = int(r["global_batch"])
-            peak = 0.05 * b / 100 if "linear" in r["run"] else 0.05  # the experiment's --lr 0.05
-            p(f"| {r['run']} | {b} | {peak:g} | {r['epochs']} | {acc} | "
-              f"{fmt(r['train_loss'], 4)} |")
+        p("| set | run | global batch | peak lr | epochs | test accuracy | train loss |")
+        p("|---|---|---|---|---|---|---|")
+        for path in a.lr_scaling:
+            name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            for r in sorted(read_csv(path), key=lambda r: (int(r["global_batch"]), r["run"])):
+                acc = f"{100 * float(r['test_accuracy']):.2f}%" if r["test_accuracy"] not in ("", "None") else "-"
+                p(f"| {name} | {r['run']} | {r['global_batch']} | {r.get('peak_lr', '-')} | {r['epochs']} | "
+                  f"{acc} | {fmt(r['train_loss'], 4)} |")
+    if a.notes:
+        p("\n" + open(a.notes).read())
     p("\n_Made by scripts/report.py; regenerate with scripts/sweep.sh or scripts/report.sh._")
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # report.sh: CSV, plots and the one-page report for a directory of runs.
-#   scripts/report.sh OUTDIR       (OUTDIR/runs/*.jsonl, from scripts/sweep.sh or jobs/sweep.sbatch)
+#   scripts/report.sh OUTDIR [report.py options]   (OUTDIR/runs/*.jsonl, from scripts/sweep.sh
+#                                                   or jobs/sweep.sbatch)
+# report.py options add sections: --projection DIR, --lr-scaling CSV, --notes FILE.
 # Writes OUTDIR/sweep.csv, OUTDIR/epochs.csv, OUTDIR/plots/*.png, OUTDIR/report.md.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,5 +14,5 @@ $py "$repo/scripts/plot.py" sweep "$out/sweep.csv" "$out/plots" > /dev/null
 # training curves of the largest strong-scaling run (any run: scripts/plot.py curves)
 big=$(ls "$out"/runs/strong-r*-t*.jsonl 2> /dev/null | sort -t r -k3 -n | tail -1 || true)
 [[ -n $big ]] && $py "$repo/scripts/plot.py" curves "$out/plots" "$big" > /dev/null
-$py "$repo/scripts/report.py" "$out" > "$out/report.md"
+$py "$repo/scripts/report.py" "$out" "${@:2}" > "$out/report.md"
 echo "report: $out/sweep.csv, $out/plots/, $out/report.md"
