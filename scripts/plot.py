@@ -111,8 +111,8 @@ def curves(outdir, files):
                 f"plot $c using 2:5 {lp} title 'test accuracy'\nunset multiplot\n", png)
 
 
-def projection(csv_path, outdir):
-    rows = read_csv(csv_path)
+def projection(csv_path, outdir, node=None):
+    rows = [r for r in read_csv(csv_path) if node is None or r.get("node") in (None, node)]
     os.makedirs(outdir, exist_ok=True)
     models = sorted({r["model"] for r in rows})
     for what, col, ylabel in (("step", "step_ms", "step time (ms)"),
@@ -133,11 +133,11 @@ def projection(csv_path, outdir):
                         and r["source"] == "measured"]
                 if meas:
                     data += block(f"p{i}", meas)
-                    plots.append(f"$p{i} using 1:2 with points pt 7 ps 1.5 title '{m}, measured here'")
+                    plots.append(f"$p{i} using 1:2 with points pt 7 ps 1.5 title '{m}, measured: ranks on this machine'")
                     i += 1
         png = os.path.join(outdir, f"projection_{what}.png")
         gnuplot(TERM.replace("900,560", "1000,620") + f"set output '{png}'\n" + data +
-                "set logscale x 2\nset xlabel 'nodes (1 rank per node, batch 100 per rank: weak scaling)'\n"
+                f"set logscale x 2\nset xlabel 'nodes ({node or 'node as measured'}; 1 rank per node, batch 100 per node: weak scaling)'\n"
                 f"set ylabel '{ylabel}'\nset grid\nset key outside right top\n" +
                 ("set logscale y\n" if what == "step" else "set yrange [0:1.05]\n") +
                 f"set title 'Projected {what} (alpha-beta ring allreduce model)'\n"

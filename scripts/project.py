@@ -17,8 +17,10 @@ parameter:
     overlap on:  step = C/3 + max(2C/3, t(P, n))   (backward ~2/3 of a step; the
                  allreduce of a layer's gradients starts as soon as backward has them)
     efficiency = C / step
-Networks: the fit of this machine, and two assumed cluster networks (stated in the
-output). Writes OUTDIR/projection.csv, OUTDIR/projection.md, OUTDIR/allreduce_fit.png,
+Nodes: one like this machine (the measured C), and a 64-core node (--node-cores) whose
+compute time per step is C x cores here / 64 (assumes the threads scale perfectly: an
+optimistic node, hence a pessimistic efficiency). Networks: the fit of this machine,
+and two assumed cluster networks (stated in the output). The plots show the 64-core node. Writes OUTDIR/projection.csv, OUTDIR/projection.md, OUTDIR/allreduce_fit.png,
 OUTDIR/projection_step.png, OUTDIR/projection_efficiency.png. Standard library only."""
 import argparse
 import csv
@@ -62,6 +64,7 @@ def main():
     ap.add_argument("--compute", action="append", required=True, help="MODEL=ms per step")
     ap.add_argument("--weak-sweep")
     ap.add_argument("--cores", type=int, default=os.cpu_count())
+    ap.add_argument("--node-cores", type=int, default=64)
     ap.add_argument("-o", "--out", required=True)
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -80,24 +83,29 @@ def main():
     networks = [(f"this machine (fit: {alpha * 1e6:.2f} us, {1 / beta / 1e9:.2f} GB/s)", alpha, beta)] + ASSUMED
     short = {networks[0][0]: "here", ASSUMED[0][0]: "IB-100G", ASSUMED[1][0]: "10GbE"}
     rows = []
-    for m, c in compute.items():
+    node_types = [(f"{a.cores}c", 1.0), (f"{a.node_cores}c", a.cores / a.node_cores)]
+    for m, c_here in compute.items():
         n = 4 * PARAMS[m]
-        for net, al, be in networks:
-            for p in NODES:
-                t = t_allreduce(p, n, al, be)
-                for ov, step in (("off", c + t), ("on", c / 3 + max(2 * c / 3, t))):
-                    rows.append({"model": m, "network": short[net], "overlap": ov, "nodes": p,
-                                 "allreduce_ms": round(t * 1e3, 4), "step_ms": round(step * 1e3, 4),
-                                 "efficiency": round(c / step, 4), "source": "model"})
+        for node, scale in node_types:
+            c = c_here * scale
+            for net, al, be in networks:
+                for p in NODES:
+                    t = t_allreduce(p, n, al, be)
+                    for ov, step in (("off", c + t), ("on", c / 3 + max(2 * c / 3, t))):
+                        rows.append({"model": m, "node": node, "network": short[net], "overlap": ov,
+                                     "nodes": p, "compute_ms": round(c * 1e3, 4),
+                                     "allreduce_ms": round(t * 1e3, 4), "step_ms": round(step * 1e3, 4),
+                                     "efficiency": round(c / step, 4), "source": "model"})
     if a.weak_sweep:  # measured weak-scaling points of this machine, reference model
         with open(a.weak_sweep) as f:
             for r in csv.DictReader(f):
                 if r["kind"] == "weak" and r["threads"] == "1" and r["efficiency"]:
-                    rows.append({"model": "reference", "network": "here", "overlap": "off",
-                                 "nodes": int(r["ranks"]), "allreduce_ms": r["comm_ms"],
+                    rows.append({"model": "reference", "node": f"{a.node_cores}c", "network": "here",
+                                 "overlap": "off", "nodes": int(r["ranks"]),
+                                 "compute_ms": r["compute_ms"], "allreduce_ms": r["comm_ms"],
                                  "step_ms": r["step_ms"], "efficiency": r["efficiency"],
                                  "source": "measured"})
-    fields = ["model", "network", "overlap", "nodes", "allreduce_ms", "step_ms", "efficiency", "source"]
+    fields = ["model", "node", "network", "overlap", "nodes", "compute_ms", "allreduce_ms", "step_ms", "efficiency", "source"]
     with open(os.path.join(a.out, "projection.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fields)
         w.writeheader()
@@ -118,35 +126,39 @@ def main():
                  "set ylabel 'seconds per allreduce'\nset grid\nset key left top\n"
                  f"set title 'MPI_Allreduce here; fit alpha {alpha * 1e6:.2f} us, beta 1/({1 / beta / 1e9:.2f} GB/s)'\n"
                  f"plot {', '.join(plots)}\n", png)
-    plot.projection(os.path.join(a.out, "projection.csv"), a.out)
+    plot.projection(os.path.join(a.out, "projection.csv"), a.out, node=f"{a.node_cores}c")
     # summary
     L = []
     L.append(f"Allreduce fitted on this machine ({a.cores} cores, shared memory, P <= {a.cores}): "
              f"alpha = {alpha * 1e6:.2f} us, beta = 1/({1 / beta / 1e9:.2f} GB/s). "
              "Compute per step measured here (1 rank x all cores, batch 100): " +
              ", ".join(f"{m} {c * 1e3:.1f} ms" for m, c in compute.items()) +
-             ". Weak scaling, one rank per node, batch 100 per node (global batch 100 x nodes).\n")
+             ". Weak scaling, one rank per node, batch 100 per node (global batch 100 x nodes). "
+             f"Node {a.cores}c: like this machine; node {a.node_cores}c: compute / {a.node_cores / a.cores:g}.\n")
     show = [16, 64, 256, 1024]
-    L.append("| model | network | overlap | " + " | ".join(f"{p} nodes: step ms / eff." for p in show) + " |")
-    L.append("|---|---|---|" + "---|" * len(show))
+    L.append("| model | node | network | overlap | compute ms | " + " | ".join(f"{p} nodes: step ms / eff." for p in show) + " |")
+    L.append("|---|---|---|---|---|" + "---|" * len(show))
     for m in compute:
-        for net in ("here", "IB-100G", "10GbE"):
-            for ov in ("off", "on"):
-                cells = []
-                for p in show:
-                    r = next(r for r in rows if r["model"] == m and r["network"] == net
-                             and r["overlap"] == ov and r["nodes"] == p and r["source"] == "model")
-                    cells.append(f"{r['step_ms']:.1f} / {100 * r['efficiency']:.0f}%")
-                L.append(f"| {m} | {net} | {ov} | " + " | ".join(cells) + " |")
+        for node, _ in node_types:
+            for net in ("here", "IB-100G", "10GbE"):
+                for ov in ("off", "on"):
+                    cells = []
+                    for p in show:
+                        r = next(r for r in rows if r["model"] == m and r["node"] == node and r["network"] == net
+                                 and r["overlap"] == ov and r["nodes"] == p and r["source"] == "model")
+                        cells.append(f"{r['step_ms']:.2f} / {100 * r['efficiency']:.0f}%")
+                    L.append(f"| {m} | {node} | {net} | {ov} | {r['compute_ms']:.2f} | " + " | ".join(cells) + " |")
     L.append("")
-    for m, c in compute.items():
+    for m, c_here in compute.items():
         n = 4 * PARAMS[m]
+        c = c_here * a.cores / a.node_cores
         for net, al, be in networks:
-            bw = 2 * n * be  # the bandwidth term's limit for large P
+            bw = 2 * 1023 / 1024 * n * be
             lat = 2 * math.log2(1024) * al
             L.append(f"- {m}, {short[net]}: at 1024 nodes the allreduce takes {t_allreduce(1024, n, al, be) * 1e3:.2f} ms "
                      f"({bw * 1e3:.2f} ms bandwidth, {lat * 1e3:.3f} ms latency) against {c * 1e3:.1f} ms of compute"
-                     + (" : hidden by overlap" if t_allreduce(1024, n, al, be) <= 2 * c / 3 else ""))
+                     + f" on a {a.node_cores}-core node"
+                     + ("; overlap hides it" if t_allreduce(1024, n, al, be) <= 2 * c / 3 else "; more than the backward pass: overlap cannot hide it"))
     with open(os.path.join(a.out, "projection.md"), "w") as f:
         f.write("\n".join(L) + "\n")
     print("\n".join(L))
