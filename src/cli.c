@@ -63,6 +63,9 @@ void cli_usage(FILE *out)
 "  --nesterov          Nesterov momentum\n"
 "  --lr-schedule S     constant, cosine (to 0 at the end; default) or step\n"
 "  --warmup-epochs X   linear warm-up over X epochs (default %g)\n"
+"  --lr-scaling S      none (default) or linear: peak lr = --lr x batch / --lr-base-batch\n"
+"                      (Goyal et al. 2017; combine with --warmup-epochs for large batches)\n"
+"  --lr-base-batch N   the global batch --lr is meant for (default 100)\n"
 "  --lr-step-epochs X  step schedule: multiply by --lr-gamma every X epochs (default 1)\n"
 "  --lr-gamma X        step schedule factor (default 0.7)\n"
 "  --tutorial          the PyTorch tutorial's settings: lr 0.001, momentum 0.9, constant,\n"
@@ -123,7 +126,8 @@ enum {
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
     OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION, OPT_OVERLAP,
     OPT_NO_OVERLAP, OPT_BUCKET_KB, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_EPOCH, OPT_KEEP,
-    OPT_RESUME, OPT_REINIT, OPT_FREEZE, OPT_CLIP_GRAD_NORM, OPT_WATCHDOG
+    OPT_RESUME, OPT_REINIT, OPT_FREEZE, OPT_CLIP_GRAD_NORM, OPT_WATCHDOG, OPT_LR_SCALING,
+    OPT_LR_BASE_BATCH
 };
 
 static const struct option options[] = {
@@ -136,6 +140,8 @@ static const struct option options[] = {
     {"nesterov", no_argument, 0, OPT_NESTEROV},
     {"lr-schedule", required_argument, 0, OPT_SCHEDULE},
     {"warmup-epochs", required_argument, 0, OPT_WARMUP},
+    {"lr-scaling", required_argument, 0, OPT_LR_SCALING},
+    {"lr-base-batch", required_argument, 0, OPT_LR_BASE_BATCH},
     {"lr-step-epochs", required_argument, 0, OPT_STEP_EPOCHS},
     {"lr-gamma", required_argument, 0, OPT_GAMMA},
     {"tutorial", no_argument, 0, OPT_TUTORIAL},
@@ -180,6 +186,7 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
     cfg->schedule = LR_COSINE;
     cfg->warmup_epochs = DEFAULT_WARMUP_EPOCHS;
     cfg->step_epochs = 1.0;
+    cfg->lr_base_batch = 100;
     cfg->gamma = 0.7;
     cfg->seed = 1;
     cfg->model = "reference";
@@ -245,6 +252,19 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
         case OPT_WARMUP:
             if (parse_double("--warmup-epochs", optarg, 0.0, 1e6, &cfg->warmup_epochs, err))
                 return -1;
+            break;
+        case OPT_LR_SCALING:
+            if (!strcmp(optarg, "none"))
+                cfg->lr_scaling = 0;
+            else if (!strcmp(optarg, "linear"))
+                cfg->lr_scaling = 1;
+            else
+                return dp_fail(err, "--lr-scaling: expected none or linear, got '%s'", optarg);
+            break;
+        case OPT_LR_BASE_BATCH:
+            if (parse_long("--lr-base-batch", optarg, 1, 1L << 24, &l, err))
+                return -1;
+            cfg->lr_base_batch = (int)l;
             break;
         case OPT_STEP_EPOCHS:
             if (parse_double("--lr-step-epochs", optarg, 1e-6, 1e6, &cfg->step_epochs, err))
@@ -400,4 +420,11 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
         return dp_fail(err, "--reinit %s: only with --init-from (without it every layer is "
                             "freshly initialised anyway)", cfg->reinit);
     return 0;
+}
+
+double cli_peak_lr(const dp_config *cfg)
+{
+    if (!cfg->lr_scaling)
+        return cfg->lr;
+    return cfg->lr * (double)cfg->batch / (double)cfg->lr_base_batch;
 }

@@ -575,7 +575,7 @@ static int setup(run_state *s, dp_err *err)
         s->total_steps = 0;
 
     s->lr.kind = cfg->schedule;
-    s->lr.base = cfg->lr;
+    s->lr.base = cli_peak_lr(cfg);
     s->lr.warmup_steps = (long)llround(cfg->warmup_epochs * s->steps_per_epoch);
     s->lr.total_steps = cfg->epochs > 0 ? s->steps_per_epoch * cfg->epochs : s->total_steps;
     s->lr.step_every = (long)llround(cfg->step_epochs * s->steps_per_epoch);
@@ -665,9 +665,13 @@ static void print_banner(run_state *s)
                s->nbuckets > 1 ? "s" : "", cfg->bucket_kb,
                cfg->overlap ? "MPI_Iallreduce overlapping backward" : "MPI_Iallreduce after backward");
     static const char *sched[] = {"constant", "cosine", "step"};
-    printf("optimizer: SGD lr %g (%s, warm-up %g epochs) momentum %g weight decay %g%s; "
+    char scaled[96] = "";
+    if (cfg->lr_scaling)
+        snprintf(scaled, sizeof scaled, " = %g x %d/%d (linear scaling)", cfg->lr, cfg->batch,
+                 cfg->lr_base_batch);
+    printf("optimizer: SGD lr %g%s (%s, warm-up %g epochs) momentum %g weight decay %g%s; "
            "seed %llu%s\n",
-           cfg->lr, sched[cfg->schedule], cfg->warmup_epochs, cfg->momentum, cfg->weight_decay,
+           cli_peak_lr(cfg), scaled, sched[cfg->schedule], cfg->warmup_epochs, cfg->momentum, cfg->weight_decay,
            cfg->nesterov ? " nesterov" : "", (unsigned long long)cfg->seed,
            cfg->shuffle ? "" : ", no shuffle");
     fflush(stdout);

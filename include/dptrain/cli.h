@@ -19,6 +19,8 @@ typedef struct {
     int nesterov;
     dp_lr_kind schedule;
     double warmup_epochs;
+    int lr_scaling;       /* 1: --lr-scaling linear (lr x batch / lr_base_batch) */
+    int lr_base_batch;    /* the batch --lr was tuned for (default 100) */
     double step_epochs, gamma; /* for the step schedule */
     uint64_t seed;
     const char *model;
@@ -46,5 +48,8 @@ typedef struct {
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */
 int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err);
 void cli_usage(FILE *out);
+/* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
+ * --lr-scaling linear (Goyal et al. 2017). */
+double cli_peak_lr(const dp_config *cfg);
 
 #endif
