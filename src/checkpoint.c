@@ -359,6 +359,24 @@ int checkpoint_write(const char *dir, const dp_model *m, const float *velocity,
     if (rc == 0)
         rc = put_dataset(g, "sampler_pos", H5T_STD_I64LE, H5T_NATIVE_INT64,
                          (hsize_t)meta->ranks, meta->pos);
+    if (rc == 0 && meta->file_counts && meta->nfiles > 0)
+        rc = put_dataset(g, "train_file_samples", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                         (hsize_t)meta->nfiles, meta->file_counts);
+    if (rc == 0 && meta->file_paths) {
+        size_t len = 1;
+        for (int i = 0; i < meta->nfiles; i++)
+            len += strlen(meta->file_paths[i]) + 1;
+        char *names = calloc(len, 1);
+        if (!names)
+            rc = -1;
+        for (int i = 0; names && i < meta->nfiles; i++) {
+            strcat(names, meta->file_paths[i]);
+            strcat(names, "\n");
+        }
+        if (names)
+            rc = put_str(g, "train_file_names", names);
+        free(names);
+    }
     if (rc == 0)
         rc = write_meta(g, meta);
     if (rc == 0)

@@ -321,6 +321,8 @@ static int fill_meta(run_state *s, long step, dp_ckpt_meta *m, dp_err *err)
     m->num_classes = s->model.num_classes;
     m->nfiles = s->train_files.nfiles;
     m->data_checksum = s->data_checksum;
+    m->file_paths = s->train_files.paths;
+    m->file_counts = s->train_files.counts;
     snprintf(m->frozen, sizeof m->frozen, "%s", cfg->freeze ? cfg->freeze : "");
     int64_t mine[2] = {s->sampler.pass, s->sampler.pos};
     int64_t *all = NULL;

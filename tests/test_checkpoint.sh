@@ -107,6 +107,9 @@ assert g.attrs["ranks"] == 3 and g.attrs["global_batch"] == 50 and g.attrs["epoc
 assert g["sampler_pass"].shape == (3,) and g["sampler_pos"].shape == (3,)
 n = sum(w[k].size for k in weights)
 assert g["velocity"].shape == (n,) and np.any(g["velocity"][()] != 0)
+assert list(g["train_file_samples"][()]) == [200, 200, 200]
+assert g.attrs["train_file_names"].decode().splitlines() == [
+    "train/synth-0000%d-of-00003.h5" % i for i in range(3)], g.attrs["train_file_names"]
 for key in ("model", "train", "data_checksum", "seed", "lr", "momentum", "weight_decay", "threads"):
     assert key in g.attrs, key
 print("checkpoint layout ok:", dict(step=int(g.attrs["step"]), model=g.attrs["model"]))

@@ -71,4 +71,21 @@ sleep 0.3; kill -CONT "${ranks[1]}" 2> /dev/null || true; finish
 grep -q "second interrupt: exiting now" i.log || { cat i.log; fail "second SIGINT: no message"; }
 [[ $rc -ne 0 && $rc -ne 75 ]] || fail "second SIGINT: exit status $rc"
 [[ -z "$(ls ci)" ]] || fail "second SIGINT: a checkpoint was written: $(ls ci)"
+# 5. kill -9 of the writing rank, at a random moment, while it checkpoints every step
+# (often mid-write, sometimes between a rename and the pruning): resume finds a complete one
+# a wide fc layer: an 11 MB file per step, next to very little compute
+common=(--train train --test none --batch 20 --epochs 1000 --threads 1 --no-progress
+        --model "conv(4,3) relu maxpool(2) fc(2000) fc(classes)")
+start k.log --checkpoint-dir ck9 --checkpoint-every 1 --keep 2
+sleep 0.$((RANDOM % 10))
+ranks=($(ranks_of "$pid"))
+kill -KILL "${ranks[0]}"; finish
+[[ $rc -ne 0 ]] || fail "kill -9: mpirun reported success"
+echo "after kill -9: $(ls -a ck9 | tr '\n' ' ')"
+# a final name is only ever given to a complete file (rename after fsync)
+step=$(ls ck9 | sed -nE 's/^ckpt-0*([0-9]+)\.h5$/\1/p' | sort -n | tail -1)
+[[ -n "$step" ]] || fail "kill -9: no checkpoint left in ck9"
+mpi 2 "$DPTRAIN" "${common[@]}" --resume ck9 --steps $((step + 2)) > k2.log 2>&1 \
+  || { cat k2.log; fail "resume after kill -9 failed"; }
+expect_in k2.log "resume: $(printf 'ck9/ckpt-%08d.h5' "$step"): step $step"
 echo "1 passed, 0 failed"

@@ -6,6 +6,8 @@
  *                      dptrain-eval and PyTorch read a checkpoint as they read weights
  *   /dptrain/velocity  float32 [size]: the SGD momentum buffer, flat, parameter order
  *   /dptrain/sampler_pass, /dptrain/sampler_pos  int64 [ranks]: each rank's data stream
+ *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
+ *                      attribute train_file_names, one per line)
  *   /dptrain attributes: format, complete, step, steps_per_epoch, total_steps, ranks,
  *                      threads, the hyperparameters, model spec, data description and
  *                      checksum (see dp_ckpt_meta)
@@ -55,7 +57,9 @@ typedef struct {
     char train[2048];      /* --train as given */
     int64_t train_total;   /* samples in the training set */
     int c, h, w, num_classes, nfiles;
-    uint64_t data_checksum; /* data_checksum_add over every sample, summed */
+    uint64_t data_checksum; /* data_checksum_sample over every sample, summed */
+    char **file_paths;     /* [nfiles] when writing (borrowed, not read back) */
+    const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
     char frozen[256];      /* --freeze as given, "" when none */
 } dp_ckpt_meta;
 
