@@ -4,7 +4,7 @@
 # exits 75, the job requeues itself, resumes from the checkpoint, and ends with bitwise the
 # weights of an uninterrupted run. Skipped (77) until dptrain has --resume.
 source "$(dirname "$0")/common.sh"
-"$DPTRAIN" --help | grep -q -- "--resume" || skip "dptrain has no --resume yet (checkpoints not merged)"
+[[ $("$DPTRAIN" --help) == *--resume* ]] || skip "dptrain has no --resume yet (checkpoints not merged)"
 "$TOOLS/make_dataset" synth "$WORK/train" 1600 5 2 > /dev/null
 args=(--train "$WORK/train" --test none --batch 32 --steps 150 --no-progress --save "$WORK/pre.h5")
 
@@ -15,6 +15,9 @@ j=$(submit --ntasks=2 --output="$WORK/pre.out" jobs/train_preemptible.sbatch "${
 for i in $(seq 300); do compgen -G "$WORK/ckpt/ckpt-*.h5" > /dev/null && break; sleep 0.1; done
 compgen -G "$WORK/ckpt/ckpt-*.h5" > /dev/null || { cat "$WORK/pre.out"; fail "no checkpoint within 30 s"; }
 scancel --batch --signal=USR1 "$j"
+wait_for() { local i; for i in $(seq $(( $3 * 10 ))); do grep -qF -- "$2" "$1" 2> /dev/null && return 0; sleep 0.1; done; return 1; }
+wait_for "$WORK/pre.out" "requeueing job $j" 60 || { cat "$WORK/pre.out"; fail "job $j did not requeue itself within 60 s of the signal"; }
+skip_requeue_delay "$j"
 job_wait "$j" 240 || { cat "$WORK/pre.out"; fail "preemptible job $j did not end"; }
 cat "$WORK/pre.out"
 expect_job "$j" COMPLETED
