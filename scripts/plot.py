@@ -102,7 +102,7 @@ def curves(outdir, files):
         right = "unset logscale y\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
         lp = "with linespoints lw 2 pt 7"
         gnuplot(TERM.replace("900,560", "1100,760") + f"set output '{png}'\n" + block("c", rows) +
-                f"set multiplot layout 2,2 title '{name}: {recs[-1]['ranks']} ranks x {recs[-1]['threads']} threads, batch {recs[-1]['global_batch']}'\n"
+                f"set multiplot layout 2,2 title '{name}: {recs[-1]['ranks']} ranks x {recs[-1]['threads']} thread(s), batch {recs[-1]['global_batch']}'\n"
                 "set xlabel 'epoch'\n" + left +
                 f"plot $c using 1:3 {lp} title 'train', $c using 1:4 {lp} title 'test'\n" + right +
                 f"plot $c using 1:5 {lp} title 'test accuracy'\n"

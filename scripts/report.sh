@@ -13,6 +13,9 @@ $py "$repo/scripts/collect.py" "$out/runs" -o "$out/sweep.csv" --epochs "$out/ep
 $py "$repo/scripts/plot.py" sweep "$out/sweep.csv" "$out/plots" > /dev/null
 # training curves of the largest strong-scaling run (any run: scripts/plot.py curves)
 big=$(ls "$out"/runs/strong-r*-t*.jsonl 2> /dev/null | sort -t r -k3 -n | tail -1 || true)
-[[ -n $big ]] && $py "$repo/scripts/plot.py" curves "$out/plots" "$big" > /dev/null
+# (only when it has several records: a --steps run has one)
+if [[ -n $big && $(grep -c . "$big") -gt 1 ]]; then
+  $py "$repo/scripts/plot.py" curves "$out/plots" "$big" > /dev/null
+fi
 $py "$repo/scripts/report.py" "$out" "${@:2}" > "$out/report.md"
 echo "report: $out/sweep.csv, $out/plots/, $out/report.md"

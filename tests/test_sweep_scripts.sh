@@ -40,7 +40,7 @@ for r in strong-r1-t1 strong-r2-t1 weak-r1-t1 weak-r2-t1; do
   grep -q "^$r," "$WORK/sweep/sweep.csv" || fail "sweep.csv lacks $r"
 done
 grep -q "^weak-r2-t1,weak,2,1,2,40,4," "$WORK/sweep/sweep.csv" || fail "weak scaling should double the global batch"
-for p in images_per_sec speedup efficiency step_split curves_strong-r2-t1; do
+for p in images_per_sec speedup efficiency step_split; do
   [[ -s $WORK/sweep/plots/$p.png ]] || fail "no plots/$p.png"
   [[ $(head -c 4 "$WORK/sweep/plots/$p.png" | tail -c 3) == PNG ]] || fail "plots/$p.png is not a PNG"
 done

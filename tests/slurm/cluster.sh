@@ -3,7 +3,8 @@
 #
 #   cluster_start BASE [NODES]   NODES=1: one node "c1" on 127.0.0.1; NODES=2: nodes
 #                                "node1", "node2" in network+UTS+mount namespaces on a
-#                                private bridge (10.77.0.0/24), controller on 10.77.0.254
+#                                private bridge (10.77.X.11 and .12, X picked free so two
+#                                harnesses can run at once), controller on 10.77.X.254
 #   cluster_stop                 stop everything cluster_start started (also on failure:
 #                                call it from an EXIT trap)
 #   job_wait ID SECONDS          wait until job ID (all its array tasks) has ended
@@ -46,9 +47,14 @@ cluster_start() {
     nodes_conf="NodeName=c1 NodeAddr=127.0.0.1 CPUs=8 RealMemory=1000 State=UNKNOWN"
     CL_NODE_NAMES=(c1)
   else
-    ctl_addr=10.77.0.254
-    nodes_conf="NodeName=node1 NodeAddr=10.77.0.11 CPUs=4 RealMemory=1000 State=UNKNOWN
-NodeName=node2 NodeAddr=10.77.0.12 CPUs=4 RealMemory=1000 State=UNKNOWN"
+    # a /24 that no interface here uses yet
+    local x
+    for x in $(shuf -i 1-250 -n 40); do ip -4 addr | grep -q " 10\.77\.$x\." || break; done
+    CL_NET=10.77.$x
+    echo "$CL_NET" > "$CL_BASE/net"
+    ctl_addr=$CL_NET.254
+    nodes_conf="NodeName=node1 NodeAddr=$CL_NET.11 CPUs=4 RealMemory=1000 State=UNKNOWN
+NodeName=node2 NodeAddr=$CL_NET.12 CPUs=4 RealMemory=1000 State=UNKNOWN"
     CL_NODE_NAMES=(node1 node2)
   fi
   cat > "$SLURM_CONF" <<CONF
@@ -103,15 +109,15 @@ CONF
 }
 
 # Two nodes: each a network + UTS + mount namespace, held open by a `sleep` that we
-# started; veth pairs into a bridge in this namespace (10.77.0.254).
+# started; veth pairs into a bridge in this namespace ($CL_NET.254).
 _cluster_netns() {
-  CL_BRIDGE=dpbr$((RANDOM % 1000))
+  CL_BRIDGE=dpbr$((RANDOM % 10000))
   ip link add "$CL_BRIDGE" type bridge || return 1
   echo "$CL_BRIDGE" > "$CL_BASE/bridge"
-  ip addr add 10.77.0.254/24 dev "$CL_BRIDGE"
+  ip addr add "$CL_NET.254/24" dev "$CL_BRIDGE"
   ip link set "$CL_BRIDGE" up
-  printf '127.0.0.1 localhost\n10.77.0.254 %s\n10.77.0.11 node1\n10.77.0.12 node2\n' \
-    "$(hostname -s)" > "$CL_BASE/etc/hosts"
+  printf '127.0.0.1 localhost\n%s.254 %s\n%s.11 node1\n%s.12 node2\n' \
+    "$CL_NET" "$(hostname -s)" "$CL_NET" "$CL_NET" > "$CL_BASE/etc/hosts"
   local k n pid
   for k in 1 2; do
     n=node$k
@@ -124,7 +130,7 @@ _cluster_netns() {
     ip link set "${CL_BRIDGE}v$k" master "$CL_BRIDGE" up
     nsenter -t "$pid" --net --uts --mount -- sh -c "
       hostname $n && mount --bind '$CL_BASE/etc/hosts' /etc/hosts &&
-      ip link set lo up && ip addr add 10.77.0.1$k/24 dev eth0 && ip link set eth0 up" || return 1
+      ip link set lo up && ip addr add $CL_NET.1$k/24 dev eth0 && ip link set eth0 up" || return 1
     setsid nsenter -t "$pid" --net --uts --mount -- slurmd -D -N "$n" -f "$SLURM_CONF" \
       < /dev/null > "$CL_BASE/log/slurmd-$n.out" 2>&1 &
     echo "$! slurmd-$n" >> "$CL_BASE/pids"

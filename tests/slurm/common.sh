@@ -30,3 +30,21 @@ expect_job() {
     [[ $got == "0:0 " ]] || fail "job $1: exit code $got"
   fi
 }
+
+# skip_requeue_delay ID: Slurm makes a requeued job eligible only ~2 minutes later
+# (Reason=BeginTime); a cluster user waits, the tests move its start time to now, once
+# the previous run's step daemons are gone (a restart within the same second finds their
+# PMIx socket still bound: "Address already in use").
+skip_requeue_delay() {
+  local i
+  for i in $(seq 150); do
+    scontrol show job "$1" | grep -q "JobState=PENDING Reason=BeginTime" && break
+    sleep 0.2
+  done
+  for i in $(seq 150); do
+    compgen -G "$CL_BASE/spool/*/stepd.slurm.pmix.$1.*" > /dev/null || break
+    sleep 0.2
+  done
+  sleep 1
+  scontrol update JobId="$1" StartTime=now || true
+}

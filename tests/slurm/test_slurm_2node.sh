@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # jobs/train_multinode.sbatch on a real two-node Slurm whose nodes are network namespaces
-# on this machine (node1 10.77.0.11, node2 10.77.0.12; MPI over TCP between them): 2 nodes
+# on this machine (node1 10.77.X.11, node2 10.77.X.12; MPI over TCP between them): 2 nodes
 # x 2 ranks with srun/PMIx and with mpirun train to bitwise the weights of 4 ranks on one
 # node (plain mpirun here).
 source "$(dirname "$0")/common.sh"
