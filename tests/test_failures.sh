@@ -4,6 +4,8 @@
 # that the whole job ended within the time bound. Cases that need what this machine does
 # not allow (mounts) say so and are skipped, never passed silently.
 source "$(dirname "$0")/lib.sh"
+# a failing case must not leave the test's tmpfs mounts behind
+trap 'umount "$WORK/ro" "$WORK/full" 2> /dev/null || true; rm -rf "$WORK"' EXIT
 cd "$WORK"
 export MPIEXEC MPIEXEC_NUMPROC_FLAG MPIEXEC_PREFLAGS MPIEXEC_POSTFLAGS
 BOUND=${DP_FAIL_BOUND:-30}   # seconds from start to exit, mpirun start-up included
