@@ -18,6 +18,8 @@ if [[ "${1:-}" == "--with-test-deps" ]]; then
   # CI's hardening stages (scripts/test.sh --fuzz/--valgrind) ask for clang, valgrind
   # shellcheck disable=SC2206
   packages+=(${DPTRAIN_TEST_EXTRA:-})
+  # a real Slurm for the job-script tests (tests/slurm/), gnuplot for the scaling plots
+  packages+=(slurmctld slurmd slurm-client munge gnuplot-nox iproute2)
 fi
 
 missing=()

@@ -39,6 +39,18 @@ void cli_usage(FILE *out)
 "  --init-from FILE    start from weights saved with --save (or written from PyTorch)\n"
 "  --save FILE         write the final weights (HDF5, PyTorch state_dict names)\n"
 "  --seed N            seed for initialisation and shuffling (default 1)\n"
+"  --reinit LAYERS     after --init-from, re-initialise these layers (e.g. fc2)\n"
+"  --freeze LAYERS     do not train these layers (e.g. conv1,conv2)\n"
+"\n"
+"Checkpoints (README: Checkpoints, resume and fine-tuning):\n"
+"  --checkpoint-dir DIR       write checkpoints to DIR (created if missing)\n"
+"  --checkpoint-every N       a checkpoint every N optimizer steps\n"
+"  --checkpoint-every-epoch   a checkpoint at the end of every epoch\n"
+"  --keep K                   keep the newest K checkpoints (default 3)\n"
+"  --resume DIR               continue from the newest complete checkpoint in DIR (and\n"
+"                             keep writing checkpoints there unless --checkpoint-dir)\n"
+"  SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step, then exit with status 75;\n"
+"  a second SIGINT exits at once (130)\n"
 "\n"
 "Optimisation (SGD with momentum, as torch.optim.SGD):\n"
 "  --epochs N          passes over the training set (default %d)\n"
@@ -51,12 +63,18 @@ void cli_usage(FILE *out)
 "  --nesterov          Nesterov momentum\n"
 "  --lr-schedule S     constant, cosine (to 0 at the end; default) or step\n"
 "  --warmup-epochs X   linear warm-up over X epochs (default %g)\n"
+"  --lr-scaling S      none (default) or linear: peak lr = --lr x batch / --lr-base-batch\n"
+"                      (Goyal et al. 2017; combine with --warmup-epochs for large batches)\n"
+"  --lr-base-batch N   the global batch --lr is meant for (default 100)\n"
 "  --lr-step-epochs X  step schedule: multiply by --lr-gamma every X epochs (default 1)\n"
 "  --lr-gamma X        step schedule factor (default 0.7)\n"
 "  --tutorial          the PyTorch tutorial's settings: lr 0.001, momentum 0.9, constant,\n"
 "                      10 epochs (options after it still apply)\n"
 "\n"
 "Run:\n"
+"  --no-overlap        reduce the gradients after backward instead of bucket by bucket\n"
+"                      while backward goes on (the same bits either way)\n"
+"  --bucket-kb N       gradient bucket size for the reduction (default 256)\n"
 "  --threads N         OpenMP threads per rank (default: OMP_NUM_THREADS, else the cores\n"
 "                      this rank may use divided among the ranks on its node, at least 1)\n"
 "  --metrics FILE      JSON Lines, one record per epoch (rank 0 writes)\n"
@@ -69,7 +87,9 @@ void cli_usage(FILE *out)
 "                      longer than SECONDS in one step (default off)\n"
 "  --help, --version\n"
 "\n"
-"Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options.\n",
+"Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options,\n"
+"75 stopped by a signal (checkpoint written when a directory was given: requeue and\n"
+"resume), 130 second interrupt.\n",
             DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_WARMUP_EPOCHS);
 }
 
@@ -104,8 +124,10 @@ enum {
     OPT_EPOCHS = 256, OPT_STEPS, OPT_BATCH, OPT_LR, OPT_MOMENTUM, OPT_WD, OPT_NESTEROV,
     OPT_SCHEDULE, OPT_WARMUP, OPT_STEP_EPOCHS, OPT_GAMMA, OPT_TUTORIAL, OPT_SEED, OPT_MODEL,
     OPT_TRAIN, OPT_TEST, OPT_NO_SHUFFLE, OPT_THREADS, OPT_NORMALIZE, OPT_METRICS, OPT_SAVE,
-    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION,
-    OPT_CLIP_GRAD_NORM, OPT_WATCHDOG
+    OPT_INIT_FROM, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_QUIET, OPT_HELP, OPT_VERSION, OPT_OVERLAP,
+    OPT_NO_OVERLAP, OPT_BUCKET_KB, OPT_CKPT_DIR, OPT_CKPT_EVERY, OPT_CKPT_EPOCH, OPT_KEEP,
+    OPT_RESUME, OPT_REINIT, OPT_FREEZE, OPT_CLIP_GRAD_NORM, OPT_WATCHDOG, OPT_LR_SCALING,
+    OPT_LR_BASE_BATCH
 };
 
 static const struct option options[] = {
@@ -118,6 +140,8 @@ static const struct option options[] = {
     {"nesterov", no_argument, 0, OPT_NESTEROV},
     {"lr-schedule", required_argument, 0, OPT_SCHEDULE},
     {"warmup-epochs", required_argument, 0, OPT_WARMUP},
+    {"lr-scaling", required_argument, 0, OPT_LR_SCALING},
+    {"lr-base-batch", required_argument, 0, OPT_LR_BASE_BATCH},
     {"lr-step-epochs", required_argument, 0, OPT_STEP_EPOCHS},
     {"lr-gamma", required_argument, 0, OPT_GAMMA},
     {"tutorial", no_argument, 0, OPT_TUTORIAL},
@@ -134,8 +158,18 @@ static const struct option options[] = {
     {"progress", no_argument, 0, OPT_PROGRESS},
     {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
     {"quiet", no_argument, 0, OPT_QUIET},
+    {"overlap", no_argument, 0, OPT_OVERLAP},
+    {"no-overlap", no_argument, 0, OPT_NO_OVERLAP},
+    {"bucket-kb", required_argument, 0, OPT_BUCKET_KB},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
+    {"checkpoint-dir", required_argument, 0, OPT_CKPT_DIR},
+    {"checkpoint-every", required_argument, 0, OPT_CKPT_EVERY},
+    {"checkpoint-every-epoch", no_argument, 0, OPT_CKPT_EPOCH},
+    {"keep", required_argument, 0, OPT_KEEP},
+    {"resume", required_argument, 0, OPT_RESUME},
+    {"reinit", required_argument, 0, OPT_REINIT},
+    {"freeze", required_argument, 0, OPT_FREEZE},
     {"clip-grad-norm", required_argument, 0, OPT_CLIP_GRAD_NORM},
     {"watchdog", required_argument, 0, OPT_WATCHDOG},
     {0, 0, 0, 0},
@@ -152,6 +186,7 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
     cfg->schedule = LR_COSINE;
     cfg->warmup_epochs = DEFAULT_WARMUP_EPOCHS;
     cfg->step_epochs = 1.0;
+    cfg->lr_base_batch = 100;
     cfg->gamma = 0.7;
     cfg->seed = 1;
     cfg->model = "reference";
@@ -159,7 +194,10 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
     cfg->test = "data/mnist/test.h5";
     cfg->shuffle = 1;
     cfg->progress = -1;
+    cfg->overlap = 1;
+    cfg->bucket_kb = 256;
     cfg->std = 1.0f;
+    cfg->keep = 3;
     int epochs_given = 0;
 
     optind = 0; /* reset getopt (also makes GNU getopt re-initialise) */
@@ -214,6 +252,19 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
         case OPT_WARMUP:
             if (parse_double("--warmup-epochs", optarg, 0.0, 1e6, &cfg->warmup_epochs, err))
                 return -1;
+            break;
+        case OPT_LR_SCALING:
+            if (!strcmp(optarg, "none"))
+                cfg->lr_scaling = 0;
+            else if (!strcmp(optarg, "linear"))
+                cfg->lr_scaling = 1;
+            else
+                return dp_fail(err, "--lr-scaling: expected none or linear, got '%s'", optarg);
+            break;
+        case OPT_LR_BASE_BATCH:
+            if (parse_long("--lr-base-batch", optarg, 1, 1L << 24, &l, err))
+                return -1;
+            cfg->lr_base_batch = (int)l;
             break;
         case OPT_STEP_EPOCHS:
             if (parse_double("--lr-step-epochs", optarg, 1e-6, 1e6, &cfg->step_epochs, err))
@@ -292,6 +343,17 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
         case OPT_QUIET:
             cfg->quiet = 1;
             break;
+        case OPT_OVERLAP:
+            cfg->overlap = 1;
+            break;
+        case OPT_NO_OVERLAP:
+            cfg->overlap = 0;
+            break;
+        case OPT_BUCKET_KB:
+            if (parse_long("--bucket-kb", optarg, 1, 1 << 20, &l, err))
+                return -1;
+            cfg->bucket_kb = (int)l;
+            break;
         case OPT_CLIP_GRAD_NORM:
             if (parse_double("--clip-grad-norm", optarg, 1e-12, 1e12, &cfg->clip_grad_norm, err))
                 return -1;
@@ -307,6 +369,35 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
             if (out)
                 fprintf(out, "dptrain %s\n", DPTRAIN_VERSION);
             return 1;
+        case OPT_CKPT_DIR:
+            if (!*optarg)
+                return dp_fail(err, "--checkpoint-dir: empty path");
+            cfg->checkpoint_dir = optarg;
+            break;
+        case OPT_CKPT_EVERY:
+            if (parse_long("--checkpoint-every", optarg, 1, 1L << 40, &l, err))
+                return -1;
+            cfg->checkpoint_every = l;
+            break;
+        case OPT_CKPT_EPOCH:
+            cfg->checkpoint_every_epoch = 1;
+            break;
+        case OPT_KEEP:
+            if (parse_long("--keep", optarg, 1, 1000000, &l, err))
+                return -1;
+            cfg->keep = (int)l;
+            break;
+        case OPT_RESUME:
+            if (!*optarg)
+                return dp_fail(err, "--resume: empty path");
+            cfg->resume = optarg;
+            break;
+        case OPT_REINIT:
+            cfg->reinit = optarg;
+            break;
+        case OPT_FREEZE:
+            cfg->freeze = optarg;
+            break;
         case ':':
             return dp_fail(err, "%s: needs a value (see --help)", name);
         default:
@@ -318,5 +409,22 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err)
                        argv[optind]);
     if (cfg->steps >= 0 && !epochs_given)
         cfg->epochs = 0; /* --steps alone decides the length */
+    if ((cfg->checkpoint_every || cfg->checkpoint_every_epoch) && !cfg->checkpoint_dir &&
+        !cfg->resume)
+        return dp_fail(err, "--checkpoint-every/--checkpoint-every-epoch: need "
+                            "--checkpoint-dir DIR (or --resume DIR) to write to");
+    if (cfg->resume && cfg->init_from)
+        return dp_fail(err, "--resume and --init-from: give one (a resume restores the weights "
+                            "from the checkpoint)");
+    if (cfg->reinit && !cfg->init_from)
+        return dp_fail(err, "--reinit %s: only with --init-from (without it every layer is "
+                            "freshly initialised anyway)", cfg->reinit);
     return 0;
+}
+
+double cli_peak_lr(const dp_config *cfg)
+{
+    if (!cfg->lr_scaling)
+        return cfg->lr;
+    return cfg->lr * (double)cfg->batch / (double)cfg->lr_base_batch;
 }

@@ -121,3 +121,101 @@ void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
 }
 
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+struct dp_reducer {
+    float *buf;
+    size_t *begin, *end;
+    MPI_Request *req;
+    int nbuckets;
+};
+
+dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+                           dp_err *err)
+{
+    dp_reducer *r = dp_calloc(1, sizeof *r, "reducer", err);
+    if (!r)
+        return NULL;
+    r->begin = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->end = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->req = dp_calloc((size_t)nbuckets, sizeof(MPI_Request), "reducer", err);
+    if (!r->begin || !r->end || !r->req) {
+        reducer_free(r);
+        return NULL;
+    }
+    for (int b = 0; b < nbuckets; b++) {
+        if (end[b] - begin[b] > (size_t)INT_MAX) {
+            dp_fail(err, "gradient bucket %d has %zu floats, more than one MPI call takes", b,
+                    end[b] - begin[b]);
+            reducer_free(r);
+            return NULL;
+        }
+        r->begin[b] = begin[b];
+        r->end[b] = end[b];
+        r->req[b] = MPI_REQUEST_NULL;
+    }
+    r->buf = buf;
+    r->nbuckets = nbuckets;
+    return r;
+}
+
+void reducer_start(dp_reducer *r, int b)
+{
+    MPI_Iallreduce(MPI_IN_PLACE, r->buf + r->begin[b], (int)(r->end[b] - r->begin[b]), MPI_FLOAT,
+                   MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
+}
+
+void reducer_progress(dp_reducer *r)
+{
+    int done;
+    MPI_Testall(r->nbuckets, r->req, &done, MPI_STATUSES_IGNORE);
+}
+
+double reducer_wait(dp_reducer *r)
+{
+    double t0 = MPI_Wtime();
+    MPI_Waitall(r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+    return MPI_Wtime() - t0;
+}
+
+void reducer_free(dp_reducer *r)
+{
+    if (!r)
+        return;
+    free(r->begin);
+    free(r->end);
+    free(r->req);
+    free(r);
+}
+
+uint64_t comm_allreduce_sum_u64(uint64_t v)
+{
+    uint64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all)
+{
+    MPI_Gather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}
+
+_Static_assert(sizeof(MPI_Request) <= sizeof(((dp_vote *)0)->request),
+               "dp_vote.request must hold an MPI_Request");
+
+void comm_vote_start(dp_vote *v, int flag)
+{
+    v->send = flag;
+    v->recv = 0;
+    MPI_Iallreduce(&v->send, &v->recv, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD,
+                   (MPI_Request *)(void *)v->request);
+    v->active = 1;
+}
+
+int comm_vote_finish(dp_vote *v)
+{
+    if (!v->active)
+        return 0;
+    MPI_Wait((MPI_Request *)(void *)v->request, MPI_STATUS_IGNORE);
+    v->active = 0;
+    return v->recv;
+}

@@ -7,6 +7,7 @@
 #include "dptrain/kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -20,72 +21,172 @@
 #endif
 
 /* ---- C += A * B with A addressed by (row stride, k stride) ----------------------------
- * gemm_nn: A[i*lda + k]; gemm_tn: A[k*lda + i]. */
-static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
-                           const float *restrict B, int ldb, float *restrict C, int ldc)
-{
-    int j0 = 0;
+ * gemm_nn: A[i*lda + k]; gemm_tn: A[k*lda + i]. Every C element is updated by one chain
+ * of fused multiply-adds in k order, whatever tile it falls in. */
 #if DP_AVX2
-    for (; j0 + 16 <= N; j0 += 16) {
-        int i = 0;
-        for (; i + 4 <= M; i += 4) {
-            __m256 c[4][2];
-            for (int r = 0; r < 4; r++) {
-                c[r][0] = _mm256_loadu_ps(C + (size_t)(i + r) * ldc + j0);
-                c[r][1] = _mm256_loadu_ps(C + (size_t)(i + r) * ldc + j0 + 8);
-            }
-            const float *a = A + (size_t)i * ars;
-            for (int k = 0; k < K; k++) {
-                const float *b = B + (size_t)k * ldb + j0;
-                __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-                for (int r = 0; r < 4; r++) {
-                    __m256 x = _mm256_broadcast_ss(a + r * ars + (size_t)k * aks);
-                    c[r][0] = _mm256_fmadd_ps(x, b0, c[r][0]);
-                    c[r][1] = _mm256_fmadd_ps(x, b1, c[r][1]);
-                }
-            }
-            for (int r = 0; r < 4; r++) {
-                _mm256_storeu_ps(C + (size_t)(i + r) * ldc + j0, c[r][0]);
-                _mm256_storeu_ps(C + (size_t)(i + r) * ldc + j0 + 8, c[r][1]);
-            }
+static const int32_t tail_mask_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* An R x (8*V) tile of C (V = 1 or 2), the last vector masked to `width` columns. */
+static inline __attribute__((always_inline)) void tile_axpy(int R, int V, int width, int K,
+                                                             const float *restrict A, size_t ars,
+                                                             size_t aks, const float *restrict B,
+                                                             int ldb, float *restrict C, int ldc,
+                                                             int accumulate)
+{
+    __m256i mask = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width - 8 * (V - 1))));
+    __m256 c[6][2];
+    /* Starting from zero equals zeroing C first: fma(a, b, 0) rounds like a * b + 0. */
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++)
+            c[r][v] = !accumulate ? _mm256_setzero_ps()
+                      : v == V - 1 ? _mm256_maskload_ps(C + (size_t)r * ldc + 8 * v, mask)
+                                   : _mm256_loadu_ps(C + (size_t)r * ldc + 8 * v);
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m256 bv[2];
+        for (int v = 0; v < V; v++)
+            bv[v] = v == V - 1 ? _mm256_maskload_ps(b + 8 * v, mask) : _mm256_loadu_ps(b + 8 * v);
+        const float *a = A + (size_t)k * aks;
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_broadcast_ss(a + (size_t)r * ars);
+            for (int v = 0; v < V; v++)
+                c[r][v] = _mm256_fmadd_ps(x, bv[v], c[r][v]);
         }
-        for (; i < M; i++) {
-            __m256 c0 = _mm256_loadu_ps(C + (size_t)i * ldc + j0);
-            __m256 c1 = _mm256_loadu_ps(C + (size_t)i * ldc + j0 + 8);
+    }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < V; v++) {
+            if (v == V - 1)
+                _mm256_maskstore_ps(C + (size_t)r * ldc + 8 * v, mask, c[r][v]);
+            else
+                _mm256_storeu_ps(C + (size_t)r * ldc + 8 * v, c[r][v]);
+        }
+}
+
+/* All rows of C for one column block, 6 rows at a time. */
+static inline __attribute__((always_inline)) void column_block(int M, int V, int width, int K,
+                                                                const float *A, size_t ars,
+                                                                size_t aks, const float *B, int ldb,
+                                                                float *C, int ldc, int acc)
+{
+    int i = 0;
+#define DP_TILE(R) tile_axpy(R, V, width, K, A + (size_t)i * ars, ars, aks, B, ldb, \
+                             C + (size_t)i * ldc, ldc, acc)
+    for (; i + 6 <= M; i += 6)
+        DP_TILE(6);
+    switch (M - i) {
+    case 5: DP_TILE(5); break;
+    case 4: DP_TILE(4); break;
+    case 3: DP_TILE(3); break;
+    case 2: DP_TILE(2); break;
+    case 1: DP_TILE(1); break;
+    }
+#undef DP_TILE
+}
+#endif
+
+#define PACK_MAX_K 1024
+#define PACK_MIN_LDB 1024
+
+static void gemm_axpy_panel(int M, int N, int K, const float *restrict A, size_t ars,
+                            size_t aks, const float *restrict B, int ldb, float *restrict C,
+                            int ldc, int acc);
+
+/* Long inner dimensions go in slices of AXPY_KC, so that the K x 16 panel of B stays in L1
+ * across the row tiles. Each C element continues the same chain of multiply-adds from one
+ * slice to the next (it is stored and reloaded in between), so the bits do not change. */
+#define AXPY_KC 256
+
+static void gemm_axpy_form(int M, int N, int K, const float *restrict A, size_t ars, size_t aks,
+                           const float *restrict B, int ldb, float *restrict C, int ldc, int acc)
+{
+    if (K <= AXPY_KC + AXPY_KC / 2) {
+        gemm_axpy_panel(M, N, K, A, ars, aks, B, ldb, C, ldc, acc);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += AXPY_KC) {
+        int kw = K - k0 < AXPY_KC + AXPY_KC / 2 ? K - k0 : AXPY_KC;
+        gemm_axpy_panel(M, N, kw, A + (size_t)k0 * aks, ars, aks, B + (size_t)k0 * ldb, ldb, C,
+                        ldc, acc || k0 > 0);
+        if (kw != AXPY_KC)
+            break;
+    }
+}
+
+static void gemm_axpy_panel(int M, int N, int K, const float *restrict A, size_t ars,
+                            size_t aks, const float *restrict B, int ldb, float *restrict C,
+                            int ldc, int acc)
+{
+#if DP_AVX2
+    /* Column blocks of 16 (the B panel K x 16 stays in L1 across all row tiles), then
+     * one block of 1-16 masked columns. */
+    /* With enough row tiles to reuse it, the K x 16 panel of B is first copied to a
+     * contiguous buffer: rows of B whose stride is a multiple of 4 KiB (fc1 of nopool:
+     * 36864 floats) would otherwise all fall into the same cache sets. */
+    float panel[PACK_MAX_K * 16] __attribute__((aligned(64)));
+    const int pack = M > 12 && K <= PACK_MAX_K && ldb >= PACK_MIN_LDB;
+    int j = 0;
+    for (; j < N; j += 16) {
+        int width = N - j < 16 ? N - j : 16, V = width > 8 ? 2 : 1;
+        const float *b = B + j;
+        int ld = ldb;
+        if (pack) {
+            __m256i m0 = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width < 8 ? width : 8)));
+            __m256i m1 = _mm256_loadu_si256((const __m256i *)(tail_mask_bits + 8 - (width > 8 ? width - 8 : 0)));
             for (int k = 0; k < K; k++) {
-                const float *b = B + (size_t)k * ldb + j0;
-                __m256 x = _mm256_broadcast_ss(A + (size_t)i * ars + (size_t)k * aks);
-                c0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b), c0);
-                c1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + 8), c1);
+                const float *src = B + (size_t)k * ldb + j;
+                _mm256_store_ps(panel + 16 * k, _mm256_maskload_ps(src, m0));
+                _mm256_store_ps(panel + 16 * k + 8, _mm256_maskload_ps(src + 8, m1));
             }
-            _mm256_storeu_ps(C + (size_t)i * ldc + j0, c0);
-            _mm256_storeu_ps(C + (size_t)i * ldc + j0 + 8, c1);
+            b = panel;
+            ld = 16;
+        }
+        if (width == 16 && acc)
+            column_block(M, 2, 16, K, A, ars, aks, b, ld, C + j, ldc, 1);
+        else if (width == 16)
+            column_block(M, 2, 16, K, A, ars, aks, b, ld, C + j, ldc, 0);
+        else if (V == 2)
+            column_block(M, 2, width, K, A, ars, aks, b, ld, C + j, ldc, acc);
+        else
+            column_block(M, 1, width, K, A, ars, aks, b, ld, C + j, ldc, acc);
+    }
+#else
+    if (!acc)
+        for (int i = 0; i < M; i++)
+            memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int k = 0; k < K; k++) {
+            float x = A[(size_t)i * ars + (size_t)k * aks];
+            const float *b = B + (size_t)k * ldb;
+            for (int j = 0; j < N; j++)
+                c[j] = MADD(x, b[j], c[j]);
         }
     }
 #endif
-    /* Remaining columns (all of them without AVX2): rows of C updated k by k. */
-    if (j0 < N)
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            for (int k = 0; k < K; k++) {
-                float x = A[(size_t)i * ars + (size_t)k * aks];
-                const float *b = B + (size_t)k * ldb;
-                for (int j = j0; j < N; j++)
-                    c[j] = MADD(x, b[j], c[j]);
-            }
-        }
 }
 
 void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc)
 {
-    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc);
+    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, 1);
 }
 
 void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc)
 {
-    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc);
+    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, 1);
+}
+
+void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc)
+{
+    gemm_axpy_form(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, 0);
+}
+
+void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc)
+{
+    gemm_axpy_form(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, 0);
 }
 
 /* ---- dot products with 8 partial sums ----------------------------------------------- */
@@ -190,6 +291,172 @@ void im2col(const float *restrict in, int C, int H, int W, int KH, int KW, int s
             }
 }
 
+#if DP_AVX2
+/* R rows of A against Q rows of B over [k0, k1) (a multiple of 8 long), continuing the
+ * 8-lane partial sums kept in lanes[(r*ldl + q)*8]. */
+static inline __attribute__((always_inline)) void nt_tile(int R, int Q, int k0, int k1,
+                                                           const float *A, int lda, const float *B,
+                                                           int ldb, float *lanes, int ldl)
+{
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++)
+            acc[r][q] = _mm256_loadu_ps(lanes + ((size_t)r * ldl + q) * 8);
+    for (int p = k0; p < k1; p += 8) {
+        __m256 y[2];
+        for (int q = 0; q < Q; q++)
+            y[q] = _mm256_loadu_ps(B + (size_t)q * ldb + p);
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_loadu_ps(A + (size_t)r * lda + p);
+            for (int q = 0; q < Q; q++)
+                acc[r][q] = _mm256_fmadd_ps(x, y[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int q = 0; q < Q; q++)
+            _mm256_storeu_ps(lanes + ((size_t)r * ldl + q) * 8, acc[r][q]);
+}
+#endif
+
+/* Inner-dimension blocks: a block of A's and B's rows stays in cache while all their
+ * pairs are worked on. Blocking does not change a sum: the lanes carry over. */
+#define NT_KC 512
+
+void gemm_nt_acc_lanes(int M, int N, int K, const float *restrict A, int lda,
+                       const float *restrict B, int ldb, float *restrict C, int ldc,
+                       float *restrict lanes, float *restrict pack)
+{
+    const int K8 = K & ~7;
+    memset(lanes, 0, sizeof(float) * 8 * (size_t)M * N);
+#if DP_AVX2
+    /* Each block of A's and B's rows is first copied out with a stride that is no multiple
+     * of 4 KiB, so rows do not compete for the same cache sets. */
+    const int ldp = NT_KC + 16;
+    float *pa = pack, *pb = pack + (size_t)M * ldp;
+    for (int k0 = 0; k0 < K8; k0 += NT_KC) {
+        int k1 = k0 + NT_KC < K8 ? k0 + NT_KC : K8, kw = k1 - k0;
+        for (int i = 0; i < M; i++)
+            memcpy(pa + (size_t)i * ldp, A + (size_t)i * lda + k0, sizeof(float) * kw);
+        for (int j = 0; j < N; j++)
+            memcpy(pb + (size_t)j * ldp, B + (size_t)j * ldb + k0, sizeof(float) * kw);
+        int i = 0;
+        for (; i + 4 <= M; i += 4) {
+            int j = 0;
+            for (; j + 2 <= N; j += 2)
+                nt_tile(4, 2, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
+                        lanes + ((size_t)i * N + j) * 8, N);
+            for (; j < N; j++)
+                nt_tile(4, 1, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
+                        lanes + ((size_t)i * N + j) * 8, N);
+        }
+        for (; i < M; i++)
+            for (int j = 0; j < N; j++)
+                nt_tile(1, 1, 0, kw, pa + (size_t)i * ldp, ldp, pb + (size_t)j * ldp, ldp,
+                        lanes + ((size_t)i * N + j) * 8, N);
+    }
+#else
+    (void)pack;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *s = lanes + ((size_t)i * N + j) * 8;
+            for (int p = 0; p < K8; p += 8)
+                for (int l = 0; l < 8; l++)
+                    s[l] = MADD(A[(size_t)i * lda + p + l], B[(size_t)j * ldb + p + l], s[l]);
+        }
+#endif
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *s = lanes + ((size_t)i * N + j) * 8;
+            dot_tail(A + (size_t)i * lda, B + (size_t)j * ldb, K8, K, s);
+            C[(size_t)i * ldc + j] += combine8(s);
+        }
+}
+
+size_t gemm_nt_pack_floats(int M, int N) { return (size_t)(M + N) * (NT_KC + 16); }
+
+void transpose(const float *restrict src, int rows, int cols, float *restrict dst)
+{
+    int r = 0;
+#if DP_AVX2
+    for (; r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            __m256 v[8], t[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = _mm256_loadu_ps(src + (size_t)(r + i) * cols + c);
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            t[0] = _mm256_permute2f128_ps(v[0], v[4], 0x20);
+            t[1] = _mm256_permute2f128_ps(v[1], v[5], 0x20);
+            t[2] = _mm256_permute2f128_ps(v[2], v[6], 0x20);
+            t[3] = _mm256_permute2f128_ps(v[3], v[7], 0x20);
+            t[4] = _mm256_permute2f128_ps(v[0], v[4], 0x31);
+            t[5] = _mm256_permute2f128_ps(v[1], v[5], 0x31);
+            t[6] = _mm256_permute2f128_ps(v[2], v[6], 0x31);
+            t[7] = _mm256_permute2f128_ps(v[3], v[7], 0x31);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_ps(dst + (size_t)(c + i) * rows + r, t[i]);
+        }
+        for (; c < cols; c++)
+            for (int i = 0; i < 8; i++)
+                dst[(size_t)c * rows + r + i] = src[(size_t)(r + i) * cols + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+void row2im_acc(const float *restrict row, int C, int H, int W, int KH, int KW, int stride,
+                int pad, int OH, int OW, float *restrict in)
+{
+    const int K = C * KH * KW;
+    if (stride == 1 && pad == 0 && KH == 3 && KW == 3) { /* the common case, unrolled */
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *r = row + ((size_t)oy * OW + ox) * K;
+                float *base = in + (size_t)oy * W + ox;
+                for (int c = 0; c < C; c++, r += 9) {
+                    float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
+                    d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
+                    d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
+                    d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
+                }
+            }
+        return;
+    }
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            const float *r = row + ((size_t)oy * OW + ox) * K;
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < KH; i++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
+                    const float *src = r + (c * KH + i) * KW;
+                    if (pad == 0) { /* the window lies inside */
+                        for (int j = 0; j < KW; j++)
+                            dst[j] += src[j];
+                        continue;
+                    }
+                    for (int j = 0; j < KW; j++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[j] += src[j];
+                    }
+                }
+        }
+}
+
 void col2im_acc(const float *restrict col, int C, int H, int W, int KH, int KW, int stride, int pad,
                 int OH, int OW, float *restrict in)
 {
@@ -203,6 +470,12 @@ void col2im_acc(const float *restrict col, int C, int H, int W, int KH, int KW, 
                         continue;
                     float *dst = in + ((size_t)c * H + y) * W;
                     const float *src = row + (size_t)oy * OW;
+                    if (stride == 1 && pad == 0) { /* the whole row lies inside: vectorises */
+                        float *d = dst + j;
+                        for (int ox = 0; ox < OW; ox++)
+                            d[ox] += src[ox];
+                        continue;
+                    }
                     for (int ox = 0; ox < OW; ox++) {
                         int x = ox * stride - pad + j;
                         if (x >= 0 && x < W)

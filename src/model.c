@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -406,6 +407,10 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
     }
     if (infer_shapes(m, err))
         goto fail;
+    /* relu then maxpool runs as one pass (the same bits, one memory pass fewer) */
+    for (int i = 0; i + 1 < m->nlayers; i++)
+        if (m->layers[i].kind == LAYER_RELU && m->layers[i + 1].kind == LAYER_MAXPOOL)
+            m->layers[i].fused = m->layers[i + 1].fused = 1;
     size_t at = 0;
     for (int i = 0; i < m->nlayers && at < sizeof m->spec; i++)
         at += (size_t)snprintf(m->spec + at, sizeof m->spec - at, "%s%s", i ? " " : "",
@@ -479,12 +484,52 @@ void model_describe(const dp_model *m, char *buf, size_t len)
 
 /* ---- workspace and the whole-net pass ---------------------------------------------- */
 
+int model_find_layer(const dp_model *m, const char *name)
+{
+    for (int i = 0; i < m->nlayers; i++)
+        if (strcmp(m->layers[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
 static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+static dp_conv_shape conv_shape(const dp_layer *L, int B)
+{
+    dp_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out_c, L->kernel, L->kernel,
+                       L->stride, L->pad, L->out_h, L->out_w};
+    return s;
+}
+
+/* Bytes of per-thread scratch the conv layers need, for all threads. */
+static size_t scratch_bytes(const dp_model *m)
+{
+    size_t most = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == LAYER_CONV) {
+            dp_conv_shape s = conv_shape(&m->layers[i], 1);
+            size_t f = conv2d_scratch_floats(&s);
+            most = f > most ? f : most;
+        }
+    return align64(most * sizeof(float) * (size_t)omp_get_max_threads());
+}
+
+static size_t lanes_bytes(const dp_model *m, size_t B)
+{
+    size_t most = 0;
+    for (int i = 0; i < m->nlayers; i++)
+        if (m->layers[i].kind == LAYER_FC) {
+            size_t f = linear_scratch_floats((int)B, m->layers[i].out_c, omp_get_max_threads());
+            most = f > most ? f : most;
+        }
+    return align64(most * sizeof(float));
+}
 
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err)
 {
     memset(ws, 0, sizeof *ws);
     size_t B = (size_t)max_batch, bytes = align64(B * m->layers[0].in_size * sizeof(float));
+    bytes += scratch_bytes(m) + lanes_bytes(m, B);
     for (int i = 0; i < m->nlayers; i++) {
         const dp_layer *L = &m->layers[i];
         bytes += 2 * align64(B * L->out_size * sizeof(float));
@@ -510,6 +555,10 @@ int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err 
     char *p = ws->block;
     ws->input = (float *)p;
     p += align64(B * m->layers[0].in_size * sizeof(float));
+    ws->scratch = (float *)p;
+    p += scratch_bytes(m);
+    ws->lanes = (float *)p;
+    p += lanes_bytes(m, B);
     for (int i = 0; i < m->nlayers; i++) {
         const dp_layer *L = &m->layers[i];
         ws->act[i] = (float *)p;
@@ -539,15 +588,14 @@ void workspace_free(dp_workspace *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-static dp_conv_shape conv_shape(const dp_layer *L, int B)
-{
-    dp_conv_shape s = {B, L->in_c, L->in_h, L->in_w, L->out_c, L->kernel, L->kernel,
-                       L->stride, L->pad, L->out_h, L->out_w};
-    return s;
-}
-
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct)
+{
+    return model_forward_backward_hooked(m, ws, labels, B, train, correct, NULL, NULL);
+}
+
+double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
+                                     int train, int *correct, dp_layer_done done, void *ctx)
 {
     const float *W = m->weights;
     for (int i = 0; i < m->nlayers; i++) {
@@ -562,15 +610,21 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
             break;
         }
         case LAYER_MAXPOOL:
-            maxpool_forward(out, ws->argmax[i], in, B, L->in_c, L->in_h, L->in_w, L->kernel,
-                            L->stride, L->out_h, L->out_w);
+            if (L->fused) /* the relu before it was skipped: read the relu's input */
+                relu_maxpool_forward(out, ws->argmax[i], i >= 2 ? ws->act[i - 2] : ws->input, B,
+                                     L->in_c, L->in_h, L->in_w, L->kernel, L->stride, L->out_h,
+                                     L->out_w);
+            else
+                maxpool_forward(out, ws->argmax[i], in, B, L->in_c, L->in_h, L->in_w, L->kernel,
+                                L->stride, L->out_h, L->out_w);
             break;
         case LAYER_RELU:
-            relu_forward(out, in, (size_t)B * L->out_size);
+            if (!L->fused)
+                relu_forward(out, in, (size_t)B * L->out_size);
             break;
         case LAYER_FC:
             linear_forward(out, in, W + m->params[L->weight].offset, W + m->params[L->bias].offset,
-                           B, (int)L->in_size, L->out_c);
+                           B, (int)L->in_size, L->out_c, ws->lanes);
             break;
         }
     }
@@ -580,33 +634,46 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labe
     if (!train)
         return loss;
     float *G = m->grads;
-    for (int i = last; i >= 0; i--) {
+    /* Below the lowest trainable layer nobody needs a gradient (frozen feature layers). */
+    int lowest = last + 1;
+    for (int i = 0; i <= last && lowest > last; i++)
+        if (m->layers[i].weight >= 0 && !m->layers[i].frozen)
+            lowest = i;
+    for (int i = last; i >= lowest; i--) {
         const dp_layer *L = &m->layers[i];
         const float *in = i ? ws->act[i - 1] : ws->input;
-        float *din = i ? ws->dact[i - 1] : NULL; /* nobody needs the input's gradient */
+        float *din = i > lowest ? ws->dact[i - 1] : NULL; /* nobody needs the gradient below */
+        float *dw = L->weight >= 0 && !L->frozen ? G + m->params[L->weight].offset : NULL;
+        float *db = L->bias >= 0 && !L->frozen ? G + m->params[L->bias].offset : NULL;
         const float *dout = ws->dact[i];
         switch (L->kind) {
         case LAYER_CONV: {
             dp_conv_shape s = conv_shape(L, B);
-            conv2d_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            ws->col[i], dout, W + m->params[L->weight].offset, &s);
+            conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
+                            ws->scratch, &s);
             break;
         }
         case LAYER_MAXPOOL:
-            if (din)
+            if (L->fused) { /* straight to the gradient of the relu's input */
+                if (i - 2 >= lowest)
+                    relu_maxpool_backward(ws->dact[i - 2], dout, ws->act[i], ws->argmax[i], B,
+                                          L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
+            } else if (din) {
                 maxpool_backward(din, dout, ws->argmax[i], B, L->in_c, L->in_h, L->in_w, L->out_h,
                                  L->out_w);
+            }
             break;
         case LAYER_RELU:
-            if (din)
+            if (din && !L->fused)
                 relu_backward(din, dout, ws->act[i], (size_t)B * L->out_size);
             break;
         case LAYER_FC:
-            linear_backward(din, G + m->params[L->weight].offset, G + m->params[L->bias].offset,
-                            dout, in, W + m->params[L->weight].offset, B, (int)L->in_size,
-                            L->out_c);
+            linear_backward(din, dw, db, dout, in, W + m->params[L->weight].offset, B,
+                            (int)L->in_size, L->out_c);
             break;
         }
+        if (done)
+            done(ctx, i);
     }
     return loss;
 }

@@ -54,3 +54,14 @@ int batch_split(int B, int P, int r, int *offset)
         *offset = r * base + (r < extra ? r : extra);
     return base + (r < extra ? 1 : 0);
 }
+
+int sampler_restore(dp_sampler *s, int64_t pass, int64_t pos, dp_err *err)
+{
+    if (pass < 0 || pos < 0 || pos > s->n)
+        return dp_fail(err, "sampler state (pass %lld, position %lld) does not fit a share of "
+                            "%lld samples", (long long)pass, (long long)pos, (long long)s->n);
+    s->pass = pass;
+    start_pass(s);
+    s->pos = pos;
+    return 0;
+}

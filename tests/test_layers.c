@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "dptrain/kernels.h"
 #include "dptrain/layers.h"
 #include "dptrain/rng.h"
 
@@ -100,7 +101,7 @@ static void test_pool_relu_linear_loss_cases(void)
 
     /* y = W x + b with W [2, 3] */
     float x[3] = {1, 2, 3}, W[6] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, b[2] = {1, -1}, y[2];
-    linear_forward(y, x, W, b, 1, 3, 2);
+    linear_forward(y, x, W, b, 1, 3, 2, NULL);
     CHECK_NEAR(y[0], 1 - 3 + 1, 0);
     CHECK_NEAR(y[1], 3 - 1, 0);
 
@@ -175,21 +176,22 @@ static void gradcheck_conv(int B, int C, int H, int W, int OC, int K, int stride
     c.col = malloc((size_t)B * C * K * K * OH * OW * sizeof(float));
     float *din = malloc(nin * sizeof(float)), *dw = calloc(nw, sizeof(float)),
           *db = calloc(OC, sizeof(float));
+    float *scratch = malloc((conv2d_scratch_floats(&s) + 1) * sizeof(float) * omp_get_max_threads());
     conv_loss(&c);
-    conv2d_backward(din, dw, db, c.col, c.R, c.w, &s);
+    conv2d_backward(din, dw, db, c.col, c.R, c.w, scratch, &s);
     fd_compare("conv input", c.in, nin, din, conv_loss, &c, 1);
     fd_compare("conv weight", c.w, nw, dw, conv_loss, &c, 1);
     fd_compare("conv bias", c.b, OC, db, conv_loss, &c, 1);
     /* backward accumulates: a second call doubles the parameter gradients */
     conv_loss(&c);
-    conv2d_backward(NULL, dw, db, c.col, c.R, c.w, &s);
+    conv2d_backward(NULL, dw, db, c.col, c.R, c.w, scratch, &s);
     float *dw1 = calloc(nw, sizeof(float)), *db1 = calloc(OC, sizeof(float));
     conv_loss(&c);
-    conv2d_backward(NULL, dw1, db1, c.col, c.R, c.w, &s);
+    conv2d_backward(NULL, dw1, db1, c.col, c.R, c.w, scratch, &s);
     CHECK_NEAR(dw[0], 2 * dw1[0], 1e-4 * fabs(dw1[0]) + 1e-6);
     CHECK_NEAR(db[OC - 1], 2 * db1[OC - 1], 1e-4 * fabs(db1[OC - 1]) + 1e-6);
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.col);
-    free(din), free(dw), free(db), free(dw1), free(db1);
+    free(din), free(dw), free(db), free(dw1), free(db1), free(scratch);
 }
 
 typedef struct {
@@ -257,24 +259,26 @@ static void gradcheck_relu(void)
 
 typedef struct {
     int B, I, O;
-    float *in, *w, *b, *out, *R;
+    float *in, *w, *b, *out, *R, *lanes;
 } fc_ctx;
 
 static double fc_loss(void *v)
 {
     fc_ctx *c = v;
-    linear_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O);
+    linear_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O, c->lanes);
     return dotd(c->out, c->R, (size_t)c->B * c->O);
 }
 
-static void gradcheck_linear(void)
+static void gradcheck_linear(int use_lanes)
 {
-    fc_ctx c = {5, 37, 11, 0, 0, 0, 0, 0};
+    fc_ctx c = {5, 37, 11, 0, 0, 0, 0, 0, 0};
     c.in = rand_buf((size_t)c.B * c.I, -1, 1);
     c.w = rand_buf((size_t)c.O * c.I, -1, 1);
     c.b = rand_buf(c.O, -1, 1);
     c.R = rand_buf((size_t)c.B * c.O, -1, 1);
     c.out = malloc((size_t)c.B * c.O * sizeof(float));
+    c.lanes = use_lanes ? malloc(linear_scratch_floats(c.B, c.O, omp_get_max_threads()) * sizeof(float))
+                        : NULL;
     float *din = malloc((size_t)c.B * c.I * sizeof(float));
     float *dw = calloc((size_t)c.O * c.I, sizeof(float)), *db = calloc(c.O, sizeof(float));
     fc_loss(&c);
@@ -283,6 +287,7 @@ static void gradcheck_linear(void)
     fd_compare("linear weight", c.w, (size_t)c.O * c.I, dw, fc_loss, &c, 1);
     fd_compare("linear bias", c.b, c.O, db, fc_loss, &c, 1);
     free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(din), free(dw), free(db);
+    free(c.lanes);
 }
 
 typedef struct {
@@ -309,6 +314,74 @@ static void gradcheck_xent(void)
     free(c.z);
 }
 
+/* The kernel variants that promise the same bits deliver them: blocked and plain dot
+ * products, overwriting and accumulating products, and the 8x8 transpose. */
+static void test_kernels_agree(void)
+{
+    const int M = 7, N = 5, K = 1301;
+    float *A = rand_buf((size_t)M * K, -1, 1), *B = rand_buf((size_t)N * K, -1, 1);
+    float c1[35] = {0}, c2[35] = {0}, *lanes = malloc(sizeof(float) * 8 * M * N);
+    float *pack = malloc(sizeof(float) * gemm_nt_pack_floats(M, N));
+    gemm_nt_acc(M, N, K, A, K, B, K, c1, N);
+    gemm_nt_acc_lanes(M, N, K, A, K, B, K, c2, N, lanes, pack);
+    free(pack);
+    CHECK(memcmp(c1, c2, sizeof c1) == 0);
+    CHECK_NEAR(c1[12], dotd(A + 2 * K, B + 2 * K, K), 1e-3);
+    /* C = A B (33 x 21 x 19, masked tails) equals zeroed C += A B, and the reference */
+    const int m = 33, n = 21, k = 19;
+    float *X = rand_buf((size_t)m * k, -1, 1), *Y = rand_buf((size_t)k * n, -1, 1);
+    float *d1 = rand_buf((size_t)m * n, -1, 1), *d2 = calloc((size_t)m * n, sizeof(float));
+    gemm_nn(m, n, k, X, k, Y, n, d1, n);
+    gemm_nn_acc(m, n, k, X, k, Y, n, d2, n);
+    CHECK(memcmp(d1, d2, sizeof(float) * m * n) == 0);
+    double ref = 0;
+    for (int q = 0; q < k; q++)
+        ref += (double)X[5 * k + q] * Y[q * n + 20];
+    CHECK_NEAR(d1[5 * n + 20], ref, 1e-4);
+    /* a long inner dimension is worked on in slices: the same bits as two calls by hand */
+    const int kl = 700;
+    float *XL = rand_buf((size_t)m * kl, -1, 1), *YL = rand_buf((size_t)kl * n, -1, 1);
+    float *e1 = calloc((size_t)m * n, sizeof(float)), *e2 = calloc((size_t)m * n, sizeof(float));
+    gemm_nn(m, n, kl, XL, kl, YL, n, e1, n);
+    gemm_nn(m, n, 300, XL, kl, YL, n, e2, n);
+    gemm_nn_acc(m, n, kl - 300, XL + 300, kl, YL + (size_t)300 * n, n, e2, n);
+    CHECK(memcmp(e1, e2, sizeof(float) * m * n) == 0);
+    free(XL), free(YL), free(e1), free(e2);
+    float *T = malloc(sizeof(float) * m * n);
+    transpose(d1, m, n, T);
+    int same = 1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+            same &= T[j * m + i] == d1[i * n + j];
+    CHECK(same);
+    free(A), free(B), free(lanes), free(X), free(Y), free(d1), free(d2), free(T);
+}
+
+/* relu then maxpool in one pass gives the same bits as the two layers, values and
+ * gradients, negatives, ties and NaN included. */
+static void test_relu_maxpool_fused(void)
+{
+    const int B = 2, C = 3, H = 26, W = 26, OH = 13, OW = 13;
+    size_t nin = (size_t)B * C * H * W, nout = (size_t)B * C * OH * OW;
+    float *in = rand_buf(nin, -1, 1), *r = malloc(nin * 4), *a = malloc(nout * 4),
+          *b = malloc(nout * 4), *dout = rand_buf(nout, -1, 1), *d1 = malloc(nin * 4),
+          *d2 = malloc(nin * 4), *dr = malloc(nin * 4);
+    int32_t *ia = malloc(nout * 4), *ib = malloc(nout * 4);
+    for (size_t i = 0; i < nin; i += 7)
+        in[i] = 0.0f; /* ties at zero */
+    in[5] = NAN;
+    relu_forward(r, in, nin);
+    maxpool_forward(a, ia, r, B, C, H, W, 2, 2, OH, OW);
+    relu_maxpool_forward(b, ib, in, B, C, H, W, 2, 2, OH, OW);
+    CHECK(memcmp(a, b, nout * 4) == 0);
+    CHECK(isnan(b[2])); /* the window holding the NaN */
+    maxpool_backward(dr, dout, ia, B, C, H, W, OH, OW);
+    relu_backward(d1, dr, r, nin);
+    relu_maxpool_backward(d2, dout, b, ib, B, C, H, W, OH, OW);
+    CHECK(memcmp(d1, d2, nin * 4) == 0);
+    free(in), free(r), free(a), free(b), free(dout), free(d1), free(d2), free(dr), free(ia), free(ib);
+}
+
 int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
@@ -319,11 +392,15 @@ int main(void)
         gradcheck_conv(2, 3, 7, 6, 4, 3, 1, 0);
         gradcheck_conv(3, 2, 8, 9, 5, 3, 2, 1); /* stride and padding */
         gradcheck_conv(1, 1, 5, 5, 2, 1, 1, 0); /* 1x1 kernel */
+        gradcheck_conv(2, 1, 9, 9, 3, 3, 1, 1); /* few columns: the dot-product path */
         gradcheck_conv(2, 2, 6, 6, 3, 4, 3, 2);
+        test_relu_maxpool_fused();
         gradcheck_pool(2, 2);
         gradcheck_pool(3, 2); /* overlapping windows */
         gradcheck_relu();
-        gradcheck_linear();
+        gradcheck_linear(0);
+        gradcheck_linear(1);
+        test_kernels_agree();
         gradcheck_xent();
     }
     return check_exit("test_layers");

@@ -2,7 +2,8 @@
 # P-rank training equals 1-rank training on the same global batches (P = 2, 3, 4, uneven
 # per-rank batches, with and without wrapping into a second pass, from a sharded
 # directory whose shard count differs from P); replicas are bitwise identical; 1 and 2
-# threads per rank give bitwise-identical weights.
+# threads per rank give bitwise-identical weights; overlapping the reduction with backward
+# changes no bit.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 480 5 3      # 3 shards of 160
@@ -35,4 +36,12 @@ for t in 1 2; do
 done
 "$TOOLS/compare_weights" t1.h5 t2.h5 --exact || fail "1 and 2 threads differ"
 expect_in t2.log "2 ranks x 2 threads"
+# communication overlap: bucketed reductions started during backward give the same bits as
+# starting them after backward (3 ranks, several buckets)
+for o in overlap no-overlap; do
+  mpi 3 "$DPTRAIN" --train train --test none --batch 45 --steps 5 --bucket-kb 16 --threads 1 \
+      --no-progress --"$o" --save "o-$o.h5" > "o-$o.log" 2>&1 || { cat "o-$o.log"; fail "--$o run failed"; }
+done
+expect_in o-overlap.log "3 buckets of >= 16 KiB, reduced with MPI_Iallreduce overlapping backward"
+"$TOOLS/compare_weights" o-overlap.h5 o-no-overlap.h5 --exact || fail "overlap changes the weights"
 echo "1 passed, 0 failed"

@@ -8,12 +8,25 @@
 #ifndef DPTRAIN_KERNELS_H
 #define DPTRAIN_KERNELS_H
 
+#include <stddef.h>
+
 /* C[M,N] += A[M,K] * B[K,N] */
 void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
+/* C[M,N] = A[M,K] * B[K,N] and C[M,N] = A[K,M]^T * B[K,N]: the same bits as zeroing C
+ * and accumulating, without touching C first. */
+void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc);
+void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+             int ldc);
 /* C[M,N] += A[M,K] * B[N,K]^T */
 void gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
+/* The same bits as gemm_nt_acc, blocked over K for long inner dimensions; lanes is
+ * scratch of 8*M*N floats, pack of gemm_nt_pack_floats(M, N). */
+void gemm_nt_acc_lanes(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, float *lanes, float *pack);
+size_t gemm_nt_pack_floats(int M, int N);
 /* C[M,N] += A[K,M]^T * B[K,N] */
 void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
@@ -21,6 +34,12 @@ void gemm_tn_acc(int M, int N, int K, const float *A, int lda, const float *B, i
 /* col[(c*KH + i)*KW + j][oy*OW + ox] = in[c][oy*stride - pad + i][ox*stride - pad + j] (0 outside) */
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
             int OW, float *col);
+/* dst[cols, rows] = src[rows, cols]^T */
+void transpose(const float *src, int rows, int cols, float *dst);
+/* The adjoint of im2col for the transposed layout row[oy*OW + ox][(c*KH + i)*KW + j];
+ * `in` must be zeroed by the caller. */
+void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
+                int OW, float *in);
 /* The adjoint of im2col: in[...] += col[...]; `in` must be zeroed by the caller. */
 void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
                 int OW, float *in);

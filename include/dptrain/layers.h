@@ -3,7 +3,8 @@
  * Shapes are in the argument names (B batch, C/OC channels, H/W height/width, I/O
  * features). Forward overwrites its output. Backward overwrites the input gradient
  * (`din`, may be NULL when nobody needs it, e.g. for the first layer) and ACCUMULATES
- * (+=) into parameter gradients, which the caller zeroes once per step. Each output
+ * (+=) into parameter gradients, which the caller zeroes once per step (dweight and
+ * dbias NULL: a frozen layer, no weight-gradient work). Each output
  * element is owned by one OpenMP thread and reduced in a fixed order, so results are
  * bitwise identical for any number of threads. The caller owns every buffer; nothing
  * here allocates. */
@@ -23,9 +24,12 @@ typedef struct {
 /* col: workspace [B, C*KH*KW, OH*OW], holds im2col(in) after forward for backward. */
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
                     const float *bias, const dp_conv_shape *s);
-/* col: as left by conv2d_forward; used for dweight, then reused as scratch for din. */
+/* col: as left by conv2d_forward; used for dweight, then reused as scratch for din.
+ * scratch: omp_get_max_threads() * conv2d_scratch_floats(s) floats (may be NULL when that
+ * is 0). */
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
-                     const float *weight, const dp_conv_shape *s);
+                     const float *weight, float *scratch, const dp_conv_shape *s);
+size_t conv2d_scratch_floats(const dp_conv_shape *s);
 
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
@@ -34,13 +38,24 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C,
 void maxpool_backward(float *din, const float *dout, const int32_t *argmax, int B, int C, int H,
                       int W, int OH, int OW);
 
+/* maxpool(relu(x)) in one pass, as relu(maxpool(x)): the same values and gradients as
+ * the two layers in a row, bit for bit. Backward needs the forward output. */
+void relu_maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
+                          int K, int stride, int OH, int OW);
+void relu_maxpool_backward(float *din, const float *dout, const float *out, const int32_t *argmax,
+                           int B, int C, int H, int W, int OH, int OW);
+
+/* max(x, 0); NaN passes through, as in PyTorch. */
 void relu_forward(float *out, const float *in, size_t n);
 /* Gradient passes where the forward output was > 0 (PyTorch's threshold_backward). */
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
 
-/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O] */
+/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O]; lanes: NULL or scratch
+ * of linear_scratch_floats(B, O, threads) floats, which lets long rows be worked on in
+ * cache-sized blocks (same bits). */
+size_t linear_scratch_floats(int B, int O, int threads);
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
-                    int I, int O);
+                    int I, int O, float *lanes);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O);
 

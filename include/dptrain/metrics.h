@@ -25,6 +25,7 @@ typedef struct {
     double compute_seconds;/* forward, backward and update, mean over ranks */
     double eval_seconds;
     double wall_seconds;   /* since the start of training */
+    double max_rss_mib;    /* peak resident memory of the largest rank */
     int ranks, threads, global_batch;
 } dp_epoch_record;
 

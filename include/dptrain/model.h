@@ -35,6 +35,8 @@ typedef struct {
     int out_c, out_h, out_w; /* inferred output shape */
     size_t in_size, out_size; /* per sample */
     int weight, bias;         /* indices into the parameter table, -1 when none */
+    int fused;                /* relu computed by the maxpool after it (set on both) */
+    int frozen;               /* --freeze: no weight gradients, no updates */
 } dp_layer;
 
 typedef struct {
@@ -84,16 +86,29 @@ typedef struct {
     float **dact;      /* per layer gradient of the output [B, out_size] */
     float **col;       /* per conv layer: im2col workspace, else NULL */
     int32_t **argmax;  /* per maxpool layer, else NULL */
+    float *scratch;    /* per-thread scratch of the conv layers (omp_get_max_threads() at creation) */
+    float *lanes;      /* partial sums of the fc layers, 8 * max_batch * outputs */
     void *block;       /* the one allocation behind all of the above */
     size_t bytes;
 } dp_workspace;
+
+/* Index of the layer called `name` (conv1, fc2, ...), or -1. */
+int model_find_layer(const dp_model *m, const char *name);
 
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err);
 void workspace_free(dp_workspace *ws);
 
 /* Forward the B samples in ws->input; return the sum of their losses and count the
- * correct predictions. With train != 0, backward too, accumulating into m->grads. */
+ * correct predictions. With train != 0, backward too, accumulating into m->grads.
+ * Frozen layers get no weight gradients (their slots in m->grads are left alone), and
+ * backward stops at the lowest layer that is not frozen. */
 double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
                               int train, int *correct);
+
+/* The same, calling done(ctx, i) after the backward of layer i (last layer first): from
+ * then on the gradients of layers i.. are final and may be reduced. */
+typedef void (*dp_layer_done)(void *ctx, int layer);
+double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
+                                     int train, int *correct, dp_layer_done done, void *ctx);
 
 #endif

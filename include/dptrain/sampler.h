@@ -30,6 +30,9 @@ int sampler_create(dp_sampler *s, int64_t n, int shuffle, uint64_t seed, int ran
 void sampler_free(dp_sampler *s);
 /* The next `count` indices of the stream. */
 void sampler_next(dp_sampler *s, int64_t *idx, int count);
+/* Continue the stream at position `pos` of pass `pass` (a checkpoint's pass and pos):
+ * the order of a pass depends only on (seed, pass, rank), so this is exact. */
+int sampler_restore(dp_sampler *s, int64_t pass, int64_t pos, dp_err *err);
 
 /* The global batch B split over P ranks as evenly as possible: the first B % P ranks
  * take one more. Returns rank r's count; *offset is where its samples start in the

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# compare_pytorch.sh: dptrain's training step against PyTorch's (Debian python3-torch at its
+# best: torch.set_num_threads(N), OPENBLAS_NUM_THREADS=1, glibc's fixed mmap threshold), same
+# model, batch 100, same threads, alternating run by run; prints medians and the ratio.
+#   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")]
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rounds=${1:-5}
+models=${2:-reference nopool}
+threads=${3:-1 2}
+ours="$repo/build/bench/bench_layers"
+py=${DP_PYTHON:-/usr/bin/python3}
+[[ -x "$ours" ]] || { echo "build first: cmake --build build (needs $ours)" >&2; exit 1; }
+export OPENBLAS_NUM_THREADS=1
+export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+printf "%-10s %7s %12s %12s %7s\n" model threads dptrain pytorch ratio
+for m in $models; do
+  for t in $threads; do
+    steps=30; [[ $m == nopool ]] && steps=10
+    a=() b=()
+    for ((r = 0; r < rounds; r++)); do
+      a+=("$(OMP_PROC_BIND=false "$ours" --model "$m" --threads "$t" --reps "$steps" --step-only | ips)")
+      b+=("$("$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
+    done
+    ma=$(printf "%s\n" "${a[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
+    printf "%-10s %7d %12.0f %12.0f %7.2f\n" "$m" "$t" "$ma" "$mb" "$(echo "$ma / $mb" | bc -l)"
+  done
+done
+echo "(images/s, medians of $rounds alternating runs; batch 100; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"

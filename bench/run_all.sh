@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# run_all.sh: every benchmark of the README's Performance section, in one go (~10 minutes on
+# 2 cores). Build first (scripts/setup.sh) and fetch MNIST (datasets/fetch_mnist.sh); needs
+# Debian's python3-torch for the PyTorch side and libopenblas-dev for the SGEMM figures.
+#   bench/run_all.sh [ROUNDS (default 5)] > bench-results.txt
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+rounds=${1:-5}
+cd "$repo"
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
+echo "== dptrain vs PyTorch, training step, batch 100 (bench/compare_pytorch.sh $rounds)"
+bench/compare_pytorch.sh "$rounds"
+for m in reference nopool; do
+  for t in 1 2; do
+    echo "== per layer: build/bench/bench_layers --model $m --threads $t"
+    build/bench/bench_layers --model "$m" --threads "$t" --reps $([[ $m == nopool ]] && echo 6 || echo 20)
+  done
+done
+echo "== ranks vs threads vs PyTorch DDP (bench/scaling.sh 3 300)"
+bench/scaling.sh 3 300
+echo "== communication overlap (bench/overlap.sh 200)"
+bench/overlap.sh 200

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""PyTorch at its best on the same training step as bench_layers: the tutorial net (or its
+no-pool variant), batch B, SGD momentum 0.9, inputs in [0, 1], preloaded (no data loading).
+Run with OPENBLAS_NUM_THREADS=1 and the GLIBC_TUNABLES of bench/compare_pytorch.sh.
+
+usage: torch_step.py --model reference|nopool --threads N [--batch 100] [--steps 30]
+prints: model M, batch B, N threads: step X ms, Y images/s
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.pool = pool
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.fc1 = nn.Linear(64 * 5 * 5 if pool else 64 * 24 * 24, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        if self.pool:
+            x = F.max_pool2d(x, 2)
+        x = F.relu(self.conv2(x))
+        if self.pool:
+            x = F.max_pool2d(x, 2)
+        x = F.relu(self.fc1(torch.flatten(x, 1)))
+        return self.fc2(x)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="reference")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=30)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = Net(a.model == "reference")
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randint(0, 256, (a.batch, 1, 28, 28), dtype=torch.uint8).float() / 255
+    y = torch.randint(0, 10, (a.batch,))
+    times = []
+    for k in range(a.steps + 3):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        if k >= 3:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    step = times[len(times) // 2]
+    print(f"model {a.model}, batch {a.batch}, {a.threads} threads: step {step * 1e3:.2f} ms, "
+          f"{a.batch / step:.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""collect.py: turn dptrain metrics files (--metrics, JSON Lines) into one CSV.
+
+  scripts/collect.py PATH... [-o runs.csv] [--epochs epochs.csv]
+
+PATH is a .jsonl file or a directory of them. One CSV row per run (file): its ranks,
+threads and global batch, images/s over the whole run, time per step split into compute,
+communication and data, the last test accuracy and loss, and speedup and parallel
+efficiency against the 1-rank run of the same sweep kind and threads (throughput ratio;
+for weak scaling this is the scaled speedup). A file named KIND-rR-tT.jsonl (as
+scripts/sweep.sh and jobs/sweep.sbatch write) gives the kind; other names are "run".
+--epochs also writes every record, one row per epoch, for training curves.
+Standard library only."""
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+
+RUN_FIELDS = ["run", "kind", "ranks", "threads", "cores", "global_batch", "steps", "epochs",
+              "images", "seconds", "images_per_sec", "step_ms", "compute_ms", "comm_ms",
+              "data_ms", "other_ms", "comm_fraction", "train_loss", "test_loss",
+              "test_accuracy", "wall_seconds", "speedup", "efficiency"]
+EPOCH_FIELDS = ["run", "epoch", "step", "partial", "lr", "train_loss", "train_accuracy",
+                "test_loss", "test_accuracy", "images_per_sec", "seconds", "comm_seconds",
+                "data_seconds", "compute_seconds", "eval_seconds", "wall_seconds", "ranks",
+                "threads", "global_batch"]
+
+
+def files_of(paths):
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            out += sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".jsonl"))
+        elif os.path.isfile(p):
+            out.append(p)
+        else:
+            sys.exit(f"collect: {p}: no such file or directory")
+    return out
+
+
+def read_records(path):
+    recs = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                sys.exit(f"collect: {path}:{n}: not JSON ({e.msg}): {line[:60]}")
+    # a file appended to by a restarted run: keep the last record of each epoch
+    by_epoch = {}
+    for r in recs:
+        by_epoch[r["epoch"]] = r
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def summarise(path, recs):
+    name = os.path.splitext(os.path.basename(path))[0]
+    m = re.match(r"(strong|weak)-r(\d+)-t(\d+)$", name)
+    last = recs[-1]
+    secs = sum(r["seconds"] for r in recs)
+    images = sum(r["images_per_sec"] * r["seconds"] for r in recs)
+    steps = last["step"]
+    ms = lambda key: 1000.0 * sum(r[key] for r in recs) / steps if steps else 0.0
+    step_ms = 1000.0 * secs / steps if steps else 0.0
+    row = {
+        "run": name, "kind": m.group(1) if m else "run", "ranks": last["ranks"],
+        "threads": last["threads"], "cores": last["ranks"] * last["threads"],
+        "global_batch": last["global_batch"], "steps": steps, "epochs": len(recs),
+        "images": round(images), "seconds": round(secs, 4),
+        "images_per_sec": round(images / secs, 2) if secs else 0.0,
+        "step_ms": round(step_ms, 3), "compute_ms": round(ms("compute_seconds"), 3),
+        "comm_ms": round(ms("comm_seconds"), 3), "data_ms": round(ms("data_seconds"), 3),
+        "train_loss": last.get("train_loss"), "test_loss": last.get("test_loss"),
+        "test_accuracy": last.get("test_accuracy"), "wall_seconds": last.get("wall_seconds"),
+    }
+    # the rest of a step: waiting for the slowest rank, timers, the loss reduction
+    row["other_ms"] = round(max(0.0, step_ms - row["compute_ms"] - row["comm_ms"] - row["data_ms"]), 3)
+    row["comm_fraction"] = round(row["comm_ms"] / step_ms, 4) if step_ms else 0.0
+    return row
+
+
+def add_speedup(rows):
+    for r in rows:
+        base = [b for b in rows if b["kind"] == r["kind"] and b["threads"] == r["threads"]
+                and b["ranks"] == 1 and b["images_per_sec"] > 0]
+        if base and r["kind"] != "run":
+            s = r["images_per_sec"] / base[0]["images_per_sec"]
+            r["speedup"], r["efficiency"] = round(s, 4), round(s / r["ranks"], 4)
+        else:
+            r["speedup"] = r["efficiency"] = ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("paths", nargs="+")
+    ap.add_argument("-o", "--out", default="-", help="runs CSV (default stdout)")
+    ap.add_argument("--epochs", help="also write one row per epoch record here")
+    a = ap.parse_args()
+    rows, epochs = [], []
+    for p in files_of(a.paths):
+        recs = read_records(p)
+        if not recs:
+            print(f"collect: {p}: no records, skipped", file=sys.stderr)
+            continue
+        rows.append(summarise(p, recs))
+        name = rows[-1]["run"]
+        epochs += [dict({k: r.get(k) for k in EPOCH_FIELDS}, run=name) for r in recs]
+    if not rows:
+        sys.exit("collect: no metrics records found in " + " ".join(a.paths))
+    rows.sort(key=lambda r: (r["kind"], r["threads"], r["ranks"], r["run"]))
+    add_speedup(rows)
+    out = sys.stdout if a.out == "-" else open(a.out, "w", newline="")
+    w = csv.DictWriter(out, RUN_FIELDS)
+    w.writeheader()
+    w.writerows(rows)
+    if a.epochs:
+        with open(a.epochs, "w", newline="") as f:
+            w = csv.DictWriter(f, EPOCH_FIELDS)
+            w.writeheader()
+            w.writerows(epochs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""plot.py: PNG plots with gnuplot (Debian: apt-get install gnuplot-nox).
+
+  scripts/plot.py sweep RUNS.csv OUTDIR       images/s, speedup, efficiency against ranks
+                                              (one line per kind and threads, with ideal),
+                                              step time split into compute/comm/data/other
+  scripts/plot.py curves OUTDIR METRICS.jsonl...   training curves of any run: loss and
+                                              test accuracy against epoch and wall time
+  scripts/plot.py projection PROJ.csv OUTDIR  projected step time and efficiency to many
+                                              nodes, with the measured points
+
+Data go to gnuplot inline; it prints the PNGs it wrote. Standard library only."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+TERM = 'set terminal pngcairo size 900,560 font "sans,11" noenhanced\n'
+
+
+def gnuplot(script, out_png):
+    if not shutil.which("gnuplot"):
+        sys.exit("plot: gnuplot not found (Debian: apt-get install gnuplot-nox)")
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0 or not os.path.exists(out_png):
+        sys.exit(f"plot: gnuplot failed for {out_png}:\n{r.stderr}")
+    print(out_png)
+
+
+def block(name, rows):
+    return f"${name} << EOD\n" + "\n".join(" ".join(str(v) for v in r) for r in rows) + "\nEOD\n"
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def sweep(csv_path, outdir):
+    rows = [r for r in read_csv(csv_path) if r["kind"] in ("strong", "weak")]
+    if not rows:
+        sys.exit(f"plot: {csv_path} holds no strong/weak sweep runs")
+    os.makedirs(outdir, exist_ok=True)
+    series = sorted({(r["kind"], int(r["threads"])) for r in rows})
+    data, maxr = "", max(int(r["ranks"]) for r in rows)
+    for i, (k, t) in enumerate(series):
+        pts = sorted((int(r["ranks"]), r) for r in rows if r["kind"] == k and int(r["threads"]) == t)
+        data += block(f"s{i}", [(p, r["images_per_sec"], r["speedup"] or "NaN",
+                                 r["efficiency"] or "NaN") for p, r in pts])
+    xr = f"set logscale x 2\nset xrange [0.8:{maxr * 1.25}]\nset xlabel 'MPI ranks'\nset grid\nset key left top\n"
+    title = lambda k, t: f"{k} scaling, {t} thread{'s' if t > 1 else ''}/rank"
+    plots = lambda col: ", ".join(f"$s{i} using 1:{col} with linespoints lw 2 pt 7 title '{title(k, t)}'"
+                                  for i, (k, t) in enumerate(series))
+    png = os.path.join(outdir, "images_per_sec.png")
+    gnuplot(TERM + f"set output '{png}'\n" + data + xr +
+            "set ylabel 'training images / s'\nset yrange [0:*]\nset title 'Throughput against ranks'\n"
+            f"plot {plots(2)}\n", png)
+    png = os.path.join(outdir, "speedup.png")
+    gnuplot(TERM + f"set output '{png}'\n" + data + xr +
+            "set ylabel 'speedup over 1 rank (same threads)'\nset yrange [0:*]\n"
+            "set title 'Speedup against ideal'\n"
+            f"plot x with lines dt 2 lc 'black' title 'ideal', {plots(3)}\n", png)
+    png = os.path.join(outdir, "efficiency.png")
+    gnuplot(TERM + f"set output '{png}'\n" + data + xr +
+            "set ylabel 'parallel efficiency (speedup / ranks)'\nset yrange [0:1.2]\n"
+            "set title 'Parallel efficiency against ideal'\n"
+            f"plot 1 with lines dt 2 lc 'black' title 'ideal', {plots(4)}\n", png)
+    # step time split, one stacked bar per run
+    bars = sorted(rows, key=lambda r: (r["kind"], int(r["threads"]), int(r["ranks"])))
+    png = os.path.join(outdir, "step_split.png")
+    gnuplot(TERM.replace("900,560", "1000,560") + f"set output '{png}'\n" +
+            block("b", [(f'"{r["kind"][0]} {r["ranks"]}x{r["threads"]}"', r["compute_ms"], r["comm_ms"],
+                         r["data_ms"], r["other_ms"]) for r in bars]) +
+            "set style data histograms\nset style histogram rowstacked\nset style fill solid 0.8 border -1\n"
+            "set boxwidth 0.7\nset ylabel 'ms per step (mean over ranks)'\nset yrange [0:*]\nset grid y\n"
+            "set xlabel 'run: s = strong, w = weak; ranks x threads'\nset xtics rotate by -30\n"
+            "set key outside right top\nset title 'Where a step goes'\n"
+            "plot $b using 2:xtic(1) title 'compute', '' using 3 title 'allreduce', "
+            "'' using 4 title 'data', '' using 5 title 'other (waiting, timers)'\n", png)
+
+
+def curves(outdir, files):
+    os.makedirs(outdir, exist_ok=True)
+    for path in files:
+        recs = [json.loads(l) for l in open(path) if l.strip()]
+        if not recs:
+            print(f"plot: {path}: no records, skipped", file=sys.stderr)
+            continue
+        name = os.path.splitext(os.path.basename(path))[0]
+        # an epoch of a partial record counts as a fraction of an epoch
+        spe = next((r["step"] / r["epoch"] for r in recs if not r["partial"]), None)
+        rows = []
+        for r in recs:
+            x = r["step"] / spe if spe else r["epoch"]
+            acc = 100 * r["test_accuracy"] if r.get("test_accuracy") is not None else "NaN"
+            tl = r["test_loss"] if r.get("test_loss") is not None else "NaN"
+            rows.append((round(x, 4), r["wall_seconds"], r["train_loss"], tl, acc))
+        png = os.path.join(outdir, f"curves_{name}.png")
+        left = "set ylabel 'loss'\nset logscale y\nset grid\nset key top right\n"
+        right = "unset logscale y\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
+        lp = "with linespoints lw 2 pt 7"
+        gnuplot(TERM.replace("900,560", "1100,760") + f"set output '{png}'\n" + block("c", rows) +
+                f"set multiplot layout 2,2 title '{name}: {recs[-1]['ranks']} ranks x {recs[-1]['threads']} thread(s), batch {recs[-1]['global_batch']}'\n"
+                "set xlabel 'epoch'\n" + left +
+                f"plot $c using 1:3 {lp} title 'train', $c using 1:4 {lp} title 'test'\n" + right +
+                f"plot $c using 1:5 {lp} title 'test accuracy'\n"
+                "set xlabel 'wall time (s)'\n" + left +
+                f"plot $c using 2:3 {lp} title 'train', $c using 2:4 {lp} title 'test'\n" + right +
+                f"plot $c using 2:5 {lp} title 'test accuracy'\nunset multiplot\n", png)
+
+
+def projection(csv_path, outdir, node=None):
+    rows = [r for r in read_csv(csv_path) if node is None or r.get("node") in (None, node)]
+    os.makedirs(outdir, exist_ok=True)
+    models = sorted({r["model"] for r in rows})
+    for what, col, ylabel in (("step", "step_ms", "step time (ms)"),
+                              ("efficiency", "efficiency", "parallel efficiency")):
+        data, plots, i, color = "", [], 0, 0
+        palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+        for m in models:
+            for net in sorted({r["network"] for r in rows if r["model"] == m}):
+                lc = palette[color % len(palette)]
+                color += 1
+                for ov in ("off", "on"):
+                    pts = [(r["nodes"], r[col]) for r in rows if r["model"] == m and r["network"] == net
+                           and r["overlap"] == ov and r["source"] == "model"]
+                    if not pts:
+                        continue
+                    data += block(f"p{i}", pts)
+                    plots.append(f"$p{i} using 1:2 with lines lw 2 lc rgb '{lc}' dt {1 if ov == 'on' else 2} "
+                                 f"title '{m}, {net}, overlap {ov}'")
+                    i += 1
+                meas = [(r["nodes"], r[col]) for r in rows if r["model"] == m and r["network"] == net
+                        and r["source"] == "measured"]
+                if meas:
+                    data += block(f"p{i}", meas)
+                    plots.append(f"$p{i} using 1:2 with points pt 7 ps 1.5 lc rgb 'black' "
+                                 f"title '{m}, measured: ranks on this machine'")
+                    i += 1
+        png = os.path.join(outdir, f"projection_{what}.png")
+        gnuplot(TERM.replace("900,560", "1150,620") + f"set output '{png}'\n" + data + "set key font ',9'\n" +
+                f"set logscale x 2\nset xlabel 'nodes ({node or 'node as measured'}; 1 rank per node, batch 100 per node: weak scaling)'\n"
+                f"set ylabel '{ylabel}'\nset grid\nset key outside right top\n" +
+                ("set logscale y\n" if what == "step" else "set yrange [0:1.05]\n") +
+                f"set title 'Projected {what} (alpha-beta ring allreduce model)'\n"
+                f"plot {', '.join(plots)}\n", png)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "sweep":
+        sweep(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "curves":
+        curves(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "projection":
+        projection(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)

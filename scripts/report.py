@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""report.py: the one-page Markdown report of a sweep directory (to stdout).
+
+  scripts/report.py OUTDIR [--projection DIR] [--lr-scaling CSV] [--notes FILE]
+
+OUTDIR holds sweep.csv and plots/ (scripts/report.sh makes them). --projection adds the
+allreduce fit and the projection (DIR from scripts/project.py); --lr-scaling adds the
+large-batch table (CSV from scripts/lr_scaling_experiment.sh)."""
+import argparse
+import csv
+import os
+import platform
+import subprocess
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def rel(path, base):
+    return os.path.relpath(path, base)
+
+
+def fmt(v, nd=2):
+    try:
+        return f"{float(v):.{nd}f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("outdir")
+    ap.add_argument("--projection")
+    ap.add_argument("--lr-scaling", action="append", default=[], help="may repeat")
+    ap.add_argument("--notes", help="a Markdown file appended as the conclusions")
+    a = ap.parse_args()
+    out = a.outdir
+    rows = read_csv(os.path.join(out, "sweep.csv"))
+    p = lambda *s: print(*s)
+    p("# dptrain scaling report\n")
+    p(f"Machine: {os.cpu_count()} cores ({cpu_name()}), {platform.node()}. "
+      f"Runs: {len(rows)}, model and steps as in each run's metrics "
+      f"(`{rel(os.path.join(out, 'runs'), out)}/`). Speedup and efficiency are against the "
+      "1-rank run of the same kind and threads per rank; weak scaling keeps the batch per "
+      "rank fixed, so its speedup is the scaled (throughput) speedup. Runs with more "
+      "ranks x threads than cores are oversubscribed: they measure overheads, not scaling.\n")
+    p("| run | ranks | threads | global batch | images/s | speedup | efficiency | step ms | "
+      "compute | allreduce | data | other | test acc |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        acc = f"{100 * float(r['test_accuracy']):.2f}%" if r["test_accuracy"] not in ("", "None") else "-"
+        p(f"| {r['run']} | {r['ranks']} | {r['threads']} | {r['global_batch']} | "
+          f"{fmt(r['images_per_sec'], 0)} | {fmt(r['speedup'])} | {fmt(r['efficiency'])} | "
+          f"{fmt(r['step_ms'], 1)} | {fmt(r['compute_ms'], 1)} | {fmt(r['comm_ms'], 1)} | "
+          f"{fmt(r['data_ms'], 1)} | {fmt(r['other_ms'], 1)} | {acc} |")
+    p("")
+    plots = os.path.join(out, "plots")
+    for png, cap in (("images_per_sec.png", "Throughput"), ("speedup.png", "Speedup"),
+                     ("efficiency.png", "Parallel efficiency"),
+                     ("step_split.png", "Step time: compute, allreduce, data")):
+        if os.path.exists(os.path.join(plots, png)):
+            p(f"![{cap}]({rel(os.path.join(plots, png), out)})")
+    curves = sorted(f for f in os.listdir(plots) if f.startswith("curves_")) if os.path.isdir(plots) else []
+    for c in curves:
+        p(f"\n![Training curves]({rel(os.path.join(plots, c), out)})")
+    if a.projection:
+        d = a.projection
+        p("\n## Beyond this machine: allreduce model and projection\n")
+        summary = os.path.join(d, "projection.md")
+        if os.path.exists(summary):
+            p(open(summary).read())
+        for png in ("allreduce_fit.png", "projection_step.png", "projection_efficiency.png"):
+            if os.path.exists(os.path.join(d, png)):
+                p(f"![{png}]({rel(os.path.join(d, png), out)})")
+    if a.lr_scaling:
+        p("\n## Large global batches: linear lr scaling\n")
+        p("| set | run | global batch | peak lr | epochs | test accuracy | train loss |")
+        p("|---|---|---|---|---|---|---|")
+        for path in a.lr_scaling:
+            name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+            for r in sorted(read_csv(path), key=lambda r: (int(r["global_batch"]), r["run"])):
+                acc = f"{100 * float(r['test_accuracy']):.2f}%" if r["test_accuracy"] not in ("", "None") else "-"
+                p(f"| {name} | {r['run']} | {r['global_batch']} | {r.get('peak_lr', '-')} | {r['epochs']} | "
+                  f"{acc} | {fmt(r['train_loss'], 4)} |")
+    if a.notes:
+        p("\n" + open(a.notes).read())
+    p("\n_Made by scripts/report.py; regenerate with scripts/sweep.sh or scripts/report.sh._")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+/* dptrain-eval: load weights (a weights file, a checkpoint, or a PyTorch export) and
+ * report loss, accuracy, per-class accuracy and the confusion matrix on a data set,
+ * on any number of ranks; optionally write per-sample predictions as CSV.
+ *
+ *   mpirun -n 4 dptrain-eval --weights model.h5 [--model M] [--data PATH]
+ *                            [--predictions FILE] [--normalize M,S] [--classes K]
+ *
+ * Each rank evaluates a contiguous slice of the data (the same split as dptrain's test
+ * evaluation); the sums and the confusion matrix are reduced, and the prediction lines
+ * are appended rank after rank, so the file is in data order. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/comm.h"
+#include "dptrain/data.h"
+#include "dptrain/model.h"
+#include "dptrain/weights.h"
+
+static const char usage_text[] =
+    "usage: mpirun -n RANKS dptrain-eval --weights FILE [options]\n"
+    "Evaluate saved weights on a data set: loss, accuracy, per-class accuracy, confusion\n"
+    "matrix; any number of ranks (each evaluates a contiguous slice).\n"
+    "  --weights FILE      weights: --save output, a checkpoint (ckpt-*.h5), or a file\n"
+    "                      written from PyTorch (README snippet)\n"
+    "  --model M           the model the weights belong to, as dptrain's --model\n"
+    "                      (default reference)\n"
+    "  --data PATH         data: directory of shards, one .h5 or a comma list\n"
+    "                      (default data/mnist/test.h5)\n"
+    "  --predictions FILE  per-sample CSV: index,label,predicted,prob0,...,probK-1\n"
+    "  --normalize M,S     as used in training: feed (pixel/255 - M)/S\n"
+    "  --classes K         number of classes (default: the data's num_classes attribute,\n"
+    "                      else the largest label + 1)\n"
+    "  --batch N           samples per forward pass (default 100)\n"
+    "Exit status: 0 done, 1 runtime error, 2 bad options.\n";
+
+typedef struct {
+    const char *weights, *model, *data, *predictions;
+    int normalize, classes, batch;
+    float mean, std;
+} eval_options;
+
+static int parse(int argc, char **argv, eval_options *o, dp_err *err)
+{
+    static const struct option opts[] = {
+        {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'm'},
+        {"data", required_argument, 0, 'd'},    {"predictions", required_argument, 0, 'p'},
+        {"normalize", required_argument, 0, 'n'}, {"classes", required_argument, 0, 'k'},
+        {"batch", required_argument, 0, 'b'},   {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->model = "reference";
+    o->data = "data/mnist/test.h5";
+    o->batch = 100;
+    o->std = 1.0f;
+    optind = 0;
+    opterr = 0;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': o->weights = optarg; break;
+        case 'm': o->model = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'p': o->predictions = optarg; break;
+        case 'n': {
+            double m = strtod(optarg, &end), s = 0;
+            if (end == optarg || *end != ',' || (s = strtod(end + 1, &end)) <= 0 || *end ||
+                !isfinite(m) || !isfinite(s))
+                return dp_fail(err, "--normalize: expected MEAN,STD with STD > 0, got '%s'",
+                               optarg);
+            o->normalize = 1;
+            o->mean = (float)m;
+            o->std = (float)s;
+            break;
+        }
+        case 'k':
+            o->classes = (int)strtol(optarg, &end, 10);
+            if (*end || o->classes < 1 || o->classes > 256)
+                return dp_fail(err, "--classes: expected 1..256, got '%s'", optarg);
+            break;
+        case 'b':
+            o->batch = (int)strtol(optarg, &end, 10);
+            if (*end || o->batch < 1 || o->batch > 1 << 20)
+                return dp_fail(err, "--batch: expected a positive integer, got '%s'", optarg);
+            break;
+        case 'h': return 1;
+        case ':': return dp_fail(err, "%s: needs a value", argv[optind - 1]);
+        default: return dp_fail(err, "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return dp_fail(err, "unexpected argument '%s'", argv[optind]);
+    if (!o->weights)
+        return dp_fail(err, "--weights FILE is required");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    dp_comm comm;
+    if (comm_init(&argc, &argv, &comm) != 0) {
+        fprintf(stderr, "dptrain-eval: MPI initialisation failed\n");
+        return 1;
+    }
+    const int root = comm.rank == 0;
+    dp_err err = {{0}};
+    eval_options o;
+    int rc = parse(argc, argv, &o, &err);
+    if (rc != 0) {
+        if (root)
+            rc < 0 ? fprintf(stderr, "dptrain-eval: %s\n", err.msg)
+                   : fprintf(stdout, "%s", usage_text);
+        comm_finalize();
+        return rc < 0 ? 2 : 0;
+    }
+
+    dp_filelist fl = {0};
+    dp_dataset ds = {0};
+    dp_model m = {0};
+    dp_workspace ws = {0};
+    double *cm = NULL; /* confusion matrix [true][predicted], then loss sum */
+    char *lines = NULL;
+    size_t lines_len = 0;
+    int status = 1;
+
+    rc = filelist_open(o.data, &fl, &err);
+    if (rc)
+        dp_prefix(&err, "--data");
+    if (comm_agree(&comm, rc, &err))
+        goto done;
+    int64_t begin, end;
+    filelist_share(&fl, comm.rank, comm.size, &begin, &end);
+    rc = end > begin ? dataset_load(&fl, begin, end, &ds, &err) : 0;
+    if (rc)
+        dp_prefix(&err, "--data");
+    if (comm_agree(&comm, rc, &err))
+        goto done;
+    int64_t top = 0;
+    for (int64_t i = 0; i < ds.n; i++)
+        top = ds.labels[i] > top ? ds.labels[i] : top;
+    top = comm_allreduce_max_i64(top) + 1;
+    int K = o.classes ? o.classes : fl.num_classes > top ? fl.num_classes : (int)top;
+    rc = model_build(&m, o.model, fl.c, fl.h, fl.w, K, &err);
+    if (rc == 0 && top > K)
+        rc = dp_fail(&err, "--classes %d: the data has label %lld", K, (long long)top - 1);
+    if (rc == 0 && (rc = weights_load(&m, o.weights, &err)) != 0)
+        dp_prefix(&err, "--weights");
+    if (rc == 0)
+        rc = workspace_create(&ws, &m, o.batch, &err);
+    if (rc == 0) {
+        cm = dp_calloc((size_t)K * K + 1, sizeof(double), "confusion matrix", &err);
+        rc = cm ? 0 : -1;
+    }
+    FILE *pred = NULL;
+    if (rc == 0 && o.predictions && !(pred = open_memstream(&lines, &lines_len)))
+        rc = dp_fail(&err, "--predictions: out of memory");
+    if (comm_agree(&comm, rc, &err))
+        goto done;
+
+    const size_t sample = (size_t)ds.c * ds.h * ds.w;
+    const float *logits = NULL;
+    for (int64_t at = 0; at < ds.n; at += o.batch) {
+        int B = (int)(ds.n - at < o.batch ? ds.n - at : o.batch);
+        for (size_t i = 0; i < (size_t)B * sample; i++) {
+            float v = (float)ds.images[(size_t)at * sample + i] / 255.0f;
+            ws.input[i] = o.normalize ? (v - o.mean) / o.std : v;
+        }
+        int correct = 0;
+        cm[(size_t)K * K] += model_forward_backward(&m, &ws, ds.labels + at, B, 0, &correct);
+        logits = ws.act[m.nlayers - 1];
+        for (int n = 0; n < B; n++) {
+            const float *z = logits + (size_t)n * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (z[k] > z[best])
+                    best = k;
+            int label = ds.labels[at + n];
+            cm[(size_t)label * K + best] += 1;
+            if (pred) {
+                double sum = 0;
+                for (int k = 0; k < K; k++)
+                    sum += exp((double)z[k] - z[best]);
+                fprintf(pred, "%lld,%d,%d", (long long)(ds.first + at + n), label, best);
+                for (int k = 0; k < K; k++)
+                    fprintf(pred, ",%.6g", exp((double)z[k] - z[best]) / sum);
+                fputc('\n', pred);
+            }
+        }
+    }
+    if (pred)
+        fclose(pred);
+    comm_allreduce_sum_double(cm, K * K + 1);
+
+    if (o.predictions) {
+        /* rank after rank, so the lines are in data order */
+        for (int r = 0; r < comm.size; r++) {
+            if (r == comm.rank) {
+                FILE *f = fopen(o.predictions, r == 0 ? "w" : "a");
+                if (f && r == 0) {
+                    fprintf(f, "index,label,predicted");
+                    for (int k = 0; k < K; k++)
+                        fprintf(f, ",prob%d", k);
+                    fputc('\n', f);
+                }
+                rc = f && fwrite(lines, 1, lines_len, f) == lines_len ? 0 : -1;
+                if (f && fclose(f) != 0)
+                    rc = -1;
+                if (rc)
+                    dp_fail(&err, "--predictions %s: cannot write the file", o.predictions);
+            }
+            if (comm_agree(&comm, rc, &err))
+                goto done;
+        }
+    }
+
+    if (root) {
+        double total = 0, right = 0;
+        for (int t = 0; t < K; t++)
+            for (int p = 0; p < K; p++) {
+                total += cm[(size_t)t * K + p];
+                right += t == p ? cm[(size_t)t * K + p] : 0;
+            }
+        printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o.weights, o.data, total,
+               K, comm.size, comm.size > 1 ? "s" : "");
+        printf("loss %.4f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
+               total ? 100.0 * right / total : 0, right, total);
+        printf("per class:\n  class  samples  correct  accuracy\n");
+        for (int t = 0; t < K; t++) {
+            double n = 0;
+            for (int p = 0; p < K; p++)
+                n += cm[(size_t)t * K + p];
+            if (n > 0)
+                printf("  %5d  %7.0f  %7.0f  %7.2f%%\n", t, n, cm[(size_t)t * K + t],
+                       100.0 * cm[(size_t)t * K + t] / n);
+            else
+                printf("  %5d  %7d  %7d         -\n", t, 0, 0);
+        }
+        printf("confusion matrix (rows: true label, columns: predicted):\n      ");
+        for (int p = 0; p < K; p++)
+            printf(" %6d", p);
+        printf("\n");
+        for (int t = 0; t < K; t++) {
+            printf("  %3d ", t);
+            for (int p = 0; p < K; p++)
+                printf(" %6.0f", cm[(size_t)t * K + p]);
+            printf("\n");
+        }
+        if (o.predictions)
+            printf("predictions: %s\n", o.predictions);
+    }
+    status = 0;
+done:
+    if (status && root)
+        fprintf(stderr, "dptrain-eval: error: %s\n", err.msg);
+    free(lines);
+    free(cm);
+    workspace_free(&ws);
+    model_free(&m);
+    dataset_free(&ds);
+    filelist_free(&fl);
+    comm_finalize();
+    return status;
+}

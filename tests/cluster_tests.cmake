@@ -1,0 +1,18 @@
+# Clusters and scaling (issue 5): the linear lr scaling rule, the sweep/collect/plot
+# scripts, and the Slurm harnesses (real slurmctld/slurmd/munge; root only, skip 77
+# otherwise).
+dp_add_unit_test(test_lr_scaling test_lr_scaling.c)
+dp_add_script_test(lr_scaling_run test_lr_scaling_run.sh)
+set_tests_properties(lr_scaling_run PROPERTIES PROCESSORS 2)
+dp_add_script_test(slurm_1node slurm/test_slurm_1node.sh)
+set_tests_properties(slurm_1node PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+dp_add_script_test(slurm_preempt slurm/test_slurm_preempt.sh)
+set_tests_properties(slurm_preempt PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+dp_add_script_test(slurm_2node slurm/test_slurm_2node.sh)
+set_tests_properties(slurm_2node PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+dp_add_script_test(slurm_2node_fault slurm/test_slurm_2node_fault.sh)
+set_tests_properties(slurm_2node_fault PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+dp_add_script_test(slurm_2node_resume slurm/test_slurm_2node_resume.sh)
+set_tests_properties(slurm_2node_resume PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+dp_add_script_test(sweep_scripts test_sweep_scripts.sh)
+set_tests_properties(sweep_scripts PROPERTIES PROCESSORS 2)

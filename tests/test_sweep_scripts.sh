@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The local scaling sweep in one command (scripts/sweep.sh: runs, CSV, plots, report) on
+# synthetic data, the collector's arithmetic on hand-made metrics, and training curves.
+source "$(dirname "$0")/lib.sh"
+if ! command -v gnuplot > /dev/null; then
+  [[ ${DPTRAIN_REQUIRE_SLURM:-0} == 1 ]] && fail "gnuplot missing (apt-get install gnuplot-nox)"
+  echo "SKIP: gnuplot not installed"; exit 77
+fi
+py=${DP_PYTHON:-python3}
+S=$DP_SOURCE_DIR/scripts
+
+# collector: speedup and efficiency against the 1-rank run, time per step split
+mkdir -p "$WORK/m"
+rec() { # FILE ranks threads batch step images_per_sec seconds comm data compute [partial]
+  printf '{"epoch":1,"step":%d,"partial":%s,"lr":0.05,"train_loss":0.5,"train_accuracy":0.8,"test_loss":0.4,"test_accuracy":0.9,"images_per_sec":%s,"seconds":%s,"comm_seconds":%s,"data_seconds":%s,"compute_seconds":%s,"eval_seconds":0.1,"wall_seconds":%s,"ranks":%d,"threads":%d,"global_batch":%d}\n' \
+    "$5" "${11:-true}" "$6" "$7" "$8" "$9" "${10}" "$7" "$2" "$3" "$4" >> "$1"
+}
+rec "$WORK/m/strong-r1-t1.jsonl" 1 1 100 100 1000 10 0 0.5 9.5
+rec "$WORK/m/strong-r4-t1.jsonl" 4 1 100 100 3000 3.3333 1 0.1 2.2
+rec "$WORK/m/weak-r1-t1.jsonl" 1 1 50 100 800 6.25 0 0.2 6.0
+rec "$WORK/m/weak-r2-t1.jsonl" 2 1 100 100 1200 8.3333 2 0.2 6.0
+$py "$S/collect.py" "$WORK/m" -o "$WORK/m.csv"
+cat "$WORK/m.csv"
+field() { $py -c "import csv,sys; r=[x for x in csv.DictReader(open('$WORK/m.csv')) if x['run']=='$1'][0]; print(r['$2'])"; }
+[[ $(field strong-r4-t1 speedup) == 3.0 ]] || fail "strong speedup $(field strong-r4-t1 speedup), expected 3.0"
+[[ $(field strong-r4-t1 efficiency) == 0.75 ]] || fail "strong efficiency $(field strong-r4-t1 efficiency), expected 0.75"
+[[ $(field weak-r2-t1 efficiency) == 0.75 ]] || fail "weak efficiency $(field weak-r2-t1 efficiency), expected 0.75"
+[[ $(field strong-r4-t1 comm_ms) == 10.0 ]] || fail "comm per step $(field strong-r4-t1 comm_ms), expected 10.0 ms"
+[[ $(field strong-r4-t1 step_ms) == 33.333 ]] || fail "step time $(field strong-r4-t1 step_ms), expected 33.333 ms"
+echo '{"epoch":1,' > "$WORK/bad.jsonl"
+$py "$S/collect.py" "$WORK/bad.jsonl" > /dev/null 2> "$WORK/bad.err" && fail "collect accepted a broken record"
+expect_in "$WORK/bad.err" "bad.jsonl:1: not JSON"
+
+# the one command: 1 and 2 ranks x 1 thread, strong and weak, on synthetic data
+"$TOOLS/make_dataset" synth "$WORK/train" 800 5 2 > /dev/null
+"$TOOLS/make_dataset" synth "$WORK/test.h5" 200 6 > /dev/null
+SWEEP_RANKS="1 2" SWEEP_THREADS="1" SWEEP_STEPS=4 SWEEP_STRONG_BATCH=40 SWEEP_WEAK_BATCH=20 \
+  SWEEP_ARGS="--train $WORK/train --test $WORK/test.h5" "$S/sweep.sh" both "$WORK/sweep"
+for r in strong-r1-t1 strong-r2-t1 weak-r1-t1 weak-r2-t1; do
+  grep -q "^$r," "$WORK/sweep/sweep.csv" || fail "sweep.csv lacks $r"
+done
+grep -q "^weak-r2-t1,weak,2,1,2,40,4," "$WORK/sweep/sweep.csv" || fail "weak scaling should double the global batch"
+for p in images_per_sec speedup efficiency step_split; do
+  [[ -s $WORK/sweep/plots/$p.png ]] || fail "no plots/$p.png"
+  [[ $(head -c 4 "$WORK/sweep/plots/$p.png" | tail -c 3) == PNG ]] || fail "plots/$p.png is not a PNG"
+done
+expect_in "$WORK/sweep/report.md" "| strong-r2-t1 | 2 | 1 | 40 |"
+expect_in "$WORK/sweep/report.md" "![Step time: compute, allreduce, data](plots/step_split.png)"
+# curves for any run, several epochs
+"$DPTRAIN" --train "$WORK/train" --test "$WORK/test.h5" --epochs 3 --batch 40 --threads 1 \
+  --quiet --metrics "$WORK/three.jsonl"
+$py "$S/plot.py" curves "$WORK/curves" "$WORK/three.jsonl"
+[[ -s $WORK/curves/curves_three.png ]] || fail "no training curves"
+echo "sweep scripts: ok"
