@@ -6,16 +6,23 @@
 
 double grads_norm(const dp_model *m, const float *g, int *first_bad, int *nbad)
 {
-    /* One sum per tensor, each owned by one thread and summed in index order, then the
-     * tensors in table order: the same bits for any thread count. */
+    /* Serial on purpose: one tensor (fc1.weight) dominates, so threads over tensors do not
+     * help, and one pass is ~0.05 ms for the reference model, ~2 ms for nopool's 4.7M
+     * parameters. The same bits for any thread count. */
     double sums[m->nparams > 0 ? m->nparams : 1];
-    #pragma omp parallel for schedule(dynamic, 1)
     for (int p = 0; p < m->nparams; p++) {
         const float *x = g + m->params[p].offset;
-        double s = 0.0;
-        for (size_t i = 0; i < m->params[p].count; i++)
-            s += (double)x[i] * (double)x[i];
-        sums[p] = s;
+        const size_t n = m->params[p].count;
+        /* eight running sums break the add dependency chain (4-8x faster); the order of
+         * the additions is fixed, so the result still has the same bits every time */
+        double acc[8] = {0};
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++)
+                acc[k] += (double)x[i + k] * (double)x[i + k];
+        for (; i < n; i++)
+            acc[i % 8] += (double)x[i] * (double)x[i];
+        sums[p] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
     }
     double total = 0.0;
     *first_bad = -1;

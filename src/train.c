@@ -349,6 +349,8 @@ static int fill_meta(run_state *s, long step, dp_ckpt_meta *m, dp_err *err)
 /* Collective: every rank calls it at the same step. */
 static int write_checkpoint(run_state *s, long step, dp_err *err)
 {
+    /* Writing may take longer than a step: not watched (the next step re-arms it). */
+    watchdog_phase(s->watchdog, step, WATCH_IDLE);
     dp_ckpt_meta meta;
     double t0 = comm_time();
     fill_meta(s, step, &meta, err);
