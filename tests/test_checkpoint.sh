@@ -71,6 +71,14 @@ refuse data "the training data differ: same size (600 samples) but a different c
 refuse "data size" "the training data differ: the checkpoint was trained on train (600 samples" \
   --train small
 
+# a checkpoint whose momentum buffers are missing is refused, naming the dataset
+if "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null; then
+  mkdir novel && cp ck/ckpt-00000035.h5 novel/
+  "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py; f = h5py.File('novel/ckpt-00000035.h5', 'r+'); del f['dptrain/velocity']"
+  if run nv.log --resume novel; then cat nv.log; fail "a checkpoint without momentum buffers was accepted"; fi
+  expect_in nv.log "/dptrain/velocity is missing"
+fi
+
 # 5. another rank count is accepted and says what happens to the data order
 mpi 2 "$DPTRAIN" "${common[@]}" --resume ck --checkpoint-dir ck2 --steps 38 --epochs 4 > g.log 2>&1 \
   || { cat g.log; fail "resume on 2 ranks failed"; }
