@@ -1,4 +1,5 @@
 #include "dptrain/checkpoint.h"
+#include "dptrain/h5util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -143,12 +144,7 @@ static hid_t open_readonly(const char *path)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0)
         return -1;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+    hid_t f = h5_open_readonly(path);
     return f;
 }
 

@@ -5,6 +5,7 @@
  * printing is silenced while we work; every failure becomes one dp_err message that
  * names the file, what was expected and what was found. */
 #include "dptrain/data.h"
+#include "dptrain/h5util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,7 +48,7 @@ static const char *h5_reason(char buf[256])
     return buf;
 }
 
-static hid_t h5_open_readonly(const char *path, dp_err *err)
+static hid_t open_shard(const char *path, dp_err *err)
 {
     FILE *probe = fopen(path, "rb");
     if (!probe)
@@ -57,10 +58,7 @@ static hid_t h5_open_readonly(const char *path, dp_err *err)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return dp_fail(err, "%s: is a directory: expected an HDF5 file (a directory of shards "
                             "is given alone, not in a comma-separated list)", path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
+    hid_t fapl = h5_fapl_nolock();
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (file < 0) {
         char why[256]; /* read before any other HDF5 call clears the error stack */
@@ -276,7 +274,7 @@ static int list_files(const char *spec, dp_filelist *fl, dp_err *err)
 static int probe_file(const char *path, int64_t *count, int shape[3], file_attrs *a,
                       dp_err *err)
 {
-    hid_t file = h5_open_readonly(path, err);
+    hid_t file = open_shard(path, err);
     if (file < 0)
         return -1;
     int rc = -1;
@@ -542,7 +540,7 @@ int dataset_load(const dp_filelist *fl, int64_t begin, int64_t end, dp_dataset *
         if (lo >= hi)
             continue;
         const char *path = fl->paths[i];
-        hid_t file = h5_open_readonly(path, err);
+        hid_t file = open_shard(path, err);
         if (file < 0)
             goto fail;
         uint8_t *lab = ds->labels + (lo - begin);

@@ -4,6 +4,7 @@
  * so a crash or a full disk never leaves a half-written shard under the final name
  * (readers skip *.tmp: they list only *.h5). */
 #include "dptrain/data.h"
+#include "dptrain/h5util.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -105,10 +106,7 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 
     int rc = -1;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
+    hid_t fapl = h5_fapl_nolock();
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (file < 0) /* before H5Pclose, which would clear HDF5's error stack */
         h5_write_fail(err, tmp, "a new HDF5 file (does the directory exist and is it writable?)");

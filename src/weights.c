@@ -1,4 +1,5 @@
 #include "dptrain/weights.h"
+#include "dptrain/h5util.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -27,10 +28,7 @@ int weights_save(const dp_model *m, const char *path, dp_err *err)
         return dp_fail(err, "%s: path too long", path);
     /* No file locking: one rank writes a file nobody else has open, and on shared file
      * systems without working locks HDF5 would refuse to create it at all. */
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
+    hid_t fapl = h5_fapl_nolock();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (f < 0)
@@ -88,12 +86,7 @@ int weights_load(dp_model *m, const char *path, dp_err *err)
         return dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
     if (H5Fis_hdf5(path) <= 0)
         return dp_fail(err, "%s: not an HDF5 file", path);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+    hid_t f = h5_open_readonly(path);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the HDF5 file", path);
     int rc = 0;

@@ -1,17 +1,8 @@
 /* --lr-scaling linear: the peak learning rate follows the global batch (Goyal et al. 2017). */
 #include "check.h"
+#include "cli_parse.h"
 #include "dptrain/cli.h"
 
-static int parse(const char *line, dp_config *cfg, dp_err *err)
-{
-    char buf[512], *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "dptrain %s", line);
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    return cli_parse(argc, argv, cfg, NULL, err);
-}
 
 int main(void)
 {

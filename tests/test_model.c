@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli_parse.h"
 #include "dptrain/cli.h"
 #include "dptrain/model.h"
 #include "dptrain/optim.h"
@@ -330,16 +331,6 @@ static void test_weights_file(void)
     model_free(&m2);
 }
 
-static int parse(const char *line, dp_config *cfg, dp_err *err)
-{
-    char buf[512], *argv[32];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "dptrain %s", line);
-    for (char *t = strtok(buf, " "); t && argc < 31; t = strtok(NULL, " "))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    return cli_parse(argc, argv, cfg, NULL, err);
-}
 
 static void test_cli(void)
 {

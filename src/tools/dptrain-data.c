@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "dptrain/data.h"
+#include "dptrain/h5util.h"
 #include "dptrain/error.h"
 #include "dptrain/idx.h"
 #include "dptrain/sha256.h"
@@ -429,12 +430,7 @@ static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, vo
 
 static void print_attributes(const char *path)
 {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
+    hid_t file = h5_open_readonly(path);
     if (file < 0)
         return;
     hsize_t idx = 0;
