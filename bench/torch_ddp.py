@@ -9,15 +9,13 @@ prints: ddp P procs x 1 thread, model M, batch B: step X ms, Y images/s
 import argparse
 import os
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_step import Net  # noqa: E402
+from torch_step import Net, median_step  # noqa: E402
 
 
 def worker(rank, a):
@@ -27,21 +25,8 @@ def worker(rank, a):
     dist.init_process_group("gloo", rank=rank, world_size=a.procs)
     torch.manual_seed(0)
     net = torch.nn.parallel.DistributedDataParallel(Net(a.model == "reference"))
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     b = a.batch // a.procs
-    x = torch.randint(0, 256, (b, 1, 28, 28), dtype=torch.uint8).float() / 255
-    y = torch.randint(0, 10, (b,))
-    times = []
-    for k in range(a.steps + 3):
-        dist.barrier()
-        t0 = time.perf_counter()
-        opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
-        opt.step()
-        if k >= 3:
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    step = times[len(times) // 2]
+    step = median_step(net, b, a.steps, dist.barrier)
     if rank == 0:
         print(f"ddp {a.procs} procs x 1 thread, model {a.model}, batch {b * a.procs}: "
               f"step {step * 1e3:.2f} ms, {b * a.procs / step:.0f} images/s", flush=True)

@@ -34,6 +34,26 @@ class Net(nn.Module):
         return self.fc2(x)
 
 
+def median_step(net, batch, steps, before_step=None):
+    """Median seconds of one SGD step (momentum 0.9) on a fixed random batch, after 3
+    warm-up steps; before_step() runs untimed before each step (a barrier for DDP)."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8).float() / 255
+    y = torch.randint(0, 10, (batch,))
+    times = []
+    for k in range(steps + 3):
+        if before_step:
+            before_step()
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        if k >= 3:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="reference")
@@ -43,20 +63,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = Net(a.model == "reference")
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randint(0, 256, (a.batch, 1, 28, 28), dtype=torch.uint8).float() / 255
-    y = torch.randint(0, 10, (a.batch,))
-    times = []
-    for k in range(a.steps + 3):
-        t0 = time.perf_counter()
-        opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
-        opt.step()
-        if k >= 3:
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    step = times[len(times) // 2]
+    step = median_step(Net(a.model == "reference"), a.batch, a.steps)
     print(f"model {a.model}, batch {a.batch}, {a.threads} threads: step {step * 1e3:.2f} ms, "
           f"{a.batch / step:.0f} images/s")
 
