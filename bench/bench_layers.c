@@ -15,12 +15,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "dptrain/layers.h"
-#include "dptrain/model.h"
-#include "dptrain/optim.h"
-#include "dptrain/rng.h"
+#include "dptrain/net/layers.h"
+#include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
+#include "dptrain/util/rng.h"
 
-#include "dptrain/kernels.h"
+#include "dptrain/net/kernels.h"
 
 #ifdef DPTRAIN_BENCH_OPENBLAS
 #include <cblas.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/model.h"
+#include "dptrain/net/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "dptrain/cli.h"
+#include "dptrain/driver/cli.h"
 
 static inline int parse(const char *line, dp_config *cfg, dp_err *err)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/model.h"
-#include "dptrain/weights.h"
+#include "dptrain/net/model.h"
+#include "dptrain/persist/weights.h"
 
 int main(int argc, char **argv)
 {

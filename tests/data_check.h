@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/error.h"
+#include "dptrain/util/error.h"
 
 static int check_failures;
 

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dptrain/data.h"
-#include "dptrain/rng.h"
-#include "dptrain/sampler.h"
+#include "dptrain/data/data.h"
+#include "dptrain/util/rng.h"
+#include "dptrain/data/sampler.h"
 
 static int die(const dp_err *err)
 {

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dptrain/data.h"
+#include "dptrain/data/data.h"
 
 enum { N = 21, K = 8, C = 2, H = 3, W = 2, SAMPLE = C * H * W, CLASSES = 5 };
 

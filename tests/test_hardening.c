@@ -5,10 +5,10 @@
 #include <string.h>
 
 #include "check.h"
-#include "dptrain/cli.h"
-#include "dptrain/idx.h"
-#include "dptrain/model.h"
-#include "dptrain/numerics.h"
+#include "dptrain/driver/cli.h"
+#include "dptrain/data/idx.h"
+#include "dptrain/net/model.h"
+#include "dptrain/net/numerics.h"
 
 /* Specs the fuzzing of model_build turned up (fuzz/corpus/model_spec/regress-*). */
 static void test_spec_limits(void)

@@ -4,7 +4,7 @@
 
 #include <zlib.h>
 
-#include "dptrain/idx.h"
+#include "dptrain/data/idx.h"
 
 static char dir_path[4096];
 

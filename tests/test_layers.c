@@ -4,9 +4,9 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "dptrain/kernels.h"
-#include "dptrain/layers.h"
-#include "dptrain/rng.h"
+#include "dptrain/net/kernels.h"
+#include "dptrain/net/layers.h"
+#include "dptrain/util/rng.h"
 
 static dp_rng rng;
 

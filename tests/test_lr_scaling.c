@@ -1,7 +1,7 @@
 /* --lr-scaling linear: the peak learning rate follows the global batch (Goyal et al. 2017). */
 #include "check.h"
 #include "cli_parse.h"
-#include "dptrain/cli.h"
+#include "dptrain/driver/cli.h"
 
 
 int main(void)

@@ -8,12 +8,12 @@
 
 #include "check.h"
 #include "cli_parse.h"
-#include "dptrain/cli.h"
-#include "dptrain/model.h"
-#include "dptrain/optim.h"
-#include "dptrain/rng.h"
-#include "dptrain/sampler.h"
-#include "dptrain/weights.h"
+#include "dptrain/driver/cli.h"
+#include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
+#include "dptrain/util/rng.h"
+#include "dptrain/data/sampler.h"
+#include "dptrain/persist/weights.h"
 
 static void test_builtin_models(void)
 {

@@ -1,7 +1,7 @@
 /* test_sha256: the FIPS 180-2 example vectors, chunked updates, and a file digest. */
 #include "data_check.h"
 
-#include "dptrain/sha256.h"
+#include "dptrain/util/sha256.h"
 
 static void hex_of(const uint8_t d[32], char hex[65])
 {

@@ -13,11 +13,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "dptrain/data.h"
-#include "dptrain/h5util.h"
-#include "dptrain/error.h"
-#include "dptrain/idx.h"
-#include "dptrain/sha256.h"
+#include "dptrain/data/data.h"
+#include "dptrain/util/h5util.h"
+#include "dptrain/util/error.h"
+#include "dptrain/data/idx.h"
+#include "dptrain/util/sha256.h"
 
 static const char usage_text[] =
     "usage: dptrain-data convert --images FILE --labels FILE --out PATH [options]\n"

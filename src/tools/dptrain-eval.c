@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/comm.h"
-#include "dptrain/data.h"
-#include "dptrain/model.h"
-#include "dptrain/weights.h"
+#include "dptrain/dist/comm.h"
+#include "dptrain/data/data.h"
+#include "dptrain/net/model.h"
+#include "dptrain/persist/weights.h"
 
 static const char usage_text[] =
     "usage: mpirun -n RANKS dptrain-eval --weights FILE [options]\n"

@@ -1,0 +1,72 @@
+/* comm: every MPI call of dptrain lives here, so no other module includes <mpi.h>.
+ *
+ * Ranks hold identical model replicas; comm sums gradient buffers across them, reduces
+ * metrics, and makes the ranks agree on errors, so that a failure on one rank ends
+ * the whole job instead of leaving the others waiting in a collective. */
+#ifndef DPTRAIN_COMM_H
+#define DPTRAIN_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/util/error.h"
+
+typedef struct {
+    int rank, size;             /* in MPI_COMM_WORLD */
+    int local_rank, local_size; /* among the ranks on this node */
+    int nodes;                  /* number of distinct nodes */
+    char host[64];
+} dp_comm;
+
+int comm_init(int *argc, char ***argv, dp_comm *c);
+void comm_finalize(void);
+/* End every rank of the job now (for errors that cannot be agreed on). */
+_Noreturn void comm_abort(int status);
+double comm_time(void);
+
+/* Collective: every rank passes its own rc (0 or -1) and err. Returns 0 when all
+ * succeeded; otherwise -1 on every rank, with err holding the message of the lowest
+ * failing rank, prefixed by its number unless every rank failed. */
+int comm_agree(const dp_comm *c, int rc, dp_err *err);
+
+/* In-place sums over all ranks. */
+void comm_allreduce_sum_float(float *buf, size_t n);
+void comm_allreduce_sum_double(double *buf, int n);
+int64_t comm_allreduce_min_i64(int64_t v);
+int64_t comm_allreduce_max_i64(int64_t v);
+double comm_allreduce_max_double(double v);
+void comm_broadcast(void *buf, size_t bytes, int root);
+/* Rank 0 receives every rank's host name into hosts[size][64]; others pass NULL. */
+void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
+void comm_barrier(void);
+/* Wrapping sum over all ranks (checksums). */
+uint64_t comm_allreduce_sum_u64(uint64_t v);
+/* A non-blocking vote: the maximum of one int over all ranks, started now and read
+ * later (e.g. one step later), so that its latency hides behind other work. Every rank
+ * must start and finish the same votes in the same order. */
+typedef struct {
+    int send, recv, active;
+    _Alignas(8) unsigned char request[16]; /* an MPI_Request */
+} dp_vote;
+void comm_vote_start(dp_vote *v, int flag);
+/* Wait for the vote (0 when none is active) and return the maximum. */
+int comm_vote_finish(dp_vote *v);
+/* Rank 0 receives every rank's n values, rank order, into all[size * n]; others pass NULL. */
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all);
+
+/* Bucketed gradient reduction. The flat buffer is cut into contiguous buckets; each
+ * bucket is summed across ranks with its own non-blocking allreduce, which may start as
+ * soon as backward has finished that bucket's layers. Starting the same buckets in the
+ * same order gives the same bits whether or not their reductions overlap backward. */
+typedef struct dp_reducer dp_reducer;
+
+dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+                           dp_err *err);
+void reducer_start(dp_reducer *r, int bucket);
+/* Let started reductions advance (MPI progresses them only inside MPI calls). */
+void reducer_progress(dp_reducer *r);
+/* Wait for every started bucket; returns the seconds spent waiting. */
+double reducer_wait(dp_reducer *r);
+void reducer_free(dp_reducer *r);
+
+#endif

@@ -1,0 +1,55 @@
+/* cli: dptrain's options, parsed and validated into one config struct, and --help.
+ *
+ * Parsing touches neither MPI nor files, so every rank parses the same argv to the
+ * same result. Strings point into argv. */
+#ifndef DPTRAIN_CLI_H
+#define DPTRAIN_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dptrain/util/error.h"
+#include "dptrain/optim/optim.h"
+
+typedef struct {
+    int epochs;          /* 0 with --steps: as many as the steps need */
+    long steps;          /* stop after this many optimizer steps; -1: no limit */
+    int batch;           /* global batch */
+    double lr, momentum, weight_decay;
+    int nesterov;
+    dp_lr_kind schedule;
+    double warmup_epochs;
+    int lr_scaling;       /* 1: --lr-scaling linear (lr x batch / lr_base_batch) */
+    int lr_base_batch;    /* the batch --lr was tuned for (default 100) */
+    double step_epochs, gamma; /* for the step schedule */
+    uint64_t seed;
+    const char *model;
+    const char *train, *test; /* test may be "none" */
+    int shuffle;
+    int threads;          /* 0: automatic */
+    int normalize;
+    float mean, std;
+    const char *metrics, *save, *init_from;
+    int progress;         /* -1 auto (terminal), 0 off, 1 on */
+    int overlap;          /* reduce gradient buckets while backward goes on */
+    int bucket_kb;
+    int quiet;
+    /* checkpoints and fine-tuning (README "Checkpoints, resume and fine-tuning") */
+    const char *checkpoint_dir; /* NULL: --resume's directory, if any */
+    long checkpoint_every;      /* steps; 0: off */
+    int checkpoint_every_epoch;
+    int keep;                   /* complete checkpoints kept */
+    const char *resume;         /* directory to resume from */
+    const char *reinit, *freeze; /* comma lists of layer names */
+    double clip_grad_norm; /* 0: off */
+    double watchdog;       /* seconds; 0: off */
+} dp_config;
+
+/* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */
+int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err);
+void cli_usage(FILE *out);
+/* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
+ * --lr-scaling linear (Goyal et al. 2017). */
+double cli_peak_lr(const dp_config *cfg);
+
+#endif

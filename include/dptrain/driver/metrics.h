@@ -1,0 +1,40 @@
+/* metrics: per-epoch records as JSON Lines, and the live progress bar.
+ *
+ * Only rank 0 writes; the caller reduces the figures across ranks first. The metrics
+ * file is opened for appending, so earlier records (of an earlier or resumed run) are
+ * never lost. */
+#ifndef DPTRAIN_METRICS_H
+#define DPTRAIN_METRICS_H
+
+#include <stdio.h>
+
+#include "dptrain/util/error.h"
+
+typedef struct {
+    int epoch;         /* 1-based */
+    long step;         /* optimizer steps done so far */
+    int partial;       /* the run stopped before the end of this epoch (--steps) */
+    double lr;         /* learning rate of the epoch's last step */
+    double train_loss, train_accuracy; /* over the epoch's training samples, all ranks */
+    int has_test;
+    double test_loss, test_accuracy;
+    double images_per_sec; /* training images (all ranks) per second of training time */
+    double seconds;        /* training time of the epoch (without evaluation) */
+    double comm_seconds;   /* time in gradient allreduce, mean over ranks */
+    double data_seconds;   /* time assembling batches, mean over ranks */
+    double compute_seconds;/* forward, backward and update, mean over ranks */
+    double eval_seconds;
+    double wall_seconds;   /* since the start of training */
+    double max_rss_mib;    /* peak resident memory of the largest rank */
+    int ranks, threads, global_batch;
+} dp_epoch_record;
+
+int metrics_open(FILE **f, const char *path, dp_err *err);
+int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err);
+
+/* Redraw the progress bar in place on `out` (a terminal). */
+void progress_draw(FILE *out, int epoch, int epochs, long done, long total, double loss,
+                   double images_per_sec);
+void progress_clear(FILE *out);
+
+#endif

@@ -1,0 +1,93 @@
+/* checkpoint: everything a run needs to go on exactly where it stopped, in one HDF5 file
+ * per checkpoint, and the stop requests (signals) that make a run write one and leave.
+ *
+ * File DIR/ckpt-SSSSSSSS.h5 (S = optimizer steps done, zero-padded):
+ *   /<param>           the weights, exactly as a weights file (weights.h), so --init-from,
+ *                      dptrain-eval and PyTorch read a checkpoint as they read weights
+ *   /dptrain/velocity  float32 [size]: the SGD momentum buffer, flat, parameter order
+ *   /dptrain/sampler_pass, /dptrain/sampler_pos  int64 [ranks]: each rank's data stream
+ *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
+ *                      attribute train_file_names, one per line)
+ *   /dptrain attributes: format, complete, step, steps_per_epoch, total_steps, ranks,
+ *                      threads, the hyperparameters, model spec, data description and
+ *                      checksum (see dp_ckpt_meta)
+ * A checkpoint is written to DIR/.ckpt-S.h5.tmp, `complete` = 1 is set last, the file is
+ * flushed and fsync'ed, renamed into place, and the directory is fsync'ed; only files
+ * with the final name and complete = 1 are ever resumed from, so a crash (kill -9) at
+ * any point leaves the earlier checkpoints as they were.
+ *
+ * Random state: every random number dptrain draws comes from a counter-based stream
+ * (rng.h) keyed by the seed and a counter: parameter i for initialisation, and
+ * (pass, rank) for the data order. The seed plus each rank's (pass, position) is
+ * therefore the complete random state, and that is what is stored.
+ *
+ * Only rank 0 writes; the caller gathers what differs per rank. Nothing here calls MPI.
+ * dp_ckpt_meta owns its pass/pos arrays (checkpoint_meta_free). */
+#ifndef DPTRAIN_CHECKPOINT_H
+#define DPTRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/util/error.h"
+#include "dptrain/net/model.h"
+
+#define DP_CKPT_FORMAT 1
+
+/* Exit status after a stop request: a checkpoint was written (or could not be, the
+ * message says which); requeue and resume. EX_TEMPFAIL of <sysexits.h>. */
+#define DP_EXIT_REQUEUE 75
+
+typedef struct {
+    int format;
+    long step;             /* optimizer steps done */
+    long steps_per_epoch, total_steps; /* total_steps: the schedule's (cosine) length */
+    int ranks, threads;
+    int64_t *pass, *pos;   /* [ranks]: each rank's sampler state after `step` steps */
+    /* configuration */
+    char model_spec[2048];
+    int global_batch;
+    uint64_t seed;
+    int shuffle;
+    double lr, momentum, weight_decay, warmup_epochs, step_epochs, gamma;
+    int nesterov, schedule, epochs;
+    long steps;            /* --steps, -1 when not given */
+    int normalize;
+    double mean, std;
+    char train[2048];      /* --train as given */
+    int64_t train_total;   /* samples in the training set */
+    int c, h, w, num_classes, nfiles;
+    uint64_t data_checksum; /* data_checksum_sample over every sample, summed */
+    char **file_paths;     /* [nfiles] when writing (borrowed, not read back) */
+    const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
+    char frozen[256];      /* --freeze as given, "" when none */
+} dp_ckpt_meta;
+
+void checkpoint_meta_free(dp_ckpt_meta *meta);
+
+/* A hash of sample `index` (its global index, image bytes and label) such that the
+ * wrapping sum over all samples does not depend on how they are split over ranks. */
+uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label);
+
+/* Write DIR/ckpt-<step>.h5 atomically (see above), then delete all but the newest `keep`
+ * complete checkpoints and any stale temporary files in DIR. `written` receives the
+ * path. Rank 0 only. */
+int checkpoint_write(const char *dir, const dp_model *m, const float *velocity,
+                     const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err);
+
+/* The newest complete checkpoint in DIR: 0 with its path, 1 when DIR holds none (the
+ * message says what was skipped), -1 when DIR cannot be read. */
+int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err);
+
+/* Read the metadata (allocates meta->pass and meta->pos). */
+int checkpoint_read_meta(const char *path, dp_ckpt_meta *meta, dp_err *err);
+/* Read the weights into m and the momentum buffer into velocity[m->size]. */
+int checkpoint_read_state(const char *path, dp_model *m, float *velocity, dp_err *err);
+
+/* Stop requests. SIGTERM, SIGUSR1 and SIGINT set a flag that stop_requested() reads; the
+ * driver acts on it at the next step boundary. A second SIGINT exits at once (130). */
+void stop_signals_install(void);
+/* The signal number that asked to stop, or 0. */
+int stop_requested(void);
+
+#endif

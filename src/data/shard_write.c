@@ -1,0 +1,166 @@
+/* shard_write: write one HDF5 shard (images, labels, root attributes) atomically.
+ *
+ * The file is written as PATH.tmp and renamed over PATH only once HDF5 has closed it,
+ * so a crash or a full disk never leaves a half-written shard under the final name
+ * (readers skip *.tmp: they list only *.h5). */
+#include "dptrain/data/data.h"
+#include "dptrain/util/h5util.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static herr_t first_error(unsigned n, const H5E_error2_t *e, void *out)
+{
+    if (n == 0 && e->desc)
+        snprintf(out, 256, "%s", e->desc);
+    return 0;
+}
+
+static int h5_write_fail(dp_err *err, const char *path, const char *what)
+{
+    char why[256] = "";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_error, why);
+    return dp_fail(err, "%s: cannot write %s%s%s", path, what, why[0] ? ": " : "", why);
+}
+
+static int write_int_attr(hid_t file, const char *name, int64_t value)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = attr < 0 || H5Awrite(attr, H5T_NATIVE_INT64, &value) < 0 ? -1 : 0;
+    if (attr >= 0)
+        H5Aclose(attr);
+    H5Sclose(space);
+    return rc;
+}
+
+/* Variable-length UTF-8, which h5py reads back as a Python str. */
+static int write_str_attr(hid_t file, const char *name, const char *value)
+{
+    if (!value)
+        return 0;
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = attr < 0 || H5Awrite(attr, type, &value) < 0 ? -1 : 0;
+    if (attr >= 0)
+        H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+/* One uint8 dataset, chunked by rows of about 1 MiB (no compression: reads stay cheap). */
+static int write_uint8(hid_t file, const char *name, int rank, const hsize_t *dims,
+                       const uint8_t *data)
+{
+    hsize_t row = 1;
+    for (int i = 1; i < rank; i++)
+        row *= dims[i];
+    hsize_t rows = ((hsize_t)1 << 20) / row;
+    if (rows < 1)
+        rows = 1;
+    if (rows > dims[0])
+        rows = dims[0];
+    hsize_t chunk[4];
+    chunk[0] = rows;
+    for (int i = 1; i < rank; i++)
+        chunk[i] = dims[i];
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, rank, chunk);
+    hid_t ds = H5Dcreate2(file, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int rc = ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0
+                 ? -1
+                 : 0;
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    return rc;
+}
+
+int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, int64_t n,
+                int c, int h, int w, const dp_shard_attrs *attrs, dp_err *err)
+{
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
+        return dp_fail(err, "%s: cannot write a shard of %lld samples of %d x %d x %d: expected "
+                            "at least one sample and positive C, H, W",
+                       path, (long long)n, c, h, w);
+    if (!images || !labels)
+        return dp_fail(err, "%s: no image or label data to write", path);
+    size_t plen = strlen(path) + 5;
+    char *tmp = malloc(plen);
+    if (!tmp)
+        return dp_fail(err, "%s: out of memory", path);
+    snprintf(tmp, plen, "%s.tmp", path);
+
+    H5E_auto2_t old_func;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    int rc = -1;
+    hid_t fapl = h5_fapl_nolock();
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (file < 0) /* before H5Pclose, which would clear HDF5's error stack */
+        h5_write_fail(err, tmp, "a new HDF5 file (does the directory exist and is it writable?)");
+    H5Pclose(fapl);
+    if (file < 0)
+        goto out;
+    hsize_t idims[4] = {(hsize_t)n, (hsize_t)c, (hsize_t)h, (hsize_t)w};
+    hsize_t ldims[1] = {(hsize_t)n};
+    if (write_uint8(file, "images", 4, idims, images)) {
+        h5_write_fail(err, tmp, "/images");
+        goto close;
+    }
+    if (write_uint8(file, "labels", 1, ldims, labels)) {
+        h5_write_fail(err, tmp, "/labels");
+        goto close;
+    }
+    if (attrs) {
+        struct {
+            const char *name;
+            int64_t value;
+        } ints[] = {{"shard_index", attrs->shard_index},
+                    {"shard_count", attrs->shard_count},
+                    {"first_index", attrs->first_index},
+                    {"total_samples", attrs->total_samples},
+                    {"num_classes", attrs->num_classes}};
+        struct {
+            const char *name, *value;
+        } strs[] = {{"source_images", attrs->source_images},
+                    {"source_labels", attrs->source_labels},
+                    {"source_images_sha256", attrs->source_images_sha256},
+                    {"source_labels_sha256", attrs->source_labels_sha256}};
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+            if (write_int_attr(file, ints[i].name, ints[i].value)) {
+                h5_write_fail(err, tmp, ints[i].name);
+                goto close;
+            }
+        }
+        for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+            if (write_str_attr(file, strs[i].name, strs[i].value)) {
+                h5_write_fail(err, tmp, strs[i].name);
+                goto close;
+            }
+        }
+    }
+    rc = 0;
+close:
+    if (H5Fclose(file) < 0 && rc == 0)
+        rc = h5_write_fail(err, tmp, "the file to disk (disk full?)");
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = dp_fail(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+    if (rc != 0)
+        remove(tmp);
+out:
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,221 @@
+#include "dptrain/dist/comm.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int comm_init(int *argc, char ***argv, dp_comm *c)
+{
+    memset(c, 0, sizeof *c);
+    int provided;
+    /* Only the main thread calls MPI; OpenMP threads never do. */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return -1;
+    /* An MPI failure (a peer died, say) must end the job, never hang it. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &c->local_rank);
+    MPI_Comm_size(local, &c->local_size);
+    int leader = c->local_rank == 0, nodes = 0;
+    MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    c->nodes = nodes;
+    MPI_Comm_free(&local);
+    if (gethostname(c->host, sizeof c->host) != 0)
+        snprintf(c->host, sizeof c->host, "unknown");
+    c->host[sizeof c->host - 1] = 0;
+    return 0;
+}
+
+void comm_finalize(void) { MPI_Finalize(); }
+
+_Noreturn void comm_abort(int status)
+{
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, status);
+    exit(status); /* not reached */
+}
+
+double comm_time(void) { return MPI_Wtime(); }
+
+int comm_agree(const dp_comm *c, int rc, dp_err *err)
+{
+    /* lowest failing rank, and how many failed */
+    int mine[2] = {rc == 0 ? INT_MAX : c->rank, rc == 0 ? 0 : -1}, all[2];
+    MPI_Allreduce(&mine[0], &all[0], 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&mine[1], &all[1], 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    int first = all[0], failed = -all[1];
+    if (first == INT_MAX)
+        return 0;
+    dp_err msg;
+    if (c->rank == first)
+        memcpy(&msg, err, sizeof msg);
+    MPI_Bcast(msg.msg, sizeof msg.msg, MPI_CHAR, first, MPI_COMM_WORLD);
+    msg.msg[sizeof msg.msg - 1] = 0;
+    if (err) {
+        memcpy(err, &msg, sizeof msg);
+        /* Name the rank only when the others did not all fail the same way. */
+        if (failed < c->size)
+            dp_prefix(err, "rank %d", first);
+    }
+    return -1;
+}
+
+void comm_allreduce_sum_float(float *buf, size_t n)
+{
+    /* MPI counts are int: large buffers go in pieces. */
+    while (n > 0) {
+        int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        buf += chunk;
+        n -= (size_t)chunk;
+    }
+}
+
+void comm_allreduce_sum_double(double *buf, int n)
+{
+    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+int64_t comm_allreduce_min_i64(int64_t v)
+{
+    int64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MIN, MPI_COMM_WORLD);
+    return out;
+}
+
+int64_t comm_allreduce_max_i64(int64_t v)
+{
+    int64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+double comm_allreduce_max_double(double v)
+{
+    double out;
+    MPI_Allreduce(&v, &out, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_broadcast(void *buf, size_t bytes, int root)
+{
+    char *p = buf;
+    while (bytes > 0) {
+        int chunk = bytes > (size_t)INT_MAX ? INT_MAX : (int)bytes;
+        MPI_Bcast(p, chunk, MPI_BYTE, root, MPI_COMM_WORLD);
+        p += chunk;
+        bytes -= (size_t)chunk;
+    }
+}
+
+void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
+{
+    MPI_Gather(c->host, 64, MPI_CHAR, hosts ? hosts[0] : NULL, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
+}
+
+void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+struct dp_reducer {
+    float *buf;
+    size_t *begin, *end;
+    MPI_Request *req;
+    int nbuckets;
+};
+
+dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+                           dp_err *err)
+{
+    dp_reducer *r = dp_calloc(1, sizeof *r, "reducer", err);
+    if (!r)
+        return NULL;
+    r->begin = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->end = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
+    r->req = dp_calloc((size_t)nbuckets, sizeof(MPI_Request), "reducer", err);
+    if (!r->begin || !r->end || !r->req) {
+        reducer_free(r);
+        return NULL;
+    }
+    for (int b = 0; b < nbuckets; b++) {
+        if (end[b] - begin[b] > (size_t)INT_MAX) {
+            dp_fail(err, "gradient bucket %d has %zu floats, more than one MPI call takes", b,
+                    end[b] - begin[b]);
+            reducer_free(r);
+            return NULL;
+        }
+        r->begin[b] = begin[b];
+        r->end[b] = end[b];
+        r->req[b] = MPI_REQUEST_NULL;
+    }
+    r->buf = buf;
+    r->nbuckets = nbuckets;
+    return r;
+}
+
+void reducer_start(dp_reducer *r, int b)
+{
+    MPI_Iallreduce(MPI_IN_PLACE, r->buf + r->begin[b], (int)(r->end[b] - r->begin[b]), MPI_FLOAT,
+                   MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
+}
+
+void reducer_progress(dp_reducer *r)
+{
+    int done;
+    MPI_Testall(r->nbuckets, r->req, &done, MPI_STATUSES_IGNORE);
+}
+
+double reducer_wait(dp_reducer *r)
+{
+    double t0 = MPI_Wtime();
+    MPI_Waitall(r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+    return MPI_Wtime() - t0;
+}
+
+void reducer_free(dp_reducer *r)
+{
+    if (!r)
+        return;
+    free(r->begin);
+    free(r->end);
+    free(r->req);
+    free(r);
+}
+
+uint64_t comm_allreduce_sum_u64(uint64_t v)
+{
+    uint64_t out;
+    MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return out;
+}
+
+void comm_gather_i64(const int64_t *mine, int n, int64_t *all)
+{
+    MPI_Gather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}
+
+_Static_assert(sizeof(MPI_Request) <= sizeof(((dp_vote *)0)->request),
+               "dp_vote.request must hold an MPI_Request");
+
+void comm_vote_start(dp_vote *v, int flag)
+{
+    v->send = flag;
+    v->recv = 0;
+    MPI_Iallreduce(&v->send, &v->recv, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD,
+                   (MPI_Request *)(void *)v->request);
+    v->active = 1;
+}
+
+int comm_vote_finish(dp_vote *v)
+{
+    if (!v->active)
+        return 0;
+    MPI_Wait((MPI_Request *)(void *)v->request, MPI_STATUS_IGNORE);
+    v->active = 0;
+    return v->recv;
+}

@@ -1,0 +1,3 @@
+#include "dptrain/driver/train.h"
+
+int main(int argc, char **argv) { return dptrain_main(argc, argv); }

@@ -1,3 +1,0 @@
-#include "dptrain/train.h"
-
-int main(int argc, char **argv) { return dptrain_main(argc, argv); }

@@ -1,0 +1,142 @@
+#include "dptrain/persist/weights.h"
+#include "dptrain/util/h5util.h"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int weights_save(const dp_model *m, const char *path, dp_err *err)
+{
+    quiet_hdf5();
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return dp_fail(err, "%s: path too long", path);
+    /* No file locking: one rank writes a file nobody else has open, and on shared file
+     * systems without working locks HDF5 would refuse to create it at all. */
+    hid_t fapl = h5_fapl_nolock();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0)
+        return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
+                            "writable?)", tmp);
+    int ok = 1;
+    for (int i = 0; i < m->nparams && ok; i++) {
+        const dp_param *p = &m->params[i];
+        hsize_t dims[4];
+        for (int d = 0; d < p->ndims; d++)
+            dims[d] = (hsize_t)p->dims[d];
+        hid_t space = H5Screate_simple(p->ndims, dims, NULL);
+        hid_t ds = H5Dcreate2(f, p->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
+                              H5P_DEFAULT);
+        ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                 m->weights + p->offset) >= 0;
+        if (ds >= 0)
+            H5Dclose(ds);
+        H5Sclose(space);
+    }
+    if (ok) {
+        hid_t space = H5Screate(H5S_SCALAR);
+        hid_t str = H5Tcopy(H5T_C_S1);
+        H5Tset_size(str, strlen(m->spec) + 1);
+        hid_t a = H5Acreate2(f, "dptrain_model", str, space, H5P_DEFAULT, H5P_DEFAULT);
+        ok = a >= 0 && H5Awrite(a, str, m->spec) >= 0;
+        if (a >= 0)
+            H5Aclose(a);
+        int version = 1;
+        a = H5Acreate2(f, "dptrain_format", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+        ok = ok && a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &version) >= 0;
+        if (a >= 0)
+            H5Aclose(a);
+        H5Tclose(str);
+        H5Sclose(space);
+    }
+    if (H5Fclose(f) < 0)
+        ok = 0;
+    if (!ok || fsync_path(tmp) != 0) {
+        unlink(tmp);
+        return dp_fail(err, "%s: writing the weights failed (disk full or not writable?); the "
+                            "previous file, if any, is untouched", path);
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return dp_fail(err, "%s: cannot rename %s into place", path, tmp);
+    }
+    return 0;
+}
+
+int weights_load(dp_model *m, const char *path, dp_err *err)
+{
+    quiet_hdf5();
+    if (access(path, R_OK) != 0)
+        return dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
+    if (H5Fis_hdf5(path) <= 0)
+        return dp_fail(err, "%s: not an HDF5 file", path);
+    hid_t f = h5_open_readonly(path);
+    if (f < 0)
+        return dp_fail(err, "%s: cannot open the HDF5 file", path);
+    int rc = 0;
+    for (int i = 0; i < m->nparams && rc == 0; i++) {
+        const dp_param *p = &m->params[i];
+        if (H5Lexists(f, p->name, H5P_DEFAULT) <= 0) {
+            rc = dp_fail(err, "%s: has no dataset '%s' (the model %s needs it)", path, p->name,
+                         m->spec);
+            break;
+        }
+        hid_t ds = H5Dopen2(f, p->name, H5P_DEFAULT);
+        hid_t space = ds >= 0 ? H5Dget_space(ds) : -1;
+        hsize_t dims[8] = {0};
+        int nd = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+        if (nd >= 0 && nd <= 8)
+            H5Sget_simple_extent_dims(space, dims, NULL);
+        int same = nd == p->ndims;
+        for (int d = 0; same && d < nd; d++)
+            same = dims[d] == (hsize_t)p->dims[d];
+        if (!same) {
+            char want[64] = "", got[64] = "";
+            for (int d = 0; d < p->ndims; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", d ? "," : "",
+                         p->dims[d]);
+            for (int d = 0; d < nd && d < 8; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", d ? "," : "",
+                         (unsigned long long)dims[d]);
+            rc = dp_fail(err, "%s: dataset '%s' has shape [%s], the model needs [%s]", path,
+                         p->name, got, want);
+        } else {
+            hid_t type = H5Dget_type(ds);
+            int is_float = H5Tget_class(type) == H5T_FLOAT;
+            H5Tclose(type);
+            if (!is_float)
+                rc = dp_fail(err, "%s: dataset '%s' is not floating point", path, p->name);
+            else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                             m->weights + p->offset) < 0)
+                rc = dp_fail(err, "%s: reading dataset '%s' failed (truncated file?)", path,
+                             p->name);
+            for (size_t k = 0; rc == 0 && k < p->count; k++)
+                if (!isfinite(m->weights[p->offset + k]))
+                    rc = dp_fail(err, "%s: dataset '%s' holds %g at element %zu: expected "
+                                      "finite weights", path, p->name,
+                                 (double)m->weights[p->offset + k], k);
+        }
+        if (space >= 0)
+            H5Sclose(space);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    H5Fclose(f);
+    return rc;
+}

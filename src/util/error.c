@@ -1,0 +1,49 @@
+#include "dptrain/util/error.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int dp_fail(dp_err *err, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int dp_prefix(dp_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return -1;
+    char prefix[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    /* Shift the old message right and put "prefix: " in front, truncating the tail. */
+    size_t plen = strlen(prefix), cap = sizeof err->msg;
+    memmove(err->msg + plen + 2, err->msg, cap - plen - 3);
+    memcpy(err->msg, prefix, plen);
+    err->msg[plen] = ':';
+    err->msg[plen + 1] = ' ';
+    err->msg[cap - 1] = 0;
+    return -1;
+}
+
+void *dp_calloc(size_t count, size_t size, const char *what, dp_err *err)
+{
+    if (size != 0 && count > SIZE_MAX / size) {
+        dp_fail(err, "cannot allocate %s: %zu x %zu bytes overflows", what, count, size);
+        return NULL;
+    }
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        dp_fail(err, "out of memory allocating %s (%zu bytes)", what, count * size);
+    return p;
+}
