@@ -94,8 +94,7 @@ int main(int argc, char **argv)
     uint8_t *labels = malloc((size_t)B);
     for (int n = 0; n < B; n++)
         labels[n] = (uint8_t)rng_below(&r, 10);
-    dp_sgd opt;
-    sgd_create(&opt, m.size, 0.9f, 0, 0, &err);
+    float *velocity = calloc(m.size, sizeof(float));
 
     /* whole step */
     double *t = malloc(sizeof(double) * (size_t)reps);
@@ -103,7 +102,7 @@ int main(int argc, char **argv)
         double t0 = now();
         memset(m.grads, 0, m.size * sizeof(float));
         model_forward_backward(&m, &ws, labels, B, 1, NULL);
-        sgd_step(&opt, m.weights, m.grads, 0.0f);
+        sgd_update(m.weights, m.grads, velocity, m.size, 0.0f, 0.9f, 0.0f, 0);
         if (k >= 0)
             t[k] = now() - t0;
     }

@@ -165,12 +165,11 @@ static float *train_steps(const char *spec, int threads, int steps, size_t *size
     omp_set_num_threads(threads);
     dp_model m;
     dp_workspace ws;
-    dp_sgd opt;
     dp_err err;
     model_build(&m, spec, 1, 28, 28, 10, &err);
     model_init(&m, 11);
     workspace_create(&ws, &m, 7, &err);
-    sgd_create(&opt, m.size, 0.9f, 1e-4f, 0, &err);
+    float *velocity = calloc(m.size, sizeof(float));
     uint8_t labels[7];
     for (int s = 0; s < steps; s++) {
         fill_input(&ws, &m, 7, (uint64_t)s, labels);
@@ -178,12 +177,12 @@ static float *train_steps(const char *spec, int threads, int steps, size_t *size
         model_forward_backward(&m, &ws, labels, 7, 1, NULL);
         for (size_t i = 0; i < m.size; i++)
             m.grads[i] /= 7.0f;
-        sgd_step(&opt, m.weights, m.grads, 0.05f);
+        sgd_update(m.weights, m.grads, velocity, m.size, 0.05f, 0.9f, 1e-4f, 0);
     }
     float *out = malloc(m.size * sizeof(float));
     memcpy(out, m.weights, m.size * sizeof(float));
     *size = m.size;
-    sgd_free(&opt);
+    free(velocity);
     workspace_free(&ws);
     model_free(&m);
     return out;
@@ -210,21 +209,31 @@ static void test_sgd(void)
      * w0 = 1, g = 0.5 both steps.
      * step 1: d = 0.5 + 0.01 = 0.51; buf = 0.51; w = 1 - 0.051 = 0.949
      * step 2: d = 0.5 + 0.00949 = 0.50949; buf = 0.459 + 0.50949 = 0.96849; w = 0.949 - 0.096849 */
-    dp_sgd opt;
     dp_err err;
-    float w[1] = {1}, g[1] = {0.5f};
-    CHECK(sgd_create(&opt, 1, 0.9f, 0.01f, 0, &err) == 0);
-    sgd_step(&opt, w, g, 0.1f);
+    float w[3] = {1, 1, 7}, g[3] = {0.5f, 0.5f, 0.5f};
+    /* two tensors through the optimizer interface: "a" trainable, "b" frozen */
+    dp_param_view views[2] = {{"a", 0, 2, 1, 1}, {"b", 2, 1, 1, 0}};
+    dp_optim_config cfg = {"sgd", 0.9, 0.01, 0};
+    dp_optimizer *opt = NULL;
+    CHECK(optimizer_create(&opt, &cfg, views, 2, &err) == 0);
+    CHECK(optimizer_state_count(opt) == 2);
+    CHECK(strcmp(optimizer_state(opt, 0)->name, "a.momentum_buffer") == 0);
+    CHECK(strcmp(optimizer_state(opt, 1)->name, "b.momentum_buffer") == 0);
+    CHECK(optimizer_state(opt, 0)->count == 2 && optimizer_state(opt, 1)->count == 1);
+    optimizer_step(opt, w, g, 0.1);
     CHECK_NEAR(w[0], 0.949, 1e-6);
-    sgd_step(&opt, w, g, 0.1f);
+    CHECK_NEAR(optimizer_state(opt, 0)->data[1], 0.51, 1e-6);
+    optimizer_step(opt, w, g, 0.1);
     CHECK_NEAR(w[0], 0.949 - 0.096849, 1e-6);
-    sgd_free(&opt);
+    CHECK(w[0] == w[1]);
+    CHECK(w[2] == 7.0f && optimizer_state(opt, 1)->data[0] == 0.0f); /* frozen: untouched */
+    optimizer_free(opt);
+    cfg.kind = "adagrad";
+    CHECK(optimizer_create(&opt, &cfg, views, 2, &err) != 0 && strstr(err.msg, "adagrad"));
     /* nesterov: step 1 d = g + mu*buf = 0.5 + 0.45 = 0.95 */
-    float w2[1] = {1};
-    sgd_create(&opt, 1, 0.9f, 0.0f, 1, &err);
-    sgd_step(&opt, w2, g, 0.1f);
+    float w2[1] = {1}, v2[1] = {0};
+    sgd_update(w2, g, v2, 1, 0.1f, 0.9f, 0.0f, 1);
     CHECK_NEAR(w2[0], 1 - 0.095, 1e-6);
-    sgd_free(&opt);
 
     dp_lr_schedule s = {LR_COSINE, 0.1, 10, 110, 0, 0};
     CHECK_NEAR(lr_at(&s, 0), 0.01, 1e-12);  /* warm-up starts at base/warmup */

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,7 +319,22 @@ static void prune(const char *dir, int keep)
         closedir(d);
 }
 
-int checkpoint_write(const char *dir, const dp_model *m, const float *velocity,
+/* /dptrain/optimizer: attribute kind, one float32 dataset per named state tensor. */
+static int write_optimizer(hid_t g, const dp_optimizer *opt)
+{
+    hid_t o = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (o < 0)
+        return -1;
+    int rc = put_str(o, "kind", optimizer_kind(opt));
+    for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
+        const dp_optim_state *st = optimizer_state(opt, i);
+        rc = put_dataset(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
+    }
+    H5Gclose(o);
+    return rc;
+}
+
+int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt,
                      const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err)
 {
     char path[4096], tmp[4096];
@@ -348,7 +362,7 @@ int checkpoint_write(const char *dir, const dp_model *m, const float *velocity,
     if (g < 0)
         rc = -1;
     if (rc == 0)
-        rc = put_dataset(g, "velocity", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, m->size, velocity);
+        rc = write_optimizer(g, opt);
     if (rc == 0)
         rc = put_dataset(g, "sampler_pass", H5T_STD_I64LE, H5T_NATIVE_INT64,
                          (hsize_t)meta->ranks, meta->pass);
@@ -518,53 +532,31 @@ int checkpoint_read_meta(const char *path, dp_ckpt_meta *m, dp_err *err)
     return 0;
 }
 
-int checkpoint_read_state(const char *path, dp_model *m, float *velocity, dp_err *err)
+int checkpoint_read_state(const char *path, dp_model *m, dp_optimizer *opt, dp_err *err)
 {
     if (weights_load(m, path, err) != 0)
         return -1;
     hid_t f = open_readonly(path);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the checkpoint", path);
-    hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
-    int rc = g >= 0 ? get_dataset(g, "velocity", H5T_NATIVE_FLOAT, m->size, velocity) : -1;
-    if (g >= 0)
-        H5Gclose(g);
-    H5Fclose(f);
-    if (rc != 0)
-        return dp_fail(err, "%s: /dptrain/velocity is missing or does not hold the model's %zu "
-                            "floats", path, m->size);
-    return 0;
-}
-
-/* ---- stop requests ------------------------------------------------------------------ */
-
-/* Signal handlers can only talk to the program through globals of this type. */
-static volatile sig_atomic_t stop_signal = 0;
-static volatile sig_atomic_t interrupts = 0;
-
-static void on_stop_signal(int sig)
-{
-    if (sig == SIGINT && interrupts++ > 0) {
-        static const char msg[] = "\ndptrain: second interrupt: exiting now, no checkpoint\n";
-        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-            /* nothing to do */
-        }
-        _exit(130);
+    hid_t o = H5Lexists(f, "dptrain/optimizer", H5P_DEFAULT) > 0
+                  ? H5Gopen2(f, "dptrain/optimizer", H5P_DEFAULT)
+                  : -1;
+    char kind[64] = "";
+    int rc = 0;
+    if (o < 0 || get_str(o, "kind", kind, sizeof kind) != 0)
+        rc = dp_fail(err, "%s: /dptrain/optimizer is missing", path);
+    else if (strcmp(kind, optimizer_kind(opt)) != 0)
+        rc = dp_fail(err, "%s: the checkpoint holds the state of optimizer %s, this run uses %s "
+                          "(pass the same --optimizer)", path, kind, optimizer_kind(opt));
+    for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
+        const dp_optim_state *st = optimizer_state(opt, i);
+        if (get_dataset(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data) != 0)
+            rc = dp_fail(err, "%s: /dptrain/optimizer/%s is missing or does not hold %zu "
+                              "floats", path, st->name, st->count);
     }
-    if (!stop_signal)
-        stop_signal = sig;
+    if (o >= 0)
+        H5Gclose(o);
+    H5Fclose(f);
+    return rc;
 }
-
-void stop_signals_install(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-}
-
-int stop_requested(void) { return stop_signal; }

@@ -14,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/dist/comm.h"
+#include "dptrain/data/batch.h"
 #include "dptrain/data/data.h"
+#include "dptrain/dist/comm.h"
+#include "dptrain/driver/datasets.h"
 #include "dptrain/net/model.h"
 #include "dptrain/persist/weights.h"
 
@@ -98,6 +100,164 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
     return 0;
 }
 
+/* What one evaluation holds. */
+typedef struct {
+    dp_filelist fl;
+    dp_dataset ds;
+    dp_model m;
+    dp_workspace ws;
+    uint8_t *labels;
+    int K;
+    double *cm; /* confusion matrix [true][predicted], then the loss sum */
+    char *lines; /* this rank's prediction lines */
+    size_t lines_len;
+} eval_state;
+
+/* Data, classes, model with its weights, buffers: agreed across ranks. */
+static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e, dp_err *err)
+{
+    if (datasets_load_share(comm, o->data, "--data", 0, &e->fl, &e->ds, err))
+        return -1;
+    int top = datasets_num_classes(comm, &e->fl, &e->ds);
+    int64_t most = 0;
+    for (int64_t i = 0; i < e->ds.n; i++)
+        most = e->ds.labels[i] > most ? e->ds.labels[i] : most;
+    most = comm_allreduce_max_i64(most);
+    e->K = o->classes ? o->classes : top;
+    int rc = model_build(&e->m, o->model, e->fl.c, e->fl.h, e->fl.w, e->K, err);
+    if (rc == 0 && most >= e->K)
+        rc = dp_fail(err, "--classes %d: the data has label %lld", e->K, (long long)most);
+    if (rc == 0 && (rc = weights_load(&e->m, o->weights, err)) != 0)
+        dp_prefix(err, "--weights");
+    if (rc == 0)
+        rc = workspace_create(&e->ws, &e->m, o->batch, err);
+    if (rc == 0) {
+        e->cm = dp_calloc((size_t)e->K * e->K + 1, sizeof(double), "confusion matrix", err);
+        e->labels = dp_calloc((size_t)o->batch, 1, "labels", err);
+        rc = e->cm && e->labels ? 0 : -1;
+    }
+    return comm_agree(comm, rc, err);
+}
+
+/* One prediction line: index,label,predicted,prob0,...,probK-1 (softmax in double). */
+static void write_prediction(FILE *pred, int64_t index, int label, int best, const float *z, int K)
+{
+    double sum = 0;
+    for (int k = 0; k < K; k++)
+        sum += exp((double)z[k] - z[best]);
+    fprintf(pred, "%lld,%d,%d", (long long)index, label, best);
+    for (int k = 0; k < K; k++)
+        fprintf(pred, ",%.6g", exp((double)z[k] - z[best]) / sum);
+    fputc('\n', pred);
+}
+
+/* This rank's slice, batch by batch, into the confusion matrix and prediction lines. */
+static int eval_run(const eval_options *o, eval_state *e, dp_err *err)
+{
+    const int K = e->K;
+    FILE *pred = NULL;
+    if (o->predictions && !(pred = open_memstream(&e->lines, &e->lines_len)))
+        return dp_fail(err, "--predictions: out of memory");
+    const dp_input_norm norm = {o->normalize, o->mean, o->std};
+    for (int64_t at = 0; at < e->ds.n; at += o->batch) {
+        int B = (int)(e->ds.n - at < o->batch ? e->ds.n - at : o->batch);
+        batch_fill(e->ws.input, e->labels, &e->ds, NULL, at, B, &norm);
+        int correct = 0;
+        e->cm[(size_t)K * K] += model_forward_backward(&e->m, &e->ws, e->labels, B, 0, &correct);
+        const float *logits = e->ws.act[e->m.nlayers - 1];
+        for (int n = 0; n < B; n++) {
+            const float *z = logits + (size_t)n * K;
+            int best = 0;
+            for (int k = 1; k < K; k++)
+                if (z[k] > z[best])
+                    best = k;
+            e->cm[(size_t)e->labels[n] * K + best] += 1;
+            if (pred)
+                write_prediction(pred, e->ds.first + at + n, e->labels[n], best, z, K);
+        }
+    }
+    if (pred)
+        fclose(pred);
+    return 0;
+}
+
+/* The prediction lines, rank after rank, so the file is in data order. */
+static int write_predictions(const dp_comm *comm, const eval_options *o, const eval_state *e,
+                             dp_err *err)
+{
+    for (int r = 0; r < comm->size; r++) {
+        int rc = 0;
+        if (r == comm->rank) {
+            FILE *f = fopen(o->predictions, r == 0 ? "w" : "a");
+            if (f && r == 0) {
+                fprintf(f, "index,label,predicted");
+                for (int k = 0; k < e->K; k++)
+                    fprintf(f, ",prob%d", k);
+                fputc('\n', f);
+            }
+            rc = f && fwrite(e->lines, 1, e->lines_len, f) == e->lines_len ? 0 : -1;
+            if (f && fclose(f) != 0)
+                rc = -1;
+            if (rc)
+                dp_fail(err, "--predictions %s: cannot write the file", o->predictions);
+        }
+        if (comm_agree(comm, rc, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Loss, accuracy, per-class accuracy and the confusion matrix (rank 0). */
+static void print_report(const eval_options *o, const eval_state *e, int ranks)
+{
+    const int K = e->K;
+    const double *cm = e->cm;
+    double total = 0, right = 0;
+    for (int t = 0; t < K; t++)
+        for (int p = 0; p < K; p++) {
+            total += cm[(size_t)t * K + p];
+            right += t == p ? cm[(size_t)t * K + p] : 0;
+        }
+    printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o->weights, o->data, total, K,
+           ranks, ranks > 1 ? "s" : "");
+    printf("loss %.4f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
+           total ? 100.0 * right / total : 0, right, total);
+    printf("per class:\n  class  samples  correct  accuracy\n");
+    for (int t = 0; t < K; t++) {
+        double n = 0;
+        for (int p = 0; p < K; p++)
+            n += cm[(size_t)t * K + p];
+        if (n > 0)
+            printf("  %5d  %7.0f  %7.0f  %7.2f%%\n", t, n, cm[(size_t)t * K + t],
+                   100.0 * cm[(size_t)t * K + t] / n);
+        else
+            printf("  %5d  %7d  %7d         -\n", t, 0, 0);
+    }
+    printf("confusion matrix (rows: true label, columns: predicted):\n      ");
+    for (int p = 0; p < K; p++)
+        printf(" %6d", p);
+    printf("\n");
+    for (int t = 0; t < K; t++) {
+        printf("  %3d ", t);
+        for (int p = 0; p < K; p++)
+            printf(" %6.0f", cm[(size_t)t * K + p]);
+        printf("\n");
+    }
+    if (o->predictions)
+        printf("predictions: %s\n", o->predictions);
+}
+
+static void eval_free(eval_state *e)
+{
+    free(e->lines);
+    free(e->cm);
+    free(e->labels);
+    workspace_free(&e->ws);
+    model_free(&e->m);
+    dataset_free(&e->ds);
+    filelist_free(&e->fl);
+}
+
 int main(int argc, char **argv)
 {
     dp_comm comm;
@@ -105,162 +265,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "dptrain-eval: MPI initialisation failed\n");
         return 1;
     }
-    const int root = comm.rank == 0;
     dp_err err = {{0}};
     eval_options o;
     int rc = parse(argc, argv, &o, &err);
     if (rc != 0) {
-        if (root)
+        if (comm.rank == 0)
             rc < 0 ? fprintf(stderr, "dptrain-eval: %s\n", err.msg)
                    : fprintf(stdout, "%s", usage_text);
         comm_finalize();
         return rc < 0 ? 2 : 0;
     }
-
-    dp_filelist fl = {0};
-    dp_dataset ds = {0};
-    dp_model m = {0};
-    dp_workspace ws = {0};
-    double *cm = NULL; /* confusion matrix [true][predicted], then loss sum */
-    char *lines = NULL;
-    size_t lines_len = 0;
+    eval_state e = {0};
     int status = 1;
-
-    rc = filelist_open(o.data, &fl, &err);
-    if (rc)
-        dp_prefix(&err, "--data");
-    if (comm_agree(&comm, rc, &err))
-        goto done;
-    int64_t begin, end;
-    filelist_share(&fl, comm.rank, comm.size, &begin, &end);
-    rc = end > begin ? dataset_load(&fl, begin, end, &ds, &err) : 0;
-    if (rc)
-        dp_prefix(&err, "--data");
-    if (comm_agree(&comm, rc, &err))
-        goto done;
-    int64_t top = 0;
-    for (int64_t i = 0; i < ds.n; i++)
-        top = ds.labels[i] > top ? ds.labels[i] : top;
-    top = comm_allreduce_max_i64(top) + 1;
-    int K = o.classes ? o.classes : fl.num_classes > top ? fl.num_classes : (int)top;
-    rc = model_build(&m, o.model, fl.c, fl.h, fl.w, K, &err);
-    if (rc == 0 && top > K)
-        rc = dp_fail(&err, "--classes %d: the data has label %lld", K, (long long)top - 1);
-    if (rc == 0 && (rc = weights_load(&m, o.weights, &err)) != 0)
-        dp_prefix(&err, "--weights");
-    if (rc == 0)
-        rc = workspace_create(&ws, &m, o.batch, &err);
-    if (rc == 0) {
-        cm = dp_calloc((size_t)K * K + 1, sizeof(double), "confusion matrix", &err);
-        rc = cm ? 0 : -1;
-    }
-    FILE *pred = NULL;
-    if (rc == 0 && o.predictions && !(pred = open_memstream(&lines, &lines_len)))
-        rc = dp_fail(&err, "--predictions: out of memory");
-    if (comm_agree(&comm, rc, &err))
-        goto done;
-
-    const size_t sample = (size_t)ds.c * ds.h * ds.w;
-    const float *logits = NULL;
-    for (int64_t at = 0; at < ds.n; at += o.batch) {
-        int B = (int)(ds.n - at < o.batch ? ds.n - at : o.batch);
-        for (size_t i = 0; i < (size_t)B * sample; i++) {
-            float v = (float)ds.images[(size_t)at * sample + i] / 255.0f;
-            ws.input[i] = o.normalize ? (v - o.mean) / o.std : v;
-        }
-        int correct = 0;
-        cm[(size_t)K * K] += model_forward_backward(&m, &ws, ds.labels + at, B, 0, &correct);
-        logits = ws.act[m.nlayers - 1];
-        for (int n = 0; n < B; n++) {
-            const float *z = logits + (size_t)n * K;
-            int best = 0;
-            for (int k = 1; k < K; k++)
-                if (z[k] > z[best])
-                    best = k;
-            int label = ds.labels[at + n];
-            cm[(size_t)label * K + best] += 1;
-            if (pred) {
-                double sum = 0;
-                for (int k = 0; k < K; k++)
-                    sum += exp((double)z[k] - z[best]);
-                fprintf(pred, "%lld,%d,%d", (long long)(ds.first + at + n), label, best);
-                for (int k = 0; k < K; k++)
-                    fprintf(pred, ",%.6g", exp((double)z[k] - z[best]) / sum);
-                fputc('\n', pred);
-            }
+    if (eval_setup(&comm, &o, &e, &err) == 0 &&
+        comm_agree(&comm, eval_run(&o, &e, &err), &err) == 0) {
+        comm_allreduce_sum_double(e.cm, e.K * e.K + 1);
+        if (!o.predictions || write_predictions(&comm, &o, &e, &err) == 0) {
+            if (comm.rank == 0)
+                print_report(&o, &e, comm.size);
+            status = 0;
         }
     }
-    if (pred)
-        fclose(pred);
-    comm_allreduce_sum_double(cm, K * K + 1);
-
-    if (o.predictions) {
-        /* rank after rank, so the lines are in data order */
-        for (int r = 0; r < comm.size; r++) {
-            if (r == comm.rank) {
-                FILE *f = fopen(o.predictions, r == 0 ? "w" : "a");
-                if (f && r == 0) {
-                    fprintf(f, "index,label,predicted");
-                    for (int k = 0; k < K; k++)
-                        fprintf(f, ",prob%d", k);
-                    fputc('\n', f);
-                }
-                rc = f && fwrite(lines, 1, lines_len, f) == lines_len ? 0 : -1;
-                if (f && fclose(f) != 0)
-                    rc = -1;
-                if (rc)
-                    dp_fail(&err, "--predictions %s: cannot write the file", o.predictions);
-            }
-            if (comm_agree(&comm, rc, &err))
-                goto done;
-        }
-    }
-
-    if (root) {
-        double total = 0, right = 0;
-        for (int t = 0; t < K; t++)
-            for (int p = 0; p < K; p++) {
-                total += cm[(size_t)t * K + p];
-                right += t == p ? cm[(size_t)t * K + p] : 0;
-            }
-        printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o.weights, o.data, total,
-               K, comm.size, comm.size > 1 ? "s" : "");
-        printf("loss %.4f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
-               total ? 100.0 * right / total : 0, right, total);
-        printf("per class:\n  class  samples  correct  accuracy\n");
-        for (int t = 0; t < K; t++) {
-            double n = 0;
-            for (int p = 0; p < K; p++)
-                n += cm[(size_t)t * K + p];
-            if (n > 0)
-                printf("  %5d  %7.0f  %7.0f  %7.2f%%\n", t, n, cm[(size_t)t * K + t],
-                       100.0 * cm[(size_t)t * K + t] / n);
-            else
-                printf("  %5d  %7d  %7d         -\n", t, 0, 0);
-        }
-        printf("confusion matrix (rows: true label, columns: predicted):\n      ");
-        for (int p = 0; p < K; p++)
-            printf(" %6d", p);
-        printf("\n");
-        for (int t = 0; t < K; t++) {
-            printf("  %3d ", t);
-            for (int p = 0; p < K; p++)
-                printf(" %6.0f", cm[(size_t)t * K + p]);
-            printf("\n");
-        }
-        if (o.predictions)
-            printf("predictions: %s\n", o.predictions);
-    }
-    status = 0;
-done:
-    if (status && root)
+    if (status && comm.rank == 0)
         fprintf(stderr, "dptrain-eval: error: %s\n", err.msg);
-    free(lines);
-    free(cm);
-    workspace_free(&ws);
-    model_free(&m);
-    dataset_free(&ds);
-    filelist_free(&fl);
+    eval_free(&e);
     comm_finalize();
     return status;
 }

@@ -1,10 +1,11 @@
 /* checkpoint: everything a run needs to go on exactly where it stopped, in one HDF5 file
- * per checkpoint, and the stop requests (signals) that make a run write one and leave.
+ * per checkpoint: the file format (when to write one is the driver's policy).
  *
  * File DIR/ckpt-SSSSSSSS.h5 (S = optimizer steps done, zero-padded):
  *   /<param>           the weights, exactly as a weights file (weights.h), so --init-from,
  *                      dptrain-eval and PyTorch read a checkpoint as they read weights
- *   /dptrain/velocity  float32 [size]: the SGD momentum buffer, flat, parameter order
+ *   /dptrain/optimizer/<state>  float32: the optimizer's named state tensors (SGD:
+ *                      "conv1.weight.momentum_buffer", ...), attribute kind ("sgd")
  *   /dptrain/sampler_pass, /dptrain/sampler_pos  int64 [ranks]: each rank's data stream
  *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
  *                      attribute train_file_names, one per line)
@@ -31,12 +32,9 @@
 
 #include "dptrain/util/error.h"
 #include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
 
-#define DP_CKPT_FORMAT 1
-
-/* Exit status after a stop request: a checkpoint was written (or could not be, the
- * message says which); requeue and resume. EX_TEMPFAIL of <sysexits.h>. */
-#define DP_EXIT_REQUEUE 75
+#define DP_CKPT_FORMAT 2
 
 typedef struct {
     int format;
@@ -72,7 +70,7 @@ uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes,
 /* Write DIR/ckpt-<step>.h5 atomically (see above), then delete all but the newest `keep`
  * complete checkpoints and any stale temporary files in DIR. `written` receives the
  * path. Rank 0 only. */
-int checkpoint_write(const char *dir, const dp_model *m, const float *velocity,
+int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt,
                      const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err);
 
 /* The newest complete checkpoint in DIR: 0 with its path, 1 when DIR holds none (the
@@ -81,13 +79,8 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
 
 /* Read the metadata (allocates meta->pass and meta->pos). */
 int checkpoint_read_meta(const char *path, dp_ckpt_meta *meta, dp_err *err);
-/* Read the weights into m and the momentum buffer into velocity[m->size]. */
-int checkpoint_read_state(const char *path, dp_model *m, float *velocity, dp_err *err);
-
-/* Stop requests. SIGTERM, SIGUSR1 and SIGINT set a flag that stop_requested() reads; the
- * driver acts on it at the next step boundary. A second SIGINT exits at once (130). */
-void stop_signals_install(void);
-/* The signal number that asked to stop, or 0. */
-int stop_requested(void);
+/* Read the weights into m and the optimizer's state tensors, by name, into opt (refused
+ * when the checkpoint was written by another kind of optimizer). */
+int checkpoint_read_state(const char *path, dp_model *m, dp_optimizer *opt, dp_err *err);
 
 #endif

@@ -1,0 +1,59 @@
+/* resume: the checkpoint policy (checkpoint.h keeps the file format). What goes into a
+ * checkpoint, when one is written, and whether a checkpoint may be resumed by this run:
+ * a different model, batch or training data is refused with the difference named; other
+ * changes (learning rate, seed, threads, ...) are accepted with a note saying what they
+ * mean for the result.
+ *
+ * Collective: every rank calls these functions at the same point; rank 0 reads and
+ * writes the files, and failures are agreed so that no rank is left waiting. */
+#ifndef DPTRAIN_RESUME_H
+#define DPTRAIN_RESUME_H
+
+#include <stdint.h>
+
+#include "dptrain/data/data.h"
+#include "dptrain/data/sampler.h"
+#include "dptrain/dist/comm.h"
+#include "dptrain/driver/cli.h"
+#include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
+#include "dptrain/util/error.h"
+
+typedef struct {
+    const char *dir;        /* where checkpoints go; NULL: none */
+    long last_step;         /* newest checkpoint written or resumed from, -1: none */
+    uint64_t data_checksum; /* over the whole training set, independent of the rank count */
+} dp_ckpt_policy;
+
+/* The run as a checkpoint records it (all borrowed). */
+typedef struct {
+    const dp_config *cfg;
+    const dp_filelist *train_files;
+    int threads;
+    long steps_per_epoch;
+    long schedule_steps; /* the learning-rate schedule's length */
+    long total_steps;    /* steps this run will take */
+} dp_run_desc;
+
+/* Create --checkpoint-dir (or use --resume's directory) and checksum the training data
+ * (train: this rank's share). */
+int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
+                      const dp_dataset *train, dp_err *err);
+
+/* --resume: restore weights, optimizer state and the data position from the newest
+ * complete checkpoint; *start_step is the steps it had done (0 when there is none yet:
+ * the first run of a requeued job starts fresh). */
+int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
+                       dp_optimizer *opt, dp_sampler *sampler, long *start_step, dp_err *err);
+
+/* Whether the policy writes a checkpoint after `step` steps: mid-epoch (every N steps,
+ * not at an epoch's end, which waits for the evaluation) or at an epoch's end. */
+int ckpt_policy_due(const dp_ckpt_policy *p, const dp_config *cfg, long step,
+                    long steps_per_epoch, int end_of_epoch);
+
+/* Write the checkpoint of `step` steps (rank 0), then prune to --keep. */
+int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
+                      const dp_model *m, const dp_optimizer *opt, const dp_sampler *sampler,
+                      long step, dp_err *err);
+
+#endif

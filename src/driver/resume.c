@@ -1,0 +1,283 @@
+#include "dptrain/driver/resume.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dptrain/persist/checkpoint.h"
+
+static int say(const dp_comm *c, const dp_config *cfg) { return c->rank == 0 && !cfg->quiet; }
+
+/* The configuration a checkpoint records. */
+static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *model)
+{
+    const dp_config *cfg = run->cfg;
+    snprintf(m->model_spec, sizeof m->model_spec, "%s", model->spec);
+    m->global_batch = cfg->batch;
+    m->seed = cfg->seed;
+    m->shuffle = cfg->shuffle;
+    m->lr = cfg->lr;
+    m->momentum = cfg->momentum;
+    m->weight_decay = cfg->weight_decay;
+    m->warmup_epochs = cfg->warmup_epochs;
+    m->step_epochs = cfg->step_epochs;
+    m->gamma = cfg->gamma;
+    m->nesterov = cfg->nesterov;
+    m->schedule = cfg->schedule;
+    m->epochs = cfg->epochs;
+    m->steps = cfg->steps;
+    m->normalize = cfg->normalize;
+    m->mean = cfg->mean;
+    m->std = cfg->std;
+    snprintf(m->train, sizeof m->train, "%s", cfg->train);
+    snprintf(m->frozen, sizeof m->frozen, "%s", cfg->freeze ? cfg->freeze : "");
+}
+
+/* Everything a checkpoint records; each rank's sampler state gathered to rank 0. */
+static void fill_meta(dp_ckpt_meta *m, const dp_comm *c, const dp_run_desc *run,
+                      const dp_model *model, const dp_sampler *sampler, long step,
+                      uint64_t data_checksum)
+{
+    memset(m, 0, sizeof *m);
+    m->format = DP_CKPT_FORMAT;
+    m->step = step;
+    m->steps_per_epoch = run->steps_per_epoch;
+    m->total_steps = run->schedule_steps; /* what the schedule depends on */
+    m->ranks = c->size;
+    m->threads = run->threads;
+    describe_config(m, run, model);
+    const dp_filelist *fl = run->train_files;
+    m->train_total = fl->total;
+    m->c = fl->c;
+    m->h = fl->h;
+    m->w = fl->w;
+    m->num_classes = model->num_classes;
+    m->nfiles = fl->nfiles;
+    m->data_checksum = data_checksum;
+    m->file_paths = fl->paths;
+    m->file_counts = fl->counts;
+    int64_t mine[2] = {sampler->pass, sampler->pos};
+    int64_t *all = NULL;
+    if (c->rank == 0) {
+        all = calloc(2 * (size_t)c->size, sizeof(int64_t));
+        m->pass = calloc((size_t)c->size, sizeof(int64_t));
+        m->pos = calloc((size_t)c->size, sizeof(int64_t));
+        if (!all || !m->pass || !m->pos)
+            comm_abort(1); /* cannot join the gather: end the job rather than hang it */
+    }
+    comm_gather_i64(mine, 2, all);
+    for (int r = 0; all && r < c->size; r++) {
+        m->pass[r] = all[2 * r];
+        m->pos[r] = all[2 * r + 1];
+    }
+    free(all);
+}
+
+int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
+                      const dp_model *m, const dp_optimizer *opt, const dp_sampler *sampler,
+                      long step, dp_err *err)
+{
+    dp_ckpt_meta meta;
+    double t0 = comm_time();
+    fill_meta(&meta, c, run, m, sampler, step, p->data_checksum);
+    char path[4096] = "";
+    int rc = 0;
+    if (c->rank == 0)
+        rc = checkpoint_write(p->dir, m, opt, &meta, run->cfg->keep, path, sizeof path, err);
+    checkpoint_meta_free(&meta);
+    if (comm_agree(c, rc, err))
+        return -1;
+    p->last_step = step;
+    if (say(c, run->cfg)) {
+        printf("checkpoint: %s (step %ld, %.2f s)\n", path, step, comm_time() - t0);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int ckpt_policy_due(const dp_ckpt_policy *p, const dp_config *cfg, long step,
+                    long steps_per_epoch, int end_of_epoch)
+{
+    const long every = cfg->checkpoint_every;
+    if (!p->dir)
+        return 0;
+    if (!end_of_epoch) /* at the end of an epoch it waits for the evaluation */
+        return every > 0 && step % every == 0 && step % steps_per_epoch != 0;
+    return step != p->last_step &&
+           (cfg->checkpoint_every_epoch || (every > 0 && step % every == 0));
+}
+
+/* ---- resuming ----------------------------------------------------------------------- */
+
+/* The differences that make a checkpoint another run's: refused, naming them. */
+static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *model,
+                              uint64_t checksum, const char *path, dp_err *err)
+{
+    const dp_config *cfg = run->cfg;
+    const dp_filelist *fl = run->train_files;
+    if (strcmp(m->model_spec, model->spec) != 0)
+        return dp_fail(err, "--resume %s: the model differs: the checkpoint has '%s', this run "
+                            "'%s' (pass the same --model)", path, m->model_spec, model->spec);
+    if (m->global_batch != cfg->batch)
+        return dp_fail(err, "--resume %s: the global batch differs: the checkpoint has %d, this "
+                            "run --batch %d", path, m->global_batch, cfg->batch);
+    if (m->train_total != fl->total || m->c != fl->c || m->h != fl->h || m->w != fl->w)
+        return dp_fail(err, "--resume %s: the training data differ: the checkpoint was trained "
+                            "on %s (%lld samples of %dx%dx%d), this run has --train %s (%lld "
+                            "samples of %dx%dx%d)", path, m->train, (long long)m->train_total,
+                       m->c, m->h, m->w, cfg->train, (long long)fl->total, fl->c, fl->h, fl->w);
+    if (m->data_checksum != checksum)
+        return dp_fail(err, "--resume %s: the training data differ: same size (%lld samples) "
+                            "but a different content checksum (checkpoint %016llx, --train %s "
+                            "%016llx)", path, (long long)m->train_total,
+                       (unsigned long long)m->data_checksum, cfg->train,
+                       (unsigned long long)checksum);
+    if (m->steps_per_epoch != run->steps_per_epoch)
+        return dp_fail(err, "--resume %s: steps per epoch differ (%ld vs %ld)", path,
+                       m->steps_per_epoch, run->steps_per_epoch);
+    return 0;
+}
+
+#define NOTE_IF(cond, ...)                                                                     \
+    do {                                                                                      \
+        if (cond)                                                                             \
+            snprintf(notes + strlen(notes), sizeof notes - strlen(notes), __VA_ARGS__);       \
+    } while (0)
+
+/* Accepted differences: say what they mean. */
+static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
+{
+    const dp_config *cfg = run->cfg;
+    char notes[1024] = "";
+    NOTE_IF(m->lr != cfg->lr, " --lr (%g, was %g)", cfg->lr, m->lr);
+    NOTE_IF(m->momentum != cfg->momentum, " --momentum (%g, was %g)", cfg->momentum, m->momentum);
+    NOTE_IF(m->weight_decay != cfg->weight_decay, " --weight-decay (%g, was %g)",
+            cfg->weight_decay, m->weight_decay);
+    NOTE_IF(m->nesterov != cfg->nesterov, " --nesterov");
+    NOTE_IF(m->schedule != (int)cfg->schedule || m->warmup_epochs != cfg->warmup_epochs ||
+                m->step_epochs != cfg->step_epochs || m->gamma != cfg->gamma,
+            " the learning-rate schedule");
+    NOTE_IF(m->total_steps != run->schedule_steps, " the schedule's length (%ld steps, was %ld)",
+            run->schedule_steps, m->total_steps);
+    NOTE_IF(m->seed != cfg->seed, " --seed (%llu, was %llu)", (unsigned long long)cfg->seed,
+            (unsigned long long)m->seed);
+    NOTE_IF(m->shuffle != cfg->shuffle, " shuffling");
+    NOTE_IF(m->normalize != cfg->normalize || (m->normalize && (m->mean != (double)cfg->mean ||
+                                                               m->std != (double)cfg->std)),
+            " --normalize");
+    NOTE_IF(strcmp(m->frozen, cfg->freeze ? cfg->freeze : "") != 0, " --freeze");
+    if (notes[0])
+        printf("resume: note: changed since the checkpoint:%s; the run continues with the new "
+               "settings, so it will not match an uninterrupted run\n", notes);
+    if (m->threads != run->threads)
+        printf("resume: note: %d threads per rank (the checkpoint ran %d); results do not depend "
+               "on the thread count\n", run->threads, m->threads);
+}
+#undef NOTE_IF
+
+/* The data position: exact on the same rank count, a fresh pass of new shares otherwise. */
+static int restore_sampler(dp_sampler *s, const dp_ckpt_meta *meta, const dp_comm *c, int say,
+                           dp_err *err)
+{
+    if (meta->ranks == c->size)
+        return sampler_restore(s, meta->pass[c->rank], meta->pos[c->rank], err);
+    int64_t next = 0; /* past any pass used so far */
+    for (int r = 0; r < meta->ranks; r++)
+        next = meta->pass[r] + 1 > next ? meta->pass[r] + 1 : next;
+    int rc = sampler_restore(s, next, 0, err);
+    if (rc == 0 && say)
+        printf("resume: the checkpoint was written by %d ranks, this run has %d: each rank now "
+               "owns a different share of the training set, so the data order changes: every "
+               "rank starts a fresh shuffle of its new share (pass %lld) at step %ld; weights, "
+               "momentum, step count and learning-rate schedule continue exactly\n",
+               meta->ranks, c->size, (long long)next, meta->step);
+    return rc;
+}
+
+/* Read and check the checkpoint at path, restore everything from it. */
+static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
+                       dp_optimizer *opt, dp_sampler *sampler, const char *path, long *start,
+                       dp_err *err)
+{
+    dp_ckpt_meta meta;
+    int rc = checkpoint_read_meta(path, &meta, err);
+    if (rc != 0)
+        return comm_agree(c, rc, err);
+    rc = refuse_differences(&meta, run, m, p->data_checksum, path, err);
+    if (rc == 0)
+        rc = checkpoint_read_state(path, m, opt, err);
+    if (rc == 0 && meta.step > run->total_steps)
+        rc = dp_fail(err, "--resume %s: the checkpoint is at step %ld, past the %ld steps of "
+                          "this run (raise --epochs or --steps)", path, meta.step,
+                     run->total_steps);
+    if (rc == 0 && say(c, run->cfg))
+        note_differences(&meta, run);
+    if (rc == 0)
+        rc = restore_sampler(sampler, &meta, c, say(c, run->cfg), err);
+    *start = meta.step;
+    p->last_step = meta.step;
+    checkpoint_meta_free(&meta);
+    return comm_agree(c, rc, err);
+}
+
+int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
+                       dp_optimizer *opt, dp_sampler *sampler, long *start_step, dp_err *err)
+{
+    const dp_config *cfg = run->cfg;
+    *start_step = 0;
+    if (!cfg->resume)
+        return 0;
+    /* Rank 0 picks the file, so every rank resumes from the same one. */
+    char path[4096] = "";
+    int found = 0, rc = 0;
+    if (c->rank == 0) {
+        found = checkpoint_find_latest(cfg->resume, path, sizeof path, err);
+        rc = found < 0 ? dp_prefix(err, "--resume") : 0;
+    }
+    if (comm_agree(c, rc, err))
+        return -1;
+    comm_broadcast(&found, sizeof found, 0);
+    if (found == 1) { /* nothing to resume yet (first run of a requeued job): start fresh */
+        if (say(c, cfg))
+            printf("resume: %s; starting from the beginning\n", err->msg);
+        return 0;
+    }
+    comm_broadcast(path, sizeof path, 0);
+    if (resume_from(p, c, run, m, opt, sampler, path, start_step, err) != 0)
+        return -1;
+    if (say(c, cfg))
+        printf("resume: %s: step %ld of %ld (epoch %ld, step %ld of %ld in it)\n", path,
+               *start_step, run->total_steps, *start_step / run->steps_per_epoch + 1,
+               *start_step % run->steps_per_epoch, run->steps_per_epoch);
+    return 0;
+}
+
+int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
+                      const dp_dataset *train, dp_err *err)
+{
+    p->dir = cfg->checkpoint_dir ? cfg->checkpoint_dir : cfg->resume;
+    p->last_step = -1;
+    int rc = 0;
+    if (c->rank == 0 && p->dir) {
+        if (mkdir(p->dir, 0777) != 0 && errno != EEXIST)
+            rc = dp_fail(err, "--checkpoint-dir %s: cannot create the directory (%s)", p->dir,
+                         strerror(errno));
+        else if (access(p->dir, W_OK | X_OK) != 0)
+            rc = dp_fail(err, "--checkpoint-dir %s: not a writable directory", p->dir);
+    }
+    if (comm_agree(c, rc, err))
+        return -1;
+    if (!p->dir)
+        return 0;
+    /* A checksum of the training set that does not depend on the rank count. */
+    uint64_t sum = 0;
+    const size_t bytes = (size_t)train->c * train->h * train->w;
+    for (int64_t i = 0; i < train->n; i++)
+        sum += data_checksum_sample(train->first + i, train->images + (size_t)i * bytes, bytes,
+                                    train->labels[i]);
+    p->data_checksum = comm_allreduce_sum_u64(sum);
+    return 0;
+}

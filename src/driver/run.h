@@ -1,0 +1,55 @@
+/* run: the state of one dptrain run, shared by the loop (train.c) and its set-up and
+ * tear-down (setup.c) only; the parts get explicit arguments, never this struct. */
+#ifndef DPTRAIN_DRIVER_RUN_H
+#define DPTRAIN_DRIVER_RUN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dptrain/data/batch.h"
+#include "dptrain/data/data.h"
+#include "dptrain/data/sampler.h"
+#include "dptrain/dist/comm.h"
+#include "dptrain/dist/gradsync.h"
+#include "dptrain/dist/watchdog.h"
+#include "dptrain/driver/cli.h"
+#include "dptrain/driver/resume.h"
+#include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
+
+/* Everything one run holds; set up once, nothing allocated per step. */
+typedef struct {
+    dp_comm comm;
+    dp_config cfg;
+    dp_run_desc run; /* threads, steps per epoch, schedule and run length */
+    dp_filelist train_files, test_files;
+    dp_dataset train, test;
+    int has_test;
+    dp_input_norm norm;
+    dp_model model;
+    dp_param_view *views;
+    dp_optimizer *opt;
+    dp_gradsync *sync;
+    dp_workspace ws;
+    dp_sampler sampler;
+    int local_batch, max_local_batch, eval_batch;
+    int64_t *batch_idx;
+    uint8_t *batch_labels;
+    int epochs; /* epochs the run will touch (the last may be partial) */
+    dp_lr_schedule lr;
+    FILE *metrics;
+    dp_ckpt_policy ckpt;
+    long step;        /* optimizer steps done */
+    int stop_signal;  /* the signal that stopped the run, 0 */
+    int stopped_ckpt; /* a checkpoint was written on stop */
+    dp_vote vote;     /* the stop vote in flight */
+    dp_watchdog *watchdog;
+    double start_time;
+} run_state;
+
+int setup(run_state *s, dp_err *err);
+/* After training: --save, or the stop message; returns the exit status. */
+int finish_run(run_state *s, dp_err *err);
+void teardown(run_state *s);
+
+#endif
