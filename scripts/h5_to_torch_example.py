@@ -28,7 +28,8 @@ class Net(nn.Module):  # dptrain model "reference"
 
 net = Net()
 with h5py.File(sys.argv[1], "r") as f:
-    net.load_state_dict({k: torch.from_numpy(f[k][()]) for k in f})
+    # a checkpoint also holds the group /dptrain: take the datasets at the root only
+    net.load_state_dict({k: torch.from_numpy(f[k][()]) for k in f if isinstance(f[k], h5py.Dataset)})
 net.eval()
 with torch.no_grad():
     print(net(torch.zeros(1, 1, 28, 28)).softmax(1))
