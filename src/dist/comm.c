@@ -123,13 +123,13 @@ void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
 void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 struct dp_reducer {
-    float *buf;
+    int64_t *buf;
     size_t *begin, *end;
     MPI_Request *req;
     int nbuckets;
 };
 
-dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+dp_reducer *reducer_create(int64_t *buf, const size_t *begin, const size_t *end, int nbuckets,
                            dp_err *err)
 {
     dp_reducer *r = dp_calloc(1, sizeof *r, "reducer", err);
@@ -144,7 +144,7 @@ dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, i
     }
     for (int b = 0; b < nbuckets; b++) {
         if (end[b] - begin[b] > (size_t)INT_MAX) {
-            dp_fail(err, "gradient bucket %d has %zu floats, more than one MPI call takes", b,
+            dp_fail(err, "gradient bucket %d has %zu values, more than one MPI call takes", b,
                     end[b] - begin[b]);
             reducer_free(r);
             return NULL;
@@ -160,8 +160,8 @@ dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, i
 
 void reducer_start(dp_reducer *r, int b)
 {
-    MPI_Iallreduce(MPI_IN_PLACE, r->buf + r->begin[b], (int)(r->end[b] - r->begin[b]), MPI_FLOAT,
-                   MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
+    MPI_Iallreduce(MPI_IN_PLACE, r->buf + r->begin[b], (int)(r->end[b] - r->begin[b]),
+                   MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
 }
 
 void reducer_progress(dp_reducer *r)

@@ -1,67 +1,201 @@
 #include "dptrain/dist/gradsync.h"
 
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dptrain/dist/comm.h"
+
+/* Each tensor's extras, reduced with its bucket: NaN/Inf count, count over the bound,
+ * and one counter per binary exponent of the ranks' largest partials (only the highest
+ * nonzero one is used: it is the same whatever the rank count). */
+#define EMIN (-160)
+#define NBINS 300
+#define EXTRAS (2 + NBINS)
+
+typedef struct {
+    size_t offset, count; /* in the float buffer */
+    size_t value, extra;  /* in the accumulator */
+    int E;                /* partials must be below 2^E */
+    double scale, unscale, bound; /* 2^F, 2^-F, 2^E for this step */
+    float maxabs;         /* this rank's largest partial this step */
+    int64_t over, nonfinite;
+    int segment;          /* -1: never reduced (a frozen layer) */
+} tensor_state;
+
+typedef struct {
+    int tensor0, tensor1; /* its tensors [tensor0, tensor1) */
+    int ready_after;
+} segment_state;
+
+typedef struct {
+    int seg0, seg1;        /* its segments [seg0, seg1), backward order */
+    size_t begin, end;     /* its part of the accumulator: values, then extras */
+} bucket_state;
 
 struct dp_gradsync {
     float *grads;
     size_t size;
-    int overlap;
-    dp_reducer *reducer;   /* NULL on one rank */
-    int nbuckets, next;    /* buckets in backward order; the next one to start */
-    size_t *begin, *end;
-    int *ready;            /* bucket b may start once id ready[b] is reported */
+    int overlap, nranks;
+    tensor_state *t;
+    int nt;
+    segment_state *seg;
+    int nseg;
+    bucket_state *b;
+    int nb;
+    int64_t *acc;
+    size_t acc_size;
+    dp_reducer *reducer;
+    int groups;           /* in this step's global batch */
+    int last;             /* the current group is this rank's last of the step */
+    int next_seg;         /* segments moved for the current group */
+    int next_bucket;      /* buckets whose extras are written (and reduction started) */
+    int started;          /* buckets whose reduction was started */
 };
 
-/* Pack the segments into buckets of at least `want` floats (see gradsync.h). */
-static void plan_buckets(dp_gradsync *gs, const dp_grad_segment *seg, int nseg, size_t want)
+static int ceil_log2(int n)
 {
-    int open = 0;
+    int k = 0;
+    while ((1L << k) < n)
+        k++;
+    return k;
+}
+
+double gradsync_quantum(int exponent, int groups) { return ldexp(1.0, exponent + ceil_log2(groups) - 51); }
+
+/* ---- the plan: segments, their tensors, buckets, the accumulator's layout ------------ */
+
+static int plan_segments(dp_gradsync *gs, const dp_grad_segment *seg, int nseg, dp_err *err)
+{
+    gs->seg = dp_calloc((size_t)nseg + 1, sizeof *gs->seg, "gradient segments", err);
+    if (!gs->seg)
+        return -1;
+    gs->nseg = nseg;
     for (int k = 0; k < nseg; k++) {
-        if (open && seg[k].end != gs->begin[gs->nbuckets]) { /* a gap: close the bucket */
-            gs->nbuckets++;
+        segment_state *s = &gs->seg[k];
+        s->ready_after = seg[k].ready_after;
+        s->tensor0 = gs->nt;
+        s->tensor1 = 0;
+        for (int i = 0; i < gs->nt; i++)
+            if (gs->t[i].offset >= seg[k].begin && gs->t[i].offset < seg[k].end) {
+                s->tensor0 = i < s->tensor0 ? i : s->tensor0;
+                s->tensor1 = i + 1 > s->tensor1 ? i + 1 : s->tensor1;
+                gs->t[i].segment = k;
+            }
+        if (s->tensor1 <= s->tensor0)
+            return dp_fail(err, "gradient segment %d [%zu, %zu) holds no parameter tensor", k,
+                           seg[k].begin, seg[k].end);
+    }
+    return 0;
+}
+
+/* Adjacent segments into buckets of at least `want` floats; a gap closes a bucket. */
+static void plan_buckets(dp_gradsync *gs, const dp_grad_segment *seg, size_t want)
+{
+    size_t open_end = 0, open_begin = 0;
+    int open = 0;
+    for (int k = 0; k < gs->nseg; k++) {
+        if (open && seg[k].end != open_begin) {
+            gs->nb++;
             open = 0;
         }
         if (!open) {
-            gs->end[gs->nbuckets] = seg[k].end;
+            gs->b[gs->nb].seg0 = k;
+            open_end = seg[k].end;
             open = 1;
         }
-        gs->begin[gs->nbuckets] = seg[k].begin;
-        gs->ready[gs->nbuckets] = seg[k].ready_after;
-        if (gs->end[gs->nbuckets] - seg[k].begin >= want) {
-            gs->nbuckets++;
+        open_begin = seg[k].begin;
+        gs->b[gs->nb].seg1 = k + 1;
+        if (open_end - open_begin >= want) {
+            gs->nb++;
             open = 0;
         }
     }
     if (open)
-        gs->nbuckets++;
+        gs->nb++;
+}
+
+/* Bucket b: the values of its tensors, then their extras. */
+static void plan_layout(dp_gradsync *gs)
+{
+    size_t at = 0;
+    for (int b = 0; b < gs->nb; b++) {
+        bucket_state *B = &gs->b[b];
+        B->begin = at;
+        size_t low = SIZE_MAX;
+        for (int k = B->seg0; k < B->seg1; k++)
+            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
+                low = gs->t[i].offset < low ? gs->t[i].offset : low;
+        const size_t base = at;
+        for (int k = B->seg0; k < B->seg1; k++)
+            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
+                tensor_state *t = &gs->t[i];
+                t->value = base + (t->offset - low);
+                at = t->value + t->count > at ? t->value + t->count : at;
+            }
+        for (int k = B->seg0; k < B->seg1; k++)
+            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
+                gs->t[i].extra = at;
+                at += EXTRAS;
+            }
+        B->end = at;
+    }
+    gs->acc_size = at;
+}
+
+static int make_reducer(dp_gradsync *gs, dp_err *err)
+{
+    size_t *begin = dp_calloc((size_t)gs->nb + 1, sizeof(size_t), "gradient buckets", err);
+    size_t *end = dp_calloc((size_t)gs->nb + 1, sizeof(size_t), "gradient buckets", err);
+    if (begin && end) {
+        for (int b = 0; b < gs->nb; b++) {
+            begin[b] = gs->b[b].begin;
+            end[b] = gs->b[b].end;
+        }
+        gs->reducer = reducer_create(gs->acc, begin, end, gs->nb, err);
+    }
+    free(begin);
+    free(end);
+    return gs->reducer ? 0 : -1;
 }
 
 int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_segment *seg,
-                    int nseg, size_t bucket_bytes, int overlap, int nranks, dp_err *err)
+                    int nseg, const dp_grad_tensor *tensors, int ntensors, size_t bucket_bytes,
+                    int overlap, int nranks, dp_err *err)
 {
-    dp_gradsync *gs = dp_calloc(1, sizeof *gs, "gradient buckets", err);
     *out = NULL;
+    dp_gradsync *gs = dp_calloc(1, sizeof *gs, "gradient sync", err);
     if (!gs)
         return -1;
     gs->grads = grads;
     gs->size = size;
     gs->overlap = overlap;
-    if (nranks > 1 && nseg > 0) {
-        gs->begin = dp_calloc((size_t)nseg, sizeof(size_t), "gradient buckets", err);
-        gs->end = dp_calloc((size_t)nseg, sizeof(size_t), "gradient buckets", err);
-        gs->ready = dp_calloc((size_t)nseg, sizeof(int), "gradient buckets", err);
-        if (!gs->begin || !gs->end || !gs->ready) {
-            gradsync_free(gs);
-            return -1;
-        }
-        plan_buckets(gs, seg, nseg, bucket_bytes / sizeof(float));
-        gs->reducer = reducer_create(grads, gs->begin, gs->end, gs->nbuckets, err);
-        if (!gs->reducer) {
-            gradsync_free(gs);
-            return -1;
-        }
+    gs->nranks = nranks;
+    gs->nt = ntensors;
+    gs->t = dp_calloc((size_t)ntensors + 1, sizeof *gs->t, "gradient sync", err);
+    gs->b = dp_calloc((size_t)nseg + 1, sizeof *gs->b, "gradient buckets", err);
+    int rc = gs->t && gs->b ? 0 : -1;
+    for (int i = 0; rc == 0 && i < ntensors; i++) {
+        gs->t[i].offset = tensors[i].offset;
+        gs->t[i].count = tensors[i].count;
+        gs->t[i].segment = -1;
+    }
+    if (rc == 0)
+        rc = plan_segments(gs, seg, nseg, err);
+    if (rc == 0) {
+        plan_buckets(gs, seg, bucket_bytes / sizeof(float));
+        plan_layout(gs);
+        gs->acc = dp_calloc(gs->acc_size + 1, sizeof(int64_t), "gradient accumulator", err);
+        rc = gs->acc ? 0 : -1;
+    }
+    if (rc == 0 && nranks > 1 && gs->nb > 0)
+        rc = make_reducer(gs, err);
+    if (rc) {
+        gradsync_free(gs);
+        return -1;
     }
     *out = gs;
     return 0;
@@ -72,40 +206,172 @@ void gradsync_free(dp_gradsync *gs)
     if (!gs)
         return;
     reducer_free(gs->reducer);
-    free(gs->begin);
-    free(gs->end);
-    free(gs->ready);
+    free(gs->t);
+    free(gs->seg);
+    free(gs->b);
+    free(gs->acc);
     free(gs);
 }
 
-int gradsync_buckets(const dp_gradsync *gs) { return gs->nbuckets; }
+int gradsync_buckets(const dp_gradsync *gs) { return gs->reducer ? gs->nb : 0; }
 
-void gradsync_begin(dp_gradsync *gs) { gs->next = 0; }
+int gradsync_exponent_count(const dp_gradsync *gs) { return gs->nt; }
+
+void gradsync_get_exponents(const dp_gradsync *gs, int *e)
+{
+    for (int i = 0; i < gs->nt; i++)
+        e[i] = gs->t[i].E;
+}
+
+void gradsync_set_exponents(dp_gradsync *gs, const int *e)
+{
+    for (int i = 0; i < gs->nt; i++)
+        gs->t[i].E = e[i];
+}
+
+/* ---- one step ------------------------------------------------------------------------ */
+
+void gradsync_begin(dp_gradsync *gs, int groups)
+{
+    gs->groups = groups > 0 ? groups : 1;
+    const int lg = ceil_log2(gs->groups);
+    for (int i = 0; i < gs->nt; i++) {
+        tensor_state *t = &gs->t[i];
+        const int F = 51 - lg - t->E;
+        t->scale = ldexp(1.0, F);
+        t->unscale = ldexp(1.0, -F);
+        t->bound = ldexp(1.0, t->E);
+        t->maxabs = 0.0f;
+        t->over = t->nonfinite = 0;
+    }
+    memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
+    memset(gs->grads, 0, gs->size * sizeof(float));
+    gs->next_bucket = gs->started = 0;
+    gs->next_seg = 0;
+    gs->last = 0;
+}
+
+void gradsync_group(dp_gradsync *gs, int last)
+{
+    gs->next_seg = 0;
+    gs->last = last;
+}
+
+/* acc += round(g * 2^F) for every partial below the bound, g = 0; counts the rest. The
+ * rounding is exact: 1.5 * 2^52 added to a double below 2^51 leaves the nearest integer
+ * (ties to even) in the low bits, on every instruction set. */
+static void move_tensor(tensor_state *t, float *restrict g, int64_t *restrict acc)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    const int64_t magic_bits = 0x4338000000000000LL;
+    const double scale = t->scale, bound = t->bound;
+    float mx = t->maxabs;
+    int64_t over = 0, bad = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        float v = g[i], a = fabsf(v);
+        g[i] = 0.0f;
+        mx = a > mx ? a : mx;
+        int finite = a <= FLT_MAX, ok = (double)a < bound;
+        bad += !finite;
+        over += finite & !ok;
+        double d = ok ? (double)v * scale + magic : magic;
+        int64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        acc[i] += bits - magic_bits;
+    }
+    t->maxabs = mx;
+    t->over += over;
+    t->nonfinite += bad;
+}
+
+static void move_segment(dp_gradsync *gs, int k)
+{
+    for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
+        move_tensor(&gs->t[i], gs->grads + gs->t[i].offset, gs->acc + gs->t[i].value);
+}
+
+/* After the rank's last group: the bucket's extras, then its reduction may start. */
+static void close_bucket(dp_gradsync *gs, int b)
+{
+    for (int k = gs->b[b].seg0; k < gs->b[b].seg1; k++)
+        for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
+            tensor_state *t = &gs->t[i];
+            int64_t *x = gs->acc + t->extra;
+            x[0] += t->nonfinite;
+            x[1] += t->over;
+            if (t->maxabs > 0.0f && t->maxabs <= FLT_MAX) {
+                int e;
+                frexpf(t->maxabs, &e);
+                x[2 + (e - EMIN)] += 1;
+            }
+        }
+}
+
+static void close_and_start(dp_gradsync *gs, int upto_segment, int start)
+{
+    while (gs->next_bucket < gs->nb && gs->b[gs->next_bucket].seg1 <= upto_segment)
+        close_bucket(gs, gs->next_bucket++);
+    while (start && gs->reducer && gs->started < gs->next_bucket)
+        reducer_start(gs->reducer, gs->started++);
+}
 
 void gradsync_ready(dp_gradsync *gs, int ready_after)
 {
-    if (!gs->reducer || !gs->overlap)
+    while (gs->next_seg < gs->nseg && ready_after <= gs->seg[gs->next_seg].ready_after)
+        move_segment(gs, gs->next_seg++);
+    if (!gs->last)
         return;
-    while (gs->next < gs->nbuckets && ready_after <= gs->ready[gs->next])
-        reducer_start(gs->reducer, gs->next++);
-    if (gs->next > 0)
+    close_and_start(gs, gs->next_seg, gs->overlap);
+    if (gs->reducer && gs->started > 0)
         reducer_progress(gs->reducer);
 }
 
-double gradsync_finish(dp_gradsync *gs, int global_batch)
+void gradsync_group_end(dp_gradsync *gs)
 {
-    double waited = 0.0;
-    if (gs->reducer) {
-        while (gs->next < gs->nbuckets)
-            reducer_start(gs->reducer, gs->next++);
-        waited = reducer_wait(gs->reducer);
+    gradsync_ready(gs, INT_MIN);
+}
+
+/* The highest exponent any rank saw for tensor i, or INT_MIN when all were zero. */
+static int top_exponent(const int64_t *x)
+{
+    for (int k = NBINS - 1; k >= 0; k--)
+        if (x[2 + k] != 0)
+            return k + EMIN;
+    return INT_MIN;
+}
+
+int gradsync_finish(dp_gradsync *gs, double *waited)
+{
+    close_and_start(gs, gs->nseg, 1); /* also a rank without groups in this step */
+    *waited = gs->reducer ? reducer_wait(gs->reducer) : 0.0;
+    int redo = 0;
+    for (int i = 0; i < gs->nt; i++) {
+        tensor_state *t = &gs->t[i];
+        if (t->segment < 0)
+            continue;
+        const int64_t *x = gs->acc + t->extra;
+        int top = top_exponent(x);
+        redo |= x[1] > 0 && x[0] == 0; /* NaN and Inf do not go away: hand them on */
+        if (top != INT_MIN)
+            t->E = top + GRADSYNC_HEADROOM;
     }
-    /* The sum over the global batch, divided by its count: the mean, as PyTorch's loss
-     * reduction 'mean' gives it. */
-    const float count = (float)global_batch;
-    float *g = gs->grads;
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < gs->size; i++)
-        g[i] = g[i] / count;
-    return waited;
+    if (redo)
+        return 1;
+    for (int i = 0; i < gs->nt; i++) {
+        tensor_state *t = &gs->t[i];
+        if (t->segment < 0)
+            continue;
+        float *g = gs->grads + t->offset;
+        const int64_t *a = gs->acc + t->value;
+        if (gs->acc[t->extra] > 0) {
+            for (size_t k = 0; k < t->count; k++)
+                g[k] = NAN;
+            continue;
+        }
+        const double unscale = t->unscale;
+        #pragma omp parallel for schedule(static)
+        for (size_t k = 0; k < t->count; k++)
+            g[k] = (float)((double)a[k] * unscale); /* exact in double, one rounding */
+    }
+    return 0;
 }

@@ -54,13 +54,13 @@ int comm_vote_finish(dp_vote *v);
 /* Rank 0 receives every rank's n values, rank order, into all[size * n]; others pass NULL. */
 void comm_gather_i64(const int64_t *mine, int n, int64_t *all);
 
-/* Bucketed gradient reduction. The flat buffer is cut into contiguous buckets; each
- * bucket is summed across ranks with its own non-blocking allreduce, which may start as
- * soon as backward has finished that bucket's layers. Starting the same buckets in the
- * same order gives the same bits whether or not their reductions overlap backward. */
+/* Bucketed reduction of integers (the exact gradient sum, gradsync.h). The buffer is cut
+ * into contiguous buckets; each is summed across ranks with its own non-blocking
+ * allreduce, which may start as soon as its values are final. Integer sums are exact, so
+ * the result does not depend on the order MPI adds in. */
 typedef struct dp_reducer dp_reducer;
 
-dp_reducer *reducer_create(float *buf, const size_t *begin, const size_t *end, int nbuckets,
+dp_reducer *reducer_create(int64_t *buf, const size_t *begin, const size_t *end, int nbuckets,
                            dp_err *err);
 void reducer_start(dp_reducer *r, int bucket);
 /* Let started reductions advance (MPI progresses them only inside MPI calls). */

@@ -1,15 +1,35 @@
-/* gradsync: from each rank's gradient of its share of the batch to the mean gradient of
- * the global batch, the same bits on every rank.
+/* gradsync: the gradient of the global batch, exactly the same bits whatever the number of
+ * ranks, threads or passes it was computed in.
  *
- * The caller describes its flat gradient buffer as segments in the order backward
- * finishes them (for the net: each trainable layer's tensors, last layer first), each
- * with an id that the backward hook reports. Adjacent segments are packed into buckets
- * of at least bucket_bytes; a gap (a frozen layer: never computed nor reduced) closes a
- * bucket. With overlap, a bucket's reduction starts as soon as backward has reported the
- * id of its last segment and runs while backward goes on; without, all start after
- * backward. Either way the same buckets are reduced, so the bits are the same.
- * gradsync owns its buckets and the reductions in flight; the caller owns the buffer;
- * comm does the MPI and knows nothing of models. */
+ * The global batch is cut into fixed groups of samples (plan.h), independent of the rank
+ * count. Each group's partial gradient is computed in float as one piece (the loss
+ * gradient already carries the 1/B of the mean), then converted to integer fixed point
+ * and added into an int64 accumulator; the accumulators are summed over the ranks with
+ * an integer allreduce, which is exact in any order; the sum is rounded to float once.
+ *
+ * Fixed point, per parameter tensor: the partials of step t must satisfy |v| < 2^E; they
+ * are stored as round(v * 2^F) with F = 53 - ceil(log2 G) - E (G: groups in the global
+ * batch), so every partial sum of any subset of groups stays below 2^53 and converts to
+ * double exactly. E is the largest binary exponent of any partial of the previous step
+ * plus a headroom of GRADSYNC_HEADROOM bits (0 before the first step). A partial at or
+ * above the bound (the gradient grew more than 2^headroom in one step) is counted; the
+ * count travels in the same integer reduction, so every rank sees it, and the step is
+ * computed again with E raised to what was seen. The same holds for NaN and Inf, which
+ * are counted and handed on as NaN in that tensor's gradient.
+ * Error bound, per element: each partial is rounded to a multiple of 2^-F (error at most
+ * 2^-(F+1)), so the sum of G partials is within G * 2^-(F+1) of the exact sum of the float
+ * partials, i.e. within G^2 * 2^(E-54) <= 2^(e_max + headroom + 2 lg G - 53) where e_max
+ * is the tensor's largest partial exponent; then one rounding to float (half an ulp).
+ * For the reference model (G <= 32, headroom 8) that is 2^-35 of the largest partial.
+ *
+ * The caller describes its gradient buffer as segments in the order backward finishes
+ * them (for the net: each trainable layer's tensors, last layer first), each with an id
+ * that the backward hook reports, and lists every parameter tensor. Adjacent segments are
+ * packed into buckets of at least bucket_bytes; a gap (a frozen layer) closes a bucket.
+ * After a rank's last group of the step, a bucket's reduction starts as soon as backward
+ * has reported its last segment (with overlap), or after backward (without): the same
+ * integers either way. gradsync owns the accumulator and the reductions in flight; comm
+ * does the MPI and knows nothing of models. */
 #ifndef DPTRAIN_GRADSYNC_H
 #define DPTRAIN_GRADSYNC_H
 
@@ -17,25 +37,48 @@
 
 #include "dptrain/util/error.h"
 
+#define GRADSYNC_HEADROOM 8
+
 typedef struct {
-    size_t begin, end; /* [begin, end) of the flat gradient buffer */
+    size_t begin, end; /* [begin, end) of the flat gradient buffer, whole tensors */
     int ready_after;   /* the id the backward hook reports when this segment is final */
 } dp_grad_segment;
+
+typedef struct {
+    size_t offset, count; /* a parameter tensor in the flat gradient buffer */
+} dp_grad_tensor;
 
 typedef struct dp_gradsync dp_gradsync;
 
 int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_segment *seg,
-                    int nseg, size_t bucket_bytes, int overlap, int nranks, dp_err *err);
+                    int nseg, const dp_grad_tensor *tensors, int ntensors, size_t bucket_bytes,
+                    int overlap, int nranks, dp_err *err);
 void gradsync_free(dp_gradsync *gs);
 int gradsync_buckets(const dp_gradsync *gs);
 
-/* A new step: nothing started yet. */
-void gradsync_begin(dp_gradsync *gs);
+/* A new step whose global batch has `groups` groups: the accumulator is cleared and the
+ * float gradient buffer zeroed. */
+void gradsync_begin(dp_gradsync *gs, int groups);
+/* Before the backward of each of this rank's groups; `last`: the rank's last of the step. */
+void gradsync_group(dp_gradsync *gs, int last);
 /* The backward hook: segment id `ready_after` (and every one before it in backward order)
- * is final; start the buckets that are now complete (with overlap) and let MPI advance. */
+ * is final for the current group: it is moved into the accumulator (and its float slots
+ * zeroed for the next group); after the last group, complete buckets start reducing. */
 void gradsync_ready(dp_gradsync *gs, int ready_after);
-/* Start what is left, wait for every bucket, and divide the whole buffer by the number of
- * samples in the global batch. Returns the seconds spent waiting for the reductions. */
-double gradsync_finish(dp_gradsync *gs, int global_batch);
+/* After the backward of each group: moves what the hook did not report. */
+void gradsync_group_end(dp_gradsync *gs);
+/* Start what is left, wait, and write the summed gradient into the float buffer.
+ * Returns 1 when a partial exceeded its bound on some rank: the caller computes the step
+ * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
+ * waiting for the reductions. Collective. */
+int gradsync_finish(dp_gradsync *gs, double *waited);
+
+/* The per-tensor bounds E (checkpoints carry them, so a resumed run continues exactly). */
+int gradsync_exponent_count(const dp_gradsync *gs);
+void gradsync_get_exponents(const dp_gradsync *gs, int *e);
+void gradsync_set_exponents(dp_gradsync *gs, const int *e);
+
+/* The fixed-point conversion of one partial: exposed for the tests. */
+double gradsync_quantum(int exponent, int groups);
 
 #endif

@@ -1,0 +1,76 @@
+/* plan: the order in which an epoch visits the training set, and which rank computes
+ * what, such that the training does not depend on the number of ranks.
+ *
+ * The training set is its files, in order (file f holds n_f samples; N in all). Each
+ * epoch:
+ *  - every file's samples are permuted from (seed, epoch, file) (identity with
+ *    --no-shuffle);
+ *  - the epoch is ceil(N / B) steps; step t takes the positions [tB, min(N, (t+1)B)) of
+ *    one fixed interleaving of the files in which file f's i-th sample sits at its
+ *    "ideal time" (i + 1/2) N / n_f (ties: the lower file first). So every batch draws
+ *    from every file in proportion to its size (within one sample), every sample is used
+ *    exactly once per epoch, and the last step of an epoch takes what is left
+ *    (N mod B samples, if any);
+ *  - the step's slots are ordered by file (file 0's samples first), each file's in its
+ *    permuted order; each file's share q of the step is cut into ceil(q / group) groups
+ *    of balanced sizes (at most `group` slots). A group is the unit of the exact
+ *    gradient sum (gradsync.h): its partial gradient is computed in float as one piece,
+ *    and the groups are summed exactly.
+ * None of this depends on the rank count P. The ranks split each step's groups into
+ * contiguous runs: rank r owns the positions [rN/P, (r+1)N/P) of the files laid end to
+ * end, and of each file's groups in a step it takes the part in proportion to how much
+ * of the file it owns. So a rank loads only the files it owns part of: its N/P samples'
+ * files, whole; when P divides the file count exactly its own files; otherwise it shares
+ * a file with its neighbour at an end of its part (several ranks share a file when P
+ * exceeds the file count).
+ *
+ * The plan owns its tables; everything in it is the same on every rank except the
+ * per-rank parts, which are computed for the rank it was made for. */
+#ifndef DPTRAIN_PLAN_H
+#define DPTRAIN_PLAN_H
+
+#include <stdint.h>
+
+#include "dptrain/util/error.h"
+
+typedef struct {
+    int nfiles;
+    int64_t *counts, *first; /* [nfiles]: samples of file f, index of its first sample */
+    int64_t total;           /* N */
+    int batch, group;        /* B, the most slots in a group */
+    long steps;              /* per epoch: ceil(N / B) */
+    int64_t *cursor;         /* [(steps + 1) * nfiles]: file f's samples used before step t */
+    int shuffle;
+    uint64_t seed;
+    int rank, ranks;
+    int file_lo, file_hi;     /* the files this rank holds: [file_lo, file_hi), may be empty */
+    long epoch;               /* the epoch the permutations are drawn for, -1: none yet */
+    int64_t **perm;           /* [nfiles]: this epoch's order of each held file, else NULL */
+} dp_plan;
+
+/* The slots of one step that one rank computes. */
+typedef struct {
+    int slots;       /* samples in the whole global batch of this step */
+    int groups;      /* groups in it */
+    int group0, group1; /* this rank's groups [group0, group1) */
+    int slot0, slot1;   /* and their slots [slot0, slot1) */
+} dp_step_share;
+
+int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int group, int shuffle,
+                uint64_t seed, int rank, int ranks, dp_err *err);
+void plan_free(dp_plan *p);
+
+/* Rank r's groups and slots in step t (of any epoch: the split is the same every epoch). */
+void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s);
+
+/* Draw this rank's file orders for `epoch` (0-based; nothing to do if already drawn). */
+int plan_epoch(dp_plan *p, long epoch, dp_err *err);
+
+/* The global sample index (files laid end to end) of slots [slot0, slot1) of step t of
+ * the drawn epoch, into out[slot1 - slot0]. Every slot must come from a held file. */
+void plan_samples(const dp_plan *p, long t, int slot0, int slot1, int64_t *out);
+
+/* The number of slots of group j of step t. */
+int plan_group_size(const dp_plan *p, long t, int j);
+
+#endif

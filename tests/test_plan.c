@@ -1,0 +1,138 @@
+/* test_plan: the data order of an epoch (plan.h) does not depend on the rank count: every
+ * sample once per epoch whatever the file sizes, every batch in proportion to the files,
+ * the same groups and samples for P = 1..16, each rank's slots drawn from its own files. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "dptrain/data/plan.h"
+
+/* Every slot of every step of one epoch, gathered rank by rank. Checks that the ranks'
+ * slot ranges tile each step in rank order, and that each rank only draws from the files
+ * it holds. Returns the samples in step-and-slot order (caller frees). */
+static int64_t *gather_epoch(const int64_t *counts, int F, int B, int g, int P, long epoch,
+                             long *nslots)
+{
+    dp_err err;
+    dp_plan *plans = calloc((size_t)P, sizeof *plans);
+    for (int r = 0; r < P; r++) {
+        CHECK(plan_create(&plans[r], counts, F, B, g, 1, 42, r, P, &err) == 0);
+        CHECK(plan_epoch(&plans[r], epoch, &err) == 0);
+    }
+    int64_t *all = calloc((size_t)plans[0].total + 1, sizeof(int64_t));
+    long at = 0;
+    for (long t = 0; t < plans[0].steps; t++) {
+        int expect = 0;
+        for (int r = 0; r < P; r++) {
+            dp_step_share s;
+            plan_share(&plans[r], t, r, &s);
+            CHECK(s.slot0 == expect || s.slot1 == s.slot0);
+            if (s.slot1 > s.slot0)
+                expect = s.slot1;
+            plan_samples(&plans[r], t, s.slot0, s.slot1, all + at);
+            for (int k = 0; k < s.slot1 - s.slot0; k++) { /* from a held file */
+                int64_t x = all[at + k];
+                CHECK(x >= plans[r].first[plans[r].file_lo] &&
+                      x < plans[r].first[plans[r].file_hi - 1] + counts[plans[r].file_hi - 1]);
+            }
+            at += s.slot1 - s.slot0;
+        }
+        dp_step_share s;
+        plan_share(&plans[0], t, 0, &s);
+        CHECK(expect == s.slots);
+    }
+    *nslots = at;
+    for (int r = 0; r < P; r++)
+        plan_free(&plans[r]);
+    free(plans);
+    return all;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Each sample exactly once per epoch, and the order the same for every P. */
+static void test_once_and_same(const int64_t *counts, int F, int B, int g)
+{
+    int64_t N = 0;
+    for (int f = 0; f < F; f++)
+        N += counts[f];
+    long n1;
+    int64_t *ref = gather_epoch(counts, F, B, g, 1, 3, &n1);
+    CHECK(n1 == N);
+    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)N);
+    memcpy(sorted, ref, sizeof(int64_t) * (size_t)N);
+    qsort(sorted, (size_t)N, sizeof *sorted, cmp64);
+    for (int64_t i = 0; i < N; i++)
+        CHECK(sorted[i] == i);
+    const int Ps[] = {2, 3, 4, 5, 8, 16};
+    for (size_t k = 0; k < sizeof Ps / sizeof *Ps; k++) {
+        long n;
+        int64_t *other = gather_epoch(counts, F, B, g, Ps[k], 3, &n);
+        CHECK(n == N && memcmp(other, ref, sizeof(int64_t) * (size_t)N) == 0);
+        free(other);
+    }
+    long n;
+    int64_t *next = gather_epoch(counts, F, B, g, 1, 4, &n); /* another epoch, another order */
+    CHECK(memcmp(next, ref, sizeof(int64_t) * (size_t)N) != 0);
+    free(next);
+    free(sorted);
+    free(ref);
+}
+
+/* Every step draws from every file in proportion to its size, within one sample. */
+static void test_proportions(const int64_t *counts, int F, int B)
+{
+    dp_plan p;
+    dp_err err;
+    CHECK(plan_create(&p, counts, F, B, 4, 1, 1, 0, 1, &err) == 0);
+    for (long t = 0; t < p.steps; t++)
+        for (int f = 0; f < F; f++) {
+            int64_t q = p.cursor[(t + 1) * F + f] - p.cursor[t * F + f];
+            int64_t taken = p.cursor[(t + 1) * F + f];
+            int64_t pos = (t + 1) * B < p.total ? (t + 1) * B : p.total;
+            double ideal = (double)pos * counts[f] / p.total;
+            CHECK(q >= 0 && taken >= ideal - 1.0 && taken <= ideal + 1.0);
+        }
+    plan_free(&p);
+}
+
+/* Rank memory: a rank holds its part of the files plus at most the files at its ends. */
+static void test_held_files(void)
+{
+    int64_t counts[8];
+    for (int f = 0; f < 8; f++)
+        counts[f] = 7500;
+    dp_err err;
+    for (int P = 1; P <= 16; P++)
+        for (int r = 0; r < P; r++) {
+            dp_plan p;
+            CHECK(plan_create(&p, counts, 8, 100, 4, 1, 1, r, P, &err) == 0);
+            int64_t held = 0;
+            for (int f = p.file_lo; f < p.file_hi; f++)
+                held += counts[f];
+            CHECK(held <= 60000 / P + 2 * 7500);
+            if (P == 8 || P == 4 || P == 2 || P == 1) /* P divides the files: exactly its own */
+                CHECK(held == 60000 / P);
+            plan_free(&p);
+        }
+}
+
+int main(void)
+{
+    const int64_t even[8] = {7, 7, 7, 7, 7, 7, 7, 7};
+    const int64_t uneven[3] = {13, 250, 61};
+    const int64_t tiny_big[2] = {20, 380};
+    test_once_and_same(even, 8, 10, 2);
+    test_once_and_same(uneven, 3, 32, 4);
+    test_once_and_same(uneven, 3, 100, 3);
+    test_once_and_same(tiny_big, 2, 100, 4);
+    test_once_and_same(tiny_big, 2, 64, 1);
+    test_proportions(uneven, 3, 32);
+    test_proportions(tiny_big, 2, 100);
+    test_held_files();
+    return check_exit("test_plan");
+}
