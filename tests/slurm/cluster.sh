@@ -258,6 +258,7 @@ _cl_netns_probe() {
     return 1
   fi
   echo "$CL_BRIDGE" > "$CL_BASE/bridge"
+  echo "cluster: bridge $CL_BRIDGE for $CL_NET.0/24"
   [[ ${DP_SLURM_TEST_BREAK:-} == netns ]] && prop=forced-failure
   if ! err=$(unshare --net --uts --mount --propagation "$prop" true 2>&1); then
     CL_REASON="network namespaces not available here: unshare --net --uts --mount --propagation $prop failed: $err"

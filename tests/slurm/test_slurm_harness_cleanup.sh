@@ -33,33 +33,44 @@ ps_tagged() {
     done
 }
 
-# snapshot DIR: while the harness runs, what its pid file, namespaces and bridge are
+# snapshot DIR: while the harness runs, its pid file and its nodes' namespaces
 snapshot() {
   local base
   base=$(echo "$1"/dptrain-test.*/cluster)
   cp "$base/pids" "$1.pids"
   cat "$base"/run/ns-*.net > "$1.ns" 2> /dev/null || : > "$1.ns"
-  cat "$base/bridge" > "$1.bridge" 2> /dev/null || : > "$1.bridge"
 }
 
 # nothing_left DIR: no process names DIR, none of the snapshot's PIDs runs, the snapshot's
-# namespaces are empty, its bridge and DIR's harness directory are gone
+# namespaces are empty; the bridge it made and its directory are gone. What is left is
+# reported, then ended, so that a failing case does not leave it behind either.
 nothing_left() {
-  local dir=$1 left pid name start br
-  left=$(ps_tagged "$dir/")
-  [[ -z $left ]] || { ps -o pid,ppid,stat,args -p "$(cut -d' ' -f1 <<< "$left" | paste -sd,)" >&2; fail "$dir: processes left: $(tr '\n' ' ' <<< "$left")"; }
+  local dir=$1 pids='' why='' pid name start br
+  pids=$(ps_tagged "$dir/" | cut -d' ' -f1)
+  [[ -z $pids ]] || why+="processes naming $dir; "
   if [[ -f $dir.pids ]]; then
     while read -r pid name start; do
-      ! _cl_alive "$pid" "$start" || fail "$dir: $name ($pid) still runs"
+      _cl_alive "$pid" "$start" && { why+="$name ($pid) still runs; "; pids+=" $pid"; }
     done < "$dir.pids"
     if [[ -s $dir.ns ]]; then
-      left=$(stat -L -c '%i %n' /proc/[0-9]*/ns/net 2> /dev/null | grep -Ff <(sed 's/$/ /' "$dir.ns") || true)
-      [[ -z $left ]] || fail "$dir: processes left in the nodes' namespaces: $left"
+      pid=$(stat -L -c '%i %n' /proc/[0-9]*/ns/net 2> /dev/null | grep -Ff <(sed 's/$/ /' "$dir.ns") | cut -d/ -f3 || true)
+      [[ -z $pid ]] || { why+="processes in the nodes' namespaces; "; pids+=" $pid"; }
     fi
-    br=$(< "$dir.bridge")
-    [[ -z $br ]] || ! ip link show "$br" > /dev/null 2>&1 || fail "$dir: bridge $br is still there"
   fi
-  ! compgen -G "$dir/dptrain-test.*" > /dev/null || fail "$dir: the harness left $(echo "$dir"/dptrain-test.*)"
+  if [[ -n $pids ]]; then
+    # shellcheck disable=SC2086
+    ps -o pid,ppid,stat,args -p "$(echo $pids | tr ' ' ',')" >&2 || true
+    # shellcheck disable=SC2086
+    { kill -TERM $pids; sleep 2; kill -KILL $pids; } 2> /dev/null || true
+  fi
+  br=$(sed -n 's/^cluster: bridge \(dpbr[0-9]*\) .*/\1/p' "$dir.out")
+  if [[ -n $br ]] && ip link show "$br" > /dev/null 2>&1; then
+    why+="bridge $br is still there; "
+    ip link del "${br}v1" 2> /dev/null || true; ip link del "${br}v2" 2> /dev/null || true
+    ip link del "$br" || true
+  fi
+  if compgen -G "$dir/dptrain-test.*" > /dev/null; then why+="its directory is still there; "; fi
+  [[ -z $why ]] || fail "$dir: left behind: $why"
   echo "  nothing left of $dir"
 }
 
@@ -126,11 +137,11 @@ case_start_failure() { # NAME BREAK NODES STATUS TEXT [env...]
   run_harness "$name" "test_slurm_${nodes}node.sh"
   unset DP_SLURM_TEST_BREAK CI DP_SLURM_START_TIMEOUT
   finish "$name" 90
-  expect "$name" "$rc" "$status" "$text"
-  expect_in "$WORK/$name.out" "none of this cluster's is left"
   echo "  exit $rc after $elapsed s: $(grep -m1 -E '^(FAIL|SKIP):' "$WORK/$name.out")"
   grep -E '^cluster: (SIG|stopped|removed)' "$WORK/$name.out" | sed 's/^/    /' || true
   nothing_left "$WORK/$name"
+  expect "$name" "$rc" "$status" "$text"
+  expect_in "$WORK/$name.out" "none of this cluster's is left"
 }
 
 # A cluster that cannot start: fails (or skips) within the bound, says why, leaves nothing
@@ -162,8 +173,6 @@ case_held() { # NAME NODES HOW STATUS TEXT
     fail) touch "$WORK/$name.go" ;;
   esac
   finish "$name" 40
-  expect "$name" "$rc" "$4" "$5"
-  [[ $3 == ctest-timeout ]] || expect_in "$WORK/$name.out" "none of this cluster's is left"
   echo "  exit $rc $elapsed s later"
   grep -E '^cluster: (SIG|stopped|removed)' "$WORK/$name.out" | sed 's/^/    /' || true
   if [[ $3 == ctest-timeout ]]; then  # the reaper is on its own: give it time
@@ -171,6 +180,8 @@ case_held() { # NAME NODES HOW STATUS TEXT
     echo "  the reaper's clean-up took $((SECONDS - t_start)) s"
   fi
   nothing_left "$WORK/$name"
+  expect "$name" "$rc" "$4" "$5"
+  [[ $3 == ctest-timeout ]] || expect_in "$WORK/$name.out" "none of this cluster's is left"
 }
 case_held term 2 TERM 143 "harness: got SIGTERM"
 case_held int 1 INT 130 "harness: got SIGINT"
