@@ -6,9 +6,11 @@
 #                                private bridge (10.77.X.11 and .12, X picked free so two
 #                                harnesses can run at once), controller on 10.77.X.254.
 #                                0 once every node is idle and a job has run on all of
-#                                them, within DP_SLURM_START_TIMEOUT s (60). Otherwise the
-#                                reason in CL_REASON, printed with the daemons' logs, and
-#                                1, or 2 where network namespaces cannot be made here.
+#                                them, within DP_SLURM_START_TIMEOUT s (50: with the clean-
+#                                up, a harness whose cluster cannot start ends within 60 s).
+#                                Otherwise the reason in CL_REASON, printed with the
+#                                daemons' logs, and 1, or 2 where network namespaces cannot
+#                                be made here.
 #   cluster_stop [WHY]           stop every process of the cluster, by PID; says what it
 #                                stopped; 1 if any survived SIGKILL. Call it from an EXIT
 #                                trap: a detached reaper (reaper.sh) calls it if the harness
@@ -90,7 +92,7 @@ cluster_logs() {
 
 cluster_start() {
   CL_BASE=$1; CL_NODES=${2:-1}; CL_REASON=; CL_LOGS_SHOWN=0; CL_T0=$SECONDS
-  CL_DEADLINE=$((SECONDS + ${DP_SLURM_START_TIMEOUT:-60}))
+  CL_DEADLINE=$((SECONDS + ${DP_SLURM_START_TIMEOUT:-50}))
   mkdir -p "$CL_BASE"/{etc,state,log,run,munge,tmp,spool}
   chmod 755 "$CL_BASE" "$CL_BASE/munge"
   : > "$CL_BASE/pids"
@@ -375,7 +377,7 @@ cluster_stop() {
     # shellcheck disable=SC2086
     { kill -CONT $pids; kill -$round $pids; } 2> /dev/null
     # shellcheck disable=SC2086
-    _cl_wait_gone $([[ $round == TERM ]] && echo 8 || echo 3) $pids
+    _cl_wait_gone $([[ $round == TERM ]] && echo 5 || echo 3) $pids
   done
   targets=$(_cl_targets "$reaper")
   if [[ -n $targets ]]; then
