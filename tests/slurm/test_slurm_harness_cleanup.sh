@@ -20,7 +20,8 @@ if ! cluster_have_slurm; then
 fi
 unset CI DPTRAIN_REQUIRE_SLURM DP_SLURM_TEST_BREAK DP_SLURM_START_TIMEOUT DP_SLURM_HARNESS_LIMIT
 harness_pid=
-trap 'if [[ -n $harness_pid ]]; then kill "$harness_pid"; wait "$harness_pid"; fi; rm -rf "$WORK"' EXIT
+# on the way out, a harness still running is asked to stop (it cleans up after itself)
+trap 'set +e; if [[ -n $harness_pid ]]; then kill "$harness_pid"; wait "$harness_pid"; fi; rm -rf "$WORK"' EXIT
 
 # ps_tagged TAG: "PID COMM" of running processes whose command line or environment
 # contains TAG (read from a file, so that grep's own command line does not)
