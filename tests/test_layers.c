@@ -1,7 +1,10 @@
 /* Every layer on small hand-computed cases, then its backward pass against central
  * finite differences of L = sum(out * R) for a random R. */
 #include <omp.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "dptrain/net/kernels.h"
@@ -314,6 +317,27 @@ static void gradcheck_xent(void)
     free(c.z);
 }
 
+/* A label past the classes would read past the logits: debug and sanitizer builds stop
+ * at the assertion inside the loss (release builds rely on the driver's check). */
+static void test_label_bound_asserted(void)
+{
+#ifdef NDEBUG
+    printf("label bound: assert not compiled in (NDEBUG), checked in debug/sanitizer builds\n");
+#else
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        float z[3] = {0, 1, 2};
+        uint8_t y[1] = {3}; /* 3 classes: labels 0..2 */
+        softmax_xent(NULL, NULL, z, y, 1, 3);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+#endif
+}
+
 /* The kernel variants that promise the same bits deliver them: blocked and plain dot
  * products, overwriting and accumulating products, and the 8x8 transpose. */
 static void test_kernels_agree(void)
@@ -385,6 +409,7 @@ static void test_relu_maxpool_fused(void)
 int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
+    test_label_bound_asserted(); /* first: it forks, before OpenMP starts threads */
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         test_conv_worked_example();
