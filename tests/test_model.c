@@ -54,8 +54,8 @@ static void test_spec_errors(void)
         {"conv(32,3) relu maxpool(2) fc(128)", "has 128 outputs but the data has 10 classes"},
         {"conv(32,3) relu", "layer 2 relu: the last layer must be fc"},
         {"fc(20) conv(3,3) fc", "layer 2 conv(3,3,stride=1,pad=0): comes after fc"},
-        {"conv(32) fc", "layer 1 (conv): needs output channels"},
-        {"conv(32,3,stride=0) fc", "stride must be >= 1"},
+        {"conv(32) fc", "layer 1 (conv): needs its argument 'kernel', e.g. conv(32,3)"},
+        {"conv(32,3,stride=0) fc", "layer 1 (conv): stride = 0 is out of range [1, 1000000]"},
         {"dense(10)", "layer 1: unknown layer 'dense'"},
         {"conv(32,3,dilation=2) fc", "unknown argument 'dilation'"},
         {"conv(32,x) fc", "expected a number"},
@@ -139,15 +139,16 @@ static void test_whole_net_gradcheck(void)
     uint8_t labels[3];
     fill_input(&ws, &m, 3, 1, labels);
     memset(m.grads, 0, m.size * sizeof(float));
-    model_forward_backward(&m, &ws, labels, 3, 1, NULL);
+    dp_pass train = {.labels = labels, .B = 3, .train = 1}, eval = {.labels = labels, .B = 3};
+    model_forward_backward(&m, &ws, &train, NULL);
     const float eps = 2e-3f;
     double worst = 0;
     for (size_t i = 0; i < m.size; i++) {
         float keep = m.weights[i];
         m.weights[i] = keep + eps;
-        double up = model_forward_backward(&m, &ws, labels, 3, 0, NULL);
+        double up = model_forward_backward(&m, &ws, &eval, NULL);
         m.weights[i] = keep - eps;
-        double down = model_forward_backward(&m, &ws, labels, 3, 0, NULL);
+        double down = model_forward_backward(&m, &ws, &eval, NULL);
         m.weights[i] = keep;
         double num = (up - down) / (2 * eps);
         worst = fmax(worst, fabs(num - m.grads[i]) / fmax(1.0, fabs(num)));
@@ -175,7 +176,8 @@ static float *train_steps(const char *spec, int threads, int steps, size_t *size
     for (int s = 0; s < steps; s++) {
         fill_input(&ws, &m, 7, (uint64_t)s, labels);
         memset(m.grads, 0, m.size * sizeof(float));
-        model_forward_backward(&m, &ws, labels, 7, 1, NULL);
+        dp_pass pass = {.labels = labels, .B = 7, .train = 1};
+        model_forward_backward(&m, &ws, &pass, NULL);
         for (size_t i = 0; i < m.size; i++)
             m.grads[i] /= 7.0f;
         sgd_step(&opt, m.weights, m.grads, 0.05f);

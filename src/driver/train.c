@@ -84,30 +84,32 @@ static int make_buckets(run_state *s, dp_err *err)
 {
     const dp_model *m = &s->model;
     const size_t want = (size_t)s->cfg.bucket_kb * 1024 / sizeof(float);
-    s->bucket_begin = dp_calloc((size_t)m->nlayers, sizeof(size_t), "buckets", err);
-    s->bucket_end = dp_calloc((size_t)m->nlayers, sizeof(size_t), "buckets", err);
-    s->bucket_layer = dp_calloc((size_t)m->nlayers, sizeof(int), "buckets", err);
+    /* at most one bucket per tensor */
+    s->bucket_begin = dp_calloc((size_t)m->nparams, sizeof(size_t), "buckets", err);
+    s->bucket_end = dp_calloc((size_t)m->nparams, sizeof(size_t), "buckets", err);
+    s->bucket_layer = dp_calloc((size_t)m->nparams, sizeof(int), "buckets", err);
     if (!s->bucket_begin || !s->bucket_end || !s->bucket_layer)
         return -1;
     int open = 0;
     for (int i = m->nlayers - 1; i >= 0; i--) {
-        const dp_layer *L = &m->layers[i];
-        if (L->weight < 0)
-            continue;
-        if (L->frozen) { /* frozen gradients are never computed nor reduced: a gap */
-            if (open)
-                s->nbuckets++;
-            open = 0;
-            continue;
+        int n;
+        const dp_param *p = model_layer_params(m, i, &n);
+        for (int k = n - 1; k >= 0; k--) {
+            if (!model_param_updated(m, &p[k])) {
+                /* frozen gradients and buffers are never reduced: a gap */
+                if (open)
+                    s->nbuckets++;
+                open = 0;
+                continue;
+            }
+            if (!open) {
+                s->bucket_end[s->nbuckets] = p[k].offset + p[k].count;
+                open = 1;
+            }
+            s->bucket_begin[s->nbuckets] = p[k].offset;
+            s->bucket_layer[s->nbuckets] = i;
         }
-        size_t begin = m->params[L->weight].offset;
-        if (!open) {
-            s->bucket_end[s->nbuckets] = m->params[L->bias].offset + m->params[L->bias].count;
-            open = 1;
-        }
-        s->bucket_begin[s->nbuckets] = begin;
-        s->bucket_layer[s->nbuckets] = i;
-        if (s->bucket_end[s->nbuckets] - begin >= want) {
+        if (open && s->bucket_end[s->nbuckets] - s->bucket_begin[s->nbuckets] >= want) {
             s->nbuckets++;
             open = 0;
         }
@@ -235,10 +237,10 @@ static int apply_layer_list(run_state *s, const char *list, const char *option, 
     char *save = NULL;
     for (char *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
         int i = model_find_layer(&s->model, name);
-        if (i < 0 || s->model.layers[i].weight < 0) {
+        if (i < 0 || s->model.layers[i].param_count == 0) {
             char names[512] = "";
             for (int k = 0; k < s->model.nlayers; k++)
-                if (s->model.layers[k].weight >= 0)
+                if (s->model.layers[k].param_count > 0)
                     snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
                              names[0] ? ", " : "", s->model.layers[k].name);
             return dp_fail(err, "%s %s: '%s' is not a layer with weights of this model "
@@ -248,8 +250,8 @@ static int apply_layer_list(run_state *s, const char *list, const char *option, 
         if (freeze) {
             L->frozen = 1;
         } else {
-            model_init_param(&s->model, L->weight, s->cfg.seed);
-            model_init_param(&s->model, L->bias, s->cfg.seed);
+            for (int k = 0; k < L->param_count; k++)
+                model_init_param(&s->model, L->param_first + k, s->cfg.seed);
         }
     }
     return 0;
@@ -270,7 +272,7 @@ static int setup_layers(run_state *s, dp_err *err)
         s->nranges = 0;
         for (int i = 0; i < s->model.nparams; i++) {
             const dp_param *p = &s->model.params[i];
-            if (s->model.layers[p->layer].frozen)
+            if (!model_param_updated(&s->model, p))
                 continue;
             size_t *last = s->nranges ? &s->ranges[2 * (s->nranges - 1)] : NULL;
             if (last && last[0] + last[1] == p->offset) {
@@ -690,7 +692,8 @@ static void evaluate(run_state *s, double out[3])
         int B = (int)(s->test.n - at < s->eval_batch ? s->test.n - at : s->eval_batch);
         fill_batch(s, &s->test, NULL, at, B, s->batch_labels);
         int correct = 0;
-        out[0] += model_forward_backward(&s->model, &s->ws, s->batch_labels, B, 0, &correct);
+        dp_pass pass = {.labels = s->batch_labels, .B = B};
+        out[0] += model_forward_backward(&s->model, &s->ws, &pass, &correct);
         out[1] += correct;
         out[2] += B;
     }
@@ -721,13 +724,17 @@ static int train_steps(run_state *s, dp_err *err)
             watchdog_phase(s->watchdog, step + 1, WATCH_COMPUTE);
             sampler_next(&s->sampler, s->batch_idx, s->local_batch);
             fill_batch(s, &s->train, s->batch_idx, 0, s->local_batch, s->batch_labels);
+            for (int n = 0; n < s->local_batch; n++) /* global indices: dropout masks follow */
+                s->batch_idx[n] += s->share_begin;  /* the sample, whichever rank holds it */
             double t1 = comm_time();
             memset(s->model.grads, 0, s->model.size * sizeof(float));
             int correct = 0;
             s->next_bucket = 0;
-            double loss = model_forward_backward_hooked(
-                &s->model, &s->ws, s->batch_labels, s->local_batch, 1, &correct,
-                s->reducer && s->cfg.overlap ? bucket_hook : NULL, s);
+            dp_pass pass = {.labels = s->batch_labels, .B = s->local_batch, .train = 1,
+                            .seed = s->cfg.seed, .step = step, .sample_index = s->batch_idx,
+                            .done = s->reducer && s->cfg.overlap ? bucket_hook : NULL,
+                            .done_ctx = s};
+            double loss = model_forward_backward(&s->model, &s->ws, &pass, &correct);
             sums[0] += loss;
             sums[1] += correct;
             sums[2] += s->local_batch;

@@ -169,7 +169,8 @@ int main(int argc, char **argv)
             ws.input[i] = o.normalize ? (v - o.mean) / o.std : v;
         }
         int correct = 0;
-        cm[(size_t)K * K] += model_forward_backward(&m, &ws, ds.labels + at, B, 0, &correct);
+        dp_pass pass = {.labels = ds.labels + at, .B = B};
+        cm[(size_t)K * K] += model_forward_backward(&m, &ws, &pass, &correct);
         logits = ws.act[m.nlayers - 1];
         for (int n = 0; n < B; n++) {
             const float *z = logits + (size_t)n * K;
