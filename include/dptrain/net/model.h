@@ -6,10 +6,10 @@
  *   NAME(A, B, key=V, ...)    arguments by position, then by name (or alias)
  *   flatten                   accepted and ignored (fc flattens C x H x W)
  * The layer kinds, their names, aliases and arguments are the table in
- * src/net/layer_kinds.c (one file src/net/layer_<kind>.c per kind, which documents its
- * arguments): conv(OUT, KERNEL, stride=1, pad=0), maxpool(KERNEL, stride=KERNEL), relu,
- * fc(OUT | classes), dropout(p=0.5) today. The last layer gives one score per class
- * (fc(classes)). Named models: "reference" and "nopool" (see model_builtin_spec).
+ * src/net/layer_kinds.c; the opening comment of each kind's file src/net/layer_<kind>.c
+ * gives its spec, e.g. conv(OUT, KERNEL, stride=1, pad=0), maxpool(KERNEL), relu,
+ * fc(OUT | classes). The last layer gives one score per class (fc(classes)). Named
+ * models: "reference" and "nopool" (see model_builtin_spec).
  *
  * Parameters are named as the equivalent PyTorch nn.Module's state_dict keys: layers
  * are numbered by kind in order (conv1, conv2, ..., fc1, fc2, ...), each tensor named
