@@ -154,6 +154,7 @@ static const struct fd_row {
     {"relu maxpool(2) fc", 1, 3, 6, 6, 2, 1.0f / 512},        /* maxpool absorbing the relu */
     {"fc(11) fc", 0, 37, 1, 1, 5, 0.5f},
     {"fc(7) fc", 0, 3, 4, 5, 2, 0.5f},                        /* flattening C x H x W */
+    {"dropout(0.3) fc", 0, 2, 5, 4, 3, 0.5f},                 /* a fixed mask: linear */
 };
 
 typedef struct {
@@ -259,6 +260,137 @@ static void gradcheck_xent(void)
     free(c.z);
 }
 
+/* ---- dropout: the mask, the scaling, and where the mask comes from ------------------ */
+
+typedef struct {
+    dp_model m;
+    dp_workspace ws;
+    dp_layer_io io;
+    dp_pass pass;
+} one_layer;
+
+/* Layer 0 of `spec` on a B x 1 x 32 x 32 input of random values. */
+static void one_layer_open(one_layer *t, const char *spec, int B, dp_pass pass)
+{
+    dp_err err;
+    CHECK(model_build(&t->m, spec, 1, 32, 32, 3, &err) == 0);
+    CHECK(workspace_create(&t->ws, &t->m, B, &err) == 0);
+    for (size_t i = 0; i < (size_t)B * 1024; i++)
+        t->ws.input[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    t->pass = pass;
+    layer_io_init(&t->io, &t->m, &t->ws, 0, &t->pass);
+}
+
+static void one_layer_close(one_layer *t)
+{
+    workspace_free(&t->ws);
+    model_free(&t->m);
+}
+
+static void test_dropout_values(void)
+{
+    one_layer t;
+    const int B = 8;
+    one_layer_open(&t, "dropout(p=0.25) fc", B, (dp_pass){.B = B, .train = 1, .seed = 3});
+    const size_t n = (size_t)B * 1024;
+    const float scale = 1.0f / 0.75f, *x = t.ws.input, *y = t.io.out;
+    const uint8_t *mask = t.io.work;
+    t.io.L->kind->forward(&t.io);
+    size_t kept = 0, exact = 0;
+    for (size_t k = 0; k < n; k++) {
+        kept += mask[k];
+        exact += y[k] == (mask[k] ? x[k] * scale : 0.0f);
+    }
+    CHECK(exact == n);
+    CHECK_NEAR((double)kept / n, 0.75, 0.02); /* binomial sd 0.005 */
+    float *dout = rand_buf(n, -1, 1), *din = malloc(n * sizeof(float));
+    t.io.dout = dout;
+    t.io.din = din;
+    t.io.L->kind->backward(&t.io);
+    exact = 0;
+    for (size_t k = 0; k < n; k++)
+        exact += din[k] == (mask[k] ? dout[k] * scale : 0.0f);
+    CHECK(exact == n);
+    /* evaluation: the identity */
+    t.pass.train = 0;
+    t.io.L->kind->forward(&t.io);
+    CHECK(memcmp(y, x, n * sizeof(float)) == 0);
+    one_layer_close(&t);
+    /* p = 0 in training: the identity */
+    one_layer_open(&t, "dropout(0) fc", B, (dp_pass){.B = B, .train = 1, .seed = 3});
+    t.io.L->kind->forward(&t.io);
+    CHECK(memcmp(t.io.out, t.ws.input, n * sizeof(float)) == 0);
+    one_layer_close(&t);
+    free(dout), free(din);
+}
+
+/* The masks of `index` (one row per sample) at `step` with T threads: malloc'ed. */
+static uint8_t *dropout_masks(const int64_t *index, int B, long step, int threads)
+{
+    one_layer t;
+    const int keep_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    one_layer_open(&t, "dropout(0.5) fc", B,
+                   (dp_pass){.B = B, .train = 1, .seed = 42, .step = step, .sample_index = index});
+    t.io.L->kind->forward(&t.io);
+    uint8_t *out = malloc((size_t)B * 1024);
+    memcpy(out, t.io.work, (size_t)B * 1024);
+    one_layer_close(&t);
+    omp_set_num_threads(keep_threads);
+    return out;
+}
+
+/* A sample's mask depends on (seed, step, its global index, the layer) alone: not on the
+ * thread count, its position in the batch, or how the batch is split over ranks. */
+static void test_dropout_masks_follow_the_sample(void)
+{
+    const int64_t all[6] = {5, 70000, 3, 12, 999, 41}, moved[6] = {999, 3, 41, 5, 12, 70000};
+    uint8_t *a = dropout_masks(all, 6, 17, 1), *b = dropout_masks(all, 6, 17, 3);
+    uint8_t *c = dropout_masks(moved, 6, 17, 2), *d = dropout_masks(all, 6, 18, 1);
+    uint8_t *half = dropout_masks(all + 3, 3, 17, 1); /* the second "rank" */
+    CHECK(memcmp(a, b, 6 * 1024) == 0);
+    static const int at[6] = {4, 2, 5, 0, 3, 1}; /* moved[k] == all[at[k]] */
+    for (int k = 0; k < 6; k++)
+        CHECK(memcmp(c + k * 1024, a + at[k] * 1024, 1024) == 0);
+    CHECK(memcmp(half, a + 3 * 1024, 3 * 1024) == 0);
+    CHECK(memcmp(a, d, 1024) != 0);          /* another step, another mask */
+    CHECK(memcmp(a, a + 1024, 1024) != 0);   /* another sample, another mask */
+    free(a), free(b), free(c), free(d), free(half);
+    /* two dropout layers of one model draw different masks for the same input */
+    one_layer t;
+    one_layer_open(&t, "dropout(0.5) dropout(0.5) fc", 1, (dp_pass){.B = 1, .train = 1});
+    dp_layer_io second;
+    layer_io_init(&second, &t.m, &t.ws, 1, &t.pass);
+    t.io.L->kind->forward(&t.io);
+    second.L->kind->forward(&second);
+    CHECK(memcmp(t.io.work, second.work, 1024) != 0);
+    one_layer_close(&t);
+}
+
+static void test_dropout_spec(void)
+{
+    dp_model m;
+    dp_err err;
+    CHECK(model_build(&m, "dropout fc(4) dropout(0.3) fc(3) dropout(p=0.1) fc", 1, 2, 2, 3, &err) == 0);
+    CHECK_MSG(m.spec, "dropout(p=0.5) fc(4) dropout(p=0.3) fc(3) dropout(p=0.1) fc(classes)");
+    model_free(&m);
+    static const struct {
+        const char *spec, *needle;
+    } bad[] = {
+        {"dropout(1) fc", "layer 1 (dropout): p = 1 is out of range [0, 1)"},
+        {"conv(2,3) dropout(p=-0.5) fc", "layer 2 (dropout): p = -0.5 is out of range [0, 1)"},
+        {"dropout(p=nan) fc", "layer 1 (dropout): p = nan is out of range"},
+        {"dropout(0.5, 2) fc", "layer 1 (dropout): too many arguments"},
+        {"dropout(q=0.5) fc", "layer 1 (dropout): unknown argument 'q'"},
+        {"fc(8) dropout", "layer 2 dropout(p=0.5): the last layer must be fc"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(model_build(&m, bad[i].spec, 1, 4, 4, 3, &err) == -1);
+        CHECK_MSG(err.msg, bad[i].needle);
+    }
+}
+
 /* A label past the classes would read past the logits: debug and sanitizer builds stop
  * at the assertion inside the loss (release builds rely on the driver's check). */
 static void test_label_bound_asserted(void)
@@ -359,6 +491,9 @@ int main(void)
         for (size_t r = 0; r < sizeof fd_rows / sizeof fd_rows[0]; r++)
             gradcheck_row(&fd_rows[r]);
         test_relu_maxpool_fused();
+        test_dropout_values();
+        test_dropout_masks_follow_the_sample();
+        test_dropout_spec();
         test_kernels_agree();
         gradcheck_xent();
     }

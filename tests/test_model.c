@@ -237,6 +237,9 @@ static void test_whole_net_gradcheck(void)
     /* stride, padding, a relu not followed by a pool */
     whole_net_gradcheck("conv(4,3,pad=1) relu maxpool(2) conv(6,3,stride=2) relu fc(8) relu fc", 2,
                         9, 9, 3, WHOLE_NET_TOL);
+    /* dropout in training mode: fixed masks (same seed, step and samples every pass) */
+    whole_net_gradcheck("conv(4,3) relu maxpool(2) dropout(0.25) conv(6,3) relu maxpool(2) "
+                        "fc(16) relu dropout fc", 1, 14, 14, 3, WHOLE_NET_TOL);
 }
 
 /* A tensor with trainable 0 is a buffer: no gradient, no update, no reduction (the

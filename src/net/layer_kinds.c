@@ -4,7 +4,7 @@
 
 #include "dptrain/net/layer_kind.h"
 
-#define LAYER_KINDS(X) X(conv) X(maxpool) X(relu) X(fc)
+#define LAYER_KINDS(X) X(conv) X(maxpool) X(relu) X(fc) X(dropout)
 
 #define DECLARE(k) extern const dp_layer_kind layer_##k;
 LAYER_KINDS(DECLARE)
