@@ -378,67 +378,40 @@ out:
 
 /* ---- inspect ----------------------------------------------------------------------- */
 
+/* One root attribute as "name = value": integer, float or string, whichever it is. */
 static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, void *unused)
 {
     (void)info;
     (void)unused;
-    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-    if (attr < 0)
-        return 0;
-    hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
-    hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    H5T_class_t cls = H5Tget_class(type);
+    int64_t i;
+    double d;
+    char s[4096];
+    dp_err e;
     printf("    %s = ", name);
-    if (npoints != 1) {
-        printf("(%lld values)\n", (long long)npoints);
-    } else if (cls == H5T_INTEGER) {
-        long long v = 0;
-        H5Aread(attr, H5T_NATIVE_LLONG, &v);
-        printf("%lld\n", v);
-    } else if (cls == H5T_FLOAT) {
-        double v = 0;
-        H5Aread(attr, H5T_NATIVE_DOUBLE, &v);
-        printf("%g\n", v);
-    } else if (cls == H5T_STRING && H5Tis_variable_str(type) > 0) {
-        char *s = NULL;
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, H5T_VARIABLE);
-        H5Tset_cset(mem, H5Tget_cset(type));
-        if (H5Aread(attr, mem, &s) >= 0 && s) {
-            printf("%s\n", s);
-            H5free_memory(s);
-        } else {
-            printf("(unreadable string)\n");
-        }
-        H5Tclose(mem);
-    } else if (cls == H5T_STRING) {
-        size_t size = H5Tget_size(type);
-        char *s = calloc(size + 1, 1);
-        if (s && H5Aread(attr, type, s) >= 0)
-            printf("%s\n", s);
-        else
-            printf("(unreadable string)\n");
-        free(s);
-    } else {
-        printf("(type class %d)\n", (int)cls);
-    }
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Aclose(attr);
+    if (h5_attr_get_i64(loc, name, &i, &e) == 0)
+        printf("%lld\n", (long long)i);
+    else if (h5_attr_get_f64(loc, name, &d, &e) == 0)
+        printf("%g\n", d);
+    else if (h5_attr_get_str(loc, name, s, sizeof s, &e) == 0)
+        printf("%s\n", s);
+    else
+        printf("(unreadable: %s)\n", e.msg);
     return 0;
 }
 
 static void print_attributes(const char *path)
 {
-    hid_t file = h5_open_readonly(path);
-    if (file < 0)
-        return;
-    hsize_t idx = 0;
-    printf("  attributes:\n");
-    H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, NULL);
-    if (idx == 0)
-        printf("    (none)\n");
-    H5Fclose(file);
+    h5_quiet q = h5_quiet_begin();
+    hid_t file = h5_open(path, H5F_ACC_RDONLY, NULL);
+    if (file >= 0) {
+        hsize_t idx = 0;
+        printf("  attributes:\n");
+        H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, NULL);
+        if (idx == 0)
+            printf("    (none)\n");
+        H5Fclose(file);
+    }
+    h5_quiet_end(q);
 }
 
 static void print_histogram(const int64_t hist[256], int num_classes)
@@ -487,8 +460,6 @@ static int inspect(const char *spec)
 
 int main(int argc, char **argv)
 {
-    /* A command-line tool: HDF5's own stack dumps would bury our one-line messages. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
