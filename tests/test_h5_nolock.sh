@@ -19,7 +19,9 @@ busy "$TOOLS/make_dataset" synth test.h5 50 6 > /dev/null || fail "shard_write u
 # the shim bites: HDF5 with its default locking cannot even read the file now
 if command -v h5dump > /dev/null; then
   busy h5dump -H test.h5 > dump.log 2>&1 && fail "the shim does not bite: h5dump read test.h5 with locking on"
-  echo "ok: h5dump with locking on fails under the shim: $(grep -m1 -io 'unable to lock file[^,]*' dump.log || head -c 120 dump.log)"
+  echo "ok: h5dump with locking on fails under the shim: $(head -c 120 dump.log)"
+else
+  echo "note: no h5dump (Debian's hdf5-tools): the shim's effect on HDF5 itself goes unchecked"
 fi
 
 common=(--train train --test test.h5 --batch 20 --threads 1 --no-progress)
