@@ -245,107 +245,76 @@ static int check_stale(const char *dir, const char *name, long long shards, dp_e
     return rc;
 }
 
-static int convert(const convert_opts *o)
+/* Images [N, (C,) H, W] and labels [N] that agree; their C, H, W. */
+static int check_idx_shapes(const convert_opts *o, const dp_idx *im, const dp_idx *lb,
+                            int chw[3], dp_err *err)
 {
-    dp_err err;
-    dp_idx im, lb;
-    memset(&im, 0, sizeof im);
-    memset(&lb, 0, sizeof lb);
-    int keep[256];
-    int status = 1;
-    if (o->classes && parse_classes(o->classes, keep) != 0)
-        return usage_error("convert: --classes '%s': expected labels 0..255 as a list like "
-                           "0-4 or 5,6,7",
-                           o->classes);
-    if (idx_read(o->images, &im, &err) || idx_read(o->labels, &lb, &err)) {
-        data_error(&err);
-        goto out;
-    }
-    if (im.ndims != 3 && im.ndims != 4) {
-        dp_fail(&err, "%s: images have %d dimensions: expected 3 [N, H, W] or 4 [N, C, H, W]",
-                o->images, im.ndims);
-        goto fail;
-    }
-    if (lb.ndims != 1) {
-        dp_fail(&err, "%s: labels have %d dimensions: expected 1 [N]", o->labels, lb.ndims);
-        goto fail;
-    }
-    if (im.dims[0] != lb.dims[0]) {
-        dp_fail(&err, "%s has %u images but %s has %u labels: expected the same number",
-                o->images, im.dims[0], o->labels, lb.dims[0]);
-        goto fail;
-    }
-    int c = im.ndims == 4 ? (int)im.dims[1] : 1;
-    int h = (int)im.dims[im.ndims - 2], w = (int)im.dims[im.ndims - 1];
-    if (c <= 0 || h <= 0 || w <= 0 || im.dims[im.ndims - 1] > 65535 ||
-        im.dims[im.ndims - 2] > 65535 || (im.ndims == 4 && im.dims[1] > 65535)) {
-        dp_fail(&err, "%s: image shape too large: expected C, H, W <= 65535", o->images);
-        goto fail;
-    }
-    char images_sha[65], labels_sha[65];
-    if (sha256_file_hex(o->images, images_sha, &err) ||
-        sha256_file_hex(o->labels, labels_sha, &err))
-        goto fail;
+    if (im->ndims != 3 && im->ndims != 4)
+        return dp_fail(err, "%s: images have %d dimensions: expected 3 [N, H, W] or 4 "
+                            "[N, C, H, W]", o->images, im->ndims);
+    if (lb->ndims != 1)
+        return dp_fail(err, "%s: labels have %d dimensions: expected 1 [N]", o->labels,
+                       lb->ndims);
+    if (im->dims[0] != lb->dims[0])
+        return dp_fail(err, "%s has %u images but %s has %u labels: expected the same number",
+                       o->images, im->dims[0], o->labels, lb->dims[0]);
+    int c = im->ndims == 4 ? (int)im->dims[1] : 1;
+    int h = (int)im->dims[im->ndims - 2], w = (int)im->dims[im->ndims - 1];
+    if (c <= 0 || h <= 0 || w <= 0 || im->dims[im->ndims - 1] > 65535 ||
+        im->dims[im->ndims - 2] > 65535 || (im->ndims == 4 && im->dims[1] > 65535))
+        return dp_fail(err, "%s: image shape too large: expected C, H, W <= 65535", o->images);
+    chw[0] = c;
+    chw[1] = h;
+    chw[2] = w;
+    return 0;
+}
 
-    int64_t n = lb.dims[0];
-    size_t sample = (size_t)c * (size_t)h * (size_t)w;
-    int max_label = 0;
+/* Keep the samples --classes and --limit select, in place: kept rows move down, never up,
+ * so memmove on one buffer is safe. Returns how many are kept; *max_label is over all. */
+static int64_t filter_samples(const convert_opts *o, const int keep[256], dp_idx *im,
+                              dp_idx *lb, size_t sample, int *max_label)
+{
+    int64_t n = lb->dims[0], kept = 0;
+    *max_label = 0;
     for (int64_t i = 0; i < n; i++)
-        if (lb.data[i] > max_label)
-            max_label = lb.data[i];
-    /* Filter in place: kept rows move down, never up, so memmove on one buffer is safe. */
-    int64_t kept = 0;
+        if (lb->data[i] > *max_label)
+            *max_label = lb->data[i];
     for (int64_t i = 0; i < n; i++) {
-        if (o->classes && !keep[lb.data[i]])
+        if (o->classes && !keep[lb->data[i]])
             continue;
         if (o->limit > 0 && kept >= o->limit)
             break;
         if (kept != i) {
-            memmove(im.data + (size_t)kept * sample, im.data + (size_t)i * sample, sample);
-            lb.data[kept] = lb.data[i];
+            memmove(im->data + (size_t)kept * sample, im->data + (size_t)i * sample, sample);
+            lb->data[kept] = lb->data[i];
         }
         kept++;
     }
-    if (kept == 0) {
-        dp_fail(&err, "%s: no samples left after --classes %s: expected at least one label "
-                      "in that set (labels there are 0..%d)",
-                o->labels, o->classes ? o->classes : "(all)", max_label);
-        goto fail;
-    }
-    if (o->shards > kept) {
-        dp_fail(&err, "cannot split %lld samples into %lld shards: expected --shards <= the "
-                      "number of samples",
-                (long long)kept, o->shards);
-        goto fail;
-    }
+    return kept;
+}
 
-    int single = o->shards == 1 && ends_with(o->out, ".h5");
-    if (single) {
-        char *dir = strdup(o->out);
-        char *slash = dir ? strrchr(dir, '/') : NULL;
-        int bad = 0;
-        if (!dir) {
-            bad = dp_fail(&err, "out of memory");
-        } else if (slash && slash != dir) {
-            *slash = '\0';
-            bad = mkdir_p(dir, &err);
-        }
-        free(dir);
-        if (bad)
-            goto fail;
-    } else if (mkdir_p(o->out, &err) || check_stale(o->out, o->name, o->shards, &err)) {
-        goto fail;
+/* The output directory (or the single file's directory), checked for stale shards. */
+static int prepare_output(const convert_opts *o, int single, dp_err *err)
+{
+    if (!single)
+        return mkdir_p(o->out, err) || check_stale(o->out, o->name, o->shards, err) ? -1 : 0;
+    char *dir = strdup(o->out);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    int bad = 0;
+    if (!dir) {
+        bad = dp_fail(err, "out of memory");
+    } else if (slash && slash != dir) {
+        *slash = '\0';
+        bad = mkdir_p(dir, err);
     }
+    free(dir);
+    return bad;
+}
 
-    dp_shard_attrs attrs = {
-        .shard_count = (int)o->shards,
-        .total_samples = kept,
-        .num_classes = max_label + 1,
-        .source_images = base_name(o->images),
-        .source_labels = base_name(o->labels),
-        .source_images_sha256 = images_sha,
-        .source_labels_sha256 = labels_sha,
-    };
+static int write_shards(const convert_opts *o, int single, const dp_idx *im, const dp_idx *lb,
+                        int64_t kept, const int chw[3], dp_shard_attrs *attrs, dp_err *err)
+{
+    size_t sample = (size_t)chw[0] * (size_t)chw[1] * (size_t)chw[2];
     int64_t first = 0;
     for (long long k = 0; k < o->shards; k++) {
         int64_t count = kept / o->shards + (k < kept % o->shards ? 1 : 0);
@@ -355,22 +324,70 @@ static int convert(const convert_opts *o)
         else
             snprintf(path, sizeof path, "%s%s%s-%05lld-of-%05lld.h5", o->out,
                      ends_with(o->out, "/") ? "" : "/", o->name, k, o->shards);
-        attrs.shard_index = (int)k;
-        attrs.first_index = first;
-        if (shard_write(path, im.data + (size_t)first * sample, lb.data + first, count, c, h, w,
-                        &attrs, &err))
-            goto fail;
+        attrs->shard_index = (int)k;
+        attrs->first_index = first;
+        if (shard_write(path, im->data + (size_t)first * sample, lb->data + first, count,
+                        chw[0], chw[1], chw[2], attrs, err))
+            return -1;
         printf("wrote %s: %lld samples [%lld, %lld) of %lld, %d x %d x %d, %d classes\n", path,
                (long long)count, (long long)first, (long long)(first + count), (long long)kept,
-               c, h, w, attrs.num_classes);
+               chw[0], chw[1], chw[2], attrs->num_classes);
         fflush(stdout);
         first += count;
     }
-    status = 0;
-    goto out;
-fail:
-    data_error(&err);
-out:
+    return 0;
+}
+
+/* After reading: checks, checksums, selection, output directory, shards. */
+static int convert_idx(const convert_opts *o, const int keep[256], dp_idx *im, dp_idx *lb,
+                       dp_err *err)
+{
+    int chw[3] = {0, 0, 0};
+    char images_sha[65], labels_sha[65];
+    if (check_idx_shapes(o, im, lb, chw, err) || sha256_file_hex(o->images, images_sha, err) ||
+        sha256_file_hex(o->labels, labels_sha, err))
+        return -1;
+    int max_label;
+    size_t sample = (size_t)chw[0] * (size_t)chw[1] * (size_t)chw[2];
+    int64_t kept = filter_samples(o, keep, im, lb, sample, &max_label);
+    if (kept == 0)
+        return dp_fail(err, "%s: no samples left after --classes %s: expected at least one "
+                            "label in that set (labels there are 0..%d)",
+                       o->labels, o->classes ? o->classes : "(all)", max_label);
+    if (o->shards > kept)
+        return dp_fail(err, "cannot split %lld samples into %lld shards: expected --shards <= "
+                            "the number of samples",
+                       (long long)kept, o->shards);
+    int single = o->shards == 1 && ends_with(o->out, ".h5");
+    if (prepare_output(o, single, err))
+        return -1;
+    dp_shard_attrs attrs = {
+        .shard_count = (int)o->shards,
+        .total_samples = kept,
+        .num_classes = max_label + 1,
+        .source_images = base_name(o->images),
+        .source_labels = base_name(o->labels),
+        .source_images_sha256 = images_sha,
+        .source_labels_sha256 = labels_sha,
+    };
+    return write_shards(o, single, im, lb, kept, chw, &attrs, err);
+}
+
+static int convert(const convert_opts *o)
+{
+    dp_err err;
+    dp_idx im, lb;
+    memset(&im, 0, sizeof im);
+    memset(&lb, 0, sizeof lb);
+    int keep[256];
+    if (o->classes && parse_classes(o->classes, keep) != 0)
+        return usage_error("convert: --classes '%s': expected labels 0..255 as a list like "
+                           "0-4 or 5,6,7",
+                           o->classes);
+    int status = 0;
+    if (idx_read(o->images, &im, &err) || idx_read(o->labels, &lb, &err) ||
+        convert_idx(o, keep, &im, &lb, &err))
+        status = data_error(&err);
     idx_free(&im);
     idx_free(&lb);
     return status;
