@@ -25,14 +25,7 @@ static herr_t count_errors(hid_t stack, void *data)
     return 0;
 }
 
-static const char *path_in(const char *name)
-{
-    static char buf[8][4200];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return check_path(dir, name); }
 
 /* The error printer is ours, and an HDF5 failure reaches it now. */
 static int printer_is_ours(void)
