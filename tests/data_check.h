@@ -69,6 +69,16 @@ static char *check_tempdir(const char *tag)
     return path;
 }
 
+/* dir/name, in one of 8 rotating buffers so that several can be arguments of one call. */
+static inline const char *check_path(const char *dir, const char *name)
+{
+    static char buf[8][4200];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
 static void check_rmtree(const char *path) { nftw(path, check_remove_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int check_finish(const char *name)

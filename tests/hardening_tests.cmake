@@ -13,3 +13,7 @@ endif()
 # --clip-grad-norm end to end, against a hand computation, on 1 and 2 ranks.
 dp_add_script_test(clip_grad_norm test_clip.sh)
 set_tests_properties(clip_grad_norm PROPERTIES PROCESSORS 2)
+# HDF5 file locking off everywhere (h5util): every run and tool under a shim that
+# refuses every lock on a *.h5 file.
+add_library(flock_busy SHARED flock_busy.c)
+dp_add_script_test(h5_nolock test_h5_nolock.sh)

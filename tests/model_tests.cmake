@@ -16,3 +16,17 @@ set_tests_properties(errors PROPERTIES PROCESSORS 4)
 # Against PyTorch (Debian's python3-torch): same start, same batches, same weights.
 dp_add_script_test(torch_reference test_torch_reference.sh)
 set_tests_properties(torch_reference PROPERTIES PROCESSORS 3)
+# dropout: the same as PyTorch given the same masks; masks that follow the sample.
+add_executable(dropout_reference dropout_reference.c)
+target_link_libraries(dropout_reference PRIVATE dptrain_core)
+dp_add_script_test(dropout_torch test_dropout_torch.sh)
+dp_add_script_test(dropout test_dropout.sh)
+set_tests_properties(dropout PROPERTIES PROCESSORS 3)
+# The options the docs name are the options the programs take, and docs/options.md is
+# `dptrain --help-markdown` (the option table in src/driver/cli.c); the script says how to
+# regenerate the page when it fails.
+add_test(NAME options_docs
+         COMMAND ${DP_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/check_options_docs.py
+                 $<TARGET_FILE:dptrain> $<TARGET_FILE:dptrain-eval> $<TARGET_FILE:dptrain-data>
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(options_docs PROPERTIES ENVIRONMENT "${DP_TEST_ENV}" TIMEOUT 120)

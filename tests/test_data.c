@@ -14,14 +14,7 @@ enum { N = 21, K = 8, C = 2, H = 3, W = 2, SAMPLE = C * H * W, CLASSES = 5 };
 static uint8_t images[N * SAMPLE], labels[N];
 static char dir[4096];
 
-static const char *path_in(const char *name)
-{
-    static char buf[8][4200];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
+static const char *path_in(const char *name) { return check_path(dir, name); }
 
 /* Sizes of K shards of N samples, first N % K one larger: 3,3,3,3,3,2,2,2. */
 static int64_t shard_size(int k) { return N / K + (k < N % K ? 1 : 0); }

@@ -107,7 +107,7 @@ tool idx-labels-rank 1 "idx/lab2d: labels have 2 dimensions: expected 1 [N]" con
 tool idx-missing 1 "idx/nothere" convert --images idx/nothere --labels idx/lab2 --out idx/out
 
 # ---- model spec ----
-expect spec-unknown-layer 1 "--model: layer 2: unknown layer 'dropout'" 2 --train train --model "conv(8,3) dropout fc" "${T[@]}"
+expect spec-unknown-layer 1 "--model: layer 2: unknown layer 'dense'" 2 --train train --model "conv(8,3) dense fc" "${T[@]}"
 expect spec-too-big 1 "layer 2 fc(1000000): 1000000 x 1000000 weights" 2 --train train --model "fc(1000000) fc(1000000) fc" "${T[@]}"
 expect spec-missing-file 1 "--model specs/nothere.txt: cannot open the spec file: No such file or directory" 2 --train train --model specs/nothere.txt "${T[@]}"
 

@@ -1,11 +1,18 @@
-/* Every layer on small hand-computed cases, then its backward pass against central
- * finite differences of L = sum(out * R) for a random R. */
+/* Every layer on small hand-computed cases, then every layer kind, through its table
+ * entry, against central finite differences of L = sum(out * R) for a random R (one row
+ * per kind and code path in fd_rows; errors as in gradcheck.h). */
 #include <omp.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "dptrain/net/kernels.h"
+#include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
+#include "dptrain/net/model.h"
+#include "gradcheck.h"
 #include "dptrain/util/rng.h"
 
 static dp_rng rng;
@@ -122,172 +129,110 @@ static void test_pool_relu_linear_loss_cases(void)
     CHECK(correct == 0);
 }
 
-/* ---- finite-difference gradient checks --------------------------------------------- */
+/* ---- finite-difference gradient checks, one row per layer kind and code path -------- */
 
-/* Central difference of L(p) = sum(out(p) * R) for element i of p, in double. */
-typedef double (*loss_fn)(void *ctx);
-
-static void fd_compare(const char *what, float *p, size_t n, const float *analytic, loss_fn f,
-                       void *ctx, int stride)
-{
-    const float eps = 1e-2f;
-    double worst = 0;
-    for (size_t i = 0; i < n; i += (size_t)stride) {
-        float keep = p[i];
-        p[i] = keep + eps;
-        double up = f(ctx);
-        p[i] = keep - eps;
-        double down = f(ctx);
-        p[i] = keep;
-        double num = (up - down) / (2.0 * eps);
-        double diff = fabs(num - analytic[i]) / fmax(1.0, fabs(num));
-        if (diff > worst)
-            worst = diff;
-    }
-    if (!(worst < 2e-3))
-        fprintf(stderr, "gradcheck %s: worst relative error %g\n", what, worst);
-    CHECK(worst < 2e-3);
-}
-
-typedef struct {
-    dp_conv_shape s;
-    float *in, *w, *b, *out, *col, *R;
-} conv_ctx;
-
-static double conv_loss(void *v)
-{
-    conv_ctx *c = v;
-    conv2d_forward(c->out, c->col, c->in, c->w, c->b, &c->s);
-    return dotd(c->out, c->R, (size_t)c->s.B * c->s.OC * c->s.OH * c->s.OW);
-}
-
-static void gradcheck_conv(int B, int C, int H, int W, int OC, int K, int stride, int pad)
-{
-    conv_ctx c;
-    int OH = (H + 2 * pad - K) / stride + 1, OW = (W + 2 * pad - K) / stride + 1;
-    dp_conv_shape s = {B, C, H, W, OC, K, K, stride, pad, OH, OW};
-    c.s = s;
-    size_t nin = (size_t)B * C * H * W, nw = (size_t)OC * C * K * K, nout = (size_t)B * OC * OH * OW;
-    c.in = rand_buf(nin, -1, 1);
-    c.w = rand_buf(nw, -1, 1);
-    c.b = rand_buf(OC, -1, 1);
-    c.R = rand_buf(nout, -1, 1);
-    c.out = malloc(nout * sizeof(float));
-    c.col = malloc((size_t)B * C * K * K * OH * OW * sizeof(float));
-    float *din = malloc(nin * sizeof(float)), *dw = calloc(nw, sizeof(float)),
-          *db = calloc(OC, sizeof(float));
-    float *scratch = malloc((conv2d_scratch_floats(&s) + 1) * sizeof(float) * omp_get_max_threads());
-    conv_loss(&c);
-    conv2d_backward(din, dw, db, c.col, c.R, c.w, scratch, &s);
-    fd_compare("conv input", c.in, nin, din, conv_loss, &c, 1);
-    fd_compare("conv weight", c.w, nw, dw, conv_loss, &c, 1);
-    fd_compare("conv bias", c.b, OC, db, conv_loss, &c, 1);
-    /* backward accumulates: a second call doubles the parameter gradients */
-    conv_loss(&c);
-    conv2d_backward(NULL, dw, db, c.col, c.R, c.w, scratch, &s);
-    float *dw1 = calloc(nw, sizeof(float)), *db1 = calloc(OC, sizeof(float));
-    conv_loss(&c);
-    conv2d_backward(NULL, dw1, db1, c.col, c.R, c.w, scratch, &s);
-    CHECK_NEAR(dw[0], 2 * dw1[0], 1e-4 * fabs(dw1[0]) + 1e-6);
-    CHECK_NEAR(db[OC - 1], 2 * db1[OC - 1], 1e-4 * fabs(db1[OC - 1]) + 1e-6);
-    free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(c.col);
-    free(din), free(dw), free(db), free(dw1), free(db1), free(scratch);
-}
+/* The layer under test is `layer` of the model `spec` (a model must end with fc, which
+ * is not tested here); its forward and backward are called through its kind's table
+ * entry, in training mode, on a B x C x H x W input, with L = sum(out * R) for a random
+ * R. Input values are distinct multiples of 1/64, none within 1/128 of zero, so a step
+ * of eps < 1/128 crosses no relu or pooling kink; layers without kinks take a large
+ * eps (they are linear in what is perturbed, so only rounding limits the check, and
+ * rounding shrinks with 1/eps). */
+static const struct fd_row {
+    const char *spec;
+    int layer, C, H, W, B;
+    float eps;
+} fd_rows[] = {
+    {"conv(4,3) fc", 0, 3, 7, 6, 2, 0.5f},                    /* im2row weight gradient */
+    {"conv(5,3,stride=2,pad=1) fc", 0, 2, 8, 9, 3, 0.5f},     /* stride and padding */
+    {"conv(2,1) fc", 0, 1, 5, 5, 1, 0.5f},                    /* 1x1 kernel */
+    {"conv(3,3,pad=1) fc", 0, 1, 9, 9, 2, 0.5f},              /* few columns: dot products */
+    {"conv(3,4,stride=3,pad=2) fc", 0, 2, 6, 6, 2, 0.5f},
+    {"maxpool(2) fc", 0, 3, 7, 6, 2, 1.0f / 512},
+    {"maxpool(3,stride=2) fc", 0, 3, 7, 6, 2, 1.0f / 512},    /* overlapping windows */
+    {"relu fc", 0, 2, 5, 4, 3, 1.0f / 512},
+    {"relu maxpool(2) fc", 1, 3, 6, 6, 2, 1.0f / 512},        /* maxpool absorbing the relu */
+    {"fc(11) fc", 0, 37, 1, 1, 5, 0.5f},
+    {"fc(7) fc", 0, 3, 4, 5, 2, 0.5f},                        /* flattening C x H x W */
+    {"dropout(0.3) fc", 0, 2, 5, 4, 3, 0.5f},                 /* a fixed mask: linear */
+};
 
 typedef struct {
-    int B, C, H, W, K, S, OH, OW;
-    float *in, *out, *R;
-    int32_t *arg;
-} pool_ctx;
+    dp_model m;
+    dp_workspace ws;
+    dp_pass pass;
+    dp_layer_io io;
+    float *R;
+    size_t nout;
+} fd_ctx;
 
-static double pool_loss(void *v)
+static double fd_loss(void *v)
 {
-    pool_ctx *c = v;
-    maxpool_forward(c->out, c->arg, c->in, c->B, c->C, c->H, c->W, c->K, c->S, c->OH, c->OW);
-    return dotd(c->out, c->R, (size_t)c->B * c->C * c->OH * c->OW);
+    fd_ctx *c = v;
+    c->io.L->kind->forward(&c->io);
+    return dotd(c->io.out, c->R, c->nout);
 }
 
-static void gradcheck_pool(int K, int S)
+static void fd_input(float *x, size_t n)
 {
-    pool_ctx c = {2, 3, 7, 6, K, S, (7 - K) / S + 1, (6 - K) / S + 1, 0, 0, 0, 0};
-    size_t nin = (size_t)c.B * c.C * c.H * c.W, nout = (size_t)c.B * c.C * c.OH * c.OW;
-    /* distinct values spaced well beyond eps so no window changes its maximum */
-    c.in = malloc(nin * sizeof(float));
-    int64_t *perm = malloc(nin * sizeof(int64_t));
-    for (size_t i = 0; i < nin; i++)
+    int64_t *perm = malloc(n * sizeof(int64_t));
+    for (size_t i = 0; i < n; i++)
         perm[i] = (int64_t)i;
-    rng_shuffle(&rng, perm, (int64_t)nin);
-    for (size_t i = 0; i < nin; i++)
-        c.in[i] = 0.1f * (float)perm[i];
-    c.out = malloc(nout * sizeof(float));
-    c.arg = malloc(nout * sizeof(int32_t));
-    c.R = rand_buf(nout, -1, 1);
-    float *din = malloc(nin * sizeof(float));
-    pool_loss(&c);
-    maxpool_backward(din, c.R, c.arg, c.B, c.C, c.H, c.W, c.OH, c.OW);
-    fd_compare("maxpool input", c.in, nin, din, pool_loss, &c, 1);
-    free(c.in), free(c.out), free(c.arg), free(c.R), free(din), free(perm);
+    rng_shuffle(&rng, perm, (int64_t)n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = ((float)perm[i] - (float)(n / 2) + 0.5f) / 64.0f;
+    free(perm);
 }
 
-typedef struct {
-    size_t n;
-    float *in, *out, *R;
-} relu_ctx;
+#define FD_TOL 2e-4 /* per layer: both sides are exact up to float rounding */
 
-static double relu_loss(void *v)
+static void gradcheck_row(const struct fd_row *row)
 {
-    relu_ctx *c = v;
-    relu_forward(c->out, c->in, c->n);
-    return dotd(c->out, c->R, c->n);
-}
-
-static void gradcheck_relu(void)
-{
-    relu_ctx c = {200, 0, 0, 0};
-    c.in = rand_buf(c.n, -1, 1);
-    for (size_t i = 0; i < c.n; i++) /* keep clear of the kink at 0 */
-        if (fabsf(c.in[i]) < 0.05f)
-            c.in[i] = 0.5f;
-    c.out = malloc(c.n * sizeof(float));
-    c.R = rand_buf(c.n, -1, 1);
-    float *din = malloc(c.n * sizeof(float));
-    relu_loss(&c);
-    relu_backward(din, c.R, c.out, c.n);
-    fd_compare("relu input", c.in, c.n, din, relu_loss, &c, 1);
-    free(c.in), free(c.out), free(c.R), free(din);
-}
-
-typedef struct {
-    int B, I, O;
-    float *in, *w, *b, *out, *R, *lanes;
-} fc_ctx;
-
-static double fc_loss(void *v)
-{
-    fc_ctx *c = v;
-    linear_forward(c->out, c->in, c->w, c->b, c->B, c->I, c->O, c->lanes);
-    return dotd(c->out, c->R, (size_t)c->B * c->O);
-}
-
-static void gradcheck_linear(int use_lanes)
-{
-    fc_ctx c = {5, 37, 11, 0, 0, 0, 0, 0, 0};
-    c.in = rand_buf((size_t)c.B * c.I, -1, 1);
-    c.w = rand_buf((size_t)c.O * c.I, -1, 1);
-    c.b = rand_buf(c.O, -1, 1);
-    c.R = rand_buf((size_t)c.B * c.O, -1, 1);
-    c.out = malloc((size_t)c.B * c.O * sizeof(float));
-    c.lanes = use_lanes ? malloc(linear_scratch_floats(c.B, c.O, omp_get_max_threads()) * sizeof(float))
-                        : NULL;
-    float *din = malloc((size_t)c.B * c.I * sizeof(float));
-    float *dw = calloc((size_t)c.O * c.I, sizeof(float)), *db = calloc(c.O, sizeof(float));
-    fc_loss(&c);
-    linear_backward(din, dw, db, c.R, c.in, c.w, c.B, c.I, c.O);
-    fd_compare("linear input", c.in, (size_t)c.B * c.I, din, fc_loss, &c, 1);
-    fd_compare("linear weight", c.w, (size_t)c.O * c.I, dw, fc_loss, &c, 1);
-    fd_compare("linear bias", c.b, c.O, db, fc_loss, &c, 1);
-    free(c.in), free(c.w), free(c.b), free(c.R), free(c.out), free(din), free(dw), free(db);
-    free(c.lanes);
+    fd_ctx c;
+    dp_err err;
+    memset(&c, 0, sizeof c);
+    if (model_build(&c.m, row->spec, row->C, row->H, row->W, 3, &err) ||
+        workspace_create(&c.ws, &c.m, row->B, &err)) {
+        fprintf(stderr, "gradcheck %s: %s\n", row->spec, err.msg);
+        CHECK(0);
+        return;
+    }
+    model_init(&c.m, 5);
+    const dp_layer *L = &c.m.layers[row->layer];
+    const size_t nin = (size_t)row->B * c.m.layers[0].in_size;
+    c.nout = (size_t)row->B * L->out_size;
+    c.pass = (dp_pass){.B = row->B, .train = 1, .seed = 9, .step = 4};
+    layer_io_init(&c.io, &c.m, &c.ws, row->layer, &c.pass);
+    float *din = calloc(nin, sizeof(float));
+    c.io.din = din; /* the first layer: nobody else needs it */
+    fd_input(c.ws.input, nin);
+    c.R = rand_buf(c.nout, -1, 1);
+    memcpy(c.ws.dact[row->layer], c.R, c.nout * sizeof(float));
+    memset(c.m.grads, 0, c.m.size * sizeof(float));
+    fd_loss(&c);
+    L->kind->backward(&c.io);
+    char what[96];
+    snprintf(what, sizeof what, "%s input", L->text);
+    gradcheck(what, c.ws.input, nin, din, row->eps, fd_loss, &c, FD_TOL);
+    for (int k = 0; k < L->param_count; k++) {
+        const dp_param *p = &c.m.params[L->param_first + k];
+        snprintf(what, sizeof what, "%s %s", L->text, strchr(p->name, '.') + 1);
+        gradcheck(what, c.m.weights + p->offset, p->count, c.m.grads + p->offset, row->eps,
+                  fd_loss, &c, FD_TOL);
+    }
+    /* backward accumulates into the parameter gradients: a second call doubles them */
+    float *once = malloc(c.m.size * sizeof(float) + 1);
+    memcpy(once, c.m.grads, c.m.size * sizeof(float));
+    fd_loss(&c);
+    L->kind->backward(&c.io);
+    for (int k = 0; k < L->param_count; k++) {
+        const dp_param *p = &c.m.params[L->param_first + k];
+        for (size_t i = p->offset; i < p->offset + p->count; i += 7)
+            CHECK_NEAR(c.m.grads[i], 2 * once[i], 1e-5 * fabs(once[i]) + 1e-7);
+    }
+    free(once), free(din), free(c.R);
+    workspace_free(&c.ws);
+    model_free(&c.m);
 }
 
 typedef struct {
@@ -310,8 +255,161 @@ static void gradcheck_xent(void)
     c.y = y;
     float dz[40];
     softmax_xent(dz, NULL, c.z, y, 4, 10);
-    fd_compare("softmax cross-entropy", c.z, 40, dz, xent_loss, &c, 1);
+    /* smooth: the step trades truncation (eps^2) against rounding in the loss (1/eps) */
+    gradcheck("softmax cross-entropy", c.z, 40, dz, 1.0f / 1024, xent_loss, &c, FD_TOL);
     free(c.z);
+}
+
+/* ---- dropout: the mask, the scaling, and where the mask comes from ------------------ */
+
+typedef struct {
+    dp_model m;
+    dp_workspace ws;
+    dp_layer_io io;
+    dp_pass pass;
+} one_layer;
+
+/* Layer 0 of `spec` on a B x 1 x 32 x 32 input of random values. */
+static void one_layer_open(one_layer *t, const char *spec, int B, dp_pass pass)
+{
+    dp_err err;
+    CHECK(model_build(&t->m, spec, 1, 32, 32, 3, &err) == 0);
+    CHECK(workspace_create(&t->ws, &t->m, B, &err) == 0);
+    for (size_t i = 0; i < (size_t)B * 1024; i++)
+        t->ws.input[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    t->pass = pass;
+    layer_io_init(&t->io, &t->m, &t->ws, 0, &t->pass);
+}
+
+static void one_layer_close(one_layer *t)
+{
+    workspace_free(&t->ws);
+    model_free(&t->m);
+}
+
+static void test_dropout_values(void)
+{
+    one_layer t;
+    const int B = 8;
+    one_layer_open(&t, "dropout(p=0.25) fc", B, (dp_pass){.B = B, .train = 1, .seed = 3});
+    const size_t n = (size_t)B * 1024;
+    const float scale = 1.0f / 0.75f, *x = t.ws.input, *y = t.io.out;
+    const uint8_t *mask = t.io.work;
+    t.io.L->kind->forward(&t.io);
+    size_t kept = 0, exact = 0;
+    for (size_t k = 0; k < n; k++) {
+        kept += mask[k];
+        exact += y[k] == (mask[k] ? x[k] * scale : 0.0f);
+    }
+    CHECK(exact == n);
+    CHECK_NEAR((double)kept / n, 0.75, 0.02); /* binomial sd 0.005 */
+    float *dout = rand_buf(n, -1, 1), *din = malloc(n * sizeof(float));
+    t.io.dout = dout;
+    t.io.din = din;
+    t.io.L->kind->backward(&t.io);
+    exact = 0;
+    for (size_t k = 0; k < n; k++)
+        exact += din[k] == (mask[k] ? dout[k] * scale : 0.0f);
+    CHECK(exact == n);
+    /* evaluation: the identity */
+    t.pass.train = 0;
+    t.io.L->kind->forward(&t.io);
+    CHECK(memcmp(y, x, n * sizeof(float)) == 0);
+    one_layer_close(&t);
+    /* p = 0 in training: the identity */
+    one_layer_open(&t, "dropout(0) fc", B, (dp_pass){.B = B, .train = 1, .seed = 3});
+    t.io.L->kind->forward(&t.io);
+    CHECK(memcmp(t.io.out, t.ws.input, n * sizeof(float)) == 0);
+    one_layer_close(&t);
+    free(dout), free(din);
+}
+
+/* The masks of `index` (one row per sample) at `step` with T threads: malloc'ed. */
+static uint8_t *dropout_masks(const int64_t *index, int B, long step, int threads)
+{
+    one_layer t;
+    const int keep_threads = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    one_layer_open(&t, "dropout(0.5) fc", B,
+                   (dp_pass){.B = B, .train = 1, .seed = 42, .step = step, .sample_index = index});
+    t.io.L->kind->forward(&t.io);
+    uint8_t *out = malloc((size_t)B * 1024);
+    memcpy(out, t.io.work, (size_t)B * 1024);
+    one_layer_close(&t);
+    omp_set_num_threads(keep_threads);
+    return out;
+}
+
+/* A sample's mask depends on (seed, step, its global index, the layer) alone: not on the
+ * thread count, its position in the batch, or how the batch is split over ranks. */
+static void test_dropout_masks_follow_the_sample(void)
+{
+    const int64_t all[6] = {5, 70000, 3, 12, 999, 41}, moved[6] = {999, 3, 41, 5, 12, 70000};
+    uint8_t *a = dropout_masks(all, 6, 17, 1), *b = dropout_masks(all, 6, 17, 3);
+    uint8_t *c = dropout_masks(moved, 6, 17, 2), *d = dropout_masks(all, 6, 18, 1);
+    uint8_t *half = dropout_masks(all + 3, 3, 17, 1); /* the second "rank" */
+    CHECK(memcmp(a, b, 6 * 1024) == 0);
+    static const int at[6] = {4, 2, 5, 0, 3, 1}; /* moved[k] == all[at[k]] */
+    for (int k = 0; k < 6; k++)
+        CHECK(memcmp(c + k * 1024, a + at[k] * 1024, 1024) == 0);
+    CHECK(memcmp(half, a + 3 * 1024, 3 * 1024) == 0);
+    CHECK(memcmp(a, d, 1024) != 0);          /* another step, another mask */
+    CHECK(memcmp(a, a + 1024, 1024) != 0);   /* another sample, another mask */
+    free(a), free(b), free(c), free(d), free(half);
+    /* two dropout layers of one model draw different masks for the same input */
+    one_layer t;
+    one_layer_open(&t, "dropout(0.5) dropout(0.5) fc", 1, (dp_pass){.B = 1, .train = 1});
+    dp_layer_io second;
+    layer_io_init(&second, &t.m, &t.ws, 1, &t.pass);
+    t.io.L->kind->forward(&t.io);
+    second.L->kind->forward(&second);
+    CHECK(memcmp(t.io.work, second.work, 1024) != 0);
+    one_layer_close(&t);
+}
+
+static void test_dropout_spec(void)
+{
+    dp_model m;
+    dp_err err;
+    CHECK(model_build(&m, "dropout fc(4) dropout(0.3) fc(3) dropout(p=0.1) fc", 1, 2, 2, 3, &err) == 0);
+    CHECK_MSG(m.spec, "dropout(p=0.5) fc(4) dropout(p=0.3) fc(3) dropout(p=0.1) fc(classes)");
+    model_free(&m);
+    static const struct {
+        const char *spec, *needle;
+    } bad[] = {
+        {"dropout(1) fc", "layer 1 (dropout): p = 1 is out of range [0, 1)"},
+        {"conv(2,3) dropout(p=-0.5) fc", "layer 2 (dropout): p = -0.5 is out of range [0, 1)"},
+        {"dropout(p=nan) fc", "layer 1 (dropout): p = nan is out of range"},
+        {"dropout(0.5, 2) fc", "layer 1 (dropout): too many arguments"},
+        {"dropout(q=0.5) fc", "layer 1 (dropout): unknown argument 'q'"},
+        {"fc(8) dropout", "layer 2 dropout(p=0.5): the last layer must be fc"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = 0;
+        CHECK(model_build(&m, bad[i].spec, 1, 4, 4, 3, &err) == -1);
+        CHECK_MSG(err.msg, bad[i].needle);
+    }
+}
+
+/* A label past the classes would read past the logits: debug and sanitizer builds stop
+ * at the assertion inside the loss (release builds rely on the driver's check). */
+static void test_label_bound_asserted(void)
+{
+#ifdef NDEBUG
+    printf("label bound: assert not compiled in (NDEBUG), checked in debug/sanitizer builds\n");
+#else
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        float z[3] = {0, 1, 2};
+        uint8_t y[1] = {3}; /* 3 classes: labels 0..2 */
+        softmax_xent(NULL, NULL, z, y, 1, 3);
+        _exit(0);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+#endif
 }
 
 /* The kernel variants that promise the same bits deliver them: blocked and plain dot
@@ -385,21 +483,17 @@ static void test_relu_maxpool_fused(void)
 int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
+    test_label_bound_asserted(); /* first: it forks, before OpenMP starts threads */
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         test_conv_worked_example();
         test_pool_relu_linear_loss_cases();
-        gradcheck_conv(2, 3, 7, 6, 4, 3, 1, 0);
-        gradcheck_conv(3, 2, 8, 9, 5, 3, 2, 1); /* stride and padding */
-        gradcheck_conv(1, 1, 5, 5, 2, 1, 1, 0); /* 1x1 kernel */
-        gradcheck_conv(2, 1, 9, 9, 3, 3, 1, 1); /* few columns: the dot-product path */
-        gradcheck_conv(2, 2, 6, 6, 3, 4, 3, 2);
+        for (size_t r = 0; r < sizeof fd_rows / sizeof fd_rows[0]; r++)
+            gradcheck_row(&fd_rows[r]);
         test_relu_maxpool_fused();
-        gradcheck_pool(2, 2);
-        gradcheck_pool(3, 2); /* overlapping windows */
-        gradcheck_relu();
-        gradcheck_linear(0);
-        gradcheck_linear(1);
+        test_dropout_values();
+        test_dropout_masks_follow_the_sample();
+        test_dropout_spec();
         test_kernels_agree();
         gradcheck_xent();
     }

@@ -17,37 +17,6 @@
 
 /* ---- HDF5 helpers ------------------------------------------------------------------ */
 
-typedef struct {
-    H5E_auto2_t func;
-    void *data;
-} h5_quiet;
-
-/* Turn off HDF5's automatic error printing, remembering what was there. */
-static h5_quiet h5_quiet_begin(void)
-{
-    h5_quiet q = {NULL, NULL};
-    H5Eget_auto2(H5E_DEFAULT, &q.func, &q.data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    return q;
-}
-
-static void h5_quiet_end(h5_quiet q) { H5Eset_auto2(H5E_DEFAULT, q.func, q.data); }
-
-static herr_t h5_first_error(unsigned n, const H5E_error2_t *e, void *out)
-{
-    if (n == 0 && e->desc)
-        snprintf(out, 256, "%s", e->desc);
-    return 0;
-}
-
-/* The most specific message on HDF5's error stack, or "" when there is none. */
-static const char *h5_reason(char buf[256])
-{
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_first_error, buf);
-    return buf;
-}
-
 static hid_t open_shard(const char *path, dp_err *err)
 {
     FILE *probe = fopen(path, "rb");
@@ -58,31 +27,13 @@ static hid_t open_shard(const char *path, dp_err *err)
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return dp_fail(err, "%s: is a directory: expected an HDF5 file (a directory of shards "
                             "is given alone, not in a comma-separated list)", path);
-    hid_t fapl = h5_fapl_nolock();
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (file < 0) {
-        char why[256]; /* read before any other HDF5 call clears the error stack */
-        dp_fail(err, "%s: cannot open: expected an HDF5 file, but it is not one or it is "
-                     "damaged (HDF5: %s)",
-                path, h5_reason(why)[0] ? why : "no reason given");
-    }
-    H5Pclose(fapl);
-    return file < 0 ? -1 : file;
-}
-
-static void describe_type(hid_t type, char *buf, size_t len)
-{
-    H5T_class_t cls = H5Tget_class(type);
-    size_t size = H5Tget_size(type);
-    switch (cls) {
-    case H5T_INTEGER:
-        snprintf(buf, len, "%sint%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", 8 * size);
-        break;
-    case H5T_FLOAT: snprintf(buf, len, "float%zu", 8 * size); break;
-    case H5T_STRING: snprintf(buf, len, "string"); break;
-    case H5T_COMPOUND: snprintf(buf, len, "compound"); break;
-    default: snprintf(buf, len, "HDF5 type class %d of %zu bytes", (int)cls, size); break;
-    }
+    char why[256];
+    hid_t file = h5_open(path, H5F_ACC_RDONLY, why);
+    if (file < 0)
+        return dp_fail(err, "%s: cannot open: expected an HDF5 file, but it is not one or it "
+                            "is damaged (HDF5: %s)",
+                       path, why[0] ? why : "no reason given");
+    return file;
 }
 
 /* Shape of one uint8 dataset: checks it exists, is a dataset, is uint8, has an allowed rank. */
@@ -107,7 +58,7 @@ static int dataset_shape(hid_t file, const char *path, const char *name, int min
     if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != 1 ||
         H5Tget_sign(type) != H5T_SGN_NONE) {
         char found[64];
-        describe_type(type, found, sizeof found);
+        h5_describe_type(type, found, sizeof found);
         dp_fail(err, "%s: '/%s' has element type %s: expected %s (convert with dptrain-data)",
                 path, name, found, want);
         goto done;
@@ -140,47 +91,9 @@ done:
 static int read_int_attr(hid_t file, const char *path, const char *name, int *present,
                          int64_t *value, dp_err *err)
 {
-    *present = 0;
-    htri_t exists = H5Aexists(file, name);
-    if (exists < 0)
-        return dp_fail(err, "%s: cannot query attribute '%s'", path, name);
-    if (exists == 0)
-        return 0;
-    hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
-    if (attr < 0)
-        return dp_fail(err, "%s: cannot open attribute '%s'", path, name);
-    int rc = -1;
-    hid_t type = H5Aget_type(attr);
-    hid_t space = H5Aget_space(attr);
-    if (type < 0 || space < 0) {
-        dp_fail(err, "%s: cannot read the type of attribute '%s'", path, name);
-        goto done;
-    }
-    if (H5Tget_class(type) != H5T_INTEGER) {
-        char found[64];
-        describe_type(type, found, sizeof found);
-        dp_fail(err, "%s: attribute '%s' has type %s: expected an integer", path, name, found);
-        goto done;
-    }
-    hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    if (npoints != 1) {
-        dp_fail(err, "%s: attribute '%s' has %lld values: expected one integer", path, name,
-                (long long)npoints);
-        goto done;
-    }
-    if (H5Aread(attr, H5T_NATIVE_INT64, value) < 0) {
-        dp_fail(err, "%s: cannot read attribute '%s' as a 64-bit integer", path, name);
-        goto done;
-    }
-    *present = 1;
-    rc = 0;
-done:
-    if (space >= 0)
-        H5Sclose(space);
-    if (type >= 0)
-        H5Tclose(type);
-    H5Aclose(attr);
-    return rc;
+    int rc = h5_attr_get_i64(file, name, value, err);
+    *present = rc == 0;
+    return rc < 0 ? dp_prefix(err, "%s", path) : 0;
 }
 
 /* ---- the file list ----------------------------------------------------------------- */

@@ -12,47 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static herr_t first_error(unsigned n, const H5E_error2_t *e, void *out)
-{
-    if (n == 0 && e->desc)
-        snprintf(out, 256, "%s", e->desc);
-    return 0;
-}
-
 static int h5_write_fail(dp_err *err, const char *path, const char *what)
 {
-    char why[256] = "";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, first_error, why);
+    char why[256];
+    h5_reason(why);
     return dp_fail(err, "%s: cannot write %s%s%s", path, what, why[0] ? ": " : "", why);
-}
-
-static int write_int_attr(hid_t file, const char *name, int64_t value)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = attr < 0 || H5Awrite(attr, H5T_NATIVE_INT64, &value) < 0 ? -1 : 0;
-    if (attr >= 0)
-        H5Aclose(attr);
-    H5Sclose(space);
-    return rc;
-}
-
-/* Variable-length UTF-8, which h5py reads back as a Python str. */
-static int write_str_attr(hid_t file, const char *name, const char *value)
-{
-    if (!value)
-        return 0;
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, H5T_VARIABLE);
-    H5Tset_cset(type, H5T_CSET_UTF8);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = attr < 0 || H5Awrite(attr, type, &value) < 0 ? -1 : 0;
-    if (attr >= 0)
-        H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-    return rc;
 }
 
 /* One uint8 dataset, chunked by rows of about 1 MiB (no compression: reads stay cheap). */
@@ -100,19 +64,15 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
         return dp_fail(err, "%s: out of memory", path);
     snprintf(tmp, plen, "%s.tmp", path);
 
-    H5E_auto2_t old_func;
-    void *old_data;
-    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-
+    h5_quiet q = h5_quiet_begin();
     int rc = -1;
-    hid_t fapl = h5_fapl_nolock();
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    if (file < 0) /* before H5Pclose, which would clear HDF5's error stack */
-        h5_write_fail(err, tmp, "a new HDF5 file (does the directory exist and is it writable?)");
-    H5Pclose(fapl);
-    if (file < 0)
+    char why[256];
+    hid_t file = h5_create(tmp, why);
+    if (file < 0) {
+        dp_fail(err, "%s: cannot write a new HDF5 file (does the directory exist and is it "
+                     "writable?)%s%s", tmp, why[0] ? ": " : "", why);
         goto out;
+    }
     hsize_t idims[4] = {(hsize_t)n, (hsize_t)c, (hsize_t)h, (hsize_t)w};
     hsize_t ldims[1] = {(hsize_t)n};
     if (write_uint8(file, "images", 4, idims, images)) {
@@ -139,13 +99,13 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
                     {"source_images_sha256", attrs->source_images_sha256},
                     {"source_labels_sha256", attrs->source_labels_sha256}};
         for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-            if (write_int_attr(file, ints[i].name, ints[i].value)) {
+            if (h5_attr_put_i64(file, ints[i].name, ints[i].value)) {
                 h5_write_fail(err, tmp, ints[i].name);
                 goto close;
             }
         }
         for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-            if (write_str_attr(file, strs[i].name, strs[i].value)) {
+            if (strs[i].value && h5_attr_put_vstr(file, strs[i].name, strs[i].value)) {
                 h5_write_fail(err, tmp, strs[i].name);
                 goto close;
             }
@@ -155,12 +115,14 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
 close:
     if (H5Fclose(file) < 0 && rc == 0)
         rc = h5_write_fail(err, tmp, "the file to disk (disk full?)");
+    if (rc == 0 && h5_fsync_file(tmp) != 0)
+        rc = dp_fail(err, "%s: cannot write the file to disk: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)
         rc = dp_fail(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));
     if (rc != 0)
         remove(tmp);
 out:
-    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    h5_quiet_end(q);
     free(tmp);
     return rc;
 }

@@ -67,17 +67,6 @@ int comm_agree(const dp_comm *c, int rc, dp_err *err)
     return -1;
 }
 
-void comm_allreduce_sum_float(float *buf, size_t n)
-{
-    /* MPI counts are int: large buffers go in pieces. */
-    while (n > 0) {
-        int chunk = n > (size_t)INT_MAX ? INT_MAX : (int)n;
-        MPI_Allreduce(MPI_IN_PLACE, buf, chunk, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        buf += chunk;
-        n -= (size_t)chunk;
-    }
-}
-
 void comm_allreduce_sum_double(double *buf, int n)
 {
     MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -119,8 +108,6 @@ void comm_gather_hosts(const dp_comm *c, char (*hosts)[64])
 {
     MPI_Gather(c->host, 64, MPI_CHAR, hosts ? hosts[0] : NULL, 64, MPI_CHAR, 0, MPI_COMM_WORLD);
 }
-
-void comm_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 struct dp_reducer {
     int64_t *buf;

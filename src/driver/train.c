@@ -67,9 +67,14 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     double t1 = comm_time();
     memset(s->model.grads, 0, s->model.size * sizeof(float));
     gradsync_begin(s->sync);
+    /* each sample's global index, whichever rank holds it (dropout masks draw from it) */
+    for (int n = 0; n < s->local_batch; n++)
+        s->batch_idx[n] += s->train.first;
+    dp_pass pass = {.labels = s->batch_labels, .B = s->local_batch, .train = 1,
+                    .seed = s->cfg.seed, .step = s->step, .sample_index = s->batch_idx,
+                    .done = sync_hook, .done_ctx = s->sync};
     int correct = 0;
-    double loss = model_forward_backward_hooked(&s->model, &s->ws, s->batch_labels,
-                                                s->local_batch, 1, &correct, sync_hook, s->sync);
+    double loss = model_forward_backward(&s->model, &s->ws, &pass, &correct);
     double t2 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
     gradsync_finish(s->sync, s->cfg.batch);
@@ -144,8 +149,8 @@ static void evaluate(run_state *s, epoch_sums *sums)
         int B = (int)(s->test.n - at < s->eval_batch ? s->test.n - at : s->eval_batch);
         batch_fill(s->ws.input, s->batch_labels, &s->test, NULL, at, B, &s->norm);
         int correct = 0;
-        sums->test_loss += model_forward_backward(&s->model, &s->ws, s->batch_labels, B, 0,
-                                                  &correct);
+        dp_pass pass = {.labels = s->batch_labels, .B = B};
+        sums->test_loss += model_forward_backward(&s->model, &s->ws, &pass, &correct);
         sums->test_correct += correct;
         sums->test_samples += B;
     }

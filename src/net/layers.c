@@ -1,5 +1,6 @@
 #include "dptrain/net/layers.h"
 
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -333,6 +334,9 @@ double softmax_xent(float *dlogits, int *correct, const float *logits, const uin
     for (int n = 0; n < B; n++) {
         const float *z = logits + (size_t)n * NC;
         int y = labels[n];
+        /* The driver refuses such data with a message; this catches a caller that did not
+         * check (debug and sanitizer builds) before z[y] reads past the logits. */
+        assert(y < NC && "softmax_xent: a label is not below the number of classes");
         float zmax = z[0];
         int arg = 0;
         for (int k = 1; k < NC; k++)

@@ -3,8 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,126 +35,18 @@ uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes,
 
 /* ---- small HDF5 helpers ------------------------------------------------------------- */
 
-static int put_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v)
-{
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, mem_type, v) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    return ok ? 0 : -1;
-}
-
-static int put_i64(hid_t obj, const char *name, int64_t v)
-{
-    return put_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-
-static int put_u64(hid_t obj, const char *name, uint64_t v)
-{
-    return put_attr(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
-}
-
-static int put_f64(hid_t obj, const char *name, double v)
-{
-    return put_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
-}
-
-static int put_str(hid_t obj, const char *name, const char *s)
-{
-    hid_t str = H5Tcopy(H5T_C_S1);
-    H5Tset_size(str, strlen(s) + 1);
-    int rc = put_attr(obj, name, str, str, s);
-    H5Tclose(str);
-    return rc;
-}
-
-static int get_attr(hid_t obj, const char *name, hid_t mem_type, void *v)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    int ok = a >= 0 && H5Aread(a, mem_type, v) >= 0;
-    if (a >= 0)
-        H5Aclose(a);
-    return ok ? 0 : -1;
-}
-
+/* Checkpoints are ours: any attribute that is absent or of another type makes it
+ * unreadable, so the getters' messages are not needed. */
 static int get_i64(hid_t obj, const char *name, int64_t *v)
 {
-    return get_attr(obj, name, H5T_NATIVE_INT64, v);
-}
-
-static int get_str(hid_t obj, const char *name, char *buf, size_t len)
-{
-    if (H5Aexists(obj, name) <= 0)
-        return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0)
-        return -1;
-    hid_t ft = H5Aget_type(a);
-    size_t n = H5Tget_size(ft);
-    H5Tclose(ft);
-    char *tmp = calloc(n + 1, 1);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n);
-    int ok = tmp && H5Aread(a, mt, tmp) >= 0;
-    H5Tclose(mt);
-    H5Aclose(a);
-    if (ok)
-        snprintf(buf, len, "%s", tmp);
-    free(tmp);
-    return ok ? 0 : -1;
-}
-
-static int put_dataset(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, hsize_t n,
-                       const void *data)
-{
-    hid_t space = H5Screate_simple(1, &n, NULL);
-    hid_t ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = ds >= 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    if (ds >= 0)
-        H5Dclose(ds);
-    H5Sclose(space);
-    return ok ? 0 : -1;
-}
-
-/* Read a 1-D dataset of exactly n elements. */
-static int get_dataset(hid_t loc, const char *name, hid_t mem_type, hsize_t n, void *data)
-{
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return -1;
-    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (ds < 0)
-        return -1;
-    hid_t space = H5Dget_space(ds);
-    hsize_t dims[1] = {0};
-    int ok = H5Sget_simple_extent_ndims(space) == 1 &&
-             H5Sget_simple_extent_dims(space, dims, NULL) == 1 && dims[0] == n &&
-             H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    H5Sclose(space);
-    H5Dclose(ds);
-    return ok ? 0 : -1;
+    return h5_attr_get_i64(obj, name, v, NULL) == 0 ? 0 : -1;
 }
 
 static hid_t open_readonly(const char *path)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     if (access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0)
         return -1;
-    hid_t f = h5_open_readonly(path);
-    return f;
-}
-
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    return h5_open(path, H5F_ACC_RDONLY, NULL);
 }
 
 /* ---- writing ----------------------------------------------------------------------- */
@@ -174,44 +66,97 @@ static void maybe_crash(void)
     }
 }
 
+/* The /dptrain attributes that mirror dp_ckpt_meta fields, with the type each is stored
+ * as: write_meta and read_meta both walk this table. */
+typedef enum { M_INT, M_LONG, M_I64, M_U64, M_F64, M_STR } meta_kind;
+
+typedef struct {
+    const char *name;
+    meta_kind kind;
+    size_t off, size;
+} meta_field;
+
+#define MF(name, kind, field) \
+    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field)}
+
+static const meta_field meta_fields[] = {
+    MF("step", M_LONG, step),
+    MF("steps_per_epoch", M_LONG, steps_per_epoch),
+    MF("total_steps", M_LONG, total_steps),
+    MF("ranks", M_INT, ranks),
+    MF("threads", M_INT, threads),
+    MF("model", M_STR, model_spec),
+    MF("global_batch", M_INT, global_batch),
+    MF("seed", M_U64, seed),
+    MF("shuffle", M_INT, shuffle),
+    MF("lr", M_F64, lr),
+    MF("momentum", M_F64, momentum),
+    MF("weight_decay", M_F64, weight_decay),
+    MF("nesterov", M_INT, nesterov),
+    MF("lr_schedule", M_INT, schedule),
+    MF("warmup_epochs", M_F64, warmup_epochs),
+    MF("lr_step_epochs", M_F64, step_epochs),
+    MF("lr_gamma", M_F64, gamma),
+    MF("epochs", M_INT, epochs),
+    MF("steps", M_LONG, steps),
+    MF("normalize", M_INT, normalize),
+    MF("normalize_mean", M_F64, mean),
+    MF("normalize_std", M_F64, std),
+    MF("train", M_STR, train),
+    MF("train_samples", M_I64, train_total),
+    MF("train_files", M_INT, nfiles),
+    MF("sample_c", M_INT, c),
+    MF("sample_h", M_INT, h),
+    MF("sample_w", M_INT, w),
+    MF("num_classes", M_INT, num_classes),
+    MF("data_checksum", M_U64, data_checksum),
+    MF("freeze", M_STR, frozen),
+};
+#define NMETA (sizeof meta_fields / sizeof meta_fields[0])
+
+static int put_field(hid_t g, const meta_field *f, const dp_ckpt_meta *m)
+{
+    const char *p = (const char *)m + f->off;
+    switch (f->kind) {
+    case M_INT: return h5_attr_put_i64(g, f->name, *(const int *)p);
+    case M_LONG: return h5_attr_put_i64(g, f->name, *(const long *)p);
+    case M_I64: return h5_attr_put_i64(g, f->name, *(const int64_t *)p);
+    case M_U64: return h5_attr_put_u64(g, f->name, *(const uint64_t *)p);
+    case M_F64: return h5_attr_put_f64(g, f->name, *(const double *)p);
+    case M_STR: return h5_attr_put_str(g, f->name, p);
+    }
+    return -1;
+}
+
+static int get_field(hid_t g, const meta_field *f, dp_ckpt_meta *m)
+{
+    char *p = (char *)m + f->off;
+    int64_t v = 0;
+    switch (f->kind) {
+    case M_U64: return h5_attr_get_u64(g, f->name, (uint64_t *)p, NULL) == 0 ? 0 : -1;
+    case M_F64: return h5_attr_get_f64(g, f->name, (double *)p, NULL) == 0 ? 0 : -1;
+    case M_STR: return h5_attr_get_str(g, f->name, p, f->size, NULL) == 0 ? 0 : -1;
+    default: break;
+    }
+    if (h5_attr_get_i64(g, f->name, &v, NULL) != 0)
+        return -1;
+    if (f->kind == M_INT)
+        *(int *)p = (int)v;
+    else if (f->kind == M_LONG)
+        *(long *)p = (long)v;
+    else
+        *(int64_t *)p = v;
+    return 0;
+}
+
 static int write_meta(hid_t g, const dp_ckpt_meta *m)
 {
-    int rc = 0;
-    rc |= put_i64(g, "format", DP_CKPT_FORMAT);
-    rc |= put_i64(g, "step", m->step);
-    rc |= put_i64(g, "epoch", m->steps_per_epoch > 0 ? m->step / m->steps_per_epoch : 0);
-    rc |= put_i64(g, "steps_per_epoch", m->steps_per_epoch);
-    rc |= put_i64(g, "total_steps", m->total_steps);
-    rc |= put_i64(g, "ranks", m->ranks);
-    rc |= put_i64(g, "threads", m->threads);
-    rc |= put_str(g, "model", m->model_spec);
-    rc |= put_i64(g, "global_batch", m->global_batch);
-    rc |= put_u64(g, "seed", m->seed);
-    rc |= put_i64(g, "shuffle", m->shuffle);
-    rc |= put_f64(g, "lr", m->lr);
-    rc |= put_f64(g, "momentum", m->momentum);
-    rc |= put_f64(g, "weight_decay", m->weight_decay);
-    rc |= put_i64(g, "nesterov", m->nesterov);
-    rc |= put_i64(g, "lr_schedule", m->schedule);
-    rc |= put_f64(g, "warmup_epochs", m->warmup_epochs);
-    rc |= put_f64(g, "lr_step_epochs", m->step_epochs);
-    rc |= put_f64(g, "lr_gamma", m->gamma);
-    rc |= put_i64(g, "epochs", m->epochs);
-    rc |= put_i64(g, "steps", m->steps);
-    rc |= put_i64(g, "normalize", m->normalize);
-    rc |= put_f64(g, "normalize_mean", m->mean);
-    rc |= put_f64(g, "normalize_std", m->std);
-    rc |= put_str(g, "train", m->train);
-    rc |= put_i64(g, "train_samples", m->train_total);
-    rc |= put_i64(g, "train_files", m->nfiles);
-    rc |= put_i64(g, "sample_c", m->c);
-    rc |= put_i64(g, "sample_h", m->h);
-    rc |= put_i64(g, "sample_w", m->w);
-    rc |= put_i64(g, "num_classes", m->num_classes);
-    rc |= put_u64(g, "data_checksum", m->data_checksum);
-    rc |= put_str(g, "freeze", m->frozen);
-    rc |= put_str(g, "random_state", "counter-based streams: the seed and each rank's "
-                                     "(sampler_pass, sampler_pos) determine every draw");
+    int rc = h5_attr_put_i64(g, "format", DP_CKPT_FORMAT);
+    rc |= h5_attr_put_i64(g, "epoch", m->steps_per_epoch > 0 ? m->step / m->steps_per_epoch : 0);
+    for (size_t i = 0; i < NMETA; i++)
+        rc |= put_field(g, &meta_fields[i], m);
+    rc |= h5_attr_put_str(g, "random_state", "counter-based streams: the seed and each rank's "
+                                             "(sampler_pass, sampler_pos) determine every draw");
     return rc ? -1 : 0;
 }
 
@@ -319,23 +264,71 @@ static void prune(const char *dir, int keep)
         closedir(d);
 }
 
+/* The file names, one per line, in the attribute train_file_names. */
+static int put_file_names(hid_t g, const dp_ckpt_meta *meta)
+{
+    size_t len = 1;
+    for (int i = 0; i < meta->nfiles; i++)
+        len += strlen(meta->file_paths[i]) + 1;
+    char *names = calloc(len, 1);
+    if (!names)
+        return -1;
+    for (int i = 0; i < meta->nfiles; i++) {
+        strcat(names, meta->file_paths[i]);
+        strcat(names, "\n");
+    }
+    int rc = h5_attr_put_str(g, "train_file_names", names);
+    free(names);
+    return rc;
+}
+
 /* /dptrain/optimizer: attribute kind, one float32 dataset per named state tensor. */
 static int write_optimizer(hid_t g, const dp_optimizer *opt)
 {
     hid_t o = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (o < 0)
         return -1;
-    int rc = put_str(o, "kind", optimizer_kind(opt));
+    int rc = h5_attr_put_str(o, "kind", optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        rc = put_dataset(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
+        rc = h5_put_1d(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
     }
     H5Gclose(o);
     return rc;
 }
 
-int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt,
-                     const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err)
+/* The /dptrain group of an open checkpoint file; `complete` is written last, after a
+ * flush, so that a file without it is never resumed from. */
+static int write_state(hid_t f, const dp_optimizer *opt, const dp_ckpt_meta *meta)
+{
+    hid_t g = H5Gcreate2(f, "dptrain", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    int rc = write_optimizer(g, opt);
+    if (rc == 0)
+        rc = h5_put_1d(g, "sampler_pass", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                       (hsize_t)meta->ranks, meta->pass);
+    if (rc == 0)
+        rc = h5_put_1d(g, "sampler_pos", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                       (hsize_t)meta->ranks, meta->pos);
+    if (rc == 0 && meta->file_counts && meta->nfiles > 0)
+        rc = h5_put_1d(g, "train_file_samples", H5T_STD_I64LE, H5T_NATIVE_INT64,
+                       (hsize_t)meta->nfiles, meta->file_counts);
+    if (rc == 0 && meta->file_paths)
+        rc = put_file_names(g, meta);
+    if (rc == 0)
+        rc = write_meta(g, meta);
+    if (rc == 0)
+        H5Fflush(f, H5F_SCOPE_GLOBAL);
+    if (rc == 0)
+        rc = h5_attr_put_i64(g, "complete", 1);
+    H5Gclose(g);
+    return rc;
+}
+
+static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer *opt,
+                         const dp_ckpt_meta *meta, int keep, char *written, size_t len,
+                         dp_err *err)
 {
     char path[4096], tmp[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", dir, meta->step) >= sizeof path ||
@@ -352,52 +345,17 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
                        strerror(errno));
     }
     maybe_crash();
-    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    char why[256];
+    hid_t f = h5_open(tmp, H5F_ACC_RDWR, why);
     if (f < 0) {
         unlink(tmp);
-        return dp_fail(err, "--checkpoint-dir %s: cannot reopen %s", dir, tmp);
+        return dp_fail(err, "--checkpoint-dir %s: cannot reopen %s (HDF5: %s)", dir, tmp,
+                       why[0] ? why : "no reason given");
     }
-    int rc = 0;
-    hid_t g = H5Gcreate2(f, "dptrain", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0)
-        rc = -1;
-    if (rc == 0)
-        rc = write_optimizer(g, opt);
-    if (rc == 0)
-        rc = put_dataset(g, "sampler_pass", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                         (hsize_t)meta->ranks, meta->pass);
-    if (rc == 0)
-        rc = put_dataset(g, "sampler_pos", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                         (hsize_t)meta->ranks, meta->pos);
-    if (rc == 0 && meta->file_counts && meta->nfiles > 0)
-        rc = put_dataset(g, "train_file_samples", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                         (hsize_t)meta->nfiles, meta->file_counts);
-    if (rc == 0 && meta->file_paths) {
-        size_t len = 1;
-        for (int i = 0; i < meta->nfiles; i++)
-            len += strlen(meta->file_paths[i]) + 1;
-        char *names = calloc(len, 1);
-        if (!names)
-            rc = -1;
-        for (int i = 0; names && i < meta->nfiles; i++) {
-            strcat(names, meta->file_paths[i]);
-            strcat(names, "\n");
-        }
-        if (names)
-            rc = put_str(g, "train_file_names", names);
-        free(names);
-    }
-    if (rc == 0)
-        rc = write_meta(g, meta);
-    if (rc == 0)
-        H5Fflush(f, H5F_SCOPE_GLOBAL);
-    if (rc == 0)
-        rc = put_i64(g, "complete", 1); /* last: a file without it is never resumed from */
-    if (g >= 0)
-        H5Gclose(g);
+    int rc = write_state(f, opt, meta);
     if (H5Fclose(f) < 0)
         rc = -1;
-    if (rc != 0 || fsync_path(tmp, O_RDONLY) != 0) {
+    if (rc != 0 || h5_fsync_file(tmp) != 0) {
         unlink(tmp);
         return dp_fail(err, "--checkpoint-dir %s: writing %s failed (disk full or not "
                             "writable?); the earlier checkpoints are untouched", dir, tmp);
@@ -407,16 +365,25 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
         return dp_fail(err, "--checkpoint-dir %s: cannot rename %s into place (%s)", dir, tmp,
                        strerror(errno));
     }
-    fsync_path(dir, O_RDONLY | O_DIRECTORY); /* make the rename itself durable */
+    h5_fsync_dir(dir); /* make the rename itself durable */
     prune(dir, keep);
     if (written)
         snprintf(written, len, "%s", path);
     return 0;
 }
 
+int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt,
+                     const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err)
+{
+    h5_quiet q = h5_quiet_begin();
+    int rc = write_quietly(dir, m, opt, meta, keep, written, len, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
 /* ---- reading ----------------------------------------------------------------------- */
 
-int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
+static int find_latest_quietly(const char *dir, char *path, size_t len, dp_err *err)
 {
     ckpt_entry *e = NULL;
     int n = 0;
@@ -442,121 +409,115 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
     return 1;
 }
 
-int checkpoint_read_meta(const char *path, dp_ckpt_meta *m, dp_err *err)
+int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
+{
+    h5_quiet q = h5_quiet_begin();
+    int rc = find_latest_quietly(dir, path, len, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
+/* The fields of the /dptrain group g into m (after its format was checked): NULL, or the
+ * name of what is missing or unreadable. */
+static const char *read_meta(hid_t g, dp_ckpt_meta *m)
+{
+    for (size_t i = 0; i < NMETA; i++)
+        if (get_field(g, &meta_fields[i], m) != 0)
+            return meta_fields[i].name;
+    if (m->ranks < 1 || m->ranks > 1 << 24)
+        return "ranks (out of range)";
+    m->pass = calloc((size_t)m->ranks, sizeof(int64_t));
+    m->pos = calloc((size_t)m->ranks, sizeof(int64_t));
+    if (!m->pass || !m->pos)
+        return "memory for the sampler state";
+    if (h5_get_1d(g, "sampler_pass", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pass, NULL) ||
+        h5_get_1d(g, "sampler_pos", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pos, NULL))
+        return "sampler_pass/sampler_pos [ranks]";
+    return NULL;
+}
+
+static int read_meta_quietly(const char *path, dp_ckpt_meta *m, dp_err *err)
 {
     memset(m, 0, sizeof *m);
     hid_t f = open_readonly(path);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the checkpoint (not HDF5 or unreadable)", path);
-    if (H5Lexists(f, "dptrain", H5P_DEFAULT) <= 0) {
+    hid_t g = H5Lexists(f, "dptrain", H5P_DEFAULT) > 0 ? H5Gopen2(f, "dptrain", H5P_DEFAULT)
+                                                       : -1;
+    if (g < 0) {
         H5Fclose(f);
         return dp_fail(err, "%s: not a dptrain checkpoint (no /dptrain group; a weights file "
                             "goes to --init-from)", path);
     }
-    hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
-    int64_t v[20] = {0};
-    static const char *ints[] = {"format", "step", "steps_per_epoch", "total_steps", "ranks",
-                                 "threads", "global_batch", "shuffle", "nesterov",
-                                 "lr_schedule", "epochs", "steps", "normalize", "train_samples",
-                                 "train_files", "sample_c", "sample_h", "sample_w",
-                                 "num_classes"};
-    int rc = 0;
-    const char *missing = NULL;
-    for (size_t i = 0; i < sizeof ints / sizeof *ints && rc == 0; i++)
-        if (get_i64(g, ints[i], &v[i]) != 0) {
-            rc = -1;
-            missing = ints[i];
-        }
-    if (rc == 0 && v[0] != DP_CKPT_FORMAT) {
+    int64_t format = 0;
+    const char *missing = get_i64(g, "format", &format) != 0 ? "format" : NULL;
+    if (!missing && format != DP_CKPT_FORMAT) {
         H5Gclose(g);
         H5Fclose(f);
         return dp_fail(err, "%s: checkpoint format %lld, this dptrain reads format %d", path,
-                       (long long)v[0], DP_CKPT_FORMAT);
+                       (long long)format, DP_CKPT_FORMAT);
     }
-    m->format = (int)v[0];
-    m->step = (long)v[1];
-    m->steps_per_epoch = (long)v[2];
-    m->total_steps = (long)v[3];
-    m->ranks = (int)v[4];
-    m->threads = (int)v[5];
-    m->global_batch = (int)v[6];
-    m->shuffle = (int)v[7];
-    m->nesterov = (int)v[8];
-    m->schedule = (int)v[9];
-    m->epochs = (int)v[10];
-    m->steps = (long)v[11];
-    m->normalize = (int)v[12];
-    m->train_total = v[13];
-    m->nfiles = (int)v[14];
-    m->c = (int)v[15];
-    m->h = (int)v[16];
-    m->w = (int)v[17];
-    m->num_classes = (int)v[18];
-    static const char *dbls[] = {"lr", "momentum", "weight_decay", "warmup_epochs",
-                                 "lr_step_epochs", "lr_gamma", "normalize_mean",
-                                 "normalize_std"};
-    double *dst[] = {&m->lr, &m->momentum, &m->weight_decay, &m->warmup_epochs,
-                     &m->step_epochs, &m->gamma, &m->mean, &m->std};
-    for (size_t i = 0; i < sizeof dbls / sizeof *dbls && rc == 0; i++)
-        if (get_attr(g, dbls[i], H5T_NATIVE_DOUBLE, dst[i]) != 0) {
-            rc = -1;
-            missing = dbls[i];
-        }
-    if (rc == 0 && get_attr(g, "seed", H5T_NATIVE_UINT64, &m->seed) != 0)
-        rc = -1, missing = "seed";
-    if (rc == 0 && get_attr(g, "data_checksum", H5T_NATIVE_UINT64, &m->data_checksum) != 0)
-        rc = -1, missing = "data_checksum";
-    if (rc == 0 && get_str(g, "model", m->model_spec, sizeof m->model_spec) != 0)
-        rc = -1, missing = "model";
-    if (rc == 0 && get_str(g, "train", m->train, sizeof m->train) != 0)
-        rc = -1, missing = "train";
-    if (rc == 0 && get_str(g, "freeze", m->frozen, sizeof m->frozen) != 0)
-        rc = -1, missing = "freeze";
-    if (rc == 0 && (m->ranks < 1 || m->ranks > 1 << 24))
-        rc = -1, missing = "ranks (out of range)";
-    if (rc == 0) {
-        m->pass = calloc((size_t)m->ranks, sizeof(int64_t));
-        m->pos = calloc((size_t)m->ranks, sizeof(int64_t));
-        if (!m->pass || !m->pos)
-            rc = -1, missing = "memory for the sampler state";
-        else if (get_dataset(g, "sampler_pass", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pass) ||
-                 get_dataset(g, "sampler_pos", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pos))
-            rc = -1, missing = "sampler_pass/sampler_pos [ranks]";
-    }
+    m->format = (int)format;
+    if (!missing)
+        missing = read_meta(g, m);
     H5Gclose(g);
     H5Fclose(f);
-    if (rc != 0) {
+    if (missing) {
         checkpoint_meta_free(m);
         return dp_fail(err, "%s: checkpoint lacks or cannot read /dptrain %s", path, missing);
     }
     return 0;
 }
 
-int checkpoint_read_state(const char *path, dp_model *m, dp_optimizer *opt, dp_err *err)
+int checkpoint_read_meta(const char *path, dp_ckpt_meta *m, dp_err *err)
 {
-    if (weights_load(m, path, err) != 0)
-        return -1;
-    hid_t f = open_readonly(path);
-    if (f < 0)
-        return dp_fail(err, "%s: cannot open the checkpoint", path);
-    hid_t o = H5Lexists(f, "dptrain/optimizer", H5P_DEFAULT) > 0
+    h5_quiet q = h5_quiet_begin();
+    int rc = read_meta_quietly(path, m, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
+/* The optimizer's state tensors, by name, from /dptrain/optimizer. */
+static int read_optimizer(hid_t f, const char *path, dp_optimizer *opt, dp_err *err)
+{
+    hid_t o = H5Lexists(f, "dptrain", H5P_DEFAULT) > 0 &&
+                      H5Lexists(f, "dptrain/optimizer", H5P_DEFAULT) > 0
                   ? H5Gopen2(f, "dptrain/optimizer", H5P_DEFAULT)
                   : -1;
     char kind[64] = "";
     int rc = 0;
-    if (o < 0 || get_str(o, "kind", kind, sizeof kind) != 0)
+    if (o < 0 || h5_attr_get_str(o, "kind", kind, sizeof kind, NULL) != 0)
         rc = dp_fail(err, "%s: /dptrain/optimizer is missing", path);
     else if (strcmp(kind, optimizer_kind(opt)) != 0)
         rc = dp_fail(err, "%s: the checkpoint holds the state of optimizer %s, this run uses %s "
                           "(pass the same --optimizer)", path, kind, optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        if (get_dataset(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data) != 0)
+        if (h5_get_1d(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data, NULL) != 0)
             rc = dp_fail(err, "%s: /dptrain/optimizer/%s is missing or does not hold %zu "
                               "floats", path, st->name, st->count);
     }
     if (o >= 0)
         H5Gclose(o);
+    return rc;
+}
+
+static int read_state_quietly(const char *path, dp_model *m, dp_optimizer *opt, dp_err *err)
+{
+    if (weights_load(m, path, err) != 0)
+        return -1;
+    hid_t f = open_readonly(path);
+    if (f < 0)
+        return dp_fail(err, "%s: cannot open the checkpoint", path);
+    int rc = read_optimizer(f, path, opt, err);
     H5Fclose(f);
+    return rc;
+}
+
+int checkpoint_read_state(const char *path, dp_model *m, dp_optimizer *opt, dp_err *err)
+{
+    h5_quiet q = h5_quiet_begin();
+    int rc = read_state_quietly(path, m, opt, err);
+    h5_quiet_end(q);
     return rc;
 }

@@ -1,36 +1,18 @@
 #include "dptrain/persist/weights.h"
 #include "dptrain/util/h5util.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-static int fsync_path(const char *path)
+static int save_quietly(const dp_model *m, const char *path, dp_err *err)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-int weights_save(const dp_model *m, const char *path, dp_err *err)
-{
-    quiet_hdf5();
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return dp_fail(err, "%s: path too long", path);
-    /* No file locking: one rank writes a file nobody else has open, and on shared file
-     * systems without working locks HDF5 would refuse to create it at all. */
-    hid_t fapl = h5_fapl_nolock();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
+    hid_t f = h5_create(tmp, NULL);
     if (f < 0)
         return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
                             "writable?)", tmp);
@@ -49,25 +31,12 @@ int weights_save(const dp_model *m, const char *path, dp_err *err)
             H5Dclose(ds);
         H5Sclose(space);
     }
-    if (ok) {
-        hid_t space = H5Screate(H5S_SCALAR);
-        hid_t str = H5Tcopy(H5T_C_S1);
-        H5Tset_size(str, strlen(m->spec) + 1);
-        hid_t a = H5Acreate2(f, "dptrain_model", str, space, H5P_DEFAULT, H5P_DEFAULT);
-        ok = a >= 0 && H5Awrite(a, str, m->spec) >= 0;
-        if (a >= 0)
-            H5Aclose(a);
-        int version = 1;
-        a = H5Acreate2(f, "dptrain_format", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
-        ok = ok && a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &version) >= 0;
-        if (a >= 0)
-            H5Aclose(a);
-        H5Tclose(str);
-        H5Sclose(space);
-    }
+    int version = 1;
+    ok = ok && h5_attr_put_str(f, "dptrain_model", m->spec) == 0 &&
+         h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0;
     if (H5Fclose(f) < 0)
         ok = 0;
-    if (!ok || fsync_path(tmp) != 0) {
+    if (!ok || h5_fsync_file(tmp) != 0) {
         unlink(tmp);
         return dp_fail(err, "%s: writing the weights failed (disk full or not writable?); the "
                             "previous file, if any, is untouched", path);
@@ -79,14 +48,21 @@ int weights_save(const dp_model *m, const char *path, dp_err *err)
     return 0;
 }
 
-int weights_load(dp_model *m, const char *path, dp_err *err)
+int weights_save(const dp_model *m, const char *path, dp_err *err)
 {
-    quiet_hdf5();
+    h5_quiet q = h5_quiet_begin();
+    int rc = save_quietly(m, path, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
+static int load_quietly(dp_model *m, const char *path, dp_err *err)
+{
     if (access(path, R_OK) != 0)
         return dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
     if (H5Fis_hdf5(path) <= 0)
         return dp_fail(err, "%s: not an HDF5 file", path);
-    hid_t f = h5_open_readonly(path);
+    hid_t f = h5_open(path, H5F_ACC_RDONLY, NULL);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the HDF5 file", path);
     int rc = 0;
@@ -138,5 +114,13 @@ int weights_load(dp_model *m, const char *path, dp_err *err)
             H5Dclose(ds);
     }
     H5Fclose(f);
+    return rc;
+}
+
+int weights_load(dp_model *m, const char *path, dp_err *err)
+{
+    h5_quiet q = h5_quiet_begin();
+    int rc = load_quietly(m, path, err);
+    h5_quiet_end(q);
     return rc;
 }

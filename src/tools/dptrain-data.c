@@ -245,107 +245,76 @@ static int check_stale(const char *dir, const char *name, long long shards, dp_e
     return rc;
 }
 
-static int convert(const convert_opts *o)
+/* Images [N, (C,) H, W] and labels [N] that agree; their C, H, W. */
+static int check_idx_shapes(const convert_opts *o, const dp_idx *im, const dp_idx *lb,
+                            int chw[3], dp_err *err)
 {
-    dp_err err;
-    dp_idx im, lb;
-    memset(&im, 0, sizeof im);
-    memset(&lb, 0, sizeof lb);
-    int keep[256];
-    int status = 1;
-    if (o->classes && parse_classes(o->classes, keep) != 0)
-        return usage_error("convert: --classes '%s': expected labels 0..255 as a list like "
-                           "0-4 or 5,6,7",
-                           o->classes);
-    if (idx_read(o->images, &im, &err) || idx_read(o->labels, &lb, &err)) {
-        data_error(&err);
-        goto out;
-    }
-    if (im.ndims != 3 && im.ndims != 4) {
-        dp_fail(&err, "%s: images have %d dimensions: expected 3 [N, H, W] or 4 [N, C, H, W]",
-                o->images, im.ndims);
-        goto fail;
-    }
-    if (lb.ndims != 1) {
-        dp_fail(&err, "%s: labels have %d dimensions: expected 1 [N]", o->labels, lb.ndims);
-        goto fail;
-    }
-    if (im.dims[0] != lb.dims[0]) {
-        dp_fail(&err, "%s has %u images but %s has %u labels: expected the same number",
-                o->images, im.dims[0], o->labels, lb.dims[0]);
-        goto fail;
-    }
-    int c = im.ndims == 4 ? (int)im.dims[1] : 1;
-    int h = (int)im.dims[im.ndims - 2], w = (int)im.dims[im.ndims - 1];
-    if (c <= 0 || h <= 0 || w <= 0 || im.dims[im.ndims - 1] > 65535 ||
-        im.dims[im.ndims - 2] > 65535 || (im.ndims == 4 && im.dims[1] > 65535)) {
-        dp_fail(&err, "%s: image shape too large: expected C, H, W <= 65535", o->images);
-        goto fail;
-    }
-    char images_sha[65], labels_sha[65];
-    if (sha256_file_hex(o->images, images_sha, &err) ||
-        sha256_file_hex(o->labels, labels_sha, &err))
-        goto fail;
+    if (im->ndims != 3 && im->ndims != 4)
+        return dp_fail(err, "%s: images have %d dimensions: expected 3 [N, H, W] or 4 "
+                            "[N, C, H, W]", o->images, im->ndims);
+    if (lb->ndims != 1)
+        return dp_fail(err, "%s: labels have %d dimensions: expected 1 [N]", o->labels,
+                       lb->ndims);
+    if (im->dims[0] != lb->dims[0])
+        return dp_fail(err, "%s has %u images but %s has %u labels: expected the same number",
+                       o->images, im->dims[0], o->labels, lb->dims[0]);
+    int c = im->ndims == 4 ? (int)im->dims[1] : 1;
+    int h = (int)im->dims[im->ndims - 2], w = (int)im->dims[im->ndims - 1];
+    if (c <= 0 || h <= 0 || w <= 0 || im->dims[im->ndims - 1] > 65535 ||
+        im->dims[im->ndims - 2] > 65535 || (im->ndims == 4 && im->dims[1] > 65535))
+        return dp_fail(err, "%s: image shape too large: expected C, H, W <= 65535", o->images);
+    chw[0] = c;
+    chw[1] = h;
+    chw[2] = w;
+    return 0;
+}
 
-    int64_t n = lb.dims[0];
-    size_t sample = (size_t)c * (size_t)h * (size_t)w;
-    int max_label = 0;
+/* Keep the samples --classes and --limit select, in place: kept rows move down, never up,
+ * so memmove on one buffer is safe. Returns how many are kept; *max_label is over all. */
+static int64_t filter_samples(const convert_opts *o, const int keep[256], dp_idx *im,
+                              dp_idx *lb, size_t sample, int *max_label)
+{
+    int64_t n = lb->dims[0], kept = 0;
+    *max_label = 0;
     for (int64_t i = 0; i < n; i++)
-        if (lb.data[i] > max_label)
-            max_label = lb.data[i];
-    /* Filter in place: kept rows move down, never up, so memmove on one buffer is safe. */
-    int64_t kept = 0;
+        if (lb->data[i] > *max_label)
+            *max_label = lb->data[i];
     for (int64_t i = 0; i < n; i++) {
-        if (o->classes && !keep[lb.data[i]])
+        if (o->classes && !keep[lb->data[i]])
             continue;
         if (o->limit > 0 && kept >= o->limit)
             break;
         if (kept != i) {
-            memmove(im.data + (size_t)kept * sample, im.data + (size_t)i * sample, sample);
-            lb.data[kept] = lb.data[i];
+            memmove(im->data + (size_t)kept * sample, im->data + (size_t)i * sample, sample);
+            lb->data[kept] = lb->data[i];
         }
         kept++;
     }
-    if (kept == 0) {
-        dp_fail(&err, "%s: no samples left after --classes %s: expected at least one label "
-                      "in that set (labels there are 0..%d)",
-                o->labels, o->classes ? o->classes : "(all)", max_label);
-        goto fail;
-    }
-    if (o->shards > kept) {
-        dp_fail(&err, "cannot split %lld samples into %lld shards: expected --shards <= the "
-                      "number of samples",
-                (long long)kept, o->shards);
-        goto fail;
-    }
+    return kept;
+}
 
-    int single = o->shards == 1 && ends_with(o->out, ".h5");
-    if (single) {
-        char *dir = strdup(o->out);
-        char *slash = dir ? strrchr(dir, '/') : NULL;
-        int bad = 0;
-        if (!dir) {
-            bad = dp_fail(&err, "out of memory");
-        } else if (slash && slash != dir) {
-            *slash = '\0';
-            bad = mkdir_p(dir, &err);
-        }
-        free(dir);
-        if (bad)
-            goto fail;
-    } else if (mkdir_p(o->out, &err) || check_stale(o->out, o->name, o->shards, &err)) {
-        goto fail;
+/* The output directory (or the single file's directory), checked for stale shards. */
+static int prepare_output(const convert_opts *o, int single, dp_err *err)
+{
+    if (!single)
+        return mkdir_p(o->out, err) || check_stale(o->out, o->name, o->shards, err) ? -1 : 0;
+    char *dir = strdup(o->out);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    int bad = 0;
+    if (!dir) {
+        bad = dp_fail(err, "out of memory");
+    } else if (slash && slash != dir) {
+        *slash = '\0';
+        bad = mkdir_p(dir, err);
     }
+    free(dir);
+    return bad;
+}
 
-    dp_shard_attrs attrs = {
-        .shard_count = (int)o->shards,
-        .total_samples = kept,
-        .num_classes = max_label + 1,
-        .source_images = base_name(o->images),
-        .source_labels = base_name(o->labels),
-        .source_images_sha256 = images_sha,
-        .source_labels_sha256 = labels_sha,
-    };
+static int write_shards(const convert_opts *o, int single, const dp_idx *im, const dp_idx *lb,
+                        int64_t kept, const int chw[3], dp_shard_attrs *attrs, dp_err *err)
+{
+    size_t sample = (size_t)chw[0] * (size_t)chw[1] * (size_t)chw[2];
     int64_t first = 0;
     for (long long k = 0; k < o->shards; k++) {
         int64_t count = kept / o->shards + (k < kept % o->shards ? 1 : 0);
@@ -355,22 +324,70 @@ static int convert(const convert_opts *o)
         else
             snprintf(path, sizeof path, "%s%s%s-%05lld-of-%05lld.h5", o->out,
                      ends_with(o->out, "/") ? "" : "/", o->name, k, o->shards);
-        attrs.shard_index = (int)k;
-        attrs.first_index = first;
-        if (shard_write(path, im.data + (size_t)first * sample, lb.data + first, count, c, h, w,
-                        &attrs, &err))
-            goto fail;
+        attrs->shard_index = (int)k;
+        attrs->first_index = first;
+        if (shard_write(path, im->data + (size_t)first * sample, lb->data + first, count,
+                        chw[0], chw[1], chw[2], attrs, err))
+            return -1;
         printf("wrote %s: %lld samples [%lld, %lld) of %lld, %d x %d x %d, %d classes\n", path,
                (long long)count, (long long)first, (long long)(first + count), (long long)kept,
-               c, h, w, attrs.num_classes);
+               chw[0], chw[1], chw[2], attrs->num_classes);
         fflush(stdout);
         first += count;
     }
-    status = 0;
-    goto out;
-fail:
-    data_error(&err);
-out:
+    return 0;
+}
+
+/* After reading: checks, checksums, selection, output directory, shards. */
+static int convert_idx(const convert_opts *o, const int keep[256], dp_idx *im, dp_idx *lb,
+                       dp_err *err)
+{
+    int chw[3] = {0, 0, 0};
+    char images_sha[65], labels_sha[65];
+    if (check_idx_shapes(o, im, lb, chw, err) || sha256_file_hex(o->images, images_sha, err) ||
+        sha256_file_hex(o->labels, labels_sha, err))
+        return -1;
+    int max_label;
+    size_t sample = (size_t)chw[0] * (size_t)chw[1] * (size_t)chw[2];
+    int64_t kept = filter_samples(o, keep, im, lb, sample, &max_label);
+    if (kept == 0)
+        return dp_fail(err, "%s: no samples left after --classes %s: expected at least one "
+                            "label in that set (labels there are 0..%d)",
+                       o->labels, o->classes ? o->classes : "(all)", max_label);
+    if (o->shards > kept)
+        return dp_fail(err, "cannot split %lld samples into %lld shards: expected --shards <= "
+                            "the number of samples",
+                       (long long)kept, o->shards);
+    int single = o->shards == 1 && ends_with(o->out, ".h5");
+    if (prepare_output(o, single, err))
+        return -1;
+    dp_shard_attrs attrs = {
+        .shard_count = (int)o->shards,
+        .total_samples = kept,
+        .num_classes = max_label + 1,
+        .source_images = base_name(o->images),
+        .source_labels = base_name(o->labels),
+        .source_images_sha256 = images_sha,
+        .source_labels_sha256 = labels_sha,
+    };
+    return write_shards(o, single, im, lb, kept, chw, &attrs, err);
+}
+
+static int convert(const convert_opts *o)
+{
+    dp_err err;
+    dp_idx im, lb;
+    memset(&im, 0, sizeof im);
+    memset(&lb, 0, sizeof lb);
+    int keep[256];
+    if (o->classes && parse_classes(o->classes, keep) != 0)
+        return usage_error("convert: --classes '%s': expected labels 0..255 as a list like "
+                           "0-4 or 5,6,7",
+                           o->classes);
+    int status = 0;
+    if (idx_read(o->images, &im, &err) || idx_read(o->labels, &lb, &err) ||
+        convert_idx(o, keep, &im, &lb, &err))
+        status = data_error(&err);
     idx_free(&im);
     idx_free(&lb);
     return status;
@@ -378,67 +395,40 @@ out:
 
 /* ---- inspect ----------------------------------------------------------------------- */
 
+/* One root attribute as "name = value": integer, float or string, whichever it is. */
 static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, void *unused)
 {
     (void)info;
     (void)unused;
-    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
-    if (attr < 0)
-        return 0;
-    hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
-    hssize_t npoints = H5Sget_simple_extent_npoints(space);
-    H5T_class_t cls = H5Tget_class(type);
+    int64_t i;
+    double d;
+    char s[4096];
+    dp_err e;
     printf("    %s = ", name);
-    if (npoints != 1) {
-        printf("(%lld values)\n", (long long)npoints);
-    } else if (cls == H5T_INTEGER) {
-        long long v = 0;
-        H5Aread(attr, H5T_NATIVE_LLONG, &v);
-        printf("%lld\n", v);
-    } else if (cls == H5T_FLOAT) {
-        double v = 0;
-        H5Aread(attr, H5T_NATIVE_DOUBLE, &v);
-        printf("%g\n", v);
-    } else if (cls == H5T_STRING && H5Tis_variable_str(type) > 0) {
-        char *s = NULL;
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mem, H5T_VARIABLE);
-        H5Tset_cset(mem, H5Tget_cset(type));
-        if (H5Aread(attr, mem, &s) >= 0 && s) {
-            printf("%s\n", s);
-            H5free_memory(s);
-        } else {
-            printf("(unreadable string)\n");
-        }
-        H5Tclose(mem);
-    } else if (cls == H5T_STRING) {
-        size_t size = H5Tget_size(type);
-        char *s = calloc(size + 1, 1);
-        if (s && H5Aread(attr, type, s) >= 0)
-            printf("%s\n", s);
-        else
-            printf("(unreadable string)\n");
-        free(s);
-    } else {
-        printf("(type class %d)\n", (int)cls);
-    }
-    H5Sclose(space);
-    H5Tclose(type);
-    H5Aclose(attr);
+    if (h5_attr_get_i64(loc, name, &i, &e) == 0)
+        printf("%lld\n", (long long)i);
+    else if (h5_attr_get_f64(loc, name, &d, &e) == 0)
+        printf("%g\n", d);
+    else if (h5_attr_get_str(loc, name, s, sizeof s, &e) == 0)
+        printf("%s\n", s);
+    else
+        printf("(unreadable: %s)\n", e.msg);
     return 0;
 }
 
 static void print_attributes(const char *path)
 {
-    hid_t file = h5_open_readonly(path);
-    if (file < 0)
-        return;
-    hsize_t idx = 0;
-    printf("  attributes:\n");
-    H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, NULL);
-    if (idx == 0)
-        printf("    (none)\n");
-    H5Fclose(file);
+    h5_quiet q = h5_quiet_begin();
+    hid_t file = h5_open(path, H5F_ACC_RDONLY, NULL);
+    if (file >= 0) {
+        hsize_t idx = 0;
+        printf("  attributes:\n");
+        H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, NULL);
+        if (idx == 0)
+            printf("    (none)\n");
+        H5Fclose(file);
+    }
+    h5_quiet_end(q);
 }
 
 static void print_histogram(const int64_t hist[256], int num_classes)
@@ -487,8 +477,6 @@ static int inspect(const char *spec)
 
 int main(int argc, char **argv)
 {
-    /* A command-line tool: HDF5's own stack dumps would bury our one-line messages. */
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);

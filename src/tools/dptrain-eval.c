@@ -163,7 +163,8 @@ static int eval_run(const eval_options *o, eval_state *e, dp_err *err)
         int B = (int)(e->ds.n - at < o->batch ? e->ds.n - at : o->batch);
         batch_fill(e->ws.input, e->labels, &e->ds, NULL, at, B, &norm);
         int correct = 0;
-        e->cm[(size_t)K * K] += model_forward_backward(&e->m, &e->ws, e->labels, B, 0, &correct);
+        dp_pass pass = {.labels = e->labels, .B = B};
+        e->cm[(size_t)K * K] += model_forward_backward(&e->m, &e->ws, &pass, &correct);
         const float *logits = e->ws.act[e->m.nlayers - 1];
         for (int n = 0; n < B; n++) {
             const float *z = logits + (size_t)n * K;

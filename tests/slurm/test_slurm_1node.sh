@@ -9,8 +9,8 @@ source "$(dirname "$0")/common.sh"
 "$TOOLS/make_dataset" synth "$WORK/test.h5" 400 6 > /dev/null
 args=(--train "$WORK/train" --test "$WORK/test.h5" --batch 64 --steps 12 --no-progress)
 
-cluster_start "$WORK/cluster" 1 || fail "cluster did not start"
-sinfo
+start_cluster 1
+_sl sinfo
 
 # 2 ranks with srun --mpi=pmix (the default launcher)
 j2=$(submit --ntasks=2 --output="$WORK/j2.out" jobs/train_1node.sbatch "${args[@]}" --save "$WORK/j2.h5")
@@ -44,7 +44,7 @@ arr=$(cd "$REPO" && jobs/submit_sweep.sh strong "$WORK/sweep" --output="$WORK/sw
 [[ $arr =~ ^[0-9]+$ ]] || fail "submit_sweep.sh printed '$arr', not a job id"
 job_wait "$arr" 240 || fail "sweep array $arr did not end"
 expect_job "$arr" COMPLETED
-[[ $(scontrol show job "$arr" | grep -c "ArrayTaskId=") == 4 ]] || fail "the sweep array should have 4 tasks"
+[[ $(_sl scontrol show job "$arr" | grep -c "ArrayTaskId=") == 4 ]] || fail "the sweep array should have 4 tasks"
 "$REPO/scripts/report.sh" "$WORK/sweep"
 cat "$WORK/sweep/sweep.csv"
 for r in strong-r1-t1 strong-r1-t2 strong-r2-t1 strong-r2-t2; do

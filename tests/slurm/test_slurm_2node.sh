@@ -8,8 +8,8 @@ source "$(dirname "$0")/common.sh"
 "$TOOLS/make_dataset" synth "$WORK/test.h5" 400 6 > /dev/null
 args=(--train "$WORK/train" --test "$WORK/test.h5" --batch 64 --steps 12 --no-progress)
 
-cluster_start "$WORK/cluster" 2 || fail "cluster did not start"
-sinfo
+start_cluster 2
+_sl sinfo
 # bytes node2 received over its link: the gradients must travel between the nodes
 node2_rx() { cat "/sys/class/net/$(cat "$CL_BASE/bridge")v2/statistics/tx_bytes"; }
 rx0=$(node2_rx)

@@ -8,7 +8,7 @@ source "$(dirname "$0")/fault.sh"
 "$TOOLS/make_dataset" synth "$WORK/train" 1600 5 2 > /dev/null
 args=(--train "$WORK/train" --test none --batch 32 --steps 100000 --no-progress)
 
-cluster_start "$WORK/cluster" 2 || fail "cluster did not start"
+start_cluster 2
 for launcher in srun mpirun; do
   out=$WORK/$launcher.out
   j=$(DPTRAIN_LAUNCHER=$launcher submit -N 2 --ntasks-per-node=1 --time=3 --output="$out" \

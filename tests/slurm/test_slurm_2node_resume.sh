@@ -8,7 +8,7 @@ source "$(dirname "$0")/fault.sh"
 "$TOOLS/make_dataset" synth "$WORK/train" 1600 5 2 > /dev/null
 args=(--train "$WORK/train" --test none --batch 32 --steps 150 --no-progress --save "$WORK/res.h5")
 
-cluster_start "$WORK/cluster" 2 || fail "cluster did not start"
+start_cluster 2
 export DPTRAIN_CKPT_DIR=$WORK/ckpt DPTRAIN_CKPT_EVERY=10 DPTRAIN_REQUEUE_ON_FAILURE=1
 out=$WORK/res.out
 j=$(submit -N 2 --ntasks=2 --ntasks-per-node=1 --output="$out" jobs/train_preemptible.sbatch "${args[@]}")

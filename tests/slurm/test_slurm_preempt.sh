@@ -7,13 +7,13 @@ source "$(dirname "$0")/common.sh"
 "$TOOLS/make_dataset" synth "$WORK/train" 1600 5 2 > /dev/null
 args=(--train "$WORK/train" --test none --batch 32 --steps 150 --no-progress --save "$WORK/pre.h5")
 
-cluster_start "$WORK/cluster" 1 || fail "cluster did not start"
+start_cluster 1
 export DPTRAIN_CKPT_DIR=$WORK/ckpt DPTRAIN_CKPT_EVERY=10
 j=$(submit --ntasks=2 --output="$WORK/pre.out" jobs/train_preemptible.sbatch "${args[@]}")
 # signal once the job has written its first checkpoint
 for i in $(seq 300); do compgen -G "$WORK/ckpt/ckpt-*.h5" > /dev/null && break; sleep 0.1; done
 compgen -G "$WORK/ckpt/ckpt-*.h5" > /dev/null || { cat "$WORK/pre.out"; fail "no checkpoint within 30 s"; }
-scancel --batch --signal=USR1 "$j"
+_sl scancel --batch --signal=USR1 "$j"
 job_wait "$j" 240 || { cat "$WORK/pre.out"; fail "preemptible job $j did not end"; }
 cat "$WORK/pre.out"
 expect_job "$j" COMPLETED

@@ -51,7 +51,8 @@ void filelist_free(dp_filelist *fl);
 void filelist_share(const dp_filelist *fl, int rank, int nranks, int64_t *begin, int64_t *end);
 
 /* Load samples [begin, end) of the concatenated data set, reading only the files and
- * rows that overlap the range. Checks labels < max_label_exclusive when it is > 0. */
+ * rows that overlap the range. Checks every label < fl->num_classes when the files carry
+ * that attribute (num_classes > 0); without it, labels are not checked here. */
 int dataset_load(const dp_filelist *fl, int64_t begin, int64_t end, dp_dataset *ds, dp_err *err);
 void dataset_free(dp_dataset *ds);
 

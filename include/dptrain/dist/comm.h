@@ -30,7 +30,6 @@ double comm_time(void);
 int comm_agree(const dp_comm *c, int rc, dp_err *err);
 
 /* In-place sums over all ranks. */
-void comm_allreduce_sum_float(float *buf, size_t n);
 void comm_allreduce_sum_double(double *buf, int n);
 int64_t comm_allreduce_min_i64(int64_t v);
 int64_t comm_allreduce_max_i64(int64_t v);
@@ -38,7 +37,6 @@ double comm_allreduce_max_double(double v);
 void comm_broadcast(void *buf, size_t bytes, int root);
 /* Rank 0 receives every rank's host name into hosts[size][64]; others pass NULL. */
 void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
-void comm_barrier(void);
 /* Wrapping sum over all ranks (checksums). */
 uint64_t comm_allreduce_sum_u64(uint64_t v);
 /* A non-blocking vote: the maximum of one int over all ranks, started now and read

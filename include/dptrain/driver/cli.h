@@ -1,7 +1,9 @@
-/* cli: dptrain's options, parsed and validated into one config struct, and --help.
+/* cli: dptrain's options, parsed and validated into one config struct, --help and the
+ * options page (docs/options.md), all from one option table (cli.c: adding an option is
+ * one row there plus its field here).
  *
  * Parsing touches neither MPI nor files, so every rank parses the same argv to the
- * same result. Strings point into argv. */
+ * same result. Strings point into argv (or are the table's default literals). */
 #ifndef DPTRAIN_CLI_H
 #define DPTRAIN_CLI_H
 
@@ -47,7 +49,10 @@ typedef struct {
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */
 int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err);
+/* --help: the options by section, from the option table in cli.c. */
 void cli_usage(FILE *out);
+/* --help-markdown: the same table as docs/options.md. */
+void cli_markdown(FILE *out);
 /* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
  * --lr-scaling linear (Goyal et al. 2017). */
 double cli_peak_lr(const dp_config *cfg);

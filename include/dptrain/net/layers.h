@@ -59,7 +59,8 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O);
 
-/* Softmax cross-entropy over NC classes. Returns the SUM of per-sample losses; when
+/* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
+ * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when
  * dlogits is not NULL writes softmax - onehot (the per-sample gradient, not divided
  * by B). *correct counts samples whose first maximal logit is the label. */
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,

@@ -2,19 +2,22 @@
  * parameters in one flat buffer and all gradients in another.
  *
  * Spec grammar (whitespace, ',' ';' or '->' between layers; '#' starts a comment):
- *   conv(OUT, KERNEL[, stride=S][, pad=P])   2-D convolution, square kernel (alias conv2d)
- *   maxpool(KERNEL[, stride=S])             max pooling, stride defaults to KERNEL (alias pool)
- *   relu
- *   fc(OUT) | fc(classes) | fc               fully connected (alias linear); the last layer
- *                                            must be fc and its OUT is the number of classes
- *   flatten                                  accepted and ignored (fc flattens C x H x W)
- * Arguments may also be named: conv(out=32, kernel=3, stride=1, pad=0).
- * Named models: "reference" and "nopool" (see model_builtin_spec).
+ *   NAME                      a layer without arguments, e.g. relu
+ *   NAME(A, B, key=V, ...)    arguments by position, then by name (or alias)
+ *   flatten                   accepted and ignored (fc flattens C x H x W)
+ * The layer kinds, their names, aliases and arguments are the table in
+ * src/net/layer_kinds.c; the opening comment of each kind's file src/net/layer_<kind>.c
+ * gives its spec, e.g. conv(OUT, KERNEL, stride=1, pad=0), maxpool(KERNEL), relu,
+ * fc(OUT | classes). The last layer gives one score per class (fc(classes)). Named
+ * models: "reference" and "nopool" (see model_builtin_spec).
  *
  * Parameters are named as the equivalent PyTorch nn.Module's state_dict keys: layers
- * with weights are numbered by kind in order (conv1, conv2, ..., fc1, fc2, ...), with
- * `.weight` [out, in, kh, kw] or [out, in] and `.bias` [out]. The model owns its layer
- * list, parameter table and both flat buffers; the workspace owns the activations. */
+ * are numbered by kind in order (conv1, conv2, ..., fc1, fc2, ...), each tensor named
+ * LAYER.SUFFIX (conv1.weight [out, in, kh, kw], conv1.bias [out], ...). A layer owns the
+ * contiguous range params[param_first, param_first + param_count) of the table. A tensor
+ * may be a buffer (trainable 0): kept and saved like the others, but never updated by
+ * the optimizer nor reduced over ranks. The model owns its layer list, parameter table
+ * and both flat buffers; the workspace owns the activations. */
 #ifndef DPTRAIN_MODEL_H
 #define DPTRAIN_MODEL_H
 
@@ -23,20 +26,24 @@
 
 #include "dptrain/util/error.h"
 
-typedef enum { LAYER_CONV, LAYER_MAXPOOL, LAYER_RELU, LAYER_FC } dp_layer_kind;
+#define DP_LAYER_MAX_ARGS 4
+#define DP_LAYER_MAX_TENSORS 4
+#define DP_MODEL_MAX_LAYERS 64
+
+typedef struct dp_layer_kind dp_layer_kind; /* the table entry: layer_kind.h */
 
 typedef struct {
-    dp_layer_kind kind;
+    const dp_layer_kind *kind;
     char name[32];   /* conv1, relu2, maxpool1, fc1, ... */
     char text[64];   /* the layer as written in canonical form, for messages */
-    int out;         /* conv: output channels; fc: outputs (-1: number of classes) */
-    int kernel, stride, pad;
-    int in_c, in_h, in_w;    /* inferred input shape (fc: in_c = features, h = w = 1) */
+    double arg[DP_LAYER_MAX_ARGS]; /* the spec arguments, in the kind's order */
+    int in_c, in_h, in_w;    /* inferred input shape (after fc: in_c = features, h = w = 1) */
     int out_c, out_h, out_w; /* inferred output shape */
     size_t in_size, out_size; /* per sample */
-    int weight, bias;         /* indices into the parameter table, -1 when none */
-    int fused;                /* relu computed by the maxpool after it (set on both) */
-    int frozen;               /* --freeze: no weight gradients, no updates */
+    int param_first, param_count; /* its tensors in the parameter table */
+    int absorbs;  /* its forward and backward also do the layer before (relu+maxpool) */
+    int absorbed; /* done by the layer after it: skipped in the pass */
+    int frozen;   /* --freeze: no weight gradients, no updates */
 } dp_layer;
 
 typedef struct {
@@ -44,7 +51,9 @@ typedef struct {
     int ndims;
     int dims[4];
     size_t offset, count; /* into the flat buffers */
-    int fan_in;           /* for initialisation */
+    int fan_in;           /* initialisation: U(+-1/sqrt(fan_in)); 0: every element init_value */
+    float init_value;
+    int trainable;        /* 0: a buffer, never touched by the optimizer or the reduction */
     int layer;
 } dp_param;
 
@@ -71,44 +80,64 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
 void model_free(dp_model *m);
 
 /* PyTorch's default initialisation: every weight and bias uniform in
- * [-1/sqrt(fan_in), 1/sqrt(fan_in)), value = -b + 2b*u. Parameter i draws from its own
- * stream rng_seed(seed, i + 1, 0x1417), so one tensor can be re-drawn alone. */
+ * [-1/sqrt(fan_in), 1/sqrt(fan_in)), value = -b + 2b*u (a buffer: its constant).
+ * Parameter i draws from its own stream rng_seed(seed, i + 1, 0x1417), so one tensor
+ * can be re-drawn alone. */
 void model_init_param(dp_model *m, int param, uint64_t seed);
 void model_init(dp_model *m, uint64_t seed);
 
 /* A one-line description, e.g. "conv1(1->32, 3x3) relu maxpool(2) ... fc2(128->10)". */
 void model_describe(const dp_model *m, char *buf, size_t len);
 
+/* Index of the layer called `name` (conv1, fc2, ...), or -1. */
+int model_find_layer(const dp_model *m, const char *name);
+
+/* The tensors of layer i: m->params[first .. first + *count), e.g.
+ *   int n; const dp_param *p = model_layer_params(m, i, &n);
+ *   for (int k = 0; k < n; k++) use(p[k].offset, p[k].count); */
+const dp_param *model_layer_params(const dp_model *m, int layer, int *count);
+
+/* Whether the optimizer updates the tensor p (one of m->params) and the reduction over
+ * ranks carries its gradient: trainable (not a buffer) and its layer not frozen. */
+int model_param_updated(const dp_model *m, const dp_param *p);
+
 typedef struct {
     int max_batch;
     float *input;      /* [B, in_c, in_h, in_w] */
     float **act;       /* per layer output [B, out_size] */
     float **dact;      /* per layer gradient of the output [B, out_size] */
-    float **col;       /* per conv layer: im2col workspace, else NULL */
-    int32_t **argmax;  /* per maxpool layer, else NULL */
-    float *scratch;    /* per-thread scratch of the conv layers (omp_get_max_threads() at creation) */
-    float *lanes;      /* partial sums of the fc layers, 8 * max_batch * outputs */
+    void **work;       /* per layer: what its kind keeps from forward to backward, or NULL */
+    void *scratch;     /* shared by all layers, valid during one layer call (omp_get_max_threads()
+                        * at creation) */
     void *block;       /* the one allocation behind all of the above */
     size_t bytes;
 } dp_workspace;
 
-/* Index of the layer called `name` (conv1, fc2, ...), or -1. */
-int model_find_layer(const dp_model *m, const char *name);
-
 int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err);
 void workspace_free(dp_workspace *ws);
 
-/* Forward the B samples in ws->input; return the sum of their losses and count the
- * correct predictions. With train != 0, backward too, accumulating into m->grads.
- * Frozen layers get no weight gradients (their slots in m->grads are left alone), and
- * backward stops at the lowest layer that is not frozen. */
-double model_forward_backward(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
-                              int train, int *correct);
-
-/* The same, calling done(ctx, i) after the backward of layer i (last layer first): from
- * then on the gradients of layers i.. are final and may be reduced. */
+/* After the backward of layer i (last layer first), the gradients of layers i.. are
+ * final and may be reduced. */
 typedef void (*dp_layer_done)(void *ctx, int layer);
-double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_t *labels, int B,
-                                     int train, int *correct, dp_layer_done done, void *ctx);
+
+/* One whole-net pass over the B samples in ws->input. */
+typedef struct {
+    const uint8_t *labels; /* [B], each < num_classes */
+    int B;
+    int train;        /* training mode (dropout on) and backward; 0: evaluation */
+    int forward_only; /* with train: the training-mode forward alone (finite-difference checks) */
+    uint64_t seed;    /* the run's seed: dropout masks */
+    long step;        /* 0-based step of the run: dropout masks */
+    const int64_t *sample_index; /* [B] each sample's global index in the training set, which
+                                  * picks its dropout masks; NULL: the position in the batch */
+    dp_layer_done done;          /* NULL, or called after each layer's backward */
+    void *done_ctx;
+} dp_pass;
+
+/* Forward; return the sum of the B losses and count the correct predictions (correct may
+ * be NULL). With train (and not forward_only), backward too, accumulating into m->grads.
+ * Frozen layers get no weight gradients (their slots in m->grads are left alone), and
+ * backward stops at the lowest layer that is not frozen. Allocates nothing. */
+double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct);
 
 #endif

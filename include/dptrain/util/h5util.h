@@ -1,18 +1,87 @@
-/* h5util: the file-access settings every HDF5 file of dptrain is opened or created with.
+/* h5util: dptrain's HDF5 habits in one place: quiet error handling, lock-free opens and
+ * creates, fsync, typed scalar attributes and 1-D datasets. data, persist and the tools
+ * use these and nothing of their own.
+ *
+ * Quiet sections: HDF5 prints its whole error stack to stderr by default, which would
+ * bury dptrain's one-line messages. A library function that may fail opens a quiet
+ * section (h5_quiet_begin) and closes it on every way out (h5_quiet_end), which puts
+ * back exactly the setting it found, so a program's own HDF5 use (or h5py's, or a test's
+ * error printer) is left as it was. Sections nest. HDF5 keeps this setting per thread in
+ * thread-safe builds and per process otherwise; dptrain calls HDF5 from one thread.
  *
  * No file locking: many ranks read the same shards on shared file systems, where HDF5's
  * locks trip over each other or are not supported at all, and a file dptrain writes is
  * open nowhere else (it is written under a temporary name and renamed). Setting
- * HDF5_USE_FILE_LOCKING in the environment still overrides this (README "Hardening"). */
+ * HDF5_USE_FILE_LOCKING in the environment still overrides this (docs: Hardening).
+ *
+ * Attribute getters return 0 with the value, 1 when the attribute is absent (the value
+ * untouched), -1 when it is there but not one value of the asked kind; err then says
+ * what was found, without a file name (callers prefix it: dp_prefix). Putters write a
+ * scalar attribute and return 0 or -1; the type written is part of the file formats
+ * (checkpoint.h, weights.h, data.h), so each putter names it. */
 #ifndef DPTRAIN_H5UTIL_H
 #define DPTRAIN_H5UTIL_H
 
 #include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/util/error.h"
+
+/* ---- error handling -------------------------------------------------------------- */
+
+typedef struct {
+    H5E_auto2_t func;
+    void *data;
+} h5_quiet;
+
+/* Turn HDF5's automatic error printing off, returning what was there. */
+h5_quiet h5_quiet_begin(void);
+/* Put back what h5_quiet_begin found. */
+void h5_quiet_end(h5_quiet q);
+/* The most specific message on HDF5's error stack into why[256] ("" when none); read it
+ * before any other HDF5 call, which clears the stack. Returns why. */
+const char *h5_reason(char why[256]);
+/* A datatype in words: "uint8", "int64", "float32", "string", ... */
+void h5_describe_type(hid_t type, char *buf, size_t len);
+
+/* ---- files ------------------------------------------------------------------------ */
 
 /* A file-access property list without locking; the caller closes it with H5Pclose. */
 hid_t h5_fapl_nolock(void);
-/* H5Fopen(path, read-only) without locking; < 0 on failure (HDF5's error stack may have
- * been cleared: callers that report HDF5's own reason use h5_fapl_nolock themselves). */
-hid_t h5_open_readonly(const char *path);
+/* H5Fopen without locking; flags H5F_ACC_RDONLY or H5F_ACC_RDWR. < 0 on failure, with
+ * HDF5's reason in why[256] when why is not NULL. */
+hid_t h5_open(const char *path, unsigned flags, char *why);
+/* H5Fcreate (truncating) without locking; as h5_open. */
+hid_t h5_create(const char *path, char *why);
+/* fsync a file, or a directory (to make a rename in it durable): 0, or -1 with errno. */
+int h5_fsync_file(const char *path);
+int h5_fsync_dir(const char *path);
+
+/* ---- scalar attributes ------------------------------------------------------------ */
+
+int h5_attr_put(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v);
+int h5_attr_put_i64(hid_t obj, const char *name, int64_t v);       /* H5T_STD_I64LE */
+int h5_attr_put_u64(hid_t obj, const char *name, uint64_t v);      /* H5T_STD_U64LE */
+int h5_attr_put_f64(hid_t obj, const char *name, double v);        /* H5T_IEEE_F64LE */
+int h5_attr_put_str(hid_t obj, const char *name, const char *s);   /* fixed-length ASCII */
+/* Variable-length UTF-8, which h5py reads back as a Python str. */
+int h5_attr_put_vstr(hid_t obj, const char *name, const char *s);
+
+int h5_attr_get_i64(hid_t obj, const char *name, int64_t *v, dp_err *err);  /* any integer */
+int h5_attr_get_u64(hid_t obj, const char *name, uint64_t *v, dp_err *err); /* non-negative */
+int h5_attr_get_f64(hid_t obj, const char *name, double *v, dp_err *err);   /* a float */
+/* A fixed- or variable-length string into buf[len]; longer than len - 1 bytes is an
+ * error, not a cut. */
+int h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len, dp_err *err);
+
+/* ---- 1-D datasets ----------------------------------------------------------------- */
+
+/* Create dataset `name` of n elements of file_type in loc from data (mem_type). */
+int h5_put_1d(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, hsize_t n,
+              const void *data);
+/* Read dataset `name`, which must be 1-D with exactly n elements, into data: 0, or -1
+ * with what was found in err (absent, not 1-D, another length, unreadable). */
+int h5_get_1d(hid_t loc, const char *name, hid_t mem_type, hsize_t n, void *data, dp_err *err);
 
 #endif

@@ -1,23 +1,18 @@
-/* sha256: FIPS 180-4 SHA-256, to record and check the checksums of source files. */
+/* sha256: SHA-256 digests, to record and check the checksums of source files.
+ *
+ * The digest itself is OpenSSL's (libcrypto's EVP interface): a well-kept, tested and
+ * hardware-accelerated implementation, where ours would be one more thing to get right.
+ * This module only adapts it to dptrain's conventions (lower-case hex, dp_err). */
 #ifndef DPTRAIN_SHA256_H
 #define DPTRAIN_SHA256_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #include "dptrain/util/error.h"
 
-typedef struct {
-    uint32_t state[8];
-    uint64_t bytes;
-    uint8_t block[64];
-    size_t used;
-} dp_sha256;
-
-void sha256_init(dp_sha256 *s);
-void sha256_update(dp_sha256 *s, const void *data, size_t len);
-void sha256_final(dp_sha256 *s, uint8_t out[32]);
-/* Lower-case hex digest of a whole file, into hex[65]. */
+/* Lower-case hex digest of len bytes at data, into hex[65]. */
+int sha256_hex(const void *data, size_t len, char hex[65], dp_err *err);
+/* Lower-case hex digest of a whole file, read in pieces, into hex[65]. */
 int sha256_file_hex(const char *path, char hex[65], dp_err *err);
 
 #endif

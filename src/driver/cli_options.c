@@ -1,0 +1,226 @@
+/* cli_options: dptrain's options, one row each (cli_table.h says what a row holds), with
+ * the few that parse their own values and the rules between options. --help,
+ * --help-markdown (docs/options.md) and the parsing all read this table. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_table.h"
+
+#ifndef DPTRAIN_VERSION
+#define DPTRAIN_VERSION "0.1.0"
+#endif
+
+enum { SEC_DATA, SEC_MODEL, SEC_CKPT, SEC_OPTIM, SEC_RUN, SEC_HELP, NSECTIONS };
+
+const cli_section cli_sections[NSECTIONS] = {
+    {"Data", NULL},
+    {"Model", NULL},
+    {"Checkpoints",
+     "SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step, then exit with status 75; a "
+     "second SIGINT exits at once (130)."},
+    {"Optimisation (SGD with momentum, as torch.optim.SGD)", NULL},
+    {"Run", NULL},
+    {"Help", NULL},
+};
+const int cli_nsections = NSECTIONS;
+
+const char cli_intro[] =
+    "Data-parallel training of a CNN on image-classification data in HDF5 shards. Every "
+    "rank holds a full replica and reads its own share of the training data; gradients are "
+    "summed with MPI_Allreduce and averaged over the global batch every step.";
+const char cli_exit_status[] =
+    "Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options, 75 "
+    "stopped by a signal (checkpoint written when a directory was given: requeue and "
+    "resume), 130 second interrupt.";
+
+/* ---- options with their own parsing ------------------------------------------------- */
+
+static int set_normalize(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o;
+    char *end;
+    double mean = strtod(value, &end), sd = 0;
+    if (end == value || *end != ',' ||
+        cli_double_value("--normalize (std)", end + 1, 1e-6, 1e6, &sd, err))
+        return dp_fail(err, "--normalize: expected MEAN,STD with STD > 0 (e.g. "
+                            "0.1307,0.3081), got '%s'", value);
+    if (!isfinite(mean))
+        return dp_fail(err, "--normalize: the mean must be finite, got '%s'", value);
+    ctx->cfg->normalize = 1;
+    ctx->cfg->mean = (float)mean;
+    ctx->cfg->std = (float)sd;
+    return 0;
+}
+
+static int set_tutorial(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o, (void)value, (void)err;
+    dp_config *cfg = ctx->cfg;
+    cfg->lr = 0.001;
+    cfg->momentum = 0.9;
+    cfg->batch = 100;
+    cfg->schedule = LR_CONSTANT;
+    cfg->warmup_epochs = 0;
+    if (!cli_given(ctx, "epochs"))
+        cfg->epochs = 10;
+    return 0;
+}
+
+static int show_help(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o, (void)value, (void)err;
+    cli_usage(ctx->out);
+    return 1;
+}
+
+static int show_markdown(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o, (void)value, (void)err;
+    cli_markdown(ctx->out);
+    return 1;
+}
+
+static int show_version(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o, (void)value, (void)err;
+    if (ctx->out)
+        fprintf(ctx->out, "dptrain %s\n", DPTRAIN_VERSION);
+    return 1;
+}
+
+/* ---- the table --------------------------------------------------------------------- */
+
+/* CHOICE stores the index of the word: the enums must follow the words' order. */
+_Static_assert(LR_CONSTANT == 0 && LR_COSINE == 1 && LR_STEP == 2, "--lr-schedule's words");
+
+const cli_opt cli_options[] = {
+    {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
+     .section = SEC_DATA, .help = "training data: a directory of *.h5 shards, one .h5 file, "
+                                  "or a comma-separated list of files"},
+    {"test", "PATH|none", CLI_STRING(test), .if_empty = "empty path (use 'none' to skip "
+                                                        "evaluation)",
+     .init = "data/mnist/test.h5", .section = SEC_DATA,
+     .help = "test data, same forms, evaluated after every epoch; none skips evaluation"},
+    {"no-shuffle", NULL, CLI_FLAG(shuffle, 0), .section = SEC_DATA,
+     .help = "keep file order instead of reshuffling each rank's share every pass"},
+    {"normalize", "M,S", .parse = set_normalize, .shown = "off", .section = SEC_DATA,
+     .help = "feed (pixel/255 - M) / S instead of pixel/255, e.g. 0.1307,0.3081"},
+
+    {"model", "M", CLI_STRING(model), .if_empty = "empty", .init = "reference",
+     .section = SEC_MODEL, .help = "a name (reference, nopool), a spec file, or a spec such "
+                                   "as \"conv(32,3) relu maxpool(2) fc(classes)\""},
+    {"init-from", "FILE", CLI_STRING(init_from), .section = SEC_MODEL,
+     .help = "start from weights saved with --save, a checkpoint, or a file written from "
+             "PyTorch"},
+    {"save", "FILE", CLI_STRING(save), .section = SEC_MODEL,
+     .help = "write the final weights (HDF5, PyTorch state_dict names)"},
+    {"seed", "N", CLI_INT(seed, 0, INT64_MAX), .init = "1", .section = SEC_MODEL,
+     .help = "seed for initialisation and shuffling"},
+    {"reinit", "LAYERS", CLI_STRING(reinit), .section = SEC_MODEL,
+     .help = "after --init-from, re-initialise these layers (e.g. fc2)"},
+    {"freeze", "LAYERS", CLI_STRING(freeze), .section = SEC_MODEL,
+     .help = "do not train these layers (e.g. conv1,conv2)"},
+
+    {"checkpoint-dir", "DIR", CLI_STRING(checkpoint_dir), .if_empty = "empty path",
+     .section = SEC_CKPT, .help = "write checkpoints to DIR (created if missing)"},
+    {"checkpoint-every", "N", CLI_INT(checkpoint_every, 1, 1L << 40), .shown = "off",
+     .section = SEC_CKPT, .help = "a checkpoint every N optimizer steps"},
+    {"checkpoint-every-epoch", NULL, CLI_FLAG(checkpoint_every_epoch, 1), .section = SEC_CKPT,
+     .help = "a checkpoint at the end of every epoch"},
+    {"keep", "K", CLI_INT(keep, 1, 1000000), .init = "3", .section = SEC_CKPT,
+     .help = "keep the newest K complete checkpoints"},
+    {"resume", "DIR", CLI_STRING(resume), .if_empty = "empty path", .section = SEC_CKPT,
+     .help = "continue from the newest complete checkpoint in DIR (and keep writing "
+             "checkpoints there unless --checkpoint-dir)"},
+
+    {"epochs", "N", CLI_INT(epochs, 1, 1000000), .init = "5", .section = SEC_OPTIM,
+     .help = "passes over the training set"},
+    {"steps", "N", CLI_INT(steps, 0, 1L << 40), .shown = "no limit", .section = SEC_OPTIM,
+     .help = "stop after N optimizer steps, possibly mid-epoch; 0 saves the initial weights "
+             "without training"},
+    {"batch", "N", CLI_INT(batch, 1, 1L << 24), .init = "100", .section = SEC_OPTIM,
+     .help = "global batch, split over the ranks"},
+    {"lr", "X", CLI_DOUBLE(lr, 0.0, 1e6), .init = "0.05", .section = SEC_OPTIM,
+     .help = "peak learning rate"},
+    {"momentum", "X", CLI_DOUBLE(momentum, 0.0, 0.999999), .init = "0.9", .section = SEC_OPTIM,
+     .help = "momentum"},
+    {"weight-decay", "X", CLI_DOUBLE(weight_decay, 0.0, 1.0), .init = "0", .section = SEC_OPTIM,
+     .help = "L2 weight decay"},
+    {"nesterov", NULL, CLI_FLAG(nesterov, 1), .section = SEC_OPTIM, .help = "Nesterov momentum"},
+    {"lr-schedule", "S", CLI_CHOICE(schedule, "constant|cosine|step"), .init = "cosine",
+     .section = SEC_OPTIM, .help = "constant, cosine (to 0 at the end) or step"},
+    {"warmup-epochs", "X", CLI_DOUBLE(warmup_epochs, 0.0, 1e6), .init = "0.1",
+     .section = SEC_OPTIM, .help = "linear warm-up over X epochs"},
+    {"lr-scaling", "S", CLI_CHOICE(lr_scaling, "none|linear"), .init = "none",
+     .section = SEC_OPTIM,
+     .help = "none, or linear: peak lr = --lr x batch / --lr-base-batch (Goyal et al. 2017); "
+             "with large batches combine it with --warmup-epochs"},
+    {"lr-base-batch", "N", CLI_INT(lr_base_batch, 1, 1L << 24), .init = "100",
+     .section = SEC_OPTIM, .help = "the global batch --lr is meant for"},
+    {"lr-step-epochs", "X", CLI_DOUBLE(step_epochs, 1e-6, 1e6), .init = "1",
+     .section = SEC_OPTIM, .help = "step schedule: multiply by --lr-gamma every X epochs"},
+    {"lr-gamma", "X", CLI_DOUBLE(gamma, 0.0, 1.0), .init = "0.7", .section = SEC_OPTIM,
+     .help = "step schedule factor"},
+    {"tutorial", NULL, .parse = set_tutorial, .section = SEC_OPTIM,
+     .help = "the PyTorch tutorial's settings: lr 0.001, momentum 0.9, constant, no warm-up, "
+             "batch 100, 10 epochs unless --epochs is given (options after it still apply)"},
+
+    {"overlap", NULL, CLI_FLAG(overlap, 1), .shown = "on", .section = SEC_RUN,
+     .help = "reduce the gradients bucket by bucket (MPI_Iallreduce) while backward goes on"},
+    {"no-overlap", NULL, CLI_FLAG(overlap, 0), .section = SEC_RUN,
+     .help = "reduce the gradients after backward instead (the same bits either way)"},
+    {"bucket-kb", "N", CLI_INT(bucket_kb, 1, 1L << 20), .init = "256", .section = SEC_RUN,
+     .help = "gradient bucket size for the reduction, in KiB"},
+    {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,
+     .help = "OpenMP threads per rank; automatic: OMP_NUM_THREADS, else the cores this rank "
+             "may use divided among the ranks on its node, at least 1"},
+    {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
+     .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
+    {"progress", NULL, CLI_FLAG(progress, 1), .shown = "on when stderr is a terminal",
+     .section = SEC_RUN, .help = "the live progress bar on stderr"},
+    {"no-progress", NULL, CLI_FLAG(progress, 0), .section = SEC_RUN, .help = "no progress bar"},
+    {"quiet", NULL, CLI_FLAG(quiet, 1), .section = SEC_RUN, .help = "only errors"},
+    {"clip-grad-norm", "X", CLI_DOUBLE(clip_grad_norm, 1e-12, 1e12), .shown = "off",
+     .section = SEC_RUN, .help = "scale the averaged gradients to global L2 norm X when "
+                                 "larger, as torch.nn.utils.clip_grad_norm_"},
+    {"watchdog", "SECONDS", CLI_DOUBLE(watchdog, 0.1, 1e7), .shown = "off", .section = SEC_RUN,
+     .help = "abort the job, naming the rank and step, when a rank spends longer than "
+             "SECONDS in one step"},
+
+    {"help", NULL, .parse = show_help, .section = SEC_HELP, .help = "print this help and exit"},
+    {"help-markdown", NULL, .parse = show_markdown, .section = SEC_HELP,
+     .help = "print the options as Markdown (docs/options.md) and exit"},
+    {"version", NULL, .parse = show_version, .section = SEC_HELP,
+     .help = "print the version and exit"},
+};
+const size_t cli_noptions = sizeof cli_options / sizeof cli_options[0];
+
+/* ---- defaults and rules between options --------------------------------------------- */
+
+void cli_special_defaults(dp_config *cfg)
+{
+    cfg->steps = -1;    /* no limit */
+    cfg->progress = -1; /* on when stderr is a terminal */
+    cfg->shuffle = 1;
+    cfg->overlap = 1;
+    cfg->std = 1.0f;
+}
+
+int cli_check_combinations(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
+{
+    if (cfg->steps >= 0 && !cli_given(ctx, "epochs"))
+        cfg->epochs = 0; /* --steps alone decides the length */
+    if ((cfg->checkpoint_every || cfg->checkpoint_every_epoch) && !cfg->checkpoint_dir &&
+        !cfg->resume)
+        return dp_fail(err, "--checkpoint-every/--checkpoint-every-epoch: need "
+                            "--checkpoint-dir DIR (or --resume DIR) to write to");
+    if (cfg->resume && cfg->init_from)
+        return dp_fail(err, "--resume and --init-from: give one (a resume restores the weights "
+                            "from the checkpoint)");
+    if (cfg->reinit && !cfg->init_from)
+        return dp_fail(err, "--reinit %s: only with --init-from (without it every layer is "
+                            "freshly initialised anyway)", cfg->reinit);
+    return 0;
+}

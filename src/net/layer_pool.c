@@ -1,0 +1,83 @@
+/* maxpool(KERNEL, stride=KERNEL), aliases pool, maxpool2d: max pooling over KxK windows
+ * without padding, as torch.nn.MaxPool2d(KERNEL, stride) (the first maximum wins; NaN
+ * wins). Arguments may be named: kernel (k), stride (s). Keeps the argmax of each window
+ * from forward to backward. A relu right before it is absorbed: maxpool(relu(x)) is
+ * computed as relu(maxpool(x)) in one pass, the same values and gradients, bit for bit,
+ * with one pass over memory fewer. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dptrain/net/layer_kind.h"
+#include "dptrain/net/layers.h"
+
+enum { KERNEL, STRIDE };
+
+static const dp_layer_arg args[] = {
+    [KERNEL] = {.name = "kernel", .aliases = {"k"}, .required = 1, .lo = 1, .hi = DP_ARG_MAX},
+    [STRIDE] = {.name = "stride", .aliases = {"s"}, .def_from = "kernel", .lo = 1,
+                .hi = DP_ARG_MAX, .named = 1},
+};
+
+static int shape(dp_layer *L, const dp_model *m, int i, dp_err *err)
+{
+    (void)m;
+    const int K = (int)L->arg[KERNEL], S = (int)L->arg[STRIDE];
+    if (L->in_h < K || L->in_w < K)
+        return dp_fail(err, "layer %d %s: maxpool kernel %dx%d does not fit its %dx%d input "
+                            "(padding 0)", i + 1, L->text, K, K, L->in_h, L->in_w);
+    L->out_h = (L->in_h - K) / S + 1;
+    L->out_w = (L->in_w - K) / S + 1;
+    return 0;
+}
+
+static void describe(const dp_layer *L, char *buf, size_t len)
+{
+    snprintf(buf, len, "maxpool(%d)", (int)L->arg[KERNEL]);
+}
+
+static int absorbs(const dp_layer *prev) { return strcmp(prev->kind->name, "relu") == 0; }
+
+static size_t work_bytes(const dp_layer *L, int B)
+{
+    return (size_t)B * L->out_size * sizeof(int32_t);
+}
+
+static void forward(const dp_layer_io *io)
+{
+    const dp_layer *L = io->L;
+    if (io->absorbed) /* io->in is the relu's input */
+        relu_maxpool_forward(io->out, io->work, io->in, io->B, L->in_c, L->in_h, L->in_w,
+                             (int)L->arg[KERNEL], (int)L->arg[STRIDE], L->out_h, L->out_w);
+    else
+        maxpool_forward(io->out, io->work, io->in, io->B, L->in_c, L->in_h, L->in_w,
+                        (int)L->arg[KERNEL], (int)L->arg[STRIDE], L->out_h, L->out_w);
+}
+
+static void backward(const dp_layer_io *io)
+{
+    const dp_layer *L = io->L;
+    if (!io->din)
+        return;
+    if (io->absorbed) /* straight to the gradient of the relu's input */
+        relu_maxpool_backward(io->din, io->dout, io->out, io->work, io->B, L->in_c, L->in_h,
+                              L->in_w, L->out_h, L->out_w);
+    else
+        maxpool_backward(io->din, io->dout, io->work, io->B, L->in_c, L->in_h, L->in_w, L->out_h,
+                         L->out_w);
+}
+
+const dp_layer_kind layer_maxpool = {
+    .name = "maxpool",
+    .aliases = {"pool", "maxpool2d"},
+    .example = "maxpool(2)",
+    .args = args,
+    .nargs = 2,
+    .spatial = 1,
+    .shape = shape,
+    .describe = describe,
+    .absorbs = absorbs,
+    .work_bytes = work_bytes,
+    .forward = forward,
+    .backward = backward,
+};

@@ -1,0 +1,138 @@
+/* pass: the workspace (every activation, gradient and per-layer memory of a batch, in one
+ * allocation sized from the shapes) and the whole-net forward, loss and backward, which
+ * reach each layer's code through its kind (layer_kind.h). Nothing here allocates during
+ * a pass. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dptrain/net/layer_kind.h"
+#include "dptrain/net/layers.h"
+#include "dptrain/net/model.h"
+
+static size_t align64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
+
+static size_t work_bytes(const dp_layer *L, int B)
+{
+    return L->kind->work_bytes ? align64(L->kind->work_bytes(L, B)) : 0;
+}
+
+/* The largest scratch any layer needs, for omp_get_max_threads() threads. */
+static size_t scratch_bytes(const dp_model *m, int B)
+{
+    size_t most = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dp_layer *L = &m->layers[i];
+        size_t b = L->kind->scratch_bytes ? L->kind->scratch_bytes(L, B, omp_get_max_threads()) : 0;
+        most = b > most ? b : most;
+    }
+    return align64(most);
+}
+
+int workspace_create(dp_workspace *ws, const dp_model *m, int max_batch, dp_err *err)
+{
+    memset(ws, 0, sizeof *ws);
+    const size_t B = (size_t)max_batch, input = align64(B * m->layers[0].in_size * sizeof(float));
+    size_t bytes = input + scratch_bytes(m, max_batch);
+    for (int i = 0; i < m->nlayers; i++)
+        bytes += 2 * align64(B * m->layers[i].out_size * sizeof(float)) +
+                 work_bytes(&m->layers[i], max_batch);
+    ws->act = dp_calloc((size_t)m->nlayers, sizeof(float *), "workspace", err);
+    ws->dact = dp_calloc((size_t)m->nlayers, sizeof(float *), "workspace", err);
+    ws->work = dp_calloc((size_t)m->nlayers, sizeof(void *), "workspace", err);
+    ws->block = aligned_alloc(64, bytes);
+    if (!ws->act || !ws->dact || !ws->work || !ws->block) {
+        workspace_free(ws);
+        return dp_fail(err, "out of memory: the workspace for batch %d needs %.1f MiB", max_batch,
+                       bytes / 1048576.0);
+    }
+    memset(ws->block, 0, bytes);
+    ws->bytes = bytes;
+    ws->max_batch = max_batch;
+    char *p = ws->block;
+    ws->input = (float *)p;
+    p += input;
+    ws->scratch = p;
+    p += scratch_bytes(m, max_batch);
+    for (int i = 0; i < m->nlayers; i++) {
+        const dp_layer *L = &m->layers[i];
+        ws->act[i] = (float *)p;
+        p += align64(B * L->out_size * sizeof(float));
+        ws->dact[i] = (float *)p;
+        p += align64(B * L->out_size * sizeof(float));
+        ws->work[i] = work_bytes(L, max_batch) ? p : NULL;
+        p += work_bytes(L, max_batch);
+    }
+    return 0;
+}
+
+void workspace_free(dp_workspace *ws)
+{
+    free(ws->act);
+    free(ws->dact);
+    free(ws->work);
+    free(ws->block);
+    memset(ws, 0, sizeof *ws);
+}
+
+void layer_io_init(dp_layer_io *io, dp_model *m, dp_workspace *ws, int i, const dp_pass *pass)
+{
+    const dp_layer *L = &m->layers[i];
+    const int first = i - L->absorbs; /* the first layer this one does */
+    memset(io, 0, sizeof *io);
+    io->L = L;
+    io->index = i;
+    io->B = pass->B;
+    io->in = first > 0 ? ws->act[first - 1] : ws->input;
+    io->out = ws->act[i];
+    io->din = first > 0 ? ws->dact[first - 1] : NULL;
+    io->dout = ws->dact[i];
+    for (int k = 0; k < L->param_count; k++) {
+        const dp_param *p = &m->params[L->param_first + k];
+        io->param[k] = m->weights + p->offset;
+        io->grad[k] = model_param_updated(m, p) ? m->grads + p->offset : NULL;
+    }
+    io->work = ws->work[i];
+    io->scratch = ws->scratch;
+    io->absorbed = L->absorbs;
+    io->pass = pass;
+}
+
+/* The lowest layer whose gradient anybody needs: the first with a tensor to update
+ * (below it, frozen feature layers need no backward). nlayers when there is none. */
+static int lowest_trained_layer(const dp_model *m)
+{
+    for (int p = 0; p < m->nparams; p++)
+        if (model_param_updated(m, &m->params[p]))
+            return m->params[p].layer;
+    return m->nlayers;
+}
+
+double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
+{
+    dp_layer_io io;
+    for (int i = 0; i < m->nlayers; i++) {
+        if (m->layers[i].absorbed)
+            continue;
+        layer_io_init(&io, m, ws, i, pass);
+        m->layers[i].kind->forward(&io);
+    }
+    const int last = m->nlayers - 1, backward = pass->train && !pass->forward_only;
+    double loss = softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last],
+                               pass->labels, pass->B, m->num_classes);
+    if (!backward)
+        return loss;
+    const int lowest = lowest_trained_layer(m);
+    for (int i = last; i >= lowest; i--) {
+        const dp_layer *L = &m->layers[i];
+        if (!L->absorbed) {
+            layer_io_init(&io, m, ws, i, pass);
+            if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
+                io.din = NULL;
+            L->kind->backward(&io);
+        }
+        if (pass->done)
+            pass->done(pass->done_ctx, i);
+    }
+    return loss;
+}
