@@ -6,3 +6,6 @@ dp_add_script_test(checkpoint_signals test_signals.sh)
 set_tests_properties(checkpoint_signals PROPERTIES PROCESSORS 2)
 dp_add_script_test(finetune_eval test_finetune.sh)
 set_tests_properties(finetune_eval PROPERTIES PROCESSORS 3)
+# Resume on another rank count: 8 -> 3, 3 -> 8, 1 -> 4, 4 -> 1, bitwise the uninterrupted run.
+dp_add_script_test(resume_ranks test_resume_ranks.sh)
+set_tests_properties(resume_ranks PROPERTIES PROCESSORS 8)

@@ -1,6 +1,8 @@
 # Model side: layers, the whole net, optimizer, sampling, options; and training runs.
 dp_add_unit_test(test_layers test_layers.c)
 dp_add_unit_test(test_model test_model.c)
+# The exact gradient sum: order-independent, within its bound of a float64 sum.
+dp_add_unit_test(test_gradsync test_gradsync.c)
 add_executable(make_dataset make_dataset.c)
 target_link_libraries(make_dataset PRIVATE dptrain_core)
 add_executable(compare_weights compare_weights.c)

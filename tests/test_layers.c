@@ -116,7 +116,7 @@ static void test_pool_relu_linear_loss_cases(void)
     float z[2] = {3, 3}, dz[3];
     uint8_t label[1] = {0};
     int correct;
-    double loss = softmax_xent(dz, &correct, z, label, 1, 2);
+    double loss = softmax_xent(dz, &correct, z, label, 1, 2, 1.0);
     CHECK_NEAR(loss, log(2.0), 1e-7);
     CHECK_NEAR(dz[0], -0.5, 1e-7);
     CHECK_NEAR(dz[1], 0.5, 1e-7);
@@ -124,7 +124,7 @@ static void test_pool_relu_linear_loss_cases(void)
     /* large logits must not overflow */
     float big[3] = {1000, 0, -1000};
     uint8_t l2[1] = {1};
-    loss = softmax_xent(dz, &correct, big, l2, 1, 3);
+    loss = softmax_xent(dz, &correct, big, l2, 1, 3, 1.0);
     CHECK_NEAR(loss, 1000.0, 1e-3);
     CHECK(correct == 0);
 }
@@ -244,7 +244,7 @@ typedef struct {
 static double xent_loss(void *v)
 {
     xent_ctx *c = v;
-    return softmax_xent(NULL, NULL, c->z, c->y, c->B, c->NC);
+    return softmax_xent(NULL, NULL, c->z, c->y, c->B, c->NC, 1.0);
 }
 
 static void gradcheck_xent(void)
@@ -254,7 +254,7 @@ static void gradcheck_xent(void)
     uint8_t y[4] = {0, 9, 3, 3};
     c.y = y;
     float dz[40];
-    softmax_xent(dz, NULL, c.z, y, 4, 10);
+    softmax_xent(dz, NULL, c.z, y, 4, 10, 1.0);
     /* smooth: the step trades truncation (eps^2) against rounding in the loss (1/eps) */
     gradcheck("softmax cross-entropy", c.z, 40, dz, 1.0f / 1024, xent_loss, &c, FD_TOL);
     free(c.z);
@@ -403,7 +403,7 @@ static void test_label_bound_asserted(void)
     if (pid == 0) {
         float z[3] = {0, 1, 2};
         uint8_t y[1] = {3}; /* 3 classes: labels 0..2 */
-        softmax_xent(NULL, NULL, z, y, 1, 3);
+        softmax_xent(NULL, NULL, z, y, 1, 3, 1.0);
         _exit(0);
     }
     int status = 0;

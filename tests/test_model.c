@@ -15,7 +15,6 @@
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
 #include "dptrain/util/rng.h"
-#include "dptrain/data/sampler.h"
 #include "dptrain/persist/weights.h"
 
 static void test_builtin_models(void)
@@ -374,54 +373,6 @@ static void test_sgd(void)
     CHECK_NEAR(lr_at(&st, 12), 0.25, 0);
 }
 
-static void test_sampler(void)
-{
-    dp_sampler s;
-    dp_err err;
-    /* three passes over 10 samples in batches of 4: every sample 3 times, no pass repeats */
-    CHECK(sampler_create(&s, 10, 1, 5, 2, &err) == 0);
-    int seen[10] = {0};
-    int64_t idx[4], first_pass[10];
-    for (int step = 0; step < 8; step++) {
-        sampler_next(&s, idx, step == 7 ? 2 : 4);
-        for (int i = 0; i < (step == 7 ? 2 : 4); i++) {
-            CHECK(idx[i] >= 0 && idx[i] < 10);
-            seen[idx[i]]++;
-            int at = step * 4 + i;
-            if (at < 10)
-                first_pass[at] = idx[i];
-        }
-    }
-    for (int i = 0; i < 10; i++)
-        CHECK(seen[i] == 3);
-    CHECK(s.pass == 2);
-    sampler_free(&s);
-    /* the same (seed, rank) gives the same order; another rank a different one */
-    dp_sampler a, b;
-    sampler_create(&a, 10, 1, 5, 2, &err);
-    sampler_create(&b, 10, 1, 5, 3, &err);
-    CHECK(memcmp(a.order, first_pass, sizeof first_pass) == 0);
-    CHECK(memcmp(a.order, b.order, sizeof first_pass) != 0);
-    sampler_free(&a);
-    sampler_free(&b);
-    /* no shuffle: file order */
-    sampler_create(&a, 5, 0, 5, 0, &err);
-    sampler_next(&a, idx, 4);
-    CHECK(idx[0] == 0 && idx[3] == 3);
-    sampler_next(&a, idx, 3);
-    CHECK(idx[0] == 4 && idx[1] == 0 && idx[2] == 1);
-    sampler_free(&a);
-
-    int off, total = 0;
-    for (int r = 0; r < 8; r++) {
-        int n = batch_split(100, 8, r, &off);
-        CHECK(off == total);
-        CHECK(n == (r < 4 ? 13 : 12));
-        total += n;
-    }
-    CHECK(total == 100);
-}
-
 static void test_weights_file(void)
 {
     dp_model m, m2;
@@ -516,7 +467,6 @@ int main(void)
     test_buffers();
     test_thread_determinism();
     test_sgd();
-    test_sampler();
     test_weights_file();
     test_cli();
     return check_exit("test_model");

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dptrain/data/sampler.h"
 #include "dptrain/util/rng.h"
 
 /* ---- the interleaving --------------------------------------------------------------- */
@@ -167,23 +166,21 @@ static int file_of_slot(const dp_plan *p, long t, int s, int64_t *within)
     return p->nfiles - 1;
 }
 
-/* The files this rank's groups draw from in any step (the same every epoch). */
-static void held_files(dp_plan *p)
+/* This rank's part of the files laid end to end, and the files it overlaps. */
+static void owned_files(dp_plan *p)
 {
-    p->file_lo = p->nfiles;
-    p->file_hi = 0;
-    for (long t = 0; t < p->steps; t++) {
-        dp_step_share s;
-        plan_share(p, t, p->rank, &s);
-        if (s.slot1 <= s.slot0)
-            continue;
-        int64_t within;
-        int a = file_of_slot(p, t, s.slot0, &within), b = file_of_slot(p, t, s.slot1 - 1, &within);
-        p->file_lo = a < p->file_lo ? a : p->file_lo;
-        p->file_hi = b + 1 > p->file_hi ? b + 1 : p->file_hi;
-    }
-    if (p->file_hi < p->file_lo)
-        p->file_lo = p->file_hi = 0;
+    p->owned_lo = (int64_t)((__int128)p->total * p->rank / p->ranks);
+    p->owned_hi = (int64_t)((__int128)p->total * (p->rank + 1) / p->ranks);
+    p->file_lo = p->file_hi = 0;
+    if (p->owned_hi <= p->owned_lo)
+        return;
+    int f = 0;
+    while (p->first[f] + p->counts[f] <= p->owned_lo)
+        f++;
+    p->file_lo = f;
+    while (f < p->nfiles && p->first[f] < p->owned_hi)
+        f++;
+    p->file_hi = f;
 }
 
 int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int group, int shuffle,
@@ -216,7 +213,13 @@ int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int gr
         plan_free(p);
         return -1;
     }
-    held_files(p);
+    owned_files(p);
+    for (int f = p->file_lo; f < p->file_hi; f++)
+        if (!(p->perm[f] = dp_calloc((size_t)p->counts[f] + 1, sizeof(int64_t), "sample order",
+                                     err))) {
+            plan_free(p);
+            return -1;
+        }
     return 0;
 }
 
@@ -231,14 +234,11 @@ void plan_free(dp_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-int plan_epoch(dp_plan *p, long epoch, dp_err *err)
+void plan_epoch(dp_plan *p, long epoch)
 {
     if (epoch == p->epoch)
-        return 0;
+        return;
     for (int f = p->file_lo; f < p->file_hi; f++) {
-        if (!p->perm[f] && !(p->perm[f] = dp_calloc((size_t)p->counts[f] + 1, sizeof(int64_t),
-                                                    "sample order", err)))
-            return -1;
         for (int64_t i = 0; i < p->counts[f]; i++)
             p->perm[f][i] = i;
         if (p->shuffle) {
@@ -248,14 +248,20 @@ int plan_epoch(dp_plan *p, long epoch, dp_err *err)
         }
     }
     p->epoch = epoch;
-    return 0;
 }
 
 void plan_samples(const dp_plan *p, long t, int slot0, int slot1, int64_t *out)
 {
+    int64_t within;
+    int f = file_of_slot(p, t, slot0, &within);
+    int64_t left = p->cursor[(size_t)(t + 1) * p->nfiles + f] - within; /* in file f */
     for (int s = slot0; s < slot1; s++) {
-        int64_t within;
-        int f = file_of_slot(p, t, s, &within);
-        out[s - slot0] = p->first[f] + p->perm[f][within];
+        while (left == 0) { /* on to the next file with a share in this step */
+            f++;
+            within = p->cursor[(size_t)t * p->nfiles + f];
+            left = p->cursor[(size_t)(t + 1) * p->nfiles + f] - within;
+        }
+        out[s - slot0] = p->first[f] + p->perm[f][within++];
+        left--;
     }
 }

@@ -29,7 +29,8 @@ const int cli_nsections = NSECTIONS;
 const char cli_intro[] =
     "Data-parallel training of a CNN on image-classification data in HDF5 shards. Every "
     "rank holds a full replica and reads its own share of the training data; gradients are "
-    "summed with MPI_Allreduce and averaged over the global batch every step.";
+    "summed exactly over the ranks every step, so the result does not depend on how many "
+    "ranks or threads computed it.";
 const char cli_exit_status[] =
     "Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options, 75 "
     "stopped by a signal (checkpoint written when a directory was given: requeue and "
@@ -104,7 +105,8 @@ const cli_opt cli_options[] = {
      .init = "data/mnist/test.h5", .section = SEC_DATA,
      .help = "test data, same forms, evaluated after every epoch; none skips evaluation"},
     {"no-shuffle", NULL, CLI_FLAG(shuffle, 0), .section = SEC_DATA,
-     .help = "keep file order instead of reshuffling each rank's share every pass"},
+     .help = "take each file's samples in stored order instead of a new permutation every "
+             "epoch (batches still draw from every file in proportion)"},
     {"normalize", "M,S", .parse = set_normalize, .shown = "off", .section = SEC_DATA,
      .help = "feed (pixel/255 - M) / S instead of pixel/255, e.g. 0.1307,0.3081"},
 
@@ -142,6 +144,10 @@ const cli_opt cli_options[] = {
              "without training"},
     {"batch", "N", CLI_INT(batch, 1, 1L << 24), .init = "100", .section = SEC_OPTIM,
      .help = "global batch, split over the ranks"},
+    {"group-size", "N", CLI_INT(group_size, 1, 1L << 20), .init = "8", .section = SEC_OPTIM,
+     .help = "at most N samples per group: each file's share of a batch is cut into groups "
+             "whose gradients are summed exactly, so that any number of ranks gives the same "
+             "bits; the unit of work a rank takes (changes the bits: part of the training)"},
     {"lr", "X", CLI_DOUBLE(lr, 0.0, 1e6), .init = "0.05", .section = SEC_OPTIM,
      .help = "peak learning rate"},
     {"momentum", "X", CLI_DOUBLE(momentum, 0.0, 0.999999), .init = "0.9", .section = SEC_OPTIM,

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dptrain/data/sampler.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
 static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
@@ -32,31 +31,58 @@ static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
     }
 }
 
-static void print_data(const dp_comm *c, const dp_banner *b)
+/* "ranks hold: 0: file 0, 1: files 0-2, ...": which files each rank loaded (at most 16). */
+static void print_holdings(const dp_comm *c, const int64_t *all)
+{
+    printf("      ranks hold:");
+    const int shown = c->size < 16 ? c->size : 16;
+    for (int r = 0; r < shown; r++) {
+        const int64_t *h = all + 3 * r;
+        if (h[1] <= h[0])
+            printf("%s %d: nothing", r ? "," : "", r);
+        else if (h[1] - h[0] == 1)
+            printf("%s %d: file %lld", r ? "," : "", r, (long long)h[0]);
+        else
+            printf("%s %d: files %lld-%lld", r ? "," : "", r, (long long)h[0],
+                   (long long)h[1] - 1);
+        printf(" (%lld)", (long long)h[2]);
+    }
+    printf("%s\n", shown < c->size ? ", ..." : "");
+}
+
+static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *holdings)
 {
     const dp_config *cfg = b->cfg;
     const dp_filelist *fl = b->train_files;
-    printf("data: %s: %lld samples (%dx%dx%d, %d classes) in %d file%s; rank 0 holds %ld%s\n",
-           cfg->train, (long long)fl->total, fl->c, fl->h, fl->w, b->model->num_classes,
-           fl->nfiles, fl->nfiles > 1 ? "s" : "", b->share,
-           fl->nfiles == c->size ? " (one file per rank)" : "");
+    const dp_plan *p = b->plan;
+    printf("data: %s: %lld samples (%dx%dx%d, %d classes) in %d file%s\n", cfg->train,
+           (long long)fl->total, fl->c, fl->h, fl->w, b->model->num_classes, fl->nfiles,
+           fl->nfiles > 1 ? "s" : "");
+    print_holdings(c, holdings);
     if (b->test_files)
         printf("test: %s: %lld samples, split over the ranks\n", cfg->test,
                (long long)b->test_files->total);
-    int lo = batch_split(cfg->batch, c->size, c->size - 1, NULL);
-    printf("batch: global %d, per rank %d", cfg->batch, b->local_batch_max);
-    if (lo != b->local_batch_max)
-        printf(" (ranks 0-%d) / %d (the rest)", cfg->batch % c->size - 1, lo);
-    printf("; %ld steps per epoch, %ld steps in %d epoch%s\n", b->steps_per_epoch,
-           b->total_steps, b->epochs, b->epochs > 1 ? "s" : "");
+    dp_step_share first, last;
+    plan_share(p, 0, 0, &first);
+    plan_share(p, p->steps - 1, 0, &last);
+    printf("batch: global %d in %d groups of <= %d (each file's share cut into groups), about "
+           "%d per rank; %ld steps per epoch", cfg->batch, first.groups, p->group,
+           (cfg->batch + c->size - 1) / c->size, b->steps_per_epoch);
+    if (last.slots != cfg->batch)
+        printf(" (the last takes the %d left)", last.slots);
+    printf(", %ld steps in %d epoch%s\n", b->total_steps, b->epochs, b->epochs > 1 ? "s" : "");
+    if (first.groups < c->size)
+        printf("dptrain: warning: %d ranks but %d groups per batch: some ranks have no work in a "
+               "step; use fewer ranks, a larger --batch or a smaller --group-size\n", c->size,
+               first.groups);
 }
 
 static void print_training(const dp_comm *c, const dp_banner *b)
 {
     const dp_config *cfg = b->cfg;
     if (c->size > 1)
-        printf("gradients: %d bucket%s of >= %d KiB, reduced with %s\n", b->buckets,
-               b->buckets > 1 ? "s" : "", cfg->bucket_kb,
+        printf("gradients: summed exactly (int64 fixed point) in %d bucket%s of >= %d KiB, "
+               "reduced with %s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,
                cfg->overlap ? "MPI_Iallreduce overlapping backward"
                             : "MPI_Iallreduce after backward");
     static const char *sched[] = {"constant", "cosine", "step"};
@@ -73,19 +99,26 @@ static void print_training(const dp_comm *c, const dp_banner *b)
 void report_banner(const dp_comm *c, const dp_banner *b)
 {
     char(*hosts)[64] = c->rank == 0 ? calloc((size_t)c->size, 64) : NULL;
-    if (c->rank == 0 && !hosts)
-        comm_abort(1); /* cannot join the gather: end the job rather than hang it */
+    int64_t *holdings = c->rank == 0 ? calloc(3 * (size_t)c->size, sizeof(int64_t)) : NULL;
+    if (c->rank == 0 && (!hosts || !holdings))
+        comm_abort(1); /* cannot join the gathers: end the job rather than hang it */
     comm_gather_hosts(c, hosts);
+    const dp_plan *p = b->plan;
+    int64_t mine[3] = {p->file_lo, p->file_hi, 0};
+    for (int f = p->file_lo; f < p->file_hi; f++)
+        mine[2] += p->counts[f];
+    comm_gather_i64(mine, 3, holdings);
     if (c->rank == 0 && !b->cfg->quiet) {
         print_layout(c, b->threads, hosts);
         char desc[1024];
         model_describe(b->model, desc, sizeof desc);
         printf("model: %s\n       %s, %zu parameters\n", b->cfg->model, desc, b->model->size);
-        print_data(c, b);
+        print_data(c, b, holdings);
         print_training(c, b);
         fflush(stdout);
     }
     free(hosts);
+    free(holdings);
 }
 
 void report_epoch(const dp_epoch_record *r)

@@ -29,6 +29,7 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
     m->schedule = cfg->schedule;
     m->epochs = cfg->epochs;
     m->steps = cfg->steps;
+    m->group_size = cfg->group_size;
     m->normalize = cfg->normalize;
     m->mean = cfg->mean;
     m->std = cfg->std;
@@ -36,17 +37,16 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
     snprintf(m->frozen, sizeof m->frozen, "%s", cfg->freeze ? cfg->freeze : "");
 }
 
-/* Everything a checkpoint records; each rank's sampler state gathered to rank 0. */
-static void fill_meta(dp_ckpt_meta *m, const dp_comm *c, const dp_run_desc *run,
-                      const dp_model *model, const dp_sampler *sampler, long step,
-                      uint64_t data_checksum)
+/* Everything a checkpoint records: nothing of it depends on the rank count. */
+static int fill_meta(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *model,
+                     const dp_gradsync *sync, long step, uint64_t data_checksum)
 {
     memset(m, 0, sizeof *m);
     m->format = DP_CKPT_FORMAT;
     m->step = step;
     m->steps_per_epoch = run->steps_per_epoch;
     m->total_steps = run->schedule_steps; /* what the schedule depends on */
-    m->ranks = c->size;
+    m->ranks = run->ranks;
     m->threads = run->threads;
     describe_config(m, run, model);
     const dp_filelist *fl = run->train_files;
@@ -59,34 +59,35 @@ static void fill_meta(dp_ckpt_meta *m, const dp_comm *c, const dp_run_desc *run,
     m->data_checksum = data_checksum;
     m->file_paths = fl->paths;
     m->file_counts = fl->counts;
-    int64_t mine[2] = {sampler->pass, sampler->pos};
-    int64_t *all = NULL;
-    if (c->rank == 0) {
-        all = calloc(2 * (size_t)c->size, sizeof(int64_t));
-        m->pass = calloc((size_t)c->size, sizeof(int64_t));
-        m->pos = calloc((size_t)c->size, sizeof(int64_t));
-        if (!all || !m->pass || !m->pos)
-            comm_abort(1); /* cannot join the gather: end the job rather than hang it */
+    m->nsync = gradsync_exponent_count(sync);
+    m->sync_state = calloc((size_t)m->nsync + 1, sizeof(int32_t));
+    int *e = calloc((size_t)m->nsync + 1, sizeof(int));
+    if (!m->sync_state || !e) {
+        free(e);
+        return -1;
     }
-    comm_gather_i64(mine, 2, all);
-    for (int r = 0; all && r < c->size; r++) {
-        m->pass[r] = all[2 * r];
-        m->pos[r] = all[2 * r + 1];
-    }
-    free(all);
+    gradsync_get_exponents(sync, e);
+    for (int i = 0; i < m->nsync; i++)
+        m->sync_state[i] = e[i];
+    free(e);
+    return 0;
 }
 
 int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
-                      const dp_model *m, const dp_optimizer *opt, const dp_sampler *sampler,
+                      const dp_model *m, const dp_optimizer *opt, const dp_gradsync *sync,
                       long step, dp_err *err)
 {
-    dp_ckpt_meta meta;
+    dp_ckpt_meta meta = {0}; /* filled on rank 0 only */
     double t0 = comm_time();
-    fill_meta(&meta, c, run, m, sampler, step, p->data_checksum);
     char path[4096] = "";
     int rc = 0;
-    if (c->rank == 0)
-        rc = checkpoint_write(p->dir, m, opt, &meta, run->cfg->keep, path, sizeof path, err);
+    if (c->rank == 0) {
+        rc = fill_meta(&meta, run, m, sync, step, p->data_checksum);
+        if (rc)
+            dp_fail(err, "--checkpoint-dir: out of memory");
+        else
+            rc = checkpoint_write(p->dir, m, opt, &meta, run->cfg->keep, path, sizeof path, err);
+    }
     checkpoint_meta_free(&meta);
     if (comm_agree(c, rc, err))
         return -1;
@@ -135,6 +136,13 @@ static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, con
                             "%016llx)", path, (long long)m->train_total,
                        (unsigned long long)m->data_checksum, cfg->train,
                        (unsigned long long)checksum);
+    if (m->group_size != cfg->group_size)
+        return dp_fail(err, "--resume %s: the gradient groups differ: the checkpoint has "
+                            "--group-size %d, this run %d (pass the same --group-size)", path,
+                       m->group_size, cfg->group_size);
+    if (m->nsync != model->nparams)
+        return dp_fail(err, "--resume %s: the gradient sum's state holds %d tensors, the model "
+                            "%d", path, m->nsync, model->nparams);
     if (m->steps_per_epoch != run->steps_per_epoch)
         return dp_fail(err, "--resume %s: steps per epoch differ (%ld vs %ld)", path,
                        m->steps_per_epoch, run->steps_per_epoch);
@@ -178,28 +186,26 @@ static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
 }
 #undef NOTE_IF
 
-/* The data position: exact on the same rank count, a fresh pass of new shares otherwise. */
-static int restore_sampler(dp_sampler *s, const dp_ckpt_meta *meta, const dp_comm *c, int say,
-                           dp_err *err)
+/* The gradient sum's bounds, so the next steps round exactly as they would have. */
+static void restore_sync(dp_gradsync *sync, const dp_ckpt_meta *meta, const dp_comm *c, int say)
 {
-    if (meta->ranks == c->size)
-        return sampler_restore(s, meta->pass[c->rank], meta->pos[c->rank], err);
-    int64_t next = 0; /* past any pass used so far */
-    for (int r = 0; r < meta->ranks; r++)
-        next = meta->pass[r] + 1 > next ? meta->pass[r] + 1 : next;
-    int rc = sampler_restore(s, next, 0, err);
-    if (rc == 0 && say)
-        printf("resume: the checkpoint was written by %d ranks, this run has %d: each rank now "
-               "owns a different share of the training set, so the data order changes: every "
-               "rank starts a fresh shuffle of its new share (pass %lld) at step %ld; weights, "
-               "momentum, step count and learning-rate schedule continue exactly\n",
-               meta->ranks, c->size, (long long)next, meta->step);
-    return rc;
+    int *e = calloc((size_t)meta->nsync + 1, sizeof(int));
+    if (!e)
+        comm_abort(1); /* every rank is here together: end the job rather than hang it */
+    for (int i = 0; i < meta->nsync; i++)
+        e[i] = meta->sync_state[i];
+    gradsync_set_exponents(sync, e);
+    free(e);
+    if (say && meta->ranks != c->size)
+        printf("resume: the checkpoint was written by %d rank%s, this run has %d: the run "
+               "continues exactly as it would have (the data order and the gradient sums do "
+               "not depend on the rank count)\n", meta->ranks, meta->ranks > 1 ? "s" : "",
+               c->size);
 }
 
 /* Read and check the checkpoint at path, restore everything from it. */
 static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
-                       dp_optimizer *opt, dp_sampler *sampler, const char *path, long *start,
+                       dp_optimizer *opt, dp_gradsync *sync, const char *path, long *start,
                        dp_err *err)
 {
     dp_ckpt_meta meta;
@@ -216,7 +222,7 @@ static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
     if (rc == 0 && say(c, run->cfg))
         note_differences(&meta, run);
     if (rc == 0)
-        rc = restore_sampler(sampler, &meta, c, say(c, run->cfg), err);
+        restore_sync(sync, &meta, c, say(c, run->cfg));
     *start = meta.step;
     p->last_step = meta.step;
     checkpoint_meta_free(&meta);
@@ -224,7 +230,7 @@ static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
 }
 
 int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
-                       dp_optimizer *opt, dp_sampler *sampler, long *start_step, dp_err *err)
+                       dp_optimizer *opt, dp_gradsync *sync, long *start_step, dp_err *err)
 {
     const dp_config *cfg = run->cfg;
     *start_step = 0;
@@ -246,7 +252,7 @@ int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
         return 0;
     }
     comm_broadcast(path, sizeof path, 0);
-    if (resume_from(p, c, run, m, opt, sampler, path, start_step, err) != 0)
+    if (resume_from(p, c, run, m, opt, sync, path, start_step, err) != 0)
         return -1;
     if (say(c, cfg))
         printf("resume: %s: step %ld of %ld (epoch %ld, step %ld of %ld in it)\n", path,
@@ -256,7 +262,7 @@ int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
 }
 
 int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
-                      const dp_dataset *train, dp_err *err)
+                      const dp_plan *plan, const dp_dataset *train, dp_err *err)
 {
     p->dir = cfg->checkpoint_dir ? cfg->checkpoint_dir : cfg->resume;
     p->last_step = -1;
@@ -272,12 +278,15 @@ int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
         return -1;
     if (!p->dir)
         return 0;
-    /* A checksum of the training set that does not depend on the rank count. */
+    /* A checksum of the training set that does not depend on the rank count: each rank
+     * sums the samples of its own part (ranks may hold the same file). */
     uint64_t sum = 0;
     const size_t bytes = (size_t)train->c * train->h * train->w;
-    for (int64_t i = 0; i < train->n; i++)
-        sum += data_checksum_sample(train->first + i, train->images + (size_t)i * bytes, bytes,
+    for (int64_t g = plan->owned_lo; g < plan->owned_hi; g++) {
+        int64_t i = g - train->first;
+        sum += data_checksum_sample(g, train->images + (size_t)i * bytes, bytes,
                                     train->labels[i]);
+    }
     p->data_checksum = comm_allreduce_sum_u64(sum);
     return 0;
 }

@@ -8,7 +8,7 @@
 
 #include "dptrain/data/batch.h"
 #include "dptrain/data/data.h"
-#include "dptrain/data/sampler.h"
+#include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/dist/watchdog.h"
@@ -31,9 +31,10 @@ typedef struct {
     dp_optimizer *opt;
     dp_gradsync *sync;
     dp_workspace ws;
-    dp_sampler sampler;
-    int local_batch, max_local_batch, eval_batch;
-    int64_t *batch_idx;
+    dp_plan plan;
+    int max_local, eval_batch; /* the most samples a step gives this rank; test batch */
+    int64_t *sample_index;     /* this step's samples: global indices (dropout masks) */
+    int64_t *batch_idx;        /* and indices into this rank's data */
     uint8_t *batch_labels;
     int epochs; /* epochs the run will touch (the last may be partial) */
     dp_lr_schedule lr;

@@ -54,10 +54,37 @@ static int check_writable_dir(const char *path, const char *option, dp_err *err)
     return 0;
 }
 
+/* The training files, the data plan, and the files this rank's part of them touches. */
+static int load_train(run_state *s, dp_err *err)
+{
+    const dp_comm *c = &s->comm;
+    const dp_config *cfg = &s->cfg;
+    if (datasets_open(c, cfg->train, "--train", &s->train_files, err))
+        return -1;
+    const dp_filelist *fl = &s->train_files;
+    int rc = 0;
+    if (fl->total < c->size)
+        rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks a part; use "
+                          "fewer ranks", cfg->train, (long long)fl->total, c->size);
+    else if (fl->total < cfg->batch)
+        rc = dp_fail(err, "--batch %d: larger than the %lld training samples", cfg->batch,
+                     (long long)fl->total);
+    else
+        rc = plan_create(&s->plan, fl->counts, fl->nfiles, cfg->batch, cfg->group_size,
+                         cfg->shuffle, cfg->seed, c->rank, c->size, err);
+    if (comm_agree(c, rc, err))
+        return -1;
+    const dp_plan *p = &s->plan;
+    int64_t begin = p->file_hi > p->file_lo ? p->first[p->file_lo] : 0;
+    int64_t end = p->file_hi > p->file_lo ? p->first[p->file_hi - 1] + p->counts[p->file_hi - 1]
+                                          : 0;
+    return datasets_load_range(c, fl, begin, end, "--train", &s->train, err);
+}
+
 static int load_data(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
-    if (datasets_load_share(c, s->cfg.train, "--train", 1, &s->train_files, &s->train, err))
+    if (load_train(s, err))
         return -1;
     s->has_test = strcmp(s->cfg.test, "none") != 0;
     if (!s->has_test)
@@ -100,31 +127,18 @@ static int build_model(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
-/* The batch split over the ranks, the steps per epoch and the learning-rate schedule. */
-static int plan_steps(run_state *s, dp_err *err)
+/* The steps per epoch, the most samples a step gives this rank, the schedule. */
+static void plan_steps(run_state *s)
 {
-    const dp_comm *c = &s->comm;
     const dp_config *cfg = &s->cfg;
-    const int P = c->size, B = cfg->batch;
-    int rc = 0;
-    if (B < P)
-        rc = dp_fail(err, "--batch %d: the global batch must give each of the %d ranks at "
-                          "least one sample", B, P);
-    else if (s->train_files.total < B)
-        rc = dp_fail(err, "--batch %d: larger than the %lld training samples", B,
-                     (long long)s->train_files.total);
-    if (comm_agree(c, rc, err))
-        return -1;
-    s->local_batch = batch_split(B, P, c->rank, NULL);
-    s->max_local_batch = batch_split(B, P, 0, NULL);
-    if (s->train.n < s->local_batch)
-        rc = dp_fail(err, "--batch %d: rank %d holds %lld training samples, fewer than its %d "
-                          "per step; use fewer ranks or a smaller batch", B, c->rank,
-                     (long long)s->train.n, s->local_batch);
-    if (comm_agree(c, rc, err))
-        return -1;
     dp_run_desc *run = &s->run;
-    run->steps_per_epoch = (long)(s->train_files.total / B);
+    run->steps_per_epoch = s->plan.steps;
+    for (long t = 0; t < s->plan.steps; t++) {
+        dp_step_share sh;
+        plan_share(&s->plan, t, s->comm.rank, &sh);
+        if (sh.slot1 - sh.slot0 > s->max_local)
+            s->max_local = sh.slot1 - sh.slot0;
+    }
     run->total_steps = cfg->epochs > 0 ? run->steps_per_epoch * cfg->epochs : cfg->steps;
     if (cfg->epochs > 0 && cfg->steps >= 0 && cfg->steps < run->total_steps)
         run->total_steps = cfg->steps;
@@ -140,7 +154,6 @@ static int plan_steps(run_state *s, dp_err *err)
     if (s->lr.step_every < 1)
         s->lr.step_every = 1;
     s->lr.gamma = cfg->gamma;
-    return 0;
 }
 
 /* The optimizer on the parameter views, and the gradient buckets. */
@@ -155,29 +168,33 @@ static int make_optimizer(run_state *s, dp_err *err)
         return -1;
     int nseg = 0;
     dp_grad_segment *seg = model_grad_segments(&s->model, &nseg, err);
-    if (!seg)
-        return -1;
-    int rc = gradsync_create(&s->sync, s->model.grads, s->model.size, seg, nseg,
-                             (size_t)cfg->bucket_kb * 1024, cfg->overlap, s->comm.size, err);
+    dp_grad_tensor *t = dp_calloc((size_t)s->model.nparams + 1, sizeof *t, "tensors", err);
+    int rc = seg && t ? 0 : -1;
+    for (int i = 0; rc == 0 && i < s->model.nparams; i++)
+        t[i] = (dp_grad_tensor){s->model.params[i].offset, s->model.params[i].count};
+    if (rc == 0)
+        rc = gradsync_create(&s->sync, s->model.grads, s->model.size, seg, nseg, t,
+                             s->model.nparams, (size_t)cfg->bucket_kb * 1024, cfg->overlap,
+                             s->comm.size, err);
     free(seg);
+    free(t);
     return rc;
 }
 
-/* Buffers, optimizer, sampler, metrics file, watchdog: everything a step touches. */
+/* Buffers, optimizer, gradient sum, metrics file, watchdog: everything a step touches. */
 static int allocate(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
     const dp_config *cfg = &s->cfg;
-    s->eval_batch = s->max_local_batch > 100 ? s->max_local_batch : 100;
+    s->eval_batch = s->max_local > 100 ? s->max_local : 100;
     int rc = make_optimizer(s, err);
     if (rc == 0)
         rc = workspace_create(&s->ws, &s->model, s->eval_batch, err);
-    if (rc == 0)
-        rc = sampler_create(&s->sampler, s->train.n, cfg->shuffle, cfg->seed, c->rank, err);
     if (rc == 0) {
+        s->sample_index = dp_calloc((size_t)s->eval_batch, sizeof(int64_t), "batch", err);
         s->batch_idx = dp_calloc((size_t)s->eval_batch, sizeof(int64_t), "batch", err);
         s->batch_labels = dp_calloc((size_t)s->eval_batch, 1, "batch", err);
-        rc = s->batch_idx && s->batch_labels ? 0 : -1;
+        rc = s->sample_index && s->batch_idx && s->batch_labels ? 0 : -1;
     }
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
@@ -191,8 +208,8 @@ static int allocate(run_state *s, dp_err *err)
 static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
-                   (long)s->train.n, s->run.threads, s->max_local_batch, s->run.steps_per_epoch,
-                   s->run.total_steps, s->epochs, gradsync_buckets(s->sync)};
+                   &s->plan, s->run.threads, s->run.steps_per_epoch, s->run.total_steps,
+                   s->epochs, gradsync_buckets(s->sync)};
     report_banner(&s->comm, &b);
 }
 
@@ -201,13 +218,16 @@ int setup(run_state *s, dp_err *err)
     dp_config *cfg = &s->cfg;
     s->run.cfg = cfg;
     s->run.train_files = &s->train_files;
+    s->run.ranks = s->comm.size;
     s->run.threads = cfg->threads > 0 ? cfg->threads : default_threads(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
-    if (load_data(s, err) || build_model(s, err) || plan_steps(s, err) || allocate(s, err) ||
-        ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->train, err))
+    if (load_data(s, err) || build_model(s, err))
         return -1;
-    if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler, &s->step,
+    plan_steps(s);
+    if (allocate(s, err) || ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err))
+        return -1;
+    if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,
                            err))
         return -1;
     show_banner(s);
@@ -249,7 +269,8 @@ void teardown(run_state *s)
         fclose(s->metrics);
     free(s->batch_idx);
     free(s->batch_labels);
-    sampler_free(&s->sampler);
+    plan_free(&s->plan);
+    free(s->sample_index);
     workspace_free(&s->ws);
     optimizer_free(s->opt);
     free(s->views);

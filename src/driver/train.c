@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "dptrain/data/batch.h"
-#include "dptrain/data/sampler.h"
+#include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/dist/watchdog.h"
@@ -56,29 +56,55 @@ static int agreed_stop(run_state *s)
     return sig;
 }
 
-/* One optimizer step on this rank's samples of the global batch. */
+/* Backward group by group over this rank's share of step t; each group's partial goes into
+ * the exact sum. Returns 1 when gradsync asks for the step again (a bound was exceeded). */
+static int backward_groups(run_state *s, const dp_pass *pass, long t, const dp_step_share *sh,
+                           double *waited)
+{
+    gradsync_begin(s->sync, sh->groups);
+    for (int j = sh->group0, at = 0; j < sh->group1; j++) {
+        const int size = plan_group_size(&s->plan, t, j);
+        gradsync_group(s->sync, j + 1 == sh->group1);
+        model_backward(&s->model, &s->ws, pass, at, at + size);
+        gradsync_group_end(s->sync);
+        at += size;
+    }
+    watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
+    int again = gradsync_finish(s->sync, waited);
+    watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
+    return again;
+}
+
+/* This rank's samples of step t: global indices (they pick dropout masks), then the batch. */
+static int assemble(run_state *s, long t, dp_step_share *sh)
+{
+    plan_epoch(&s->plan, s->step / s->run.steps_per_epoch);
+    plan_share(&s->plan, t, s->comm.rank, sh);
+    const int n = sh->slot1 - sh->slot0;
+    plan_samples(&s->plan, t, sh->slot0, sh->slot1, s->sample_index);
+    for (int k = 0; k < n; k++)
+        s->batch_idx[k] = s->sample_index[k] - s->train.first;
+    batch_fill(s->ws.input, s->batch_labels, &s->train, s->batch_idx, 0, n, &s->norm);
+    return n;
+}
+
+/* One optimizer step on this rank's groups of the global batch. */
 static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_err *err)
 {
+    const long t = s->step % s->run.steps_per_epoch;
     double t0 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
-    sampler_next(&s->sampler, s->batch_idx, s->local_batch);
-    batch_fill(s->ws.input, s->batch_labels, &s->train, s->batch_idx, 0, s->local_batch,
-               &s->norm);
+    dp_step_share sh;
+    const int n = assemble(s, t, &sh);
     double t1 = comm_time();
-    memset(s->model.grads, 0, s->model.size * sizeof(float));
-    gradsync_begin(s->sync);
-    /* each sample's global index, whichever rank holds it (dropout masks draw from it) */
-    for (int n = 0; n < s->local_batch; n++)
-        s->batch_idx[n] += s->train.first;
-    dp_pass pass = {.labels = s->batch_labels, .B = s->local_batch, .train = 1,
-                    .seed = s->cfg.seed, .step = s->step, .sample_index = s->batch_idx,
-                    .done = sync_hook, .done_ctx = s->sync};
+    dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
+                    .step = s->step, .sample_index = s->sample_index,
+                    .grad_scale = 1.0 / sh.slots, .done = sync_hook, .done_ctx = s->sync};
     int correct = 0;
-    double loss = model_forward_backward(&s->model, &s->ws, &pass, &correct);
+    double loss = n > 0 ? model_forward(&s->model, &s->ws, &pass, &correct) : 0.0, waited;
+    while (backward_groups(s, &pass, t, &sh, &waited))
+        ; /* the same on every rank: the answer comes from the reduced sums */
     double t2 = comm_time();
-    watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
-    gradsync_finish(s->sync, s->cfg.batch);
-    watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
     int sig = agreed_stop(s);
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
@@ -90,10 +116,10 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     double t4 = comm_time();
     sums->loss += loss;
     sums->correct += correct;
-    sums->samples += s->local_batch;
-    sums->comm += t3 - t2;
+    sums->samples += n;
+    sums->comm += waited + (t3 - t2);
     sums->data += t1 - t0;
-    sums->compute += (t2 - t1) + (t4 - t3);
+    sums->compute += (t2 - t1 - waited) + (t4 - t3);
     if (sig)
         s->stop_signal = sig;
     return 0;
@@ -103,8 +129,8 @@ static int save_checkpoint(run_state *s, dp_err *err)
 {
     /* Writing may take longer than a step: not watched (the next step re-arms it). */
     watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
-    return ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler,
-                             s->step, err);
+    return ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, s->step,
+                             err);
 }
 
 /* The steps of one epoch (fewer when the run ends or stops in it). */

@@ -327,7 +327,7 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 }
 
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,
-                    int B, int NC)
+                    int B, int NC, double scale)
 {
     double loss = 0.0;
     int right = 0;
@@ -352,8 +352,8 @@ double softmax_xent(float *dlogits, int *correct, const float *logits, const uin
         right += (arg == y);
         if (dlogits) {
             float *g = dlogits + (size_t)n * NC;
-            for (int k = 0; k < NC; k++)
-                g[k] = (float)exp((double)z[k] - logsum) - (k == y ? 1.0f : 0.0f);
+            for (int k = 0; k < NC; k++) /* in double, one rounding to float */
+                g[k] = (float)((exp((double)z[k] - logsum) - (k == y ? 1.0 : 0.0)) * scale);
         }
     }
     if (correct)

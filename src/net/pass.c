@@ -108,7 +108,7 @@ static int lowest_trained_layer(const dp_model *m)
     return m->nlayers;
 }
 
-double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
+double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
 {
     dp_layer_io io;
     for (int i = 0; i < m->nlayers; i++) {
@@ -118,21 +118,48 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass
         m->layers[i].kind->forward(&io);
     }
     const int last = m->nlayers - 1, backward = pass->train && !pass->forward_only;
-    double loss = softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last],
-                               pass->labels, pass->B, m->num_classes);
-    if (!backward)
-        return loss;
-    const int lowest = lowest_trained_layer(m);
+    return softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last], pass->labels,
+                        pass->B, m->num_classes, pass->grad_scale != 0.0 ? pass->grad_scale : 1.0);
+}
+
+/* Narrow a layer's io to samples [n0, n1): every buffer is sample-major, and a kind's work
+ * for n samples is work_bytes(L, n) (layer_kind.h). */
+static void io_narrow(dp_layer_io *io, const dp_model *m, int i, int n0, int n1)
+{
+    const dp_layer *L = &m->layers[i];
+    const size_t in = m->layers[i - L->absorbs].in_size, out = L->out_size;
+    io->in += (size_t)n0 * in;
+    io->out += (size_t)n0 * out;
+    if (io->din)
+        io->din += (size_t)n0 * in;
+    io->dout += (size_t)n0 * out;
+    if (io->work && L->kind->work_bytes)
+        io->work = (char *)io->work + L->kind->work_bytes(L, n0);
+    io->B = n1 - n0;
+}
+
+void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, int n1)
+{
+    dp_layer_io io;
+    const int last = m->nlayers - 1, lowest = lowest_trained_layer(m);
     for (int i = last; i >= lowest; i--) {
         const dp_layer *L = &m->layers[i];
         if (!L->absorbed) {
             layer_io_init(&io, m, ws, i, pass);
             if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
                 io.din = NULL;
+            io_narrow(&io, m, i, n0, n1);
             L->kind->backward(&io);
         }
         if (pass->done)
             pass->done(pass->done_ctx, i);
     }
+}
+
+double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
+{
+    double loss = model_forward(m, ws, pass, correct);
+    if (pass->train && !pass->forward_only)
+        model_backward(m, ws, pass, 0, pass->B);
     return loss;
 }

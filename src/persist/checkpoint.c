@@ -14,9 +14,8 @@
 
 void checkpoint_meta_free(dp_ckpt_meta *meta)
 {
-    free(meta->pass);
-    free(meta->pos);
-    meta->pass = meta->pos = NULL;
+    free(meta->sync_state);
+    meta->sync_state = NULL;
 }
 
 uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label)
@@ -111,6 +110,8 @@ static const meta_field meta_fields[] = {
     MF("num_classes", M_INT, num_classes),
     MF("data_checksum", M_U64, data_checksum),
     MF("freeze", M_STR, frozen),
+    MF("group_size", M_INT, group_size),
+    MF("gradsync_tensors", M_INT, nsync),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 
@@ -155,8 +156,8 @@ static int write_meta(hid_t g, const dp_ckpt_meta *m)
     rc |= h5_attr_put_i64(g, "epoch", m->steps_per_epoch > 0 ? m->step / m->steps_per_epoch : 0);
     for (size_t i = 0; i < NMETA; i++)
         rc |= put_field(g, &meta_fields[i], m);
-    rc |= h5_attr_put_str(g, "random_state", "counter-based streams: the seed and each rank's "
-                                             "(sampler_pass, sampler_pos) determine every draw");
+    rc |= h5_attr_put_str(g, "random_state", "counter-based streams: the seed and the step "
+                                             "determine every draw");
     return rc ? -1 : 0;
 }
 
@@ -306,11 +307,8 @@ static int write_state(hid_t f, const dp_optimizer *opt, const dp_ckpt_meta *met
         return -1;
     int rc = write_optimizer(g, opt);
     if (rc == 0)
-        rc = h5_put_1d(g, "sampler_pass", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                       (hsize_t)meta->ranks, meta->pass);
-    if (rc == 0)
-        rc = h5_put_1d(g, "sampler_pos", H5T_STD_I64LE, H5T_NATIVE_INT64,
-                       (hsize_t)meta->ranks, meta->pos);
+        rc = h5_put_1d(g, "gradsync_exponents", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                       (hsize_t)meta->nsync, meta->sync_state);
     if (rc == 0 && meta->file_counts && meta->nfiles > 0)
         rc = h5_put_1d(g, "train_file_samples", H5T_STD_I64LE, H5T_NATIVE_INT64,
                        (hsize_t)meta->nfiles, meta->file_counts);
@@ -424,15 +422,14 @@ static const char *read_meta(hid_t g, dp_ckpt_meta *m)
     for (size_t i = 0; i < NMETA; i++)
         if (get_field(g, &meta_fields[i], m) != 0)
             return meta_fields[i].name;
-    if (m->ranks < 1 || m->ranks > 1 << 24)
-        return "ranks (out of range)";
-    m->pass = calloc((size_t)m->ranks, sizeof(int64_t));
-    m->pos = calloc((size_t)m->ranks, sizeof(int64_t));
-    if (!m->pass || !m->pos)
-        return "memory for the sampler state";
-    if (h5_get_1d(g, "sampler_pass", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pass, NULL) ||
-        h5_get_1d(g, "sampler_pos", H5T_NATIVE_INT64, (hsize_t)m->ranks, m->pos, NULL))
-        return "sampler_pass/sampler_pos [ranks]";
+    if (m->nsync < 0 || m->nsync > 1 << 24)
+        return "gradsync_tensors (out of range)";
+    m->sync_state = calloc((size_t)m->nsync + 1, sizeof(int32_t));
+    if (!m->sync_state)
+        return "memory for the gradient sum's state";
+    if (h5_get_1d(g, "gradsync_exponents", H5T_NATIVE_INT32, (hsize_t)m->nsync, m->sync_state,
+                  NULL))
+        return "gradsync_exponents [gradsync_tensors]";
     return NULL;
 }
 

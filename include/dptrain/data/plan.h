@@ -33,6 +33,8 @@
 
 #include "dptrain/util/error.h"
 
+#define SHUFFLE_STREAM 0x5348554600000000ull /* "SHUF": the files' permutations */
+
 typedef struct {
     int nfiles;
     int64_t *counts, *first; /* [nfiles]: samples of file f, index of its first sample */
@@ -43,7 +45,8 @@ typedef struct {
     int shuffle;
     uint64_t seed;
     int rank, ranks;
-    int file_lo, file_hi;     /* the files this rank holds: [file_lo, file_hi), may be empty */
+    int64_t owned_lo, owned_hi; /* this rank's part of the files laid end to end */
+    int file_lo, file_hi;     /* the files it overlaps, which it holds: [file_lo, file_hi) */
     long epoch;               /* the epoch the permutations are drawn for, -1: none yet */
     int64_t **perm;           /* [nfiles]: this epoch's order of each held file, else NULL */
 } dp_plan;
@@ -64,7 +67,7 @@ void plan_free(dp_plan *p);
 void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s);
 
 /* Draw this rank's file orders for `epoch` (0-based; nothing to do if already drawn). */
-int plan_epoch(dp_plan *p, long epoch, dp_err *err);
+void plan_epoch(dp_plan *p, long epoch);
 
 /* The global sample index (files laid end to end) of slots [slot0, slot1) of step t of
  * the drawn epoch, into out[slot1 - slot0]. Every slot must come from a held file. */

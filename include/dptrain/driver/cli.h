@@ -17,6 +17,7 @@ typedef struct {
     int epochs;          /* 0 with --steps: as many as the steps need */
     long steps;          /* stop after this many optimizer steps; -1: no limit */
     int batch;           /* global batch */
+    int group_size;      /* at most this many samples per group of the exact gradient sum */
     double lr, momentum, weight_decay;
     int nesterov;
     dp_lr_kind schedule;

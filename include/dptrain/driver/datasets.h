@@ -10,8 +10,15 @@
 #include "dptrain/dist/comm.h"
 #include "dptrain/util/error.h"
 
-/* need_samples: every rank must get at least one sample (training); otherwise a rank's
- * slice may be empty (evaluation). Messages start with `option` and the path. */
+/* Open the files (agreed); messages start with `option`. */
+int datasets_open(const dp_comm *c, const char *spec, const char *option, dp_filelist *fl,
+                  dp_err *err);
+/* Load samples [begin, end) of the files laid end to end (nothing when empty); agreed. */
+int datasets_load_range(const dp_comm *c, const dp_filelist *fl, int64_t begin, int64_t end,
+                        const char *option, dp_dataset *ds, dp_err *err);
+
+/* Open and load this rank's contiguous slice (filelist_share). need_samples: every rank
+ * must get at least one sample; otherwise a rank's slice may be empty (evaluation). */
 int datasets_load_share(const dp_comm *c, const char *spec, const char *option, int need_samples,
                         dp_filelist *fl, dp_dataset *ds, dp_err *err);
 

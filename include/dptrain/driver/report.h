@@ -6,6 +6,7 @@
 #define DPTRAIN_REPORT_H
 
 #include "dptrain/data/data.h"
+#include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/driver/cli.h"
 #include "dptrain/driver/metrics.h"
@@ -16,9 +17,8 @@ typedef struct {
     const dp_config *cfg;
     const dp_model *model;
     const dp_filelist *train_files, *test_files; /* test_files NULL: no test set */
-    long share;                /* training samples rank 0 holds */
+    const dp_plan *plan;       /* the data order and this rank's part */
     int threads;
-    int local_batch_max;       /* samples per step on rank 0 */
     long steps_per_epoch, total_steps;
     int epochs;
     int buckets;               /* gradient buckets (0 on one rank) */

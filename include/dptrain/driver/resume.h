@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 #include "dptrain/data/data.h"
-#include "dptrain/data/sampler.h"
+#include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
+#include "dptrain/dist/gradsync.h"
 #include "dptrain/driver/cli.h"
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
@@ -29,22 +30,22 @@ typedef struct {
 typedef struct {
     const dp_config *cfg;
     const dp_filelist *train_files;
-    int threads;
+    int ranks, threads;
     long steps_per_epoch;
     long schedule_steps; /* the learning-rate schedule's length */
     long total_steps;    /* steps this run will take */
 } dp_run_desc;
 
 /* Create --checkpoint-dir (or use --resume's directory) and checksum the training data
- * (train: this rank's share). */
+ * (train: the files this rank holds; it sums the samples of its own part of the plan). */
 int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
-                      const dp_dataset *train, dp_err *err);
+                      const dp_plan *plan, const dp_dataset *train, dp_err *err);
 
-/* --resume: restore weights, optimizer state and the data position from the newest
- * complete checkpoint; *start_step is the steps it had done (0 when there is none yet:
+/* --resume: restore weights, optimizer state and the gradient sum's bounds from the newest
+ * complete checkpoint (written by any number of ranks); *start_step is the steps it had done (0 when there is none yet:
  * the first run of a requeued job starts fresh). */
 int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
-                       dp_optimizer *opt, dp_sampler *sampler, long *start_step, dp_err *err);
+                       dp_optimizer *opt, dp_gradsync *sync, long *start_step, dp_err *err);
 
 /* Whether the policy writes a checkpoint after `step` steps: mid-epoch (every N steps,
  * not at an epoch's end, which waits for the evaluation) or at an epoch's end. */
@@ -53,7 +54,7 @@ int ckpt_policy_due(const dp_ckpt_policy *p, const dp_config *cfg, long step,
 
 /* Write the checkpoint of `step` steps (rank 0), then prune to --keep. */
 int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
-                      const dp_model *m, const dp_optimizer *opt, const dp_sampler *sampler,
+                      const dp_model *m, const dp_optimizer *opt, const dp_gradsync *sync,
                       long step, dp_err *err);
 
 #endif

@@ -87,7 +87,9 @@ struct dp_layer_kind {
     /* NULL, or whether this layer also does `prev` (which is then skipped): one pass over
      * memory instead of two, the same bits as the two layers. */
     int (*absorbs)(const dp_layer *prev);
-    size_t (*work_bytes)(const dp_layer *L, int B);                 /* NULL: none */
+    /* NULL: none. Linear in B: sample n's work starts at work_bytes(L, n) (backward over a
+     * range of samples addresses it so). */
+    size_t (*work_bytes)(const dp_layer *L, int B);
     size_t (*scratch_bytes)(const dp_layer *L, int B, int threads); /* NULL: none */
     void (*forward)(const dp_layer_io *io);
     void (*backward)(const dp_layer_io *io);

@@ -61,9 +61,10 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
  * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when
- * dlogits is not NULL writes softmax - onehot (the per-sample gradient, not divided
- * by B). *correct counts samples whose first maximal logit is the label. */
+ * dlogits is not NULL writes (softmax - onehot) * scale, computed in double and rounded to
+ * float once: the per-sample gradient of the loss times scale (1/B for the mean over a
+ * global batch of B). *correct counts samples whose first maximal logit is the label. */
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,
-                    int B, int NC);
+                    int B, int NC, double scale);
 
 #endif

@@ -130,9 +130,19 @@ typedef struct {
     long step;        /* 0-based step of the run: dropout masks */
     const int64_t *sample_index; /* [B] each sample's global index in the training set, which
                                   * picks its dropout masks; NULL: the position in the batch */
+    double grad_scale;           /* the loss gradient is (softmax - onehot) * grad_scale:
+                                  * 1/B of the global batch in training; 0 means 1 */
     dp_layer_done done;          /* NULL, or called after each layer's backward */
     void *done_ctx;
 } dp_pass;
+
+/* Forward over the B samples, the loss (its sum is returned) and, with train, the loss
+ * gradient for backward; correct (may be NULL) counts the right predictions. */
+double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct);
+/* Backward over samples [n0, n1) of the last forward, accumulating their parameter
+ * gradients into m->grads (each element summed over those samples in order, whatever the
+ * thread count): a group's partial gradient. Calls pass->done after each layer. */
+void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, int n1);
 
 /* Forward; return the sum of the B losses and count the correct predictions (correct may
  * be NULL). With train (and not forward_only), backward too, accumulating into m->grads.

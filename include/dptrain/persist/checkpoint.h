@@ -6,7 +6,7 @@
  *                      dptrain-eval and PyTorch read a checkpoint as they read weights
  *   /dptrain/optimizer/<state>  float32: the optimizer's named state tensors (SGD:
  *                      "conv1.weight.momentum_buffer", ...), attribute kind ("sgd")
- *   /dptrain/sampler_pass, /dptrain/sampler_pos  int64 [ranks]: each rank's data stream
+ *   /dptrain/gradsync_exponents  int32 [tensors]: the exact gradient sum's bounds (gradsync.h)
  *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
  *                      attribute train_file_names, one per line)
  *   /dptrain attributes: format, complete, step, steps_per_epoch, total_steps, ranks,
@@ -18,12 +18,13 @@
  * any point leaves the earlier checkpoints as they were.
  *
  * Random state: every random number dptrain draws comes from a counter-based stream
- * (rng.h) keyed by the seed and a counter: parameter i for initialisation, and
- * (pass, rank) for the data order. The seed plus each rank's (pass, position) is
- * therefore the complete random state, and that is what is stored.
+ * (rng.h) keyed by the seed and counters: parameter i for initialisation, (epoch, file)
+ * for the data order (plan.h), (step, sample, layer) for dropout. The seed and the step
+ * are therefore the complete random state. Nothing in a checkpoint depends on the rank
+ * count, so any number of ranks resumes it.
  *
- * Only rank 0 writes; the caller gathers what differs per rank. Nothing here calls MPI.
- * dp_ckpt_meta owns its pass/pos arrays (checkpoint_meta_free). */
+ * Only rank 0 writes. Nothing here calls MPI. dp_ckpt_meta owns sync_state when read
+ * (checkpoint_meta_free). */
 #ifndef DPTRAIN_CHECKPOINT_H
 #define DPTRAIN_CHECKPOINT_H
 
@@ -41,7 +42,9 @@ typedef struct {
     long step;             /* optimizer steps done */
     long steps_per_epoch, total_steps; /* total_steps: the schedule's (cosine) length */
     int ranks, threads;
-    int64_t *pass, *pos;   /* [ranks]: each rank's sampler state after `step` steps */
+    int group_size;        /* --group-size: the groups of the exact gradient sum */
+    int32_t *sync_state;   /* [nsync]: the gradient sum's per-tensor exponent bounds */
+    int nsync;
     /* configuration */
     char model_spec[2048];
     int global_batch;
