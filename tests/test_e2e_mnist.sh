@@ -19,7 +19,7 @@ mpi 2 "$DPTRAIN" --train train --test test.h5 --epochs 1 --batch 50 --threads 1 
   --metrics m.jsonl --save w.h5 > run.log 2>&1 || { cat run.log; fail "training failed"; }
 cat run.log
 expect_in run.log "2 ranks x 1 thread"
-expect_in run.log "rank 0 holds 6000 (one file per rank)"
+expect_in run.log "ranks hold: 0: file 0 (6000), 1: file 1 (6000)"
 expect_in run.log "240 steps per epoch"
 [[ $(wc -l < m.jsonl) -eq 1 ]] || fail "expected one metrics record, got $(wc -l < m.jsonl)"
 for key in epoch step train_loss test_loss test_accuracy images_per_sec seconds comm_seconds; do

@@ -64,7 +64,7 @@ static int load_train(run_state *s, dp_err *err)
     const dp_filelist *fl = &s->train_files;
     int rc = 0;
     if (fl->total < c->size)
-        rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks a part; use "
+        rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks at least one; use "
                           "fewer ranks", cfg->train, (long long)fl->total, c->size);
     else if (fl->total < cfg->batch)
         rc = dp_fail(err, "--batch %d: larger than the %lld training samples", cfg->batch,
