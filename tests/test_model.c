@@ -340,7 +340,7 @@ static void test_sgd(void)
     float w[3] = {1, 1, 7}, g[3] = {0.5f, 0.5f, 0.5f};
     /* two tensors through the optimizer interface: "a" trainable, "b" frozen */
     dp_param_view views[2] = {{"a", 0, 2, 1, 1}, {"b", 2, 1, 1, 0}};
-    dp_optim_config cfg = {"sgd", 0.9, 0.01, 0};
+    dp_optim_config cfg = {.kind = "sgd", .momentum = 0.9, .weight_decay = 0.01};
     dp_optimizer *opt = NULL;
     CHECK(optimizer_create(&opt, &cfg, views, 2, &err) == 0);
     CHECK(optimizer_state_count(opt) == 2);

@@ -282,7 +282,8 @@ static int put_file_names(hid_t g, const dp_ckpt_meta *meta)
     return rc;
 }
 
-/* /dptrain/optimizer: attribute kind, one float32 dataset per named state tensor. */
+/* /dptrain/optimizer: attribute kind, one dataset per named state tensor: float32 for
+ * tensors, int64 for counters (step counts). */
 static int write_optimizer(hid_t g, const dp_optimizer *opt)
 {
     hid_t o = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -291,7 +292,10 @@ static int write_optimizer(hid_t g, const dp_optimizer *opt)
     int rc = h5_attr_put_str(o, "kind", optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        rc = h5_put_1d(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
+        if (st->type == DP_STATE_I64)
+            rc = h5_put_1d(o, st->name, H5T_STD_I64LE, H5T_NATIVE_INT64, st->count, st->ints);
+        else
+            rc = h5_put_1d(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
     }
     H5Gclose(o);
     return rc;
@@ -477,6 +481,27 @@ int checkpoint_read_meta(const char *path, dp_ckpt_meta *m, dp_err *err)
     return rc;
 }
 
+/* One state tensor or counter by name, of its own type: 0 or -1. */
+static int read_state_tensor(hid_t o, const dp_optim_state *st)
+{
+    hid_t set = H5Lexists(o, st->name, H5P_DEFAULT) > 0 ? H5Dopen2(o, st->name, H5P_DEFAULT)
+                                                        : -1;
+    if (set < 0)
+        return -1;
+    hid_t type = H5Dget_type(set);
+    /* a counter stored as a float (or the reverse) is another optimizer's file */
+    const H5T_class_t want = st->type == DP_STATE_I64 ? H5T_INTEGER : H5T_FLOAT;
+    const int ok = type >= 0 && H5Tget_class(type) == want;
+    if (type >= 0)
+        H5Tclose(type);
+    H5Dclose(set);
+    if (!ok)
+        return -1;
+    if (st->type == DP_STATE_I64)
+        return h5_get_1d(o, st->name, H5T_NATIVE_INT64, st->count, st->ints, NULL);
+    return h5_get_1d(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data, NULL);
+}
+
 /* The optimizer's state tensors, by name, from /dptrain/optimizer. */
 static int read_optimizer(hid_t f, const char *path, dp_optimizer *opt, dp_err *err)
 {
@@ -493,9 +518,10 @@ static int read_optimizer(hid_t f, const char *path, dp_optimizer *opt, dp_err *
                           "(pass the same --optimizer)", path, kind, optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        if (h5_get_1d(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data, NULL) != 0)
+        if (read_state_tensor(o, st) != 0)
             rc = dp_fail(err, "%s: /dptrain/optimizer/%s is missing or does not hold %zu "
-                              "floats", path, st->name, st->count);
+                              "%s", path, st->name, st->count,
+                         st->type == DP_STATE_I64 ? "int64" : "floats");
     }
     if (o >= 0)
         H5Gclose(o);
