@@ -6,3 +6,7 @@ dp_add_script_test(checkpoint_signals test_signals.sh)
 set_tests_properties(checkpoint_signals PROPERTIES PROCESSORS 2)
 dp_add_script_test(finetune_eval test_finetune.sh)
 set_tests_properties(finetune_eval PROPERTIES PROCESSORS 3)
+# --optimizer lars|lamb|adamw end to end: threads, replicas, resume bitwise with their
+# state (step counts as int64), frozen layers, refusals (docs/optimizers.md).
+dp_add_script_test(optimizers test_optimizers.sh)
+set_tests_properties(optimizers PROPERTIES PROCESSORS 3)

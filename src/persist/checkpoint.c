@@ -74,10 +74,15 @@ typedef struct {
     const char *name;
     meta_kind kind;
     size_t off, size;
+    int optional; /* may be absent: read_meta leaves the field as it preset it */
 } meta_field;
 
 #define MF(name, kind, field) \
-    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field)}
+    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field), 0}
+/* Added to format 2 with the optimizers: files written before hold only SGD's state and
+ * lack them (read as "sgd"); older programs ignore them and refuse other kinds' state. */
+#define MF_OPTIONAL(name, kind, field) \
+    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field), 1}
 
 static const meta_field meta_fields[] = {
     MF("step", M_LONG, step),
@@ -111,6 +116,12 @@ static const meta_field meta_fields[] = {
     MF("num_classes", M_INT, num_classes),
     MF("data_checksum", M_U64, data_checksum),
     MF("freeze", M_STR, frozen),
+    MF_OPTIONAL("optimizer", M_STR, optimizer),
+    MF_OPTIONAL("beta1", M_F64, beta1),
+    MF_OPTIONAL("beta2", M_F64, beta2),
+    MF_OPTIONAL("eps", M_F64, eps),
+    MF_OPTIONAL("trust_coefficient", M_F64, trust_coefficient),
+    MF_OPTIONAL("exclude_bias", M_INT, exclude_bias),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 
@@ -128,18 +139,20 @@ static int put_field(hid_t g, const meta_field *f, const dp_ckpt_meta *m)
     return -1;
 }
 
+/* 0 read, 1 absent, -1 unreadable (as the h5util getters). */
 static int get_field(hid_t g, const meta_field *f, dp_ckpt_meta *m)
 {
     char *p = (char *)m + f->off;
     int64_t v = 0;
     switch (f->kind) {
-    case M_U64: return h5_attr_get_u64(g, f->name, (uint64_t *)p, NULL) == 0 ? 0 : -1;
-    case M_F64: return h5_attr_get_f64(g, f->name, (double *)p, NULL) == 0 ? 0 : -1;
-    case M_STR: return h5_attr_get_str(g, f->name, p, f->size, NULL) == 0 ? 0 : -1;
+    case M_U64: return h5_attr_get_u64(g, f->name, (uint64_t *)p, NULL);
+    case M_F64: return h5_attr_get_f64(g, f->name, (double *)p, NULL);
+    case M_STR: return h5_attr_get_str(g, f->name, p, f->size, NULL);
     default: break;
     }
-    if (h5_attr_get_i64(g, f->name, &v, NULL) != 0)
-        return -1;
+    int rc = h5_attr_get_i64(g, f->name, &v, NULL);
+    if (rc != 0)
+        return rc;
     if (f->kind == M_INT)
         *(int *)p = (int)v;
     else if (f->kind == M_LONG)
@@ -425,9 +438,12 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
  * name of what is missing or unreadable. */
 static const char *read_meta(hid_t g, dp_ckpt_meta *m)
 {
-    for (size_t i = 0; i < NMETA; i++)
-        if (get_field(g, &meta_fields[i], m) != 0)
+    snprintf(m->optimizer, sizeof m->optimizer, "sgd"); /* when absent (MF_OPTIONAL) */
+    for (size_t i = 0; i < NMETA; i++) {
+        const int rc = get_field(g, &meta_fields[i], m);
+        if (rc != 0 && !(rc == 1 && meta_fields[i].optional))
             return meta_fields[i].name;
+    }
     if (m->ranks < 1 || m->ranks > 1 << 24)
         return "ranks (out of range)";
     m->pass = calloc((size_t)m->ranks, sizeof(int64_t));

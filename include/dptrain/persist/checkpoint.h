@@ -4,8 +4,10 @@
  * File DIR/ckpt-SSSSSSSS.h5 (S = optimizer steps done, zero-padded):
  *   /<param>           the weights, exactly as a weights file (weights.h), so --init-from,
  *                      dptrain-eval and PyTorch read a checkpoint as they read weights
- *   /dptrain/optimizer/<state>  float32: the optimizer's named state tensors (SGD:
- *                      "conv1.weight.momentum_buffer", ...), attribute kind ("sgd")
+ *   /dptrain/optimizer/<state>  the optimizer's named state: float32 tensors (SGD:
+ *                      "conv1.weight.momentum_buffer", ...) and int64 counters (AdamW,
+ *                      LAMB: "conv1.weight.step"), attribute kind ("sgd", "adamw", ...);
+ *                      resuming with another kind is refused
  *   /dptrain/sampler_pass, /dptrain/sampler_pos  int64 [ranks]: each rank's data stream
  *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
  *                      attribute train_file_names, one per line)
@@ -59,6 +61,9 @@ typedef struct {
     char **file_paths;     /* [nfiles] when writing (borrowed, not read back) */
     const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
     char frozen[256];      /* --freeze as given, "" when none */
+    char optimizer[16];    /* --optimizer; "sgd" for files written before it existed */
+    double beta1, beta2, eps, trust_coefficient; /* what the optimizer reads (cli.h) */
+    int exclude_bias;
 } dp_ckpt_meta;
 
 void checkpoint_meta_free(dp_ckpt_meta *meta);
