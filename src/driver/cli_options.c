@@ -41,7 +41,7 @@ const char cli_exit_status[] =
 
 /* Provisional defaults of lars and lamb (docs/optimizers.md says how they were found),
  * as numbers for the table of defaults and as text for the help. */
-#define LARS_LR 2.0
+#define LARS_LR 3
 #define LARS_WD 5e-4
 #define LAMB_LR 0.01
 #define TEXT(x) TEXT_(x)
