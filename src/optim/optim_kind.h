@@ -19,13 +19,13 @@
 #define OPTIM_MAX_COUNTERS 2
 
 typedef struct {
-    const dp_param_view *param; /* count, ndims (1: a bias) */
-    float *w;                   /* [count] */
-    const float *g;             /* [count] */
-    float *state[OPTIM_MAX_STATES];     /* [count] each */
-    int64_t *counter[OPTIM_MAX_COUNTERS];
-    float *scratch;             /* [count] at least */
-    double *partials;           /* [optim_norm_blocks(count)] at least */
+    const dp_param_view *param;           /* count, ndims (1: a bias) */
+    float *w;                             /* [count] */
+    const float *g;                       /* [count] */
+    float *state[OPTIM_MAX_STATES];       /* [count] each */
+    int64_t *counter[OPTIM_MAX_COUNTERS]; /* one element each */
+    float *scratch;                       /* [count] at least */
+    double *partials;                     /* [optim_norm_blocks(count)] at least */
 } optim_tensor;
 
 /* lr is the schedule's value in double: PyTorch computes AdamW's scalars in double. */
