@@ -21,11 +21,11 @@ import sys
 RUN_FIELDS = ["run", "kind", "ranks", "threads", "cores", "global_batch", "steps", "epochs",
               "images", "seconds", "images_per_sec", "step_ms", "compute_ms", "comm_ms",
               "data_ms", "other_ms", "comm_fraction", "train_loss", "test_loss",
-              "test_accuracy", "wall_seconds", "speedup", "efficiency"]
+              "test_accuracy", "wall_seconds", "speedup", "efficiency", "weights_checksum"]
 EPOCH_FIELDS = ["run", "epoch", "step", "partial", "lr", "train_loss", "train_accuracy",
                 "test_loss", "test_accuracy", "images_per_sec", "seconds", "comm_seconds",
                 "data_seconds", "compute_seconds", "eval_seconds", "wall_seconds", "ranks",
-                "threads", "global_batch"]
+                "threads", "global_batch", "weights_checksum"]
 
 
 def files_of(paths):
@@ -77,6 +77,7 @@ def summarise(path, recs):
         "comm_ms": round(ms("comm_seconds"), 3), "data_ms": round(ms("data_seconds"), 3),
         "train_loss": last.get("train_loss"), "test_loss": last.get("test_loss"),
         "test_accuracy": last.get("test_accuracy"), "wall_seconds": last.get("wall_seconds"),
+        "weights_checksum": last.get("weights_checksum", ""),
     }
     # the rest of a step: waiting for the slowest rank, timers, the loss reduction
     row["other_ms"] = round(max(0.0, step_ms - row["compute_ms"] - row["comm_ms"] - row["data_ms"]), 3)

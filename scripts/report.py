@@ -57,15 +57,22 @@ def main():
       "rank fixed, so its speedup is the scaled (throughput) speedup. Runs with more "
       "ranks x threads than cores are oversubscribed: they measure overheads, not scaling.\n")
     p("| run | ranks | threads | global batch | images/s | speedup | efficiency | step ms | "
-      "compute | allreduce | data | other | test acc |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "compute | allreduce | data | other | test acc | weights checksum |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = f"{100 * float(r['test_accuracy']):.2f}%" if r["test_accuracy"] not in ("", "None") else "-"
         p(f"| {r['run']} | {r['ranks']} | {r['threads']} | {r['global_batch']} | "
           f"{fmt(r['images_per_sec'], 0)} | {fmt(r['speedup'])} | {fmt(r['efficiency'])} | "
           f"{fmt(r['step_ms'], 1)} | {fmt(r['compute_ms'], 1)} | {fmt(r['comm_ms'], 1)} | "
-          f"{fmt(r['data_ms'], 1)} | {fmt(r['other_ms'], 1)} | {acc} |")
+          f"{fmt(r['data_ms'], 1)} | {fmt(r['other_ms'], 1)} | {acc} | "
+          f"{r.get('weights_checksum', '') or '-'} |")
     p("")
+    strong = {r.get("weights_checksum", "") for r in rows if r["kind"] == "strong"}
+    if strong and "" not in strong:
+        p("Strong scaling is one training run faster: all strong-scaling runs end with weights "
+          f"checksum {strong.pop()}.\n" if len(strong) == 1 else
+          f"WARNING: the strong-scaling runs end with {len(strong)} different weights "
+          "checksums: they are not the same training.\n")
     plots = os.path.join(out, "plots")
     for png, cap in (("images_per_sec.png", "Throughput"), ("speedup.png", "Speedup"),
                      ("efficiency.png", "Parallel efficiency"),

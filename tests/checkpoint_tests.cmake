@@ -9,3 +9,7 @@ set_tests_properties(finetune_eval PROPERTIES PROCESSORS 3)
 # Resume on another rank count: 8 -> 3, 3 -> 8, 1 -> 4, 4 -> 1, bitwise the uninterrupted run.
 dp_add_script_test(resume_ranks test_resume_ranks.sh)
 set_tests_properties(resume_ranks PROPERTIES PROCESSORS 8)
+# --optimizer lars|lamb|adamw end to end: threads, replicas, resume bitwise with their
+# state (step counts as int64), frozen layers, refusals (docs/optimizers.md).
+dp_add_script_test(optimizers test_optimizers.sh)
+set_tests_properties(optimizers PROPERTIES PROCESSORS 3)

@@ -32,3 +32,8 @@ add_test(NAME options_docs
                  $<TARGET_FILE:dptrain> $<TARGET_FILE:dptrain-eval> $<TARGET_FILE:dptrain-data>
                  ${PROJECT_SOURCE_DIR})
 set_tests_properties(options_docs PROPERTIES ENVIRONMENT "${DP_TEST_ENV}" TIMEOUT 120)
+# Optimizers step by step: sgd and adamw against torch.optim, lars and lamb against NumPy
+# references of their formulas (docs/optimizers.md), 1 and 3 threads bitwise.
+add_executable(optim_steps optim_steps.c)
+target_link_libraries(optim_steps PRIVATE dptrain_core)
+dp_add_script_test(optim_reference test_optim_reference.sh)

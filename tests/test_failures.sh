@@ -55,6 +55,8 @@ expect opt-nan 2 "--weight-decay: expected a number, got 'nan'" 0 --weight-decay
 expect opt-overflow 2 "--steps: expected an integer, got '99999999999999999999999'" 0 --steps 99999999999999999999999
 expect opt-normalize 2 "--normalize: expected MEAN,STD with STD > 0" 0 --normalize 0.5,0
 expect opt-schedule 2 "--lr-schedule: expected constant, cosine or step, got 'linear'" 0 --lr-schedule linear
+expect opt-optimizer 2 "--optimizer: expected sgd, lars, lamb or adamw, got 'adam'" 0 --optimizer adam
+expect opt-not-read 2 "--beta1: read by --optimizer lamb and adamw only, this run uses sgd" 0 --beta1 0.8
 expect opt-missing-value 2 "--lr: needs a value" 0 --lr
 expect opt-unknown 2 "unknown option '--learning-rate'" 0 --learning-rate 0.1
 expect opt-positional 2 "unexpected argument 'train'" 0 train

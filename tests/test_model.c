@@ -339,7 +339,7 @@ static void test_sgd(void)
     float w[3] = {1, 1, 7}, g[3] = {0.5f, 0.5f, 0.5f};
     /* two tensors through the optimizer interface: "a" trainable, "b" frozen */
     dp_param_view views[2] = {{"a", 0, 2, 1, 1}, {"b", 2, 1, 1, 0}};
-    dp_optim_config cfg = {"sgd", 0.9, 0.01, 0};
+    dp_optim_config cfg = {.kind = "sgd", .momentum = 0.9, .weight_decay = 0.01};
     dp_optimizer *opt = NULL;
     CHECK(optimizer_create(&opt, &cfg, views, 2, &err) == 0);
     CHECK(optimizer_state_count(opt) == 2);
@@ -371,6 +371,38 @@ static void test_sgd(void)
     CHECK_NEAR(lr_at(&st, 4), 1.0, 0);
     CHECK_NEAR(lr_at(&st, 5), 0.5, 0);
     CHECK_NEAR(lr_at(&st, 12), 0.25, 0);
+}
+
+/* The state of a kind with counters, as checkpoints see it: names, types, sizes; a
+ * frozen tensor's step count stays 0. AdamW by hand, one element, wd 0: step 1 moves w
+ * by lr in the direction of -g (m_hat / sqrt(v_hat) = g / |g|). */
+static void test_optimizer_state(void)
+{
+    dp_err err;
+    float w[3] = {1, 1, 7}, g[3] = {0.5f, -0.25f, 0.5f};
+    dp_param_view views[2] = {{"a", 0, 2, 1, 1}, {"b", 2, 1, 1, 0}};
+    dp_optim_config cfg = {.kind = "adamw", .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    dp_optimizer *opt = NULL;
+    CHECK(optimizer_create(&opt, &cfg, views, 2, &err) == 0);
+    CHECK(strcmp(optimizer_kind(opt), "adamw") == 0);
+    CHECK(optimizer_state_count(opt) == 6);
+    const char *names[] = {"a.exp_avg", "a.exp_avg_sq", "a.step", "b.exp_avg", "b.exp_avg_sq",
+                           "b.step"};
+    for (int i = 0; i < 6; i++) {
+        const dp_optim_state *st = optimizer_state(opt, i);
+        CHECK(strcmp(st->name, names[i]) == 0);
+        const int counter = i % 3 == 2;
+        CHECK(st->type == (counter ? DP_STATE_I64 : DP_STATE_F32));
+        CHECK(counter ? st->ints && !st->data && st->count == 1
+                      : st->data && !st->ints && st->count == (i < 3 ? 2u : 1u));
+    }
+    optimizer_step(opt, w, g, 0.01);
+    optimizer_step(opt, w, g, 0.01);
+    CHECK(optimizer_state(opt, 2)->ints[0] == 2 && optimizer_state(opt, 5)->ints[0] == 0);
+    CHECK_NEAR(w[0], 0.98, 1e-6);
+    CHECK_NEAR(w[1], 1.02, 1e-6);
+    CHECK(w[2] == 7.0f && optimizer_state(opt, 3)->data[0] == 0.0f);
+    optimizer_free(opt);
 }
 
 static void test_weights_file(void)
@@ -467,6 +499,7 @@ int main(void)
     test_buffers();
     test_thread_determinism();
     test_sgd();
+    test_optimizer_state();
     test_weights_file();
     test_cli();
     return check_exit("test_model");

@@ -45,6 +45,10 @@ for p in images_per_sec speedup efficiency step_split; do
   [[ $(head -c 4 "$WORK/sweep/plots/$p.png" | tail -c 3) == PNG ]] || fail "plots/$p.png is not a PNG"
 done
 expect_in "$WORK/sweep/report.md" "| strong-r2-t1 | 2 | 1 | 40 |"
+# strong scaling is one training: both runs end with the same weights, and the report says so
+c1=$($py -c "import csv; print([r for r in csv.DictReader(open('$WORK/sweep/sweep.csv')) if r['run']=='strong-r1-t1'][0]['weights_checksum'])")
+[[ $c1 =~ ^[0-9a-f]{16}$ ]] || fail "no weights checksum in sweep.csv: '$c1'"
+expect_in "$WORK/sweep/report.md" "all strong-scaling runs end with weights checksum $c1"
 expect_in "$WORK/sweep/report.md" "![Step time: compute, allreduce, data](plots/step_split.png)"
 # curves for any run, several epochs
 "$DPTRAIN" --train "$WORK/train" --test "$WORK/test.h5" --epochs 3 --batch 40 --threads 1 \

@@ -3,7 +3,9 @@
 
   torch_reference.py --model reference|nopool --init INIT.h5 --train TRAIN.h5 \
       --steps N --batch B --lr LR --momentum M [--weight-decay WD] [--nesterov] --out OUT.h5
-      Run N SGD steps (constant lr, dampening 0, float32, mean softmax cross-entropy)
+      [--optimizer adamw [--beta1 B1] [--beta2 B2] [--eps E]]
+      Run N SGD steps (constant lr, dampening 0, float32, mean softmax cross-entropy),
+      or torch.optim.AdamW steps with --optimizer adamw,
       on consecutive batches in file order (batch k = samples [k*B,(k+1)*B) mod N_samples)
       starting from INIT.h5; write the resulting weights to OUT.h5.
   torch_reference.py compare A.h5 B.h5 [--rtol R] [--atol A]
@@ -91,6 +93,10 @@ def cmd_train(argv):
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--nesterov", action="store_true")
+    p.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd")
+    p.add_argument("--beta1", type=float, default=0.9)
+    p.add_argument("--beta2", type=float, default=0.999)
+    p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -99,8 +105,12 @@ def cmd_train(argv):
     load_weights(net, a.init)
     x, y = load_data(a.train)
     n = len(y)
-    opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum, dampening=0,
-                          weight_decay=a.weight_decay, nesterov=a.nesterov)
+    if a.optimizer == "adamw":
+        opt = torch.optim.AdamW(net.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
+                                weight_decay=a.weight_decay)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum, dampening=0,
+                              weight_decay=a.weight_decay, nesterov=a.nesterov)
     for k in range(a.steps):
         idx = torch.arange(k * a.batch, (k + 1) * a.batch) % n
         loss = F.cross_entropy(net(x[idx]), y[idx])

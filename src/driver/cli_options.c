@@ -20,7 +20,11 @@ const cli_section cli_sections[NSECTIONS] = {
     {"Checkpoints",
      "SIGTERM, SIGUSR1 or SIGINT: checkpoint at the next step, then exit with status 75; a "
      "second SIGINT exits at once (130)."},
-    {"Optimisation (SGD with momentum, as torch.optim.SGD)", NULL},
+    {"Optimisation",
+     "Optimizers (formulas, defaults, when to use which: docs/optimizers.md): sgd is "
+     "torch.optim.SGD, adamw torch.optim.AdamW; lars (You et al. 2017) and lamb (You et al. "
+     "2019) adapt the step per tensor, for large global batches. Options that the chosen "
+     "optimizer does not read are refused."},
     {"Run", NULL},
     {"Help", NULL},
 };
@@ -35,6 +39,14 @@ const char cli_exit_status[] =
     "Exit status: 0 done, 1 runtime error (data, files, numerics), 2 bad options, 75 "
     "stopped by a signal (checkpoint written when a directory was given: requeue and "
     "resume), 130 second interrupt.";
+
+/* Provisional defaults of lars and lamb (docs/optimizers.md says how they were found),
+ * as numbers for the table of defaults and as text for the help. */
+#define LARS_LR 3
+#define LARS_WD 5e-4
+#define LAMB_LR 0.01
+#define TEXT(x) TEXT_(x)
+#define TEXT_(x) #x
 
 /* ---- options with their own parsing ------------------------------------------------- */
 
@@ -95,6 +107,11 @@ static int show_version(const cli_opt *o, const char *value, cli_ctx *ctx, dp_er
 
 /* CHOICE stores the index of the word: the enums must follow the words' order. */
 _Static_assert(LR_CONSTANT == 0 && LR_COSINE == 1 && LR_STEP == 2, "--lr-schedule's words");
+_Static_assert(OPT_SGD == 0 && OPT_LARS == 1 && OPT_LAMB == 2 && OPT_ADAMW == 3,
+               "--optimizer's words (DP_OPTIMIZER_KINDS)");
+static const char *const optimizer_names[] = {"sgd", "lars", "lamb", "adamw"};
+
+const char *cli_optimizer_name(const dp_config *cfg) { return optimizer_names[cfg->optimizer]; }
 
 const cli_opt cli_options[] = {
     {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
@@ -148,13 +165,33 @@ const cli_opt cli_options[] = {
      .help = "at most N samples per group: each file's share of a batch is cut into groups "
              "whose gradients are summed exactly, so that any number of ranks gives the same "
              "bits; the unit of work a rank takes (changes the bits: part of the training)"},
-    {"lr", "X", CLI_DOUBLE(lr, 0.0, 1e6), .init = "0.05", .section = SEC_OPTIM,
-     .help = "peak learning rate"},
+    {"optimizer", "S", CLI_CHOICE(optimizer, DP_OPTIMIZER_KINDS), .init = "sgd",
+     .section = SEC_OPTIM, .help = "sgd, lars, lamb or adamw"},
+    {"lr", "X", CLI_DOUBLE(lr, 0.0, 1e6), .shown = "per optimizer", .section = SEC_OPTIM,
+     .help = "peak learning rate; sgd 0.05, lars " TEXT(LARS_LR) ", lamb " TEXT(LAMB_LR) ", adamw "
+             "0.001"},
     {"momentum", "X", CLI_DOUBLE(momentum, 0.0, 0.999999), .init = "0.9", .section = SEC_OPTIM,
-     .help = "momentum"},
-    {"weight-decay", "X", CLI_DOUBLE(weight_decay, 0.0, 1.0), .init = "0", .section = SEC_OPTIM,
-     .help = "L2 weight decay"},
-    {"nesterov", NULL, CLI_FLAG(nesterov, 1), .section = SEC_OPTIM, .help = "Nesterov momentum"},
+     .help = "momentum (sgd, lars)"},
+    {"weight-decay", "X", CLI_DOUBLE(weight_decay, 0.0, 1.0), .shown = "per optimizer",
+     .section = SEC_OPTIM, .help = "sgd, lars: L2 weight decay added to the gradient (sgd 0, "
+                                   "lars " TEXT(LARS_WD) "); lamb, adamw: decoupled weight decay "
+                                   "(0.01)"},
+    {"nesterov", NULL, CLI_FLAG(nesterov, 1), .section = SEC_OPTIM,
+     .help = "Nesterov momentum (sgd, lars)"},
+    {"trust-coefficient", "X", CLI_DOUBLE(trust_coefficient, 1e-12, 1e6), .init = "0.001",
+     .section = SEC_OPTIM, .help = "lars: eta in the trust ratio eta ||w|| / (||g|| + "
+                                   "weight decay ||w||)"},
+    {"beta1", "X", CLI_DOUBLE(beta1, 0.0, 0.999999), .init = "0.9", .section = SEC_OPTIM,
+     .help = "lamb, adamw: decay of the first moment"},
+    {"beta2", "X", CLI_DOUBLE(beta2, 0.0, 0.999999), .init = "0.999", .section = SEC_OPTIM,
+     .help = "lamb, adamw: decay of the second moment"},
+    {"eps", "X", CLI_DOUBLE(eps, 0.0, 1.0), .shown = "per optimizer", .section = SEC_OPTIM,
+     .help = "lamb, adamw: added to the root of the second moment (lamb 1e-6, adamw 1e-8)"},
+    {"exclude-bias-from-adaptation", NULL, CLI_FLAG(exclude_bias, 1), .shown = "on",
+     .section = SEC_OPTIM, .help = "lars, lamb: biases (1-D tensors) take the plain step, "
+                                   "without trust ratio and weight decay"},
+    {"no-exclude-bias-from-adaptation", NULL, CLI_FLAG(exclude_bias, 0), .section = SEC_OPTIM,
+     .help = "lars, lamb: biases are adapted and decayed like the weights"},
     {"lr-schedule", "S", CLI_CHOICE(schedule, "constant|cosine|step"), .init = "cosine",
      .section = SEC_OPTIM, .help = "constant, cosine (to 0 at the end) or step"},
     {"warmup-epochs", "X", CLI_DOUBLE(warmup_epochs, 0.0, 1e6), .init = "0.1",
@@ -212,10 +249,59 @@ void cli_special_defaults(dp_config *cfg)
     cfg->shuffle = 1;
     cfg->overlap = 1;
     cfg->std = 1.0f;
+    cfg->exclude_bias = 1;
+    cfg->lr = cfg->weight_decay = cfg->eps = -1.0; /* per optimizer, once it is known */
+}
+
+/* Defaults that depend on --optimizer, in DP_OPTIMIZER_KINDS order; where they come from:
+ * docs/optimizers.md. eps is read by lamb and adamw only. */
+static const struct {
+    double lr, weight_decay, eps;
+} optimizer_defaults[] = {
+    [OPT_SGD] = {0.05, 0.0, 0.0},
+    [OPT_LARS] = {LARS_LR, LARS_WD, 0.0},
+    [OPT_LAMB] = {LAMB_LR, 0.01, 1e-6},
+    [OPT_ADAMW] = {0.001, 0.01, 1e-8}, /* torch.optim.AdamW's */
+};
+
+/* Options that only some optimizers read: given to another, they are refused rather than
+ * ignored. kinds: bit 1 << dp_optimizer_choice. */
+static const struct {
+    const char *option;
+    unsigned kinds;
+    const char *names;
+} optimizer_options[] = {
+    {"momentum", 1u << OPT_SGD | 1u << OPT_LARS, "sgd and lars"},
+    {"nesterov", 1u << OPT_SGD | 1u << OPT_LARS, "sgd and lars"},
+    {"trust-coefficient", 1u << OPT_LARS, "lars"},
+    {"beta1", 1u << OPT_LAMB | 1u << OPT_ADAMW, "lamb and adamw"},
+    {"beta2", 1u << OPT_LAMB | 1u << OPT_ADAMW, "lamb and adamw"},
+    {"eps", 1u << OPT_LAMB | 1u << OPT_ADAMW, "lamb and adamw"},
+    {"exclude-bias-from-adaptation", 1u << OPT_LARS | 1u << OPT_LAMB, "lars and lamb"},
+    {"no-exclude-bias-from-adaptation", 1u << OPT_LARS | 1u << OPT_LAMB, "lars and lamb"},
+};
+
+static int settle_optimizer(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
+{
+    for (size_t i = 0; i < sizeof optimizer_options / sizeof optimizer_options[0]; i++)
+        if (cli_given(ctx, optimizer_options[i].option) &&
+            !(optimizer_options[i].kinds & 1u << cfg->optimizer))
+            return dp_fail(err, "--%s: read by --optimizer %s only, this run uses %s",
+                           optimizer_options[i].option, optimizer_options[i].names,
+                           cli_optimizer_name(cfg));
+    if (cfg->lr < 0) /* not given, nor set by --tutorial */
+        cfg->lr = optimizer_defaults[cfg->optimizer].lr;
+    if (cfg->weight_decay < 0)
+        cfg->weight_decay = optimizer_defaults[cfg->optimizer].weight_decay;
+    if (cfg->eps < 0)
+        cfg->eps = optimizer_defaults[cfg->optimizer].eps;
+    return 0;
 }
 
 int cli_check_combinations(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
 {
+    if (settle_optimizer(cfg, ctx, err))
+        return -1;
     if (cfg->steps >= 0 && !cli_given(ctx, "epochs"))
         cfg->epochs = 0; /* --steps alone decides the length */
     if ((cfg->checkpoint_every || cfg->checkpoint_every_epoch) && !cfg->checkpoint_dir &&

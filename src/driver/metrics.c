@@ -24,10 +24,10 @@ int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err)
     fprintf(f, "\"images_per_sec\":%.2f,\"seconds\":%.4f,\"comm_seconds\":%.4f,"
                "\"data_seconds\":%.4f,\"compute_seconds\":%.4f,\"eval_seconds\":%.4f,"
                "\"wall_seconds\":%.3f,\"max_rss_mib\":%.1f,\"ranks\":%d,\"threads\":%d,"
-               "\"global_batch\":%d}\n",
+               "\"global_batch\":%d,\"weights_checksum\":\"%016llx\"}\n",
             r->images_per_sec, r->seconds, r->comm_seconds, r->data_seconds, r->compute_seconds,
             r->eval_seconds, r->wall_seconds, r->max_rss_mib, r->ranks, r->threads,
-            r->global_batch);
+            r->global_batch, r->weights_checksum);
     if (fflush(f) != 0 || ferror(f))
         return dp_fail(err, "--metrics: write failed: %s", strerror(errno));
     return 0;

@@ -77,6 +77,39 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
                first.groups);
 }
 
+/* The optimizer and the settings it reads, e.g. "SGD ... momentum 0.9 weight decay 0". */
+static void describe_optimizer(const dp_config *cfg, char *buf, size_t len)
+{
+    static const char *titles[] = {"SGD", "LARS", "LAMB", "AdamW"};
+    static const char *sched[] = {"constant", "cosine", "step"};
+    const char *bias = cfg->exclude_bias ? ", biases excluded from adaptation and weight decay"
+                                         : ", biases adapted and decayed";
+    char scaled[96] = "";
+    if (cfg->lr_scaling)
+        snprintf(scaled, sizeof scaled, " = %g x %d/%d (linear scaling)", cfg->lr, cfg->batch,
+                 cfg->lr_base_batch);
+    int n = snprintf(buf, len, "%s lr %g%s (%s, warm-up %g epochs)", titles[cfg->optimizer],
+                     cli_peak_lr(cfg), scaled, sched[cfg->schedule], cfg->warmup_epochs);
+    if (n < 0 || (size_t)n >= len)
+        return;
+    buf += n, len -= (size_t)n;
+    switch (cfg->optimizer) {
+    case OPT_SGD:
+        snprintf(buf, len, " momentum %g weight decay %g%s", cfg->momentum, cfg->weight_decay,
+                 cfg->nesterov ? " nesterov" : "");
+        break;
+    case OPT_LARS:
+        snprintf(buf, len, " momentum %g%s trust coefficient %g weight decay %g%s",
+                 cfg->momentum, cfg->nesterov ? " nesterov" : "", cfg->trust_coefficient,
+                 cfg->weight_decay, bias);
+        break;
+    default: /* lamb, adamw */
+        snprintf(buf, len, " betas %g, %g eps %g decoupled weight decay %g%s", cfg->beta1,
+                 cfg->beta2, cfg->eps, cfg->weight_decay,
+                 cfg->optimizer == OPT_LAMB ? bias : "");
+    }
+}
+
 static void print_training(const dp_comm *c, const dp_banner *b)
 {
     const dp_config *cfg = b->cfg;
@@ -85,15 +118,10 @@ static void print_training(const dp_comm *c, const dp_banner *b)
                "reduced with %s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,
                cfg->overlap ? "MPI_Iallreduce overlapping backward"
                             : "MPI_Iallreduce after backward");
-    static const char *sched[] = {"constant", "cosine", "step"};
-    char scaled[96] = "";
-    if (cfg->lr_scaling)
-        snprintf(scaled, sizeof scaled, " = %g x %d/%d (linear scaling)", cfg->lr, cfg->batch,
-                 cfg->lr_base_batch);
-    printf("optimizer: SGD lr %g%s (%s, warm-up %g epochs) momentum %g weight decay %g%s; "
-           "seed %llu%s\n", cli_peak_lr(cfg), scaled, sched[cfg->schedule], cfg->warmup_epochs,
-           cfg->momentum, cfg->weight_decay, cfg->nesterov ? " nesterov" : "",
-           (unsigned long long)cfg->seed, cfg->shuffle ? "" : ", no shuffle");
+    char optimizer[512];
+    describe_optimizer(cfg, optimizer, sizeof optimizer);
+    printf("optimizer: %s; seed %llu%s\n", optimizer, (unsigned long long)cfg->seed,
+           cfg->shuffle ? "" : ", no shuffle");
 }
 
 void report_banner(const dp_comm *c, const dp_banner *b)

@@ -26,6 +26,12 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
     m->step_epochs = cfg->step_epochs;
     m->gamma = cfg->gamma;
     m->nesterov = cfg->nesterov;
+    snprintf(m->optimizer, sizeof m->optimizer, "%s", cli_optimizer_name(cfg));
+    m->beta1 = cfg->beta1;
+    m->beta2 = cfg->beta2;
+    m->eps = cfg->eps;
+    m->trust_coefficient = cfg->trust_coefficient;
+    m->exclude_bias = cfg->exclude_bias;
     m->schedule = cfg->schedule;
     m->epochs = cfg->epochs;
     m->steps = cfg->steps;
@@ -155,6 +161,27 @@ static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, con
             snprintf(notes + strlen(notes), sizeof notes - strlen(notes), __VA_ARGS__);       \
     } while (0)
 
+/* The settings only some optimizers read, when this run's optimizer reads them (the
+ * optimizer itself is the checkpoint's: another is refused with its state). */
+static void note_optimizer_differences(const dp_ckpt_meta *m, const dp_config *cfg,
+                                       char *notes, size_t len)
+{
+    const int adam = cfg->optimizer == OPT_LAMB || cfg->optimizer == OPT_ADAMW;
+    const int adapts = cfg->optimizer == OPT_LARS || cfg->optimizer == OPT_LAMB;
+    if (adam && (m->beta1 != cfg->beta1 || m->beta2 != cfg->beta2))
+        snprintf(notes + strlen(notes), len - strlen(notes), " --beta1/--beta2 (%g, %g, was %g, "
+                 "%g)", cfg->beta1, cfg->beta2, m->beta1, m->beta2);
+    if (adam && m->eps != cfg->eps)
+        snprintf(notes + strlen(notes), len - strlen(notes), " --eps (%g, was %g)", cfg->eps,
+                 m->eps);
+    if (cfg->optimizer == OPT_LARS && m->trust_coefficient != cfg->trust_coefficient)
+        snprintf(notes + strlen(notes), len - strlen(notes), " --trust-coefficient (%g, was %g)",
+                 cfg->trust_coefficient, m->trust_coefficient);
+    if (adapts && m->exclude_bias != cfg->exclude_bias)
+        snprintf(notes + strlen(notes), len - strlen(notes), " the biases' exclusion from "
+                 "adaptation");
+}
+
 /* Accepted differences: say what they mean. */
 static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
 {
@@ -165,6 +192,7 @@ static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
     NOTE_IF(m->weight_decay != cfg->weight_decay, " --weight-decay (%g, was %g)",
             cfg->weight_decay, m->weight_decay);
     NOTE_IF(m->nesterov != cfg->nesterov, " --nesterov");
+    note_optimizer_differences(m, cfg, notes, sizeof notes);
     NOTE_IF(m->schedule != (int)cfg->schedule || m->warmup_epochs != cfg->warmup_epochs ||
                 m->step_epochs != cfg->step_epochs || m->gamma != cfg->gamma,
             " the learning-rate schedule");

@@ -163,7 +163,11 @@ static int make_optimizer(run_state *s, dp_err *err)
     s->views = model_param_views(&s->model, err);
     if (!s->views)
         return -1;
-    dp_optim_config oc = {"sgd", cfg->momentum, cfg->weight_decay, cfg->nesterov};
+    dp_optim_config oc = {.kind = cli_optimizer_name(cfg), .momentum = cfg->momentum,
+                          .weight_decay = cfg->weight_decay, .nesterov = cfg->nesterov,
+                          .beta1 = cfg->beta1, .beta2 = cfg->beta2, .eps = cfg->eps,
+                          .trust_coefficient = cfg->trust_coefficient,
+                          .exclude_bias = cfg->exclude_bias};
     if (optimizer_create(&s->opt, &oc, s->views, s->model.nparams, err))
         return -1;
     int nseg = 0;

@@ -205,6 +205,7 @@ static void fill_record(const run_state *s, dp_epoch_record *r, const epoch_sums
     r->ranks = P;
     r->threads = s->run.threads;
     r->global_batch = s->cfg.batch;
+    r->weights_checksum = weights_checksum(&s->model) >> 1; /* as the replica check prints */
 }
 
 /* Evaluation, the epoch line and record; agreed, so every rank returns the same. */

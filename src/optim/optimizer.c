@@ -1,40 +1,43 @@
 /* The optimizer interface: a table of kinds, the state they own, the step over tensors. */
 #include "dptrain/optim/optim.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_STATES 4
+#include "optim_kind.h"
 
-/* One kind: its state tensors (per parameter) and its update of one tensor. */
+/* One kind: its state per parameter tensor (float tensors shaped as the parameter, int64
+ * counters of one element) and its update of one tensor. */
 typedef struct {
     const char *name;
     int nstates;
-    const char *states[MAX_STATES];
-    void (*step)(const dp_optimizer *o, const dp_param_view *p, float *w, const float *g,
-                 float *const *state, float lr);
+    const char *states[OPTIM_MAX_STATES];
+    int ncounters;
+    const char *counters[OPTIM_MAX_COUNTERS];
+    optim_step_fn step;
 } optim_kind;
+
+/* State names are torch.optim's, so a checkpoint's state reads as PyTorch's state_dict. */
+static const optim_kind kinds[] = {
+    {"sgd", 1, {"momentum_buffer"}, 0, {NULL}, sgd_tensor},
+    {"lars", 1, {"momentum_buffer"}, 0, {NULL}, lars_tensor},
+    {"lamb", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, lamb_tensor},
+    {"adamw", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, adamw_tensor},
+};
 
 struct dp_optimizer {
     const optim_kind *kind;
     dp_optim_config cfg;
     dp_param_view *params;
     int nparams;
-    float *block;           /* every state tensor, kind->nstates blocks parallel to weights */
+    float *block;           /* every float state, kind->nstates blocks parallel to weights */
     size_t size;            /* floats in one block (= the parameter buffer) */
-    dp_optim_state *state;  /* [nparams * nstates], parameter-major */
-};
-
-static void sgd_tensor(const dp_optimizer *o, const dp_param_view *p, float *w, const float *g,
-                       float *const *state, float lr)
-{
-    sgd_update(w, g, state[0], p->count, lr, (float)o->cfg.momentum, (float)o->cfg.weight_decay,
-               o->cfg.nesterov);
-}
-
-static const optim_kind kinds[] = {
-    {"sgd", 1, {"momentum_buffer"}, sgd_tensor},
+    int64_t *counters;      /* [nparams * ncounters], parameter-major */
+    dp_optim_state *state;  /* [nparams * (nstates + ncounters)], parameter-major */
+    float *scratch;         /* [largest tensor] */
+    double *partials;       /* [optim_norm_blocks(largest tensor)] */
 };
 
 static const optim_kind *find_kind(const char *name)
@@ -54,13 +57,47 @@ static size_t span_of(const dp_param_view *params, int n)
     return end;
 }
 
+static size_t largest_of(const dp_param_view *params, int n)
+{
+    size_t most = 1;
+    for (int i = 0; i < n; i++)
+        if (params[i].count > most)
+            most = params[i].count;
+    return most;
+}
+
+/* Name every state tensor and counter and point it into the blocks. */
+static void lay_out_state(dp_optimizer *o)
+{
+    const optim_kind *k = o->kind;
+    const int per = k->nstates + k->ncounters;
+    for (int i = 0; i < o->nparams; i++) {
+        const dp_param_view *p = &o->params[i];
+        for (int s = 0; s < per; s++) {
+            dp_optim_state *st = &o->state[(size_t)i * per + s];
+            const int is_counter = s >= k->nstates;
+            snprintf(st->name, sizeof st->name, "%s.%s", p->name,
+                     is_counter ? k->counters[s - k->nstates] : k->states[s]);
+            st->type = is_counter ? DP_STATE_I64 : DP_STATE_F32;
+            if (is_counter) {
+                st->ints = o->counters + (size_t)i * k->ncounters + (s - k->nstates);
+                st->count = 1;
+            } else {
+                st->data = o->block + (size_t)s * o->size + p->offset;
+                st->count = p->count;
+            }
+        }
+    }
+}
+
 int optimizer_create(dp_optimizer **out, const dp_optim_config *cfg, const dp_param_view *params,
                      int nparams, dp_err *err)
 {
     *out = NULL;
     const optim_kind *kind = find_kind(cfg->kind);
     if (!kind)
-        return dp_fail(err, "--optimizer %s: unknown optimizer (expected sgd)", cfg->kind);
+        return dp_fail(err, "--optimizer %s: unknown optimizer (expected sgd, lars, lamb or "
+                            "adamw)", cfg->kind);
     dp_optimizer *o = dp_calloc(1, sizeof *o, "optimizer", err);
     if (!o)
         return -1;
@@ -68,22 +105,22 @@ int optimizer_create(dp_optimizer **out, const dp_optim_config *cfg, const dp_pa
     o->cfg = *cfg;
     o->nparams = nparams;
     o->size = span_of(params, nparams);
-    o->params = dp_calloc((size_t)nparams, sizeof *o->params, "optimizer", err);
-    o->block = dp_calloc(o->size * (size_t)kind->nstates, sizeof(float), "optimizer state", err);
-    o->state = dp_calloc((size_t)nparams * (size_t)kind->nstates, sizeof *o->state,
-                         "optimizer state", err);
-    if (!o->params || (!o->block && o->size > 0) || !o->state) {
+    const size_t largest = largest_of(params, nparams);
+    const size_t per = (size_t)(kind->nstates + kind->ncounters);
+    o->params = dp_calloc((size_t)nparams + 1, sizeof *o->params, "optimizer", err);
+    o->block = dp_calloc(o->size * (size_t)kind->nstates + 1, sizeof(float), "optimizer state",
+                         err);
+    o->counters = dp_calloc((size_t)nparams * (size_t)kind->ncounters + 1, sizeof(int64_t),
+                            "optimizer step counts", err);
+    o->state = dp_calloc((size_t)nparams * per + 1, sizeof *o->state, "optimizer state", err);
+    o->scratch = dp_calloc(largest, sizeof(float), "optimizer scratch", err);
+    o->partials = dp_calloc(optim_norm_blocks(largest), sizeof(double), "optimizer norms", err);
+    if (!o->params || !o->block || !o->counters || !o->state || !o->scratch || !o->partials) {
         optimizer_free(o);
         return -1;
     }
     memcpy(o->params, params, sizeof *params * (size_t)nparams);
-    for (int i = 0; i < nparams; i++)
-        for (int s = 0; s < kind->nstates; s++) {
-            dp_optim_state *st = &o->state[(size_t)i * kind->nstates + s];
-            snprintf(st->name, sizeof st->name, "%s.%s", params[i].name, kind->states[s]);
-            st->data = o->block + (size_t)s * o->size + params[i].offset;
-            st->count = params[i].count;
-        }
+    lay_out_state(o);
     *out = o;
     return 0;
 }
@@ -94,7 +131,10 @@ void optimizer_free(dp_optimizer *o)
         return;
     free(o->params);
     free(o->block);
+    free(o->counters);
     free(o->state);
+    free(o->scratch);
+    free(o->partials);
     free(o);
 }
 
@@ -102,17 +142,65 @@ const char *optimizer_kind(const dp_optimizer *o) { return o->kind->name; }
 
 void optimizer_step(dp_optimizer *o, float *weights, const float *grads, double lr)
 {
-    float *state[MAX_STATES];
+    const optim_kind *k = o->kind;
+    const int per = k->nstates + k->ncounters;
+    optim_tensor t = {.scratch = o->scratch, .partials = o->partials};
     for (int i = 0; i < o->nparams; i++) {
         const dp_param_view *p = &o->params[i];
         if (!p->trainable)
-            continue; /* frozen parameters keep their weights and state as they are */
-        for (int s = 0; s < o->kind->nstates; s++)
-            state[s] = o->state[(size_t)i * o->kind->nstates + s].data;
-        o->kind->step(o, p, weights + p->offset, grads + p->offset, state, (float)lr);
+            continue; /* frozen parameters keep their weights, state and step count */
+        t.param = p;
+        t.w = weights + p->offset;
+        t.g = grads + p->offset;
+        for (int s = 0; s < k->nstates; s++)
+            t.state[s] = o->state[(size_t)i * per + s].data;
+        for (int c = 0; c < k->ncounters; c++)
+            t.counter[c] = o->state[(size_t)i * per + k->nstates + c].ints;
+        k->step(&o->cfg, &t, lr);
     }
 }
 
-int optimizer_state_count(const dp_optimizer *o) { return o->nparams * o->kind->nstates; }
+int optimizer_state_count(const dp_optimizer *o)
+{
+    return o->nparams * (o->kind->nstates + o->kind->ncounters);
+}
 
 const dp_optim_state *optimizer_state(const dp_optimizer *o, int i) { return &o->state[i]; }
+
+/* ---- shared by the kinds ------------------------------------------------------------ */
+
+size_t optim_norm_blocks(size_t n) { return n / OPTIM_NORM_BLOCK + 1; }
+
+/* Sum of squares of one block, in double: eight running sums in a fixed order break the
+ * add chain (as grads_norm in numerics.c) and give the same bits every time. */
+static double block_sum_squares(const float *x, size_t n)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[i + k] * (double)x[i + k];
+    for (; i < n; i++)
+        acc[i % 8] += (double)x[i] * (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+double optim_norm(const float *x, size_t n, double *partials)
+{
+    const long nblocks = (long)((n + OPTIM_NORM_BLOCK - 1) / OPTIM_NORM_BLOCK);
+    #pragma omp parallel for schedule(static) if (nblocks > 1)
+    for (long b = 0; b < nblocks; b++) {
+        const size_t lo = (size_t)b * OPTIM_NORM_BLOCK;
+        const size_t len = n - lo < OPTIM_NORM_BLOCK ? n - lo : OPTIM_NORM_BLOCK;
+        partials[b] = block_sum_squares(x + lo, len);
+    }
+    double total = 0.0;
+    for (long b = 0; b < nblocks; b++)
+        total += partials[b];
+    return sqrt(total);
+}
+
+int optim_excluded(const dp_optim_config *cfg, const dp_param_view *p)
+{
+    return cfg->exclude_bias && p->ndims == 1;
+}

@@ -1,6 +1,8 @@
 /* torch.optim.SGD on contiguous elements (see optim.h for the update). */
 #include "dptrain/optim/optim.h"
 
+#include "optim_kind.h"
+
 void sgd_update(float *restrict w, const float *restrict g, float *restrict v, size_t n,
                 float lr, float mu, float wd, int nesterov)
 {
@@ -15,4 +17,10 @@ void sgd_update(float *restrict w, const float *restrict g, float *restrict v, s
         }
         w[i] = w[i] - lr * d;
     }
+}
+
+void sgd_tensor(const dp_optim_config *cfg, const optim_tensor *t, double lr)
+{
+    sgd_update(t->w, t->g, t->state[0], t->param->count, (float)lr, (float)cfg->momentum,
+               (float)cfg->weight_decay, cfg->nesterov);
 }

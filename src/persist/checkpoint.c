@@ -73,10 +73,15 @@ typedef struct {
     const char *name;
     meta_kind kind;
     size_t off, size;
+    int optional; /* may be absent: read_meta leaves the field as it preset it */
 } meta_field;
 
 #define MF(name, kind, field) \
-    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field)}
+    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field), 0}
+/* Added to format 2 with the optimizers: files written before hold only SGD's state and
+ * lack them (read as "sgd"); older programs ignore them and refuse other kinds' state. */
+#define MF_OPTIONAL(name, kind, field) \
+    {name, kind, offsetof(dp_ckpt_meta, field), sizeof(((dp_ckpt_meta *)0)->field), 1}
 
 static const meta_field meta_fields[] = {
     MF("step", M_LONG, step),
@@ -112,6 +117,12 @@ static const meta_field meta_fields[] = {
     MF("freeze", M_STR, frozen),
     MF("group_size", M_INT, group_size),
     MF("gradsync_tensors", M_INT, nsync),
+    MF_OPTIONAL("optimizer", M_STR, optimizer),
+    MF_OPTIONAL("beta1", M_F64, beta1),
+    MF_OPTIONAL("beta2", M_F64, beta2),
+    MF_OPTIONAL("eps", M_F64, eps),
+    MF_OPTIONAL("trust_coefficient", M_F64, trust_coefficient),
+    MF_OPTIONAL("exclude_bias", M_INT, exclude_bias),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 
@@ -129,18 +140,20 @@ static int put_field(hid_t g, const meta_field *f, const dp_ckpt_meta *m)
     return -1;
 }
 
+/* 0 read, 1 absent, -1 unreadable (as the h5util getters). */
 static int get_field(hid_t g, const meta_field *f, dp_ckpt_meta *m)
 {
     char *p = (char *)m + f->off;
     int64_t v = 0;
     switch (f->kind) {
-    case M_U64: return h5_attr_get_u64(g, f->name, (uint64_t *)p, NULL) == 0 ? 0 : -1;
-    case M_F64: return h5_attr_get_f64(g, f->name, (double *)p, NULL) == 0 ? 0 : -1;
-    case M_STR: return h5_attr_get_str(g, f->name, p, f->size, NULL) == 0 ? 0 : -1;
+    case M_U64: return h5_attr_get_u64(g, f->name, (uint64_t *)p, NULL);
+    case M_F64: return h5_attr_get_f64(g, f->name, (double *)p, NULL);
+    case M_STR: return h5_attr_get_str(g, f->name, p, f->size, NULL);
     default: break;
     }
-    if (h5_attr_get_i64(g, f->name, &v, NULL) != 0)
-        return -1;
+    int rc = h5_attr_get_i64(g, f->name, &v, NULL);
+    if (rc != 0)
+        return rc;
     if (f->kind == M_INT)
         *(int *)p = (int)v;
     else if (f->kind == M_LONG)
@@ -283,7 +296,8 @@ static int put_file_names(hid_t g, const dp_ckpt_meta *meta)
     return rc;
 }
 
-/* /dptrain/optimizer: attribute kind, one float32 dataset per named state tensor. */
+/* /dptrain/optimizer: attribute kind, one dataset per named state tensor: float32 for
+ * tensors, int64 for counters (step counts). */
 static int write_optimizer(hid_t g, const dp_optimizer *opt)
 {
     hid_t o = H5Gcreate2(g, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -292,7 +306,10 @@ static int write_optimizer(hid_t g, const dp_optimizer *opt)
     int rc = h5_attr_put_str(o, "kind", optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        rc = h5_put_1d(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
+        if (st->type == DP_STATE_I64)
+            rc = h5_put_1d(o, st->name, H5T_STD_I64LE, H5T_NATIVE_INT64, st->count, st->ints);
+        else
+            rc = h5_put_1d(o, st->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, st->count, st->data);
     }
     H5Gclose(o);
     return rc;
@@ -419,9 +436,12 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
  * name of what is missing or unreadable. */
 static const char *read_meta(hid_t g, dp_ckpt_meta *m)
 {
-    for (size_t i = 0; i < NMETA; i++)
-        if (get_field(g, &meta_fields[i], m) != 0)
+    snprintf(m->optimizer, sizeof m->optimizer, "sgd"); /* when absent (MF_OPTIONAL) */
+    for (size_t i = 0; i < NMETA; i++) {
+        const int rc = get_field(g, &meta_fields[i], m);
+        if (rc != 0 && !(rc == 1 && meta_fields[i].optional))
             return meta_fields[i].name;
+    }
     if (m->nsync < 0 || m->nsync > 1 << 24)
         return "gradsync_tensors (out of range)";
     m->sync_state = calloc((size_t)m->nsync + 1, sizeof(int32_t));
@@ -474,6 +494,27 @@ int checkpoint_read_meta(const char *path, dp_ckpt_meta *m, dp_err *err)
     return rc;
 }
 
+/* One state tensor or counter by name, of its own type: 0 or -1. */
+static int read_state_tensor(hid_t o, const dp_optim_state *st)
+{
+    hid_t set = H5Lexists(o, st->name, H5P_DEFAULT) > 0 ? H5Dopen2(o, st->name, H5P_DEFAULT)
+                                                        : -1;
+    if (set < 0)
+        return -1;
+    hid_t type = H5Dget_type(set);
+    /* a counter stored as a float (or the reverse) is another optimizer's file */
+    const H5T_class_t want = st->type == DP_STATE_I64 ? H5T_INTEGER : H5T_FLOAT;
+    const int ok = type >= 0 && H5Tget_class(type) == want;
+    if (type >= 0)
+        H5Tclose(type);
+    H5Dclose(set);
+    if (!ok)
+        return -1;
+    if (st->type == DP_STATE_I64)
+        return h5_get_1d(o, st->name, H5T_NATIVE_INT64, st->count, st->ints, NULL);
+    return h5_get_1d(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data, NULL);
+}
+
 /* The optimizer's state tensors, by name, from /dptrain/optimizer. */
 static int read_optimizer(hid_t f, const char *path, dp_optimizer *opt, dp_err *err)
 {
@@ -490,9 +531,10 @@ static int read_optimizer(hid_t f, const char *path, dp_optimizer *opt, dp_err *
                           "(pass the same --optimizer)", path, kind, optimizer_kind(opt));
     for (int i = 0; i < optimizer_state_count(opt) && rc == 0; i++) {
         const dp_optim_state *st = optimizer_state(opt, i);
-        if (h5_get_1d(o, st->name, H5T_NATIVE_FLOAT, st->count, st->data, NULL) != 0)
+        if (read_state_tensor(o, st) != 0)
             rc = dp_fail(err, "%s: /dptrain/optimizer/%s is missing or does not hold %zu "
-                              "floats", path, st->name, st->count);
+                              "%s", path, st->name, st->count,
+                         st->type == DP_STATE_I64 ? "int64" : "floats");
     }
     if (o >= 0)
         H5Gclose(o);

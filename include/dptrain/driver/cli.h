@@ -13,13 +13,20 @@
 #include "dptrain/util/error.h"
 #include "dptrain/optim/optim.h"
 
+/* --optimizer's words, in DP_OPTIMIZER_KINDS order (optim.h). */
+typedef enum { OPT_SGD, OPT_LARS, OPT_LAMB, OPT_ADAMW } dp_optimizer_choice;
+
 typedef struct {
     int epochs;          /* 0 with --steps: as many as the steps need */
     long steps;          /* stop after this many optimizer steps; -1: no limit */
     int batch;           /* global batch */
     int group_size;      /* at most this many samples per group of the exact gradient sum */
-    double lr, momentum, weight_decay;
+    int optimizer;       /* dp_optimizer_choice: --optimizer */
+    double lr, momentum, weight_decay; /* lr, weight_decay: defaults per optimizer */
     int nesterov;
+    double beta1, beta2, eps;          /* lamb, adamw (eps: default per optimizer) */
+    double trust_coefficient;          /* lars */
+    int exclude_bias;                  /* lars, lamb: biases take the plain step */
     dp_lr_kind schedule;
     double warmup_epochs;
     int lr_scaling;       /* 1: --lr-scaling linear (lr x batch / lr_base_batch) */
@@ -54,6 +61,8 @@ int cli_parse(int argc, char **argv, dp_config *cfg, FILE *out, dp_err *err);
 void cli_usage(FILE *out);
 /* --help-markdown: the same table as docs/options.md. */
 void cli_markdown(FILE *out);
+/* The optimizer's name as optimizer_create takes it ("sgd", "lars", "lamb", "adamw"). */
+const char *cli_optimizer_name(const dp_config *cfg);
 /* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
  * --lr-scaling linear (Goyal et al. 2017). */
 double cli_peak_lr(const dp_config *cfg);

@@ -27,6 +27,7 @@ typedef struct {
     double wall_seconds;   /* since the start of training */
     double max_rss_mib;    /* peak resident memory of the largest rank */
     int ranks, threads, global_batch;
+    unsigned long long weights_checksum; /* of the weights after the epoch (report.h) */
 } dp_epoch_record;
 
 int metrics_open(FILE **f, const char *path, dp_err *err);

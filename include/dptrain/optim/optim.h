@@ -3,18 +3,23 @@
  * An optimizer sees the model as a list of parameter tensors (dp_param_view: name,
  * where it lies in the flat buffers, rank, trainable) and never as layers. It owns its
  * state as named tensors, "<parameter>.<state>" as torch.optim names them (SGD:
- * "conv1.weight.momentum_buffer"), each a view into one block the optimizer allocates
- * parallel to the parameter buffer. Checkpoints store and restore these by name
- * without knowing which optimizer wrote them. The model owns weights and gradients.
+ * "conv1.weight.momentum_buffer", AdamW: "conv1.weight.exp_avg", "...exp_avg_sq" and
+ * the step count "conv1.weight.step"), each a view into blocks the optimizer allocates:
+ * float32 tensors parallel to the parameter buffer, and int64 counters (one per tensor).
+ * Checkpoints store and restore these by name and type without knowing which optimizer
+ * wrote them. The model owns weights and gradients.
  *
  * Each kind is one table entry (optimizer.c): its name, its state names, and a step
- * over one tensor. The update is element-wise and in float32, so every rank and every
- * thread count gives the same bits. Tensors that are not trainable (frozen layers,
- * buffers) are left alone, their state too. */
+ * over one tensor (sgd.c, lars.c, lamb.c, adamw.c; the formulas: docs/optimizers.md).
+ * Element-wise work is in float32, each element owned by one thread; the per-tensor norms
+ * of LARS and LAMB are sums in double over fixed blocks added in a fixed order, so every
+ * rank and every thread count gives the same bits. Tensors that are not trainable (frozen
+ * layers, buffers) are left alone, their state and step count too. */
 #ifndef DPTRAIN_OPTIM_H
 #define DPTRAIN_OPTIM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dptrain/util/error.h"
 
@@ -25,17 +30,29 @@ typedef struct {
     int trainable;        /* 0: frozen or a buffer, never updated */
 } dp_param_view;
 
+typedef enum { DP_STATE_F32, DP_STATE_I64 } dp_state_type;
+
 typedef struct {
-    char name[96]; /* "<parameter>.<state>" */
-    float *data;   /* [count], owned by the optimizer */
+    char name[96];      /* "<parameter>.<state>" */
+    dp_state_type type;
+    float *data;        /* DP_STATE_F32: [count], owned by the optimizer; else NULL */
+    int64_t *ints;      /* DP_STATE_I64: [count] (a step count: count 1); else NULL */
     size_t count;
 } dp_optim_state;
 
-/* Hyperparameters of every kind; each kind reads the ones it documents. */
+/* The kinds optimizer_create knows, as --optimizer spells them. */
+#define DP_OPTIMIZER_KINDS "sgd|lars|lamb|adamw"
+
+/* Hyperparameters of every kind; each kind reads the ones it documents (docs/optimizers.md). */
 typedef struct {
-    const char *kind; /* "sgd" */
-    double momentum, weight_decay;
-    int nesterov;
+    const char *kind;            /* one of DP_OPTIMIZER_KINDS */
+    double momentum;             /* sgd, lars */
+    double weight_decay;         /* sgd, lars: added to the gradient; lamb, adamw: decoupled */
+    int nesterov;                /* sgd, lars */
+    double beta1, beta2, eps;    /* lamb, adamw */
+    double trust_coefficient;    /* lars: eta */
+    int exclude_bias;            /* lars, lamb: 1-D tensors take the plain step (no trust
+                                  * ratio, no weight decay) */
 } dp_optim_config;
 
 typedef struct dp_optimizer dp_optimizer;
@@ -45,9 +62,13 @@ int optimizer_create(dp_optimizer **o, const dp_optim_config *cfg, const dp_para
                      int nparams, dp_err *err);
 void optimizer_free(dp_optimizer *o);
 const char *optimizer_kind(const dp_optimizer *o);
-/* One step on every trainable tensor: weights -= lr * update(grads, state). */
+/* One step on every trainable tensor: weights -= lr * update(grads, state). No
+ * allocation: what a step needs (LAMB's update, the norms' partial sums) was allocated
+ * by optimizer_create. */
 void optimizer_step(dp_optimizer *o, float *weights, const float *grads, double lr);
-/* The named state tensors, for checkpoints (data may be overwritten to restore). */
+/* The named state tensors and counters, for checkpoints (data and ints may be
+ * overwritten to restore). Parameter-major: each tensor's float states, then its
+ * counters, in the kind's order. */
 int optimizer_state_count(const dp_optimizer *o);
 const dp_optim_state *optimizer_state(const dp_optimizer *o, int i);
 

@@ -4,8 +4,10 @@
  * File DIR/ckpt-SSSSSSSS.h5 (S = optimizer steps done, zero-padded):
  *   /<param>           the weights, exactly as a weights file (weights.h), so --init-from,
  *                      dptrain-eval and PyTorch read a checkpoint as they read weights
- *   /dptrain/optimizer/<state>  float32: the optimizer's named state tensors (SGD:
- *                      "conv1.weight.momentum_buffer", ...), attribute kind ("sgd")
+ *   /dptrain/optimizer/<state>  the optimizer's named state: float32 tensors (SGD:
+ *                      "conv1.weight.momentum_buffer", ...) and int64 counters (AdamW,
+ *                      LAMB: "conv1.weight.step"), attribute kind ("sgd", "adamw", ...);
+ *                      resuming with another kind is refused
  *   /dptrain/gradsync_exponents  int32 [tensors]: the exact gradient sum's bounds (gradsync.h)
  *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
  *                      attribute train_file_names, one per line)
@@ -62,6 +64,9 @@ typedef struct {
     char **file_paths;     /* [nfiles] when writing (borrowed, not read back) */
     const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
     char frozen[256];      /* --freeze as given, "" when none */
+    char optimizer[16];    /* --optimizer; "sgd" for files written before it existed */
+    double beta1, beta2, eps, trust_coefficient; /* what the optimizer reads (cli.h) */
+    int exclude_bias;
 } dp_ckpt_meta;
 
 void checkpoint_meta_free(dp_ckpt_meta *meta);
@@ -80,7 +85,7 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
  * message says what was skipped), -1 when DIR cannot be read. */
 int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err);
 
-/* Read the metadata (allocates meta->pass and meta->pos). */
+/* Read the metadata (allocates meta->sync_state; checkpoint_meta_free). */
 int checkpoint_read_meta(const char *path, dp_ckpt_meta *meta, dp_err *err);
 /* Read the weights into m and the optimizer's state tensors, by name, into opt (refused
  * when the checkpoint was written by another kind of optimizer). */
