@@ -3,7 +3,8 @@
 # after 300 steps with shuffling on and the default hyperparameters, on 8 shard files and
 # on 3 files of uneven sizes; replicas are bitwise identical; 1 and 2 threads per rank give
 # the same bits; overlapping the reduction with backward changes no bit; --group-size does
-# change them (so the comparisons are not blind).
+# change them (so the comparisons are not blind); --batch 100 --accumulate 4 is bitwise
+# --batch 400.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 2400 5 8           # 8 shards of 300
@@ -48,4 +49,11 @@ run o-no-overlap 3 --train train --threads 1 --bucket-kb 16 --no-overlap
 expect_in o-overlap.log "buckets of >= 16 KiB, reduced with MPI_Iallreduce overlapping backward"
 "$TOOLS/compare_weights" o-overlap.h5 o-no-overlap.h5 --exact || fail "overlap changes the weights"
 "$TOOLS/compare_weights" o-overlap.h5 t1.h5 --exact || fail "3 ranks with overlap differ from 2"
+# --accumulate 4: four passes per step over a quarter of each rank's groups; bitwise the
+# training of the 4x larger batch, on another rank count too
+run big 2 --train train --threads 1 --batch 400
+run acc 3 --train train --threads 1 --batch 100 --accumulate 4
+expect_in acc.log "global 400 in"
+expect_in acc.log "in 4 passes of about 100"
+"$TOOLS/compare_weights" big.h5 acc.h5 --exact || fail "--accumulate 4 differs from --batch 400"
 echo "1 passed, 0 failed"

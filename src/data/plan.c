@@ -127,6 +127,16 @@ static int place_group(const dp_plan *p, long t, int64_t j, group_place *g)
     return -1;
 }
 
+int plan_group_slot(const dp_plan *p, long t, int j)
+{
+    group_place g;
+    if (place_group(p, t, j, &g) == 0)
+        return (int)g.slot;
+    dp_step_share s; /* j past the last group: the end of the step */
+    plan_share(p, t, 0, &s);
+    return s.slots;
+}
+
 int plan_group_size(const dp_plan *p, long t, int j)
 {
     group_place g;

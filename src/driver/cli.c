@@ -320,5 +320,7 @@ double cli_peak_lr(const dp_config *cfg)
 {
     if (!cfg->lr_scaling)
         return cfg->lr;
-    return cfg->lr * (double)cfg->batch / (double)cfg->lr_base_batch;
+    return cfg->lr * (double)cli_global_batch(cfg) / (double)cfg->lr_base_batch;
 }
+
+int cli_global_batch(const dp_config *cfg) { return cfg->batch * cfg->accumulate; }

@@ -160,7 +160,11 @@ const cli_opt cli_options[] = {
      .help = "stop after N optimizer steps, possibly mid-epoch; 0 saves the initial weights "
              "without training"},
     {"batch", "N", CLI_INT(batch, 1, 1L << 24), .init = "100", .section = SEC_OPTIM,
-     .help = "global batch, split over the ranks"},
+     .help = "global batch, split over the ranks (per pass with --accumulate)"},
+    {"accumulate", "N", CLI_INT(accumulate, 1, 1L << 16), .init = "1", .section = SEC_OPTIM,
+     .help = "N passes per optimizer step, each over 1/N of every rank's groups: the global "
+             "batch is N x --batch, bitwise the same training as --batch N x B, in 1/N of "
+             "the memory"},
     {"group-size", "N", CLI_INT(group_size, 1, 1L << 20), .init = "8", .section = SEC_OPTIM,
      .help = "at most N samples per group: each file's share of a batch is cut into groups "
              "whose gradients are summed exactly, so that any number of ranks gives the same "

@@ -55,6 +55,7 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
     const dp_config *cfg = b->cfg;
     const dp_filelist *fl = b->train_files;
     const dp_plan *p = b->plan;
+    const int B = cli_global_batch(cfg);
     printf("data: %s: %lld samples (%dx%dx%d, %d classes) in %d file%s\n", cfg->train,
            (long long)fl->total, fl->c, fl->h, fl->w, b->model->num_classes, fl->nfiles,
            fl->nfiles > 1 ? "s" : "");
@@ -66,10 +67,12 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
     plan_share(p, 0, 0, &first);
     plan_share(p, p->steps - 1, 0, &last);
     printf("batch: global %d in %d groups of <= %d (each file's share cut into groups), about "
-           "%d per rank; %ld steps per epoch", cfg->batch, first.groups, p->group,
-           (cfg->batch + c->size - 1) / c->size, b->steps_per_epoch);
-    if (last.slots != cfg->batch)
+           "%d per rank; %ld steps per epoch", B, first.groups, p->group,
+           (B + c->size - 1) / c->size, b->steps_per_epoch);
+    if (last.slots != B)
         printf(" (the last takes the %d left)", last.slots);
+    if (cfg->accumulate > 1)
+        printf(", in %d passes of about %d", cfg->accumulate, cfg->batch);
     printf(", %ld steps in %d epoch%s\n", b->total_steps, b->epochs, b->epochs > 1 ? "s" : "");
     if (first.groups < c->size)
         printf("dptrain: warning: %d ranks but %d groups per batch: some ranks have no work in a "
@@ -86,7 +89,7 @@ static void describe_optimizer(const dp_config *cfg, char *buf, size_t len)
                                          : ", biases adapted and decayed";
     char scaled[96] = "";
     if (cfg->lr_scaling)
-        snprintf(scaled, sizeof scaled, " = %g x %d/%d (linear scaling)", cfg->lr, cfg->batch,
+        snprintf(scaled, sizeof scaled, " = %g x %d/%d (linear scaling)", cfg->lr, cli_global_batch(cfg),
                  cfg->lr_base_batch);
     int n = snprintf(buf, len, "%s lr %g%s (%s, warm-up %g epochs)", titles[cfg->optimizer],
                      cli_peak_lr(cfg), scaled, sched[cfg->schedule], cfg->warmup_epochs);

@@ -16,7 +16,7 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
 {
     const dp_config *cfg = run->cfg;
     snprintf(m->model_spec, sizeof m->model_spec, "%s", model->spec);
-    m->global_batch = cfg->batch;
+    m->global_batch = cli_global_batch(cfg);
     m->seed = cfg->seed;
     m->shuffle = cfg->shuffle;
     m->lr = cfg->lr;
@@ -128,9 +128,10 @@ static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, con
     if (strcmp(m->model_spec, model->spec) != 0)
         return dp_fail(err, "--resume %s: the model differs: the checkpoint has '%s', this run "
                             "'%s' (pass the same --model)", path, m->model_spec, model->spec);
-    if (m->global_batch != cfg->batch)
+    if (m->global_batch != cli_global_batch(cfg))
         return dp_fail(err, "--resume %s: the global batch differs: the checkpoint has %d, this "
-                            "run --batch %d", path, m->global_batch, cfg->batch);
+                            "run %d (--batch x --accumulate)", path, m->global_batch,
+                       cli_global_batch(cfg));
     if (m->train_total != fl->total || m->c != fl->c || m->h != fl->h || m->w != fl->w)
         return dp_fail(err, "--resume %s: the training data differ: the checkpoint was trained "
                             "on %s (%lld samples of %dx%dx%d), this run has --train %s (%lld "

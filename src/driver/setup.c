@@ -66,11 +66,11 @@ static int load_train(run_state *s, dp_err *err)
     if (fl->total < c->size)
         rc = dp_fail(err, "--train %s: %lld samples cannot give each of %d ranks at least one; use "
                           "fewer ranks", cfg->train, (long long)fl->total, c->size);
-    else if (fl->total < cfg->batch)
-        rc = dp_fail(err, "--batch %d: larger than the %lld training samples", cfg->batch,
+    else if (fl->total < cli_global_batch(cfg))
+        rc = dp_fail(err, "--batch %d: larger than the %lld training samples", cli_global_batch(cfg),
                      (long long)fl->total);
     else
-        rc = plan_create(&s->plan, fl->counts, fl->nfiles, cfg->batch, cfg->group_size,
+        rc = plan_create(&s->plan, fl->counts, fl->nfiles, cli_global_batch(cfg), cfg->group_size,
                          cfg->shuffle, cfg->seed, c->rank, c->size, err);
     if (comm_agree(c, rc, err))
         return -1;
@@ -133,11 +133,17 @@ static void plan_steps(run_state *s)
     const dp_config *cfg = &s->cfg;
     dp_run_desc *run = &s->run;
     run->steps_per_epoch = s->plan.steps;
-    for (long t = 0; t < s->plan.steps; t++) {
+    const int N = cfg->accumulate;
+    for (long t = 0; t < s->plan.steps; t++) { /* the most samples one pass takes */
         dp_step_share sh;
         plan_share(&s->plan, t, s->comm.rank, &sh);
-        if (sh.slot1 - sh.slot0 > s->max_local)
-            s->max_local = sh.slot1 - sh.slot0;
+        for (int k = 0; k < N; k++) {
+            const int n = sh.group1 - sh.group0;
+            const int a = sh.group0 + (int)((long)n * k / N);
+            const int b = sh.group0 + (int)((long)n * (k + 1) / N);
+            const int slots = plan_group_slot(&s->plan, t, b) - plan_group_slot(&s->plan, t, a);
+            s->max_local = slots > s->max_local ? slots : s->max_local;
+        }
     }
     run->total_steps = cfg->epochs > 0 ? run->steps_per_epoch * cfg->epochs : cfg->steps;
     if (cfg->epochs > 0 && cfg->steps >= 0 && cfg->steps < run->total_steps)

@@ -41,6 +41,12 @@ typedef struct {
 } epoch_sums;
 _Static_assert(sizeof(epoch_sums) == 9 * sizeof(double), "epoch_sums is reduced as doubles");
 
+/* What one step's passes add up on this rank. */
+typedef struct {
+    double loss, correct, samples;
+    double data, waited; /* seconds assembling batches, waiting for the reductions */
+} step_figures;
+
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
 
 static void sync_hook(void *ctx, int layer) { gradsync_ready(ctx, layer); }
@@ -56,36 +62,71 @@ static int agreed_stop(run_state *s)
     return sig;
 }
 
-/* Backward group by group over this rank's share of step t; each group's partial goes into
- * the exact sum. Returns 1 when gradsync asks for the step again (a bound was exceeded). */
-static int backward_groups(run_state *s, const dp_pass *pass, long t, const dp_step_share *sh,
-                           double *waited)
+/* Groups [a, b) of step t: the k-th of the --accumulate passes over this rank's groups. */
+static void pass_groups(const run_state *s, const dp_step_share *sh, int k, int *a, int *b)
 {
-    gradsync_begin(s->sync, sh->groups);
-    for (int j = sh->group0, at = 0; j < sh->group1; j++) {
-        const int size = plan_group_size(&s->plan, t, j);
-        gradsync_group(s->sync, j + 1 == sh->group1);
-        model_backward(&s->model, &s->ws, pass, at, at + size);
-        gradsync_group_end(s->sync);
-        at += size;
-    }
-    watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
-    int again = gradsync_finish(s->sync, waited);
-    watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
-    return again;
+    const int n = sh->group1 - sh->group0, N = s->cfg.accumulate;
+    *a = sh->group0 + (int)((long)n * k / N);
+    *b = sh->group0 + (int)((long)n * (k + 1) / N);
 }
 
-/* This rank's samples of step t: global indices (they pick dropout masks), then the batch. */
-static int assemble(run_state *s, long t, dp_step_share *sh)
+/* The samples of slots [slot0, slot1) of step t into the input: global indices (they pick
+ * dropout masks), then the batch. */
+static int assemble(run_state *s, long t, int slot0, int slot1)
 {
-    plan_epoch(&s->plan, s->step / s->run.steps_per_epoch);
-    plan_share(&s->plan, t, s->comm.rank, sh);
-    const int n = sh->slot1 - sh->slot0;
-    plan_samples(&s->plan, t, sh->slot0, sh->slot1, s->sample_index);
+    const int n = slot1 - slot0;
+    plan_samples(&s->plan, t, slot0, slot1, s->sample_index);
     for (int k = 0; k < n; k++)
         s->batch_idx[k] = s->sample_index[k] - s->train.first;
     batch_fill(s->ws.input, s->batch_labels, &s->train, s->batch_idx, 0, n, &s->norm);
     return n;
+}
+
+/* Forward over groups [a, b) at once, then backward group by group, each group's partial
+ * into the exact sum (the last group of the rank's step closes its buckets). */
+static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, int b,
+                        step_figures *f)
+{
+    const int slot0 = plan_group_slot(&s->plan, t, a), slot1 = plan_group_slot(&s->plan, t, b);
+    double t0 = comm_time();
+    const int n = assemble(s, t, slot0, slot1);
+    f->data += comm_time() - t0;
+    dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
+                    .step = s->step, .sample_index = s->sample_index,
+                    .grad_scale = 1.0 / sh->slots, .done = sync_hook, .done_ctx = s->sync};
+    int correct = 0;
+    f->loss += model_forward(&s->model, &s->ws, &pass, &correct);
+    f->correct += correct;
+    f->samples += n;
+    for (int j = a, at = 0; j < b; j++) {
+        const int size = plan_group_size(&s->plan, t, j);
+        gradsync_group(s->sync, j + 1 == sh->group1);
+        model_backward(&s->model, &s->ws, &pass, at, at + size);
+        gradsync_group_end(s->sync);
+        at += size;
+    }
+}
+
+/* The mean gradient of step t's global batch, the same bits on every rank. */
+static void compute_gradient(run_state *s, long t, step_figures *f)
+{
+    plan_epoch(&s->plan, s->step / s->run.steps_per_epoch);
+    dp_step_share sh;
+    plan_share(&s->plan, t, s->comm.rank, &sh);
+    int again;
+    do { /* again: a partial exceeded its bound; the same answer on every rank */
+        *f = (step_figures){0};
+        gradsync_begin(s->sync, sh.groups);
+        for (int k = 0; k < s->cfg.accumulate; k++) {
+            int a, b;
+            pass_groups(s, &sh, k, &a, &b);
+            if (b > a)
+                groups_pass(s, t, &sh, a, b, f);
+        }
+        watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
+        again = gradsync_finish(s->sync, &f->waited);
+        watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
+    } while (again);
 }
 
 /* One optimizer step on this rank's groups of the global batch. */
@@ -94,32 +135,24 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     const long t = s->step % s->run.steps_per_epoch;
     double t0 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
-    dp_step_share sh;
-    const int n = assemble(s, t, &sh);
-    double t1 = comm_time();
-    dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
-                    .step = s->step, .sample_index = s->sample_index,
-                    .grad_scale = 1.0 / sh.slots, .done = sync_hook, .done_ctx = s->sync};
-    int correct = 0;
-    double loss = n > 0 ? model_forward(&s->model, &s->ws, &pass, &correct) : 0.0, waited;
-    while (backward_groups(s, &pass, t, &sh, &waited))
-        ; /* the same on every rank: the answer comes from the reduced sums */
+    step_figures f;
+    compute_gradient(s, t, &f);
     double t2 = comm_time();
     int sig = agreed_stop(s);
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
-    if (grads_guard(&s->model, s->step + 1, epoch, loss, s->cfg.clip_grad_norm, NULL, err))
+    if (grads_guard(&s->model, s->step + 1, epoch, f.loss, s->cfg.clip_grad_norm, NULL, err))
         return -1;
     *lr = lr_at(&s->lr, s->step);
     optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);
     s->step++;
     double t4 = comm_time();
-    sums->loss += loss;
-    sums->correct += correct;
-    sums->samples += n;
-    sums->comm += waited + (t3 - t2);
-    sums->data += t1 - t0;
-    sums->compute += (t2 - t1 - waited) + (t4 - t3);
+    sums->loss += f.loss;
+    sums->correct += f.correct;
+    sums->samples += f.samples;
+    sums->comm += f.waited + (t3 - t2);
+    sums->data += f.data;
+    sums->compute += (t2 - t0 - f.waited - f.data) + (t4 - t3);
     if (sig)
         s->stop_signal = sig;
     return 0;
@@ -160,7 +193,7 @@ static int train_epoch(run_state *s, int epoch, long *in_epoch, epoch_sums *sums
             last_draw = now;
             progress_draw(stderr, epoch, s->epochs, *in_epoch + 1, epoch_steps,
                           sums->loss / sums->samples,
-                          (double)(*in_epoch + 1 - first) * s->cfg.batch / (now - t_epoch));
+                          (double)(*in_epoch + 1 - first) * cli_global_batch(&s->cfg) / (now - t_epoch));
         }
     }
     if (progress)
@@ -204,7 +237,7 @@ static void fill_record(const run_state *s, dp_epoch_record *r, const epoch_sums
     r->wall_seconds = comm_time() - s->start_time;
     r->ranks = P;
     r->threads = s->run.threads;
-    r->global_batch = s->cfg.batch;
+    r->global_batch = cli_global_batch(&s->cfg);
     r->weights_checksum = weights_checksum(&s->model) >> 1; /* as the replica check prints */
 }
 

@@ -73,6 +73,8 @@ void plan_epoch(dp_plan *p, long epoch);
  * the drawn epoch, into out[slot1 - slot0]. Every slot must come from a held file. */
 void plan_samples(const dp_plan *p, long t, int slot0, int slot1, int64_t *out);
 
+/* The first slot of group j of step t (the step's slot count for j = its group count). */
+int plan_group_slot(const dp_plan *p, long t, int j);
 /* The number of slots of group j of step t. */
 int plan_group_size(const dp_plan *p, long t, int j);
 

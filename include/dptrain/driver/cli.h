@@ -20,6 +20,7 @@ typedef struct {
     int epochs;          /* 0 with --steps: as many as the steps need */
     long steps;          /* stop after this many optimizer steps; -1: no limit */
     int batch;           /* global batch */
+    int accumulate;      /* passes per optimizer step: the global batch is batch x accumulate */
     int group_size;      /* at most this many samples per group of the exact gradient sum */
     int optimizer;       /* dp_optimizer_choice: --optimizer */
     double lr, momentum, weight_decay; /* lr, weight_decay: defaults per optimizer */
@@ -66,5 +67,7 @@ const char *cli_optimizer_name(const dp_config *cfg);
 /* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
  * --lr-scaling linear (Goyal et al. 2017). */
 double cli_peak_lr(const dp_config *cfg);
+/* The samples per optimizer step: --batch x --accumulate. */
+int cli_global_batch(const dp_config *cfg);
 
 #endif
