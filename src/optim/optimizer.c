@@ -1,5 +1,6 @@
 /* The optimizer interface: a table of kinds, the state they own, the step over tensors. */
 #include "dptrain/optim/optim.h"
+#include "dptrain/util/sums.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -171,20 +172,6 @@ const dp_optim_state *optimizer_state(const dp_optimizer *o, int i) { return &o-
 
 size_t optim_norm_blocks(size_t n) { return n / OPTIM_NORM_BLOCK + 1; }
 
-/* Sum of squares of one block, in double: eight running sums in a fixed order break the
- * add chain (as grads_norm in numerics.c) and give the same bits every time. */
-static double block_sum_squares(const float *x, size_t n)
-{
-    double acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += (double)x[i + k] * (double)x[i + k];
-    for (; i < n; i++)
-        acc[i % 8] += (double)x[i] * (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 double optim_norm(const float *x, size_t n, double *partials)
 {
     const long nblocks = (long)((n + OPTIM_NORM_BLOCK - 1) / OPTIM_NORM_BLOCK);
@@ -192,7 +179,7 @@ double optim_norm(const float *x, size_t n, double *partials)
     for (long b = 0; b < nblocks; b++) {
         const size_t lo = (size_t)b * OPTIM_NORM_BLOCK;
         const size_t len = n - lo < OPTIM_NORM_BLOCK ? n - lo : OPTIM_NORM_BLOCK;
-        partials[b] = block_sum_squares(x + lo, len);
+        partials[b] = dp_sum_squares(x + lo, len);
     }
     double total = 0.0;
     for (long b = 0; b < nblocks; b++)
