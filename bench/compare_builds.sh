@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# compare_builds.sh: two dptrain binaries side by side on the same training, alternating
+# runs so that a machine's drift hits both alike; prints each run, the medians of images/s
+# and peak resident memory per rank, and the ratio new/old.
+#
+#   bench/compare_builds.sh OLD_DPTRAIN NEW_DPTRAIN [RANKS [REPS [dptrain options...]]]
+#
+# Default: 2 ranks, 5 repetitions, 200 steps of the reference model on data/mnist, no test
+# set, 1 thread per rank. Example (the exact gradient sum against the float sum it replaced):
+#   git worktree add /tmp/old 94d66ef && cmake -S /tmp/old -B /tmp/old/build && \
+#     cmake --build /tmp/old/build --target dptrain
+#   bench/compare_builds.sh /tmp/old/build/dptrain build/dptrain 8 5
+set -euo pipefail
+old=${1:?old dptrain}
+new=${2:?new dptrain}
+ranks=${3:-2}
+reps=${4:-5}
+shift $(($# < 4 ? $# : 4))
+extra=("$@")
+[[ ${#extra[@]} -gt 0 ]] || extra=(--steps 200 --threads 1)
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo/scripts/mpi-env.sh"
+mpi_oversubscribe_if_needed "$ranks"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "compare_builds: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "compare_builds: $ranks ranks, $reps alternating runs each: ${extra[*]}"
+run() { # run BINARY TAG: one training, prints images/s and peak RSS
+  local m=$work/$2.jsonl
+  rm -f "$m"
+  mpirun -n "$ranks" "$1" --train "$repo/data/mnist/train" --test none --no-progress --quiet \
+    --metrics "$m" "${extra[@]}" > /dev/null
+  python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'])"
+}
+: > "$work/old.txt"; : > "$work/new.txt"
+for i in $(seq "$reps"); do
+  a=$(run "$old" old); b=$(run "$new" new)
+  echo "run $i: old ${a% *} img/s ${a#* } MiB | new ${b% *} img/s ${b#* } MiB"
+  echo "$a" >> "$work/old.txt"; echo "$b" >> "$work/new.txt"
+done
+python3 - "$work/old.txt" "$work/new.txt" <<'PY'
+import statistics, sys
+old = [list(map(float, l.split())) for l in open(sys.argv[1])]
+new = [list(map(float, l.split())) for l in open(sys.argv[2])]
+mo, mn = statistics.median(r[0] for r in old), statistics.median(r[0] for r in new)
+print(f"median images/s: old {mo:.0f}, new {mn:.0f}; new/old {mn / mo:.3f} "
+      f"(step time new/old {mo / mn:.3f})")
+print(f"peak RSS per rank (MiB, largest rank): old {statistics.median(r[1] for r in old):.0f}, "
+      f"new {statistics.median(r[1] for r in new):.0f}")
+PY
