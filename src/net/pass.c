@@ -108,6 +108,13 @@ static int lowest_trained_layer(const dp_model *m)
     return m->nlayers;
 }
 
+/* The pass's timing hook, when it has one. */
+static void timing(const dp_pass *pass, int layer, int backward, int end)
+{
+    if (pass->timing)
+        pass->timing(pass->timing_ctx, layer, backward, end);
+}
+
 double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
 {
     dp_layer_io io;
@@ -115,11 +122,15 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass
         if (m->layers[i].absorbed)
             continue;
         layer_io_init(&io, m, ws, i, pass);
+        timing(pass, i, 0, 0);
         m->layers[i].kind->forward(&io);
+        timing(pass, i, 0, 1);
     }
     const int last = m->nlayers - 1, backward = pass->train && !pass->forward_only;
+    timing(pass, m->nlayers, 0, 0);
     double loss = softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last],
                                pass->labels, pass->B, m->num_classes);
+    timing(pass, m->nlayers, 0, 1);
     if (!backward)
         return loss;
     const int lowest = lowest_trained_layer(m);
@@ -129,7 +140,9 @@ double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass
             layer_io_init(&io, m, ws, i, pass);
             if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
                 io.din = NULL;
+            timing(pass, i, 1, 0);
             L->kind->backward(&io);
+            timing(pass, i, 1, 1);
         }
         if (pass->done)
             pass->done(pass->done_ctx, i);
