@@ -12,6 +12,8 @@ struct dp_gradsync {
     int nbuckets, next;    /* buckets in backward order; the next one to start */
     size_t *begin, *end;
     int *ready;            /* bucket b may start once id ready[b] is reported */
+    dp_bucket_event observe; /* tracing, or NULL */
+    void *observe_ctx;
 };
 
 /* Pack the segments into buckets of at least `want` floats (see gradsync.h). */
@@ -80,6 +82,33 @@ void gradsync_free(dp_gradsync *gs)
 
 int gradsync_buckets(const dp_gradsync *gs) { return gs->nbuckets; }
 
+size_t gradsync_bucket_bytes(const dp_gradsync *gs, int b)
+{
+    return (gs->end[b] - gs->begin[b]) * sizeof(float);
+}
+
+static void bucket_done(void *ctx, int b)
+{
+    const dp_gradsync *gs = ctx;
+    gs->observe(gs->observe_ctx, b, 1);
+}
+
+void gradsync_observe(dp_gradsync *gs, dp_bucket_event fn, void *ctx)
+{
+    gs->observe = fn;
+    gs->observe_ctx = ctx;
+    if (gs->reducer)
+        reducer_on_done(gs->reducer, fn ? bucket_done : NULL, gs);
+}
+
+/* Start the next bucket's reduction. */
+static void start_next(dp_gradsync *gs)
+{
+    if (gs->observe)
+        gs->observe(gs->observe_ctx, gs->next, 0);
+    reducer_start(gs->reducer, gs->next++);
+}
+
 void gradsync_begin(dp_gradsync *gs) { gs->next = 0; }
 
 void gradsync_ready(dp_gradsync *gs, int ready_after)
@@ -87,7 +116,7 @@ void gradsync_ready(dp_gradsync *gs, int ready_after)
     if (!gs->reducer || !gs->overlap)
         return;
     while (gs->next < gs->nbuckets && ready_after <= gs->ready[gs->next])
-        reducer_start(gs->reducer, gs->next++);
+        start_next(gs);
     if (gs->next > 0)
         reducer_progress(gs->reducer);
 }
@@ -97,7 +126,7 @@ double gradsync_finish(dp_gradsync *gs, int global_batch)
     double waited = 0.0;
     if (gs->reducer) {
         while (gs->next < gs->nbuckets)
-            reducer_start(gs->reducer, gs->next++);
+            start_next(gs);
         waited = reducer_wait(gs->reducer);
     }
     /* The sum over the global batch, divided by its count: the mean, as PyTorch's loss
