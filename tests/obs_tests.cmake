@@ -1,0 +1,6 @@
+# Seeing training as it happens: the progress bar and lines (issue 14), step records,
+# the trace, the confusion-matrix picture (issue 16).
+add_executable(progress_where progress_where.c)
+target_link_libraries(progress_where PRIVATE dptrain_core)
+dp_add_script_test(progress test_progress.sh)
+set_tests_properties(progress PROPERTIES PROCESSORS 2)
