@@ -13,6 +13,8 @@
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/dist/watchdog.h"
 #include "dptrain/driver/cli.h"
+#include "dptrain/driver/observe.h"
+#include "dptrain/driver/progress.h"
 #include "dptrain/driver/resume.h"
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
@@ -45,6 +47,8 @@ typedef struct {
     dp_vote vote;     /* the stop vote in flight */
     dp_watchdog *watchdog;
     double start_time;
+    dp_progress progress; /* rank 0's bar or lines (off on the other ranks) */
+    dp_observe *obs;      /* --log-every, --trace; NULL when both are off */
 } run_state;
 
 int setup(run_state *s, dp_err *err);

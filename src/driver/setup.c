@@ -188,6 +188,20 @@ static int allocate(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
+/* The progress bar or lines (rank 0), the step log and the trace. */
+static int start_observers(run_state *s, dp_err *err)
+{
+    const dp_config *cfg = &s->cfg;
+    progress_init(&s->progress, s->comm.rank == 0 ? cfg->progress : 0, cfg->quiet, s->epochs,
+                  s->run.total_steps, cfg->batch);
+    int rc = observe_create(&s->obs, &s->comm, cfg, s->metrics, &s->model, s->sync,
+                            s->run.total_steps - s->step, err);
+    if (comm_agree(&s->comm, rc, err))
+        return -1;
+    observe_start(s->obs, &s->comm);
+    return 0;
+}
+
 static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
@@ -209,6 +223,8 @@ int setup(run_state *s, dp_err *err)
         return -1;
     if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler, &s->step,
                            err))
+        return -1;
+    if (start_observers(s, err))
         return -1;
     show_banner(s);
     return 0;
@@ -243,6 +259,7 @@ int finish_run(run_state *s, dp_err *err)
 
 void teardown(run_state *s)
 {
+    observe_free(s->obs);
     gradsync_free(s->sync);
     watchdog_stop(s->watchdog);
     if (s->metrics)

@@ -24,6 +24,8 @@
 #include "dptrain/driver/datasets.h"
 #include "dptrain/driver/metrics.h"
 #include "dptrain/driver/model_views.h"
+#include "dptrain/driver/observe.h"
+#include "dptrain/driver/progress.h"
 #include "dptrain/driver/report.h"
 #include "dptrain/driver/resume.h"
 #include "dptrain/driver/signals.h"
@@ -59,6 +61,7 @@ static int agreed_stop(run_state *s)
 /* One optimizer step on this rank's samples of the global batch. */
 static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_err *err)
 {
+    observe_step_begin(s->obs, s->step + 1);
     double t0 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
     sampler_next(&s->sampler, s->batch_idx, s->local_batch);
@@ -72,7 +75,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
         s->batch_idx[n] += s->train.first;
     dp_pass pass = {.labels = s->batch_labels, .B = s->local_batch, .train = 1,
                     .seed = s->cfg.seed, .step = s->step, .sample_index = s->batch_idx,
-                    .done = sync_hook, .done_ctx = s->sync};
+                    .done = sync_hook, .done_ctx = s->sync,
+                    .timing = s->obs ? observe_layer : NULL, .timing_ctx = s->obs};
     int correct = 0;
     double loss = model_forward_backward(&s->model, &s->ws, &pass, &correct);
     double t2 = comm_time();
@@ -88,6 +92,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);
     s->step++;
     double t4 = comm_time();
+    observe_step_end(s->obs, s->step, &(dp_step_marks){t0, t1, t2, t3, t4}, loss, correct,
+                     s->local_batch);
     sums->loss += loss;
     sums->correct += correct;
     sums->samples += s->local_batch;
@@ -103,8 +109,11 @@ static int save_checkpoint(run_state *s, dp_err *err)
 {
     /* Writing may take longer than a step: not watched (the next step re-arms it). */
     watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
-    return ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler,
-                             s->step, err);
+    double t0 = comm_time();
+    int rc = ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler,
+                               s->step, err);
+    observe_span(s->obs, OBSERVE_CHECKPOINT, t0, comm_time());
+    return rc;
 }
 
 /* The steps of one epoch (fewer when the run ends or stops in it). */
@@ -115,9 +124,7 @@ static int train_epoch(run_state *s, int epoch, long *in_epoch, epoch_sums *sums
     const long epoch_steps = s->run.total_steps - (s->step - first) < spe
                                  ? s->run.total_steps - (s->step - first)
                                  : spe;
-    const int progress = s->comm.rank == 0 && !s->cfg.quiet &&
-        (s->cfg.progress == 1 || (s->cfg.progress == -1 && isatty(STDERR_FILENO)));
-    double t_epoch = comm_time(), last_draw = 0.0;
+    progress_epoch_begin(&s->progress, epoch, first, epoch_steps, comm_time());
     for (; *in_epoch < spe && s->step < s->run.total_steps && !s->stop_signal; ++*in_epoch) {
         if (train_step(s, epoch, sums, lr, err))
             return -1;
@@ -129,17 +136,15 @@ static int train_epoch(run_state *s, int epoch, long *in_epoch, epoch_sums *sums
                    save_checkpoint(s, err)) {
             return -1;
         }
-        double now = comm_time();
-        if (progress && (now - last_draw > 0.25 || *in_epoch + 1 == epoch_steps)) {
-            last_draw = now;
-            progress_draw(stderr, epoch, s->epochs, *in_epoch + 1, epoch_steps,
-                          sums->loss / sums->samples,
-                          (double)(*in_epoch + 1 - first) * s->cfg.batch / (now - t_epoch));
-        }
+        if (observe_after_step(s->obs, s->step, epoch, *lr, comm_time() - s->start_time, 0,
+                               &s->comm, err))
+            return -1;
+        progress_step(&s->progress, *in_epoch + 1, s->step, sums->loss / sums->samples,
+                      comm_time());
     }
-    if (progress)
-        progress_clear(stderr);
-    return 0;
+    progress_epoch_end(&s->progress, comm_time());
+    return observe_after_step(s->obs, s->step, epoch, *lr, comm_time() - s->start_time, 1,
+                              &s->comm, err);
 }
 
 /* Loss sum, correct count and sample count over this rank's test slice. */
@@ -186,8 +191,10 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
                         double lr, double seconds, dp_err *err)
 {
     double t_eval = comm_time();
-    if (s->has_test && !s->stop_signal)
+    if (s->has_test && !s->stop_signal) {
         evaluate(s, sums);
+        observe_span(s->obs, OBSERVE_EVAL, t_eval, comm_time());
+    }
     comm_allreduce_sum_double((double *)sums, (int)(sizeof *sums / sizeof(double)));
     dp_epoch_record r;
     fill_record(s, &r, sums, epoch, lr, comm_allreduce_max_double(seconds));
@@ -226,6 +233,8 @@ static int train_loop(run_state *s, dp_err *err)
             rc = save_checkpoint(s, err);
     }
     comm_vote_finish(&s->vote); /* every rank leaves with the same vote in flight */
+    if (rc == 0)
+        rc = observe_finish(s->obs, &s->comm, &s->model, s->sync, err);
     return rc;
 }
 
