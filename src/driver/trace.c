@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { CLOCK_ROUNDS = 32 };
 
@@ -101,7 +102,8 @@ void trace_bucket(void *ctx, int bucket, int done)
     if (!done)
         t->bucket_start[bucket] = now;
     else
-        trace_add(t, TRACE_BUCKET, TRACE_TRACK_BUCKETS, bucket, t->bucket_start[bucket], now);
+        trace_add(t, TRACE_BUCKET, TRACE_TRACK_BUCKETS + bucket, bucket,
+                  t->bucket_start[bucket], now);
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -115,7 +117,20 @@ typedef struct {
     const int64_t *count;      /* events per rank */
     char (*hosts)[64];
     double t0;                 /* the earliest span, on rank 0's clock */
+    double *mono;              /* [size]: each rank's CLOCK_MONOTONIC - comm_time() */
 } trace_doc;
+
+/* CLOCK_MONOTONIC minus comm_time(): a constant of the process (Open MPI's MPI_Wtime counts
+ * from the process's own start). Ranks on one host share CLOCK_MONOTONIC, so the
+ * difference of two ranks' constants is their true offset: a check of the estimate. */
+static double mono_minus_wtime(void)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    double w = comm_time();
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return 0.5 * ((double)a.tv_sec + (double)b.tv_sec) + 0.5e-9 * ((double)a.tv_nsec + (double)b.tv_nsec) - w;
+}
 
 /* Rank r's time t on rank 0's clock: its offset interpolated between the two measurements. */
 static double aligned(const dp_trace *t, int r, double when)
@@ -184,8 +199,10 @@ static void write_metadata(FILE *f, const trace_doc *d, int r)
                "{\"sort_index\":%d}}", r, r);
     fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
                "{\"name\":\"main thread\"}}", r, TRACE_TRACK_MAIN);
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
-               "{\"name\":\"gradient reduction (buckets)\"}}", r, TRACE_TRACK_BUCKETS);
+    for (int b = 0; b < d->t->buckets; b++) /* reductions overlap: a track each */
+        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
+                   "{\"name\":\"reduction of bucket %d (%.0f KiB)\"}}", r, TRACE_TRACK_BUCKETS + b,
+                b, gradsync_bucket_bytes(d->gs, b) / 1024.0);
 }
 
 /* "[1.2,3.4]": microseconds, one per rank. */
@@ -213,7 +230,20 @@ static void write_other(FILE *f, const trace_doc *d, int64_t total, long dropped
     write_us(f, "error_start_us", t->err_a, t->size);
     fputc(',', f);
     write_us(f, "error_end_us", t->err_b, t->size);
-    fprintf(f, ",\"seconds_between\":%.3f}}}\n", t->t_b - t->t_a);
+    /* ranks on rank 0's host: the true offset, and how far the estimate at the end was */
+    fputs(",\"same_host_true_offset_us\":[", f);
+    for (int r = 0; r < t->size; r++)
+        if (strcmp(d->hosts[r], d->hosts[0]) == 0)
+            fprintf(f, "%s%.3f", r ? "," : "", (d->mono[0] - d->mono[r]) * 1e6);
+        else
+            fprintf(f, "%snull", r ? "," : "");
+    fputs("],\"same_host_error_us\":[", f);
+    for (int r = 0; r < t->size; r++)
+        if (strcmp(d->hosts[r], d->hosts[0]) == 0)
+            fprintf(f, "%s%.3f", r ? "," : "", (t->off_b[r] - (d->mono[0] - d->mono[r])) * 1e6);
+        else
+            fprintf(f, "%snull", r ? "," : "");
+    fprintf(f, "],\"seconds_between\":%.3f}}}\n", t->t_b - t->t_a);
 }
 
 static int write_doc(FILE *f, trace_doc *d, long dropped)
@@ -245,16 +275,19 @@ static int gather(dp_trace *t, const dp_comm *c, trace_doc *d, int64_t *counts, 
                   dp_err *err)
 {
     const int P = c->size;
-    int64_t mine[2] = {(int64_t)t->n, t->dropped}, *got = counts, *bytes = counts + 2 * P,
-            *per_rank = counts + 3 * P, total = 0;
-    comm_gather_i64(mine, 2, c->rank == 0 ? got : NULL);
+    int64_t mine[3] = {(int64_t)t->n, t->dropped, 0}, *got = counts, *bytes = counts + 3 * P,
+            *per_rank = counts + 4 * P, total = 0;
+    double mono = mono_minus_wtime();
+    memcpy(&mine[2], &mono, sizeof mono);
+    comm_gather_i64(mine, 3, c->rank == 0 ? got : NULL);
     int rc = 0;
     if (c->rank == 0) {
         for (int r = 0; r < P; r++) {
-            per_rank[r] = got[2 * r];
-            bytes[r] = got[2 * r] * (int64_t)sizeof(dp_trace_event);
-            total += got[2 * r];
-            *dropped += (long)got[2 * r + 1];
+            per_rank[r] = got[3 * r];
+            bytes[r] = got[3 * r] * (int64_t)sizeof(dp_trace_event);
+            total += got[3 * r];
+            *dropped += (long)got[3 * r + 1];
+            memcpy(&d->mono[r], &got[3 * r + 2], sizeof(double));
         }
         d->all = malloc((size_t)total * sizeof(dp_trace_event) + 1);
         d->count = per_rank;
@@ -273,14 +306,15 @@ int trace_write(dp_trace *t, const dp_comm *c, const dp_model *m, const dp_grads
     t->on = 0;
     t->t_b = comm_time();
     comm_clock_offsets(c, CLOCK_ROUNDS, t->off_b, t->err_b);
-    trace_doc d = {t, m, gs, NULL, NULL, NULL, 0.0};
+    trace_doc d = {t, m, gs, NULL, NULL, NULL, 0.0, NULL};
     int64_t *counts = NULL;
     long dropped = 0;
     int rc = 0;
     if (c->rank == 0) {
-        counts = dp_calloc(4 * (size_t)c->size, sizeof(int64_t), "trace", err);
+        counts = dp_calloc(5 * (size_t)c->size, sizeof(int64_t), "trace", err);
         d.hosts = dp_calloc((size_t)c->size, 64, "trace", err);
-        rc = counts && d.hosts ? 0 : -1;
+        d.mono = dp_calloc((size_t)c->size, sizeof(double), "trace", err);
+        rc = counts && d.hosts && d.mono ? 0 : -1;
     }
     if (comm_agree(c, rc, err) == 0) {
         comm_gather_hosts(c, d.hosts);
@@ -299,5 +333,6 @@ int trace_write(dp_trace *t, const dp_comm *c, const dp_model *m, const dp_grads
     free((void *)d.all);
     free(counts);
     free(d.hosts);
+    free(d.mono);
     return rc;
 }

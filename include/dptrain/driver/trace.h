@@ -6,7 +6,7 @@
  * spans beyond the buffer are counted, not kept. At the end rank 0 gathers every rank's
  * spans, moves them onto its own clock (each rank's offset measured by ping-pong when
  * the trace starts and again when it is written, interpolated in between), and writes one
- * file: a process per rank, a track for its main thread and one for its gradient buckets'
+ * file: a process per rank, a track for its main thread and one for each gradient bucket's
  * reductions. The trace knows the model only for the names of its layers. */
 #ifndef DPTRAIN_TRACE_H
 #define DPTRAIN_TRACE_H
@@ -34,6 +34,8 @@ typedef enum {
     TRACE_KINDS
 } dp_trace_kind;
 
+/* Tracks of a rank: its main thread, then one per gradient bucket (their reductions
+ * overlap each other, and a track's spans must nest). */
 enum { TRACE_TRACK_MAIN, TRACE_TRACK_BUCKETS };
 
 typedef struct {
