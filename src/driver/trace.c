@@ -132,9 +132,36 @@ static double mono_minus_wtime(void)
     return 0.5 * ((double)a.tv_sec + (double)b.tv_sec) + 0.5e-9 * ((double)a.tv_nsec + (double)b.tv_nsec) - w;
 }
 
-/* Rank r's time t on rank 0's clock: its offset interpolated between the two measurements. */
+/* How rank r's offset is applied: a clock that moved by more than the two measurements'
+ * errors allow drifts, and its offset is interpolated between them; otherwise the offset
+ * is taken as constant, from the more precise of the two. */
+typedef enum { OFFSET_START, OFFSET_END, OFFSET_DRIFT } offset_use;
+
+static offset_use offset_used(const dp_trace *t, int r)
+{
+    if (fabs(t->off_b[r] - t->off_a[r]) > t->err_a[r] + t->err_b[r])
+        return OFFSET_DRIFT;
+    return t->err_a[r] <= t->err_b[r] ? OFFSET_START : OFFSET_END;
+}
+
+/* The offset (and its error bound) that applies at the end of the trace. */
+static double applied(const dp_trace *t, int r, int error)
+{
+    int start = offset_used(t, r) == OFFSET_START;
+    return error ? (start ? t->err_a : t->err_b)[r] : (start ? t->off_a : t->off_b)[r];
+}
+
+/* Rank r's time `when` on rank 0's clock. */
 static double aligned(const dp_trace *t, int r, double when)
 {
+    switch (offset_used(t, r)) {
+    case OFFSET_START:
+        return when - t->off_a[r];
+    case OFFSET_END:
+        return when - t->off_b[r];
+    default:
+        break;
+    }
     double span = t->t_b - t->t_a, f = span > 0 ? (when - t->t_a) / span : 0.0;
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     return when - (t->off_a[r] + f * (t->off_b[r] - t->off_a[r]));
@@ -221,7 +248,8 @@ static void write_other(FILE *f, const trace_doc *d, int64_t total, long dropped
                "\"ranks\":%d,\"first_step\":%ld,\"last_step\":%ld,\"events\":%lld,"
                "\"dropped_events\":%ld,\"clock\":{\"method\":\"each rank's MPI_Wtime offset "
                "from rank 0's by %d ping-pongs (the shortest round trip), at the start and at "
-               "the end, interpolated linearly\",",
+               "the end; constant (the more precise) when they differ by less than their "
+               "errors, else interpolated linearly\",",
             t->size, t->first, t->last, (long long)total, dropped, CLOCK_ROUNDS);
     write_us(f, "offset_start_us", t->off_a, t->size);
     fputc(',', f);
@@ -240,9 +268,18 @@ static void write_other(FILE *f, const trace_doc *d, int64_t total, long dropped
     fputs("],\"same_host_error_us\":[", f);
     for (int r = 0; r < t->size; r++)
         if (strcmp(d->hosts[r], d->hosts[0]) == 0)
-            fprintf(f, "%s%.3f", r ? "," : "", (t->off_b[r] - (d->mono[0] - d->mono[r])) * 1e6);
+            fprintf(f, "%s%.3f", r ? "," : "", (applied(t, r, 0) - (d->mono[0] - d->mono[r])) * 1e6);
         else
             fprintf(f, "%snull", r ? "," : "");
+    for (int error = 0; error < 2; error++) {
+        fprintf(f, "],\"applied_%s_us\":[", error ? "error" : "offset");
+        for (int r = 0; r < t->size; r++)
+            fprintf(f, "%s%.3f", r ? "," : "", applied(t, r, error) * 1e6);
+    }
+    fputs("],\"offset_used\":[", f);
+    for (int r = 0; r < t->size; r++)
+        fprintf(f, "%s\"%s\"", r ? "," : "",
+                (const char *[]){"start", "end", "interpolated"}[offset_used(t, r)]);
     fprintf(f, "],\"seconds_between\":%.3f}}}\n", t->t_b - t->t_a);
 }
 
