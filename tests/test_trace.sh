@@ -30,6 +30,14 @@ $CHECK t1.json 1 1 20 --eval || fail "1-rank trace"
 "$DPTRAIN" "${run[@]}" --steps 6 --trace t6.json --trace-steps 4:50 > t6.log 2>&1 || fail "short run failed"
 $CHECK t6.json 1 4 6 || fail "window past the end of the run"
 
+# a resumed run: the window counts the run's steps, not this process's (checkpoint at 10,
+# resumed to 20, window 5:20: steps 11 to 20)
+"$DPTRAIN" "${run[@]}" --steps 10 --checkpoint-dir ck1 --checkpoint-every 10 > r1.log 2>&1 \
+  || { cat r1.log; fail "run to the checkpoint failed"; }
+"$DPTRAIN" "${run[@]}" --resume ck1 --trace tr.json --trace-steps 5:20 > r2.log 2>&1 \
+  || { cat r2.log; fail "resumed traced run failed"; }
+$CHECK tr.json 1 11 20 --eval || fail "trace of a resumed run"
+
 # refused before training
 "$DPTRAIN" "${run[@]}" --trace-steps 1:5 > e1.log 2>&1 && fail "--trace-steps without --trace accepted"
 expect_in e1.log "--trace-steps: only with --trace FILE"

@@ -29,14 +29,15 @@ int observe_create(dp_observe **out, const dp_comm *c, const dp_config *cfg, FIL
     steplog_init(&o->log, cfg->log_every, metrics, c->size);
     if (!cfg->trace)
         return 0;
-    long last = cfg->trace_last;
-    if (steps_left >= 0 && last - cfg->trace_first + 1 > steps_left)
-        last = cfg->trace_first + (steps_left > 0 ? steps_left : 1) - 1; /* smaller buffer */
+    long steps = cfg->trace_last - cfg->trace_first + 1; /* the buffer's: no more than run */
+    if (steps_left >= 0 && steps > steps_left)
+        steps = steps_left > 0 ? steps_left : 1;
     const int buckets = gradsync_buckets(gs);
     /* step, batch, forward, backward, wait, update, loss, each layer twice, each bucket,
      * an evaluation and a checkpoint */
     const int per_step = 9 + 2 * m->nlayers + buckets;
-    if (trace_create(&o->trace, c, cfg->trace, cfg->trace_first, last, per_step, buckets, err))
+    if (trace_create(&o->trace, c, cfg->trace, cfg->trace_first, cfg->trace_last, steps, per_step,
+                     buckets, err))
         return -1;
     if (buckets > 0)
         gradsync_observe(gs, trace_bucket, o->trace);

@@ -27,7 +27,7 @@ struct dp_trace {
 };
 
 int trace_create(dp_trace **out, const dp_comm *c, const char *path, long first, long last,
-                 int events_per_step, int buckets, dp_err *err)
+                 long steps, int events_per_step, int buckets, dp_err *err)
 {
     dp_trace *t = dp_calloc(1, sizeof *t, "trace", err);
     *out = t;
@@ -40,7 +40,7 @@ int trace_create(dp_trace **out, const dp_comm *c, const char *path, long first,
     t->path = path;
     t->buckets = buckets;
     /* every step's spans, plus an evaluation and a checkpoint per step at most */
-    t->cap = (size_t)(last - first + 1) * (size_t)events_per_step + 16;
+    t->cap = (size_t)steps * (size_t)events_per_step + 16;
     t->ev = dp_calloc(t->cap, sizeof *t->ev, "trace buffer", err);
     t->bucket_start = dp_calloc((size_t)buckets + 1, sizeof(double), "trace", err);
     if (!t->ev || !t->bucket_start)

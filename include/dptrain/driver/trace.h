@@ -46,10 +46,11 @@ typedef struct {
 
 typedef struct dp_trace dp_trace;
 
-/* Steps first..last (1-based); events_per_step sizes the buffer. Rank 0 opens path now,
- * so that a bad path fails before training. Not collective (agree on the result). */
+/* Steps first..last (1-based); the buffer holds `steps` of them (the window, or the steps
+ * the run has left when fewer) of events_per_step spans. Rank 0 opens path now, so that a
+ * bad path fails before training. Not collective (agree on the result). */
 int trace_create(dp_trace **t, const dp_comm *c, const char *path, long first, long last,
-                 int events_per_step, int buckets, dp_err *err);
+                 long steps, int events_per_step, int buckets, dp_err *err);
 void trace_free(dp_trace *t);
 /* Collective: the first clock-offset measurement. */
 void trace_start(dp_trace *t, const dp_comm *c);
