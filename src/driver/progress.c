@@ -169,6 +169,7 @@ void progress_epoch_begin(dp_progress *p, int epoch, long first, long steps, dou
     p->t_start = p->last_draw = now;
     p->quarter = 0;
     p->drawn = 0;
+    p->bar_width = 40;
     if (p->t_end > 0)
         p->gap = now - p->t_end;
 }
@@ -213,10 +214,14 @@ static void draw_bar(dp_progress *p, long done, double loss, const figures *f)
 {
     char head[64], tail[160], bar[128];
     snprintf(head, sizeof head, "epoch %d%s ", p->epoch, f->of);
-    int n = snprintf(tail, sizeof tail, " %ld/%ld | %.0f img/s | loss %.4f | %s left, run %s",
-                     done, p->steps, f->rate, loss, f->epoch_s, f->run_s);
-    int width = p->columns - 1 - (int)strlen(head) - n - 2;
-    width = width > 40 ? 40 : width;
+    int n = snprintf(tail, sizeof tail, " %*ld/%ld | %.0f img/s | loss %.4f | %s left, run %s",
+                     snprintf(NULL, 0, "%ld", p->steps), done, p->steps, f->rate, loss,
+                     f->epoch_s, f->run_s);
+    /* the bar only narrows during an epoch (2 columns spare for figures that grow), so that
+     * it does not jump with every figure after it */
+    int width = p->columns - 1 - (int)strlen(head) - n - 2 - 2;
+    p->bar_width = width < p->bar_width ? width : p->bar_width;
+    width = p->bar_width;
     if (width >= 8) {
         int filled = p->steps > 0 ? (int)(width * done / p->steps) : 0;
         bar[0] = '[';

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "dptrain/data/batch.h"
 #include "dptrain/data/sampler.h"

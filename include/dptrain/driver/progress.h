@@ -38,6 +38,7 @@ typedef struct {
     long first, steps;  /* steps done when it started (resume), steps it has */
     double t_start, last_draw;
     int quarter, drawn; /* the last quarter printed; the bar's length on screen */
+    int bar_width;      /* the bar's characters: 40 at most, narrowing to fit, 0 for none */
     double t_end, gap;  /* the last epoch's end; from there to the next epoch (evaluation,
                          * checkpoint): counted once per epoch left in the run estimate */
 } dp_progress;
