@@ -1,8 +1,8 @@
 /* progress_where: prints where this process's stderr ends up, as dptrain's progress
  * decides it (test_progress.sh runs it directly, under mpirun, into files and pipes). */
-#include <stdio.h>
-
 #include "dptrain/driver/progress.h"
+
+#include <stdio.h>
 
 int main(void)
 {

@@ -1,18 +1,18 @@
 /* observe: the loop's marks to the step log and the trace (observe.h). */
 #include "dptrain/driver/observe.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "dptrain/driver/steplog.h"
 #include "dptrain/driver/trace.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 struct dp_observe {
-    dp_steplog log;      /* log.every 0: off */
-    dp_trace *trace;     /* NULL: off */
-    double backward_at;  /* this step's first backward began; 0: not yet */
-    double layer_at;     /* the layer (or loss) under way began */
-    int nlayers;         /* the pass reports the loss as layer nlayers */
+    dp_steplog log;     /* log.every 0: off */
+    dp_trace *trace;    /* NULL: off */
+    double backward_at; /* this step's first backward began; 0: not yet */
+    double layer_at;    /* the layer (or loss) under way began */
+    int nlayers;        /* the pass reports the loss as layer nlayers */
 };
 
 int observe_create(dp_observe **out, const dp_comm *c, const dp_config *cfg, FILE *metrics,
@@ -88,16 +88,15 @@ void observe_step_begin(dp_observe *o, long step)
         trace_step_begin(o->trace, step);
 }
 
-void observe_step_end(dp_observe *o, long step, const dp_step_marks *mk, double loss,
-                      int correct, int samples)
+void observe_step_end(dp_observe *o, long step, const dp_step_marks *mk, double loss, int correct,
+                      int samples)
 {
     if (!o)
         return;
     /* no backward (every layer frozen): the pass was all forward */
     const double bwd = o->backward_at > 0.0 ? o->backward_at : mk->pass_end;
-    const double phase[NPHASES] = {mk->data_end - mk->start, bwd - mk->data_end,
-                                   mk->pass_end - bwd, mk->wait_end - mk->pass_end,
-                                   mk->end - mk->wait_end};
+    const double phase[NPHASES] = {mk->data_end - mk->start, bwd - mk->data_end, mk->pass_end - bwd,
+                                   mk->wait_end - mk->pass_end, mk->end - mk->wait_end};
     if (o->log.every)
         steplog_add(&o->log, phase, mk->start, loss, correct, samples);
     dp_trace *t = o->trace;
@@ -111,8 +110,8 @@ void observe_step_end(dp_observe *o, long step, const dp_step_marks *mk, double 
     trace_add(t, TRACE_UPDATE, TRACE_TRACK_MAIN, 0, mk->wait_end, mk->end);
 }
 
-int observe_after_step(dp_observe *o, long step, int epoch, double lr, double wall,
-                       int epoch_end, const dp_comm *c, dp_err *err)
+int observe_after_step(dp_observe *o, long step, int epoch, double lr, double wall, int epoch_end,
+                       const dp_comm *c, dp_err *err)
 {
     if (!o || !o->log.every)
         return 0;
@@ -127,8 +126,8 @@ int observe_after_step(dp_observe *o, long step, int epoch, double lr, double wa
 void observe_span(dp_observe *o, dp_observe_span what, double begin, double end)
 {
     if (o && o->trace)
-        trace_add(o->trace, what == OBSERVE_EVAL ? TRACE_EVAL : TRACE_CHECKPOINT,
-                  TRACE_TRACK_MAIN, 0, begin, end);
+        trace_add(o->trace, what == OBSERVE_EVAL ? TRACE_EVAL : TRACE_CHECKPOINT, TRACE_TRACK_MAIN,
+                  0, begin, end);
 }
 
 int observe_finish(dp_observe *o, const dp_comm *c, const dp_model *m, const dp_gradsync *gs,

@@ -14,9 +14,9 @@
 /* ---- where stderr goes --------------------------------------------------------------- */
 
 /* Programs that start ranks and copy their stderr to their own. */
-static const char *const launchers[] = {
-    "mpirun",   "mpiexec", "orterun", "prterun",       "prte",            "orted",
-    "prted",    "srun",    "slurmstepd", "mpiexec.hydra", "hydra_pmi_proxy", NULL};
+static const char *const launchers[] = {"mpirun",     "mpiexec",       "orterun",         "prterun",
+                                        "prte",       "orted",         "prted",           "srun",
+                                        "slurmstepd", "mpiexec.hydra", "hydra_pmi_proxy", NULL};
 
 static int is_launcher(const char *name)
 {
@@ -124,8 +124,8 @@ int progress_where(int *columns, char *how, size_t len)
             int tty = pid_stderr_tty(pid, columns);
             if (fd_link(pid, STDERR_FILENO, term, sizeof term) != 0)
                 snprintf(term, sizeof term, "?");
-            snprintf(how, len, "stderr goes to %s (pid %d), whose stderr is %s%s", name,
-                     (int)pid, tty ? "the terminal " : "no terminal: ", term);
+            snprintf(how, len, "stderr goes to %s (pid %d), whose stderr is %s%s", name, (int)pid,
+                     tty ? "the terminal " : "no terminal: ", term);
             return tty;
         }
         pid = up;
@@ -215,8 +215,8 @@ static void draw_bar(dp_progress *p, long done, double loss, const figures *f)
     char head[64], tail[160], bar[128];
     snprintf(head, sizeof head, "epoch %d%s ", p->epoch, f->of);
     int n = snprintf(tail, sizeof tail, " %*ld/%ld | %.0f img/s | loss %.4f | %s left, run %s",
-                     snprintf(NULL, 0, "%ld", p->steps), done, p->steps, f->rate, loss,
-                     f->epoch_s, f->run_s);
+                     snprintf(NULL, 0, "%ld", p->steps), done, p->steps, f->rate, loss, f->epoch_s,
+                     f->run_s);
     /* the bar only narrows during an epoch (2 columns spare for figures that grow), so that
      * it does not jump with every figure after it */
     int width = p->columns - 1 - (int)strlen(head) - n - 2 - 2;
@@ -242,9 +242,10 @@ static void draw_bar(dp_progress *p, long done, double loss, const figures *f)
 
 static void print_line(dp_progress *p, long done, double loss, const figures *f)
 {
-    fprintf(p->lines, "epoch %d%s: %d%% (%ld/%ld steps), loss %.4f, %.0f img/s, %s left in the "
-                      "epoch, %s in the run\n", p->epoch, f->of, 25 * p->quarter, done, p->steps,
-            loss, f->rate, f->epoch_s, f->run_s);
+    fprintf(p->lines,
+            "epoch %d%s: %d%% (%ld/%ld steps), loss %.4f, %.0f img/s, %s left in the "
+            "epoch, %s in the run\n",
+            p->epoch, f->of, 25 * p->quarter, done, p->steps, loss, f->rate, f->epoch_s, f->run_s);
     fflush(p->lines);
 }
 

@@ -1,12 +1,11 @@
 /* steplog: step records for --log-every (steplog.h). */
 #include "dptrain/driver/steplog.h"
 
-#include <string.h>
-
 #include "dptrain/dist/comm.h"
 
-const char *const steplog_phase_names[NPHASES] = {"data", "forward", "backward", "wait",
-                                                  "update"};
+#include <string.h>
+
+const char *const steplog_phase_names[NPHASES] = {"data", "forward", "backward", "wait", "update"};
 
 void steplog_init(dp_steplog *l, long every, FILE *out, int ranks)
 {
@@ -49,9 +48,10 @@ static void print_record(dp_steplog *l, const window_sums *s, const window_max *
 {
     const double n = (double)l->steps, ms = 1000.0 / n, P = l->ranks;
     FILE *f = l->out;
-    fprintf(f, "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"steps\":%ld,\"lr\":%.6g,"
-               "\"train_loss\":%.9g,\"train_accuracy\":%.9g,\"samples\":%.0f,"
-               "\"images_per_sec\":%.2f,\"seconds\":%.6f,\"step_ms\":%.4f,",
+    fprintf(f,
+            "{\"type\":\"step\",\"epoch\":%d,\"step\":%ld,\"steps\":%ld,\"lr\":%.6g,"
+            "\"train_loss\":%.9g,\"train_accuracy\":%.9g,\"samples\":%.0f,"
+            "\"images_per_sec\":%.2f,\"seconds\":%.6f,\"step_ms\":%.4f,",
             epoch, step, l->steps, lr, s->loss / s->samples, s->correct / s->samples, s->samples,
             m->seconds > 0 ? s->samples / m->seconds : 0.0, m->seconds, m->seconds * ms);
     for (int k = 0; k < NPHASES; k++) /* mean over ranks of the ms per step */

@@ -78,9 +78,15 @@ void trace_start(dp_trace *t, const dp_comm *c)
     comm_clock_offsets(c, CLOCK_ROUNDS, t->off_a, t->err_a);
 }
 
-int trace_on(const dp_trace *t) { return t->on; }
+int trace_on(const dp_trace *t)
+{
+    return t->on;
+}
 
-void trace_step_begin(dp_trace *t, long step) { t->on = step >= t->first && step <= t->last; }
+void trace_step_begin(dp_trace *t, long step)
+{
+    t->on = step >= t->first && step <= t->last;
+}
 
 void trace_add(dp_trace *t, int kind, int track, int arg, double begin, double end)
 {
@@ -102,8 +108,8 @@ void trace_bucket(void *ctx, int bucket, int done)
     if (!done)
         t->bucket_start[bucket] = now;
     else
-        trace_add(t, TRACE_BUCKET, TRACE_TRACK_BUCKETS + bucket, bucket,
-                  t->bucket_start[bucket], now);
+        trace_add(t, TRACE_BUCKET, TRACE_TRACK_BUCKETS + bucket, bucket, t->bucket_start[bucket],
+                  now);
 }
 
 /* ---- writing ----------------------------------------------------------------------------- */
@@ -116,8 +122,8 @@ typedef struct {
     const dp_trace_event *all; /* every rank's events, rank after rank */
     const int64_t *count;      /* events per rank */
     char (*hosts)[64];
-    double t0;                 /* the earliest span, on rank 0's clock */
-    double *mono;              /* [size]: each rank's CLOCK_MONOTONIC - comm_time() */
+    double t0;    /* the earliest span, on rank 0's clock */
+    double *mono; /* [size]: each rank's CLOCK_MONOTONIC - comm_time() */
 } trace_doc;
 
 /* CLOCK_MONOTONIC minus comm_time(): a constant of the process (Open MPI's MPI_Wtime counts
@@ -129,7 +135,8 @@ static double mono_minus_wtime(void)
     clock_gettime(CLOCK_MONOTONIC, &a);
     double w = comm_time();
     clock_gettime(CLOCK_MONOTONIC, &b);
-    return 0.5 * ((double)a.tv_sec + (double)b.tv_sec) + 0.5e-9 * ((double)a.tv_nsec + (double)b.tv_nsec) - w;
+    return 0.5 * ((double)a.tv_sec + (double)b.tv_sec) +
+           0.5e-9 * ((double)a.tv_nsec + (double)b.tv_nsec) - w;
 }
 
 /* How rank r's offset is applied: a clock that moved by more than the two measurements'
@@ -171,11 +178,11 @@ static void span_name(const trace_doc *d, const dp_trace_event *e, char *name, s
                       const char **cat)
 {
     static const char *const cats[TRACE_KINDS] = {
-        "step", "data", "forward", "backward", "forward", "backward", "forward",
-        "wait", "update", "allreduce", "evaluation", "checkpoint"};
+        "step",    "data", "forward", "backward",  "forward",    "backward",
+        "forward", "wait", "update",  "allreduce", "evaluation", "checkpoint"};
     static const char *const fixed[TRACE_KINDS] = {
-        NULL, "batch", "forward", "backward", NULL, NULL, "loss",
-        "wait for gradients", "update", NULL, "evaluation", "checkpoint"};
+        NULL,     "batch", "forward",    "backward",  NULL, NULL, "loss", "wait for gradients",
+        "update", NULL,    "evaluation", "checkpoint"};
     *cat = cats[e->kind];
     if (fixed[e->kind])
         snprintf(name, len, "%s", fixed[e->kind]);
@@ -198,8 +205,9 @@ static void write_event(FILE *f, const trace_doc *d, int r, const dp_trace_event
     long long b = llround((aligned(d->t, r, e->begin) - d->t0) * 1e9);
     long long en = llround((aligned(d->t, r, e->end) - d->t0) * 1e9);
     long long dur = en > b ? en - b : 0;
-    fprintf(f, ",\n{\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"name\":\"%s\",\"cat\":\"%s\","
-               "\"ts\":%lld.%03lld,\"dur\":%lld.%03lld",
+    fprintf(f,
+            ",\n{\"ph\":\"X\",\"pid\":%d,\"tid\":%d,\"name\":\"%s\",\"cat\":\"%s\","
+            "\"ts\":%lld.%03lld,\"dur\":%lld.%03lld",
             r, e->track, name, cat, b / 1000, llabs(b % 1000), dur / 1000, dur % 1000);
     if (e->kind == TRACE_STEP || e->kind == TRACE_LAYER_FWD || e->kind == TRACE_LAYER_BWD)
         fprintf(f, ",\"args\":{\"%s\":%d}", e->kind == TRACE_STEP ? "step" : "layer", e->arg);
@@ -220,16 +228,23 @@ static void clean_host(char *h)
 static void write_metadata(FILE *f, const trace_doc *d, int r)
 {
     clean_host(d->hosts[r]);
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_name\",\"args\":{\"name\":"
-               "\"rank %d (%s)\"}}", r, r, d->hosts[r]);
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_sort_index\",\"args\":"
-               "{\"sort_index\":%d}}", r, r);
-    fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
-               "{\"name\":\"main thread\"}}", r, TRACE_TRACK_MAIN);
+    fprintf(f,
+            ",\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_name\",\"args\":{\"name\":"
+            "\"rank %d (%s)\"}}",
+            r, r, d->hosts[r]);
+    fprintf(f,
+            ",\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_sort_index\",\"args\":"
+            "{\"sort_index\":%d}}",
+            r, r);
+    fprintf(f,
+            ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
+            "{\"name\":\"main thread\"}}",
+            r, TRACE_TRACK_MAIN);
     for (int b = 0; b < d->t->buckets; b++) /* reductions overlap: a track each */
-        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
-                   "{\"name\":\"reduction of bucket %d (%.0f KiB)\"}}", r, TRACE_TRACK_BUCKETS + b,
-                b, gradsync_bucket_bytes(d->gs, b) / 1024.0);
+        fprintf(f,
+                ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":"
+                "{\"name\":\"reduction of bucket %d (%.0f KiB)\"}}",
+                r, TRACE_TRACK_BUCKETS + b, b, gradsync_bucket_bytes(d->gs, b) / 1024.0);
 }
 
 /* "[1.2,3.4]": microseconds, one per rank. */
@@ -244,12 +259,13 @@ static void write_us(FILE *f, const char *key, const double *v, int n)
 static void write_other(FILE *f, const trace_doc *d, int64_t total, long dropped)
 {
     const dp_trace *t = d->t;
-    fprintf(f, "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{\"program\":\"dptrain\","
-               "\"ranks\":%d,\"first_step\":%ld,\"last_step\":%ld,\"events\":%lld,"
-               "\"dropped_events\":%ld,\"clock\":{\"method\":\"each rank's MPI_Wtime offset "
-               "from rank 0's by %d ping-pongs (the shortest round trip), at the start and at "
-               "the end; constant (the more precise) when they differ by less than their "
-               "errors, else interpolated linearly\",",
+    fprintf(f,
+            "\n],\n\"displayTimeUnit\":\"ms\",\n\"otherData\":{\"program\":\"dptrain\","
+            "\"ranks\":%d,\"first_step\":%ld,\"last_step\":%ld,\"events\":%lld,"
+            "\"dropped_events\":%ld,\"clock\":{\"method\":\"each rank's MPI_Wtime offset "
+            "from rank 0's by %d ping-pongs (the shortest round trip), at the start and at "
+            "the end; constant (the more precise) when they differ by less than their "
+            "errors, else interpolated linearly\",",
             t->size, t->first, t->last, (long long)total, dropped, CLOCK_ROUNDS);
     write_us(f, "offset_start_us", t->off_a, t->size);
     fputc(',', f);
@@ -268,7 +284,8 @@ static void write_other(FILE *f, const trace_doc *d, int64_t total, long dropped
     fputs("],\"same_host_error_us\":[", f);
     for (int r = 0; r < t->size; r++)
         if (strcmp(d->hosts[r], d->hosts[0]) == 0)
-            fprintf(f, "%s%.3f", r ? "," : "", (applied(t, r, 0) - (d->mono[0] - d->mono[r])) * 1e6);
+            fprintf(f, "%s%.3f", r ? "," : "",
+                    (applied(t, r, 0) - (d->mono[0] - d->mono[r])) * 1e6);
         else
             fprintf(f, "%snull", r ? "," : "");
     for (int error = 0; error < 2; error++) {

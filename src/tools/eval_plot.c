@@ -40,8 +40,10 @@ static int on_path(const char *program)
 int eval_plot_check(const char *path, dp_err *err)
 {
     if (!on_path(gnuplot()))
-        return dp_fail(err, "--plot %s: %s not found: install gnuplot (Debian: apt-get "
-                            "install gnuplot-nox) or name it in DPTRAIN_GNUPLOT", path, gnuplot());
+        return dp_fail(err,
+                       "--plot %s: %s not found: install gnuplot (Debian: apt-get "
+                       "install gnuplot-nox) or name it in DPTRAIN_GNUPLOT",
+                       path, gnuplot());
     /* writable without creating it yet: the file itself, or else its directory */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
@@ -100,25 +102,31 @@ static void write_script(FILE *g, const char *path, const double *cm, int K, con
     fputs("set multiplot layout 1,2 title ", g);
     quoted(g, title);
     /* the heat map: true labels down, predictions across, class 0 top left */
-    fprintf(g, "\nset size ratio -1\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
-               "set xtics 0,1,%d scale 0\nset ytics 0,1,%d scale 0\n", K - 1, K - 1, K - 1, K - 1);
+    fprintf(g,
+            "\nset size ratio -1\nset xrange [-0.5:%d.5]\nset yrange [%d.5:-0.5]\n"
+            "set xtics 0,1,%d scale 0\nset ytics 0,1,%d scale 0\n",
+            K - 1, K - 1, K - 1, K - 1);
     fputs("set xlabel 'predicted class'\nset ylabel 'true class'\nset cbrange [0:1]\n"
           "set cblabel 'fraction of the true class (each row sums to 1)'\n"
           /* steep at the low end, so that a few confusions in a thousand show */
           "set palette defined (0 '#ffffff', 0.005 '#eff3ff', 0.02 '#bdd7e7', 0.1 '#6baed6', "
           "0.5 '#3182bd', 1 '#08306b')\n"
-          "set title 'confusion matrix: counts, rows normalised'\n", g);
+          "set title 'confusion matrix: counts, rows normalised'\n",
+          g);
     fputs("plot $cm using 1:2:3 with image notitle", g);
     if (K <= MAX_LABELLED_CLASSES) /* white on dark cells, black on light ones */
         fputs(", $cm using 1:2:(sprintf('%d', $4)):($3 > 0.5 ? 0xffffff : 0x000000) "
-              "with labels tc rgb variable font ',9' notitle", g);
-    fprintf(g, "\nunset colorbox\nset size noratio\nset autoscale\nset xrange [-0.7:%d.7]\n", K - 1);
+              "with labels tc rgb variable font ',9' notitle",
+              g);
+    fprintf(g, "\nunset colorbox\nset size noratio\nset autoscale\nset xrange [-0.7:%d.7]\n",
+            K - 1);
     fputs("set yrange [0:105]\nset xtics 1 scale 0\nset ytics 10\n"
           "set grid y\nset style fill solid 0.8 noborder\nset boxwidth 0.7\n"
           "set xlabel 'class'\nset ylabel 'accuracy (%)'\nset title 'accuracy of each class'\n"
           "plot $acc using 1:2 with boxes lc rgb '#2171b5' notitle, "
           "$acc using 1:2:(sprintf('%.1f', $2)) with labels offset 0,0.8 font ',8' notitle\n"
-          "unset multiplot\n", g);
+          "unset multiplot\n",
+          g);
 }
 
 int eval_plot_write(const char *path, const double *cm, int K, const char *title, dp_err *err)
@@ -138,8 +146,10 @@ int eval_plot_write(const char *path, const double *cm, int K, const char *title
     struct stat st;
     if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         remove(path); /* no half-drawn picture */
-        return dp_fail(err, "--plot %s: gnuplot failed (exit status %d; its messages are "
-                            "above)", path, status == -1 ? -1 : WEXITSTATUS(status));
+        return dp_fail(err,
+                       "--plot %s: gnuplot failed (exit status %d; its messages are "
+                       "above)",
+                       path, status == -1 ? -1 : WEXITSTATUS(status));
     }
     if (stat(path, &st) != 0 || st.st_size == 0)
         return dp_fail(err, "--plot %s: gnuplot wrote no picture", path);

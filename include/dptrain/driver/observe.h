@@ -9,13 +9,13 @@
 #ifndef DPTRAIN_OBSERVE_H
 #define DPTRAIN_OBSERVE_H
 
-#include <stdio.h>
-
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/driver/cli.h"
 #include "dptrain/net/model.h"
 #include "dptrain/util/error.h"
+
+#include <stdio.h>
 
 typedef struct dp_observe dp_observe;
 
@@ -43,12 +43,12 @@ void observe_free(dp_observe *o);
 void observe_layer(void *o, int layer, int backward, int end);
 /* Step `step` (1-based) begins; then it ended with these marks and results. */
 void observe_step_begin(dp_observe *o, long step);
-void observe_step_end(dp_observe *o, long step, const dp_step_marks *mk, double loss,
-                      int correct, int samples);
+void observe_step_end(dp_observe *o, long step, const dp_step_marks *mk, double loss, int correct,
+                      int samples);
 /* Collective, after each step (epoch_end 0) and after the epoch's last step (1): the step
  * record when due. At an epoch's end a failed write is agreed (returns -1 everywhere). */
-int observe_after_step(dp_observe *o, long step, int epoch, double lr, double wall,
-                       int epoch_end, const dp_comm *c, dp_err *err);
+int observe_after_step(dp_observe *o, long step, int epoch, double lr, double wall, int epoch_end,
+                       const dp_comm *c, dp_err *err);
 /* An evaluation or a checkpoint write, for the trace. */
 void observe_span(dp_observe *o, dp_observe_span what, double begin, double end);
 /* Collective, after training: the trace file. */

@@ -27,15 +27,15 @@ int progress_where(int *columns, char *how, size_t len);
 
 typedef struct {
     dp_progress_mode mode;
-    FILE *bar, *lines;  /* the bar on stderr, the lines on stdout (beside the epoch lines) */
-    int columns;        /* the bar's line stays shorter than this */
-    int epochs;         /* the run's epochs; 0: unknown */
-    long total_steps;   /* the run's steps */
+    FILE *bar, *lines; /* the bar on stderr, the lines on stdout (beside the epoch lines) */
+    int columns;       /* the bar's line stays shorter than this */
+    int epochs;        /* the run's epochs; 0: unknown */
+    long total_steps;  /* the run's steps */
     int global_batch;
     double min_epoch_s; /* lines only for epochs projected longer than this */
     /* this epoch */
     int epoch;
-    long first, steps;  /* steps done when it started (resume), steps it has */
+    long first, steps; /* steps done when it started (resume), steps it has */
     double t_start, last_draw;
     int quarter, drawn; /* the last quarter printed; the bar's length on screen */
     int bar_width;      /* the bar's characters: 40 at most, narrowing to fit, 0 for none */

@@ -9,9 +9,9 @@
 #ifndef DPTRAIN_STEPLOG_H
 #define DPTRAIN_STEPLOG_H
 
-#include <stdio.h>
-
 #include "dptrain/util/error.h"
+
+#include <stdio.h>
 
 /* The phases of a step, in order. */
 enum { PHASE_DATA, PHASE_FORWARD, PHASE_BACKWARD, PHASE_WAIT, PHASE_UPDATE, NPHASES };
@@ -19,13 +19,13 @@ extern const char *const steplog_phase_names[NPHASES]; /* "data", "forward", ...
 
 typedef struct {
     long every;
-    FILE *out;          /* rank 0's metrics file; NULL on the others */
+    FILE *out; /* rank 0's metrics file; NULL on the others */
     int ranks;
-    long steps;         /* in the window so far */
+    long steps; /* in the window so far */
     double loss, correct, samples;
     double phase[NPHASES]; /* seconds, summed over the window's steps */
-    double t_first;     /* the window's first step started */
-    int failed;         /* rank 0: a write failed */
+    double t_first;        /* the window's first step started */
+    int failed;            /* rank 0: a write failed */
 } dp_steplog;
 
 void steplog_init(dp_steplog *l, long every, FILE *out, int ranks);

@@ -11,24 +11,24 @@
 #ifndef DPTRAIN_TRACE_H
 #define DPTRAIN_TRACE_H
 
-#include <stdint.h>
-
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/net/model.h"
 #include "dptrain/util/error.h"
 
+#include <stdint.h>
+
 typedef enum {
-    TRACE_STEP,       /* arg: the step (1-based) */
-    TRACE_DATA,       /* batch assembly */
+    TRACE_STEP, /* arg: the step (1-based) */
+    TRACE_DATA, /* batch assembly */
     TRACE_FORWARD,
     TRACE_BACKWARD,
-    TRACE_LAYER_FWD,  /* arg: the layer */
-    TRACE_LAYER_BWD,  /* arg: the layer */
+    TRACE_LAYER_FWD, /* arg: the layer */
+    TRACE_LAYER_BWD, /* arg: the layer */
     TRACE_LOSS,
-    TRACE_WAIT,       /* waiting for the gradient reduction (and the stop vote) */
-    TRACE_UPDATE,     /* gradient check and optimizer step */
-    TRACE_BUCKET,     /* arg: the bucket; its reduction from start to completion */
+    TRACE_WAIT,   /* waiting for the gradient reduction (and the stop vote) */
+    TRACE_UPDATE, /* gradient check and optimizer step */
+    TRACE_BUCKET, /* arg: the bucket; its reduction from start to completion */
     TRACE_EVAL,
     TRACE_CHECKPOINT,
     TRACE_KINDS
