@@ -9,7 +9,9 @@ communication and data, the last test accuracy and loss, and speedup and paralle
 efficiency against the 1-rank run of the same sweep kind and threads (throughput ratio;
 for weak scaling this is the scaled speedup). A file named KIND-rR-tT.jsonl (as
 scripts/sweep.sh and jobs/sweep.sbatch write) gives the kind; other names are "run".
---epochs also writes every record, one row per epoch, for training curves.
+--epochs also writes every record, one row per epoch, for training curves. Step records
+(--log-every, "type":"step") add the step-to-step view: the median and 95th percentile of
+the step time and the longest wait for the reduction of any rank in any window.
 Standard library only."""
 import argparse
 import csv
@@ -21,7 +23,8 @@ import sys
 RUN_FIELDS = ["run", "kind", "ranks", "threads", "cores", "global_batch", "steps", "epochs",
               "images", "seconds", "images_per_sec", "step_ms", "compute_ms", "comm_ms",
               "data_ms", "other_ms", "comm_fraction", "train_loss", "test_loss",
-              "test_accuracy", "wall_seconds", "speedup", "efficiency", "weights_checksum"]
+              "test_accuracy", "wall_seconds", "speedup", "efficiency", "weights_checksum",
+              "step_records", "step_ms_p50", "step_ms_p95", "max_wait_ms"]
 EPOCH_FIELDS = ["run", "epoch", "step", "partial", "lr", "train_loss", "train_accuracy",
                 "test_loss", "test_accuracy", "images_per_sec", "seconds", "comm_seconds",
                 "data_seconds", "compute_seconds", "eval_seconds", "wall_seconds", "ranks",
@@ -41,6 +44,7 @@ def files_of(paths):
 
 
 def read_records(path):
+    """The epoch records (the last of each epoch) and the step records of a file."""
     recs = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -51,11 +55,27 @@ def read_records(path):
                 recs.append(json.loads(line))
             except json.JSONDecodeError as e:
                 sys.exit(f"collect: {path}:{n}: not JSON ({e.msg}): {line[:60]}")
-    # a file appended to by a restarted run: keep the last record of each epoch
-    by_epoch = {}
+    # a file appended to by a restarted run: keep the last record of each epoch (and of
+    # each step); records without a type are epoch records (older files)
+    by_epoch, by_step = {}, {}
     for r in recs:
-        by_epoch[r["epoch"]] = r
-    return [by_epoch[k] for k in sorted(by_epoch)]
+        if r.get("type", "epoch") == "epoch":
+            by_epoch[r["epoch"]] = r
+        elif r["type"] == "step":
+            by_step[r["step"]] = r
+    return [by_epoch[k] for k in sorted(by_epoch)], [by_step[k] for k in sorted(by_step)]
+
+
+def percentile(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else ""
+
+
+def add_step_view(row, steps):
+    row["step_records"] = len(steps)
+    row["step_ms_p50"] = percentile([r["step_ms"] for r in steps], 0.5)
+    row["step_ms_p95"] = percentile([r["step_ms"] for r in steps], 0.95)
+    row["max_wait_ms"] = max((r["max_wait_ms"] for r in steps), default="")
 
 
 def summarise(path, recs):
@@ -104,11 +124,12 @@ def main():
     a = ap.parse_args()
     rows, epochs = [], []
     for p in files_of(a.paths):
-        recs = read_records(p)
+        recs, steps = read_records(p)
         if not recs:
             print(f"collect: {p}: no records, skipped", file=sys.stderr)
             continue
         rows.append(summarise(p, recs))
+        add_step_view(rows[-1], steps)
         name = rows[-1]["run"]
         epochs += [dict({k: r.get(k) for k in EPOCH_FIELDS}, run=name) for r in recs]
     if not rows:

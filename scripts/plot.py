@@ -5,7 +5,10 @@
                                               (one line per kind and threads, with ideal),
                                               step time split into compute/comm/data/other
   scripts/plot.py curves OUTDIR METRICS.jsonl...   training curves of any run: loss and
-                                              test accuracy against epoch and wall time
+                                              accuracy against epoch (against step with
+                                              step records, --log-every) and wall time;
+                                              with step records also steps_NAME.png, the
+                                              time split of the steps along the run
   scripts/plot.py projection PROJ.csv OUTDIR  projected step time and efficiency to many
                                               nodes, with the measured points
 
@@ -81,34 +84,95 @@ def sweep(csv_path, outdir):
             "'' using 4 title 'data', '' using 5 title 'other (waiting, timers)'\n", png)
 
 
+def records(path):
+    """(epoch records, step records) of a metrics file; untyped records are epochs."""
+    recs = [json.loads(l) for l in open(path) if l.strip()]
+    return ([r for r in recs if r.get("type", "epoch") == "epoch"],
+            [r for r in recs if r.get("type") == "step"])
+
+
+def epoch_curves(png, name, recs):
+    # an epoch of a partial record counts as a fraction of an epoch
+    spe = next((r["step"] / r["epoch"] for r in recs if not r["partial"]), None)
+    rows = []
+    for r in recs:
+        x = r["step"] / spe if spe else r["epoch"]
+        acc = 100 * r["test_accuracy"] if r.get("test_accuracy") is not None else "NaN"
+        tl = r["test_loss"] if r.get("test_loss") is not None else "NaN"
+        rows.append((round(x, 4), r["wall_seconds"], r["train_loss"], tl, acc))
+    left = "set ylabel 'loss'\nset logscale y\nset grid\nset key top right\n"
+    right = "unset logscale y\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
+    lp = "with linespoints lw 2 pt 7"
+    gnuplot(TERM.replace("900,560", "1100,760") + f"set output '{png}'\n" + block("c", rows) +
+            f"set multiplot layout 2,2 title '{name}: {recs[-1]['ranks']} ranks x {recs[-1]['threads']} thread(s), batch {recs[-1]['global_batch']}'\n"
+            "set xlabel 'epoch'\n" + left +
+            f"plot $c using 1:3 {lp} title 'train', $c using 1:4 {lp} title 'test'\n" + right +
+            f"plot $c using 1:5 {lp} title 'test accuracy'\n"
+            "set xlabel 'wall time (s)'\n" + left +
+            f"plot $c using 2:3 {lp} title 'train', $c using 2:4 {lp} title 'test'\n" + right +
+            f"plot $c using 2:5 {lp} title 'test accuracy'\nunset multiplot\n", png)
+
+
+def step_curves(png, name, recs, steps):
+    """Loss and accuracy of every step record (train, mean over its N steps) with the test
+    figures of the epochs, against step and wall time."""
+    srows = [(r["step"], r["wall_seconds"], r["train_loss"], 100 * r["train_accuracy"]) for r in steps]
+    erows = [(r["step"], r["wall_seconds"],
+              r["test_loss"] if r.get("test_loss") is not None else "NaN",
+              100 * r["test_accuracy"] if r.get("test_accuracy") is not None else "NaN") for r in recs]
+    every = steps[0]["steps"] if steps else 0
+    last = recs[-1] if recs else steps[-1]
+    left = "set ylabel 'loss'\nset logscale y\nset grid\nset key top right\n"
+    right = "unset logscale y\nset ylabel 'accuracy (%)'\nset key bottom right\n"
+    tr = f"with lines lw 2 title 'train (mean of {every} steps)'"
+    te = "with points pt 7 ps 1.5 title 'test (end of epoch)'"
+    gnuplot(TERM.replace("900,560", "1100,760") + f"set output '{png}'\n" + block("s", srows) + block("e", erows) +
+            f"set multiplot layout 2,2 title '{name}: {last['ranks']} ranks, step records every {every} steps'\n"
+            "set xlabel 'optimizer step'\n" + left +
+            f"plot $s using 1:3 {tr}, $e using 1:3 {te}\n" + right +
+            f"plot $s using 1:4 {tr}, $e using 1:4 {te}\n"
+            "set xlabel 'wall time (s)'\n" + left +
+            f"plot $s using 2:3 {tr}, $e using 2:3 {te}\n" + right +
+            f"plot $s using 2:4 {tr}, $e using 2:4 {te}\nunset multiplot\n", png)
+
+
+def step_split(png, name, steps):
+    """Where the steps of each window went (mean over ranks, stacked) and the slowest
+    rank's wait, along the run."""
+    phases = ["data", "forward", "backward", "wait", "update"]
+    rows = []
+    for r in steps:
+        acc, row = 0.0, [r["step"]]
+        for p in phases:
+            acc += r[p + "_ms"]
+            row.append(round(acc, 4))
+        rows.append(row + [r["step_ms"], r["max_wait_ms"]])
+    # phase k fills from the cumulative sum before it (column 1 + k; 0 for the first) to its own
+    plots = ", ".join(f"$t using 1:{'(0)' if k == 0 else 1 + k}:{2 + k} with filledcurves title '{p}'"
+                      for k, p in enumerate(phases))
+    gnuplot(TERM.replace("900,560", "1100,560") + f"set output '{png}'\n" + block("t", rows) +
+            "set style fill solid 0.6 noborder\nset grid\nset key outside right top\n"
+            "set xlabel 'optimizer step'\nset ylabel 'ms per step'\nset yrange [0:*]\n"
+            f"set title '{name}: where the steps went (mean over ranks, stacked), every {steps[0]['steps']} steps'\n"
+            f"plot {plots}, "
+            "$t using 1:7 with lines lw 2 lc 'black' title 'step (slowest rank)', "
+            "$t using 1:8 with lines lw 1 dt 2 lc 'red' title 'longest wait of a rank'\n", png)
+
+
 def curves(outdir, files):
     os.makedirs(outdir, exist_ok=True)
     for path in files:
-        recs = [json.loads(l) for l in open(path) if l.strip()]
-        if not recs:
+        recs, steps = records(path)
+        if not recs and not steps:
             print(f"plot: {path}: no records, skipped", file=sys.stderr)
             continue
         name = os.path.splitext(os.path.basename(path))[0]
-        # an epoch of a partial record counts as a fraction of an epoch
-        spe = next((r["step"] / r["epoch"] for r in recs if not r["partial"]), None)
-        rows = []
-        for r in recs:
-            x = r["step"] / spe if spe else r["epoch"]
-            acc = 100 * r["test_accuracy"] if r.get("test_accuracy") is not None else "NaN"
-            tl = r["test_loss"] if r.get("test_loss") is not None else "NaN"
-            rows.append((round(x, 4), r["wall_seconds"], r["train_loss"], tl, acc))
         png = os.path.join(outdir, f"curves_{name}.png")
-        left = "set ylabel 'loss'\nset logscale y\nset grid\nset key top right\n"
-        right = "unset logscale y\nset ylabel 'test accuracy (%)'\nset key bottom right\n"
-        lp = "with linespoints lw 2 pt 7"
-        gnuplot(TERM.replace("900,560", "1100,760") + f"set output '{png}'\n" + block("c", rows) +
-                f"set multiplot layout 2,2 title '{name}: {recs[-1]['ranks']} ranks x {recs[-1]['threads']} thread(s), batch {recs[-1]['global_batch']}'\n"
-                "set xlabel 'epoch'\n" + left +
-                f"plot $c using 1:3 {lp} title 'train', $c using 1:4 {lp} title 'test'\n" + right +
-                f"plot $c using 1:5 {lp} title 'test accuracy'\n"
-                "set xlabel 'wall time (s)'\n" + left +
-                f"plot $c using 2:3 {lp} title 'train', $c using 2:4 {lp} title 'test'\n" + right +
-                f"plot $c using 2:5 {lp} title 'test accuracy'\nunset multiplot\n", png)
+        if steps:
+            step_curves(png, name, recs, steps)
+            step_split(os.path.join(outdir, f"steps_{name}.png"), name, steps)
+        else:
+            epoch_curves(png, name, recs)
 
 
 def projection(csv_path, outdir, node=None):

@@ -39,6 +39,25 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def step_view(rows, plots, out, p):
+    """From the step records (--log-every): how steady the steps were, and the worst
+    wait of any rank for the reduction (a straggler shows here first)."""
+    with_steps = [r for r in rows if r.get("step_records") not in (None, "", "0")]
+    if not with_steps:
+        return
+    p("\n## Step by step\n")
+    p("From the step records (`--log-every`, each the mean of its window's steps): the "
+      "median and 95th percentile of a window's step time (slowest rank), and the longest "
+      "a rank waited for the gradient reduction, per step of a window.\n")
+    p("| run | step records | step ms p50 | step ms p95 | longest wait ms |")
+    p("|---|---|---|---|---|")
+    for r in with_steps:
+        p(f"| {r['run']} | {r['step_records']} | {fmt(r['step_ms_p50'], 1)} | "
+          f"{fmt(r['step_ms_p95'], 1)} | {fmt(r['max_wait_ms'], 1)} |")
+    for f in sorted(f for f in os.listdir(plots) if f.startswith("steps_")) if os.path.isdir(plots) else []:
+        p(f"\n![Where the steps went]({rel(os.path.join(plots, f), out)})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
@@ -82,6 +101,7 @@ def main():
     curves = sorted(f for f in os.listdir(plots) if f.startswith("curves_")) if os.path.isdir(plots) else []
     for c in curves:
         p(f"\n![Training curves]({rel(os.path.join(plots, c), out)})")
+    step_view(rows, plots, out, p)
     if a.projection:
         d = a.projection
         p("\n## Beyond this machine: allreduce model and projection\n")

@@ -29,7 +29,7 @@ while read -r k r t b; do
   echo "sweep: $name (global batch $b, bind $DPTRAIN_BIND)"
   # shellcheck disable=SC2086
   DP_RANKS=$r DP_THREADS=$t dp_launch --model "$SWEEP_MODEL" --batch "$b" --steps "$SWEEP_STEPS" \
-    --metrics "$out/runs/$name.jsonl" --no-progress $SWEEP_ARGS < /dev/null > "$out/runs/$name.log" 2>&1 \
+    --metrics "$out/runs/$name.jsonl" --log-every "$SWEEP_LOG_EVERY" --no-progress $SWEEP_ARGS < /dev/null > "$out/runs/$name.log" 2>&1 \
     || { tail -5 "$out/runs/$name.log" >&2; echo "sweep: $name failed" >&2; exit 1; }
 done < <(sweep_configs "$kind")
 "$repo/scripts/report.sh" "$out"

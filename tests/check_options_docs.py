@@ -26,7 +26,7 @@ OUTSIDE = {
     "mpirun": ["map-by", "bind-to", "oversubscribe", "np", "host", "hostfile", "report-bindings"],
     "srun/sbatch": ["mpi", "kill-on-bad-exit", "cpu-bind", "signal", "time", "partition",
                     "account", "ntasks", "ntasks-per-node", "cpus-per-task", "nodes", "array",
-                    "output", "requeue", "open-mode"],
+                    "output", "requeue", "open-mode", "pty"],
     "cmake": ["build", "install", "target", "parallel", "prefix"],
     "ctest": ["output-on-failure", "test-dir"],
     "docker/podman": ["privileged"],

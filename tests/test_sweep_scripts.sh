@@ -50,6 +50,11 @@ c1=$($py -c "import csv; print([r for r in csv.DictReader(open('$WORK/sweep/swee
 [[ $c1 =~ ^[0-9a-f]{16}$ ]] || fail "no weights checksum in sweep.csv: '$c1'"
 expect_in "$WORK/sweep/report.md" "all strong-scaling runs end with weights checksum $c1"
 expect_in "$WORK/sweep/report.md" "![Step time: compute, allreduce, data](plots/step_split.png)"
+# the step records of every run (--log-every) in the CSV and the report's step view
+grep -q "^strong-r2-t1,.*,1,[0-9.]\+,[0-9.]\+,[0-9.]\+.\?$" "$WORK/sweep/sweep.csv" \
+  || fail "sweep.csv lacks the step view of strong-r2-t1: $(cat "$WORK/sweep/sweep.csv")"
+expect_in "$WORK/sweep/report.md" "## Step by step"
+expect_in "$WORK/sweep/report.md" "| strong-r2-t1 | 1 |"
 # curves for any run, several epochs
 "$DPTRAIN" --train "$WORK/train" --test "$WORK/test.h5" --epochs 3 --batch 40 --threads 1 \
   --quiet --metrics "$WORK/three.jsonl"

@@ -93,6 +93,11 @@ double comm_allreduce_max_double(double v)
     return out;
 }
 
+void comm_allreduce_max_doubles(double *buf, int n)
+{
+    MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+}
+
 void comm_broadcast(void *buf, size_t bytes, int root)
 {
     char *p = buf;
@@ -114,6 +119,9 @@ struct dp_reducer {
     size_t *begin, *end;
     MPI_Request *req;
     int nbuckets;
+    dp_bucket_done on_done; /* NULL: requests tested and waited for all together */
+    void *on_done_ctx;
+    int *done;              /* [nbuckets]: MPI_Testsome/Waitsome's indices */
 };
 
 dp_reducer *reducer_create(int64_t *buf, const size_t *begin, const size_t *end, int nbuckets,
@@ -125,7 +133,8 @@ dp_reducer *reducer_create(int64_t *buf, const size_t *begin, const size_t *end,
     r->begin = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
     r->end = dp_calloc((size_t)nbuckets, sizeof(size_t), "reducer", err);
     r->req = dp_calloc((size_t)nbuckets, sizeof(MPI_Request), "reducer", err);
-    if (!r->begin || !r->end || !r->req) {
+    r->done = dp_calloc((size_t)nbuckets, sizeof(int), "reducer", err);
+    if (!r->begin || !r->end || !r->req || !r->done) {
         reducer_free(r);
         return NULL;
     }
@@ -151,16 +160,41 @@ void reducer_start(dp_reducer *r, int b)
                    MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
 }
 
+void reducer_on_done(dp_reducer *r, dp_bucket_done fn, void *ctx)
+{
+    r->on_done = fn;
+    r->on_done_ctx = ctx;
+}
+
+/* Report the buckets MPI_Testsome/Waitsome found complete (their requests are now null). */
+static void report_done(dp_reducer *r, int count)
+{
+    for (int i = 0; i < count && count != MPI_UNDEFINED; i++)
+        r->on_done(r->on_done_ctx, r->done[i]);
+}
+
 void reducer_progress(dp_reducer *r)
 {
-    int done;
-    MPI_Testall(r->nbuckets, r->req, &done, MPI_STATUSES_IGNORE);
+    int count;
+    if (!r->on_done) {
+        MPI_Testall(r->nbuckets, r->req, &count, MPI_STATUSES_IGNORE);
+        return;
+    }
+    MPI_Testsome(r->nbuckets, r->req, &count, r->done, MPI_STATUSES_IGNORE);
+    report_done(r, count);
 }
 
 double reducer_wait(dp_reducer *r)
 {
     double t0 = MPI_Wtime();
-    MPI_Waitall(r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+    if (!r->on_done) {
+        MPI_Waitall(r->nbuckets, r->req, MPI_STATUSES_IGNORE);
+        return MPI_Wtime() - t0;
+    }
+    for (int count = 0; count != MPI_UNDEFINED;) {
+        MPI_Waitsome(r->nbuckets, r->req, &count, r->done, MPI_STATUSES_IGNORE);
+        report_done(r, count);
+    }
     return MPI_Wtime() - t0;
 }
 
@@ -171,6 +205,7 @@ void reducer_free(dp_reducer *r)
     free(r->begin);
     free(r->end);
     free(r->req);
+    free(r->done);
     free(r);
 }
 
@@ -184,6 +219,63 @@ uint64_t comm_allreduce_sum_u64(uint64_t v)
 void comm_gather_i64(const int64_t *mine, int n, int64_t *all)
 {
     MPI_Gather(mine, n, MPI_INT64_T, all, n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+}
+
+void comm_gatherv_bytes(const void *mine, int64_t bytes, void *all, const int64_t *counts)
+{
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int *n = NULL, *at = NULL;
+    if (rank == 0) {
+        n = malloc((size_t)size * sizeof(int));
+        at = malloc((size_t)size * sizeof(int));
+        if (!n || !at)
+            comm_abort(1); /* cannot join the gather: end the job rather than hang it */
+        int64_t sum = 0;
+        for (int r = 0; r < size; r++) {
+            n[r] = (int)counts[r];
+            at[r] = (int)sum;
+            sum += counts[r];
+        }
+    }
+    MPI_Gatherv(mine, (int)bytes, MPI_BYTE, all, n, at, MPI_BYTE, 0, MPI_COMM_WORLD);
+    free(n);
+    free(at);
+}
+
+enum { TAG_CLOCK = 4711 };
+
+void comm_clock_offsets(const dp_comm *c, int rounds, double *offset, double *error)
+{
+    for (int r = 1; r < c->size; r++) {
+        if (c->rank == 0) {
+            double best = 1e30, off = 0.0, there;
+            for (int k = 0; k < rounds; k++) {
+                double t0 = MPI_Wtime();
+                MPI_Send(&t0, 1, MPI_DOUBLE, r, TAG_CLOCK, MPI_COMM_WORLD);
+                MPI_Recv(&there, 1, MPI_DOUBLE, r, TAG_CLOCK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                double t1 = MPI_Wtime();
+                if (t1 - t0 < best) {
+                    best = t1 - t0;
+                    off = there - 0.5 * (t0 + t1);
+                }
+            }
+            offset[r] = off;
+            error[r] = 0.5 * best;
+        } else if (c->rank == r) {
+            for (int k = 0; k < rounds; k++) {
+                double t;
+                MPI_Recv(&t, 1, MPI_DOUBLE, 0, TAG_CLOCK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                t = MPI_Wtime();
+                MPI_Send(&t, 1, MPI_DOUBLE, 0, TAG_CLOCK, MPI_COMM_WORLD);
+            }
+        }
+    }
+    if (c->rank == 0) {
+        offset[0] = 0.0;
+        error[0] = 0.0;
+    }
 }
 
 _Static_assert(sizeof(MPI_Request) <= sizeof(((dp_vote *)0)->request),

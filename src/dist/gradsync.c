@@ -54,6 +54,8 @@ struct dp_gradsync {
     int next_seg;         /* segments moved for the current group */
     int next_bucket;      /* buckets whose extras are written (and reduction started) */
     int started;          /* buckets whose reduction was started */
+    dp_bucket_event observe; /* tracing, or NULL */
+    void *observe_ctx;
 };
 
 static int ceil_log2(int n)
@@ -215,6 +217,25 @@ void gradsync_free(dp_gradsync *gs)
 
 int gradsync_buckets(const dp_gradsync *gs) { return gs->reducer ? gs->nb : 0; }
 
+size_t gradsync_bucket_bytes(const dp_gradsync *gs, int b)
+{
+    return (gs->b[b].end - gs->b[b].begin) * sizeof(int64_t);
+}
+
+static void bucket_done(void *ctx, int b)
+{
+    const dp_gradsync *gs = ctx;
+    gs->observe(gs->observe_ctx, b, 1);
+}
+
+void gradsync_observe(dp_gradsync *gs, dp_bucket_event fn, void *ctx)
+{
+    gs->observe = fn;
+    gs->observe_ctx = ctx;
+    if (gs->reducer)
+        reducer_on_done(gs->reducer, fn ? bucket_done : NULL, gs);
+}
+
 int gradsync_exponent_count(const dp_gradsync *gs) { return gs->nt; }
 
 void gradsync_get_exponents(const dp_gradsync *gs, int *e)
@@ -311,8 +332,11 @@ static void close_and_start(dp_gradsync *gs, int upto_segment, int start)
 {
     while (gs->next_bucket < gs->nb && gs->b[gs->next_bucket].seg1 <= upto_segment)
         close_bucket(gs, gs->next_bucket++);
-    while (start && gs->reducer && gs->started < gs->next_bucket)
+    while (start && gs->reducer && gs->started < gs->next_bucket) {
+        if (gs->observe)
+            gs->observe(gs->observe_ctx, gs->started, 0);
         reducer_start(gs->reducer, gs->started++);
+    }
 }
 
 void gradsync_ready(dp_gradsync *gs, int ready_after)

@@ -81,6 +81,28 @@ static int set_tutorial(const cli_opt *o, const char *value, cli_ctx *ctx, dp_er
     return 0;
 }
 
+enum { TRACE_MAX_STEPS = 10000 };
+
+static int set_trace_steps(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
+{
+    (void)o;
+    char first[32];
+    const char *colon = strchr(value, ':');
+    long a = 0, b = 0;
+    size_t n = colon ? (size_t)(colon - value) : 0;
+    if (!colon || n == 0 || n >= sizeof first)
+        return dp_fail(err, "--trace-steps: expected A:B (steps A to B, e.g. 10:20), got '%s'",
+                       value);
+    memcpy(first, value, n);
+    first[n] = 0;
+    if (cli_long_value("--trace-steps (A)", first, 1, 1L << 40, &a, err) ||
+        cli_long_value("--trace-steps (B)", colon + 1, a, a + TRACE_MAX_STEPS - 1, &b, err))
+        return -1;
+    ctx->cfg->trace_first = a;
+    ctx->cfg->trace_last = b;
+    return 0;
+}
+
 static int show_help(const cli_opt *o, const char *value, cli_ctx *ctx, dp_err *err)
 {
     (void)o, (void)value, (void)err;
@@ -225,9 +247,24 @@ const cli_opt cli_options[] = {
              "may use divided among the ranks on its node, at least 1"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
      .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
-    {"progress", NULL, CLI_FLAG(progress, 1), .shown = "on when stderr is a terminal",
-     .section = SEC_RUN, .help = "the live progress bar on stderr"},
-    {"no-progress", NULL, CLI_FLAG(progress, 0), .section = SEC_RUN, .help = "no progress bar"},
+    {"log-every", "N", CLI_INT(log_every, 1, 1L << 40), .shown = "off", .section = SEC_RUN,
+     .help = "also a step record in --metrics every N optimizer steps (and at an epoch's "
+             "end): loss, accuracy, lr, images/s and the step's time split, mean and max "
+             "over ranks"},
+    {"trace", "FILE", CLI_STRING(trace), .if_empty = "empty path", .section = SEC_RUN,
+     .help = "write a timeline of every rank (Chrome trace-event JSON, for Perfetto or "
+             "chrome://tracing) over the --trace-steps window (rank 0 writes)"},
+    {"trace-steps", "A:B", .parse = set_trace_steps, .init = "1:20", .section = SEC_RUN,
+     .help = "the steps --trace records, A to B (1-based, at most 10000 steps), with the "
+             "evaluation and checkpoints between them"},
+    {"progress", NULL, CLI_FLAG(progress, 1), .shown = "on when the output is a terminal",
+     .section = SEC_RUN,
+     .help = "the live progress bar on stderr (rank 0), also when stderr is no terminal; by "
+             "default it is drawn when rank 0's stderr reaches a terminal, directly or "
+             "through the launcher beside it (mpirun, srun --pty), else a plain line every "
+             "quarter of an epoch longer than 30 s"},
+    {"no-progress", NULL, CLI_FLAG(progress, 0), .section = SEC_RUN,
+     .help = "no progress bar and no progress lines"},
     {"quiet", NULL, CLI_FLAG(quiet, 1), .section = SEC_RUN, .help = "only errors"},
     {"clip-grad-norm", "X", CLI_DOUBLE(clip_grad_norm, 1e-12, 1e12), .shown = "off",
      .section = SEC_RUN, .help = "scale the averaged gradients to global L2 norm X when "
@@ -315,6 +352,11 @@ int cli_check_combinations(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
     if (cfg->resume && cfg->init_from)
         return dp_fail(err, "--resume and --init-from: give one (a resume restores the weights "
                             "from the checkpoint)");
+    if (cfg->log_every && !cfg->metrics)
+        return dp_fail(err, "--log-every %ld: needs --metrics FILE to write the step records to",
+                       cfg->log_every);
+    if (cli_given(ctx, "trace-steps") && !cfg->trace)
+        return dp_fail(err, "--trace-steps: only with --trace FILE");
     if (cfg->reinit && !cfg->init_from)
         return dp_fail(err, "--reinit %s: only with --init-from (without it every layer is "
                             "freshly initialised anyway)", cfg->reinit);

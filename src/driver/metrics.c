@@ -13,7 +13,7 @@ int metrics_open(FILE **f, const char *path, dp_err *err)
 
 int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err)
 {
-    fprintf(f, "{\"epoch\":%d,\"step\":%ld,\"partial\":%s,\"lr\":%.6g,\"train_loss\":%.6f,"
+    fprintf(f, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%ld,\"partial\":%s,\"lr\":%.6g,\"train_loss\":%.6f,"
                "\"train_accuracy\":%.6f,",
             r->epoch, r->step, r->partial ? "true" : "false", r->lr, r->train_loss,
             r->train_accuracy);
@@ -31,28 +31,4 @@ int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err)
     if (fflush(f) != 0 || ferror(f))
         return dp_fail(err, "--metrics: write failed: %s", strerror(errno));
     return 0;
-}
-
-void progress_draw(FILE *out, int epoch, int epochs, long done, long total, double loss,
-                   double images_per_sec)
-{
-    const int width = 30;
-    int filled = total > 0 ? (int)(width * done / total) : 0;
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < filled ? '#' : '.';
-    bar[width] = 0;
-    if (epochs > 0)
-        fprintf(out, "\repoch %d/%d [%s] %ld/%ld loss %.4f %.0f img/s ", epoch, epochs, bar, done,
-                total, loss, images_per_sec);
-    else
-        fprintf(out, "\repoch %d [%s] %ld/%ld loss %.4f %.0f img/s ", epoch, bar, done, total,
-                loss, images_per_sec);
-    fflush(out);
-}
-
-void progress_clear(FILE *out)
-{
-    fprintf(out, "\r%*s\r", 79, "");
-    fflush(out);
 }

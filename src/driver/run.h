@@ -13,6 +13,8 @@
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/dist/watchdog.h"
 #include "dptrain/driver/cli.h"
+#include "dptrain/driver/observe.h"
+#include "dptrain/driver/progress.h"
 #include "dptrain/driver/resume.h"
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
@@ -32,7 +34,8 @@ typedef struct {
     dp_gradsync *sync;
     dp_workspace ws;
     dp_plan plan;
-    int max_local, eval_batch; /* the most samples a step gives this rank; test batch */
+    int max_local, eval_batch; /* the most samples a pass gives this rank; test batch */
+    int max_groups;            /* the most groups a step gives this rank */
     int64_t *sample_index;     /* this step's samples: global indices (dropout masks) */
     int64_t *batch_idx;        /* and indices into this rank's data */
     uint8_t *batch_labels;
@@ -46,6 +49,8 @@ typedef struct {
     dp_vote vote;     /* the stop vote in flight */
     dp_watchdog *watchdog;
     double start_time;
+    dp_progress progress; /* rank 0's bar or lines (off on the other ranks) */
+    dp_observe *obs;      /* --log-every, --trace; NULL when both are off */
 } run_state;
 
 int setup(run_state *s, dp_err *err);

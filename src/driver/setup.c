@@ -137,6 +137,8 @@ static void plan_steps(run_state *s)
     for (long t = 0; t < s->plan.steps; t++) { /* the most samples one pass takes */
         dp_step_share sh;
         plan_share(&s->plan, t, s->comm.rank, &sh);
+        if (sh.group1 - sh.group0 > s->max_groups)
+            s->max_groups = sh.group1 - sh.group0;
         for (int k = 0; k < N; k++) {
             const int n = sh.group1 - sh.group0;
             const int a = sh.group0 + (int)((long)n * k / N);
@@ -215,6 +217,20 @@ static int allocate(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
+/* The progress bar or lines (rank 0), the step log and the trace. */
+static int start_observers(run_state *s, dp_err *err)
+{
+    const dp_config *cfg = &s->cfg;
+    progress_init(&s->progress, s->comm.rank == 0 ? cfg->progress : 0, cfg->quiet, s->epochs,
+                  s->run.total_steps, cli_global_batch(cfg));
+    int rc = observe_create(&s->obs, &s->comm, cfg, s->metrics, &s->model, s->sync,
+                            s->run.total_steps - s->step, s->max_groups, err);
+    if (comm_agree(&s->comm, rc, err))
+        return -1;
+    observe_start(s->obs, &s->comm);
+    return 0;
+}
+
 static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
@@ -239,6 +255,8 @@ int setup(run_state *s, dp_err *err)
         return -1;
     if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,
                            err))
+        return -1;
+    if (start_observers(s, err))
         return -1;
     show_banner(s);
     return 0;
@@ -273,6 +291,7 @@ int finish_run(run_state *s, dp_err *err)
 
 void teardown(run_state *s)
 {
+    observe_free(s->obs);
     gradsync_free(s->sync);
     watchdog_stop(s->watchdog);
     if (s->metrics)

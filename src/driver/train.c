@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "dptrain/data/batch.h"
 #include "dptrain/data/plan.h"
@@ -24,6 +23,8 @@
 #include "dptrain/driver/datasets.h"
 #include "dptrain/driver/metrics.h"
 #include "dptrain/driver/model_views.h"
+#include "dptrain/driver/observe.h"
+#include "dptrain/driver/progress.h"
 #include "dptrain/driver/report.h"
 #include "dptrain/driver/resume.h"
 #include "dptrain/driver/signals.h"
@@ -93,7 +94,8 @@ static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, in
     f->data += comm_time() - t0;
     dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
                     .step = s->step, .sample_index = s->sample_index,
-                    .grad_scale = 1.0 / sh->slots, .done = sync_hook, .done_ctx = s->sync};
+                    .grad_scale = 1.0 / sh->slots, .done = sync_hook, .done_ctx = s->sync,
+                    .timing = s->obs ? observe_layer : NULL, .timing_ctx = s->obs};
     int correct = 0;
     f->loss += model_forward(&s->model, &s->ws, &pass, &correct);
     f->correct += correct;
@@ -132,6 +134,7 @@ static void compute_gradient(run_state *s, long t, step_figures *f)
 /* One optimizer step on this rank's groups of the global batch. */
 static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_err *err)
 {
+    observe_step_begin(s->obs, s->step + 1);
     const long t = s->step % s->run.steps_per_epoch;
     double t0 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
@@ -147,6 +150,10 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);
     s->step++;
     double t4 = comm_time();
+    /* the step's marks as the observers read them: data first, the waiting last */
+    observe_step_end(s->obs, s->step,
+                     &(dp_step_marks){t0, t0 + f.data, t2 - f.waited, t3, t4}, f.loss,
+                     (int)f.correct, (int)f.samples);
     sums->loss += f.loss;
     sums->correct += f.correct;
     sums->samples += f.samples;
@@ -162,8 +169,11 @@ static int save_checkpoint(run_state *s, dp_err *err)
 {
     /* Writing may take longer than a step: not watched (the next step re-arms it). */
     watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
-    return ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, s->step,
-                             err);
+    double t0 = comm_time();
+    int rc = ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, s->step,
+                               err);
+    observe_span(s->obs, OBSERVE_CHECKPOINT, t0, comm_time());
+    return rc;
 }
 
 /* The steps of one epoch (fewer when the run ends or stops in it). */
@@ -174,9 +184,7 @@ static int train_epoch(run_state *s, int epoch, long *in_epoch, epoch_sums *sums
     const long epoch_steps = s->run.total_steps - (s->step - first) < spe
                                  ? s->run.total_steps - (s->step - first)
                                  : spe;
-    const int progress = s->comm.rank == 0 && !s->cfg.quiet &&
-        (s->cfg.progress == 1 || (s->cfg.progress == -1 && isatty(STDERR_FILENO)));
-    double t_epoch = comm_time(), last_draw = 0.0;
+    progress_epoch_begin(&s->progress, epoch, first, epoch_steps, comm_time());
     for (; *in_epoch < spe && s->step < s->run.total_steps && !s->stop_signal; ++*in_epoch) {
         if (train_step(s, epoch, sums, lr, err))
             return -1;
@@ -188,17 +196,15 @@ static int train_epoch(run_state *s, int epoch, long *in_epoch, epoch_sums *sums
                    save_checkpoint(s, err)) {
             return -1;
         }
-        double now = comm_time();
-        if (progress && (now - last_draw > 0.25 || *in_epoch + 1 == epoch_steps)) {
-            last_draw = now;
-            progress_draw(stderr, epoch, s->epochs, *in_epoch + 1, epoch_steps,
-                          sums->loss / sums->samples,
-                          (double)(*in_epoch + 1 - first) * cli_global_batch(&s->cfg) / (now - t_epoch));
-        }
+        if (observe_after_step(s->obs, s->step, epoch, *lr, comm_time() - s->start_time, 0,
+                               &s->comm, err))
+            return -1;
+        progress_step(&s->progress, *in_epoch + 1, s->step, sums->loss / sums->samples,
+                      comm_time());
     }
-    if (progress)
-        progress_clear(stderr);
-    return 0;
+    progress_epoch_end(&s->progress, comm_time());
+    return observe_after_step(s->obs, s->step, epoch, *lr, comm_time() - s->start_time, 1,
+                              &s->comm, err);
 }
 
 /* Loss sum, correct count and sample count over this rank's test slice. */
@@ -246,8 +252,10 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
                         double lr, double seconds, dp_err *err)
 {
     double t_eval = comm_time();
-    if (s->has_test && !s->stop_signal)
+    if (s->has_test && !s->stop_signal) {
         evaluate(s, sums);
+        observe_span(s->obs, OBSERVE_EVAL, t_eval, comm_time());
+    }
     comm_allreduce_sum_double((double *)sums, (int)(sizeof *sums / sizeof(double)));
     dp_epoch_record r;
     fill_record(s, &r, sums, epoch, lr, comm_allreduce_max_double(seconds));
@@ -286,6 +294,8 @@ static int train_loop(run_state *s, dp_err *err)
             rc = save_checkpoint(s, err);
     }
     comm_vote_finish(&s->vote); /* every rank leaves with the same vote in flight */
+    if (rc == 0)
+        rc = observe_finish(s->obs, &s->comm, &s->model, s->sync, err);
     return rc;
 }
 

@@ -108,6 +108,13 @@ static int lowest_trained_layer(const dp_model *m)
     return m->nlayers;
 }
 
+/* The pass's timing hook, when it has one. */
+static void timing(const dp_pass *pass, int layer, int backward, int end)
+{
+    if (pass->timing)
+        pass->timing(pass->timing_ctx, layer, backward, end);
+}
+
 double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)
 {
     dp_layer_io io;
@@ -115,11 +122,17 @@ double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *co
         if (m->layers[i].absorbed)
             continue;
         layer_io_init(&io, m, ws, i, pass);
+        timing(pass, i, 0, 0);
         m->layers[i].kind->forward(&io);
+        timing(pass, i, 0, 1);
     }
     const int last = m->nlayers - 1, backward = pass->train && !pass->forward_only;
-    return softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last], pass->labels,
-                        pass->B, m->num_classes, pass->grad_scale != 0.0 ? pass->grad_scale : 1.0);
+    timing(pass, m->nlayers, 0, 0);
+    double loss = softmax_xent(backward ? ws->dact[last] : NULL, correct, ws->act[last],
+                               pass->labels, pass->B, m->num_classes,
+                               pass->grad_scale != 0.0 ? pass->grad_scale : 1.0);
+    timing(pass, m->nlayers, 0, 1);
+    return loss;
 }
 
 /* Narrow a layer's io to samples [n0, n1): every buffer is sample-major, and a kind's work
@@ -149,7 +162,9 @@ void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, 
             if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
                 io.din = NULL;
             io_narrow(&io, m, i, n0, n1);
+            timing(pass, i, 1, 0);
             L->kind->backward(&io);
+            timing(pass, i, 1, 1);
         }
         if (pass->done)
             pass->done(pass->done_ctx, i);

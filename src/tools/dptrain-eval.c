@@ -1,9 +1,11 @@
 /* dptrain-eval: load weights (a weights file, a checkpoint, or a PyTorch export) and
  * report loss, accuracy, per-class accuracy and the confusion matrix on a data set,
- * on any number of ranks; optionally write per-sample predictions as CSV.
+ * on any number of ranks; optionally write per-sample predictions as CSV and the
+ * confusion matrix as a picture (eval_plot.c).
  *
  *   mpirun -n 4 dptrain-eval --weights model.h5 [--model M] [--data PATH]
- *                            [--predictions FILE] [--normalize M,S] [--classes K]
+ *                            [--predictions FILE] [--plot FILE.png] [--normalize M,S]
+ *                            [--classes K]
  *
  * Each rank evaluates a contiguous slice of the data (the same split as dptrain's test
  * evaluation); the sums and the confusion matrix are reduced, and the prediction lines
@@ -20,6 +22,7 @@
 #include "dptrain/driver/datasets.h"
 #include "dptrain/net/model.h"
 #include "dptrain/persist/weights.h"
+#include "eval_plot.h"
 
 static const char usage_text[] =
     "usage: mpirun -n RANKS dptrain-eval --weights FILE [options]\n"
@@ -32,6 +35,9 @@ static const char usage_text[] =
     "  --data PATH         data: directory of shards, one .h5 or a comma list\n"
     "                      (default data/mnist/test.h5)\n"
     "  --predictions FILE  per-sample CSV: index,label,predicted,prob0,...,probK-1\n"
+    "  --plot FILE.png     the confusion matrix as a heat map (rows normalised, counts in\n"
+    "                      the cells) and each class's accuracy as bars (gnuplot, or\n"
+    "                      the one DPTRAIN_GNUPLOT names)\n"
     "  --normalize M,S     as used in training: feed (pixel/255 - M)/S\n"
     "  --classes K         number of classes (default: the data's num_classes attribute,\n"
     "                      else the largest label + 1)\n"
@@ -39,7 +45,7 @@ static const char usage_text[] =
     "Exit status: 0 done, 1 runtime error, 2 bad options.\n";
 
 typedef struct {
-    const char *weights, *model, *data, *predictions;
+    const char *weights, *model, *data, *predictions, *plot;
     int normalize, classes, batch;
     float mean, std;
 } eval_options;
@@ -50,7 +56,8 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         {"weights", required_argument, 0, 'w'}, {"model", required_argument, 0, 'm'},
         {"data", required_argument, 0, 'd'},    {"predictions", required_argument, 0, 'p'},
         {"normalize", required_argument, 0, 'n'}, {"classes", required_argument, 0, 'k'},
-        {"batch", required_argument, 0, 'b'},   {"help", no_argument, 0, 'h'},
+        {"batch", required_argument, 0, 'b'},   {"plot", required_argument, 0, 'P'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->model = "reference";
@@ -67,6 +74,7 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         case 'm': o->model = optarg; break;
         case 'd': o->data = optarg; break;
         case 'p': o->predictions = optarg; break;
+        case 'P': o->plot = optarg; break;
         case 'n': {
             double m = strtod(optarg, &end), s = 0;
             if (end == optarg || *end != ',' || (s = strtod(end + 1, &end)) <= 0 || *end ||
@@ -131,6 +139,8 @@ static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e,
         dp_prefix(err, "--weights");
     if (rc == 0)
         rc = workspace_create(&e->ws, &e->m, o->batch, err);
+    if (rc == 0 && o->plot && comm->rank == 0) /* before the work, not after it */
+        rc = eval_plot_check(o->plot, err);
     if (rc == 0) {
         e->cm = dp_calloc((size_t)e->K * e->K + 1, sizeof(double), "confusion matrix", err);
         e->labels = dp_calloc((size_t)o->batch, 1, "labels", err);
@@ -248,6 +258,29 @@ static void print_report(const eval_options *o, const eval_state *e, int ranks)
         printf("predictions: %s\n", o->predictions);
 }
 
+/* --plot (rank 0), agreed; 0 or 1, the exit status. */
+static int plot(const dp_comm *comm, const eval_options *o, const eval_state *e, dp_err *err)
+{
+    if (!o->plot)
+        return 0;
+    int rc = 0;
+    if (comm->rank == 0) {
+        double total = 0, right = 0;
+        for (int t = 0; t < e->K; t++)
+            for (int p = 0; p < e->K; p++) {
+                total += e->cm[(size_t)t * e->K + p];
+                right += t == p ? e->cm[(size_t)t * e->K + p] : 0;
+            }
+        char title[1024];
+        snprintf(title, sizeof title, "%s on %s: %.0f samples, accuracy %.2f%%", o->weights,
+                 o->data, total, total > 0 ? 100.0 * right / total : 0.0);
+        rc = eval_plot_write(o->plot, e->cm, e->K, title, err);
+        if (rc == 0)
+            printf("plot: %s\n", o->plot);
+    }
+    return comm_agree(comm, rc, err) ? 1 : 0;
+}
+
 static void eval_free(eval_state *e)
 {
     free(e->lines);
@@ -284,7 +317,7 @@ int main(int argc, char **argv)
         if (!o.predictions || write_predictions(&comm, &o, &e, &err) == 0) {
             if (comm.rank == 0)
                 print_report(&o, &e, comm.size);
-            status = 0;
+            status = plot(&comm, &o, &e, &err);
         }
     }
     if (status && comm.rank == 0)

@@ -34,6 +34,8 @@ void comm_allreduce_sum_double(double *buf, int n);
 int64_t comm_allreduce_min_i64(int64_t v);
 int64_t comm_allreduce_max_i64(int64_t v);
 double comm_allreduce_max_double(double v);
+/* In-place element-wise maxima over all ranks. */
+void comm_allreduce_max_doubles(double *buf, int n);
 void comm_broadcast(void *buf, size_t bytes, int root);
 /* Rank 0 receives every rank's host name into hosts[size][64]; others pass NULL. */
 void comm_gather_hosts(const dp_comm *c, char (*hosts)[64]);
@@ -51,6 +53,16 @@ void comm_vote_start(dp_vote *v, int flag);
 int comm_vote_finish(dp_vote *v);
 /* Rank 0 receives every rank's n values, rank order, into all[size * n]; others pass NULL. */
 void comm_gather_i64(const int64_t *mine, int n, int64_t *all);
+/* Rank 0 receives every rank's bytes (mine[bytes], bytes < 2 GiB), rank order, into all,
+ * rank r's at all + the sum of counts[0..r); counts[size] are the byte counts rank 0
+ * learnt first (comm_gather_i64). Others pass NULL for all and counts. */
+void comm_gatherv_bytes(const void *mine, int64_t bytes, void *all, const int64_t *counts);
+/* Collective: how far each rank's comm_time() clock is from rank 0's, by ping-pong with
+ * rank 0, one rank after the other: of `rounds` round trips, the shortest gives
+ * offset = (the rank's time at the bounce) - (midpoint of rank 0's send and receive
+ * times), with an error of at most half that round trip. Rank 0 receives offset[size]
+ * and error[size] (its own 0, 0); others pass NULL. */
+void comm_clock_offsets(const dp_comm *c, int rounds, double *offset, double *error);
 
 /* Bucketed reduction of integers (the exact gradient sum, gradsync.h). The buffer is cut
  * into contiguous buckets; each is summed across ranks with its own non-blocking
@@ -65,6 +77,11 @@ void reducer_start(dp_reducer *r, int bucket);
 void reducer_progress(dp_reducer *r);
 /* Wait for every started bucket; returns the seconds spent waiting. */
 double reducer_wait(dp_reducer *r);
+/* Optional (tracing): fn(ctx, bucket) as each bucket is seen complete, in the progress
+ * calls and the wait. With fn the requests are tested one by one (MPI_Testsome,
+ * MPI_Waitsome) instead of all together; the reductions and their bits are the same. */
+typedef void (*dp_bucket_done)(void *ctx, int bucket);
+void reducer_on_done(dp_reducer *r, dp_bucket_done fn, void *ctx);
 void reducer_free(dp_reducer *r);
 
 #endif

@@ -56,6 +56,13 @@ int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_
 void gradsync_free(dp_gradsync *gs);
 int gradsync_buckets(const dp_gradsync *gs);
 
+/* Optional (tracing): fn(ctx, bucket, 0) as a bucket's reduction starts and
+ * fn(ctx, bucket, 1) as this rank sees it complete; NULL turns it off (the default). */
+typedef void (*dp_bucket_event)(void *ctx, int bucket, int done);
+void gradsync_observe(dp_gradsync *gs, dp_bucket_event fn, void *ctx);
+/* The bytes bucket b reduces. */
+size_t gradsync_bucket_bytes(const dp_gradsync *gs, int bucket);
+
 /* A new step whose global batch has `groups` groups: the accumulator is cleared and the
  * float gradient buffer zeroed. */
 void gradsync_begin(dp_gradsync *gs, int groups);

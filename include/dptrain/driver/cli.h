@@ -54,6 +54,10 @@ typedef struct {
     const char *reinit, *freeze; /* comma lists of layer names */
     double clip_grad_norm; /* 0: off */
     double watchdog;       /* seconds; 0: off */
+    /* seeing training as it happens (docs/training.md, docs/trace.md) */
+    long log_every;        /* step records every N steps in --metrics; 0: off */
+    const char *trace;     /* Chrome trace-event JSON file; NULL: off */
+    long trace_first, trace_last; /* --trace-steps A:B, 1-based steps, inclusive */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */

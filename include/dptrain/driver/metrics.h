@@ -1,4 +1,5 @@
-/* metrics: per-epoch records as JSON Lines, and the live progress bar.
+/* metrics: per-epoch records as JSON Lines ("type":"epoch"; step records, "type":"step",
+ * are steplog.h's).
  *
  * Only rank 0 writes; the caller reduces the figures across ranks first. The metrics
  * file is opened for appending, so earlier records (of an earlier or resumed run) are
@@ -32,10 +33,5 @@ typedef struct {
 
 int metrics_open(FILE **f, const char *path, dp_err *err);
 int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err);
-
-/* Redraw the progress bar in place on `out` (a terminal). */
-void progress_draw(FILE *out, int epoch, int epochs, long done, long total, double loss,
-                   double images_per_sec);
-void progress_clear(FILE *out);
 
 #endif

@@ -120,6 +120,11 @@ void workspace_free(dp_workspace *ws);
  * final and may be reduced. */
 typedef void (*dp_layer_done)(void *ctx, int layer);
 
+/* Timing (profilers, traces): called just before (end 0) and just after (end 1) each
+ * layer's forward (backward 0) and backward (backward 1), and around the loss with
+ * layer == nlayers (backward 0). Layers done by the layer after them are not called. */
+typedef void (*dp_layer_timing)(void *ctx, int layer, int backward, int end);
+
 /* One whole-net pass over the B samples in ws->input. */
 typedef struct {
     const uint8_t *labels; /* [B], each < num_classes */
@@ -134,6 +139,8 @@ typedef struct {
                                   * 1/B of the global batch in training; 0 means 1 */
     dp_layer_done done;          /* NULL, or called after each layer's backward */
     void *done_ctx;
+    dp_layer_timing timing;      /* NULL, or called around each layer's work */
+    void *timing_ctx;
 } dp_pass;
 
 /* Forward over the B samples, the loss (its sum is returned) and, with train, the loss
