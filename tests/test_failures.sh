@@ -93,6 +93,16 @@ expect h5-test-missing 1 "--test: missing.h5: cannot open" 2 --train train --tes
 "$TOOLS/make_dataset" synth badlabel 400 1 2 1 > /dev/null
 expect h5-label-range-rank-local 1 "rank 1: --train" 2 --train badlabel "${T[@]}"
 expect_in out.log "badlabel/synth-00001-of-00002.h5: label 12"
+# labels against the model's classes: never read past the logits, never a model of
+# classes without samples (a stray label), never a test set of other classes
+expect label-test-out-of-range 1 "--test labels/test_label250.h5: label 250 of sample 7 (global index 7) is not one of the model's 10 classes (labels 0 to 9, from the training data)" 2 --train train --test labels/test_label250.h5 --steps 2 --no-progress
+expect label-stray-train 1 "--train labels/train_stray200.h5: its largest label makes 201 classes, but 190 of them have no sample (the first: label 10); label counts: 0:20 1:20 2:20 3:20 4:20 5:20 6:20 7:19 8:20 9:20 200:1" 2 --train labels/train_stray200.h5 "${T[@]}"
+expect_in out.log "pass --classes 201 to train 201 outputs anyway"
+expect label-test-declares-other 1 "--test labels/test_declares12.h5 declares 12 classes (num_classes attribute), the training data declare 10; pass --classes N" 2 --train train --test labels/test_declares12.h5 --steps 2 --no-progress
+expect classes-below-declared 1 "--classes 5: the training data declares 10 classes" 2 --train train --classes 5 "${T[@]}"
+expect classes-below-label 1 "--train labels/train_stray200.h5: label 200 of sample 57 (global index 57) is not one of the model's 100 classes (labels 0 to 99, --classes)" 2 --train labels/train_stray200.h5 --classes 100 "${T[@]}"
+expect classes-given 0 "replicas identical" 2 --train labels/train_stray200.h5 --classes 201 "${T[@]}"
+expect_in out.log "fc2(128->201)"
 "$TOOLS/make_dataset" synth two.h5 2 5 > /dev/null
 expect h5-more-ranks-than-samples 1 "--train two.h5: 2 samples cannot give each of 3 ranks at least one" 3 --train two.h5 "${T[@]}"
 

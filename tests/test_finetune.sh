@@ -98,6 +98,16 @@ expect_in bad.log "--weights FILE is required"
 mpi 2 "$EVAL" --weights frozen.h5 --model nopool --data test.h5 > bad.log 2>&1 \
   && fail "dptrain-eval with the wrong model was accepted"
 expect_in bad.log "--weights: frozen.h5: dataset 'fc1.weight' has shape"
+# a label the model has no class for: refused naming the file, the label and the classes
+"$PY" - lab250.h5 <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["images"] = np.zeros((30, 1, 28, 28), np.uint8)
+    f["labels"] = np.array([i % 10 if i != 21 else 250 for i in range(30)], np.uint8)
+PY
+mpi 2 "$EVAL" --weights frozen.h5 --data lab250.h5 --classes 10 > bad.log 2>&1 \
+  && fail "dptrain-eval with a label of 250 for 10 classes was accepted"
+expect_in bad.log "--data lab250.h5: label 250 of sample 21 (global index 21) is not one of the model's 10 classes (labels 0 to 9, --classes)"
 
 # 6. the fine-tuning example on a small MNIST subset
 raw="${DPTRAIN_MNIST_RAW:-$DP_SOURCE_DIR/data/mnist/raw}"

@@ -111,6 +111,10 @@ const cli_opt cli_options[] = {
     {"model", "M", CLI_STRING(model), .if_empty = "empty", .init = "reference",
      .section = SEC_MODEL, .help = "a name (reference, nopool), a spec file, or a spec such "
                                    "as \"conv(32,3) relu maxpool(2) fc(classes)\""},
+    {"classes", "N", CLI_INT(classes, 1, 256), .shown = "from the data", .section = SEC_MODEL,
+     .help = "the model's classes (fc(classes) outputs); default: the data's num_classes "
+             "attribute, else its largest label + 1, refused when that leaves a class without "
+             "a sample or differs from what --test declares"},
     {"init-from", "FILE", CLI_STRING(init_from), .section = SEC_MODEL,
      .help = "start from weights saved with --save, a checkpoint, or a file written from "
              "PyTorch"},

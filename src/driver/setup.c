@@ -77,11 +77,16 @@ static int build_model(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
     const dp_config *cfg = &s->cfg;
-    int classes = datasets_num_classes(c, &s->train_files, &s->train);
-    if (s->has_test && s->test_files.num_classes > 0 && s->test_files.num_classes != classes &&
-        say(s)) /* labels are checked against num_classes by dataset_load: only a warning */
-        fprintf(stderr, "dptrain: warning: --test declares %d classes, training data %d\n",
-                s->test_files.num_classes, classes);
+    int classes = 0;
+    dp_class_sources from = {&s->train_files, &s->train, cfg->train,
+                             s->has_test ? &s->test_files : NULL, cfg->test, cfg->classes};
+    const char *why = cfg->classes ? "--classes" : "from the training data";
+    /* every label below the classes: the loss reads the logit of each label */
+    if (datasets_classes(c, &from, &classes, err) ||
+        datasets_check_labels(c, &s->train_files, &s->train, classes, "--train", why, err) ||
+        (s->has_test &&
+         datasets_check_labels(c, &s->test_files, &s->test, classes, "--test", why, err)))
+        return -1;
     int rc = model_build(&s->model, cfg->model, s->train_files.c, s->train_files.h,
                          s->train_files.w, classes, err);
     if (comm_agree(c, rc, err))

@@ -26,6 +26,7 @@ typedef struct {
     double step_epochs, gamma; /* for the step schedule */
     uint64_t seed;
     const char *model;
+    int classes;          /* the model's outputs; 0: from the data */
     const char *train, *test; /* test may be "none" */
     int shuffle;
     int threads;          /* 0: automatic */
