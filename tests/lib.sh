@@ -2,6 +2,8 @@
 # DPTRAIN_DATA, MPIEXEC*, DP_BINARY_DIR in the environment (tests/CMakeLists.txt).
 set -euo pipefail
 : "${DPTRAIN:?run through ctest}" "${DP_BINARY_DIR:?run through ctest}"
+# the same program with the DPTRAIN_TEST_* hooks (test_hooks.h), for the runs that use them
+DPTRAIN_TESTHOOKS=${DPTRAIN_TESTHOOKS:-$DP_BINARY_DIR/dptrain-testhooks}
 TOOLS="$DP_BINARY_DIR/tests"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dptrain-test.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

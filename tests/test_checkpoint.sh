@@ -44,8 +44,9 @@ run d.log --resume ep --save resumed_ep.h5 || { cat d.log; fail "resume from epo
   || fail "resumed at an epoch boundary: weights differ from the uninterrupted run"
 
 # 3. a write killed halfway: the second checkpoint (step 10) dies mid-write
-DPTRAIN_TEST_CRASH_IN_CHECKPOINT=2 run e.log --checkpoint-dir kc --checkpoint-every 5 \
-  && { cat e.log; fail "the crash hook did not fire"; }
+# (dptrain-testhooks: the hook exists only in the test build)
+DPTRAIN_TEST_CRASH_IN_CHECKPOINT=2 DPTRAIN="$DPTRAIN_TESTHOOKS" \
+  run e.log --checkpoint-dir kc --checkpoint-every 5 && { cat e.log; fail "the crash hook did not fire"; }
 expect_in e.log "dying mid-write"
 [[ -f kc/ckpt-00000005.h5 && ! -f kc/ckpt-00000010.h5 ]] || fail "after the crash: $(ls -a kc)"
 ls -a kc | grep -q '^\.ckpt-00000010' || fail "expected the half-written temporary file: $(ls -a kc)"

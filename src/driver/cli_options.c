@@ -192,6 +192,11 @@ const cli_opt cli_options[] = {
     {"watchdog", "SECONDS", CLI_DOUBLE(watchdog, 0.1, 1e7), .shown = "off", .section = SEC_RUN,
      .help = "abort the job, naming the rank and step, when a rank spends longer than "
              "SECONDS in one step"},
+    {"watchdog-io", "SECONDS", CLI_DOUBLE(watchdog_io, 0.1, 1e7),
+     .shown = "10 x --watchdog, at least 120; off without --watchdog", .section = SEC_RUN,
+     .help = "the same for the slow phases: evaluation, rank 0's checkpoint write, the "
+             "checkpoint read of --resume, --save and the metrics record; the job ends "
+             "naming the phase"},
 
     {"help", NULL, .parse = show_help, .section = SEC_HELP, .help = "print this help and exit"},
     {"help-markdown", NULL, .parse = show_markdown, .section = SEC_HELP,

@@ -168,6 +168,15 @@ static int make_optimizer(run_state *s, dp_err *err)
     return rc;
 }
 
+/* The slow phases' limit: --watchdog-io, else 10 x --watchdog and at least 120 s (a
+ * checkpoint on a busy shared file system), else off. */
+static double io_watchdog(const dp_config *cfg)
+{
+    if (cfg->watchdog_io > 0)
+        return cfg->watchdog_io;
+    return cfg->watchdog > 0 ? fmax(10.0 * cfg->watchdog, 120.0) : 0.0;
+}
+
 /* Buffers, optimizer, sampler, metrics file, watchdog: everything a step touches. */
 static int allocate(run_state *s, dp_err *err)
 {
@@ -187,7 +196,7 @@ static int allocate(run_state *s, dp_err *err)
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
     if (rc == 0)
-        rc = watchdog_start(&s->watchdog, cfg->watchdog, c->rank, err);
+        rc = watchdog_start(&s->watchdog, cfg->watchdog, io_watchdog(cfg), c->rank, err);
     if (rc == 0 && c->rank == 0 && cfg->save)
         rc = check_writable_dir(cfg->save, "--save", err);
     return comm_agree(c, rc, err);
@@ -209,12 +218,14 @@ int setup(run_state *s, dp_err *err)
     s->run.threads = cfg->threads > 0 ? cfg->threads : default_threads(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
-    if (load_data(s, err) || build_model(s, err) || plan_steps(s, err) || allocate(s, err) ||
-        ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->train, err))
+    if (load_data(s, err) || build_model(s, err) || plan_steps(s, err) || allocate(s, err))
         return -1;
-    if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler, &s->step,
+    watchdog_phase(s->watchdog, 0, WATCH_RESUME);
+    if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->train, err) ||
+        ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler, &s->step,
                            err))
         return -1;
+    watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
     show_banner(s);
     return 0;
 }
@@ -236,6 +247,7 @@ int finish_run(run_state *s, dp_err *err)
     }
     if (!cfg->save)
         return 0;
+    watchdog_phase(s->watchdog, s->step, WATCH_SAVE);
     int rc = s->comm.rank == 0 ? weights_save(&s->model, cfg->save, err) : 0;
     if (rc)
         dp_prefix(err, "--save");

@@ -101,8 +101,9 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
 
 static int save_checkpoint(run_state *s, dp_err *err)
 {
-    /* Writing may take longer than a step: not watched (the next step re-arms it). */
-    watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
+    /* Writing may take longer than a step: the slow phases' limit (the next step re-arms
+     * the step limit). */
+    watchdog_phase(s->watchdog, s->step, WATCH_CHECKPOINT);
     return ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler,
                              s->step, err);
 }
@@ -188,6 +189,7 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
     double t_eval = comm_time();
     if (s->has_test && !s->stop_signal)
         evaluate(s, sums);
+    watchdog_phase(s->watchdog, s->step, WATCH_EVAL_SUMS);
     comm_allreduce_sum_double((double *)sums, (int)(sizeof *sums / sizeof(double)));
     dp_epoch_record r;
     fill_record(s, &r, sums, epoch, lr, comm_allreduce_max_double(seconds));
@@ -201,6 +203,7 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
                             "--lr or add --warmup-epochs", epoch, r.train_loss, s->step);
     if (say(s))
         report_epoch(&r);
+    watchdog_phase(s->watchdog, s->step, WATCH_METRICS);
     int rc = s->metrics ? metrics_write(s->metrics, &r, err) : 0;
     return comm_agree(&s->comm, rc, err);
 }
@@ -217,7 +220,7 @@ static int train_loop(run_state *s, dp_err *err)
         long in_epoch = s->step % spe, first = in_epoch;
         rc = train_epoch(s, epoch, &in_epoch, &sums, &lr, err);
         double seconds = comm_time() - t0;
-        watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
+        watchdog_phase(s->watchdog, s->step, WATCH_EVAL);
         if (rc == 0)
             rc = finish_epoch(s, epoch, in_epoch, first, &sums, lr, seconds, err);
         if (rc || s->stop_signal)
@@ -232,12 +235,13 @@ static int train_loop(run_state *s, dp_err *err)
 int dptrain_main(int argc, char **argv)
 {
     run_state *s = calloc(1, sizeof *s);
-    if (!s || comm_init(&argc, &argv, &s->comm) != 0) {
-        fprintf(stderr, "dptrain: MPI initialisation failed\n");
+    dp_err err = {{0}};
+    if (!s || comm_init(&argc, &argv, &s->comm, &err) != 0) {
+        fprintf(stderr, "dptrain: error: %s\n", s ? err.msg : "out of memory");
+        free(s);
         return 1;
     }
     stop_signals_install();
-    dp_err err = {{0}};
     int status = 0;
     int rc = cli_parse(argc, argv, &s->cfg, s->comm.rank == 0 ? stdout : NULL, &err);
     if (rc != 0) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dptrain/persist/weights.h"
+#include "dptrain/util/test_hooks.h"
 
 void checkpoint_meta_free(dp_ckpt_meta *meta)
 {
@@ -50,21 +51,6 @@ static hid_t open_readonly(const char *path)
 }
 
 /* ---- writing ----------------------------------------------------------------------- */
-
-/* Test hook: DPTRAIN_TEST_CRASH_IN_CHECKPOINT=N ends the process halfway through the
- * N-th checkpoint write of this run, as kill -9 would. */
-static void maybe_crash(void)
-{
-    static int writes = 0;
-    const char *env = getenv("DPTRAIN_TEST_CRASH_IN_CHECKPOINT");
-    if (env && atoi(env) == ++writes) {
-        static const char msg[] = "dptrain: DPTRAIN_TEST_CRASH_IN_CHECKPOINT: dying mid-write\n";
-        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-            /* nothing to do */
-        }
-        _exit(137);
-    }
-}
 
 /* The /dptrain attributes that mirror dp_ckpt_meta fields, with the type each is stored
  * as: write_meta and read_meta both walk this table. */
@@ -344,7 +330,7 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
         return dp_fail(err, "--checkpoint-dir %s: cannot rename %s (%s)", dir, wtmp,
                        strerror(errno));
     }
-    maybe_crash();
+    test_hook_checkpoint_write(); /* tests: a crash or a stop halfway (test_hooks.h) */
     char why[256];
     hid_t f = h5_open(tmp, H5F_ACC_RDWR, why);
     if (f < 0) {

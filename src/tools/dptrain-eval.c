@@ -259,11 +259,11 @@ static void eval_free(eval_state *e)
 int main(int argc, char **argv)
 {
     dp_comm comm;
-    if (comm_init(&argc, &argv, &comm) != 0) {
-        fprintf(stderr, "dptrain-eval: MPI initialisation failed\n");
+    dp_err err = {{0}};
+    if (comm_init(&argc, &argv, &comm, &err) != 0) {
+        fprintf(stderr, "dptrain-eval: error: %s\n", err.msg);
         return 1;
     }
-    dp_err err = {{0}};
     eval_options o;
     int rc = parse(argc, argv, &o, &err);
     if (rc != 0) {

@@ -46,6 +46,7 @@ typedef struct {
     const char *reinit, *freeze; /* comma lists of layer names */
     double clip_grad_norm; /* 0: off */
     double watchdog;       /* seconds; 0: off */
+    double watchdog_io;    /* seconds for evaluation, checkpoints, --save, metrics; 0: default */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */
