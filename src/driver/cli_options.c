@@ -138,6 +138,9 @@ const cli_opt cli_options[] = {
     {"resume", "DIR", CLI_STRING(resume), .if_empty = "empty path", .section = SEC_CKPT,
      .help = "continue from the newest complete checkpoint in DIR (and keep writing "
              "checkpoints there unless --checkpoint-dir)"},
+    {"overwrite-checkpoints", NULL, CLI_FLAG(overwrite_checkpoints, 1), .section = SEC_CKPT,
+     .help = "start over in a checkpoint directory that holds another run's checkpoints: "
+             "delete them (without it such a directory is refused, naming that run)"},
 
     {"epochs", "N", CLI_INT(epochs, 1, 1000000), .init = "5", .section = SEC_OPTIM,
      .help = "passes over the training set"},

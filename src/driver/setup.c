@@ -223,7 +223,8 @@ int setup(run_state *s, dp_err *err)
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->train, err) ||
         ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, &s->sampler, &s->step,
-                           err))
+                           err) ||
+        ckpt_policy_claim(&s->ckpt, &s->comm, cfg, err))
         return -1;
     watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
     show_banner(s);

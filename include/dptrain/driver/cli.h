@@ -43,6 +43,7 @@ typedef struct {
     int checkpoint_every_epoch;
     int keep;                   /* complete checkpoints kept */
     const char *resume;         /* directory to resume from */
+    int overwrite_checkpoints;  /* delete other runs' checkpoints in the directory */
     const char *reinit, *freeze; /* comma lists of layer names */
     double clip_grad_norm; /* 0: off */
     double watchdog;       /* seconds; 0: off */
