@@ -27,3 +27,7 @@ set_tests_properties(watchdog PROPERTIES PROCESSORS 2)
 # The fault-injection hooks are in dptrain-testhooks only: dptrain ignores DPTRAIN_TEST_*.
 dp_add_script_test(test_hooks test_hooks.sh)
 set_tests_properties(test_hooks PROPERTIES PROCESSORS 2)
+# No silent skips where every test must run: with CI=true or DPTRAIN_REQUIRE_DATA=1 a test
+# whose dependency is missing fails instead of skipping (tests/required.sh).
+dp_add_script_test(required_skips test_required.sh)
+set_tests_properties(required_skips PROPERTIES PROCESSORS 3)

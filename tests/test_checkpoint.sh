@@ -9,6 +9,11 @@
 # fresh run into a directory holding another run's checkpoints refuses, naming it, and
 # --overwrite-checkpoints starts over there.
 source "$(dirname "$0")/lib.sh"
+# h5py edits a checkpoint (case 4) and reads its layout (case 8): without it those parts
+# are said to be skipped, or the test fails where every test must run (required.sh)
+has_h5py=0
+"${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null && has_h5py=1
+[[ $has_h5py == 1 ]] || skip_part "${DP_PYTHON:-/usr/bin/python3} has no h5py: a checkpoint without momentum buffers (case 4) and the file layout (case 8) are not checked"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 600 5 3 > /dev/null       # 3 shards of 200
 "$TOOLS/make_dataset" synth other 600 9 3 > /dev/null       # same size, other content
@@ -84,7 +89,7 @@ refuse "file split" "the training files differ: the checkpoint was trained on 3 
   --train train2
 
 # a checkpoint whose momentum buffers are missing is refused, naming the dataset
-if "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null; then
+if [[ $has_h5py == 1 ]]; then
   mkdir novel && cp ck/ckpt-00000035.h5 novel/
   "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py; f = h5py.File('novel/ckpt-00000035.h5', 'r+'); del f['dptrain/optimizer/fc1.weight.momentum_buffer']"
   if run nv.log --resume novel; then cat nv.log; fail "a checkpoint without momentum buffers was accepted"; fi
@@ -115,7 +120,7 @@ rc=0; mpi 2 "$DPTRAIN" "${common[@]}" --checkpoint-dir notadir/sub > o.log 2>&1 
 expect_in o.log "--checkpoint-dir notadir/sub: cannot create the directory"
 
 # 8. the file's contents, read as HDF5 by another program
-if "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null; then
+if [[ $has_h5py == 1 ]]; then
   "${DP_PYTHON:-/usr/bin/python3}" - ck/ckpt-00000035.h5 full.h5 "$id_a" <<'PY' || fail "checkpoint contents"
 import sys, h5py, numpy as np
 c = h5py.File(sys.argv[1], "r"); w = h5py.File(sys.argv[2], "r")

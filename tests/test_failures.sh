@@ -46,7 +46,7 @@ expect() {
 }
 # counted STATUS: a failure case (non-zero status expected) or a run that must succeed
 counted() { if [[ $1 -ne 0 ]]; then failures=$((failures + 1)); else survived=$((survived + 1)); fi; }
-skip() { skipped=$((skipped + 1)); echo "skip $1: $2"; }
+skip() { skip_part "$1: $2"; skipped=$((skipped + 1)); }
 
 # ---- options (parsed the same on every rank, before any collective; exit 2) ----
 # Started without mpirun (0 ranks: an MPI singleton), 4x faster; errors.sh covers 2 ranks.
