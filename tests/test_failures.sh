@@ -232,10 +232,16 @@ counted 1
 DPTRAIN=$DPTRAIN_TESTHOOKS DPTRAIN_TEST_STALL=1:3:1 expect watchdog-quiet 0 "replicas identical" 2 --train train --test none --steps 5 --no-progress --watchdog 20
 
 # ---- shared machines ----
-# HDF5 file locking: another process holds an exclusive lock on every input file
-flock -x train/synth-00000-of-00002.h5 sleep 60 & l1=$!
-flock -x good_w.h5 sleep 60 & l2=$!
-sleep 0.3
+# HDF5 file locking: another process holds an exclusive lock on every input file. Each
+# holder takes the lock, says so, and becomes a sleep that keeps it until killed (no
+# fixed wait: on a busy machine the lock may take a while to be taken)
+hold_lock() { # FILE TAG
+  ( exec 9< "$1"; flock -x 9; touch "$2.locked"; exec sleep 600 ) &
+}
+hold_lock train/synth-00000-of-00002.h5 l1; l1=$!
+hold_lock good_w.h5 l2; l2=$!
+for _ in $(seq 600); do [[ -e l1.locked && -e l2.locked ]] && break; sleep 0.1; done
+[[ -e l1.locked && -e l2.locked ]] || { kill $l1 $l2; fail "h5-locked-by-other: the locks were not taken within 60 s"; }
 # the lock is real: HDF5 with locking on (h5py) cannot open the file now
 if env -u HDF5_USE_FILE_LOCKING "$DP_PYTHON" -c "import h5py, sys; h5py.File(sys.argv[1], 'r')" \
      train/synth-00000-of-00002.h5 2> /dev/null; then

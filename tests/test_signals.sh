@@ -83,8 +83,17 @@ expect_in n.log "no checkpoint was written (no --checkpoint-dir or --resume)"
 start i.log --checkpoint-dir ci
 ranks=($(ranks_of "$pid"))
 # rank 1 paused: rank 0 takes the first SIGINT and then waits for it at the step
-# boundary, so the second SIGINT surely finds it still running
-kill -STOP "${ranks[1]}"; kill -INT "${ranks[0]}"; sleep 0.3; kill -INT "${ranks[0]}"
+# boundary, so the second SIGINT surely finds it still running. The second is sent once
+# the first has been delivered (no longer pending: /proc's ShdPnd, SIGINT = bit 2), since
+# two pending SIGINTs are one; on a busy machine that may take more than a moment
+kill -STOP "${ranks[1]}"; kill -INT "${ranks[0]}"
+for _ in $(seq 300); do
+  pending=$(sed -nE 's/^ShdPnd:\s*([0-9a-f]+)/\1/p' "/proc/${ranks[0]}/status" 2> /dev/null || echo 0)
+  (( (16#${pending:-0} & 2) == 0 )) && break
+  sleep 0.1
+done
+sleep 0.2  # the handler runs once the signal is delivered
+kill -INT "${ranks[0]}"
 sleep 0.3; kill -CONT "${ranks[1]}" 2> /dev/null || true; finish
 grep -q "second interrupt: exiting now" i.log || { cat i.log; fail "second SIGINT: no message"; }
 [[ $rc -ne 0 && $rc -ne 75 ]] || fail "second SIGINT: exit status $rc"

@@ -102,9 +102,9 @@ ended save.log "watchdog: rank 0 has spent"
 expect_in save.log "in the --save write after step 4, longer than --watchdog-io 3"
 
 # 6. the same slow phases within the limit: the run succeeds (the watchdog does not fire
-# on a checkpoint that is merely slower than a step)
-job quiet.log DPTRAIN_TEST_STALL=0:2:3:checkpoint -- "${common[@]}" --test test.h5 --steps 8 \
-  --watchdog 1 --watchdog-io 30 --checkpoint-dir ckq --checkpoint-every 2 --metrics q.jsonl \
+# on a checkpoint that is merely slower than a step: 4 s, --watchdog 2)
+job quiet.log DPTRAIN_TEST_STALL=0:2:4:checkpoint -- "${common[@]}" --test test.h5 --steps 8 \
+  --watchdog 2 --watchdog-io 60 --checkpoint-dir ckq --checkpoint-every 2 --metrics q.jsonl \
   --save q.h5
 [[ $rc -eq 0 ]] || { cat quiet.log; fail "quiet.log: exit $rc"; }
 expect_in quiet.log "replicas identical"
