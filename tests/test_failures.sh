@@ -185,7 +185,8 @@ ranks_of() {
 }
 mpi 2 "$DPTRAIN" --train train --test none --epochs 1000 --no-progress > kill.log 2>&1 &
 launcher=$!
-for _ in $(seq 150); do grep -q "^optimizer:" kill.log 2> /dev/null && break; sleep 0.2; done
+# (up to 120 s for the start: it ends as soon as training runs, also on a busy machine)
+for _ in $(seq 600); do grep -q "^optimizer:" kill.log 2> /dev/null && break; sleep 0.2; done
 sleep 1
 victim=$(ranks_of "$launcher" | tail -n1)
 [[ -n "$victim" ]] || { kill -9 "$launcher"; cat kill.log; fail "rank-killed: no dptrain rank found"; }
@@ -210,7 +211,7 @@ DPTRAIN=$DPTRAIN_TESTHOOKS DPTRAIN_TEST_STALL=1:3:300 expect watchdog-slow-rank 
 # a rank stopped without dying (SIGSTOP): the others' watchdogs end the job
 mpi 2 "$DPTRAIN" --train train --test none --epochs 1000 --no-progress --watchdog 2 > stop.log 2>&1 &
 launcher=$!
-for _ in $(seq 150); do grep -q "^optimizer:" stop.log 2> /dev/null && break; sleep 0.2; done
+for _ in $(seq 600); do grep -q "^optimizer:" stop.log 2> /dev/null && break; sleep 0.2; done
 sleep 1
 victim=$(ranks_of "$launcher" | tail -n1)
 [[ -n "$victim" ]] || { kill -9 "$launcher"; cat stop.log; fail "watchdog-stopped-rank: no rank found"; }

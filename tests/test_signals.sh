@@ -20,12 +20,13 @@ start() {
   ( exec "${MPIEXEC:-mpiexec}" ${MPIEXEC_NUMPROC_FLAG:--n} 2 ${MPIEXEC_PREFLAGS:-} "$DPTRAIN" \
       "${common[@]}" "$@" ${MPIEXEC_POSTFLAGS:-} > "$log" 2>&1 ) &
   pid=$!
-  for _ in $(seq 600); do
+  # (a generous wait: it ends as soon as the line is there, also on a busy machine)
+  for _ in $(seq 1200); do
     grep -q "^epoch 1 " "$log" && return 0
     kill -0 "$pid" 2> /dev/null || { cat "$log"; fail "the run ended before the signal"; }
     sleep 0.1
   done
-  kill -KILL "$pid"; fail "the run did not start training within 60 s"
+  kill -KILL "$pid"; fail "the run did not finish its first epoch within 120 s"
 }
 # finish: wait for mpirun (at most 60 s) and set $rc
 finish() {
