@@ -77,6 +77,13 @@ job stop.log DPTRAIN_TEST_STALL=1:3:stop -- "${common[@]}" --steps 10 --watchdog
 ended stop.log "watchdog: rank 0 waited"
 expect_in stop.log "in the gradient allreduce of step 3 (--watchdog 2): another rank fell behind or stopped"
 
+# the same at an epoch's end (rank 1 stops entering the evaluation after step 4, with no
+# test set): rank 0 waits in the epoch's sums, a slow phase, and names it
+job stop-epoch.log DPTRAIN_TEST_STALL=1:4:stop:evaluation -- "${common[@]}" --steps 10 \
+  --watchdog 2 --watchdog-io 3
+ended stop-epoch.log "watchdog: rank 0 waited"
+expect_in stop-epoch.log "for the other ranks in the epoch-end sums after step 4 (--watchdog-io 3): another rank is stuck or stopped"
+
 # 4. rank 0 stopped (SIGSTOP) halfway through its first checkpoint write (step 2): rank 1,
 # waiting for it, ends the job after --watchdog-io plus its grace, naming the phase
 job ckpt.log DPTRAIN_TEST_STOP_IN_CHECKPOINT=1 -- "${common[@]}" --steps 10 --watchdog 2 \

@@ -78,8 +78,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     double t2 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
     gradsync_finish(s->sync, s->cfg.batch);
+    int sig = agreed_stop(s); /* also waits for the others: the allreduce's limit */
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
-    int sig = agreed_stop(s);
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
     if (grads_guard(&s->model, s->step + 1, epoch, loss, s->cfg.clip_grad_norm, NULL, err))
