@@ -134,7 +134,7 @@ const cli_opt cli_options[] = {
     {"checkpoint-every-epoch", NULL, CLI_FLAG(checkpoint_every_epoch, 1), .section = SEC_CKPT,
      .help = "a checkpoint at the end of every epoch"},
     {"keep", "K", CLI_INT(keep, 1, 1000000), .init = "3", .section = SEC_CKPT,
-     .help = "keep the newest K complete checkpoints"},
+     .help = "keep the newest K complete checkpoints of this run (other runs' are never deleted)"},
     {"resume", "DIR", CLI_STRING(resume), .if_empty = "empty path", .section = SEC_CKPT,
      .help = "continue from the newest complete checkpoint in DIR (and keep writing "
              "checkpoints there unless --checkpoint-dir)"},
