@@ -30,7 +30,7 @@ cpu=$(sed -nE 's/^model name\s*:\s*//p' /proc/cpuinfo | head -1)
 failed=0
 for ((r = 1; r <= runs; r++)); do
   log="$repo/build/under-load-$r.log"
-  echo "test_under_load: run $r of $runs beside $hogs CPU hogs on $(nproc) x $cpu; load:$(uptime | sed 's/.*load average//')"
+  echo "test_under_load: run $r of $runs beside $hogs CPU hogs on $(nproc) x $cpu; load$(uptime | sed 's/.*load average//')"
   rc=0
   (cd "$repo/build" && ctest --output-on-failure --timeout 900 "$@") > "$log" 2>&1 || rc=$?
   grep -E "tests passed|Total Test time" "$log" | sed 's/^/  /'
