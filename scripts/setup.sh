@@ -18,8 +18,9 @@ if [[ "${1:-}" == "--with-test-deps" ]]; then
   # CI's hardening stages (scripts/test.sh --fuzz/--valgrind) ask for clang, valgrind
   # shellcheck disable=SC2206
   packages+=(${DPTRAIN_TEST_EXTRA:-})
-  # a real Slurm for the job-script tests (tests/slurm/), gnuplot for the scaling plots
-  packages+=(slurmctld slurmd slurm-client munge gnuplot-nox iproute2)
+  # a real Slurm for the job-script tests (tests/slurm/), gnuplot for the scaling plots,
+  # stress-ng for the suite beside CPU hogs (scripts/test_under_load.sh)
+  packages+=(slurmctld slurmd slurm-client munge gnuplot-nox iproute2 stress-ng)
 fi
 
 missing=()

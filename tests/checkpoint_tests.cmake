@@ -13,3 +13,5 @@ set_tests_properties(resume_ranks PROPERTIES PROCESSORS 8)
 # state (step counts as int64), frozen layers, refusals (docs/optimizers.md).
 dp_add_script_test(optimizers test_optimizers.sh)
 set_tests_properties(optimizers PROPERTIES PROCESSORS 3)
+# The file format's run identity: pruning deletes only the writing run's checkpoints.
+dp_add_unit_test(test_checkpoint_files test_checkpoint_files.c)

@@ -17,3 +17,17 @@ set_tests_properties(clip_grad_norm PROPERTIES PROCESSORS 2)
 # refuses every lock on a *.h5 file.
 add_library(flock_busy SHARED flock_busy.c)
 dp_add_script_test(h5_nolock test_h5_nolock.sh)
+# The watchdog makes no MPI call (an LD_PRELOAD shim reports any from another thread than
+# MPI's), MPI_THREAD_FUNNELED is checked, and the slow phases (evaluation, checkpoint,
+# --save, metrics) are watched with --watchdog-io: a rank stopped mid-checkpoint ends the job.
+add_library(mpi_thread_check SHARED mpi_thread_check.c)
+target_link_libraries(mpi_thread_check PRIVATE MPI::MPI_C)
+dp_add_script_test(watchdog test_watchdog.sh)
+set_tests_properties(watchdog PROPERTIES PROCESSORS 2)
+# The fault-injection hooks are in dptrain-testhooks only: dptrain ignores DPTRAIN_TEST_*.
+dp_add_script_test(test_hooks test_hooks.sh)
+set_tests_properties(test_hooks PROPERTIES PROCESSORS 2)
+# No silent skips where every test must run: with CI=true or DPTRAIN_REQUIRE_DATA=1 a test
+# whose dependency is missing fails instead of skipping (tests/required.sh).
+dp_add_script_test(required_skips test_required.sh)
+set_tests_properties(required_skips PROPERTIES PROCESSORS 3)

@@ -1,7 +1,10 @@
 # Shared by the script tests: launcher, temp dir, assertions. CTest passes DPTRAIN,
 # DPTRAIN_DATA, MPIEXEC*, DP_BINARY_DIR in the environment (tests/CMakeLists.txt).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/required.sh"
 : "${DPTRAIN:?run through ctest}" "${DP_BINARY_DIR:?run through ctest}"
+# the same program with the DPTRAIN_TEST_* hooks (test_hooks.h), for the runs that use them
+DPTRAIN_TESTHOOKS=${DPTRAIN_TESTHOOKS:-$DP_BINARY_DIR/dptrain-testhooks}
 TOOLS="$DP_BINARY_DIR/tests"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dptrain-test.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

@@ -58,6 +58,18 @@ for name in ("a", "b"):
     shard(f"attrs/{name}.h5", imgs(60), labs(60), shard_index=0, shard_count=2)
 # a test file of another shape
 shard("h5/test_3x28x28.h5", imgs(40, c=3), labs(40))
+# labels against the model's classes (no num_classes attribute unless named): a test file
+# with a label of 250, a 10-class training file with one stray label of 200, a test file
+# declaring 12 classes
+os.makedirs("labels", exist_ok=True)
+every = np.arange(200) % 10  # every class has samples
+stray = every.copy()
+stray[57] = 200
+test250 = labs(50)
+test250[7] = 250
+shard("labels/test_label250.h5", imgs(50), test250)
+shard("labels/train_stray200.h5", imgs(200), stray.astype(np.uint8))
+shard("labels/test_declares12.h5", imgs(50), labs(50), num_classes=12)
 # an empty directory, and one with files but no .h5
 os.makedirs("no_shards", exist_ok=True)
 open("no_shards/readme.txt", "w").write("no shards here\n")

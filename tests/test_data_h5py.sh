@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # test_data_h5py: files written with plain h5py (no attributes, rank-3 or rank-4 images)
-# are read by dptrain-data inspect; a float image file is refused. Exit 77 without h5py.
+# are read by dptrain-data inspect; a float image file is refused. Exit 77 without h5py
+# (a failure where every test must run: required.sh).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/required.sh"
 py="${DP_PYTHON:-/usr/bin/python3}"
 : "${DPTRAIN_DATA:?set DPTRAIN_DATA to the dptrain-data binary}"
-if ! "$py" -c 'import h5py, numpy' 2>/dev/null; then
-    echo "SKIP: $py has no h5py/numpy"
-    exit 77
-fi
+"$py" -c 'import h5py, numpy' 2>/dev/null || skip_test "$py has no h5py/numpy"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/dptrain-h5py.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

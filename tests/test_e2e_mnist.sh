@@ -5,9 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 raw="${DPTRAIN_MNIST_RAW:-$DP_SOURCE_DIR/data/mnist/raw}"
 if [[ ! -f "$raw/train-images-idx3-ubyte" ]]; then
-  [[ "${DPTRAIN_REQUIRE_DATA:-0}" == 1 ]] && fail "MNIST is missing from $raw (run datasets/fetch_mnist.sh)"
-  echo "skipped: MNIST not fetched ($raw); run datasets/fetch_mnist.sh"
-  exit 77
+  skip_test "MNIST is not in $raw (run datasets/fetch_mnist.sh)"
 fi
 cd "$WORK"
 "$DPTRAIN_DATA" convert --images "$raw/train-images-idx3-ubyte" --labels "$raw/train-labels-idx1-ubyte" \

@@ -3,6 +3,7 @@
 # them, and (when data/mnist/raw already holds verified MNIST, e.g. after a real fetch)
 # converts a --from directory of plain and .gz files and is idempotent. No network.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/required.sh"
 : "${DPTRAIN_DATA:?set DPTRAIN_DATA to the dptrain-data binary}"
 src="${DP_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 fetch="$src/datasets/fetch_mnist.sh"
@@ -54,7 +55,7 @@ if [[ -f "$raw/train-images-idx3-ubyte" ]] && (cd "$raw" && sha256sum --quiet -c
         bad "fetch --from a directory of verified files"
     fi
 else
-    echo "  (no verified MNIST in $raw: run datasets/fetch_mnist.sh once to test a full conversion)"
+    skip_part "no verified MNIST in $raw: the full conversion was not tested (run datasets/fetch_mnist.sh once)"
 fi
 [[ $fail -eq 0 ]] && echo "test_fetch_mnist: all checks passed"
 exit $fail

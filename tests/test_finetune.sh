@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 EVAL="$DP_BINARY_DIR/dptrain-eval"
 PY=${DP_PYTHON:-/usr/bin/python3}
-"$PY" -c "import h5py, numpy" 2> /dev/null || { echo "skipped: $PY lacks h5py/numpy"; exit 77; }
+"$PY" -c "import h5py, numpy" 2> /dev/null || skip_test "$PY lacks h5py/numpy"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 400 5 2 > /dev/null
 "$TOOLS/make_dataset" synth test.h5 300 6 > /dev/null
@@ -98,12 +98,21 @@ expect_in bad.log "--weights FILE is required"
 mpi 2 "$EVAL" --weights frozen.h5 --model nopool --data test.h5 > bad.log 2>&1 \
   && fail "dptrain-eval with the wrong model was accepted"
 expect_in bad.log "--weights: frozen.h5: dataset 'fc1.weight' has shape"
+# a label the model has no class for: refused naming the file, the label and the classes
+"$PY" - lab250.h5 <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["images"] = np.zeros((30, 1, 28, 28), np.uint8)
+    f["labels"] = np.array([i % 10 if i != 21 else 250 for i in range(30)], np.uint8)
+PY
+mpi 2 "$EVAL" --weights frozen.h5 --data lab250.h5 --classes 10 > bad.log 2>&1 \
+  && fail "dptrain-eval with a label of 250 for 10 classes was accepted"
+expect_in bad.log "--data lab250.h5: label 250 of sample 21 (global index 21) is not one of the model's 10 classes (labels 0 to 9, --classes)"
 
 # 6. the fine-tuning example on a small MNIST subset
 raw="${DPTRAIN_MNIST_RAW:-$DP_SOURCE_DIR/data/mnist/raw}"
 if [[ ! -f "$raw/train-images-idx3-ubyte" ]]; then
-  [[ "${DPTRAIN_REQUIRE_DATA:-0}" == 1 ]] && fail "MNIST is missing from $raw"
-  echo "MNIST not fetched ($raw): the fine-tuning example was not run"
+  skip_part "MNIST is not in $raw: the fine-tuning example was not run"
 else
   RANKS=2 PRE_LIMIT=1500 PRE_EPOCHS=1 FT_LIMIT=200 FT_EPOCHS=4 TEST_LIMIT=600 MNIST_RAW="$raw" \
     BUILD="$DP_BINARY_DIR" MPIEXEC="${MPIEXEC:-mpiexec}" \

@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 if ! command -v gnuplot > /dev/null; then
   [[ ${DPTRAIN_REQUIRE_SLURM:-0} == 1 ]] && fail "gnuplot missing (apt-get install gnuplot-nox)"
-  echo "SKIP: gnuplot not installed"; exit 77
+  skip_test "gnuplot not installed (apt-get install gnuplot-nox)"
 fi
 py=${DP_PYTHON:-python3}
 S=$DP_SOURCE_DIR/scripts

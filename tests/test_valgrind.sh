@@ -5,7 +5,7 @@
 # lost, fails the test. Needs a build without -march=native (valgrind does not know
 # every AVX-512 instruction): scripts/test.sh --valgrind makes one in build-valgrind.
 source "$(dirname "$0")/lib.sh"
-command -v valgrind > /dev/null || { echo "valgrind is not installed: skipped"; exit 77; }
+command -v valgrind > /dev/null || skip_test "valgrind is not installed"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 200 1 2 > /dev/null
 "$TOOLS/make_dataset" synth test.h5 40 2 > /dev/null

@@ -2,12 +2,13 @@
 """PyTorch reference for dptrain (needs torch, h5py, numpy).
 
   torch_reference.py --model reference|nopool --init INIT.h5 --train TRAIN.h5 \
-      --steps N --batch B --lr LR --momentum M [--weight-decay WD] [--nesterov] --out OUT.h5
-      [--optimizer adamw [--beta1 B1] [--beta2 B2] [--eps E]]
-      Run N SGD steps (constant lr, dampening 0, float32, mean softmax cross-entropy),
-      or torch.optim.AdamW steps with --optimizer adamw,
+      --steps N --batch B --lr LR --momentum M [--weight-decay WD] [--nesterov] [--double] \
+      [--optimizer adamw [--beta1 B1] [--beta2 B2] [--eps E]] --out OUT.h5
+      Run N SGD steps (constant lr, dampening 0, mean softmax cross-entropy), or
+      torch.optim.AdamW steps with --optimizer adamw, in float32 or with --double float64,
       on consecutive batches in file order (batch k = samples [k*B,(k+1)*B) mod N_samples)
-      starting from INIT.h5; write the resulting weights to OUT.h5.
+      starting from INIT.h5; write the resulting weights to OUT.h5 (float32, or float64
+      with --double).
   torch_reference.py compare A.h5 B.h5 [--rtol R] [--atol A]
       Exit 1 if any element violates |a-b| <= atol + rtol*|b| (or names/shapes differ).
   torch_reference.py eval --model M --weights W.h5 --test TEST.h5 [--batch B]
@@ -63,10 +64,10 @@ def load_weights(net, path):
     net.load_state_dict(sd)  # raises on shape mismatch
 
 
-def save_weights(net, path):
+def save_weights(net, path, dtype=np.float32):
     with h5py.File(path, "w") as f:
         for k, v in net.state_dict().items():
-            f.create_dataset(k, data=v.detach().cpu().numpy().astype(np.float32))
+            f.create_dataset(k, data=v.detach().cpu().numpy().astype(dtype))
 
 
 def load_data(path):
@@ -98,12 +99,18 @@ def cmd_train(argv):
     p.add_argument("--beta2", type=float, default=0.999)
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--out", required=True)
+    p.add_argument("--double", action="store_true",
+                   help="compute in float64 (from the same float32 start), to measure "
+                        "float32 rounding error; the result is stored as float64")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     net = make_net(a.model)
     load_weights(net, a.init)
     x, y = load_data(a.train)
+    if a.double:
+        net = net.double()
+        x = x.double()
     n = len(y)
     if a.optimizer == "adamw":
         opt = torch.optim.AdamW(net.parameters(), lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
@@ -119,7 +126,7 @@ def cmd_train(argv):
         opt.step()
         if k < 3 or k + 1 == a.steps or (k + 1) % 100 == 0:
             print(f"step {k + 1} loss {loss.item():.6f}")
-    save_weights(net, a.out)
+    save_weights(net, a.out, np.float64 if a.double else np.float32)
     return 0
 
 

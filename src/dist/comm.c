@@ -7,13 +7,30 @@
 #include <string.h>
 #include <unistd.h>
 
-int comm_init(int *argc, char ***argv, dp_comm *c)
+static const char *thread_level_name(int level)
+{
+    return level == MPI_THREAD_SINGLE       ? "MPI_THREAD_SINGLE"
+           : level == MPI_THREAD_FUNNELED   ? "MPI_THREAD_FUNNELED"
+           : level == MPI_THREAD_SERIALIZED ? "MPI_THREAD_SERIALIZED"
+           : level == MPI_THREAD_MULTIPLE   ? "MPI_THREAD_MULTIPLE"
+                                            : "an unknown level";
+}
+
+int comm_init(int *argc, char ***argv, dp_comm *c, dp_err *err)
 {
     memset(c, 0, sizeof *c);
     int provided;
-    /* Only the main thread calls MPI; OpenMP threads never do. */
+    /* Only the main thread calls MPI; OpenMP threads and the watchdog never do, but they
+     * run beside it: that is MPI_THREAD_FUNNELED, and nothing less will do. */
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
-        return -1;
+        return dp_fail(err, "MPI initialisation failed");
+    if (provided < MPI_THREAD_FUNNELED) {
+        MPI_Finalize();
+        return dp_fail(err, "MPI provides the thread level %s, dptrain needs "
+                            "MPI_THREAD_FUNNELED (OpenMP threads and the watchdog thread run "
+                            "beside the main thread's MPI calls); use an MPI built with thread "
+                            "support", thread_level_name(provided));
+    }
     /* An MPI failure (a peer died, say) must end the job, never hang it. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);

@@ -152,6 +152,10 @@ const cli_opt cli_options[] = {
     {"model", "M", CLI_STRING(model), .if_empty = "empty", .init = "reference",
      .section = SEC_MODEL, .help = "a name (reference, nopool), a spec file, or a spec such "
                                    "as \"conv(32,3) relu maxpool(2) fc(classes)\""},
+    {"classes", "N", CLI_INT(classes, 1, 256), .shown = "from the data", .section = SEC_MODEL,
+     .help = "the model's classes (fc(classes) outputs); default: the data's num_classes "
+             "attribute, else its largest label + 1, refused when that leaves a class without "
+             "a sample or differs from what --test declares"},
     {"init-from", "FILE", CLI_STRING(init_from), .section = SEC_MODEL,
      .help = "start from weights saved with --save, a checkpoint, or a file written from "
              "PyTorch"},
@@ -171,10 +175,13 @@ const cli_opt cli_options[] = {
     {"checkpoint-every-epoch", NULL, CLI_FLAG(checkpoint_every_epoch, 1), .section = SEC_CKPT,
      .help = "a checkpoint at the end of every epoch"},
     {"keep", "K", CLI_INT(keep, 1, 1000000), .init = "3", .section = SEC_CKPT,
-     .help = "keep the newest K complete checkpoints"},
+     .help = "keep the newest K complete checkpoints of this run (other runs' are never deleted)"},
     {"resume", "DIR", CLI_STRING(resume), .if_empty = "empty path", .section = SEC_CKPT,
      .help = "continue from the newest complete checkpoint in DIR (and keep writing "
              "checkpoints there unless --checkpoint-dir)"},
+    {"overwrite-checkpoints", NULL, CLI_FLAG(overwrite_checkpoints, 1), .section = SEC_CKPT,
+     .help = "start over in a checkpoint directory that holds another run's checkpoints: "
+             "delete them (without it such a directory is refused, naming that run)"},
 
     {"epochs", "N", CLI_INT(epochs, 1, 1000000), .init = "5", .section = SEC_OPTIM,
      .help = "passes over the training set"},
@@ -272,6 +279,11 @@ const cli_opt cli_options[] = {
     {"watchdog", "SECONDS", CLI_DOUBLE(watchdog, 0.1, 1e7), .shown = "off", .section = SEC_RUN,
      .help = "abort the job, naming the rank and step, when a rank spends longer than "
              "SECONDS in one step"},
+    {"watchdog-io", "SECONDS", CLI_DOUBLE(watchdog_io, 0.1, 1e7),
+     .shown = "10 x --watchdog, at least 120; off without --watchdog", .section = SEC_RUN,
+     .help = "the same for the slow phases: evaluation, rank 0's checkpoint write, the "
+             "checkpoint read of --resume, --save and the metrics record; the job ends "
+             "naming the phase"},
 
     {"help", NULL, .parse = show_help, .section = SEC_HELP, .help = "print this help and exit"},
     {"help-markdown", NULL, .parse = show_markdown, .section = SEC_HELP,

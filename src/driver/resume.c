@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dptrain/persist/checkpoint.h"
@@ -45,7 +46,8 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
 
 /* Everything a checkpoint records: nothing of it depends on the rank count. */
 static int fill_meta(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *model,
-                     const dp_gradsync *sync, long step, uint64_t data_checksum)
+                     const dp_gradsync *sync, long step, uint64_t data_checksum,
+                     const char *run_id)
 {
     memset(m, 0, sizeof *m);
     m->format = DP_CKPT_FORMAT;
@@ -65,6 +67,7 @@ static int fill_meta(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *mo
     m->data_checksum = data_checksum;
     m->file_paths = fl->paths;
     m->file_counts = fl->counts;
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
     m->nsync = gradsync_exponent_count(sync);
     m->sync_state = calloc((size_t)m->nsync + 1, sizeof(int32_t));
     int *e = calloc((size_t)m->nsync + 1, sizeof(int));
@@ -88,7 +91,7 @@ int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *ru
     char path[4096] = "";
     int rc = 0;
     if (c->rank == 0) {
-        rc = fill_meta(&meta, run, m, sync, step, p->data_checksum);
+        rc = fill_meta(&meta, run, m, sync, step, p->data_checksum, p->run_id);
         if (rc)
             dp_fail(err, "--checkpoint-dir: out of memory");
         else
@@ -119,6 +122,36 @@ int ckpt_policy_due(const dp_ckpt_policy *p, const dp_config *cfg, long step,
 
 /* ---- resuming ----------------------------------------------------------------------- */
 
+/* "3 files of 200, 200, 200 samples" (cut short to fit). */
+static void describe_files(int nfiles, const int64_t *counts, char *out, size_t len)
+{
+    snprintf(out, len, "%d file%s of ", nfiles, nfiles == 1 ? "" : "s");
+    for (int i = 0; i < nfiles && strlen(out) + 32 < len; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%lld", i ? ", " : "",
+                 (long long)counts[i]);
+    if (nfiles > 0 && strlen(out) + 32 >= len)
+        snprintf(out + strlen(out), len - strlen(out), ", ...");
+    snprintf(out + strlen(out), len - strlen(out), " samples");
+}
+
+/* The same samples split into other files give the same size and checksum, but another
+ * share per rank and another data order: refused, naming both splits. */
+static int refuse_file_counts(const dp_ckpt_meta *m, const dp_filelist *fl, const char *train,
+                              const char *path, dp_err *err)
+{
+    int same = m->nfiles == fl->nfiles && m->saved_counts;
+    for (int i = 0; same && i < fl->nfiles; i++)
+        same = m->saved_counts[i] == fl->counts[i];
+    if (same)
+        return 0;
+    char was[256], now[256];
+    describe_files(m->nfiles, m->saved_counts, was, sizeof was);
+    describe_files(fl->nfiles, fl->counts, now, sizeof now);
+    return dp_fail(err, "--resume %s: the training files differ: the checkpoint was trained on "
+                        "%s (--train %s), this run has %s (--train %s)", path, was, m->train,
+                   now, train);
+}
+
 /* The differences that make a checkpoint another run's: refused, naming them. */
 static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *model,
                               uint64_t checksum, const char *path, dp_err *err)
@@ -137,6 +170,8 @@ static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, con
                             "on %s (%lld samples of %dx%dx%d), this run has --train %s (%lld "
                             "samples of %dx%dx%d)", path, m->train, (long long)m->train_total,
                        m->c, m->h, m->w, cfg->train, (long long)fl->total, fl->c, fl->h, fl->w);
+    if (refuse_file_counts(m, fl, cfg->train, path, err))
+        return -1;
     if (m->data_checksum != checksum)
         return dp_fail(err, "--resume %s: the training data differ: same size (%lld samples) "
                             "but a different content checksum (checkpoint %016llx, --train %s "
@@ -241,6 +276,7 @@ static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
     int rc = checkpoint_read_meta(path, &meta, err);
     if (rc != 0)
         return comm_agree(c, rc, err);
+    snprintf(p->run_id, sizeof p->run_id, "%s", meta.run_id); /* the run goes on */
     rc = refuse_differences(&meta, run, m, p->data_checksum, path, err);
     if (rc == 0)
         rc = checkpoint_read_state(path, m, opt, err);
@@ -290,11 +326,32 @@ int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
     return 0;
 }
 
+/* A fresh run's identity: 64 random bits (the clock and the process when there is no
+ * /dev/urandom), as 16 hex digits. */
+static void new_run_id(char id[DP_RUN_ID_LEN])
+{
+    uint64_t x = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&x, sizeof x, 1, f) != 1) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        x = ((uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec) ^
+            ((uint64_t)getpid() << 40);
+        x = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9ull; /* SplitMix64's finaliser */
+        x ^= x >> 29;
+    }
+    if (f)
+        fclose(f);
+    snprintf(id, DP_RUN_ID_LEN, "%016llx", (unsigned long long)x);
+}
+
 int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
                       const dp_plan *plan, const dp_dataset *train, dp_err *err)
 {
     p->dir = cfg->checkpoint_dir ? cfg->checkpoint_dir : cfg->resume;
     p->last_step = -1;
+    if (c->rank == 0)
+        new_run_id(p->run_id); /* replaced by the resumed run's, if any */
     int rc = 0;
     if (c->rank == 0 && p->dir) {
         if (mkdir(p->dir, 0777) != 0 && errno != EEXIST)
@@ -318,4 +375,81 @@ int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
     }
     p->data_checksum = comm_allreduce_sum_u64(sum);
     return 0;
+}
+
+/* ---- the directory belongs to one run ------------------------------------------------ */
+
+/* "run 5f3e... (ckpt-00000010.h5 to ckpt-00000030.h5, 3 files)" for each other run in
+ * list (newest first), at most three. */
+static void describe_others(const dp_ckpt_entry *e, int n, const char *mine, char *out,
+                            size_t len)
+{
+    out[0] = 0;
+    int runs = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(e[i].run_id, mine) == 0)
+            continue;
+        int seen = 0, files = 0, oldest = i;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(e[j].run_id, e[i].run_id) == 0;
+        if (seen)
+            continue;
+        for (int j = i; j < n; j++)
+            if (strcmp(e[j].run_id, e[i].run_id) == 0) {
+                files++;
+                oldest = j;
+            }
+        if (++runs > 3) {
+            snprintf(out + strlen(out), len - strlen(out), "; and more");
+            return;
+        }
+        snprintf(out + strlen(out), len - strlen(out), "%s%s%s (%s to %s, %d file%s)",
+                 runs > 1 ? "; " : "", e[i].run_id[0] ? "run " : "a run without an identity",
+                 e[i].run_id, e[oldest].name, e[i].name, files, files == 1 ? "" : "s");
+    }
+}
+
+/* Rank 0: refuse, or with --overwrite-checkpoints delete, other runs' checkpoints. */
+static int claim_directory(const dp_ckpt_policy *p, const dp_config *cfg, int say_it,
+                           dp_err *err)
+{
+    dp_ckpt_entry *e = NULL;
+    int n = 0, others = 0;
+    if (checkpoint_list(p->dir, &e, &n, err) != 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        others += strcmp(e[i].run_id, p->run_id) != 0;
+    const char *option = cfg->checkpoint_dir ? "--checkpoint-dir" : "--resume";
+    int rc = 0;
+    if (others > 0 && !cfg->overwrite_checkpoints) {
+        char names[700];
+        describe_others(e, n, p->run_id, names, sizeof names);
+        rc = dp_fail(err, "%s %s holds checkpoints of another run: %s. This run (run %s) "
+                          "would mix its checkpoints with them; resume that run with --resume "
+                          "%s, choose another directory, or pass --overwrite-checkpoints to "
+                          "delete them and start over", option, p->dir, names, p->run_id,
+                     p->dir);
+    }
+    for (int i = 0; rc == 0 && others > 0 && i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", p->dir, e[i].name);
+        if (strcmp(e[i].run_id, p->run_id) != 0 && unlink(path) != 0)
+            rc = dp_fail(err, "--overwrite-checkpoints: cannot delete %s (%s)", path,
+                         strerror(errno));
+    }
+    if (rc == 0 && others > 0 && say_it)
+        printf("checkpoint: deleted %d checkpoint%s of other runs in %s "
+               "(--overwrite-checkpoints)\n", others, others == 1 ? "" : "s", p->dir);
+    free(e);
+    return rc;
+}
+
+int ckpt_policy_claim(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg, dp_err *err)
+{
+    if (!p->dir)
+        return 0;
+    int rc = c->rank == 0 ? claim_directory(p, cfg, say(c, cfg), err) : 0;
+    if (rc == 0 && say(c, cfg))
+        printf("checkpoint: run %s writes to %s\n", p->run_id, p->dir);
+    return comm_agree(c, rc, err);
 }

@@ -104,11 +104,17 @@ static int build_model(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
     const dp_config *cfg = &s->cfg;
-    int classes = datasets_num_classes(c, &s->train_files, &s->train);
-    if (s->has_test && s->test_files.num_classes > 0 && s->test_files.num_classes != classes &&
-        say(s)) /* labels are checked against num_classes by dataset_load: only a warning */
-        fprintf(stderr, "dptrain: warning: --test declares %d classes, training data %d\n",
-                s->test_files.num_classes, classes);
+    int classes = 0;
+    dp_class_sources from = {&s->train_files, &s->train, s->plan.owned_lo, s->plan.owned_hi,
+                             cfg->train, s->has_test ? &s->test_files : NULL, cfg->test,
+                             cfg->classes};
+    const char *why = cfg->classes ? "--classes" : "from the training data";
+    /* every label below the classes: the loss reads the logit of each label */
+    if (datasets_classes(c, &from, &classes, err) ||
+        datasets_check_labels(c, &s->train_files, &s->train, classes, "--train", why, err) ||
+        (s->has_test &&
+         datasets_check_labels(c, &s->test_files, &s->test, classes, "--test", why, err)))
+        return -1;
     int rc = model_build(&s->model, cfg->model, s->train_files.c, s->train_files.h,
                          s->train_files.w, classes, err);
     if (comm_agree(c, rc, err))
@@ -193,6 +199,15 @@ static int make_optimizer(run_state *s, dp_err *err)
     return rc;
 }
 
+/* The slow phases' limit: --watchdog-io, else 10 x --watchdog and at least 120 s (a
+ * checkpoint on a busy shared file system), else off. */
+static double io_watchdog(const dp_config *cfg)
+{
+    if (cfg->watchdog_io > 0)
+        return cfg->watchdog_io;
+    return cfg->watchdog > 0 ? fmax(10.0 * cfg->watchdog, 120.0) : 0.0;
+}
+
 /* Buffers, optimizer, gradient sum, metrics file, watchdog: everything a step touches. */
 static int allocate(run_state *s, dp_err *err)
 {
@@ -211,7 +226,7 @@ static int allocate(run_state *s, dp_err *err)
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
     if (rc == 0)
-        rc = watchdog_start(&s->watchdog, cfg->watchdog, c->rank, err);
+        rc = watchdog_start(&s->watchdog, cfg->watchdog, io_watchdog(cfg), c->rank, err);
     if (rc == 0 && c->rank == 0 && cfg->save)
         rc = check_writable_dir(cfg->save, "--save", err);
     return comm_agree(c, rc, err);
@@ -251,11 +266,15 @@ int setup(run_state *s, dp_err *err)
     if (load_data(s, err) || build_model(s, err))
         return -1;
     plan_steps(s);
-    if (allocate(s, err) || ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err))
+    if (allocate(s, err))
         return -1;
-    if (ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,
-                           err))
+    watchdog_phase(s->watchdog, 0, WATCH_RESUME);
+    if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||
+        ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,
+                           err) ||
+        ckpt_policy_claim(&s->ckpt, &s->comm, cfg, err))
         return -1;
+    watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
     if (start_observers(s, err))
         return -1;
     show_banner(s);
@@ -279,6 +298,7 @@ int finish_run(run_state *s, dp_err *err)
     }
     if (!cfg->save)
         return 0;
+    watchdog_phase(s->watchdog, s->step, WATCH_SAVE);
     int rc = s->comm.rank == 0 ? weights_save(&s->model, cfg->save, err) : 0;
     if (rc)
         dp_prefix(err, "--save");

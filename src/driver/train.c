@@ -117,6 +117,7 @@ static void compute_gradient(run_state *s, long t, step_figures *f)
     plan_share(&s->plan, t, s->comm.rank, &sh);
     int again;
     do { /* again: a partial exceeded its bound; the same answer on every rank */
+        watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
         *f = (step_figures){0};
         gradsync_begin(s->sync, sh.groups);
         for (int k = 0; k < s->cfg.accumulate; k++) {
@@ -126,8 +127,7 @@ static void compute_gradient(run_state *s, long t, step_figures *f)
                 groups_pass(s, t, &sh, a, b, f);
         }
         watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
-        again = gradsync_finish(s->sync, &f->waited);
-        watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
+        again = gradsync_finish(s->sync, &f->waited); /* the stop vote follows, watched alike */
     } while (again);
 }
 
@@ -141,7 +141,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     step_figures f;
     compute_gradient(s, t, &f);
     double t2 = comm_time();
-    int sig = agreed_stop(s);
+    int sig = agreed_stop(s); /* also waits for the others: the allreduce's limit */
+    watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
     if (grads_guard(&s->model, s->step + 1, epoch, f.loss, s->cfg.clip_grad_norm, NULL, err))
@@ -167,8 +168,9 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
 
 static int save_checkpoint(run_state *s, dp_err *err)
 {
-    /* Writing may take longer than a step: not watched (the next step re-arms it). */
-    watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
+    /* Writing may take longer than a step: the slow phases' limit (the next step re-arms
+     * the step limit). */
+    watchdog_phase(s->watchdog, s->step, WATCH_CHECKPOINT);
     double t0 = comm_time();
     int rc = ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, s->step,
                                err);
@@ -256,6 +258,7 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
         evaluate(s, sums);
         observe_span(s->obs, OBSERVE_EVAL, t_eval, comm_time());
     }
+    watchdog_phase(s->watchdog, s->step, WATCH_EVAL_SUMS);
     comm_allreduce_sum_double((double *)sums, (int)(sizeof *sums / sizeof(double)));
     dp_epoch_record r;
     fill_record(s, &r, sums, epoch, lr, comm_allreduce_max_double(seconds));
@@ -269,6 +272,7 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
                             "--lr or add --warmup-epochs", epoch, r.train_loss, s->step);
     if (say(s))
         report_epoch(&r);
+    watchdog_phase(s->watchdog, s->step, WATCH_METRICS);
     int rc = s->metrics ? metrics_write(s->metrics, &r, err) : 0;
     return comm_agree(&s->comm, rc, err);
 }
@@ -285,7 +289,7 @@ static int train_loop(run_state *s, dp_err *err)
         long in_epoch = s->step % spe, first = in_epoch;
         rc = train_epoch(s, epoch, &in_epoch, &sums, &lr, err);
         double seconds = comm_time() - t0;
-        watchdog_phase(s->watchdog, s->step, WATCH_IDLE);
+        watchdog_phase(s->watchdog, s->step, WATCH_EVAL);
         if (rc == 0)
             rc = finish_epoch(s, epoch, in_epoch, first, &sums, lr, seconds, err);
         if (rc || s->stop_signal)
@@ -302,12 +306,13 @@ static int train_loop(run_state *s, dp_err *err)
 int dptrain_main(int argc, char **argv)
 {
     run_state *s = calloc(1, sizeof *s);
-    if (!s || comm_init(&argc, &argv, &s->comm) != 0) {
-        fprintf(stderr, "dptrain: MPI initialisation failed\n");
+    dp_err err = {{0}};
+    if (!s || comm_init(&argc, &argv, &s->comm, &err) != 0) {
+        fprintf(stderr, "dptrain: error: %s\n", s ? err.msg : "out of memory");
+        free(s);
         return 1;
     }
     stop_signals_install();
-    dp_err err = {{0}};
     int status = 0;
     int rc = cli_parse(argc, argv, &s->cfg, s->comm.rank == 0 ? stdout : NULL, &err);
     if (rc != 0) {

@@ -11,11 +11,14 @@
 #include <unistd.h>
 
 #include "dptrain/persist/weights.h"
+#include "dptrain/util/test_hooks.h"
 
 void checkpoint_meta_free(dp_ckpt_meta *meta)
 {
     free(meta->sync_state);
+    free(meta->saved_counts);
     meta->sync_state = NULL;
+    meta->saved_counts = NULL;
 }
 
 uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label)
@@ -49,21 +52,6 @@ static hid_t open_readonly(const char *path)
 }
 
 /* ---- writing ----------------------------------------------------------------------- */
-
-/* Test hook: DPTRAIN_TEST_CRASH_IN_CHECKPOINT=N ends the process halfway through the
- * N-th checkpoint write of this run, as kill -9 would. */
-static void maybe_crash(void)
-{
-    static int writes = 0;
-    const char *env = getenv("DPTRAIN_TEST_CRASH_IN_CHECKPOINT");
-    if (env && atoi(env) == ++writes) {
-        static const char msg[] = "dptrain: DPTRAIN_TEST_CRASH_IN_CHECKPOINT: dying mid-write\n";
-        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-            /* nothing to do */
-        }
-        _exit(137);
-    }
-}
 
 /* The /dptrain attributes that mirror dp_ckpt_meta fields, with the type each is stored
  * as: write_meta and read_meta both walk this table. */
@@ -169,6 +157,7 @@ static int write_meta(hid_t g, const dp_ckpt_meta *m)
     rc |= h5_attr_put_i64(g, "epoch", m->steps_per_epoch > 0 ? m->step / m->steps_per_epoch : 0);
     for (size_t i = 0; i < NMETA; i++)
         rc |= put_field(g, &meta_fields[i], m);
+    rc |= h5_attr_put_str(g, "run_id", m->run_id);
     rc |= h5_attr_put_str(g, "random_state", "counter-based streams: the seed and the step "
                                              "determine every draw");
     return rc ? -1 : 0;
@@ -184,8 +173,11 @@ static int parse_step(const char *name, long *step)
     return 0;
 }
 
-static int is_complete(const char *path)
+/* Whether path is a complete checkpoint of this format, with the identity of the run that
+ * wrote it in run_id[DP_RUN_ID_LEN] ("" when it predates identities). */
+static int read_identity(const char *path, char *run_id)
 {
+    run_id[0] = 0;
     hid_t f = open_readonly(path);
     if (f < 0)
         return 0;
@@ -195,11 +187,19 @@ static int is_complete(const char *path)
         hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
         ok = g >= 0 && get_i64(g, "complete", &complete) == 0 &&
              get_i64(g, "format", &format) == 0 && complete == 1 && format == DP_CKPT_FORMAT;
+        if (ok && h5_attr_get_str(g, "run_id", run_id, DP_RUN_ID_LEN, NULL) != 0)
+            run_id[0] = 0;
         if (g >= 0)
             H5Gclose(g);
     }
     H5Fclose(f);
     return ok;
+}
+
+static int is_complete(const char *path)
+{
+    char run_id[DP_RUN_ID_LEN];
+    return read_identity(path, run_id);
 }
 
 typedef struct {
@@ -248,19 +248,19 @@ static int list_checkpoints(const char *dir, ckpt_entry **out, int *count, dp_er
     return 0;
 }
 
-static void prune(const char *dir, int keep)
+static void prune(const char *dir, int keep, const char *run_id)
 {
     ckpt_entry *e = NULL;
     int n = 0;
     dp_err ignored;
     if (list_checkpoints(dir, &e, &n, &ignored) != 0)
         return;
-    char path[4096];
+    char path[4096], owner[DP_RUN_ID_LEN];
     int kept = 0;
     for (int i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
-        if (!is_complete(path))
-            continue; /* never ours to judge: leave it */
+        if (!read_identity(path, owner) || strcmp(owner, run_id) != 0)
+            continue; /* not a checkpoint, or another run's: never ours to judge */
         if (++kept > keep)
             unlink(path);
     }
@@ -359,7 +359,7 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
         return dp_fail(err, "--checkpoint-dir %s: cannot rename %s (%s)", dir, wtmp,
                        strerror(errno));
     }
-    maybe_crash();
+    test_hook_checkpoint_write(); /* tests: a crash or a stop halfway (test_hooks.h) */
     char why[256];
     hid_t f = h5_open(tmp, H5F_ACC_RDWR, why);
     if (f < 0) {
@@ -381,7 +381,7 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
                        strerror(errno));
     }
     h5_fsync_dir(dir); /* make the rename itself durable */
-    prune(dir, keep);
+    prune(dir, keep, meta->run_id);
     if (written)
         snprintf(written, len, "%s", path);
     return 0;
@@ -432,6 +432,55 @@ int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
     return rc;
 }
 
+static int list_quietly(const char *dir, dp_ckpt_entry **out, int *count, dp_err *err)
+{
+    ckpt_entry *e = NULL;
+    int n = 0;
+    *out = NULL;
+    *count = 0;
+    if (list_checkpoints(dir, &e, &n, err) != 0)
+        return -1;
+    dp_ckpt_entry *list = dp_calloc((size_t)n + 1, sizeof *list, "checkpoint list", err);
+    for (int i = 0; list && i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
+        dp_ckpt_entry *c = &list[*count];
+        if (!read_identity(path, c->run_id))
+            continue;
+        c->step = e[i].step;
+        snprintf(c->name, sizeof c->name, "%s", e[i].name);
+        ++*count;
+    }
+    free(e);
+    *out = list;
+    return list ? 0 : -1;
+}
+
+int checkpoint_list(const char *dir, dp_ckpt_entry **out, int *count, dp_err *err)
+{
+    h5_quiet q = h5_quiet_begin();
+    int rc = list_quietly(dir, out, count, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
+/* The writing run's identity (absent in older files: "") and the samples per training
+ * file: NULL, or the name of what is missing or unreadable. */
+static const char *read_identity_and_files(hid_t g, dp_ckpt_meta *m)
+{
+    if (h5_attr_get_str(g, "run_id", m->run_id, sizeof m->run_id, NULL) != 0)
+        m->run_id[0] = 0;
+    if (m->nfiles < 1 || m->nfiles > 1 << 24)
+        return "train_files (out of range)";
+    m->saved_counts = calloc((size_t)m->nfiles, sizeof(int64_t));
+    if (!m->saved_counts)
+        return "memory for the file sample counts";
+    if (h5_get_1d(g, "train_file_samples", H5T_NATIVE_INT64, (hsize_t)m->nfiles,
+                  m->saved_counts, NULL))
+        return "train_file_samples [train_files]";
+    return NULL;
+}
+
 /* The fields of the /dptrain group g into m (after its format was checked): NULL, or the
  * name of what is missing or unreadable. */
 static const char *read_meta(hid_t g, dp_ckpt_meta *m)
@@ -450,7 +499,7 @@ static const char *read_meta(hid_t g, dp_ckpt_meta *m)
     if (h5_get_1d(g, "gradsync_exponents", H5T_NATIVE_INT32, (hsize_t)m->nsync, m->sync_state,
                   NULL))
         return "gradsync_exponents [gradsync_tensors]";
-    return NULL;
+    return read_identity_and_files(g, m);
 }
 
 static int read_meta_quietly(const char *path, dp_ckpt_meta *m, dp_err *err)

@@ -127,14 +127,11 @@ static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e,
     if (datasets_load_share(comm, o->data, "--data", 0, &e->fl, &e->ds, err))
         return -1;
     int top = datasets_num_classes(comm, &e->fl, &e->ds);
-    int64_t most = 0;
-    for (int64_t i = 0; i < e->ds.n; i++)
-        most = e->ds.labels[i] > most ? e->ds.labels[i] : most;
-    most = comm_allreduce_max_i64(most);
     e->K = o->classes ? o->classes : top;
+    if (datasets_check_labels(comm, &e->fl, &e->ds, e->K, "--data",
+                              o->classes ? "--classes" : "from the data", err))
+        return -1;
     int rc = model_build(&e->m, o->model, e->fl.c, e->fl.h, e->fl.w, e->K, err);
-    if (rc == 0 && most >= e->K)
-        rc = dp_fail(err, "--classes %d: the data has label %lld", e->K, (long long)most);
     if (rc == 0 && (rc = weights_load(&e->m, o->weights, err)) != 0)
         dp_prefix(err, "--weights");
     if (rc == 0)
@@ -295,11 +292,11 @@ static void eval_free(eval_state *e)
 int main(int argc, char **argv)
 {
     dp_comm comm;
-    if (comm_init(&argc, &argv, &comm) != 0) {
-        fprintf(stderr, "dptrain-eval: MPI initialisation failed\n");
+    dp_err err = {{0}};
+    if (comm_init(&argc, &argv, &comm, &err) != 0) {
+        fprintf(stderr, "dptrain-eval: error: %s\n", err.msg);
         return 1;
     }
-    dp_err err = {{0}};
     eval_options o;
     int rc = parse(argc, argv, &o, &err);
     if (rc != 0) {

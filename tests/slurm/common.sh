@@ -8,7 +8,10 @@ skip() { echo "SKIP: $*"; exit 77; }
 # In CI (scripts/test.sh sets DPTRAIN_REQUIRE_SLURM; CI systems set CI=true) the Slurm
 # tests must run: what would skip elsewhere fails there
 slurm_required() { [[ ${DPTRAIN_REQUIRE_SLURM:-0} == 1 || ${CI:-} == true ]]; }
-[[ $(id -u) == 0 ]] || skip "needs root (starts slurmctld, slurmd and munged)"
+if [[ $(id -u) != 0 ]]; then
+  slurm_required && fail "needs root (starts slurmctld, slurmd and munged); the Slurm tests are required here"
+  skip "needs root (starts slurmctld, slurmd and munged)"
+fi
 if ! cluster_have_slurm; then
   slurm_required && fail "slurmctld, slurmd, sbatch or munged missing"
   skip "Slurm or munge not installed (apt-get install slurmctld slurmd slurm-client munge)"

@@ -13,7 +13,10 @@ source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cluster.sh"
 H=$(cd "$(dirname "$0")" && pwd)
 skip() { echo "SKIP: $*"; exit 77; }
-[[ $(id -u) == 0 ]] || skip "needs root (starts slurmctld, slurmd and munged)"
+if [[ $(id -u) != 0 ]]; then
+  [[ ${DPTRAIN_REQUIRE_SLURM:-0} == 1 || ${CI:-} == true ]] && fail "needs root (starts slurmctld, slurmd and munged); the Slurm tests are required here"
+  skip "needs root (starts slurmctld, slurmd and munged)"
+fi
 if ! cluster_have_slurm; then
   [[ ${DPTRAIN_REQUIRE_SLURM:-0} == 1 || ${CI:-} == true ]] && fail "slurmctld, slurmd, sbatch or munged missing"
   skip "Slurm or munge not installed"

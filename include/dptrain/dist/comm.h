@@ -18,7 +18,8 @@ typedef struct {
     char host[64];
 } dp_comm;
 
-int comm_init(int *argc, char ***argv, dp_comm *c);
+/* MPI with at least MPI_THREAD_FUNNELED (checked: refused with a message otherwise). */
+int comm_init(int *argc, char ***argv, dp_comm *c, dp_err *err);
 void comm_finalize(void);
 /* End every rank of the job now (for errors that cannot be agreed on). */
 _Noreturn void comm_abort(int status);

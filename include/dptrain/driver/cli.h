@@ -35,6 +35,7 @@ typedef struct {
     double step_epochs, gamma; /* for the step schedule */
     uint64_t seed;
     const char *model;
+    int classes;          /* the model's outputs; 0: from the data */
     const char *train, *test; /* test may be "none" */
     int shuffle;
     int threads;          /* 0: automatic */
@@ -51,6 +52,7 @@ typedef struct {
     int checkpoint_every_epoch;
     int keep;                   /* complete checkpoints kept */
     const char *resume;         /* directory to resume from */
+    int overwrite_checkpoints;  /* delete other runs' checkpoints in the directory */
     const char *reinit, *freeze; /* comma lists of layer names */
     double clip_grad_norm; /* 0: off */
     double watchdog;       /* seconds; 0: off */
@@ -58,6 +60,7 @@ typedef struct {
     long log_every;        /* step records every N steps in --metrics; 0: off */
     const char *trace;     /* Chrome trace-event JSON file; NULL: off */
     long trace_first, trace_last; /* --trace-steps A:B, 1-based steps, inclusive */
+    double watchdog_io;    /* seconds for evaluation, checkpoints, --save, metrics; 0: default */
 } dp_config;
 
 /* 0: run; 1: --help/--version printed, exit 0; -1: error in err (exit 2). */

@@ -1,8 +1,13 @@
 /* resume: the checkpoint policy (checkpoint.h keeps the file format). What goes into a
  * checkpoint, when one is written, and whether a checkpoint may be resumed by this run:
- * a different model, batch or training data is refused with the difference named; other
- * changes (learning rate, seed, threads, ...) are accepted with a note saying what they
- * mean for the result.
+ * a different model, batch or training data (size, content, or samples per file) is
+ * refused with the difference named; other changes (learning rate, seed, threads, ...)
+ * are accepted with a note saying what they mean for the result.
+ *
+ * Every run has an identity, stored in its checkpoints: a fresh run draws one, a resumed
+ * run keeps the identity of the run it resumes. A run prunes only its own checkpoints,
+ * and refuses to write into a directory holding another run's complete checkpoints
+ * (naming that run) unless --overwrite-checkpoints deletes them first.
  *
  * Collective: every rank calls these functions at the same point; rank 0 reads and
  * writes the files, and failures are agreed so that no rank is left waiting. */
@@ -18,12 +23,14 @@
 #include "dptrain/driver/cli.h"
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
+#include "dptrain/persist/checkpoint.h"
 #include "dptrain/util/error.h"
 
 typedef struct {
     const char *dir;        /* where checkpoints go; NULL: none */
     long last_step;         /* newest checkpoint written or resumed from, -1: none */
     uint64_t data_checksum; /* over the whole training set, independent of the rank count */
+    char run_id[DP_RUN_ID_LEN]; /* this run's identity (rank 0: fresh, or the resumed run's) */
 } dp_ckpt_policy;
 
 /* The run as a checkpoint records it (all borrowed). */
@@ -46,6 +53,10 @@ int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
  * the first run of a requeued job starts fresh). */
 int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
                        dp_optimizer *opt, dp_gradsync *sync, long *start_step, dp_err *err);
+
+/* After ckpt_policy_resume: the checkpoint directory must hold no complete checkpoint of
+ * another run (refused, naming it), unless --overwrite-checkpoints, which deletes them. */
+int ckpt_policy_claim(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg, dp_err *err);
 
 /* Whether the policy writes a checkpoint after `step` steps: mid-epoch (every N steps,
  * not at an epoch's end, which waits for the evaluation) or at an epoch's end. */

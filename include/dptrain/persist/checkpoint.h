@@ -11,6 +11,9 @@
  *   /dptrain/gradsync_exponents  int32 [tensors]: the exact gradient sum's bounds (gradsync.h)
  *   /dptrain/train_file_samples  int64 [files]: samples per training file (names in the
  *                      attribute train_file_names, one per line)
+ *   /dptrain attribute run_id: the identity of the run that wrote it (a fresh run draws
+ *                      one, a resumed run keeps the one it resumed); pruning deletes only
+ *                      the writing run's own checkpoints. Absent in older files: read as ""
  *   /dptrain attributes: format, complete, step, steps_per_epoch, total_steps, ranks,
  *                      threads, the hyperparameters, model spec, data description and
  *                      checksum (see dp_ckpt_meta)
@@ -38,6 +41,7 @@
 #include "dptrain/optim/optim.h"
 
 #define DP_CKPT_FORMAT 2
+#define DP_RUN_ID_LEN 24 /* a run identity: 16 hex digits and the terminating 0 fit */
 
 typedef struct {
     int format;
@@ -67,6 +71,8 @@ typedef struct {
     char optimizer[16];    /* --optimizer; "sgd" for files written before it existed */
     double beta1, beta2, eps, trust_coefficient; /* what the optimizer reads (cli.h) */
     int exclude_bias;
+    char run_id[DP_RUN_ID_LEN]; /* the writing run's identity; "" in files older than it */
+    int64_t *saved_counts; /* [nfiles] samples per training file, when read (owned) */
 } dp_ckpt_meta;
 
 void checkpoint_meta_free(dp_ckpt_meta *meta);
@@ -76,8 +82,8 @@ void checkpoint_meta_free(dp_ckpt_meta *meta);
 uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label);
 
 /* Write DIR/ckpt-<step>.h5 atomically (see above), then delete all but the newest `keep`
- * complete checkpoints and any stale temporary files in DIR. `written` receives the
- * path. Rank 0 only. */
+ * complete checkpoints of this run (meta->run_id; other runs' are never touched) and any
+ * stale temporary files in DIR. `written` receives the path. Rank 0 only. */
 int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt,
                      const dp_ckpt_meta *meta, int keep, char *written, size_t len, dp_err *err);
 
@@ -85,7 +91,18 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
  * message says what was skipped), -1 when DIR cannot be read. */
 int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err);
 
-/* Read the metadata (allocates meta->sync_state; checkpoint_meta_free). */
+/* One complete checkpoint in a directory. */
+typedef struct {
+    long step;
+    char name[256];              /* ckpt-SSSSSSSS.h5 */
+    char run_id[DP_RUN_ID_LEN]; /* "" for files older than run identities */
+} dp_ckpt_entry;
+
+/* The complete checkpoints in DIR, newest first (*out malloc'ed, *count of them; files
+ * with a checkpoint's name that are not complete checkpoints are left out). */
+int checkpoint_list(const char *dir, dp_ckpt_entry **out, int *count, dp_err *err);
+
+/* Read the metadata (allocates meta->sync_state and meta->saved_counts; checkpoint_meta_free). */
 int checkpoint_read_meta(const char *path, dp_ckpt_meta *meta, dp_err *err);
 /* Read the weights into m and the optimizer's state tensors, by name, into opt (refused
  * when the checkpoint was written by another kind of optimizer). */

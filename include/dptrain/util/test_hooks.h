@@ -1,0 +1,26 @@
+/* test_hooks: fault injection for the tests, compiled into the test build only.
+ *
+ * The parts call these at the moments a test needs to break; what they do is decided at
+ * link time. dptrain, dptrain-eval and dptrain-data (what is installed) link the empty
+ * hooks (src/util/test_hooks.c without DPTRAIN_TEST_HOOKS), so no environment variable
+ * can crash, stall or stop a production run. dptrain-testhooks, the same program built
+ * for the tests only and never installed, links the hooks that read:
+ *   DPTRAIN_TEST_CRASH_IN_CHECKPOINT=N   end the process (as kill -9) halfway through the
+ *                                        N-th checkpoint write of this run
+ *   DPTRAIN_TEST_STOP_IN_CHECKPOINT=N    stop it there with SIGSTOP instead (a writer stuck
+ *                                        on a file system)
+ *   DPTRAIN_TEST_STALL=RANK:STEP:SECONDS[:PHASE]   that rank sleeps SECONDS (or, for
+ *                                        "stop", stops itself with SIGSTOP) when it enters
+ *                                        PHASE (a watchdog phase name, watchdog.c; default
+ *                                        compute) of step STEP
+ * test_hooks_enabled() says which build this is. */
+#ifndef DPTRAIN_TEST_HOOKS_H
+#define DPTRAIN_TEST_HOOKS_H
+
+int test_hooks_enabled(void);
+/* Halfway through a checkpoint write (rank 0, after the weights, before the state). */
+void test_hook_checkpoint_write(void);
+/* A rank entering watchdog phase `phase` (its name) of 1-based step `step`. */
+void test_hook_phase(int rank, long step, const char *phase);
+
+#endif

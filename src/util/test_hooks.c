@@ -1,0 +1,65 @@
+/* test_hooks: compiled twice (CMakeLists.txt): empty for the installed programs, and with
+ * DPTRAIN_TEST_HOOKS for dptrain-testhooks (test_hooks.h says what each hook does). */
+#include "dptrain/util/test_hooks.h"
+
+#ifndef DPTRAIN_TEST_HOOKS
+
+int test_hooks_enabled(void) { return 0; }
+void test_hook_checkpoint_write(void) {}
+void test_hook_phase(int rank, long step, const char *phase)
+{
+    (void)rank, (void)step, (void)phase;
+}
+
+#else
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int test_hooks_enabled(void) { return 1; }
+
+static void say(const char *msg)
+{
+    if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
+        /* nothing to do */
+    }
+}
+
+void test_hook_checkpoint_write(void)
+{
+    static int writes = 0;
+    ++writes;
+    const char *crash = getenv("DPTRAIN_TEST_CRASH_IN_CHECKPOINT");
+    const char *stop = getenv("DPTRAIN_TEST_STOP_IN_CHECKPOINT");
+    if (crash && atoi(crash) == writes) {
+        say("dptrain: DPTRAIN_TEST_CRASH_IN_CHECKPOINT: dying mid-write\n");
+        _exit(137);
+    }
+    if (stop && atoi(stop) == writes) {
+        say("dptrain: DPTRAIN_TEST_STOP_IN_CHECKPOINT: stopped mid-write (SIGSTOP)\n");
+        raise(SIGSTOP);
+    }
+}
+
+void test_hook_phase(int rank, long step, const char *phase)
+{
+    const char *stall = getenv("DPTRAIN_TEST_STALL");
+    long r, s;
+    char seconds[32], name[32] = "compute";
+    if (!stall || sscanf(stall, "%ld:%ld:%31[^:]:%31s", &r, &s, seconds, name) < 3 ||
+        r != rank || s != step || strcmp(name, phase) != 0)
+        return;
+    if (strcmp(seconds, "stop") == 0) {
+        say("dptrain: DPTRAIN_TEST_STALL: this rank stops itself (SIGSTOP)\n");
+        raise(SIGSTOP);
+        return;
+    }
+    struct timespec t = {(time_t)atol(seconds), 0};
+    nanosleep(&t, NULL);
+}
+
+#endif
