@@ -37,3 +37,6 @@ set_tests_properties(options_docs PROPERTIES ENVIRONMENT "${DP_TEST_ENV}" TIMEOU
 add_executable(optim_steps optim_steps.c)
 target_link_libraries(optim_steps PRIVATE dptrain_core)
 dp_add_script_test(optim_reference test_optim_reference.sh)
+# Every sample exactly once per epoch with files of 20 and 380 samples on 2 ranks.
+dp_add_script_test(sample_use test_sample_use.sh)
+set_tests_properties(sample_use PROPERTIES PROCESSORS 2)

@@ -74,7 +74,7 @@ print(f"{sys.argv[1]}: {len(data)} bytes, control characters other than newline:
 sys.exit(1 if bad else 0)
 EOF
 }
-$PTY file.pty -- bash -c "$(declare -f mpi); DPTRAIN_TEST_PROGRESS_LINES_S=0 mpi 2 $DPTRAIN ${run[*]} > file.txt 2>&1" \
+$PTY file.pty -- bash -c "$(declare -f mpi); DPTRAIN_TEST_PROGRESS_LINES_S=0 mpi 2 $DPTRAIN_TESTHOOKS ${run[*]} > file.txt 2>&1" \
   > /dev/null || { cat file.txt; fail "training into a file failed"; }
 check_clean file.txt
 for q in 25 50 75; do expect_in file.txt "epoch 2/2: $q% ("; done

@@ -1,6 +1,7 @@
 /* progress: the live bar and the plain progress lines (progress.h), and where rank 0's
  * stderr really goes: followed through /proc to the launcher that copies it. */
 #include "dptrain/driver/progress.h"
+#include "dptrain/util/test_hooks.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -146,10 +147,7 @@ void progress_init(dp_progress *p, int forced, int quiet, int epochs, long total
     p->epochs = epochs;
     p->total_steps = total_steps;
     p->global_batch = global_batch;
-    p->min_epoch_s = PROGRESS_LINES_MIN_EPOCH_S;
-    const char *env = getenv("DPTRAIN_TEST_PROGRESS_LINES_S");
-    if (env && *env)
-        p->min_epoch_s = atof(env);
+    p->min_epoch_s = test_hook_progress_lines_s(PROGRESS_LINES_MIN_EPOCH_S);
     char how[512];
     if (quiet || forced == 0)
         p->mode = PROGRESS_OFF;

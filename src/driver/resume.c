@@ -163,8 +163,8 @@ static int refuse_differences(const dp_ckpt_meta *m, const dp_run_desc *run, con
                             "'%s' (pass the same --model)", path, m->model_spec, model->spec);
     if (m->global_batch != cli_global_batch(cfg))
         return dp_fail(err, "--resume %s: the global batch differs: the checkpoint has %d, this "
-                            "run %d (--batch x --accumulate)", path, m->global_batch,
-                       cli_global_batch(cfg));
+                            "run --batch %d%s", path, m->global_batch, cli_global_batch(cfg),
+                       cfg->accumulate > 1 ? " (--batch x --accumulate)" : "");
     if (m->train_total != fl->total || m->c != fl->c || m->h != fl->h || m->w != fl->w)
         return dp_fail(err, "--resume %s: the training data differ: the checkpoint was trained "
                             "on %s (%lld samples of %dx%dx%d), this run has --train %s (%lld "

@@ -32,6 +32,7 @@
 #include "dptrain/net/numerics.h"
 #include "dptrain/optim/optim.h"
 #include "dptrain/persist/weights.h"
+#include "dptrain/util/test_hooks.h"
 #include "run.h"
 
 /* One epoch's sums over this rank, then over all ranks. */
@@ -77,6 +78,7 @@ static int assemble(run_state *s, long t, int slot0, int slot1)
 {
     const int n = slot1 - slot0;
     plan_samples(&s->plan, t, slot0, slot1, s->sample_index);
+    test_hook_samples(s->comm.rank, s->step, s->sample_index, n);
     for (int k = 0; k < n; k++)
         s->batch_idx[k] = s->sample_index[k] - s->train.first;
     batch_fill(s->ws.input, s->batch_labels, &s->train, s->batch_idx, 0, n, &s->norm);

@@ -10,6 +10,11 @@ void test_hook_phase(int rank, long step, const char *phase)
 {
     (void)rank, (void)step, (void)phase;
 }
+void test_hook_samples(int rank, long step, const int64_t *idx, int n)
+{
+    (void)rank, (void)step, (void)idx, (void)n;
+}
+double test_hook_progress_lines_s(double dflt) { return dflt; }
 
 #else
 
@@ -60,6 +65,27 @@ void test_hook_phase(int rank, long step, const char *phase)
     }
     struct timespec t = {(time_t)atol(seconds), 0};
     nanosleep(&t, NULL);
+}
+
+double test_hook_progress_lines_s(double dflt)
+{
+    const char *env = getenv("DPTRAIN_TEST_PROGRESS_LINES_S");
+    return env && *env ? atof(env) : dflt;
+}
+
+void test_hook_samples(int rank, long step, const int64_t *idx, int n)
+{
+    const char *prefix = getenv("DPTRAIN_TEST_SAMPLE_LOG");
+    if (!prefix)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%d", prefix, rank);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%ld %lld\n", step, (long long)idx[i]);
+    fclose(f);
 }
 
 #endif

@@ -13,14 +13,25 @@
  *                                        "stop", stops itself with SIGSTOP) when it enters
  *                                        PHASE (a watchdog phase name, watchdog.c; default
  *                                        compute) of step STEP
+ *   DPTRAIN_TEST_SAMPLE_LOG=PREFIX      each rank appends "step sample" lines, one per sample
+ *                                        it trains on, to PREFIX.RANK (which samples each
+ *                                        step used, for the once-per-epoch test)
+ *   DPTRAIN_TEST_PROGRESS_LINES_S=S      plain progress lines for epochs projected to take S
+ *                                        seconds or more (instead of 30)
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
+
+#include <stdint.h>
 
 int test_hooks_enabled(void);
 /* Halfway through a checkpoint write (rank 0, after the weights, before the state). */
 void test_hook_checkpoint_write(void);
 /* A rank entering watchdog phase `phase` (its name) of 1-based step `step`. */
 void test_hook_phase(int rank, long step, const char *phase);
+/* The shortest epoch (seconds) that gets plain progress lines: dflt, or the test's. */
+double test_hook_progress_lines_s(double dflt);
+/* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
+void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 
 #endif
