@@ -46,10 +46,11 @@ if [[ $sanitize == 1 ]]; then
   # Open MPI's own allocations are never freed: leaks are judged by valgrind, not here.
   # Left out: the fetch script (no C code) and the Slurm harnesses (job scripts and
   # Slurm's requeue back-off, minutes each; their dptrain runs take the code paths the
-  # other tests run here).
+  # other tests run here), and required_skips (it checks the test scripts' skips; no
+  # dptrain code of its own).
   (cd "$repo/build-asan" && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 \
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-     ctest --output-on-failure --timeout 1800 -E '^(test_fetch_mnist|slurm_.*|sweep_scripts)$' "$@")
+     ctest --output-on-failure --timeout 1800 -E '^(test_fetch_mnist|slurm_.*|sweep_scripts|required_skips)$' "$@")
 fi
 if [[ $valgrind == 1 ]]; then
   echo "test.sh: valgrind memcheck (build-valgrind/)"

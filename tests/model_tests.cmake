@@ -10,6 +10,9 @@ target_link_libraries(compare_weights PRIVATE dptrain_core)
 # Training runs under mpirun: P ranks equal 1 rank, replicas identical, threads bitwise.
 dp_add_script_test(mpi_training test_mpi_training.sh)
 set_tests_properties(mpi_training PROPERTIES PROCESSORS 4)
+if(DPTRAIN_SANITIZE)  # 26 launches of mpirun, each slower under ASan
+  set_tests_properties(mpi_training PROPERTIES TIMEOUT 1500)
+endif()
 dp_add_script_test(e2e_mnist test_e2e_mnist.sh)
 set_tests_properties(e2e_mnist PROPERTIES PROCESSORS 2)
 # Bad input: clear message, non-zero exit, the whole job ends quickly.
