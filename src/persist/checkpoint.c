@@ -1,7 +1,11 @@
+/* checkpoint.c: the checkpoint file format. The weights at the root exactly as --save writes
+ * them, then a /dptrain group: the run's metadata (one table of fields, written and read
+ * alike), the optimizer's named state tensors, and `complete`, written last, so a file cut
+ * short by a crash never counts. Written to a temporary name, fsynced and renamed into
+ * place. Which files a directory holds, and pruning, are ckpt_dir.c's. */
 #include "dptrain/persist/checkpoint.h"
 #include "dptrain/util/h5util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
 #include <stddef.h>
@@ -35,21 +39,7 @@ uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes,
     return h ^ (h >> 31);
 }
 
-/* ---- small HDF5 helpers ------------------------------------------------------------- */
-
-/* Checkpoints are ours: any attribute that is absent or of another type makes it
- * unreadable, so the getters' messages are not needed. */
-static int get_i64(hid_t obj, const char *name, int64_t *v)
-{
-    return h5_attr_get_i64(obj, name, v, NULL) == 0 ? 0 : -1;
-}
-
-static hid_t open_readonly(const char *path)
-{
-    if (access(path, R_OK) != 0 || H5Fis_hdf5(path) <= 0)
-        return -1;
-    return h5_open(path, H5F_ACC_RDONLY, NULL);
-}
+#include "ckpt_internal.h"
 
 /* ---- writing ----------------------------------------------------------------------- */
 
@@ -163,121 +153,6 @@ static int write_meta(hid_t g, const dp_ckpt_meta *m)
     return rc ? -1 : 0;
 }
 
-static int parse_step(const char *name, long *step)
-{
-    char tail[8];
-    long s;
-    if (sscanf(name, "ckpt-%ld%7s", &s, tail) != 2 || strcmp(tail, ".h5") != 0 || s < 0)
-        return -1;
-    *step = s;
-    return 0;
-}
-
-/* Whether path is a complete checkpoint of this format, with the identity of the run that
- * wrote it in run_id[DP_RUN_ID_LEN] ("" when it predates identities). */
-static int read_identity(const char *path, char *run_id)
-{
-    run_id[0] = 0;
-    hid_t f = open_readonly(path);
-    if (f < 0)
-        return 0;
-    int64_t complete = 0, format = 0;
-    int ok = 0;
-    if (H5Lexists(f, "dptrain", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
-        ok = g >= 0 && get_i64(g, "complete", &complete) == 0 &&
-             get_i64(g, "format", &format) == 0 && complete == 1 && format == DP_CKPT_FORMAT;
-        if (ok && h5_attr_get_str(g, "run_id", run_id, DP_RUN_ID_LEN, NULL) != 0)
-            run_id[0] = 0;
-        if (g >= 0)
-            H5Gclose(g);
-    }
-    H5Fclose(f);
-    return ok;
-}
-
-static int is_complete(const char *path)
-{
-    char run_id[DP_RUN_ID_LEN];
-    return read_identity(path, run_id);
-}
-
-typedef struct {
-    long step;
-    char name[256];
-} ckpt_entry;
-
-static int by_step_desc(const void *a, const void *b)
-{
-    long x = ((const ckpt_entry *)a)->step, y = ((const ckpt_entry *)b)->step;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* The ckpt-*.h5 names in dir, newest first. */
-static int list_checkpoints(const char *dir, ckpt_entry **out, int *count, dp_err *err)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return dp_fail(err, "%s: cannot read the checkpoint directory (%s)", dir, strerror(errno));
-    int n = 0, cap = 16;
-    ckpt_entry *e = malloc(sizeof *e * (size_t)cap);
-    struct dirent *de;
-    while (e && (de = readdir(d)) != NULL) {
-        long step;
-        if (parse_step(de->d_name, &step) != 0 || strlen(de->d_name) >= sizeof e->name)
-            continue;
-        if (n == cap) {
-            ckpt_entry *bigger = realloc(e, sizeof *e * (size_t)(cap *= 2));
-            if (!bigger) {
-                free(e);
-                e = NULL;
-                break;
-            }
-            e = bigger;
-        }
-        e[n].step = step;
-        snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
-        n++;
-    }
-    closedir(d);
-    if (!e)
-        return dp_fail(err, "%s: out of memory listing checkpoints", dir);
-    qsort(e, (size_t)n, sizeof *e, by_step_desc);
-    *out = e;
-    *count = n;
-    return 0;
-}
-
-static void prune(const char *dir, int keep, const char *run_id)
-{
-    ckpt_entry *e = NULL;
-    int n = 0;
-    dp_err ignored;
-    if (list_checkpoints(dir, &e, &n, &ignored) != 0)
-        return;
-    char path[4096], owner[DP_RUN_ID_LEN];
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
-        if (!read_identity(path, owner) || strcmp(owner, run_id) != 0)
-            continue; /* not a checkpoint, or another run's: never ours to judge */
-        if (++kept > keep)
-            unlink(path);
-    }
-    free(e);
-    /* temporary files of writes that died: every .ckpt-* name is one of ours */
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        if (strncmp(de->d_name, ".ckpt-", 6) == 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-            unlink(path);
-        }
-    }
-    if (d)
-        closedir(d);
-}
-
 /* The file names, one per line, in the attribute train_file_names. */
 static int put_file_names(hid_t g, const dp_ckpt_meta *meta)
 {
@@ -381,7 +256,7 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
                        strerror(errno));
     }
     h5_fsync_dir(dir); /* make the rename itself durable */
-    prune(dir, keep, meta->run_id);
+    ckpt_dir_prune(dir, keep, meta->run_id);
     if (written)
         snprintf(written, len, "%s", path);
     return 0;
@@ -397,72 +272,6 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
 }
 
 /* ---- reading ----------------------------------------------------------------------- */
-
-static int find_latest_quietly(const char *dir, char *path, size_t len, dp_err *err)
-{
-    ckpt_entry *e = NULL;
-    int n = 0;
-    if (list_checkpoints(dir, &e, &n, err) != 0)
-        return -1;
-    int skipped = 0;
-    char first_skipped[256] = "";
-    for (int i = 0; i < n; i++) {
-        snprintf(path, len, "%s/%s", dir, e[i].name);
-        if (is_complete(path)) {
-            free(e);
-            return 0;
-        }
-        if (!skipped++)
-            snprintf(first_skipped, sizeof first_skipped, "%s", e[i].name);
-    }
-    free(e);
-    if (skipped)
-        dp_fail(err, "%s: no complete checkpoint (%d incomplete or unreadable ckpt-*.h5, e.g. "
-                     "%s)", dir, skipped, first_skipped);
-    else
-        dp_fail(err, "%s: no checkpoint (no ckpt-*.h5 files)", dir);
-    return 1;
-}
-
-int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
-{
-    h5_quiet q = h5_quiet_begin();
-    int rc = find_latest_quietly(dir, path, len, err);
-    h5_quiet_end(q);
-    return rc;
-}
-
-static int list_quietly(const char *dir, dp_ckpt_entry **out, int *count, dp_err *err)
-{
-    ckpt_entry *e = NULL;
-    int n = 0;
-    *out = NULL;
-    *count = 0;
-    if (list_checkpoints(dir, &e, &n, err) != 0)
-        return -1;
-    dp_ckpt_entry *list = dp_calloc((size_t)n + 1, sizeof *list, "checkpoint list", err);
-    for (int i = 0; list && i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e[i].name);
-        dp_ckpt_entry *c = &list[*count];
-        if (!read_identity(path, c->run_id))
-            continue;
-        c->step = e[i].step;
-        snprintf(c->name, sizeof c->name, "%s", e[i].name);
-        ++*count;
-    }
-    free(e);
-    *out = list;
-    return list ? 0 : -1;
-}
-
-int checkpoint_list(const char *dir, dp_ckpt_entry **out, int *count, dp_err *err)
-{
-    h5_quiet q = h5_quiet_begin();
-    int rc = list_quietly(dir, out, count, err);
-    h5_quiet_end(q);
-    return rc;
-}
 
 /* The writing run's identity (absent in older files: "") and the samples per training
  * file: NULL, or the name of what is missing or unreadable. */
@@ -505,7 +314,7 @@ static const char *read_meta(hid_t g, dp_ckpt_meta *m)
 static int read_meta_quietly(const char *path, dp_ckpt_meta *m, dp_err *err)
 {
     memset(m, 0, sizeof *m);
-    hid_t f = open_readonly(path);
+    hid_t f = ckpt_open_readonly(path);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the checkpoint (not HDF5 or unreadable)", path);
     hid_t g = H5Lexists(f, "dptrain", H5P_DEFAULT) > 0 ? H5Gopen2(f, "dptrain", H5P_DEFAULT)
@@ -516,7 +325,7 @@ static int read_meta_quietly(const char *path, dp_ckpt_meta *m, dp_err *err)
                             "goes to --init-from)", path);
     }
     int64_t format = 0;
-    const char *missing = get_i64(g, "format", &format) != 0 ? "format" : NULL;
+    const char *missing = ckpt_get_i64(g, "format", &format) != 0 ? "format" : NULL;
     if (!missing && format != DP_CKPT_FORMAT) {
         H5Gclose(g);
         H5Fclose(f);
@@ -594,7 +403,7 @@ static int read_state_quietly(const char *path, dp_model *m, dp_optimizer *opt, 
 {
     if (weights_load(m, path, err) != 0)
         return -1;
-    hid_t f = open_readonly(path);
+    hid_t f = ckpt_open_readonly(path);
     if (f < 0)
         return dp_fail(err, "%s: cannot open the checkpoint", path);
     int rc = read_optimizer(f, path, opt, err);
