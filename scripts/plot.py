@@ -3,7 +3,9 @@
 
   scripts/plot.py sweep RUNS.csv OUTDIR       images/s, speedup, efficiency against ranks
                                               (one line per kind and threads, with ideal),
-                                              step time split into compute/comm/data/other
+                                              time to the target accuracy (when a run
+                                              reached it), step time split into
+                                              compute/comm/data/other
   scripts/plot.py curves OUTDIR METRICS.jsonl...   training curves of any run: loss and
                                               accuracy against epoch (against step with
                                               step records, --log-every) and wall time;
@@ -70,6 +72,22 @@ def sweep(csv_path, outdir):
             "set ylabel 'parallel efficiency (speedup / ranks)'\nset yrange [0:1.2]\n"
             "set title 'Parallel efficiency against ideal'\n"
             f"plot 1 with lines dt 2 lc 'black' title 'ideal', {plots(4)}\n", png)
+    reached = [r for r in rows if r.get("seconds_to_target")]
+    if reached:
+        tdata, tplots = "", []
+        for i, (k, t) in enumerate(series):
+            pts = sorted((int(r["ranks"]), r["seconds_to_target"], r["epochs_to_target"]) for r in reached
+                         if r["kind"] == k and int(r["threads"]) == t)
+            if pts:
+                tdata += block(f"t{i}", pts)
+                tplots.append(f"$t{i} using 1:2 with linespoints lw 2 pt 7 title '{title(k, t)}', "
+                              f"$t{i} using 1:2:(sprintf('%g ep', $3)) with labels offset 0,1 notitle")
+        target = 100 * float(reached[0].get("target") or 0.99)
+        png = os.path.join(outdir, "time_to_accuracy.png")
+        gnuplot(TERM + f"set output '{png}'\n" + tdata + xr +
+                f"set ylabel 'seconds to {target:g}% test accuracy'\nset yrange [0:*]\n"
+                f"set title 'Time to {target:g}% test accuracy (labels: epochs to it)'\n"
+                f"plot {', '.join(tplots)}\n", png)
     # step time split, one stacked bar per run
     bars = sorted(rows, key=lambda r: (r["kind"], int(r["threads"]), int(r["ranks"])))
     png = os.path.join(outdir, "step_split.png")
