@@ -14,9 +14,11 @@
  * models what dptrain does (scripts/project.py). Its default sizes are those models'
  * gradients in int64 (8 bytes per parameter); a size is rounded down to whole elements.
  * The CSV then says so in a last column, op (allreduce_float or iallreduce_inplace_int64).
+ * --reduce-local times the additions alone (MPI_Reduce_local, int64 sum, each rank on its
+ * own: op reduce_local_int64): what a reduction round adds to moving the bytes.
  *
  *   mpirun -n P build/bench/allreduce_bench [--sizes B1,B2,...] [--time-per-size S]
- *                                           [--as-dptrain] [--no-header]
+ *                                           [--as-dptrain | --reduce-local] [--no-header]
  *
  * A benchmark program, not part of dptrain: it calls MPI directly. */
 #include <mpi.h>
@@ -30,10 +32,17 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* One reduction of n elements: floats from buf into out, or (as_dptrain) int64 in place. */
-static void reduce_once(int as_dptrain, void *buf, void *out, long n)
+enum { FLOAT_ALLREDUCE, AS_DPTRAIN, REDUCE_LOCAL };
+static const char *const op_names[] = {"allreduce_float", "iallreduce_inplace_int64",
+                                       "reduce_local_int64"};
+
+/* One reduction of n elements: floats from buf into out, int64 in place (as dptrain), or
+ * int64 added from buf into out on this rank only. */
+static void reduce_once(int mode, void *buf, void *out, long n)
 {
-    if (as_dptrain) {
+    if (mode == REDUCE_LOCAL) {
+        MPI_Reduce_local(buf, out, (int)n, MPI_INT64_T, MPI_SUM);
+    } else if (mode == AS_DPTRAIN) {
         MPI_Request req;
         MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &req);
         MPI_Wait(&req, MPI_STATUS_IGNORE);
@@ -49,7 +58,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     long sizes[64];
-    int nsizes = 0, header = 1, as_dptrain = 0;
+    int nsizes = 0, header = 1, mode = FLOAT_ALLREDUCE;
     double budget = 0.1; /* seconds per repetition and size */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
@@ -60,7 +69,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--no-header")) {
             header = 0;
         } else if (!strcmp(argv[i], "--as-dptrain")) {
-            as_dptrain = 1;
+            mode = AS_DPTRAIN;
+        } else if (!strcmp(argv[i], "--reduce-local")) {
+            mode = REDUCE_LOCAL;
         } else {
             if (rank == 0)
                 fprintf(stderr,
@@ -71,6 +82,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    const int as_dptrain = mode != FLOAT_ALLREDUCE; /* int64 elements */
     if (nsizes == 0) {
         for (long b = 4; b <= 16L << 20; b *= 4)
             sizes[nsizes++] = b;
@@ -100,13 +112,13 @@ int main(int argc, char **argv)
         }
         /* warm up, then double the iterations until they take a tenth of the budget: the
          * estimate of one allreduce (the same on all ranks) sets the iterations */
-        reduce_once(as_dptrain, buf, out, n);
+        reduce_once(mode, buf, out, n);
         double one = 0.0;
         for (int k = 1;; k *= 2) {
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             for (int j = 0; j < k; j++)
-                reduce_once(as_dptrain, buf, out, n);
+                reduce_once(mode, buf, out, n);
             double t = MPI_Wtime() - t0;
             MPI_Allreduce(MPI_IN_PLACE, &t, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
             if (t >= budget / 10 || k >= 4096) {
@@ -124,14 +136,14 @@ int main(int argc, char **argv)
             MPI_Barrier(MPI_COMM_WORLD);
             double t0 = MPI_Wtime();
             for (int k = 0; k < iters; k++)
-                reduce_once(as_dptrain, buf, out, n);
+                reduce_once(mode, buf, out, n);
             double t = (MPI_Wtime() - t0) / iters;
             MPI_Allreduce(&t, &rep[r], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         }
         qsort(rep, 5, sizeof rep[0], cmp_double);
         if (rank == 0) {
             printf("%d,%ld,%d,%.9g,%.9g,%s\n", size, n * (long)elem, iters, rep[2], rep[0],
-                   as_dptrain ? "iallreduce_inplace_int64" : "allreduce_float");
+                   op_names[mode]);
             fflush(stdout);
         }
         free(buf);

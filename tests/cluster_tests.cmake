@@ -30,3 +30,4 @@ set_tests_properties(slurm_harness_cleanup PROPERTIES PROCESSORS 2 RESOURCE_LOCK
 dp_add_script_test(time_to_accuracy test_time_to_accuracy.sh)
 dp_add_script_test(load_marking test_load_marking.sh)
 set_tests_properties(load_marking PROPERTIES PROCESSORS 2)
+dp_add_script_test(projection test_projection.sh)
