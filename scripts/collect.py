@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """collect.py: turn dptrain metrics files (--metrics, JSON Lines) into one CSV.
 
-  scripts/collect.py PATH... [-o runs.csv] [--epochs epochs.csv]
+  scripts/collect.py PATH... [-o runs.csv] [--epochs epochs.csv] [--target 0.99]
 
 PATH is a .jsonl file or a directory of them. One CSV row per run (file): its ranks,
 threads and global batch, images/s over the whole run, time per step split into compute,
@@ -11,20 +11,28 @@ for weak scaling this is the scaled speedup). A file named KIND-rR-tT.jsonl (as
 scripts/sweep.sh and jobs/sweep.sbatch write) gives the kind; other names are "run".
 --epochs also writes every record, one row per epoch, for training curves. Step records
 (--log-every, "type":"step") add the step-to-step view: the median and 95th percentile of
-the step time and the longest wait for the reduction of any rank in any window.
-Standard library only."""
+the step time and the longest wait for the reduction of any rank in any window. Time to accuracy: the epochs
+and the wall seconds to the first test accuracy >= --target (default 0.99; empty: not
+reached). Honest figures: each run's CPU model, cores and 1-minute load average as it
+started (its host record; the highest of a resumed run's starts), and under_load (more
+than --load-per-core, 0.5, per core; empty when the file has no host record).
+scripts/runs.py reads the files. Standard library only."""
 import argparse
 import csv
-import json
 import os
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runs  # noqa: E402  (reading metrics files)
 
 RUN_FIELDS = ["run", "kind", "ranks", "threads", "cores", "global_batch", "steps", "epochs",
               "images", "seconds", "images_per_sec", "step_ms", "compute_ms", "comm_ms",
               "data_ms", "other_ms", "comm_fraction", "train_loss", "test_loss",
               "test_accuracy", "wall_seconds", "speedup", "efficiency", "weights_checksum",
-              "step_records", "step_ms_p50", "step_ms_p95", "max_wait_ms"]
+              "target", "epochs_to_target", "seconds_to_target", "cpu_model", "host_cores",
+              "load_start", "under_load", "step_records", "step_ms_p50", "step_ms_p95",
+              "max_wait_ms"]
 EPOCH_FIELDS = ["run", "epoch", "step", "partial", "lr", "train_loss", "train_accuracy",
                 "test_loss", "test_accuracy", "images_per_sec", "seconds", "comm_seconds",
                 "data_seconds", "compute_seconds", "eval_seconds", "wall_seconds", "ranks",
@@ -44,26 +52,12 @@ def files_of(paths):
 
 
 def read_records(path):
-    """The epoch records (the last of each epoch) and the step records of a file."""
-    recs = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                recs.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                sys.exit(f"collect: {path}:{n}: not JSON ({e.msg}): {line[:60]}")
-    # a file appended to by a restarted run: keep the last record of each epoch (and of
-    # each step); records without a type are epoch records (older files)
-    by_epoch, by_step = {}, {}
-    for r in recs:
-        if r.get("type", "epoch") == "epoch":
-            by_epoch[r["epoch"]] = r
-        elif r["type"] == "step":
-            by_step[r["step"]] = r
-    return [by_epoch[k] for k in sorted(by_epoch)], [by_step[k] for k in sorted(by_step)]
+    """The epoch records (the last of each epoch), the step records and the host records."""
+    try:
+        m = runs.read(path)
+    except runs.MetricsError as e:
+        sys.exit(f"collect: {e}")
+    return m["epochs"], m["steps"], m["hosts"]
 
 
 def percentile(values, q):
@@ -76,6 +70,17 @@ def add_step_view(row, steps):
     row["step_ms_p50"] = percentile([r["step_ms"] for r in steps], 0.5)
     row["step_ms_p95"] = percentile([r["step_ms"] for r in steps], 0.95)
     row["max_wait_ms"] = max((r["max_wait_ms"] for r in steps), default="")
+
+
+def add_honesty(row, recs, hosts, target, per_core):
+    """Time to the target accuracy, and the machine and its load as the run started."""
+    hit = runs.time_to_accuracy(recs, target)
+    row["target"] = target
+    row["epochs_to_target"], row["seconds_to_target"] = hit if hit else ("", "")
+    h = runs.host_summary(hosts, per_core)
+    row["cpu_model"], row["host_cores"] = h["cpu"], h["cores"]
+    row["load_start"] = "" if h["load"] is None else h["load"]
+    row["under_load"] = "" if h["under_load"] is None else int(h["under_load"])
 
 
 def summarise(path, recs):
@@ -121,14 +126,18 @@ def main():
     ap.add_argument("paths", nargs="+")
     ap.add_argument("-o", "--out", default="-", help="runs CSV (default stdout)")
     ap.add_argument("--epochs", help="also write one row per epoch record here")
+    ap.add_argument("--target", type=float, default=0.99, help="test accuracy for time to accuracy")
+    ap.add_argument("--load-per-core", type=float, default=runs.LOAD_PER_CORE,
+                    help="a run started above this load average per core was under load")
     a = ap.parse_args()
     rows, epochs = [], []
     for p in files_of(a.paths):
-        recs, steps = read_records(p)
+        recs, steps, hosts = read_records(p)
         if not recs:
             print(f"collect: {p}: no records, skipped", file=sys.stderr)
             continue
         rows.append(summarise(p, recs))
+        add_honesty(rows[-1], recs, hosts, a.target, a.load_per_core)
         add_step_view(rows[-1], steps)
         name = rows[-1]["run"]
         epochs += [dict({k: r.get(k) for k in EPOCH_FIELDS}, run=name) for r in recs]

@@ -3,14 +3,15 @@
 
   scripts/plot.py sweep RUNS.csv OUTDIR       images/s, speedup, efficiency against ranks
                                               (one line per kind and threads, with ideal),
-                                              step time split into compute/comm/data/other
+                                              time to the target accuracy (when a run
+                                              reached it), step time split into
+                                              compute/comm/data/other
   scripts/plot.py curves OUTDIR METRICS.jsonl...   training curves of any run: loss and
                                               accuracy against epoch (against step with
                                               step records, --log-every) and wall time;
                                               with step records also steps_NAME.png, the
                                               time split of the steps along the run
-  scripts/plot.py projection PROJ.csv OUTDIR  projected step time and efficiency to many
-                                              nodes, with the measured points
+(scripts/project.py draws the projection's plots with the helpers here.)
 
 Data go to gnuplot inline; it prints the PNGs it wrote. Standard library only."""
 import csv
@@ -70,6 +71,22 @@ def sweep(csv_path, outdir):
             "set ylabel 'parallel efficiency (speedup / ranks)'\nset yrange [0:1.2]\n"
             "set title 'Parallel efficiency against ideal'\n"
             f"plot 1 with lines dt 2 lc 'black' title 'ideal', {plots(4)}\n", png)
+    reached = [r for r in rows if r.get("seconds_to_target")]
+    if reached:
+        tdata, tplots = "", []
+        for i, (k, t) in enumerate(series):
+            pts = sorted((int(r["ranks"]), r["seconds_to_target"], r["epochs_to_target"]) for r in reached
+                         if r["kind"] == k and int(r["threads"]) == t)
+            if pts:
+                tdata += block(f"t{i}", pts)
+                tplots.append(f"$t{i} using 1:2 with linespoints lw 2 pt 7 title '{title(k, t)}', "
+                              f"$t{i} using 1:2:(sprintf('%g ep', $3)) with labels offset 0,1 notitle")
+        target = 100 * float(reached[0].get("target") or 0.99)
+        png = os.path.join(outdir, "time_to_accuracy.png")
+        gnuplot(TERM + f"set output '{png}'\n" + tdata + xr +
+                f"set ylabel 'seconds to {target:g}% test accuracy'\nset yrange [0:*]\n"
+                f"set title 'Time to {target:g}% test accuracy (labels: epochs to it)'\n"
+                f"plot {', '.join(tplots)}\n", png)
     # step time split, one stacked bar per run
     bars = sorted(rows, key=lambda r: (r["kind"], int(r["threads"]), int(r["ranks"])))
     png = os.path.join(outdir, "step_split.png")
@@ -175,49 +192,10 @@ def curves(outdir, files):
             epoch_curves(png, name, recs)
 
 
-def projection(csv_path, outdir, node=None):
-    rows = [r for r in read_csv(csv_path) if node is None or r.get("node") in (None, node)]
-    os.makedirs(outdir, exist_ok=True)
-    models = sorted({r["model"] for r in rows})
-    for what, col, ylabel in (("step", "step_ms", "step time (ms)"),
-                              ("efficiency", "efficiency", "parallel efficiency")):
-        data, plots, i, color = "", [], 0, 0
-        palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-        for m in models:
-            for net in sorted({r["network"] for r in rows if r["model"] == m}):
-                lc = palette[color % len(palette)]
-                color += 1
-                for ov in ("off", "on"):
-                    pts = [(r["nodes"], r[col]) for r in rows if r["model"] == m and r["network"] == net
-                           and r["overlap"] == ov and r["source"] == "model"]
-                    if not pts:
-                        continue
-                    data += block(f"p{i}", pts)
-                    plots.append(f"$p{i} using 1:2 with lines lw 2 lc rgb '{lc}' dt {1 if ov == 'on' else 2} "
-                                 f"title '{m}, {net}, overlap {ov}'")
-                    i += 1
-                meas = [(r["nodes"], r[col]) for r in rows if r["model"] == m and r["network"] == net
-                        and r["source"] == "measured"]
-                if meas:
-                    data += block(f"p{i}", meas)
-                    plots.append(f"$p{i} using 1:2 with points pt 7 ps 1.5 lc rgb 'black' "
-                                 f"title '{m}, measured: ranks on this machine'")
-                    i += 1
-        png = os.path.join(outdir, f"projection_{what}.png")
-        gnuplot(TERM.replace("900,560", "1150,620") + f"set output '{png}'\n" + data + "set key font ',9'\n" +
-                f"set logscale x 2\nset xlabel 'nodes ({node or 'node as measured'}; 1 rank per node, batch 100 per node: weak scaling)'\n"
-                f"set ylabel '{ylabel}'\nset grid\nset key outside right top\n" +
-                ("set logscale y\n" if what == "step" else "set yrange [0:1.05]\n") +
-                f"set title 'Projected {what} (alpha-beta ring allreduce model)'\n"
-                f"plot {', '.join(plots)}\n", png)
-
-
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "sweep":
         sweep(sys.argv[2], sys.argv[3])
     elif len(sys.argv) >= 4 and sys.argv[1] == "curves":
         curves(sys.argv[2], sys.argv[3:])
-    elif len(sys.argv) >= 4 and sys.argv[1] == "projection":
-        projection(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

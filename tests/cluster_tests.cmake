@@ -23,3 +23,11 @@ set_tests_properties(sweep_scripts PROPERTIES PROCESSORS 2)
 # stays below the TIMEOUT of 600 s set here, so that they end themselves, with their logs.
 dp_add_script_test(slurm_harness_cleanup slurm/test_slurm_harness_cleanup.sh)
 set_tests_properties(slurm_harness_cleanup PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+
+# Issue 12: honest results and time to accuracy. Hand-made metrics: the time to 99%
+# arithmetic, the report's load marks and its refusal to publish runs under load;
+# dptrain's host record; the projection's time to 99% and where nodes stop helping.
+dp_add_script_test(time_to_accuracy test_time_to_accuracy.sh)
+dp_add_script_test(load_marking test_load_marking.sh)
+set_tests_properties(load_marking PROPERTIES PROCESSORS 2)
+dp_add_script_test(projection test_projection.sh)

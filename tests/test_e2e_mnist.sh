@@ -19,12 +19,15 @@ cat run.log
 expect_in run.log "2 ranks x 1 thread"
 expect_in run.log "ranks hold: 0: file 0 (6000), 1: file 1 (6000)"
 expect_in run.log "240 steps per epoch"
-[[ $(wc -l < m.jsonl) -eq 1 ]] || fail "expected one metrics record, got $(wc -l < m.jsonl)"
+# the host record (CPU, cores, load as the run started), then one epoch record
+[[ $(wc -l < m.jsonl) -eq 2 && $(grep -c '"type":"epoch"' m.jsonl) -eq 1 ]] \
+  || fail "expected a host record and one epoch record, got: $(cat m.jsonl)"
+grep '"type":"epoch"' m.jsonl > epoch.jsonl
 for key in epoch step train_loss test_loss test_accuracy images_per_sec seconds comm_seconds; do
-  grep -q "\"$key\":" m.jsonl || fail "metrics record lacks $key: $(cat m.jsonl)"
+  grep -q "\"$key\":" epoch.jsonl || fail "metrics record lacks $key: $(cat m.jsonl)"
 done
-grep -q '"step":240,' m.jsonl || fail "metrics record has the wrong step: $(cat m.jsonl)"
-acc=$(sed -E 's/.*"test_accuracy":([0-9.]+).*/\1/' m.jsonl)
+grep -q '"step":240,' epoch.jsonl || fail "metrics record has the wrong step: $(cat m.jsonl)"
+acc=$(sed -E 's/.*"test_accuracy":([0-9.]+).*/\1/' epoch.jsonl)
 echo "test accuracy after one epoch on 12000 images: $acc"
 awk -v a="$acc" 'BEGIN { exit !(a >= 0.93) }' || fail "test accuracy $acc below the stated 0.93"
 

@@ -45,7 +45,8 @@ arr=$(cd "$REPO" && jobs/submit_sweep.sh strong "$WORK/sweep" --output="$WORK/sw
 job_wait "$arr" 240 || fail "sweep array $arr did not end"
 expect_job "$arr" COMPLETED
 [[ $(_sl scontrol show job "$arr" | grep -c "ArrayTaskId=") == 4 ]] || fail "the sweep array should have 4 tasks"
-"$REPO/scripts/report.sh" "$WORK/sweep"
+# a test of the job scripts, not of this machine's load: publish whatever the load
+DPTRAIN_FORCE_PUBLISH=1 "$REPO/scripts/report.sh" "$WORK/sweep"
 cat "$WORK/sweep/sweep.csv"
 for r in strong-r1-t1 strong-r1-t2 strong-r2-t1 strong-r2-t2; do
   grep -q "^$r,strong," "$WORK/sweep/sweep.csv" || fail "sweep.csv lacks $r"

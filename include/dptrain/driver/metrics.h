@@ -1,5 +1,7 @@
 /* metrics: per-epoch records as JSON Lines ("type":"epoch"; step records, "type":"step",
- * are steplog.h's).
+ * are steplog.h's), after one host record ("type":"host") per start of a run: the time,
+ * host name, CPU model, online cores and the load averages (1, 5, 15 min) as it started.
+ * A resumed run appends its own host record before its records.
  *
  * Only rank 0 writes; the caller reduces the figures across ranks first. The metrics
  * file is opened for appending, so earlier records (of an earlier or resumed run) are
