@@ -1,0 +1,166 @@
+/* kern_im2col: moving convolution data between image and matrix layouts, for one
+ * instruction set: im2col, its adjoints (col2im, row2im) and a transpose. No arithmetic
+ * but additions, each into one element in a fixed order, so every path gives the same
+ * bits as long as it keeps that order (the loops below do). */
+#include <string.h>
+
+#include "simd.h"
+
+/* dst[0..n) = src[0..n): short rows (a convolution's output width) without a call. */
+static inline void copy_row(float *restrict dst, const float *restrict src, int n)
+{
+    int x = 0;
+    for (; x + VW <= n; x += VW)
+        vf_store(dst + x, vf_load(src + x));
+#if VM_CHEAP && VW > 1
+    if (x < n)
+        vf_store_m(dst + x, vm_first(n - x), vf_load_m(src + x, vm_first(n - x)));
+#else
+    for (; x < n; x++)
+        dst[x] = src[x];
+#endif
+}
+
+void KFN(kern_im2col)(const float *restrict in, int C, int H, int W, int KH, int KW, int stride,
+                      int pad, int OH, int OW, float *restrict col)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++) {
+                float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    int y = oy * stride - pad + i;
+                    float *out = row + (size_t)oy * OW;
+                    if (y < 0 || y >= H) {
+                        memset(out, 0, sizeof(float) * OW);
+                        continue;
+                    }
+                    const float *src = in + ((size_t)c * H + y) * W;
+                    if (stride == 1 && pad == 0) {
+                        copy_row(out, src + j, OW);
+                        continue;
+                    }
+                    for (int ox = 0; ox < OW; ox++) {
+                        int x = ox * stride - pad + j;
+                        out[ox] = (x >= 0 && x < W) ? src[x] : 0.0f;
+                    }
+                }
+            }
+}
+
+#if VW > 1
+/* One 8x8 block: dst rows c..c+7 get src columns c..c+7 of rows r..r+7. */
+static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m256 v[8], t[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x31);
+    }
+    for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(dst + (size_t)i * ldd, t[i]);
+}
+#endif
+
+void KFN(kern_transpose)(const float *restrict src, int rows, int cols, float *restrict dst)
+{
+    int r = 0;
+#if VW > 1
+    for (; r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8)
+            transpose8x8(src + (size_t)r * cols + c, (size_t)cols, dst + (size_t)c * rows + r,
+                         (size_t)rows);
+        for (; c < cols; c++)
+            for (int i = 0; i < 8; i++)
+                dst[(size_t)c * rows + r + i] = src[(size_t)(r + i) * cols + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+/* Each input element receives its terms in output-pixel order (p = oy*OW + ox rising). */
+void KFN(kern_row2im_acc)(const float *restrict row, int C, int H, int W, int KH, int KW,
+                          int stride, int pad, int OH, int OW, float *restrict in)
+{
+    const int K = C * KH * KW;
+    if (stride == 1 && pad == 0 && KH == 3 && KW == 3) { /* the common case, unrolled */
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *r = row + ((size_t)oy * OW + ox) * K;
+                float *base = in + (size_t)oy * W + ox;
+                for (int c = 0; c < C; c++, r += 9) {
+                    float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
+                    d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
+                    d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
+                    d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
+                }
+            }
+        return;
+    }
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            const float *r = row + ((size_t)oy * OW + ox) * K;
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < KH; i++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
+                    const float *src = r + (c * KH + i) * KW;
+                    if (pad == 0) { /* the window lies inside */
+                        for (int j = 0; j < KW; j++)
+                            dst[j] += src[j];
+                        continue;
+                    }
+                    for (int j = 0; j < KW; j++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[j] += src[j];
+                    }
+                }
+        }
+}
+
+/* Each input element receives its terms in (c, i, j) order. */
+void KFN(kern_col2im_acc)(const float *restrict col, int C, int H, int W, int KH, int KW,
+                          int stride, int pad, int OH, int OW, float *restrict in)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++) {
+                const float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W;
+                    const float *src = row + (size_t)oy * OW;
+                    if (stride == 1 && pad == 0) { /* the whole row lies inside: vectorises */
+                        float *d = dst + j;
+                        for (int ox = 0; ox < OW; ox++)
+                            d[ox] += src[ox];
+                        continue;
+                    }
+                    for (int ox = 0; ox < OW; ox++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[x] += src[ox];
+                    }
+                }
+            }
+}
