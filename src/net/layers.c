@@ -30,14 +30,38 @@ void conv2d_forward(float *out, float *col, const float *in, const float *weight
 }
 
 /* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
- * over output pixels (conv1 of MNIST: 9); above it as a product with the im2row matrix,
- * vectorised over the columns. The choice depends on the shape alone. */
+ * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
+ * the output channels. The choice depends on the shape alone. */
 #define CONV_ROWS_MIN_K 16
 
 size_t conv2d_scratch_floats(const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW;
-    return K >= CONV_ROWS_MIN_K ? (size_t)K * s->OH * s->OW : 0;
+    return K >= CONV_ROWS_MIN_K ? (size_t)s->OC * (s->OH * s->OW + K) : 0;
+}
+
+/* dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] * col[n, k, p]:
+ * one chain of fused multiply-adds per element in (n, p) order. Worked on transposed, as
+ * dwT[k, oc] (the thread's rows k in [lo, hi)) += col[n] doutT[n], so that the product
+ * reads col as it lies and runs along the output channels; the chain of each element is
+ * the same, only its place in memory differs. doutT and dwT live in the thread's scratch. */
+static void conv_weight_grad_rows(float *dweight, const float *col, const float *dout, int lo,
+                                  int hi, float *scratch, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const dp_kernel_table *kt = dp_kernels();
+    float *doutT = scratch, *dwT = scratch + (size_t)P * OC;
+    for (int k = lo; k < hi; k++)
+        for (int oc = 0; oc < OC; oc++)
+            dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
+    for (int n = 0; n < s->B; n++) {
+        kt->transpose(dout + (size_t)n * OC * P, OC, P, doutT);
+        gemm_nn_acc(hi - lo, OC, P, col + (size_t)n * K * P + (size_t)lo * P, P, doutT, OC, dwT,
+                    OC);
+    }
+    for (int k = lo; k < hi; k++)
+        for (int oc = 0; oc < OC; oc++)
+            dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
@@ -47,33 +71,17 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     const size_t in_size = (size_t)s->C * s->H * s->W;
     const int use_rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
-    if (use_rows && dweight) { /* dweight NULL: a frozen layer, only din wanted */
-        /* Transpose each sample's col in place (through a per-thread scratch): one row of
-         * K values per output pixel, so the weight gradient vectorises over K. */
-        #pragma omp parallel
-        {
-            float *tmp = scratch + (size_t)omp_get_thread_num() * K * P;
-            #pragma omp for schedule(static)
-            for (int n = 0; n < s->B; n++) {
-                float *col_n = col + (size_t)n * K * P;
-                transpose(col_n, K, P, tmp);
-                memcpy(col_n, tmp, sizeof(float) * K * P);
-            }
-        }
-    }
     /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
      * sums over samples in order, so every element has one fixed reduction order. */
     #pragma omp parallel if (dweight)
-    if (dweight) {
+    if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
         int lo, hi;
         if (use_rows) {
-            const int tiles = (K + 15) / 16;
-            thread_range(tiles, &lo, &hi);
-            lo *= 16;
-            hi = hi * 16 < K ? hi * 16 : K;
-            for (int n = 0; n < s->B && lo < hi; n++)
-                gemm_nn_acc(OC, hi - lo, P, dout + (size_t)n * OC * P, P,
-                            col + (size_t)n * K * P + lo, K, dweight + lo, K);
+            thread_range(K, &lo, &hi);
+            if (lo < hi)
+                conv_weight_grad_rows(dweight, col, dout, lo, hi,
+                                      scratch + (size_t)omp_get_thread_num() *
+                                                    conv2d_scratch_floats(s), s);
         } else {
             thread_range(OC, &lo, &hi);
             for (int n = 0; n < s->B; n++)
