@@ -3,7 +3,8 @@
  * the NT products), on many shapes with tails (odd M and N, K < 8, K not a multiple of
  * 8, long K that is sliced, strides that are packed); the other kernels and every layer's
  * forward and backward against the scalar path. A path this CPU lacks is reported and
- * skipped; the others must all run.
+ * skipped; the others must all run. Then whole models: a few SGD steps under every path
+ * and thread count end in the same weights, bit for bit.
  *
  *   test_isa [--expect NAME]   also check that the path chosen before main is NAME */
 #include <omp.h>
@@ -13,6 +14,8 @@
 #include "dptrain/net/isa.h"
 #include "dptrain/net/kernels.h"
 #include "dptrain/net/layers.h"
+#include "dptrain/net/model.h"
+#include "dptrain/optim/optim.h"
 #include "dptrain/util/rng.h"
 
 static dp_rng rng;
@@ -306,6 +309,94 @@ static void test_moves(const char *isa)
                    (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
 }
 
+/* ---- whole models ------------------------------------------------------------------- */
+
+/* STEPS SGD steps of SPEC on synthetic batches of B; returns the weights (caller frees). */
+static float *train_steps(const char *spec, int B, int steps, size_t *size)
+{
+    dp_model m;
+    dp_workspace ws;
+    dp_sgd opt;
+    dp_err err;
+    if (model_build(&m, spec, 1, 28, 28, 10, &err) || workspace_create(&ws, &m, B, &err) ||
+        sgd_create(&opt, m.size, 0.9f, 1e-4f, 0, &err)) {
+        fprintf(stderr, "%s: %s\n", spec, err.msg);
+        exit(1);
+    }
+    model_init(&m, 11);
+    uint8_t *labels = malloc((size_t)B);
+    dp_rng r;
+    rng_seed(&r, 3, 1, 4);
+    for (int step = 0; step < steps; step++) {
+        for (size_t i = 0; i < (size_t)B * 784; i++)
+            ws.input[i] = rng_uniform(&r);
+        for (int n = 0; n < B; n++)
+            labels[n] = (uint8_t)rng_below(&r, 10);
+        memset(m.grads, 0, m.size * sizeof(float));
+        model_forward_backward(&m, &ws, labels, B, 1, NULL);
+        for (size_t i = 0; i < m.size; i++)
+            m.grads[i] /= (float)B;
+        sgd_step(&opt, m.weights, m.grads, 0.05f);
+    }
+    float *out = malloc(m.size * sizeof(float));
+    memcpy(out, m.weights, m.size * sizeof(float));
+    *size = m.size;
+    free(labels);
+    sgd_free(&opt);
+    workspace_free(&ws);
+    model_free(&m);
+    return out;
+}
+
+static void test_whole_models(void)
+{
+    static const struct {
+        const char *spec;
+        int B, steps;
+    } runs[] = {
+        {"reference", 12, 3},
+        {"nopool", 5, 2},
+        /* a padded, strided first conv; a second with few columns (dot products, col2im) */
+        {"conv(5,3,stride=2,pad=1) relu conv(4,2) relu maxpool(3,stride=2) fc(11) relu fc", 9, 3},
+    };
+    dp_err err;
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        float *first = NULL;
+        size_t n0 = 0;
+        const char *first_isa = NULL;
+        for (int p = 0; dp_isa_names[p]; p++) {
+            if (!dp_isa_available(dp_isa_names[p]))
+                continue;
+            for (int threads = 1; threads <= 2; threads++) {
+                omp_set_num_threads(threads);
+                CHECK(dp_isa_select(dp_isa_names[p], &err) == 0);
+                size_t n;
+                float *w = train_steps(runs[k].spec, runs[k].B, runs[k].steps, &n);
+                if (!first) {
+                    first = w, n0 = n, first_isa = dp_isa_names[p];
+                    continue;
+                }
+                if (n != n0 || !same(w, first, n * sizeof(float))) {
+                    fprintf(stderr, "%s: weights after %d steps under %s x %d threads differ "
+                                    "from %s x 1 thread\n", runs[k].spec, runs[k].steps,
+                            dp_isa_names[p], threads, first_isa);
+                    CHECK(0);
+                }
+                free(w);
+            }
+        }
+        /* the weights did move: a comparison of untouched weights would prove nothing */
+        size_t n;
+        dp_model m;
+        CHECK(model_build(&m, runs[k].spec, 1, 28, 28, 10, &err) == 0);
+        model_init(&m, 11);
+        n = m.size;
+        CHECK(n == n0 && !same(m.weights, first, n * sizeof(float)));
+        model_free(&m);
+        free(first);
+    }
+}
+
 int main(int argc, char **argv)
 {
     dp_err err;
@@ -345,5 +436,7 @@ int main(int argc, char **argv)
         ran++;
     }
     CHECK(ran >= 1);
+    test_whole_models();
+    printf("whole models: the same weights under every path and thread count\n");
     return check_exit("test_isa");
 }

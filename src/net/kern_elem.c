@@ -140,10 +140,76 @@ void KFN(kern_pool_plane)(float *restrict dst, int32_t *restrict idx, const floa
     }
 }
 
+#if VW == 16
+/* Rows 2oy and 2oy+1 of din for the outputs of row oy, 32 columns at a time, when every
+ * passing output's argmax lies in its own 2x2 window: then no input receives two terms
+ * and din = 0 + dout there (0 + -0 is +0, as the scatter below gives), 0 elsewhere.
+ * Returns 0, having written nothing more, when an argmax lies elsewhere. */
+static int unpool2x2_row(float *d0, float *d1, const float *src, const float *out,
+                         const int32_t *idx, int base, int W, int OW)
+{
+    const __m512i dup_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int x0 = 0; x0 < W; x0 += 32) {
+        const int ox0 = x0 / 2, n = OW - ox0 < 16 ? (OW - ox0 > 0 ? OW - ox0 : 0) : 16;
+        const __mmask16 valid = (__mmask16)((1u << n) - 1u);
+        __m512 s = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(valid, src + ox0));
+        __m512i at = _mm512_maskz_loadu_epi32(valid, idx + ox0);
+        __mmask16 pass = valid;
+        if (out)
+            pass &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(valid, out + ox0),
+                                       _mm512_setzero_ps(), _CMP_NLE_UQ);
+        __m512i flag = _mm512_maskz_mov_epi32(pass, _mm512_set1_epi32(-1));
+        __m512 v[2][2];
+        int matched = 0;
+        for (int h = 0; h < 2; h++) {
+            const __m512i dup = h ? dup_hi : dup_lo;
+            __m512 sh = _mm512_permutexvar_ps(dup, s);
+            __m512i ah = _mm512_permutexvar_epi32(dup, at);
+            __mmask16 ph = _mm512_test_epi32_mask(_mm512_permutexvar_epi32(dup, flag),
+                                                  _mm512_set1_epi32(-1));
+            __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(base + x0 + 16 * h), iota);
+            __mmask16 m0 = ph & _mm512_cmpeq_epi32_mask(ah, pos);
+            __mmask16 m1 = ph & _mm512_cmpeq_epi32_mask(ah, _mm512_add_epi32(pos, _mm512_set1_epi32(W)));
+            v[h][0] = _mm512_maskz_mov_ps(m0, sh);
+            v[h][1] = _mm512_maskz_mov_ps(m1, sh);
+            matched += __builtin_popcount((unsigned)(m0 | m1));
+        }
+        if (matched != __builtin_popcount((unsigned)pass))
+            return 0;
+        for (int h = 0; h < 2; h++) {
+            int left = W - x0 - 16 * h;
+            if (left <= 0)
+                break;
+            const __mmask16 st = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
+            _mm512_mask_storeu_ps(d0 + x0 + 16 * h, st, v[h][0]);
+            _mm512_mask_storeu_ps(d1 + x0 + 16 * h, st, v[h][1]);
+        }
+    }
+    return 1;
+}
+#endif
+
 void KFN(kern_unpool_plane)(float *restrict dst, const float *restrict src,
                             const float *restrict out, const int32_t *restrict idx, int H,
                             int W, int OH, int OW)
 {
+#if VW == 16
+    if (2 * OH <= H && 2 * OW <= W) {
+        int oy = 0;
+        for (; oy < OH; oy++)
+            if (!unpool2x2_row(dst + (size_t)2 * oy * W, dst + (size_t)(2 * oy + 1) * W,
+                               src + (size_t)oy * OW, out ? out + (size_t)oy * OW : NULL,
+                               idx + (size_t)oy * OW, 2 * oy * W, W, OW))
+                break;
+        if (oy == OH) {
+            memset(dst + (size_t)2 * OH * W, 0, sizeof(float) * (H - 2 * OH) * W);
+            return;
+        }
+    }
+#endif
+    /* any windows: scatter onto zero, terms in output order */
     memset(dst, 0, sizeof(float) * H * W);
     for (int k = 0; k < OH * OW; k++)
         if (!out || !(out[k] <= 0.0f))
@@ -185,6 +251,12 @@ void KFN(kern_relu_backward)(float *restrict din, const float *restrict dout,
 void KFN(kern_sum_lanes8)(float sums[8], const float *restrict x, int n)
 {
     int p = 0;
+#if VW > 1
+    __m256 acc = _mm256_loadu_ps(sums);
+    for (; p + 8 <= n; p += 8)
+        acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + p));
+    _mm256_storeu_ps(sums, acc);
+#endif
     for (; p + 8 <= n; p += 8)
         for (int l = 0; l < 8; l++)
             sums[l] += x[p + l];

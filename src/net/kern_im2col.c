@@ -93,47 +93,49 @@ void KFN(kern_transpose)(const float *restrict src, int rows, int cols, float *r
             dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
 }
 
-/* Each input element receives its terms in output-pixel order (p = oy*OW + ox rising). */
-void KFN(kern_row2im_acc)(const float *restrict row, int C, int H, int W, int KH, int KW,
-                          int stride, int pad, int OH, int OW, float *restrict in)
+/* Each input element receives its terms in output-pixel order (p = oy*OW + ox rising);
+ * row holds the rows of pixels p0..p1-1, so consecutive ranges continue that order. */
+void KFN(kern_row2im_acc)(const float *restrict row, int p0, int p1, int C, int H, int W,
+                          int KH, int KW, int stride, int pad, int OH, int OW,
+                          float *restrict in)
 {
+    (void)OH;
     const int K = C * KH * KW;
     if (stride == 1 && pad == 0 && KH == 3 && KW == 3) { /* the common case, unrolled */
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                const float *r = row + ((size_t)oy * OW + ox) * K;
-                float *base = in + (size_t)oy * W + ox;
-                for (int c = 0; c < C; c++, r += 9) {
-                    float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
-                    d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
-                    d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
-                    d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
-                }
+        for (int p = p0; p < p1; p++) {
+            const float *r = row + (size_t)(p - p0) * K;
+            float *base = in + (size_t)(p / OW) * W + p % OW;
+            for (int c = 0; c < C; c++, r += 9) {
+                float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
+                d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
+                d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
+                d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
             }
+        }
         return;
     }
-    for (int oy = 0; oy < OH; oy++)
-        for (int ox = 0; ox < OW; ox++) {
-            const float *r = row + ((size_t)oy * OW + ox) * K;
-            for (int c = 0; c < C; c++)
-                for (int i = 0; i < KH; i++) {
-                    int y = oy * stride - pad + i;
-                    if (y < 0 || y >= H)
-                        continue;
-                    float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
-                    const float *src = r + (c * KH + i) * KW;
-                    if (pad == 0) { /* the window lies inside */
-                        for (int j = 0; j < KW; j++)
-                            dst[j] += src[j];
-                        continue;
-                    }
-                    for (int j = 0; j < KW; j++) {
-                        int x = ox * stride - pad + j;
-                        if (x >= 0 && x < W)
-                            dst[j] += src[j];
-                    }
+    for (int p = p0; p < p1; p++) {
+        const int oy = p / OW, ox = p % OW;
+        const float *r = row + (size_t)(p - p0) * K;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++) {
+                int y = oy * stride - pad + i;
+                if (y < 0 || y >= H)
+                    continue;
+                float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
+                const float *src = r + (c * KH + i) * KW;
+                if (pad == 0) { /* the window lies inside */
+                    for (int j = 0; j < KW; j++)
+                        dst[j] += src[j];
+                    continue;
                 }
-        }
+                for (int j = 0; j < KW; j++) {
+                    int x = ox * stride - pad + j;
+                    if (x >= 0 && x < W)
+                        dst[j] += src[j];
+                }
+            }
+    }
 }
 
 /* Each input element receives its terms in (c, i, j) order. */

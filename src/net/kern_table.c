@@ -13,8 +13,8 @@ float KFN(kern_dot)(const float *a, const float *b, int n);
 void KFN(kern_im2col)(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad,
                       int OH, int OW, float *col);
 void KFN(kern_transpose)(const float *src, int rows, int cols, float *dst);
-void KFN(kern_row2im_acc)(const float *row, int C, int H, int W, int KH, int KW, int stride,
-                          int pad, int OH, int OW, float *in);
+void KFN(kern_row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH,
+                          int KW, int stride, int pad, int OH, int OW, float *in);
 void KFN(kern_col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
                           int pad, int OH, int OW, float *in);
 void KFN(kern_pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,

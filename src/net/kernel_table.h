@@ -33,8 +33,9 @@ typedef struct {
     void (*im2col)(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad,
                    int OH, int OW, float *col);
     void (*transpose)(const float *src, int rows, int cols, float *dst);
-    void (*row2im_acc)(const float *row, int C, int H, int W, int KH, int KW, int stride,
-                       int pad, int OH, int OW, float *in);
+    /* rows of pixels p0..p1-1 only: consecutive calls continue the pixel order */
+    void (*row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH, int KW,
+                       int stride, int pad, int OH, int OW, float *in);
     void (*col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
                        int pad, int OH, int OW, float *in);
     /* One plane of max pooling (relu after it when relu != 0), and its backward: din is

@@ -198,7 +198,7 @@ void transpose(const float *src, int rows, int cols, float *dst)
 void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
                 int OW, float *in)
 {
-    active->table->row2im_acc(row, C, H, W, KH, KW, stride, pad, OH, OW, in);
+    active->table->row2im_acc(row, 0, OH * OW, C, H, W, KH, KW, stride, pad, OH, OW, in);
 }
 
 void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad,

@@ -34,34 +34,66 @@ void conv2d_forward(float *out, float *col, const float *in, const float *weight
  * the output channels. The choice depends on the shape alone. */
 #define CONV_ROWS_MIN_K 16
 
+/* The input gradient in the row layout is made and scattered back DIN_ROWS_BYTES at a
+ * time, in the thread's scratch (cache-resident), in pixel order. */
+#define DIN_ROWS_BYTES (96 * 1024)
+
+static int din_rows(int K) { return (int)(DIN_ROWS_BYTES / sizeof(float)) / K / 6 * 6 + 6; }
+
+/* A thread's scratch: the bias gradient's lanes [OC][8], then for the row layout dout^T
+ * [P][OC] and its block of dweight^T [K][OC]; later the rows of the input gradient. */
 size_t conv2d_scratch_floats(const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW;
-    return K >= CONV_ROWS_MIN_K ? (size_t)s->OC * (s->OH * s->OW + K) : 0;
+    size_t wgrad = (size_t)8 * s->OC, dgrad = 0;
+    if (K >= CONV_ROWS_MIN_K) {
+        wgrad += (size_t)s->OC * (s->OH * s->OW + K);
+        dgrad = (size_t)din_rows(K) * K;
+    }
+    return wgrad > dgrad ? wgrad : dgrad;
 }
 
-/* dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] * col[n, k, p]:
- * one chain of fused multiply-adds per element in (n, p) order. Worked on transposed, as
- * dwT[k, oc] (the thread's rows k in [lo, hi)) += col[n] doutT[n], so that the product
- * reads col as it lies and runs along the output channels; the chain of each element is
- * the same, only its place in memory differs. doutT and dwT live in the thread's scratch. */
-static void conv_weight_grad_rows(float *dweight, const float *col, const float *dout, int lo,
-                                  int hi, float *scratch, const dp_conv_shape *s)
+/* The weight and bias gradients from one thread, over the samples in order.
+ *
+ * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
+ * col[n, k, p], one chain of fused multiply-adds per element in (n, p) order, worked on
+ * transposed as dwT[k, oc] (this thread's k in [lo, hi)) += col[n] doutT[n]: the product
+ * then reads col as it lies and runs along the output channels; each element's chain is
+ * the same, only its place in memory differs. Otherwise (few columns) dot products over
+ * p for the thread's channels [lo, hi). The bias lanes of channels [blo, bhi) are summed
+ * while the sample's dout is in cache. */
+static void conv_param_grads(float *dweight, float *dbias, const float *col, const float *dout,
+                             int lo, int hi, int blo, int bhi, float *scratch,
+                             const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
-    float *doutT = scratch, *dwT = scratch + (size_t)P * OC;
-    for (int k = lo; k < hi; k++)
-        for (int oc = 0; oc < OC; oc++)
-            dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
+    float *blanes = scratch, *doutT = blanes + (size_t)8 * OC, *dwT = doutT + (size_t)P * OC;
+    memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
     for (int n = 0; n < s->B; n++) {
-        kt->transpose(dout + (size_t)n * OC * P, OC, P, doutT);
-        gemm_nn_acc(hi - lo, OC, P, col + (size_t)n * K * P + (size_t)lo * P, P, doutT, OC, dwT,
-                    OC);
+        const float *dout_n = dout + (size_t)n * OC * P, *col_n = col + (size_t)n * K * P;
+        if (rows && lo < hi) {
+            kt->transpose(dout_n, OC, P, doutT);
+            gemm_nn_acc(hi - lo, OC, P, col_n + (size_t)lo * P, P, doutT, OC, dwT, OC);
+        } else if (!rows) {
+            gemm_nt_acc(hi - lo, K, P, dout_n + (size_t)lo * P, P, col_n, P,
+                        dweight + (size_t)lo * K, K);
+        }
+        /* 8 partial sums (p mod 8 within each sample), combined in a fixed order */
+        for (int oc = blo; oc < bhi; oc++)
+            kt->sum_lanes8(blanes + (size_t)(oc - blo) * 8, dout_n + (size_t)oc * P, P);
     }
-    for (int k = lo; k < hi; k++)
-        for (int oc = 0; oc < OC; oc++)
-            dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
+    for (int oc = blo; oc < bhi; oc++)
+        dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
@@ -72,50 +104,44 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     const int use_rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
     /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
-     * sums over samples in order, so every element has one fixed reduction order. */
+     * of dbias and sums over samples in order, so every element has one fixed reduction
+     * order whatever the number of threads. */
     #pragma omp parallel if (dweight)
     if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
-        int lo, hi;
-        if (use_rows) {
-            thread_range(K, &lo, &hi);
-            if (lo < hi)
-                conv_weight_grad_rows(dweight, col, dout, lo, hi,
-                                      scratch + (size_t)omp_get_thread_num() *
-                                                    conv2d_scratch_floats(s), s);
-        } else {
-            thread_range(OC, &lo, &hi);
-            for (int n = 0; n < s->B; n++)
-                gemm_nt_acc(hi - lo, K, P, dout + (size_t)n * OC * P + (size_t)lo * P, P,
-                            col + (size_t)n * K * P, P, dweight + (size_t)lo * K, K);
-        }
-        int blo, bhi;
+        int lo, hi, blo, bhi;
+        thread_range(use_rows ? K : OC, &lo, &hi);
         thread_range(OC, &blo, &bhi);
-        for (int oc = blo; oc < bhi; oc++) {
-            /* 8 partial sums (p mod 8 within each sample), combined in a fixed order */
-            float acc[8] = {0};
-            for (int n = 0; n < s->B; n++)
-                kt->sum_lanes8(acc, dout + ((size_t)n * OC + oc) * P, P);
-            dbias[oc] += combine8(acc);
-        }
+        conv_param_grads(dweight, dbias, col, dout, lo, hi, blo, bhi,
+                         scratch + (size_t)omp_get_thread_num() * conv2d_scratch_floats(s), s);
     }
     if (!din)
         return;
-    /* Input gradient, per sample, reusing col as scratch: in the row layout drow = dout^T W
-     * (long rows of K: full vector tiles), else dcol = W^T dout; then back to the image. */
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < s->B; n++) {
-        float *dcol = col + (size_t)n * K * P;
-        float *din_n = din + (size_t)n * in_size;
-        const float *dout_n = dout + (size_t)n * OC * P;
-        memset(din_n, 0, sizeof(float) * in_size);
-        if (use_rows) {
-            gemm_tn(P, K, OC, dout_n, P, weight, K, dcol, K);
-            row2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
-                       din_n);
-        } else {
-            gemm_tn(K, P, OC, weight, K, dout_n, P, dcol, P);
-            col2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
-                       din_n);
+    /* Input gradient, per sample: in the row layout drow = dout^T W (long rows of K: full
+     * vector tiles), a block of pixels at a time in the thread's scratch; else dcol =
+     * W^T dout, in col (no longer needed); then back to the image. */
+    #pragma omp parallel
+    {
+        float *rows = scratch ? scratch + (size_t)omp_get_thread_num() * conv2d_scratch_floats(s)
+                              : NULL;
+        const int chunk = din_rows(K);
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->B; n++) {
+            float *din_n = din + (size_t)n * in_size;
+            const float *dout_n = dout + (size_t)n * OC * P;
+            memset(din_n, 0, sizeof(float) * in_size);
+            if (use_rows) {
+                for (int p0 = 0; p0 < P; p0 += chunk) {
+                    const int p1 = P - p0 < chunk ? P : p0 + chunk;
+                    gemm_tn(p1 - p0, K, OC, dout_n + p0, P, weight, K, rows, K);
+                    kt->row2im_acc(rows, p0, p1, s->C, s->H, s->W, s->KH, s->KW, s->stride,
+                                   s->pad, s->OH, s->OW, din_n);
+                }
+            } else {
+                float *dcol = col + (size_t)n * K * P;
+                gemm_tn(K, P, OC, weight, K, dout_n, P, dcol, P);
+                col2im_acc(dcol, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
+                           s->OW, din_n);
+            }
         }
     }
 }
