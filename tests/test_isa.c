@@ -257,6 +257,36 @@ static void test_conv(const char *isa)
     }
 }
 
+/* A batch keeps its inputs in col and remakes im2col rows in cache; a batch of one keeps
+ * the im2col matrix (conv.c). Both give the same output, weight gradient (chains in sample
+ * order, so one call per sample continues them) and input gradient. */
+static void test_conv_col_modes(void)
+{
+    const int B = 4, C = 8, H = 9, W = 9, OC = 16, K = C * 9, P = 7 * 7;
+    dp_conv_shape sb = {B, C, H, W, OC, 3, 3, 1, 0, 7, 7}, s1 = sb;
+    s1.B = 1;
+    float *in = rand_buf((size_t)B * C * H * W), *w = rand_buf((size_t)OC * K);
+    float *b = rand_buf(OC), *dout = rand_buf((size_t)B * OC * P);
+    float *col = malloc(sizeof(float) * B * K * P), *col1 = malloc(sizeof(float) * K * P);
+    float *scratch = malloc(sizeof(float) * conv2d_scratch_floats(&sb) * omp_get_max_threads());
+    float *out_b = malloc(sizeof(float) * B * OC * P), *out_1 = malloc(sizeof(float) * B * OC * P);
+    float *din_b = malloc(sizeof(float) * B * C * H * W), *din_1 = malloc(sizeof(float) * B * C * H * W);
+    float *dw_b = calloc((size_t)OC * K, sizeof(float)), *dw_1 = calloc((size_t)OC * K, sizeof(float));
+    float db[16] = {0};
+    conv2d_forward(out_b, col, in, w, b, &sb);
+    conv2d_backward(din_b, dw_b, db, col, dout, w, scratch, &sb);
+    for (int n = 0; n < B; n++) {
+        conv2d_forward(out_1 + (size_t)n * OC * P, col1, in + (size_t)n * C * H * W, w, b, &s1);
+        conv2d_backward(din_1 + (size_t)n * C * H * W, dw_1, db, col1, dout + (size_t)n * OC * P,
+                        w, scratch, &s1);
+    }
+    CHECK(same(out_b, out_1, sizeof(float) * B * OC * P));
+    CHECK(same(din_b, din_1, sizeof(float) * B * C * H * W));
+    CHECK(same(dw_b, dw_1, sizeof(float) * OC * K));
+    free(in), free(w), free(b), free(dout), free(col), free(col1), free(scratch);
+    free(out_b), free(out_1), free(din_b), free(din_1), free(dw_b), free(dw_1);
+}
+
 static int cur_b, cur_i, cur_o, cur_lanes;
 
 static void run_linear(float *out, uint64_t seed)
@@ -429,6 +459,7 @@ int main(int argc, char **argv)
             test_products();
             test_elementwise(isa);
             test_conv(isa);
+            test_conv_col_modes();
             test_linear(isa);
             test_moves(isa);
         }

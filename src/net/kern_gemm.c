@@ -11,6 +11,7 @@
 
 /* Tile shapes, sized for the register file: TR*TV accumulators + TV vectors of B + one
  * broadcast of A (32 zmm registers with AVX-512, 16 ymm with AVX2). */
+#ifndef TR /* (tunable from the command line for experiments) */
 #if VW == 16
 #define TR 6
 #define TV 4
@@ -21,7 +22,8 @@
 #define TR 4
 #define TV 4
 #endif
-#define TN (TR * 0 + TV * VW) /* columns per block */
+#endif
+#define TN (TV * VW) /* columns per block */
 
 /* An R x V-vector tile of C over the whole of K. `masked`: the last vector holds only
  * `last` (1..VW) columns; constant at every call site, so the k loop has no branch. */
@@ -74,8 +76,29 @@ ALWAYS_INLINE void column_block(int M, int V, int masked, int last, int K, const
     for (; i + TR <= M; i += TR)
         ROWS(TR);
     switch (M - i) {
-#if TR > 7
+#if TR > 14
 #error "add cases for the larger tile"
+#endif
+#if TR > 13
+    case 13: ROWS(13); break;
+#endif
+#if TR > 12
+    case 12: ROWS(12); break;
+#endif
+#if TR > 11
+    case 11: ROWS(11); break;
+#endif
+#if TR > 10
+    case 10: ROWS(10); break;
+#endif
+#if TR > 9
+    case 9: ROWS(9); break;
+#endif
+#if TR > 8
+    case 8: ROWS(8); break;
+#endif
+#if TR > 7
+    case 7: ROWS(7); break;
 #endif
 #if TR > 6
     case 6: ROWS(6); break;
@@ -152,7 +175,9 @@ static void panel(int M, int N, int K, const float *restrict A, size_t ars, size
 /* Long inner dimensions go in slices of KC, so that a panel of B stays in cache across
  * the row tiles. Each C element continues its chain from one slice to the next (stored
  * and reloaded in between), so the bits do not change. */
+#ifndef KC
 #define KC 256
+#endif
 
 void KFN(kern_gemm_axpy)(int M, int N, int K, const float *A, size_t ars, size_t aks,
                          const float *B, int ldb, float *C, int ldc, int start,

@@ -21,31 +21,32 @@ static inline void copy_row(float *restrict dst, const float *restrict src, int 
 #endif
 }
 
-void KFN(kern_im2col)(const float *restrict in, int C, int H, int W, int KH, int KW, int stride,
-                      int pad, int OH, int OW, float *restrict col)
+/* Rows r0..r1-1 of the im2col matrix (row r = (c*KH + i)*KW + j at col + (r - r0)*OH*OW). */
+void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, int W, int KH,
+                      int KW, int stride, int pad, int OH, int OW, float *restrict col)
 {
-    for (int c = 0; c < C; c++)
-        for (int i = 0; i < KH; i++)
-            for (int j = 0; j < KW; j++) {
-                float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
-                for (int oy = 0; oy < OH; oy++) {
-                    int y = oy * stride - pad + i;
-                    float *out = row + (size_t)oy * OW;
-                    if (y < 0 || y >= H) {
-                        memset(out, 0, sizeof(float) * OW);
-                        continue;
-                    }
-                    const float *src = in + ((size_t)c * H + y) * W;
-                    if (stride == 1 && pad == 0) {
-                        copy_row(out, src + j, OW);
-                        continue;
-                    }
-                    for (int ox = 0; ox < OW; ox++) {
-                        int x = ox * stride - pad + j;
-                        out[ox] = (x >= 0 && x < W) ? src[x] : 0.0f;
-                    }
-                }
+    (void)C; /* implied by r1 <= C*KH*KW */
+    for (int r = r0; r < r1; r++) {
+        const int c = r / (KH * KW), i = r / KW % KH, j = r % KW;
+        float *row = col + (size_t)(r - r0) * OH * OW;
+        for (int oy = 0; oy < OH; oy++) {
+            int y = oy * stride - pad + i;
+            float *out = row + (size_t)oy * OW;
+            if (y < 0 || y >= H) {
+                memset(out, 0, sizeof(float) * OW);
+                continue;
             }
+            const float *src = in + ((size_t)c * H + y) * W;
+            if (stride == 1 && pad == 0) {
+                copy_row(out, src + j, OW);
+                continue;
+            }
+            for (int ox = 0; ox < OW; ox++) {
+                int x = ox * stride - pad + j;
+                out[ox] = (x >= 0 && x < W) ? src[x] : 0.0f;
+            }
+        }
+    }
 }
 
 #if VW > 1

@@ -187,7 +187,7 @@ float dot_f32(const float *a, const float *b, int n) { return active->table->dot
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
             int OW, float *col)
 {
-    active->table->im2col(in, C, H, W, KH, KW, stride, pad, OH, OW, col);
+    active->table->im2col(in, 0, C * KH * KW, C, H, W, KH, KW, stride, pad, OH, OW, col);
 }
 
 void transpose(const float *src, int rows, int cols, float *dst)

@@ -21,12 +21,12 @@ typedef struct {
     int OH, OW;         /* output [B, OC, OH, OW] */
 } dp_conv_shape;
 
-/* col: workspace [B, C*KH*KW, OH*OW], holds im2col(in) after forward for backward. */
+/* col: workspace [B, C*KH*KW, OH*OW], holds what backward needs after forward (the
+ * inputs, or their im2col matrices: conv.c says when). */
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
                     const float *bias, const dp_conv_shape *s);
-/* col: as left by conv2d_forward; used for dweight, then reused as scratch for din.
- * scratch: omp_get_max_threads() * conv2d_scratch_floats(s) floats (may be NULL when that
- * is 0). */
+/* col: as left by conv2d_forward. scratch: omp_get_max_threads() *
+ * conv2d_scratch_floats(s) floats (that count does not depend on s->B). */
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
                      const float *weight, float *scratch, const dp_conv_shape *s);
 size_t conv2d_scratch_floats(const dp_conv_shape *s);

@@ -1,0 +1,197 @@
+/* conv: 2-D convolution forward and backward (layers.h), through im2col and the products
+ * of kernels.h, on the instruction set chosen at start-up.
+ *
+ * What col holds between forward and backward. The im2col matrix of a 3x3 convolution is
+ * ~6-9x larger than its input (reference conv2: 139 KB against 22 KB per sample), and
+ * writing it for the whole batch in forward, then reading it back in backward, is memory
+ * traffic that costs more than making it again. So when the batch leaves room, col keeps
+ * each sample's input [B][C*H*W], followed by one work area of K*P floats per forward
+ * thread; forward and backward make the im2col rows they need in cache, one sample at a
+ * time. Otherwise (a batch of 1, or im2col no larger than the input) col holds the im2col
+ * matrix of every sample, as forward made it. The choice depends on the shape alone and
+ * both give the same values to the same products, so the same bits. */
+#include <omp.h>
+#include <string.h>
+
+#include "dptrain/net/kernels.h"
+#include "dptrain/net/layers.h"
+#include "kernel_table.h"
+
+/* [lo, hi) of n items for thread t of T. */
+static void thread_range(int n, int *lo, int *hi)
+{
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+    *lo = (int)((long)n * t / T);
+    *hi = (int)((long)n * (t + 1) / T);
+}
+
+/* Work areas col has room for after the inputs; 0: col holds the im2col matrices. */
+static int work_areas(const dp_conv_shape *s)
+{
+    const size_t KP = (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    const size_t CHW = (size_t)s->C * s->H * s->W;
+    if (KP <= CHW)
+        return 0;
+    size_t areas = (size_t)s->B * (KP - CHW) / KP;
+    return areas > 64 ? 64 : (int)areas;
+}
+
+void conv2d_forward(float *out, float *col, const float *in, const float *weight,
+                    const float *bias, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, areas = work_areas(s);
+    const size_t CHW = (size_t)s->C * s->H * s->W;
+    const dp_kernel_table *kt = dp_kernels();
+    int threads = omp_get_max_threads();
+    if (areas && threads > areas)
+        threads = areas; /* a thread per work area; the split changes no value */
+    #pragma omp parallel num_threads(threads)
+    {
+        float *work = areas ? col + s->B * CHW + (size_t)omp_get_thread_num() * K * P : NULL;
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->B; n++) {
+            const float *in_n = in + (size_t)n * CHW;
+            float *col_n = work ? work : col + (size_t)n * K * P;
+            if (work)
+                memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
+            kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
+                       s->OW, col_n);
+            gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out + (size_t)n * s->OC * P, P);
+        }
+    }
+}
+
+/* Rows r0..r1-1 of sample n's im2col matrix: made in buf, or where forward left them. */
+static const float *col_rows(const float *col, int n, int r0, int r1, float *buf,
+                             const dp_conv_shape *s)
+{
+    const int P = s->OH * s->OW;
+    if (!work_areas(s))
+        return col + ((size_t)n * s->C * s->KH * s->KW + r0) * P;
+    dp_kernels()->im2col(col + (size_t)n * s->C * s->H * s->W, r0, r1, s->C, s->H, s->W, s->KH,
+                         s->KW, s->stride, s->pad, s->OH, s->OW, buf);
+    return buf;
+}
+
+/* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
+ * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
+ * the output channels. The choice depends on the shape alone. */
+#define CONV_ROWS_MIN_K 16
+
+/* The input gradient in the row layout is made and scattered back about DIN_ROWS_BYTES at
+ * a time, in the thread's scratch (cache-resident), in pixel order. */
+#define DIN_ROWS_BYTES (96 * 1024)
+
+static int din_rows(int K) { return (int)(DIN_ROWS_BYTES / sizeof(float)) / K / 6 * 6 + 6; }
+
+/* A thread's scratch: for the parameter gradients the bias lanes [OC][8], im2col rows
+ * [K][P], and for the row layout dout^T [P][OC] and its block of dweight^T [K][OC]; later
+ * the rows (or the dcol matrix) of the input gradient. Independent of the batch size. */
+size_t conv2d_scratch_floats(const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW;
+    size_t wgrad = (size_t)8 * s->OC + (size_t)K * P, dgrad = (size_t)K * P;
+    if (K >= CONV_ROWS_MIN_K) {
+        wgrad += (size_t)s->OC * (P + K);
+        dgrad = (size_t)din_rows(K) * K;
+    }
+    return wgrad > dgrad ? wgrad : dgrad;
+}
+
+/* The weight and bias gradients from one thread, over the samples in order.
+ *
+ * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
+ * col[n, k, p], one chain of fused multiply-adds per element in (n, p) order, worked on
+ * transposed as dwT[k, oc] (this thread's k in [lo, hi)) += col[n] doutT[n]: the product
+ * then reads col's rows as they lie and runs along the output channels; each element's
+ * chain is the same, only its place in memory differs. Otherwise (few columns) dot
+ * products over p for the thread's channels [lo, hi). The bias lanes of channels
+ * [blo, bhi) are summed while the sample's dout is in cache. */
+static void conv_param_grads(float *dweight, float *dbias, const float *col, const float *dout,
+                             int lo, int hi, int blo, int bhi, float *scratch,
+                             const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const int rows = K >= CONV_ROWS_MIN_K;
+    const dp_kernel_table *kt = dp_kernels();
+    float *blanes = scratch, *rowbuf = blanes + (size_t)8 * OC;
+    float *doutT = rowbuf + (size_t)K * P, *dwT = doutT + (size_t)P * OC;
+    memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
+    for (int n = 0; n < s->B; n++) {
+        const float *dout_n = dout + (size_t)n * OC * P;
+        if (rows && lo < hi) {
+            const float *c = col_rows(col, n, lo, hi, rowbuf, s);
+            kt->transpose(dout_n, OC, P, doutT);
+            gemm_nn_acc(hi - lo, OC, P, c, P, doutT, OC, dwT, OC);
+        } else if (!rows && lo < hi) {
+            const float *c = col_rows(col, n, 0, K, rowbuf, s);
+            gemm_nt_acc(hi - lo, K, P, dout_n + (size_t)lo * P, P, c, P,
+                        dweight + (size_t)lo * K, K);
+        }
+        /* 8 partial sums (p mod 8 within each sample), combined in a fixed order */
+        for (int oc = blo; oc < bhi; oc++)
+            kt->sum_lanes8(blanes + (size_t)(oc - blo) * 8, dout_n + (size_t)oc * P, P);
+    }
+    for (int oc = blo; oc < bhi; oc++)
+        dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
+}
+
+/* The input gradient of sample n. Row layout: drow = dout^T W (long rows of K: full
+ * vector tiles), a block of pixels at a time, scattered back in pixel order. Else dcol =
+ * W^T dout, scattered back in (c, i, j) order. */
+static void conv_input_grad(float *din_n, const float *dout_n, const float *weight,
+                            float *scratch, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const dp_kernel_table *kt = dp_kernels();
+    memset(din_n, 0, sizeof(float) * s->C * s->H * s->W);
+    if (K >= CONV_ROWS_MIN_K) {
+        const int chunk = din_rows(K);
+        for (int p0 = 0; p0 < P; p0 += chunk) {
+            const int p1 = P - p0 < chunk ? P : p0 + chunk;
+            gemm_tn(p1 - p0, K, OC, dout_n + p0, P, weight, K, scratch, K);
+            kt->row2im_acc(scratch, p0, p1, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
+                           s->OH, s->OW, din_n);
+        }
+    } else {
+        gemm_tn(K, P, OC, weight, K, dout_n, P, scratch, P);
+        kt->col2im_acc(scratch, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
+                       din_n);
+    }
+}
+
+void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, float *scratch, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, OC = s->OC;
+    const size_t per_thread = conv2d_scratch_floats(s);
+    /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
+     * of dbias and sums over samples in order, so every element has one fixed reduction
+     * order whatever the number of threads. */
+    #pragma omp parallel if (dweight)
+    if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
+        int lo, hi, blo, bhi;
+        thread_range(K >= CONV_ROWS_MIN_K ? K : OC, &lo, &hi);
+        thread_range(OC, &blo, &bhi);
+        conv_param_grads(dweight, dbias, col, dout, lo, hi, blo, bhi,
+                         scratch + (size_t)omp_get_thread_num() * per_thread, s);
+    }
+    if (!din)
+        return;
+    #pragma omp parallel
+    {
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->B; n++)
+            conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
+                            dout + (size_t)n * OC * s->OH * s->OW, weight, mine, s);
+    }
+}
