@@ -6,7 +6,9 @@
  * skipped; the others must all run. Then whole models: a few SGD steps under every path
  * and thread count end in the same weights, bit for bit.
  *
- *   test_isa [--expect NAME]   also check that the path chosen before main is NAME */
+ *   test_isa                  all of it
+ *   test_isa --expect NAME    only check that the path chosen before main is NAME
+ *   test_isa --list           print the paths this CPU offers, widest first (for scripts) */
 #include <omp.h>
 #include <stdlib.h>
 
@@ -430,6 +432,12 @@ static void test_whole_models(void)
 int main(int argc, char **argv)
 {
     dp_err err;
+    if (argc == 2 && !strcmp(argv[1], "--list")) {
+        for (int p = 0; dp_isa_names[p]; p++)
+            if (dp_isa_available(dp_isa_names[p]))
+                printf("%s\n", dp_isa_names[p]);
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "--expect")) {
         /* DPTRAIN_ISA was read before main */
         CHECK(strcmp(dp_isa_name(), argv[2]) == 0);

@@ -6,18 +6,33 @@
 
 #include "simd.h"
 
-/* dst[0..n) = src[0..n): short rows (a convolution's output width) without a call. */
-static inline void copy_row(float *restrict dst, const float *restrict src, int n)
+/* Segments of one row of a stride-1, unpadded im2col matrix: OH pieces of OW floats, piece
+ * oy from src + oy*W. Stores are full vectors (a masked store costs several times more)
+ * as long as they end before `end`: a full store runs past its piece into the next ones,
+ * which are written afterwards. */
+static inline void gather_row(float *restrict dst, const float *restrict src, int OH, int OW,
+                              int W, const float *end)
 {
-    int x = 0;
-    for (; x + VW <= n; x += VW)
-        vf_store(dst + x, vf_load(src + x));
-#if VM_CHEAP && VW > 1
-    if (x < n)
-        vf_store_m(dst + x, vm_first(n - x), vf_load_m(src + x, vm_first(n - x)));
+#if VW > 1
+    const int tail = OW % VW;
+    const vmask m = vm_first(tail ? tail : VW);
+    for (int oy = 0; oy < OH; oy++, dst += OW, src += W) {
+        int x = 0;
+        for (; x + VW <= OW; x += VW)
+            vf_store(dst + x, vf_load(src + x));
+        if (x == OW)
+            continue;
+        vf v = vf_load_m(src + x, m);
+        if (dst + x + VW > end)
+            vf_store_m(dst + x, m, v);
+        else
+            vf_store(dst + x, v);
+    }
 #else
-    for (; x < n; x++)
-        dst[x] = src[x];
+    (void)end;
+    for (int oy = 0; oy < OH; oy++, dst += OW, src += W)
+        for (int x = 0; x < OW; x++)
+            dst[x] = src[x];
 #endif
 }
 
@@ -29,6 +44,11 @@ void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, in
     for (int r = r0; r < r1; r++) {
         const int c = r / (KH * KW), i = r / KW % KH, j = r % KW;
         float *row = col + (size_t)(r - r0) * OH * OW;
+        if (stride == 1 && pad == 0) {
+            gather_row(row, in + ((size_t)c * H + i) * W + j, OH, OW, W,
+                       col + (size_t)(r1 - r0) * OH * OW);
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++) {
             int y = oy * stride - pad + i;
             float *out = row + (size_t)oy * OW;
@@ -37,10 +57,6 @@ void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, in
                 continue;
             }
             const float *src = in + ((size_t)c * H + y) * W;
-            if (stride == 1 && pad == 0) {
-                copy_row(out, src + j, OW);
-                continue;
-            }
             for (int ox = 0; ox < OW; ox++) {
                 int x = ox * stride - pad + j;
                 out[ox] = (x >= 0 && x < W) ? src[x] : 0.0f;
