@@ -1,7 +1,8 @@
 /* bench_kernels: each instruction-set path's FMA peak on one core, and the products of the
  * reference and nopool models on their real shapes, as the layers call them (one sample
  * at a time over a batch, operands in memory as in a training step), in GFLOP/s and as a
- * fraction of that path's peak.
+ * fraction of that path's peak; beside them OpenBLAS's SGEMM (one thread) on the same
+ * shapes, as a fraction of the widest path's peak, when built with it.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *
@@ -17,6 +18,10 @@
 #include "dptrain/net/kernels.h"
 #include "dptrain/util/rng.h"
 #include "fma_peak.h"
+
+#ifdef DPTRAIN_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
 
 static clockid_t bench_clock = CLOCK_MONOTONIC;
 
@@ -65,8 +70,31 @@ static float *rand_buf(size_t n)
     return p;
 }
 
-/* Median seconds of one pass over the batch. */
-static double time_shape(const shape *s, int B, int reps)
+/* The same product through OpenBLAS: beta 1 where dptrain accumulates, NT as A B^T. */
+static void blas_product(const shape *s, const float *a, const float *b, float *c)
+{
+#ifdef DPTRAIN_BENCH_OPENBLAS
+    const int M = s->M, N = s->N, K = s->K;
+    switch (s->f) {
+    case NN_BIAS: case NN: case NN_ACC:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N,
+                    s->f == NN_ACC ? 1.0f : 0.0f, c, N);
+        break;
+    case TN: case TN_ACC:
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, a, M, b, N,
+                    s->f == TN_ACC ? 1.0f : 0.0f, c, N);
+        break;
+    case NT: case NT_LANES:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 1.0f, c, N);
+        break;
+    }
+#else
+    (void)s, (void)a, (void)b, (void)c;
+#endif
+}
+
+/* Median seconds of one pass over the batch (blas: through OpenBLAS). */
+static double time_shape(const shape *s, int B, int reps, int blas)
 {
     const int M = s->M, N = s->N, K = s->K, nb = s->per_sample ? B : 1;
     /* A [M,K] (or [K,M] for TN), B [K,N] (or [N,K] for NT), C [M,N]: per sample unless
@@ -84,7 +112,11 @@ static double time_shape(const shape *s, int B, int reps)
         for (int n = 0; n < nb; n++) {
             const float *a = A + (shared_a ? 0 : (size_t)n * M * K);
             const float *b = Bm + (size_t)n * K * N;
-            float *c = C + (getenv("SHARED_C") ? 0 : (size_t)n * M * N);
+            float *c = C + (size_t)n * M * N;
+            if (blas) {
+                blas_product(s, a, b, c);
+                continue;
+            }
             switch (s->f) {
             case NN_BIAS: gemm_nn_bias(M, N, K, a, K, b, N, bias, c, N); break;
             case NN_ACC: gemm_nn_acc(M, N, K, a, K, b, N, c, N); break;
@@ -107,6 +139,24 @@ static double time_shape(const shape *s, int B, int reps)
     return t[reps / 2];
 }
 
+/* im2col of a sample of MNIST's conv2 (32x13x13, 3x3) into one cache-resident buffer,
+ * per sample over the batch: GB/s written. */
+static double time_im2col(int C, int H, int W, int B, int reps)
+{
+    const int OH = H - 2, OW = W - 2, K = C * 9;
+    float *in = rand_buf((size_t)B * C * H * W), *col = malloc(sizeof(float) * K * OH * OW);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int n = 0; n < B; n++)
+            im2col(in + (size_t)n * C * H * W, C, H, W, 3, 3, 1, 0, OH, OW, col);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    free(in), free(col);
+    return (double)B * K * OH * OW * sizeof(float) / best * 1e-9;
+}
+
 int main(int argc, char **argv)
 {
     const char *which = "all";
@@ -122,8 +172,14 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
     }
     omp_set_num_threads(1);
+#ifdef DPTRAIN_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+    const int blas = 1;
+#else
+    const int blas = 0;
+#endif
     dp_err err;
-    printf("%-36s", "GFLOP/s (fraction of the path's peak)");
+    printf("%-44s", "GFLOP/s (fraction of the path's peak)");
     int cols = 0;
     double peak[3] = {0};
     const char *names[3];
@@ -136,7 +192,9 @@ int main(int argc, char **argv)
         printf(" %16s", isa);
         cols++;
     }
-    printf("\n%-36s", "FMA peak, one core, 12 chains");
+    if (blas)
+        printf(" %16s", "openblas");
+    printf("\n%-44s", "FMA peak, one core, 12 chains");
     for (int c = 0; c < cols; c++)
         printf(" %16.1f", peak[c]);
     printf("\n");
@@ -145,7 +203,7 @@ int main(int argc, char **argv)
         char label[64];
         snprintf(label, sizeof label, "%s %dx%dx%d%s", s->name, s->M, s->N, s->K,
                  s->per_sample ? " xB" : "");
-        printf("%-36s", label);
+        printf("%-44s", label);
         double flops = 2.0 * s->M * s->N * s->K * (s->per_sample ? B : 1);
         for (int c = 0; c < cols; c++) {
             if (dp_isa_select(names[c], &err)) {
@@ -153,14 +211,27 @@ int main(int argc, char **argv)
                 return 1;
             }
             /* the scalar path is ~50x slower: fewer repetitions */
-            double t = time_shape(s, B, strcmp(names[c], "scalar") ? reps : 1);
+            double t = time_shape(s, B, strcmp(names[c], "scalar") ? reps : 1, 0);
             char cell[32];
             snprintf(cell, sizeof cell, "%.1f (%.0f%%)", flops / t * 1e-9,
                      100 * flops / t * 1e-9 / peak[c]);
             printf(" %16s", cell);
         }
+        if (blas && cols) {
+            double t = time_shape(s, B, reps, 1);
+            char cell[32];
+            snprintf(cell, sizeof cell, "%.1f (%.0f%%)", flops / t * 1e-9,
+                     100 * flops / t * 1e-9 / peak[0]);
+            printf(" %16s", cell);
+        }
         printf("\n");
         fflush(stdout);
     }
+    printf("%-44s", "im2col 32x13x13 3x3, GB/s written");
+    for (int c = 0; c < cols; c++) {
+        dp_isa_select(names[c], &err);
+        printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+    }
+    printf("\n");
     return 0;
 }
