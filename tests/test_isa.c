@@ -334,6 +334,32 @@ static void run_moves(float *out, uint64_t seed)
     free(in), free(r);
 }
 
+/* Scattering the col layout back with each element's terms in pixel order gives the bits of
+ * scattering the row layout back pixel by pixel: strides, padding, windows wider than the
+ * output, rows longer than a vector. */
+static void test_pixel_order(void)
+{
+    static const int shapes[][7] = {{32, 13, 13, 3, 3, 1, 0}, {3, 10, 9, 3, 2, 2, 1},
+                                    {2, 5, 4, 3, 3, 1, 0},    {1, 40, 37, 5, 5, 1, 2},
+                                    {4, 6, 6, 2, 2, 2, 0}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *v = shapes[t];
+        const int C = v[0], H = v[1], W = v[2], KH = v[3], KW = v[4], S = v[5], P = v[6];
+        const int OH = (H + 2 * P - KH) / S + 1, OW = (W + 2 * P - KW) / S + 1, K = C * KH * KW;
+        float *row = rand_buf((size_t)OH * OW * K), *col = malloc(sizeof(float) * K * OH * OW);
+        float *a = calloc((size_t)C * H * W, sizeof(float)), *b = calloc((size_t)C * H * W, sizeof(float));
+        transpose(row, OH * OW, K, col);
+        row2im_acc(row, C, H, W, KH, KW, S, P, OH, OW, a);
+        col2im_pixel_order_acc(col, C, H, W, KH, KW, S, P, OH, OW, b);
+        if (!same(a, b, sizeof(float) * C * H * W)) {
+            fprintf(stderr, "%s: col2im in pixel order differs from row2im, shape %zu\n",
+                    dp_isa_name(), t);
+            CHECK(0);
+        }
+        free(row), free(col), free(a), free(b);
+    }
+}
+
 static void test_moves(const char *isa)
 {
     const int K = 18, PP = 5 * 5;
@@ -470,6 +496,7 @@ int main(int argc, char **argv)
             test_conv_col_modes();
             test_linear(isa);
             test_moves(isa);
+            test_pixel_order();
         }
         printf("%s: bitwise the same as the oracle and the scalar path\n", isa);
         ran++;

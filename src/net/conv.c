@@ -78,11 +78,16 @@ static const float *col_rows(const float *col, int n, int r0, int r1, float *buf
  * the output channels. The choice depends on the shape alone. */
 #define CONV_ROWS_MIN_K 16
 
-/* The input gradient in the row layout is made and scattered back about DIN_ROWS_BYTES at
- * a time, in the thread's scratch (cache-resident), in pixel order. */
-#define DIN_ROWS_BYTES (96 * 1024)
+/* The input gradient is made and scattered back about DIN_BLOCK_BYTES at a time, whole
+ * input channels at a time, in the thread's scratch (cache-resident). */
+#define DIN_BLOCK_BYTES (96 * 1024)
 
-static int din_rows(int K) { return (int)(DIN_ROWS_BYTES / sizeof(float)) / K / 6 * 6 + 6; }
+static int din_channels(const dp_conv_shape *s)
+{
+    const size_t per_channel = sizeof(float) * s->KH * s->KW * s->OH * s->OW;
+    const int c = (int)(DIN_BLOCK_BYTES / per_channel);
+    return c < 1 ? 1 : c > s->C ? s->C : c;
+}
 
 /* A thread's scratch: for the parameter gradients the bias lanes [OC][8], im2col rows
  * [K][P], and for the row layout dout^T [P][OC] and its block of dweight^T [K][OC]; later
@@ -93,7 +98,7 @@ size_t conv2d_scratch_floats(const dp_conv_shape *s)
     size_t wgrad = (size_t)8 * s->OC + (size_t)K * P, dgrad = (size_t)K * P;
     if (K >= CONV_ROWS_MIN_K) {
         wgrad += (size_t)s->OC * (P + K);
-        dgrad = (size_t)din_rows(K) * K;
+        dgrad = (size_t)din_channels(s) * s->KH * s->KW * P;
     }
     return wgrad > dgrad ? wgrad : dgrad;
 }
@@ -144,27 +149,29 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col, con
                 dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
 }
 
-/* The input gradient of sample n. Row layout: drow = dout^T W (long rows of K: full
- * vector tiles), a block of pixels at a time, scattered back in pixel order. Else dcol =
- * W^T dout, scattered back in (c, i, j) order. */
+/* The input gradient of one sample: dcol = W^T dout (chains over the output channels),
+ * scattered back to the image. With many columns, a block of input channels at a time
+ * and with each input element's terms in output-pixel order (the order of the row layout
+ * drow = dout^T W scattered back pixel by pixel, which these bits were first made with);
+ * with few columns, all at once in (c, i, j) order. */
 static void conv_input_grad(float *din_n, const float *dout_n, const float *weight,
                             float *scratch, const dp_conv_shape *s)
 {
-    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, KHW = s->KH * s->KW;
     const dp_kernel_table *kt = dp_kernels();
     memset(din_n, 0, sizeof(float) * s->C * s->H * s->W);
-    if (K >= CONV_ROWS_MIN_K) {
-        const int chunk = din_rows(K);
-        for (int p0 = 0; p0 < P; p0 += chunk) {
-            const int p1 = P - p0 < chunk ? P : p0 + chunk;
-            gemm_tn(p1 - p0, K, OC, dout_n + p0, P, weight, K, scratch, K);
-            kt->row2im_acc(scratch, p0, p1, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
-                           s->OH, s->OW, din_n);
-        }
-    } else {
+    if (K < CONV_ROWS_MIN_K) {
         gemm_tn(K, P, OC, weight, K, dout_n, P, scratch, P);
         kt->col2im_acc(scratch, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
                        din_n);
+        return;
+    }
+    const int block = din_channels(s);
+    for (int c0 = 0; c0 < s->C; c0 += block) {
+        const int nc = s->C - c0 < block ? s->C - c0 : block;
+        gemm_tn(nc * KHW, P, OC, weight + (size_t)c0 * KHW, K, dout_n, P, scratch, P);
+        kt->col2im_pixel_order_acc(scratch, nc, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
+                                   s->OH, s->OW, din_n + (size_t)c0 * s->H * s->W);
     }
 }
 

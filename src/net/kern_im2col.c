@@ -183,3 +183,74 @@ void KFN(kern_col2im_acc)(const float *restrict col, int C, int H, int W, int KH
                 }
             }
 }
+
+#if VW > 1
+/* Stride 1, no padding: each input row, a vector at a time, gets all its terms while it is
+ * in a register: from output row oy = y - i for i descending, then j descending. Loads
+ * are masked to the lanes a term reaches (addresses outside them are not touched). */
+static void col2im_rows_in_registers(const float *restrict col, int C, int H, int W, int KH,
+                                     int KW, int OH, int OW, float *restrict in)
+{
+    const float *end = in + (size_t)C * H * W;
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H; y++) {
+            float *dst = in + ((size_t)c * H + y) * W;
+            for (int x0 = 0; x0 < W; x0 += VW) {
+                const int width = W - x0 < VW ? W - x0 : VW;
+                const vmask live = vm_first(width);
+                vf acc = vf_load_m(dst + x0, live);
+                for (int i = KH - 1; i >= 0; i--) {
+                    const int oy = y - i;
+                    if (oy < 0 || oy >= OH)
+                        continue;
+                    for (int j = KW - 1; j >= 0; j--) {
+                        /* lane l is x = x0 + l, output column x - j */
+                        int lo = j - x0 > 0 ? j - x0 : 0, hi = j + OW - x0;
+                        hi = hi < width ? hi : width;
+                        if (lo >= hi)
+                            continue;
+                        const vmask m = vm_range(lo, hi);
+                        const float *src = col + (((size_t)(c * KH + i) * KW + j) * OH + oy) * OW;
+                        acc = vf_add_m(acc, m, vf_load_m(src + x0 - j, m));
+                    }
+                }
+                if (width == VW || dst + x0 + VW <= end) /* past the row: what it loaded */
+                    vf_store(dst + x0, width == VW ? acc : vf_blend_m(vf_load(dst + x0), live, acc));
+                else
+                    vf_store_m(dst + x0, live, acc);
+            }
+        }
+}
+#endif
+
+/* in[c][y][x] += col[(c*KH + i)*KW + j][oy*OW + ox] with the terms of each input element in
+ * output-pixel order, as row2im_acc adds them: that is (i, j) descending, since a larger i
+ * means an earlier output row and, within one, a larger j an earlier column. */
+void KFN(kern_col2im_pixel_order_acc)(const float *restrict col, int C, int H, int W, int KH,
+                                      int KW, int stride, int pad, int OH, int OW,
+                                      float *restrict in)
+{
+#if VW > 1
+    if (stride == 1 && pad == 0) {
+        col2im_rows_in_registers(col, C, H, W, KH, KW, OH, OW, in);
+        return;
+    }
+#endif
+    for (int c = 0; c < C; c++)
+        for (int i = KH - 1; i >= 0; i--)
+            for (int j = KW - 1; j >= 0; j--) {
+                const float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W;
+                    const float *src = row + (size_t)oy * OW;
+                    for (int ox = 0; ox < OW; ox++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[x] += src[ox];
+                    }
+                }
+            }
+}

@@ -34,6 +34,8 @@
 typedef __m512 vf;
 typedef __mmask16 vmask;
 ALWAYS_INLINE vmask vm_first(int n) { return (vmask)((1u << n) - 1u); }
+/* lanes lo <= l < hi */
+ALWAYS_INLINE vmask vm_range(int lo, int hi) { return (vmask)(((1u << hi) - 1u) & ~((1u << lo) - 1u)); }
 ALWAYS_INLINE vf vf_zero(void) { return _mm512_setzero_ps(); }
 ALWAYS_INLINE vf vf_set1(float x) { return _mm512_set1_ps(x); }
 ALWAYS_INLINE vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -41,6 +43,11 @@ ALWAYS_INLINE vf vf_load_m(const float *p, vmask m) { return _mm512_maskz_loadu_
 ALWAYS_INLINE void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
 ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v) { _mm512_mask_storeu_ps(p, m, v); }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+ALWAYS_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+/* a + b in the lanes of m, a elsewhere */
+ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b) { return _mm512_mask_add_ps(a, m, a, b); }
+/* b in the lanes of m, a elsewhere */
+ALWAYS_INLINE vf vf_blend_m(vf a, vmask m, vf b) { return _mm512_mask_blend_ps(m, a, b); }
 /* Masked loads and stores are as cheap as full ones here: no need to avoid them. */
 #define VM_CHEAP 1
 
@@ -57,6 +64,12 @@ ALWAYS_INLINE vmask vm_first(int n)
     static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256((const __m256i *)(bits + 8 - n));
 }
+ALWAYS_INLINE vmask vm_range(int lo, int hi)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), iota),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), iota));
+}
 ALWAYS_INLINE vf vf_zero(void) { return _mm256_setzero_ps(); }
 ALWAYS_INLINE vf vf_set1(float x) { return _mm256_set1_ps(x); }
 ALWAYS_INLINE vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
@@ -64,6 +77,16 @@ ALWAYS_INLINE vf vf_load_m(const float *p, vmask m) { return _mm256_maskload_ps(
 ALWAYS_INLINE void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
 ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v) { _mm256_maskstore_ps(p, m, v); }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+ALWAYS_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+/* a + b in the lanes of m, a elsewhere (b is zero outside m when loaded with it) */
+ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b)
+{
+    return _mm256_blendv_ps(a, _mm256_add_ps(a, b), _mm256_castsi256_ps(m));
+}
+ALWAYS_INLINE vf vf_blend_m(vf a, vmask m, vf b)
+{
+    return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(m));
+}
 /* vmaskmovps is slow on some CPUs (AMD's stores especially): use it only for tails. */
 #define VM_CHEAP 0
 
@@ -75,6 +98,7 @@ ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 typedef float vf;
 typedef int vmask;
 ALWAYS_INLINE vmask vm_first(int n) { return n > 0; }
+ALWAYS_INLINE vmask vm_range(int lo, int hi) { return lo <= 0 && hi > 0; }
 ALWAYS_INLINE vf vf_zero(void) { return 0.0f; }
 ALWAYS_INLINE vf vf_set1(float x) { return x; }
 ALWAYS_INLINE vf vf_load(const float *p) { return *p; }
@@ -86,6 +110,8 @@ ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v)
         *p = v;
 }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
+ALWAYS_INLINE vf vf_add(vf a, vf b) { return a + b; }
+ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b) { return m ? a + b : a; }
 #define VM_CHEAP 1
 
 #else
