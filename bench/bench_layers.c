@@ -37,6 +37,23 @@ static double now(void)
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
+/* Matrix work of one training image: forward, and backward twice that (weights and input;
+ * the first layer needs only the weights). */
+static double step_mflop_per_image(const dp_model *m)
+{
+    double total = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const dp_layer *L = &m->layers[i];
+        double f = 0;
+        if (L->kind == LAYER_CONV)
+            f = 2.0 * L->out_c * L->out_h * L->out_w * L->in_c * L->kernel * L->kernel;
+        else if (L->kind == LAYER_FC)
+            f = 2.0 * L->out_c * L->in_size;
+        total += f * (i == 0 ? 2 : 3);
+    }
+    return total * 1e-6;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -106,8 +123,10 @@ int main(int argc, char **argv)
             t[k] = now() - t0;
     }
     double step = median(t, reps);
-    printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s\n", spec, B, threads,
-           threads > 1 ? "s" : "", 1e3 * step, B / step);
+    const double mflop = step_mflop_per_image(&m);
+    printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s, %.1f GFLOP/s (%.2f "
+           "MFLOP per image) on %s\n", spec, B, threads, threads > 1 ? "s" : "", 1e3 * step,
+           B / step, mflop * B / step * 1e-3, mflop, dp_isa_name());
     if (step_only)
         return 0;
     /* the peak of the path the kernels run on, one core, times the threads */
