@@ -218,7 +218,9 @@ static void test_elementwise(const char *isa)
                 continue;
             size_t nin = (size_t)6 * cur_h * cur_w;
             size_t nout = (size_t)6 * ((cur_h - cur_k) / 2 + 1) * ((cur_w - cur_k) / 2 + 1);
-            against_scalar("pooling and relu", run_pool, 4 * nout + 5 * nin, isa);
+            char what[64];
+            snprintf(what, sizeof what, "pooling and relu on %dx%d, window %d", cur_h, cur_w, cur_k);
+            against_scalar(what, run_pool, 4 * nout + 5 * nin, isa);
         }
 }
 

@@ -21,7 +21,7 @@ static inline float relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
 /* `count` (1-16) outputs of a 2x2, stride-2 window row: the same comparisons as
  * pool_take, lane-wise, on the even and odd columns of the two input rows. */
 static inline void pool2x2_row(const float *r0, const float *r1, int base, int W, int relu,
-                               float *dst, int32_t *idx, int count)
+                               float *dst, int32_t *idx, int count, int full)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
@@ -51,15 +51,20 @@ static inline void pool2x2_row(const float *r0, const float *r1, int base, int W
                          _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
         m = _mm512_maskz_mov_ps(keep, m);
     }
-    _mm512_mask_storeu_ps(dst, mout, m);
-    _mm512_mask_storeu_epi32(idx, mout, best);
+    if (full) { /* past `count`: lanes the next row's outputs overwrite */
+        _mm512_storeu_ps(dst, m);
+        _mm512_storeu_si512(idx, best);
+    } else {
+        _mm512_mask_storeu_ps(dst, mout, m);
+        _mm512_mask_storeu_epi32(idx, mout, best);
+    }
 }
 #define POOL_VEC 16
 #elif VW == 8
 /* `count` (1-8) outputs of a 2x2, stride-2 window row: the same comparisons as pool_take,
  * lane-wise; loads and stores are masked to the 2*count inputs and count outputs. */
 static inline void pool2x2_row(const float *r0, const float *r1, int base, int W, int relu,
-                               float *dst, int32_t *idx, int count)
+                               float *dst, int32_t *idx, int count, int full)
 {
     static const int32_t bits[24] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                      -1, -1, -1, -1, 0,  0,  0,  0,  0,  0,  0,  0};
@@ -96,8 +101,13 @@ static inline void pool2x2_row(const float *r0, const float *r1, int base, int W
                                    _mm256_cmp_ps(m, m, _CMP_UNORD_Q));
         m = _mm256_and_ps(m, keep);
     }
-    _mm256_maskstore_ps(dst, mout, m);
-    _mm256_maskstore_epi32(idx, mout, best);
+    if (full) { /* past `count`: lanes the next row's outputs overwrite */
+        _mm256_storeu_ps(dst, m);
+        _mm256_storeu_si256((__m256i *)idx, best);
+    } else {
+        _mm256_maskstore_ps(dst, mout, m);
+        _mm256_maskstore_epi32(idx, mout, best);
+    }
 }
 #define POOL_VEC 8
 #endif
@@ -112,9 +122,12 @@ void KFN(kern_pool_plane)(float *restrict dst, int32_t *restrict idx, const floa
         if (K == 2 && stride == 2) {
             const float *r0 = src + (size_t)y0 * W, *r1 = r0 + W;
 #ifdef POOL_VEC
+            /* full-width stores while they stay inside this plane (the next outputs are
+             * written after them); masked ones at its end */
             for (; ox < OW; ox += POOL_VEC)
                 pool2x2_row(r0 + 2 * ox, r1 + 2 * ox, y0 * W + 2 * ox, W, relu, dst + oy * OW + ox,
-                            idx + oy * OW + ox, OW - ox < POOL_VEC ? OW - ox : POOL_VEC);
+                            idx + oy * OW + ox, OW - ox < POOL_VEC ? OW - ox : POOL_VEC,
+                            oy * OW + ox + POOL_VEC <= OH * OW);
 #endif
             for (; ox < OW; ox++) {
                 int x = 2 * ox, best = y0 * W + x;
@@ -146,7 +159,7 @@ void KFN(kern_pool_plane)(float *restrict dst, int32_t *restrict idx, const floa
  * and din = 0 + dout there (0 + -0 is +0, as the scatter below gives), 0 elsewhere.
  * Returns 0, having written nothing more, when an argmax lies elsewhere. */
 static int unpool2x2_row(float *d0, float *d1, const float *src, const float *out,
-                         const int32_t *idx, int base, int W, int OW)
+                         const int32_t *idx, int base, int W, int OW, const float *plane_end)
 {
     const __m512i dup_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
@@ -178,14 +191,20 @@ static int unpool2x2_row(float *d0, float *d1, const float *src, const float *ou
         }
         if (matched != __builtin_popcount((unsigned)pass))
             return 0;
-        for (int h = 0; h < 2; h++) {
-            int left = W - x0 - 16 * h;
-            if (left <= 0)
-                break;
-            const __mmask16 st = (__mmask16)(left >= 16 ? 0xFFFFu : (1u << left) - 1u);
-            _mm512_mask_storeu_ps(d0 + x0 + 16 * h, st, v[h][0]);
-            _mm512_mask_storeu_ps(d1 + x0 + 16 * h, st, v[h][1]);
-        }
+        /* row 2oy, then 2oy+1. A full store past a row's end runs into the next row: fine
+         * where that is written after it (row 2oy+1 when one chunk covers the row, row
+         * 2oy+2 always), but masked where it is already written or in another plane. */
+        for (int dy = 0; dy < 2; dy++)
+            for (int h = 0; h < 2; h++) {
+                int left = W - x0 - 16 * h;
+                if (left <= 0)
+                    break;
+                float *d = (dy ? d1 : d0) + x0 + 16 * h;
+                if (left >= 16 || ((dy || W <= 32) && d + 16 <= plane_end))
+                    _mm512_storeu_ps(d, v[h][dy]);
+                else
+                    _mm512_mask_storeu_ps(d, (__mmask16)((1u << left) - 1u), v[h][dy]);
+            }
     }
     return 1;
 }
@@ -201,7 +220,7 @@ void KFN(kern_unpool_plane)(float *restrict dst, const float *restrict src,
         for (; oy < OH; oy++)
             if (!unpool2x2_row(dst + (size_t)2 * oy * W, dst + (size_t)(2 * oy + 1) * W,
                                src + (size_t)oy * OW, out ? out + (size_t)oy * OW : NULL,
-                               idx + (size_t)oy * OW, 2 * oy * W, W, OW))
+                               idx + (size_t)oy * OW, 2 * oy * W, W, OW, dst + (size_t)H * W))
                 break;
         if (oy == OH) {
             memset(dst + (size_t)2 * OH * W, 0, sizeof(float) * (H - 2 * OH) * W);
@@ -220,12 +239,11 @@ void KFN(kern_relu_forward)(float *restrict out, const float *restrict in, size_
 {
     size_t i = 0;
 #if VW == 16
-    for (; i < n; i += 16) {
-        __mmask16 m = n - i < 16 ? (__mmask16)((1u << (n - i)) - 1u) : (__mmask16)0xFFFF;
-        __m512 v = _mm512_maskz_loadu_ps(m, in + i);
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(in + i);
         __mmask16 keep = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) |
                          _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        _mm512_mask_storeu_ps(out + i, m, _mm512_maskz_mov_ps(keep, v));
+        _mm512_storeu_ps(out + i, _mm512_maskz_mov_ps(keep, v));
     }
 #endif
     for (; i < n; i++)
@@ -237,11 +255,10 @@ void KFN(kern_relu_backward)(float *restrict din, const float *restrict dout,
 {
     size_t i = 0;
 #if VW == 16
-    for (; i < n; i += 16) {
-        __mmask16 m = n - i < 16 ? (__mmask16)((1u << (n - i)) - 1u) : (__mmask16)0xFFFF;
-        __mmask16 pass = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, out + i),
-                                            _mm512_setzero_ps(), _CMP_NLE_UQ);
-        _mm512_mask_storeu_ps(din + i, m, _mm512_maskz_loadu_ps(pass & m, dout + i));
+    for (; i + 16 <= n; i += 16) {
+        __mmask16 pass = _mm512_cmp_ps_mask(_mm512_loadu_ps(out + i), _mm512_setzero_ps(),
+                                            _CMP_NLE_UQ);
+        _mm512_storeu_ps(din + i, _mm512_maskz_loadu_ps(pass, dout + i));
     }
 #endif
     for (; i < n; i++)
