@@ -291,6 +291,56 @@ static void test_conv_col_modes(void)
     free(out_b), free(out_1), free(din_b), free(din_1), free(dw_b), free(dw_1);
 }
 
+/* conv2d + relu + max pooling in one pass gives the bits of the three layers in a row,
+ * forward and backward, for both weight-gradient layouts, pools with overlapping windows,
+ * a frozen conv and no input gradient. */
+static void test_conv_pool_fused(void)
+{
+    /* B, C, H, W, OC, K, pool window, pool stride */
+    static const int shapes[][8] = {{5, 1, 28, 28, 32, 3, 2, 2}, {4, 32, 13, 13, 64, 3, 2, 2},
+                                    {3, 3, 12, 11, 6, 3, 3, 2},  {1, 2, 9, 9, 5, 2, 2, 2}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *v = shapes[t];
+        const int B = v[0], C = v[1], OC = v[4], KK = v[5], OH = v[2] - KK + 1, OW = v[3] - KK + 1;
+        dp_conv_shape s = {B, C, v[2], v[3], OC, KK, KK, 1, 0, OH, OW};
+        dp_pool_shape pl = {v[6], v[7], (OH - v[6]) / v[7] + 1, (OW - v[6]) / v[7] + 1};
+        const size_t nin = (size_t)B * C * v[2] * v[3], nconv = (size_t)B * OC * OH * OW;
+        const size_t npool = (size_t)B * OC * pl.OH * pl.OW, nw = (size_t)OC * C * KK * KK;
+        float *in = rand_buf(nin), *w = rand_buf(nw), *b = rand_buf((size_t)OC);
+        float *dpool = rand_buf(npool), *col = malloc(sizeof(float) * B * C * KK * KK * OH * OW);
+        float *scratch = malloc(sizeof(float) * conv2d_pool_scratch_floats(&s) * omp_get_max_threads());
+        float *conv = malloc(sizeof(float) * nconv), *dconv = malloc(sizeof(float) * nconv);
+        float *p1 = malloc(sizeof(float) * npool), *p2 = malloc(sizeof(float) * npool);
+        int32_t *a1 = malloc(sizeof(int32_t) * npool), *a2 = malloc(sizeof(int32_t) * npool);
+        float *din1 = malloc(sizeof(float) * nin), *din2 = malloc(sizeof(float) * nin);
+        float *dw1 = copy_buf(w, nw), *dw2 = copy_buf(w, nw), *db1 = copy_buf(b, OC), *db2 = copy_buf(b, OC);
+        for (size_t i = 0; i < npool; i += 7)
+            dpool[i] = 0.0f;
+        conv2d_forward(conv, col, in, w, b, &s);
+        relu_maxpool_forward(p1, a1, conv, B, OC, OH, OW, pl.K, pl.stride, pl.OH, pl.OW);
+        relu_maxpool_backward(dconv, dpool, p1, a1, B, OC, OH, OW, pl.OH, pl.OW);
+        conv2d_backward(din1, dw1, db1, col, dconv, w, scratch, &s);
+        conv2d_relu_maxpool_forward(p2, a2, col, in, w, b, scratch, &s, &pl);
+        conv2d_relu_maxpool_backward(din2, dw2, db2, col, dpool, p2, a2, w, scratch, &s, &pl);
+        int ok = same(p1, p2, sizeof(float) * npool) && same(a1, a2, sizeof(int32_t) * npool) &&
+                 same(din1, din2, sizeof(float) * nin) && same(dw1, dw2, sizeof(float) * nw) &&
+                 same(db1, db2, sizeof(float) * OC);
+        /* frozen: no parameter gradients; no input gradient */
+        conv2d_relu_maxpool_backward(din2, NULL, NULL, col, dpool, p2, a2, w, scratch, &s, &pl);
+        conv2d_relu_maxpool_backward(NULL, dw2, db2, col, dpool, p2, a2, w, scratch, &s, &pl);
+        conv2d_backward(NULL, dw1, db1, col, dconv, w, scratch, &s);
+        ok &= same(din1, din2, sizeof(float) * nin) && same(dw1, dw2, sizeof(float) * nw);
+        if (!ok) {
+            fprintf(stderr, "%s: conv + relu + maxpool in one pass differs from the three "
+                            "layers, shape %zu\n", dp_isa_name(), t);
+            CHECK(0);
+        }
+        free(in), free(w), free(b), free(dpool), free(col), free(scratch), free(conv);
+        free(dconv), free(p1), free(p2), free(a1), free(a2), free(din1), free(din2);
+        free(dw1), free(dw2), free(db1), free(db2);
+    }
+}
+
 static int cur_b, cur_i, cur_o, cur_lanes;
 
 static void run_linear(float *out, uint64_t seed)
@@ -496,6 +546,7 @@ int main(int argc, char **argv)
             test_elementwise(isa);
             test_conv(isa);
             test_conv_col_modes();
+            test_conv_pool_fused();
             test_linear(isa);
             test_moves(isa);
             test_pixel_order();

@@ -36,8 +36,11 @@ static int work_areas(const dp_conv_shape *s)
     return areas > 64 ? 64 : (int)areas;
 }
 
-void conv2d_forward(float *out, float *col, const float *in, const float *weight,
-                    const float *bias, const dp_conv_shape *s)
+/* Forward, and with pool != NULL relu and max pooling after it: then each sample's conv
+ * output stays in the thread's scratch and only the pooled output and argmax are written. */
+static void conv_forward(float *out, int32_t *argmax, float *col, const float *in,
+                         const float *weight, const float *bias, float *scratch,
+                         const dp_conv_shape *s, const dp_pool_shape *pool)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, areas = work_areas(s);
     const size_t CHW = (size_t)s->C * s->H * s->W;
@@ -47,18 +50,41 @@ void conv2d_forward(float *out, float *col, const float *in, const float *weight
         threads = areas; /* a thread per work area; the split changes no value */
     #pragma omp parallel num_threads(threads)
     {
-        float *work = areas ? col + s->B * CHW + (size_t)omp_get_thread_num() * K * P : NULL;
+        const int t = omp_get_thread_num();
+        float *work = areas ? col + s->B * CHW + (size_t)t * K * P : NULL;
+        float *conv_out = pool ? scratch + (size_t)t * conv2d_pool_scratch_floats(s) : NULL;
         #pragma omp for schedule(static)
         for (int n = 0; n < s->B; n++) {
             const float *in_n = in + (size_t)n * CHW;
             float *col_n = work ? work : col + (size_t)n * K * P;
+            float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
             if (work)
                 memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
             kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
                        s->OW, col_n);
-            gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out + (size_t)n * s->OC * P, P);
+            gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+            if (!pool)
+                continue;
+            const size_t PP = (size_t)pool->OH * pool->OW;
+            for (int c = 0; c < s->OC; c++)
+                kt->pool_plane(out + ((size_t)n * s->OC + c) * PP,
+                               argmax + ((size_t)n * s->OC + c) * PP, out_n + (size_t)c * P,
+                               s->OH, s->OW, pool->K, pool->stride, pool->OH, pool->OW, 1);
         }
     }
+}
+
+void conv2d_forward(float *out, float *col, const float *in, const float *weight,
+                    const float *bias, const dp_conv_shape *s)
+{
+    conv_forward(out, NULL, col, in, weight, bias, NULL, s, NULL);
+}
+
+void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const float *in,
+                                 const float *weight, const float *bias, float *scratch,
+                                 const dp_conv_shape *s, const dp_pool_shape *pool)
+{
+    conv_forward(out, argmax, col, in, weight, bias, scratch, s, pool);
 }
 
 /* Rows r0..r1-1 of sample n's im2col matrix: made in buf, or where forward left them. */
@@ -89,6 +115,33 @@ static int din_channels(const dp_conv_shape *s)
     return c < 1 ? 1 : c > s->C ? s->C : c;
 }
 
+/* Where the gradient of the conv output comes from: dout as it lies, or made a sample at a
+ * time from the gradient of the relu + max pooling after the conv (the same values
+ * relu_maxpool_backward would have written). */
+typedef struct {
+    const float *dout;                 /* [B][OC][OH*OW], or NULL: from the pooling's */
+    const float *dpool, *pooled;       /* [B][OC][pool OH*OW] */
+    const int32_t *argmax;
+    const dp_pool_shape *pool;
+} dout_source;
+
+/* Planes c0..c1-1 of sample n's dout; plane c at the result + (c - c0)*OH*OW. */
+static const float *dout_planes(const dout_source *d, int n, int c0, int c1, float *buf,
+                                const dp_conv_shape *s)
+{
+    const size_t P = (size_t)s->OH * s->OW;
+    if (d->dout)
+        return d->dout + ((size_t)n * s->OC + c0) * P;
+    const dp_kernel_table *kt = dp_kernels();
+    const size_t PP = (size_t)d->pool->OH * d->pool->OW;
+    for (int c = c0; c < c1; c++) {
+        const size_t at = ((size_t)n * s->OC + c) * PP;
+        kt->unpool_plane(buf + (c - c0) * P, d->dpool + at, d->pooled + at, d->argmax + at,
+                         s->OH, s->OW, d->pool->OH, d->pool->OW);
+    }
+    return buf;
+}
+
 /* A thread's scratch: for the parameter gradients the bias lanes [OC][8], im2col rows
  * [K][P], and for the row layout dout^T [P][OC] and its block of dweight^T [K][OC]; later
  * the rows (or the dcol matrix) of the input gradient. Independent of the batch size. */
@@ -103,6 +156,12 @@ size_t conv2d_scratch_floats(const dp_conv_shape *s)
     return wgrad > dgrad ? wgrad : dgrad;
 }
 
+/* The fused layer's: the conv output (forward) or its gradient (backward) first. */
+size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
+{
+    return (size_t)s->OC * s->OH * s->OW + conv2d_scratch_floats(s);
+}
+
 /* The weight and bias gradients from one thread, over the samples in order.
  *
  * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
@@ -112,9 +171,9 @@ size_t conv2d_scratch_floats(const dp_conv_shape *s)
  * chain is the same, only its place in memory differs. Otherwise (few columns) dot
  * products over p for the thread's channels [lo, hi). The bias lanes of channels
  * [blo, bhi) are summed while the sample's dout is in cache. */
-static void conv_param_grads(float *dweight, float *dbias, const float *col, const float *dout,
-                             int lo, int hi, int blo, int bhi, float *scratch,
-                             const dp_conv_shape *s)
+static void conv_param_grads(float *dweight, float *dbias, const float *col,
+                             const dout_source *dsrc, int lo, int hi, int blo, int bhi,
+                             float *dbuf, float *scratch, const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
     const int rows = K >= CONV_ROWS_MIN_K;
@@ -127,7 +186,9 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col, con
             for (int oc = 0; oc < OC; oc++)
                 dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
     for (int n = 0; n < s->B; n++) {
-        const float *dout_n = dout + (size_t)n * OC * P;
+        /* the planes this thread reads: all of them for the rows layout, else its own */
+        const int c0 = rows ? 0 : blo, c1 = rows ? OC : bhi;
+        const float *dout_n = dout_planes(dsrc, n, c0, c1, dbuf, s) - (size_t)c0 * P;
         if (rows && lo < hi) {
             const float *c = col_rows(col, n, lo, hi, rowbuf, s);
             kt->transpose(dout_n, OC, P, doutT);
@@ -175,21 +236,25 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
     }
 }
 
-void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
-                     const float *weight, float *scratch, const dp_conv_shape *s)
+static void conv_backward(float *din, float *dweight, float *dbias, float *col,
+                          const dout_source *dsrc, const float *weight, float *scratch,
+                          const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, OC = s->OC;
-    const size_t per_thread = conv2d_scratch_floats(s);
+    /* a thread's scratch: [the conv output's gradient, when made here][conv's own] */
+    const size_t dbuf_floats = dsrc->dout ? 0 : (size_t)OC * s->OH * s->OW;
+    const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
     /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
      * of dbias and sums over samples in order, so every element has one fixed reduction
      * order whatever the number of threads. */
     #pragma omp parallel if (dweight)
     if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
         int lo, hi, blo, bhi;
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
         thread_range(K >= CONV_ROWS_MIN_K ? K : OC, &lo, &hi);
         thread_range(OC, &blo, &bhi);
-        conv_param_grads(dweight, dbias, col, dout, lo, hi, blo, bhi,
-                         scratch + (size_t)omp_get_thread_num() * per_thread, s);
+        conv_param_grads(dweight, dbias, col, dsrc, lo, hi, blo, bhi, mine, mine + dbuf_floats,
+                         s);
     }
     if (!din)
         return;
@@ -199,6 +264,22 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
         #pragma omp for schedule(static)
         for (int n = 0; n < s->B; n++)
             conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
-                            dout + (size_t)n * OC * s->OH * s->OW, weight, mine, s);
+                            dout_planes(dsrc, n, 0, OC, mine, s), weight, mine + dbuf_floats, s);
     }
+}
+
+void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, float *scratch, const dp_conv_shape *s)
+{
+    dout_source d = {dout, NULL, NULL, NULL, NULL};
+    conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
+}
+
+void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
+                                  const float *dout, const float *out, const int32_t *argmax,
+                                  const float *weight, float *scratch, const dp_conv_shape *s,
+                                  const dp_pool_shape *pool)
+{
+    dout_source d = {NULL, dout, out, argmax, pool};
+    conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }

@@ -501,6 +501,21 @@ static dp_conv_shape conv_shape(const dp_layer *L, int B)
     return s;
 }
 
+/* conv, relu, maxpool: run as one pass (conv2d_relu_maxpool_*), the conv output never
+ * leaving the cache; the same bits as the three layers. */
+static int conv_pooled(const dp_model *m, int i)
+{
+    return i >= 0 && i + 2 < m->nlayers && m->layers[i].kind == LAYER_CONV &&
+           m->layers[i + 1].kind == LAYER_RELU && m->layers[i + 1].fused &&
+           m->layers[i + 2].kind == LAYER_MAXPOOL;
+}
+
+static dp_pool_shape pool_shape(const dp_layer *L)
+{
+    dp_pool_shape p = {L->kernel, L->stride, L->out_h, L->out_w};
+    return p;
+}
+
 /* Bytes of per-thread scratch the conv layers need, for all threads. */
 static size_t scratch_bytes(const dp_model *m)
 {
@@ -508,7 +523,7 @@ static size_t scratch_bytes(const dp_model *m)
     for (int i = 0; i < m->nlayers; i++)
         if (m->layers[i].kind == LAYER_CONV) {
             dp_conv_shape s = conv_shape(&m->layers[i], 1);
-            size_t f = conv2d_scratch_floats(&s);
+            size_t f = conv_pooled(m, i) ? conv2d_pool_scratch_floats(&s) : conv2d_scratch_floats(&s);
             most = f > most ? f : most;
         }
     return align64(most * sizeof(float) * (size_t)omp_get_max_threads());
@@ -605,11 +620,20 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
         switch (L->kind) {
         case LAYER_CONV: {
             dp_conv_shape s = conv_shape(L, B);
-            conv2d_forward(out, ws->col[i], in, W + m->params[L->weight].offset,
-                           W + m->params[L->bias].offset, &s);
+            if (conv_pooled(m, i)) {
+                dp_pool_shape p = pool_shape(&m->layers[i + 2]);
+                conv2d_relu_maxpool_forward(ws->act[i + 2], ws->argmax[i + 2], ws->col[i], in,
+                                            W + m->params[L->weight].offset,
+                                            W + m->params[L->bias].offset, ws->scratch, &s, &p);
+            } else {
+                conv2d_forward(out, ws->col[i], in, W + m->params[L->weight].offset,
+                               W + m->params[L->bias].offset, &s);
+            }
             break;
         }
         case LAYER_MAXPOOL:
+            if (conv_pooled(m, i - 2)) /* done with the conv */
+                break;
             if (L->fused) /* the relu before it was skipped: read the relu's input */
                 relu_maxpool_forward(out, ws->argmax[i], i >= 2 ? ws->act[i - 2] : ws->input, B,
                                      L->in_c, L->in_h, L->in_w, L->kernel, L->stride, L->out_h,
@@ -649,11 +673,20 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
         switch (L->kind) {
         case LAYER_CONV: {
             dp_conv_shape s = conv_shape(L, B);
-            conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
-                            ws->scratch, &s);
+            if (conv_pooled(m, i)) { /* from the gradient of the pool's output */
+                dp_pool_shape p = pool_shape(&m->layers[i + 2]);
+                conv2d_relu_maxpool_backward(din, dw, db, ws->col[i], ws->dact[i + 2],
+                                             ws->act[i + 2], ws->argmax[i + 2],
+                                             W + m->params[L->weight].offset, ws->scratch, &s, &p);
+            } else {
+                conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
+                                ws->scratch, &s);
+            }
             break;
         }
         case LAYER_MAXPOOL:
+            if (conv_pooled(m, i - 2)) /* done with the conv */
+                break;
             if (L->fused) { /* straight to the gradient of the relu's input */
                 if (i - 2 >= lowest)
                     relu_maxpool_backward(ws->dact[i - 2], dout, ws->act[i], ws->argmax[i], B,

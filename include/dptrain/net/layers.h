@@ -31,6 +31,25 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
                      const float *weight, float *scratch, const dp_conv_shape *s);
 size_t conv2d_scratch_floats(const dp_conv_shape *s);
 
+/* conv2d, relu and max pooling in one pass: each sample's conv output stays in the
+ * thread's scratch and only the pooled output and its argmax are written (backward makes
+ * the conv output's gradient a sample at a time likewise), sparing the memory traffic of
+ * the largest activation. The same bits as conv2d_forward then relu_maxpool_forward, and
+ * relu_maxpool_backward then conv2d_backward. out, argmax, dout: [B, OC, pool->OH,
+ * pool->OW]; scratch: omp_get_max_threads() * conv2d_pool_scratch_floats(s) floats. */
+typedef struct {
+    int K, stride; /* window and stride, no padding */
+    int OH, OW;    /* output */
+} dp_pool_shape;
+size_t conv2d_pool_scratch_floats(const dp_conv_shape *s);
+void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const float *in,
+                                 const float *weight, const float *bias, float *scratch,
+                                 const dp_conv_shape *s, const dp_pool_shape *pool);
+void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
+                                  const float *dout, const float *out, const int32_t *argmax,
+                                  const float *weight, float *scratch, const dp_conv_shape *s,
+                                  const dp_pool_shape *pool);
+
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
