@@ -321,13 +321,14 @@ static void test_conv_pool_fused(void)
         relu_maxpool_backward(dconv, dpool, p1, a1, B, OC, OH, OW, pl.OH, pl.OW);
         conv2d_backward(din1, dw1, db1, col, dconv, w, scratch, &s);
         conv2d_relu_maxpool_forward(p2, a2, col, in, w, b, scratch, &s, &pl);
-        conv2d_relu_maxpool_backward(din2, dw2, db2, col, dpool, p2, a2, w, scratch, &s, &pl);
+        conv2d_relu_maxpool_backward(din2, dw2, db2, col, dpool, p2, a2, w, scratch,
+                                     t % 2 ? dconv : NULL, &s, &pl);
         int ok = same(p1, p2, sizeof(float) * npool) && same(a1, a2, sizeof(int32_t) * npool) &&
                  same(din1, din2, sizeof(float) * nin) && same(dw1, dw2, sizeof(float) * nw) &&
                  same(db1, db2, sizeof(float) * OC);
         /* frozen: no parameter gradients; no input gradient */
-        conv2d_relu_maxpool_backward(din2, NULL, NULL, col, dpool, p2, a2, w, scratch, &s, &pl);
-        conv2d_relu_maxpool_backward(NULL, dw2, db2, col, dpool, p2, a2, w, scratch, &s, &pl);
+        conv2d_relu_maxpool_backward(din2, NULL, NULL, col, dpool, p2, a2, w, scratch, NULL, &s, &pl);
+        conv2d_relu_maxpool_backward(NULL, dw2, db2, col, dpool, p2, a2, w, scratch, dconv, &s, &pl);
         conv2d_backward(NULL, dw1, db1, col, dconv, w, scratch, &s);
         ok &= same(din1, din2, sizeof(float) * nin) && same(dw1, dw2, sizeof(float) * nw);
         if (!ok) {

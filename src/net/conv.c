@@ -277,9 +277,18 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
 
 void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
                                   const float *dout, const float *out, const int32_t *argmax,
-                                  const float *weight, float *scratch, const dp_conv_shape *s,
-                                  const dp_pool_shape *pool)
+                                  const float *weight, float *scratch, float *dconv,
+                                  const dp_conv_shape *s, const dp_pool_shape *pool)
 {
     dout_source d = {NULL, dout, out, argmax, pool};
+    /* The row layout reads every channel of a sample on every thread, and the input
+     * gradient again: made once here, through memory, it costs less than made three times. */
+    if (dconv && s->C * s->KH * s->KW >= CONV_ROWS_MIN_K) {
+        const size_t P = (size_t)s->OH * s->OW;
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < s->B; n++)
+            dout_planes(&d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
+        d.dout = dconv;
+    }
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }

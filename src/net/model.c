@@ -677,7 +677,8 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
                 dp_pool_shape p = pool_shape(&m->layers[i + 2]);
                 conv2d_relu_maxpool_backward(din, dw, db, ws->col[i], ws->dact[i + 2],
                                              ws->act[i + 2], ws->argmax[i + 2],
-                                             W + m->params[L->weight].offset, ws->scratch, &s, &p);
+                                             W + m->params[L->weight].offset, ws->scratch,
+                                             ws->dact[i], &s, &p);
             } else {
                 conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
                                 ws->scratch, &s);

@@ -36,7 +36,9 @@ size_t conv2d_scratch_floats(const dp_conv_shape *s);
  * the conv output's gradient a sample at a time likewise), sparing the memory traffic of
  * the largest activation. The same bits as conv2d_forward then relu_maxpool_forward, and
  * relu_maxpool_backward then conv2d_backward. out, argmax, dout: [B, OC, pool->OH,
- * pool->OW]; scratch: omp_get_max_threads() * conv2d_pool_scratch_floats(s) floats. */
+ * pool->OW]; scratch: omp_get_max_threads() * conv2d_pool_scratch_floats(s) floats;
+ * dconv: NULL, or [B, OC, s->OH, s->OW] where backward may make the conv output's gradient
+ * when every thread would otherwise make all of it again. */
 typedef struct {
     int K, stride; /* window and stride, no padding */
     int OH, OW;    /* output */
@@ -47,8 +49,8 @@ void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const 
                                  const dp_conv_shape *s, const dp_pool_shape *pool);
 void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
                                   const float *dout, const float *out, const int32_t *argmax,
-                                  const float *weight, float *scratch, const dp_conv_shape *s,
-                                  const dp_pool_shape *pool);
+                                  const float *weight, float *scratch, float *dconv,
+                                  const dp_conv_shape *s, const dp_pool_shape *pool);
 
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
