@@ -36,19 +36,24 @@ static inline void pool2x2_row(const float *r0, const float *r1, int base, int W
                    _mm512_permutex2var_ps(lo1, even, hi1), _mm512_permutex2var_ps(lo1, odd, hi1)};
     const int offset[4] = {0, 1, W, W + 1};
     const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base), even);
+    /* the NaN rules cost half the work: only when a NaN is there */
+    const int nans = (_mm512_cmp_ps_mask(lo0, hi0, _CMP_UNORD_Q) |
+                      _mm512_cmp_ps_mask(lo1, hi1, _CMP_UNORD_Q)) != 0;
     __m512 m = v[0];
     __m512i best = at0;
     for (int k = 1; k < 4; k++) {
-        __mmask16 take = _mm512_cmp_ps_mask(v[k], m, _CMP_GT_OQ) |
-                         (_mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q) &
-                          _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+        __mmask16 take = _mm512_cmp_ps_mask(v[k], m, _CMP_GT_OQ);
+        if (nans)
+            take |= _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q) &
+                    _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q);
         m = _mm512_mask_blend_ps(take, m, v[k]);
         best = _mm512_mask_blend_epi32(take, best,
                                        _mm512_add_epi32(at0, _mm512_set1_epi32(offset[k])));
     }
     if (relu) {
-        __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ) |
-                         _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+        __mmask16 keep = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
+        if (nans)
+            keep |= _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
         m = _mm512_maskz_mov_ps(keep, m);
     }
     if (full) { /* past `count`: lanes the next row's outputs overwrite */

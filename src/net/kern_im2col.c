@@ -191,35 +191,40 @@ void KFN(kern_col2im_acc)(const float *restrict col, int C, int H, int W, int KH
 static void col2im_rows_in_registers(const float *restrict col, int C, int H, int W, int KH,
                                      int KW, int OH, int OW, float *restrict in)
 {
+    enum { MAX_KW = 32 };
     const float *end = in + (size_t)C * H * W;
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < H; y++) {
-            float *dst = in + ((size_t)c * H + y) * W;
-            for (int x0 = 0; x0 < W; x0 += VW) {
-                const int width = W - x0 < VW ? W - x0 : VW;
-                const vmask live = vm_first(width);
-                vf acc = vf_load_m(dst + x0, live);
+    for (int x0 = 0; x0 < W; x0 += VW) {
+        const int width = W - x0 < VW ? W - x0 : VW;
+        const vmask live = vm_first(width);
+        /* lane l is x = x0 + l, output column x - j: the lanes each j reaches */
+        vmask reach[MAX_KW];
+        int any[MAX_KW];
+        for (int j = 0; j < KW && j < MAX_KW; j++) {
+            int lo = j - x0 > 0 ? j - x0 : 0, hi = j + OW - x0;
+            hi = hi < width ? hi : width;
+            any[j] = lo < hi;
+            reach[j] = any[j] ? vm_range(lo, hi) : vm_first(0);
+        }
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++) {
+                float *dst = in + ((size_t)c * H + y) * W + x0;
+                vf acc = vf_load_m(dst, live);
                 for (int i = KH - 1; i >= 0; i--) {
                     const int oy = y - i;
                     if (oy < 0 || oy >= OH)
                         continue;
-                    for (int j = KW - 1; j >= 0; j--) {
-                        /* lane l is x = x0 + l, output column x - j */
-                        int lo = j - x0 > 0 ? j - x0 : 0, hi = j + OW - x0;
-                        hi = hi < width ? hi : width;
-                        if (lo >= hi)
-                            continue;
-                        const vmask m = vm_range(lo, hi);
-                        const float *src = col + (((size_t)(c * KH + i) * KW + j) * OH + oy) * OW;
-                        acc = vf_add_m(acc, m, vf_load_m(src + x0 - j, m));
-                    }
+                    const float *src = col + ((size_t)(c * KH + i) * KW * OH + oy) * OW + x0;
+                    for (int j = KW - 1; j >= 0; j--)
+                        if (any[j])
+                            acc = vf_add_m(acc, reach[j],
+                                           vf_load_m(src + (size_t)j * OH * OW - j, reach[j]));
                 }
-                if (width == VW || dst + x0 + VW <= end) /* past the row: what it loaded */
-                    vf_store(dst + x0, width == VW ? acc : vf_blend_m(vf_load(dst + x0), live, acc));
+                if (width == VW || dst + VW <= end) /* past the row: what it loaded */
+                    vf_store(dst, width == VW ? acc : vf_blend_m(vf_load(dst), live, acc));
                 else
-                    vf_store_m(dst + x0, live, acc);
+                    vf_store_m(dst, live, acc);
             }
-        }
+    }
 }
 #endif
 
@@ -231,7 +236,7 @@ void KFN(kern_col2im_pixel_order_acc)(const float *restrict col, int C, int H, i
                                       float *restrict in)
 {
 #if VW > 1
-    if (stride == 1 && pad == 0) {
+    if (stride == 1 && pad == 0 && KW <= 32) {
         col2im_rows_in_registers(col, C, H, W, KH, KW, OH, OW, in);
         return;
     }
