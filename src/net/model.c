@@ -516,6 +516,35 @@ static dp_pool_shape pool_shape(const dp_layer *L)
     return p;
 }
 
+static void conv_layer_forward(const dp_model *m, dp_workspace *ws, int i, const float *in, int B)
+{
+    const dp_layer *L = &m->layers[i];
+    const float *w = m->weights + m->params[L->weight].offset;
+    const float *b = m->weights + m->params[L->bias].offset;
+    dp_conv_shape s = conv_shape(L, B);
+    if (conv_pooled(m, i)) {
+        dp_pool_shape p = pool_shape(&m->layers[i + 2]);
+        conv2d_relu_maxpool_forward(ws->act[i + 2], ws->argmax[i + 2], ws->col[i], in, w, b,
+                                    ws->scratch, &s, &p);
+    } else {
+        conv2d_forward(ws->act[i], ws->col[i], in, w, b, &s);
+    }
+}
+
+static void conv_layer_backward(const dp_model *m, dp_workspace *ws, int i, float *din, float *dw,
+                                float *db, int B)
+{
+    const float *w = m->weights + m->params[m->layers[i].weight].offset;
+    dp_conv_shape s = conv_shape(&m->layers[i], B);
+    if (conv_pooled(m, i)) { /* from the gradient of the pool's output */
+        dp_pool_shape p = pool_shape(&m->layers[i + 2]);
+        conv2d_relu_maxpool_backward(din, dw, db, ws->col[i], ws->dact[i + 2], ws->act[i + 2],
+                                     ws->argmax[i + 2], w, ws->scratch, ws->dact[i], &s, &p);
+    } else {
+        conv2d_backward(din, dw, db, ws->col[i], ws->dact[i], w, ws->scratch, &s);
+    }
+}
+
 /* Bytes of per-thread scratch the conv layers need, for all threads. */
 static size_t scratch_bytes(const dp_model *m)
 {
@@ -523,7 +552,8 @@ static size_t scratch_bytes(const dp_model *m)
     for (int i = 0; i < m->nlayers; i++)
         if (m->layers[i].kind == LAYER_CONV) {
             dp_conv_shape s = conv_shape(&m->layers[i], 1);
-            size_t f = conv_pooled(m, i) ? conv2d_pool_scratch_floats(&s) : conv2d_scratch_floats(&s);
+            size_t f = conv_pooled(m, i) ? conv2d_pool_scratch_floats(&s)
+                                         : conv2d_scratch_floats(&s);
             most = f > most ? f : most;
         }
     return align64(most * sizeof(float) * (size_t)omp_get_max_threads());
@@ -618,19 +648,9 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
         const float *in = i ? ws->act[i - 1] : ws->input;
         float *out = ws->act[i];
         switch (L->kind) {
-        case LAYER_CONV: {
-            dp_conv_shape s = conv_shape(L, B);
-            if (conv_pooled(m, i)) {
-                dp_pool_shape p = pool_shape(&m->layers[i + 2]);
-                conv2d_relu_maxpool_forward(ws->act[i + 2], ws->argmax[i + 2], ws->col[i], in,
-                                            W + m->params[L->weight].offset,
-                                            W + m->params[L->bias].offset, ws->scratch, &s, &p);
-            } else {
-                conv2d_forward(out, ws->col[i], in, W + m->params[L->weight].offset,
-                               W + m->params[L->bias].offset, &s);
-            }
+        case LAYER_CONV:
+            conv_layer_forward(m, ws, i, in, B);
             break;
-        }
         case LAYER_MAXPOOL:
             if (conv_pooled(m, i - 2)) /* done with the conv */
                 break;
@@ -671,20 +691,9 @@ double model_forward_backward_hooked(dp_model *m, dp_workspace *ws, const uint8_
         float *db = L->bias >= 0 && !L->frozen ? G + m->params[L->bias].offset : NULL;
         const float *dout = ws->dact[i];
         switch (L->kind) {
-        case LAYER_CONV: {
-            dp_conv_shape s = conv_shape(L, B);
-            if (conv_pooled(m, i)) { /* from the gradient of the pool's output */
-                dp_pool_shape p = pool_shape(&m->layers[i + 2]);
-                conv2d_relu_maxpool_backward(din, dw, db, ws->col[i], ws->dact[i + 2],
-                                             ws->act[i + 2], ws->argmax[i + 2],
-                                             W + m->params[L->weight].offset, ws->scratch,
-                                             ws->dact[i], &s, &p);
-            } else {
-                conv2d_backward(din, dw, db, ws->col[i], dout, W + m->params[L->weight].offset,
-                                ws->scratch, &s);
-            }
+        case LAYER_CONV:
+            conv_layer_backward(m, ws, i, din, dw, db, B);
             break;
-        }
         case LAYER_MAXPOOL:
             if (conv_pooled(m, i - 2)) /* done with the conv */
                 break;
