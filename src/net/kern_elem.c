@@ -166,36 +166,33 @@ void KFN(kern_pool_plane)(float *restrict dst, int32_t *restrict idx, const floa
 static int unpool2x2_row(float *d0, float *d1, const float *src, const float *out,
                          const int32_t *idx, int base, int W, int OW, const float *plane_end)
 {
-    const __m512i dup_lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m512i dup_hi = _mm512_add_epi32(dup_lo, _mm512_set1_epi32(8));
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                               26, 28, 30);
+    /* lane 2k from the first vector's k, lane 2k+1 from the second's */
+    const __m512i mix_lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22,
+                                             7, 23);
+    const __m512i mix_hi = _mm512_add_epi32(mix_lo, _mm512_set1_epi32(8));
     for (int x0 = 0; x0 < W; x0 += 32) {
         const int ox0 = x0 / 2, n = OW - ox0 < 16 ? (OW - ox0 > 0 ? OW - ox0 : 0) : 16;
         const __mmask16 valid = (__mmask16)((1u << n) - 1u);
         __m512 s = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(valid, src + ox0));
-        __m512i at = _mm512_maskz_loadu_epi32(valid, idx + ox0);
         __mmask16 pass = valid;
         if (out)
             pass &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(valid, out + ox0),
                                        _mm512_setzero_ps(), _CMP_NLE_UQ);
-        __m512i flag = _mm512_maskz_mov_epi32(pass, _mm512_set1_epi32(-1));
-        __m512 v[2][2];
-        int matched = 0;
-        for (int h = 0; h < 2; h++) {
-            const __m512i dup = h ? dup_hi : dup_lo;
-            __m512 sh = _mm512_permutexvar_ps(dup, s);
-            __m512i ah = _mm512_permutexvar_epi32(dup, at);
-            __mmask16 ph = _mm512_test_epi32_mask(_mm512_permutexvar_epi32(dup, flag),
-                                                  _mm512_set1_epi32(-1));
-            __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(base + x0 + 16 * h), iota);
-            __mmask16 m0 = ph & _mm512_cmpeq_epi32_mask(ah, pos);
-            __mmask16 m1 = ph & _mm512_cmpeq_epi32_mask(ah, _mm512_add_epi32(pos, _mm512_set1_epi32(W)));
-            v[h][0] = _mm512_maskz_mov_ps(m0, sh);
-            v[h][1] = _mm512_maskz_mov_ps(m1, sh);
-            matched += __builtin_popcount((unsigned)(m0 | m1));
-        }
-        if (matched != __builtin_popcount((unsigned)pass))
+        /* where in its window each output's argmax lies: 0, 1, W or W+1 */
+        __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(valid, idx + ox0),
+                                       _mm512_add_epi32(_mm512_set1_epi32(base + x0), two_iota));
+        __mmask16 m00 = pass & _mm512_cmpeq_epi32_mask(rel, _mm512_setzero_si512());
+        __mmask16 m01 = pass & _mm512_cmpeq_epi32_mask(rel, _mm512_set1_epi32(1));
+        __mmask16 m10 = pass & _mm512_cmpeq_epi32_mask(rel, _mm512_set1_epi32(W));
+        __mmask16 m11 = pass & _mm512_cmpeq_epi32_mask(rel, _mm512_set1_epi32(W + 1));
+        if ((__mmask16)(m00 | m01 | m10 | m11) != pass)
             return 0;
+        __m512 e0 = _mm512_maskz_mov_ps(m00, s), o0 = _mm512_maskz_mov_ps(m01, s);
+        __m512 e1 = _mm512_maskz_mov_ps(m10, s), o1 = _mm512_maskz_mov_ps(m11, s);
+        __m512 v[2][2] = {{_mm512_permutex2var_ps(e0, mix_lo, o0), _mm512_permutex2var_ps(e1, mix_lo, o1)},
+                          {_mm512_permutex2var_ps(e0, mix_hi, o0), _mm512_permutex2var_ps(e1, mix_hi, o1)}};
         /* row 2oy, then 2oy+1. A full store past a row's end runs into the next row: fine
          * where that is written after it (row 2oy+1 when one chunk covers the row, row
          * 2oy+2 always), but masked where it is already written or in another plane. */
