@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # isa.sh: the instruction-set paths on this machine, every figure in one command.
 #   bench/isa.sh [ROUNDS (default 3)] > isa-results.txt
+#   ISA_CPU_TIME=1 bench/isa.sh ...   on a shared machine: every step timed by the process's
+#                                      CPU time (dptrain and PyTorch alike), not the wall clock
 # 1. Each path's FMA peak (one core, 12 chains) and the models' products on their shapes,
 #    beside OpenBLAS (build/bench/bench_kernels).
 # 2. Per path: the training step (batch 100) of the reference and nopool models at 1 and 2
@@ -25,6 +27,7 @@ bl=build/bench/bench_layers
 [[ -x $bl && -x build/bench/bench_kernels ]] || { echo "build first: scripts/setup.sh" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+ct=(); [[ ${ISA_CPU_TIME:-0} == 1 ]] && ct=(--cpu-time)
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
 gfs() { sed -E 's/.* ([0-9.]+) GFLOP\/s.*/\1/'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -32,7 +35,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 echo "== machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
 echo "== load before: $(uptime | sed 's/.*load/load/')"
 echo "== 1. FMA peaks and products, one core (build/bench/bench_kernels)"
-build/bench/bench_kernels --reps 5 | tee "$tmp/kernels.txt"
+build/bench/bench_kernels --reps 5 "${ct[@]}" | tee "$tmp/kernels.txt"
 mapfile -t paths < <(head -1 "$tmp/kernels.txt" | tr -s ' ' '\n' | grep -E '^(avx512|avx2|scalar)$')
 declare -A peak
 read -r -a peaks <<< "$(sed -n 2p "$tmp/kernels.txt" | sed 's/.*chains//')"
@@ -45,11 +48,11 @@ for m in reference nopool; do
   for t in 1 2; do
     steps=20; [[ $m == nopool ]] && steps=8
     for ((r = 0; r < rounds; r++)); do
-      res[$m,$t,torch]+="$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" | ips) "
+      res[$m,$t,torch]+="$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" "${ct[@]}" | ips) "
       for p in "${paths[@]}"; do
         [[ $p == scalar && $r -gt 0 ]] && continue
         n=$steps; [[ $p == scalar ]] && n=2
-        out=$(OMP_PROC_BIND=false $bl --isa "$p" --model "$m" --threads "$t" --reps "$n" --step-only)
+        out=$(OMP_PROC_BIND=false $bl --isa "$p" --model "$m" --threads "$t" --reps "$n" --step-only "${ct[@]}")
         res[$m,$t,$p]+="$(echo "$out" | ips) "
         res[$m,$t,$p,gf]+="$(echo "$out" | gfs) "
       done
@@ -71,12 +74,12 @@ for m in reference nopool; do
     printf "\n"
   done
 done
-echo "(medians of $rounds alternating runs, the scalar path 1 run of 2 steps; peaks from section 1)"
+echo "(medians of $rounds alternating runs, the scalar path 1 run of 2 steps; peaks from section 1${ct:+; CPU time: images per CPU-second, at 2 threads against 1: how well the threads share the work})"
 
 echo
 echo "== 3. per layer, ${paths[0]}, reference and nopool at 1 thread (build/bench/bench_layers)"
-$bl --isa "${paths[0]}" --model reference --threads 1 --reps 20
-$bl --isa "${paths[0]}" --model nopool --threads 1 --reps 6
+$bl --isa "${paths[0]}" --model reference --threads 1 --reps 20 "${ct[@]}"
+$bl --isa "${paths[0]}" --model nopool --threads 1 --reps 6 "${ct[@]}"
 
 echo
 echo "== 4. portable (-march=x86-64) against native (-DDPTRAIN_NATIVE=ON) build, ${paths[0]}"
@@ -85,8 +88,8 @@ cmake --build build-native -j "$(nproc)" --target dptrain bench_layers compare_w
 for m in reference nopool; do
   a=() b=()
   for ((r = 0; r < rounds; r++)); do
-    a+=("$($bl --model "$m" --reps 10 --step-only | ips)")
-    b+=("$(build-native/bench/bench_layers --model "$m" --reps 10 --step-only | ips)")
+    a+=("$($bl --model "$m" --reps 10 --step-only "${ct[@]}" | ips)")
+    b+=("$(build-native/bench/bench_layers --model "$m" --reps 10 --step-only "${ct[@]}" | ips)")
   done
   ma=$(printf "%s\n" "${a[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
   printf "%-10s portable %6.0f images/s, native %6.0f images/s, portable/native %.3f\n" "$m" "$ma" "$mb" "$(echo "$ma / $mb" | bc -l)"
