@@ -39,23 +39,27 @@ typedef struct {
     form f;
     int M, N, K;
     int per_sample; /* 1: B products on per-sample operands; 0: one product over the batch */
+    int shared_c;   /* C in cache for every sample, as the layer has it (scratch, or the
+                       weight gradient it accumulates into); else C per sample, in memory */
 } shape;
 
+/* As the layers call them: the reference model's convs are fused with the pooling (their
+ * output stays in scratch), the input gradient goes in blocks of 22 input channels. */
 static const shape shapes[] = {
-    {"ref conv1 forward  W.col", NN_BIAS, 32, 676, 9, 1},
-    {"ref conv1 weights  dY.col^T (dot)", NT, 32, 9, 676, 1},
-    {"ref conv2 forward  W.col", NN_BIAS, 64, 121, 288, 1},
-    {"ref conv2 weights  col.dY^T", NN_ACC, 288, 64, 121, 1},
-    {"ref conv2 input    dY^T.W", TN, 121, 288, 64, 1},
-    {"ref fc1 forward    X.W^T (dot)", NT_LANES, 100, 128, 1600, 0},
-    {"ref fc1 weights    dY^T.X", TN_ACC, 128, 1600, 100, 0},
-    {"ref fc1 input      dY.W", NN, 100, 1600, 128, 0},
-    {"nopool conv2 forward", NN_BIAS, 64, 576, 288, 1},
-    {"nopool conv2 weights", NN_ACC, 288, 64, 576, 1},
-    {"nopool conv2 input", TN, 576, 288, 64, 1},
-    {"nopool fc1 forward (dot)", NT_LANES, 100, 128, 36864, 0},
-    {"nopool fc1 weights", TN_ACC, 128, 36864, 100, 0},
-    {"nopool fc1 input", NN, 100, 36864, 128, 0},
+    {"ref conv1 forward  W.col", NN_BIAS, 32, 676, 9, 1, 1},
+    {"ref conv1 weights  dY.col^T (dot)", NT, 32, 9, 676, 1, 1},
+    {"ref conv2 forward  W.col", NN_BIAS, 64, 121, 288, 1, 1},
+    {"ref conv2 weights  col.dY^T", NN_ACC, 288, 64, 121, 1, 1},
+    {"ref conv2 input    W^T.dY, 22 channels", TN, 198, 121, 64, 1, 1},
+    {"ref fc1 forward    X.W^T (dot)", NT_LANES, 100, 128, 1600, 0, 0},
+    {"ref fc1 weights    dY^T.X", TN_ACC, 128, 1600, 100, 0, 0},
+    {"ref fc1 input      dY.W", NN, 100, 1600, 128, 0, 0},
+    {"nopool conv2 forward", NN_BIAS, 64, 576, 288, 1, 0},
+    {"nopool conv2 weights", NN_ACC, 288, 64, 576, 1, 1},
+    {"nopool conv2 input, 4 channels", TN, 36, 576, 64, 1, 1},
+    {"nopool fc1 forward (dot)", NT_LANES, 100, 128, 36864, 0, 0},
+    {"nopool fc1 weights", TN_ACC, 128, 36864, 100, 0, 0},
+    {"nopool fc1 input", NN, 100, 36864, 128, 0, 0},
 };
 
 static float *rand_buf(size_t n)
@@ -101,7 +105,8 @@ static double time_shape(const shape *s, int B, int reps, int blas)
      * the first operand is the weight (conv forward: W shared) */
     const int shared_a = s->f == NN_BIAS;
     float *A = rand_buf((size_t)M * K * (shared_a ? 1 : nb)), *Bm = rand_buf((size_t)K * N * nb);
-    float *C = rand_buf((size_t)M * N * nb), *bias = rand_buf((size_t)M);
+    const int nc = s->shared_c ? 1 : nb;
+    float *C = rand_buf((size_t)M * N * nc), *bias = rand_buf((size_t)M);
     float *lanes = malloc(sizeof(float) * 8 * (size_t)M * N);
     float *pack = malloc(sizeof(float) * gemm_nt_pack_floats(M, N));
     double t[64];
@@ -112,7 +117,7 @@ static double time_shape(const shape *s, int B, int reps, int blas)
         for (int n = 0; n < nb; n++) {
             const float *a = A + (shared_a ? 0 : (size_t)n * M * K);
             const float *b = Bm + (size_t)n * K * N;
-            float *c = C + (size_t)n * M * N;
+            float *c = C + (s->shared_c ? 0 : (size_t)n * M * N);
             if (blas) {
                 blas_product(s, a, b, c);
                 continue;
