@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dptrain/net/isa.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
 static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
@@ -141,6 +142,7 @@ void report_banner(const dp_comm *c, const dp_banner *b)
     comm_gather_i64(mine, 3, holdings);
     if (c->rank == 0 && !b->cfg->quiet) {
         print_layout(c, b->threads, hosts);
+        printf("kernels: %s\n", dp_isa_describe());
         char desc[1024];
         model_describe(b->model, desc, sizeof desc);
         printf("model: %s\n       %s, %zu parameters\n", b->cfg->model, desc, b->model->size);
