@@ -87,6 +87,8 @@ if [[ ${#paths[@]} -ge 2 ]]; then
   # ... while auto on that rank takes the next path and trains to the same weights
   DPTRAIN_TEST_ISA_LACKS=1:${paths[0]} mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --threads 1 \
     --save mixed.h5 > mixed.log 2>&1 || { cat mixed.log; fail "mixed paths: the run failed"; }
+  expect_in mixed.log "kernels: ${paths[0]} ("
+  expect_in mixed.log "; other paths: rank 1: ${paths[1]}"
   "$TOOLS/compare_weights" "${paths[0]}-2x1.h5" mixed.h5 --exact \
     || fail "ranks on different paths (${paths[0]} and ${paths[1]}) give other weights"
 fi
