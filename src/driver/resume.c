@@ -345,23 +345,6 @@ static void new_run_id(char id[DP_RUN_ID_LEN])
     snprintf(id, DP_RUN_ID_LEN, "%016llx", (unsigned long long)x);
 }
 
-/* A hash of sample `index` (its global index, image bytes and label) such that the
- * wrapping sum over all samples does not depend on how they are split over ranks. */
-static uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes,
-                                     uint8_t label)
-{
-    /* FNV-1a seeded by the index, finished with a SplitMix64 mix so sums do not cancel. */
-    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)index * 0x9E3779B97F4A7C15ull);
-    for (size_t i = 0; i < bytes; i++)
-        h = (h ^ image[i]) * 0x100000001b3ull;
-    h = (h ^ label) * 0x100000001b3ull;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
-}
-
 int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
                       const dp_plan *plan, const dp_dataset *train, dp_err *err)
 {

@@ -21,6 +21,20 @@ void checkpoint_meta_free(dp_ckpt_meta *meta)
     meta->saved_counts = NULL;
 }
 
+uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label)
+{
+    /* FNV-1a seeded by the index, finished with a SplitMix64 mix so sums do not cancel. */
+    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)index * 0x9E3779B97F4A7C15ull);
+    for (size_t i = 0; i < bytes; i++)
+        h = (h ^ image[i]) * 0x100000001b3ull;
+    h = (h ^ label) * 0x100000001b3ull;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
 /* ---- small HDF5 helpers ------------------------------------------------------------- */
 
 /* Checkpoints are ours: any attribute that is absent or of another type makes it

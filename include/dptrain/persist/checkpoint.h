@@ -64,7 +64,7 @@ typedef struct {
     char train[2048];      /* --train as given */
     int64_t train_total;   /* samples in the training set */
     int c, h, w, num_classes, nfiles;
-    uint64_t data_checksum; /* a hash of every sample, summed (resume.c) */
+    uint64_t data_checksum; /* data_checksum_sample over every sample, summed */
     char **file_paths;     /* [nfiles] when writing (borrowed, not read back) */
     const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
     char frozen[256];      /* --freeze as given, "" when none */
@@ -76,6 +76,10 @@ typedef struct {
 } dp_ckpt_meta;
 
 void checkpoint_meta_free(dp_ckpt_meta *meta);
+
+/* A hash of sample `index` (its global index, image bytes and label) such that the
+ * wrapping sum over all samples does not depend on how they are split over ranks. */
+uint64_t data_checksum_sample(int64_t index, const uint8_t *image, size_t bytes, uint8_t label);
 
 /* Write DIR/ckpt-<step>.h5 atomically (see above), then delete all but the newest `keep`
  * complete checkpoints of this run (meta->run_id; other runs' are never touched) and any
