@@ -3,8 +3,10 @@
 no-pool variant), batch B, SGD momentum 0.9, inputs in [0, 1], preloaded (no data loading).
 Run with OPENBLAS_NUM_THREADS=1 and the GLIBC_TUNABLES of bench/compare_pytorch.sh.
 
-usage: torch_step.py --model reference|nopool --threads N [--batch 100] [--steps 30]
+usage: torch_step.py --model reference|nopool --threads N [--batch 100] [--steps 30] [--cpu-time]
 prints: model M, batch B, N threads: step X ms, Y images/s
+--cpu-time times the process's CPU time (as bench_layers --cpu-time): on a shared machine a
+one-thread run then measures its own work, not its waiting.
 """
 import argparse
 import time
@@ -34,7 +36,7 @@ class Net(nn.Module):
         return self.fc2(x)
 
 
-def median_step(net, batch, steps, before_step=None):
+def median_step(net, batch, steps, before_step=None, clock=time.perf_counter):
     """Median seconds of one SGD step (momentum 0.9) on a fixed random batch, after 3
     warm-up steps; before_step() runs untimed before each step (a barrier for DDP)."""
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -44,12 +46,12 @@ def median_step(net, batch, steps, before_step=None):
     for k in range(steps + 3):
         if before_step:
             before_step()
-        t0 = time.perf_counter()
+        t0 = clock()
         opt.zero_grad()
         F.cross_entropy(net(x), y).backward()
         opt.step()
         if k >= 3:
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
     times.sort()
     return times[len(times) // 2]
 
@@ -60,10 +62,12 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--cpu-time", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    step = median_step(Net(a.model == "reference"), a.batch, a.steps)
+    clock = time.process_time if a.cpu_time else time.perf_counter
+    step = median_step(Net(a.model == "reference"), a.batch, a.steps, clock=clock)
     print(f"model {a.model}, batch {a.batch}, {a.threads} threads: step {step * 1e3:.2f} ms, "
           f"{a.batch / step:.0f} images/s")
 

@@ -14,6 +14,8 @@ command -v npm > /dev/null || packages+=(npm)
 if [[ "${1:-}" == "--with-test-deps" ]]; then
   # h5py for the "three lines of h5py" test, torch for the PyTorch reference test
   packages+=(python3 python3-numpy python3-h5py)
+  # OpenBLAS for bench/bench_kernels' SGEMM column (the benchmarks of bench/isa.sh)
+  packages+=(libopenblas-dev)
   [[ "${DPTRAIN_NO_TORCH:-0}" == 1 ]] || packages+=(python3-torch)
   # CI's hardening stages (scripts/test.sh --fuzz/--valgrind) ask for clang, valgrind
   # shellcheck disable=SC2206

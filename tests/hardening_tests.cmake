@@ -4,7 +4,8 @@ dp_add_unit_test(test_hardening test_hardening.c)
 dp_add_script_test(failures test_failures.sh)
 set_tests_properties(failures PROPERTIES PROCESSORS 2)
 # valgrind cannot run -march=native code (AVX-512) or ASan builds: registered only in a
-# portable build, as scripts/test.sh --valgrind makes in build-valgrind/.
+# portable build (the default; scripts/test.sh --valgrind makes one in build-valgrind/),
+# where the kernels take the AVX2 path, valgrind's CPUID offering no AVX-512.
 find_program(DP_VALGRIND valgrind)
 if(DP_VALGRIND AND NOT DPTRAIN_NATIVE AND NOT DPTRAIN_SANITIZE)
   dp_add_script_test(valgrind test_valgrind.sh)

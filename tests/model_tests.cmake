@@ -3,6 +3,15 @@ dp_add_unit_test(test_layers test_layers.c)
 dp_add_unit_test(test_model test_model.c)
 # The exact gradient sum: order-independent, within its bound of a float64 sum.
 dp_add_unit_test(test_gradsync test_gradsync.c)
+# Every instruction-set path (avx512, avx2, scalar) gives the same bits as an fmaf oracle
+# and as each other; paths this CPU lacks are skipped with a line saying so.
+dp_add_unit_test(test_isa test_isa.c)
+# DPTRAIN_ISA is read before main
+add_test(NAME isa_env COMMAND test_isa --expect scalar)
+set_tests_properties(isa_env PROPERTIES ENVIRONMENT "DPTRAIN_ISA=scalar")
+# Training under each path, across ranks and threads, under a forced non-default path too.
+dp_add_script_test(isa_training test_isa_training.sh)
+set_tests_properties(isa_training PROPERTIES PROCESSORS 4)
 add_executable(make_dataset make_dataset.c)
 target_link_libraries(make_dataset PRIVATE dptrain_core)
 add_executable(compare_weights compare_weights.c)

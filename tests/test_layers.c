@@ -35,6 +35,12 @@ static double dotd(const float *a, const float *b, size_t n)
 
 /* ---- hand-computed cases ---------------------------------------------------------- */
 
+/* A conv's per-thread scratch for the threads of this moment (caller frees). */
+static float *conv_scratch(const dp_conv_shape *s)
+{
+    return malloc(sizeof(float) * conv2d_scratch_floats(s) * (size_t)omp_get_max_threads());
+}
+
 static void test_conv_worked_example(void)
 {
     /* The tutorial's worked example: a 3x3 input, a 3x3 kernel and bias 1 give one output,
@@ -43,12 +49,16 @@ static void test_conv_worked_example(void)
     float w[9] = {1, 0, -1, 1, 0, -1, 1, 0, -1};
     float b[1] = {1}, out[9], col[81];
     dp_conv_shape s = {1, 1, 3, 3, 1, 3, 3, 1, 0, 1, 1};
-    conv2d_forward(out, col, in, w, b, &s);
+    float *scratch = conv_scratch(&s);
+    conv2d_forward(out, col, in, w, b, scratch, &s);
+    free(scratch);
     CHECK_NEAR(out[0], (1 - 3) + (4 - 6) + (7 - 9) + 1, 0); /* -5 */
 
     /* With padding 1 the output is 3x3; corners see a 2x2 window. */
     dp_conv_shape p = {1, 1, 3, 3, 1, 3, 3, 1, 1, 3, 3};
-    conv2d_forward(out, col, in, w, b, &p);
+    scratch = conv_scratch(&p);
+    conv2d_forward(out, col, in, w, b, scratch, &p);
+    free(scratch);
     float want[9] = {1 + (2 - 0) * -1 + (5) * -1 + 0 + 0, 0, 0, 0, 0, 0, 0, 0, 0};
     /* centre: same as the unpadded case */
     CHECK_NEAR(out[4], -5, 0);
@@ -65,7 +75,9 @@ static void test_conv_worked_example(void)
     for (int i = 0; i < 16; i++)
         w2[i] = (i % 3) - 1.0f;
     dp_conv_shape s2 = {1, 2, 4, 4, 2, 2, 2, 2, 0, 2, 2};
-    conv2d_forward(out2, col2, in2, w2, b2, &s2);
+    scratch = conv_scratch(&s2);
+    conv2d_forward(out2, col2, in2, w2, b2, scratch, &s2);
+    free(scratch);
     for (int oc = 0; oc < 2; oc++)
         for (int oy = 0; oy < 2; oy++)
             for (int ox = 0; ox < 2; ox++) {
@@ -480,6 +492,68 @@ static void test_relu_maxpool_fused(void)
     free(in), free(r), free(a), free(b), free(dout), free(d1), free(d2), free(dr), free(ia), free(ib);
 }
 
+/* Through the kinds' table: a maxpool absorbing conv and relu (one pass) gives the bits of
+ * the three layers one by one, forward (output; the argmax where it passes a gradient) and
+ * backward (input and parameter gradients), padded and with overlapping windows too. */
+static void test_conv_relu_maxpool_absorbed(void)
+{
+    static const char *specs[] = {"conv(5,3) relu maxpool(2) fc",
+                                  "conv(4,3,pad=1) relu maxpool(3,stride=2) fc"};
+    for (int k = 0; k < 2; k++) {
+        const int B = 3;
+        dp_model m;
+        dp_workspace ws;
+        dp_err err;
+        CHECK(model_build(&m, specs[k], 2, 9, 8, 3, &err) == 0);
+        CHECK(workspace_create(&ws, &m, B, &err) == 0);
+        CHECK(m.layers[2].absorbs == 2 && m.layers[0].absorbed && m.layers[1].absorbed);
+        model_init(&m, 6);
+        const size_t nin = (size_t)B * m.layers[0].in_size, nout = (size_t)B * m.layers[2].out_size;
+        for (size_t i = 0; i < nin; i++)
+            ws.input[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+        dp_pass pass = {.B = B, .train = 1};
+        dp_layer_io fused, one[3];
+        layer_io_init(&fused, &m, &ws, 2, &pass);
+        float *din1 = malloc(nin * sizeof(float)), *din2 = malloc(nin * sizeof(float));
+        float *out1 = malloc(nout * sizeof(float)), *grads1 = calloc(m.size, sizeof(float));
+        int32_t *arg1 = malloc(nout * sizeof(int32_t));
+        fused.din = din1;
+        for (size_t i = 0; i < nout; i++)
+            ws.dact[2][i] = 2.0f * rng_uniform(&rng) - 1.0f;
+        memset(m.grads, 0, m.size * sizeof(float));
+        fused.L->kind->forward(&fused);
+        fused.L->kind->backward(&fused);
+        memcpy(out1, ws.act[2], nout * sizeof(float));
+        memcpy(arg1, ws.work[2], nout * sizeof(int32_t));
+        memcpy(grads1, m.grads, m.size * sizeof(float));
+        for (int i = 0; i < 3; i++) { /* each alone, on the previous one's output */
+            layer_io_init(&one[i], &m, &ws, i, &pass);
+            one[i].absorbed = 0;
+            one[i].in = i ? ws.act[i - 1] : ws.input;
+            one[i].din = i ? ws.dact[i - 1] : din2;
+        }
+        memset(m.grads, 0, m.size * sizeof(float));
+        for (int i = 0; i < 3; i++)
+            one[i].L->kind->forward(&one[i]);
+        for (int i = 2; i >= 0; i--)
+            one[i].L->kind->backward(&one[i]);
+        CHECK(memcmp(out1, ws.act[2], nout * sizeof(float)) == 0);
+        const int32_t *arg2 = ws.work[2];
+        size_t same_arg = 0, positive = 0; /* a window whose maximum is <= 0 passes nothing */
+        for (size_t i = 0; i < nout; i++) {
+            positive += out1[i] > 0;
+            same_arg += out1[i] > 0 && arg1[i] == arg2[i];
+        }
+        CHECK(positive > 0 && same_arg == positive);
+        CHECK(memcmp(din1, din2, nin * sizeof(float)) == 0);
+        CHECK(memcmp(grads1, m.grads, m.size * sizeof(float)) == 0);
+        CHECK(dotd(grads1, grads1, m.params[2].offset) > 0); /* the conv's: not blind */
+        free(din1), free(din2), free(out1), free(grads1), free(arg1);
+        workspace_free(&ws);
+        model_free(&m);
+    }
+}
+
 int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
@@ -491,6 +565,7 @@ int main(void)
         for (size_t r = 0; r < sizeof fd_rows / sizeof fd_rows[0]; r++)
             gradcheck_row(&fd_rows[r]);
         test_relu_maxpool_fused();
+        test_conv_relu_maxpool_absorbed();
         test_dropout_values();
         test_dropout_masks_follow_the_sample();
         test_dropout_spec();

@@ -153,11 +153,14 @@ static double net_loss(void *v)
  * window change its maximum is not a derivative, and for the first layers nearly every
  * weight's does. So the differences are taken on the same net with its pieces frozen at
  * the unperturbed point, which has the same gradient there and is smooth: a relu keeps
- * its mask, a pooling layer its argmax (and, absorbing a relu, the sign of its output).
- * The swap goes through the kinds' table: the frozen layers are copies of the real kinds
- * with another forward. */
+ * its mask, a pooling layer its argmax (and, absorbing a relu, the sign of its output;
+ * absorbing a conv too, it runs the conv, which is smooth, on its own first). The swap
+ * goes through the kinds' table: the frozen layers are copies of the real kinds with
+ * another forward. */
 static uint8_t *frozen_mask[DP_MODEL_MAX_LAYERS]; /* relu: input > 0; pool: output > 0 */
 static dp_layer_kind frozen_relu, frozen_pool;
+static dp_model *frozen_model; /* the net whose pieces are frozen, and its workspace */
+static dp_workspace *frozen_ws;
 
 static void frozen_relu_forward(const dp_layer_io *io)
 {
@@ -171,14 +174,23 @@ static void frozen_pool_forward(const dp_layer_io *io)
     const dp_layer *L = io->L;
     const int32_t *arg = io->work; /* left by the real forward at the unperturbed point */
     const size_t plane = (size_t)L->in_h * L->in_w, out_plane = (size_t)L->out_h * L->out_w;
+    const float *in = io->in;
+    if (io->absorbed == 2) { /* the conv alone, into its own output */
+        dp_layer_io conv;
+        layer_io_init(&conv, frozen_model, frozen_ws, io->index - 2, io->pass);
+        L[-2].kind->forward(&conv);
+        in = conv.out;
+    }
     for (size_t k = 0; k < (size_t)io->B * L->out_size; k++) {
-        float v = io->in[(k / out_plane) * plane + (size_t)arg[k]];
+        float v = in[(k / out_plane) * plane + (size_t)arg[k]];
         io->out[k] = !io->absorbed || frozen_mask[io->index][k] ? v : 0.0f;
     }
 }
 
 static void freeze_pieces(dp_model *m, dp_workspace *ws, int B)
 {
+    frozen_model = m;
+    frozen_ws = ws;
     frozen_relu = *layer_kind_find("relu");
     frozen_relu.forward = frozen_relu_forward;
     frozen_pool = *layer_kind_find("maxpool");
@@ -282,6 +294,78 @@ static void test_buffers(void)
     free(frozen);
     workspace_free(&ws);
     model_free(&m);
+}
+
+/* The done hook's calls in one backward: each layer once, last first, without gaps. */
+static int done_next, done_ok;
+
+static void count_done(void *ctx, int layer)
+{
+    (void)ctx;
+    done_ok &= layer == done_next;
+    done_next--;
+}
+
+/* Backward over a range of the samples after forward over all of them (per group, as the
+ * driver runs it: every buffer narrowed to the range) gives the bits of forward and
+ * backward over those samples alone, with conv, relu and maxpool done in one pass, frozen
+ * layers (no weight gradient; below the lowest trained layer no backward at all) and
+ * dropout (masks follow the samples); the done hook hears of every layer, absorbed or not,
+ * down to the lowest trained one. */
+static void test_backward_ranges(void)
+{
+    const char *pooled = "conv(4,3) relu maxpool(2) conv(6,3) relu maxpool(2) fc(16) relu fc";
+    static const struct {
+        int spec, frozen, lowest; /* spec 0: pooled; frozen: a layer, or -1 */
+    } runs[] = {{0, -1, 0}, {0, 0, 3}, {0, 3, 0}, {1, -1, 0}};
+    static const int ranges[][2] = {{0, 3}, {3, 4}, {4, 7}};
+    const int64_t index[7] = {40, 3, 17, 8, 99, 23, 61};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        const char *spec = runs[r].spec ? "conv(4,3,pad=1) relu conv(6,3,stride=2) relu dropout "
+                                          "fc(8) relu fc" : pooled;
+        dp_model m;
+        dp_workspace ws, alone;
+        dp_err err;
+        CHECK(model_build(&m, spec, 1, 14, 14, 5, &err) == 0);
+        CHECK(workspace_create(&ws, &m, 7, &err) == 0 && workspace_create(&alone, &m, 7, &err) == 0);
+        model_init(&m, 5);
+        if (runs[r].spec == 0) /* conv, relu and maxpool in one pass, twice */
+            CHECK(m.layers[2].absorbs == 2 && m.layers[0].absorbed && m.layers[1].absorbed &&
+                  m.layers[5].absorbs == 2 && m.layers[3].absorbed && !m.layers[2].absorbed);
+        if (runs[r].frozen >= 0)
+            m.layers[runs[r].frozen].frozen = 1;
+        uint8_t labels[7];
+        fill_input(&ws, &m, 7, 2, labels);
+        dp_pass pass = {.labels = labels, .B = 7, .train = 1, .seed = 3, .step = 5,
+                        .sample_index = index, .grad_scale = 1.0 / 7, .done = count_done};
+        model_forward(&m, &ws, &pass, NULL);
+        float *part = malloc(m.size * sizeof(float));
+        for (int k = 0; k < 3; k++) {
+            const int n0 = ranges[k][0], n = ranges[k][1] - n0;
+            memset(m.grads, 0, m.size * sizeof(float));
+            done_next = m.nlayers - 1, done_ok = 1;
+            model_backward(&m, &ws, &pass, n0, n0 + n);
+            CHECK(done_ok && done_next == runs[r].lowest - 1);
+            memcpy(part, m.grads, m.size * sizeof(float));
+            const size_t in = m.layers[0].in_size;
+            memcpy(alone.input, ws.input + n0 * in, (size_t)n * in * sizeof(float));
+            dp_pass one = pass;
+            one.labels = labels + n0, one.B = n, one.sample_index = index + n0, one.done = NULL;
+            memset(m.grads, 0, m.size * sizeof(float));
+            model_forward_backward(&m, &alone, &one, NULL);
+            CHECK(memcmp(part, m.grads, m.size * sizeof(float)) == 0);
+            double frozen = 0, trained = 0;
+            for (int p = 0; p < m.nparams; p++)
+                for (size_t i = 0; i < m.params[p].count; i++)
+                    *(model_param_updated(&m, &m.params[p]) ? &trained : &frozen) +=
+                        fabs(part[m.params[p].offset + i]);
+            CHECK(frozen == 0 && trained > 0);
+        }
+        free(part);
+        workspace_free(&ws);
+        workspace_free(&alone);
+        model_free(&m);
+    }
 }
 
 /* N steps of training with T threads; returns the final weights (caller frees). */
@@ -497,6 +581,7 @@ int main(void)
     test_init();
     test_whole_net_gradcheck();
     test_buffers();
+    test_backward_ranges();
     test_thread_determinism();
     test_sgd();
     test_optimizer_state();

@@ -135,6 +135,15 @@ static const char *const optimizer_names[] = {"sgd", "lars", "lamb", "adamw"};
 
 const char *cli_optimizer_name(const dp_config *cfg) { return optimizer_names[cfg->optimizer]; }
 
+/* --isa's words, in its row's order (dp_isa_select takes them). */
+#define ISA_CHOICES "avx512|avx2|scalar|auto"
+static const char *const isa_words[] = {"avx512", "avx2", "scalar", "auto"};
+
+const char *cli_isa_name(const dp_config *cfg)
+{
+    return cfg->isa < 0 ? NULL : isa_words[cfg->isa];
+}
+
 const cli_opt cli_options[] = {
     {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
      .section = SEC_DATA, .help = "training data: a directory of *.h5 shards, one .h5 file, "
@@ -252,6 +261,11 @@ const cli_opt cli_options[] = {
     {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,
      .help = "OpenMP threads per rank; automatic: OMP_NUM_THREADS, else the cores this rank "
              "may use divided among the ranks on its node, at least 1"},
+    {"isa", "NAME", CLI_CHOICE(isa, ISA_CHOICES), .shown = "DPTRAIN_ISA, else auto",
+     .section = SEC_RUN,
+     .help = "the instruction set of the kernels: avx512, avx2, scalar (fmaf, ~80x slower) or "
+             "auto, the widest this CPU offers; without --isa, DPTRAIN_ISA if set, else auto. "
+             "Every path gives the same bits; one this CPU lacks is refused"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
      .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
     {"log-every", "N", CLI_INT(log_every, 1, 1L << 40), .shown = "off", .section = SEC_RUN,
@@ -304,6 +318,7 @@ void cli_special_defaults(dp_config *cfg)
     cfg->std = 1.0f;
     cfg->exclude_bias = 1;
     cfg->lr = cfg->weight_decay = cfg->eps = -1.0; /* per optimizer, once it is known */
+    cfg->isa = -1; /* not given: DPTRAIN_ISA, else auto */
 }
 
 /* Defaults that depend on --optimizer, in DP_OPTIMIZER_KINDS order; where they come from:

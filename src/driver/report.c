@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dptrain/net/isa.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
 static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
@@ -31,13 +32,17 @@ static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
     }
 }
 
+/* What the banner gathers from each rank: its files [lo, hi), their samples, and its
+ * kernels' path (an index in dp_isa_names). */
+enum { HELD_LO, HELD_HI, HELD_SAMPLES, HELD_ISA, HELD_FIELDS };
+
 /* "ranks hold: 0: file 0, 1: files 0-2, ...": which files each rank loaded (at most 16). */
 static void print_holdings(const dp_comm *c, const int64_t *all)
 {
     printf("      ranks hold:");
     const int shown = c->size < 16 ? c->size : 16;
     for (int r = 0; r < shown; r++) {
-        const int64_t *h = all + 3 * r;
+        const int64_t *h = all + HELD_FIELDS * r;
         if (h[1] <= h[0])
             printf("%s %d: nothing", r ? "," : "", r);
         else if (h[1] - h[0] == 1)
@@ -127,20 +132,46 @@ static void print_training(const dp_comm *c, const dp_banner *b)
            cfg->shuffle ? "" : ", no shuffle");
 }
 
+/* "kernels: avx512 (AVX-512F+VL+BW+DQ, chosen from CPUID)": rank 0's path and why, then
+ * any rank on another one (each rank chooses for its own CPU; the bits are the same). */
+static void print_kernels(const dp_comm *c, const int64_t *all)
+{
+    printf("kernels: %s", dp_isa_describe());
+    int others = 0;
+    for (int r = 1; r < c->size; r++) {
+        const int64_t isa = all[HELD_FIELDS * r + HELD_ISA];
+        if (isa != all[HELD_ISA] && ++others <= 8)
+            printf("%s rank %d: %s", others == 1 ? "; other paths:" : ",", r, dp_isa_names[isa]);
+    }
+    printf("%s\n", others > 8 ? ", ..." : "");
+}
+
+/* This process's path as an index in dp_isa_names. */
+static int64_t isa_index(void)
+{
+    int64_t i = 0;
+    while (dp_isa_names[i + 1] && strcmp(dp_isa_names[i], dp_isa_name()) != 0)
+        i++;
+    return i;
+}
+
 void report_banner(const dp_comm *c, const dp_banner *b)
 {
     char(*hosts)[64] = c->rank == 0 ? calloc((size_t)c->size, 64) : NULL;
-    int64_t *holdings = c->rank == 0 ? calloc(3 * (size_t)c->size, sizeof(int64_t)) : NULL;
+    int64_t *holdings = c->rank == 0 ? calloc(HELD_FIELDS * (size_t)c->size, sizeof(int64_t))
+                                     : NULL;
     if (c->rank == 0 && (!hosts || !holdings))
         comm_abort(1); /* cannot join the gathers: end the job rather than hang it */
     comm_gather_hosts(c, hosts);
     const dp_plan *p = b->plan;
-    int64_t mine[3] = {p->file_lo, p->file_hi, 0};
+    int64_t mine[HELD_FIELDS] = {[HELD_LO] = p->file_lo, [HELD_HI] = p->file_hi,
+                                 [HELD_ISA] = isa_index()};
     for (int f = p->file_lo; f < p->file_hi; f++)
-        mine[2] += p->counts[f];
-    comm_gather_i64(mine, 3, holdings);
+        mine[HELD_SAMPLES] += p->counts[f];
+    comm_gather_i64(mine, HELD_FIELDS, holdings);
     if (c->rank == 0 && !b->cfg->quiet) {
         print_layout(c, b->threads, hosts);
+        print_kernels(c, holdings);
         char desc[1024];
         model_describe(b->model, desc, sizeof desc);
         printf("model: %s\n       %s, %zu parameters\n", b->cfg->model, desc, b->model->size);

@@ -15,7 +15,9 @@
 #include "dptrain/driver/model_views.h"
 #include "dptrain/driver/report.h"
 #include "dptrain/driver/signals.h"
+#include "dptrain/net/isa.h"
 #include "dptrain/persist/weights.h"
+#include "dptrain/util/test_hooks.h"
 #include "run.h"
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
@@ -34,6 +36,17 @@ static int default_threads(const dp_comm *c)
     int share = online > 0 ? (int)(online / c->local_size) : 1;
     int t = allowed < share ? allowed : share;
     return t < 1 ? 1 : t;
+}
+
+/* The kernels' instruction set, once, before any kernel runs: --isa, else DPTRAIN_ISA,
+ * else the widest this CPU offers (chosen before main already; selecting again reports a
+ * DPTRAIN_ISA that could not be applied). Each rank chooses for its own CPU (every path
+ * gives the same bits, so ranks on different CPUs still agree); a rank whose CPU lacks
+ * the forced path stops them all, none left waiting in a collective. */
+static int choose_kernels(run_state *s, dp_err *err)
+{
+    dp_isa_hide(test_hook_isa_lacking(s->comm.rank));
+    return comm_agree(&s->comm, dp_isa_select(cli_isa_name(&s->cfg), err), err);
 }
 
 /* Fail before training, not after it, when a result could not be written. */
@@ -263,7 +276,7 @@ int setup(run_state *s, dp_err *err)
     s->run.threads = cfg->threads > 0 ? cfg->threads : default_threads(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
-    if (load_data(s, err) || build_model(s, err))
+    if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))
         return -1;
     plan_steps(s);
     if (allocate(s, err))

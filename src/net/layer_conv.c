@@ -1,12 +1,14 @@
 /* conv(OUT, KERNEL, stride=1, pad=0), alias conv2d: 2-D convolution with a square kernel,
  * as torch.nn.Conv2d(in, OUT, KERNEL, stride, pad). Arguments may be named: out
  * (channels), kernel (k), stride (s), pad (padding, p). Tensors: weight [OUT, in, K, K],
- * bias [OUT]. Keeps im2col of its input from forward to backward; the weight gradient of
- * wide layers works in a per-thread scratch. */
+ * bias [OUT]. Keeps its input (or, when smaller, its im2col matrix) from forward to
+ * backward; both passes work in a per-thread scratch. A maxpool after conv and relu does
+ * all three in one pass (layer_pool.c). */
 #include <stdio.h>
 
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
+#include "layer_conv.h"
 
 enum { OUT, KERNEL, STRIDE, PAD };
 
@@ -19,7 +21,7 @@ static const dp_layer_arg args[] = {
              .named = 1},
 };
 
-static dp_conv_shape conv_shape(const dp_layer *L, int B)
+dp_conv_shape layer_conv_shape(const dp_layer *L, int B)
 {
     const int K = (int)L->arg[KERNEL];
     dp_conv_shape s = {B,         L->in_c, L->in_h, L->in_w, L->out_c, K, K, (int)L->arg[STRIDE],
@@ -57,26 +59,26 @@ static void describe(const dp_layer *L, char *buf, size_t len)
 
 static size_t work_bytes(const dp_layer *L, int B)
 {
-    const size_t K = (size_t)L->arg[KERNEL];
-    return (size_t)B * L->in_c * K * K * L->out_h * L->out_w * sizeof(float);
+    dp_conv_shape s = layer_conv_shape(L, B);
+    return conv2d_col_floats(&s) * sizeof(float);
 }
 
 static size_t scratch_bytes(const dp_layer *L, int B, int threads)
 {
     (void)B;
-    dp_conv_shape s = conv_shape(L, 1);
+    dp_conv_shape s = layer_conv_shape(L, 1);
     return conv2d_scratch_floats(&s) * sizeof(float) * (size_t)threads;
 }
 
 static void forward(const dp_layer_io *io)
 {
-    dp_conv_shape s = conv_shape(io->L, io->B);
-    conv2d_forward(io->out, io->work, io->in, io->param[0], io->param[1], &s);
+    dp_conv_shape s = layer_conv_shape(io->L, io->B);
+    conv2d_forward(io->out, io->work, io->in, io->param[0], io->param[1], io->scratch, &s);
 }
 
 static void backward(const dp_layer_io *io)
 {
-    dp_conv_shape s = conv_shape(io->L, io->B);
+    dp_conv_shape s = layer_conv_shape(io->L, io->B);
     conv2d_backward(io->din, io->grad[0], io->grad[1], io->work, io->dout, io->param[0],
                     io->scratch, &s);
 }
@@ -96,3 +98,5 @@ const dp_layer_kind layer_conv = {
     .forward = forward,
     .backward = backward,
 };
+
+int layer_is_conv(const dp_layer *L) { return L->kind == &layer_conv; }

@@ -3,13 +3,17 @@
  * wins). Arguments may be named: kernel (k), stride (s). Keeps the argmax of each window
  * from forward to backward. A relu right before it is absorbed: maxpool(relu(x)) is
  * computed as relu(maxpool(x)) in one pass, the same values and gradients, bit for bit,
- * with one pass over memory fewer. */
+ * with one pass over memory fewer. A conv right before that relu is absorbed too
+ * (conv2d_relu_maxpool_*): each sample's conv output, and in backward its gradient, stays
+ * in the thread's scratch, sparing the largest activation's trip through memory
+ * (reference conv1: 8.6 MB each way at batch 100); again the same bits. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
+#include "layer_conv.h"
 
 enum { KERNEL, STRIDE };
 
@@ -36,17 +40,60 @@ static void describe(const dp_layer *L, char *buf, size_t len)
     snprintf(buf, len, "maxpool(%d)", (int)L->arg[KERNEL]);
 }
 
-static int absorbs(const dp_layer *prev) { return strcmp(prev->kind->name, "relu") == 0; }
+/* relu before it: 1; conv and relu: 2. */
+static int absorbs(const dp_layer *L, int before)
+{
+    if (before < 1 || strcmp(L[-1].kind->name, "relu") != 0)
+        return 0;
+    return before >= 2 && layer_is_conv(&L[-2]) ? 2 : 1;
+}
+
+static dp_pool_shape pool_shape(const dp_layer *L)
+{
+    dp_pool_shape p = {(int)L->arg[KERNEL], (int)L->arg[STRIDE], L->out_h, L->out_w};
+    return p;
+}
+
+/* Absorbing a conv: its per-thread scratch with room for a sample's conv output. */
+static size_t scratch_bytes(const dp_layer *L, int B, int threads)
+{
+    (void)B;
+    if (L->absorbs != 2)
+        return 0;
+    dp_conv_shape s = layer_conv_shape(L - 2, 1);
+    return conv2d_pool_scratch_floats(&s) * sizeof(float) * (size_t)threads;
+}
 
 static size_t work_bytes(const dp_layer *L, int B)
 {
     return (size_t)B * L->out_size * sizeof(int32_t);
 }
 
+/* conv, relu and maxpool: io->in is the conv's input, its tensors io's; its work (col)
+ * and output gradient (room for the conv output's gradient) are the first absorbed. */
+static void conv_relu_forward(const dp_layer_io *io)
+{
+    dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
+    dp_pool_shape p = pool_shape(io->L);
+    conv2d_relu_maxpool_forward(io->out, io->work, io->absorbed_work[0], io->in, io->param[0],
+                                io->param[1], io->scratch, &s, &p);
+}
+
+static void conv_relu_backward(const dp_layer_io *io)
+{
+    dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
+    dp_pool_shape p = pool_shape(io->L);
+    conv2d_relu_maxpool_backward(io->din, io->grad[0], io->grad[1], io->absorbed_work[0],
+                                 io->dout, io->out, io->work, io->param[0], io->scratch,
+                                 io->absorbed_dout[0], &s, &p);
+}
+
 static void forward(const dp_layer_io *io)
 {
     const dp_layer *L = io->L;
-    if (io->absorbed) /* io->in is the relu's input */
+    if (io->absorbed == 2)
+        conv_relu_forward(io);
+    else if (io->absorbed) /* io->in is the relu's input */
         relu_maxpool_forward(io->out, io->work, io->in, io->B, L->in_c, L->in_h, L->in_w,
                              (int)L->arg[KERNEL], (int)L->arg[STRIDE], L->out_h, L->out_w);
     else
@@ -57,7 +104,9 @@ static void forward(const dp_layer_io *io)
 static void backward(const dp_layer_io *io)
 {
     const dp_layer *L = io->L;
-    if (!io->din)
+    if (io->absorbed == 2) /* the conv's weight gradient too (NULL when frozen) */
+        conv_relu_backward(io);
+    if (io->absorbed == 2 || !io->din)
         return;
     if (io->absorbed) /* straight to the gradient of the relu's input */
         relu_maxpool_backward(io->din, io->dout, io->out, io->work, io->B, L->in_c, L->in_h,
@@ -78,6 +127,7 @@ const dp_layer_kind layer_maxpool = {
     .describe = describe,
     .absorbs = absorbs,
     .work_bytes = work_bytes,
+    .scratch_bytes = scratch_bytes,
     .forward = forward,
     .backward = backward,
 };

@@ -130,14 +130,26 @@ static int infer_shapes(dp_model *m, dp_err *err)
     return 0;
 }
 
-/* A kind may do the layer before it too (relu then maxpool: one pass over memory). */
+/* A kind may do the layers right before it too (relu, or conv and relu, then maxpool: one
+ * pass over memory), when none of them is absorbed or absorbing already and their tensors
+ * fit one layer's io. */
 static void mark_absorptions(dp_model *m)
 {
     for (int i = 1; i < m->nlayers; i++) {
-        dp_layer *L = &m->layers[i], *prev = &m->layers[i - 1];
-        if (L->kind->absorbs && !prev->absorbs && prev->param_count == 0 &&
-            L->kind->absorbs(prev))
-            L->absorbs = prev->absorbed = 1;
+        dp_layer *L = &m->layers[i];
+        int n = L->kind->absorbs ? L->kind->absorbs(L, i) : 0;
+        if (n < 1 || n > DP_LAYER_MAX_ABSORBS || n > i)
+            continue;
+        int tensors = L->param_count, clear = 1;
+        for (int k = 1; k <= n; k++) {
+            tensors += L[-k].param_count;
+            clear &= !L[-k].absorbs && !L[-k].absorbed;
+        }
+        if (!clear || tensors > DP_LAYER_MAX_TENSORS)
+            continue;
+        L->absorbs = n;
+        for (int k = 1; k <= n; k++)
+            L[-k].absorbed = 1;
     }
 }
 

@@ -87,14 +87,20 @@ void layer_io_init(dp_layer_io *io, dp_model *m, dp_workspace *ws, int i, const 
     io->out = ws->act[i];
     io->din = first > 0 ? ws->dact[first - 1] : NULL;
     io->dout = ws->dact[i];
-    for (int k = 0; k < L->param_count; k++) {
-        const dp_param *p = &m->params[L->param_first + k];
+    /* the tensors of layers first..i lie in a row in the table */
+    const int p0 = m->layers[first].param_first, n = L->param_first + L->param_count - p0;
+    for (int k = 0; k < n; k++) {
+        const dp_param *p = &m->params[p0 + k];
         io->param[k] = m->weights + p->offset;
         io->grad[k] = model_param_updated(m, p) ? m->grads + p->offset : NULL;
     }
     io->work = ws->work[i];
     io->scratch = ws->scratch;
     io->absorbed = L->absorbs;
+    for (int k = 0; k < L->absorbs; k++) {
+        io->absorbed_work[k] = ws->work[first + k];
+        io->absorbed_dout[k] = ws->dact[first + k];
+    }
     io->pass = pass;
 }
 
@@ -135,19 +141,30 @@ double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *co
     return loss;
 }
 
+/* Where sample n's work of layer L starts. */
+static size_t work_at(const dp_layer *L, int n)
+{
+    return L->kind->work_bytes ? L->kind->work_bytes(L, n) : 0;
+}
+
 /* Narrow a layer's io to samples [n0, n1): every buffer is sample-major, and a kind's work
- * for n samples is work_bytes(L, n) (layer_kind.h). */
+ * for n samples is work_bytes(L, n) (layer_kind.h); so are those of the layers it absorbs. */
 static void io_narrow(dp_layer_io *io, const dp_model *m, int i, int n0, int n1)
 {
-    const dp_layer *L = &m->layers[i];
-    const size_t in = m->layers[i - L->absorbs].in_size, out = L->out_size;
+    const dp_layer *L = &m->layers[i], *first = L - L->absorbs;
+    const size_t in = first->in_size, out = L->out_size;
     io->in += (size_t)n0 * in;
     io->out += (size_t)n0 * out;
     if (io->din)
         io->din += (size_t)n0 * in;
     io->dout += (size_t)n0 * out;
-    if (io->work && L->kind->work_bytes)
-        io->work = (char *)io->work + L->kind->work_bytes(L, n0);
+    if (io->work)
+        io->work = (char *)io->work + work_at(L, n0);
+    for (int k = 0; k < L->absorbs; k++) {
+        if (io->absorbed_work[k])
+            io->absorbed_work[k] = (char *)io->absorbed_work[k] + work_at(&first[k], n0);
+        io->absorbed_dout[k] += (size_t)n0 * first[k].out_size;
+    }
     io->B = n1 - n0;
 }
 

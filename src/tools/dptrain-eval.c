@@ -5,7 +5,7 @@
  *
  *   mpirun -n 4 dptrain-eval --weights model.h5 [--model M] [--data PATH]
  *                            [--predictions FILE] [--plot FILE.png] [--normalize M,S]
- *                            [--classes K]
+ *                            [--classes K] [--isa NAME]
  *
  * Each rank evaluates a contiguous slice of the data (the same split as dptrain's test
  * evaluation); the sums and the confusion matrix are reduced, and the prediction lines
@@ -20,6 +20,7 @@
 #include "dptrain/data/data.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/driver/datasets.h"
+#include "dptrain/net/isa.h"
 #include "dptrain/net/model.h"
 #include "dptrain/persist/weights.h"
 #include "eval_plot.h"
@@ -42,10 +43,14 @@ static const char usage_text[] =
     "  --classes K         number of classes (default: the data's num_classes attribute,\n"
     "                      else the largest label + 1)\n"
     "  --batch N           samples per forward pass (default 100)\n"
+    "  --isa NAME          kernels' instruction set, as dptrain's --isa: avx512, avx2,\n"
+    "                      scalar or auto (default: DPTRAIN_ISA if set, else auto); every\n"
+    "                      path gives the same bits\n"
     "Exit status: 0 done, 1 runtime error, 2 bad options.\n";
 
 typedef struct {
     const char *weights, *model, *data, *predictions, *plot;
+    const char *isa; /* NULL: DPTRAIN_ISA, else auto (dp_isa_select) */
     int normalize, classes, batch;
     float mean, std;
 } eval_options;
@@ -57,7 +62,7 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         {"data", required_argument, 0, 'd'},    {"predictions", required_argument, 0, 'p'},
         {"normalize", required_argument, 0, 'n'}, {"classes", required_argument, 0, 'k'},
         {"batch", required_argument, 0, 'b'},   {"plot", required_argument, 0, 'P'},
-        {"help", no_argument, 0, 'h'},
+        {"isa", required_argument, 0, 'i'},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->model = "reference";
@@ -75,6 +80,7 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         case 'd': o->data = optarg; break;
         case 'p': o->predictions = optarg; break;
         case 'P': o->plot = optarg; break;
+        case 'i': o->isa = optarg; break;
         case 'n': {
             double m = strtod(optarg, &end), s = 0;
             if (end == optarg || *end != ',' || (s = strtod(end + 1, &end)) <= 0 || *end ||
@@ -121,9 +127,13 @@ typedef struct {
     size_t lines_len;
 } eval_state;
 
-/* Data, classes, model with its weights, buffers: agreed across ranks. */
+/* Kernels, data, classes, model with its weights, buffers: agreed across ranks. The
+ * kernels are chosen as dptrain chooses them (--isa, else DPTRAIN_ISA, else CPUID), each
+ * rank for its own CPU; a path some rank's CPU lacks stops them all. */
 static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e, dp_err *err)
 {
+    if (comm_agree(comm, dp_isa_select(o->isa, err), err))
+        return -1;
     if (datasets_load_share(comm, o->data, "--data", 0, &e->fl, &e->ds, err))
         return -1;
     int top = datasets_num_classes(comm, &e->fl, &e->ds);
@@ -228,6 +238,7 @@ static void print_report(const eval_options *o, const eval_state *e, int ranks)
         }
     printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o->weights, o->data, total, K,
            ranks, ranks > 1 ? "s" : "");
+    printf("kernels: %s\n", dp_isa_describe());
     printf("loss %.4f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
            total ? 100.0 * right / total : 0, right, total);
     printf("per class:\n  class  samples  correct  accuracy\n");

@@ -2,6 +2,8 @@
  * DPTRAIN_TEST_HOOKS for dptrain-testhooks (test_hooks.h says what each hook does). */
 #include "dptrain/util/test_hooks.h"
 
+#include <stddef.h>
+
 #ifndef DPTRAIN_TEST_HOOKS
 
 int test_hooks_enabled(void) { return 0; }
@@ -15,6 +17,11 @@ void test_hook_samples(int rank, long step, const int64_t *idx, int n)
     (void)rank, (void)step, (void)idx, (void)n;
 }
 double test_hook_progress_lines_s(double dflt) { return dflt; }
+const char *test_hook_isa_lacking(int rank)
+{
+    (void)rank;
+    return NULL;
+}
 
 #else
 
@@ -71,6 +78,16 @@ double test_hook_progress_lines_s(double dflt)
 {
     const char *env = getenv("DPTRAIN_TEST_PROGRESS_LINES_S");
     return env && *env ? atof(env) : dflt;
+}
+
+const char *test_hook_isa_lacking(int rank)
+{
+    static char name[32];
+    const char *env = getenv("DPTRAIN_TEST_ISA_LACKS");
+    long r;
+    if (!env || sscanf(env, "%ld:%31s", &r, name) != 2 || r != rank)
+        return NULL;
+    return name;
 }
 
 void test_hook_samples(int rank, long step, const int64_t *idx, int n)

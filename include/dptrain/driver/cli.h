@@ -39,6 +39,7 @@ typedef struct {
     const char *train, *test; /* test may be "none" */
     int shuffle;
     int threads;          /* 0: automatic */
+    int isa;              /* --isa: index in its choices; -1: not given (cli_isa_name) */
     int normalize;
     float mean, std;
     const char *metrics, *save, *init_from;
@@ -74,6 +75,8 @@ const char *cli_optimizer_name(const dp_config *cfg);
 /* The peak learning rate the run uses: --lr, times batch / --lr-base-batch under
  * --lr-scaling linear (Goyal et al. 2017). */
 double cli_peak_lr(const dp_config *cfg);
+/* --isa's word for dp_isa_select (isa.h), or NULL without --isa (DPTRAIN_ISA, else auto). */
+const char *cli_isa_name(const dp_config *cfg);
 /* The samples per optimizer step: --batch x --accumulate. */
 int cli_global_batch(const dp_config *cfg);
 

@@ -1,6 +1,8 @@
 /* kernels: the dense building blocks under the layers (GEMM variants, im2col/col2im).
  *
- * All matrices are row-major float32 with explicit leading dimensions. The kernels are
+ * Each runs on the instruction set chosen at start-up (isa.h) and gives the same bits on
+ * every one: the NN/TN products are one chain of fused multiply-adds in k order per
+ * element, the NT products 8 partial sums (p mod 8) combined in a fixed order. All matrices are row-major float32 with explicit leading dimensions. The kernels are
  * serial and deterministic: every output element is reduced in an order that depends
  * only on the shapes, never on how the caller splits the work across threads, so a
  * caller may hand disjoint blocks of rows (or whole samples) to OpenMP threads and get
@@ -19,6 +21,10 @@ void gemm_nn(int M, int N, int K, const float *A, int lda, const float *B, int l
              int ldc);
 void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
              int ldc);
+/* C[M,N] = bias[i] + A[M,K] * B[K,N]: the same bits as filling C with the bias and
+ * accumulating. */
+void gemm_nn_bias(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  const float *bias, float *C, int ldc);
 /* C[M,N] += A[M,K] * B[N,K]^T */
 void gemm_nt_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                  int ldc);
@@ -43,6 +49,10 @@ void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int strid
 /* The adjoint of im2col: in[...] += col[...]; `in` must be zeroed by the caller. */
 void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
                 int OW, float *in);
+/* col2im_acc with the terms of each input element in output-pixel order, the order of
+ * row2im_acc: the same bits as row2im_acc on the transposed matrix. */
+void col2im_pixel_order_acc(const float *col, int C, int H, int W, int KH, int KW, int stride,
+                            int pad, int OH, int OW, float *in);
 
 /* The dot product of a and b with 8 fixed partial sums, combined in a fixed order. */
 float dot_f32(const float *a, const float *b, int n);

@@ -23,6 +23,7 @@
 #include "dptrain/net/model.h"
 
 #define DP_LAYER_MAX_KINDS 32
+#define DP_LAYER_MAX_ABSORBS 2 /* layers one layer may also do: a maxpool its conv and relu */
 #define DP_ARG_MAX 1000000 /* the largest integer argument: beyond it a spec is a typo */
 
 /* One spec argument. A value must lie in [lo, hi] ([lo, hi) with hi_open). */
@@ -56,15 +57,22 @@ typedef struct {
     const dp_layer *L;
     int index;          /* the layer's position in the model */
     int B;
-    const float *in;    /* [B, in_size] the layer's input (with `absorbed`: that layer's) */
+    const float *in;    /* [B, in_size] the layer's input (absorbing: the first absorbed's) */
     float *out;         /* [B, out_size] */
     float *din;         /* backward: gradient of `in`, overwritten; NULL: nobody needs it */
     const float *dout;  /* backward: gradient of `out` */
-    float *param[DP_LAYER_MAX_TENSORS]; /* the layer's tensors, in its table's order */
+    /* The tensors of the layers it does, first layer first, each in its table's order (a
+     * maxpool absorbing conv and relu: the conv's weight and bias). */
+    float *param[DP_LAYER_MAX_TENSORS];
     float *grad[DP_LAYER_MAX_TENSORS];  /* += their gradients; NULL: frozen, or a buffer */
     void *work;         /* work_bytes(L, B), kept from forward to backward */
     void *scratch;      /* scratch_bytes(L, B, threads) or more, only during this call */
-    int absorbed;       /* this layer also does the one before it (absorbs) */
+    int absorbed;       /* how many layers right before it this one also does (absorbs):
+                         * L[-absorbed] .. L[-1] */
+    /* Theirs, first first, narrowed like the io: the work their kinds keep (work_bytes),
+     * and their output gradients' buffers [B, out_size], room for a gradient on the way. */
+    void *absorbed_work[DP_LAYER_MAX_ABSORBS];
+    float *absorbed_dout[DP_LAYER_MAX_ABSORBS];
     const dp_pass *pass; /* mode, seed, step, sample indices (random layers) */
 } dp_layer_io;
 
@@ -77,18 +85,23 @@ struct dp_layer_kind {
     int spatial;             /* needs an input with height and width (not after a flattening) */
     int flattens;            /* its output is flat: C features, 1 x 1 */
     int scores;              /* may be the last layer (one output per class) */
-    /* Output shape from L->in_* and L->arg (L->text is set); may refuse, naming the layer.
+    /* Every hook's L is the model's m->layers[i], so L[-1] is the layer before it.
+     * Output shape from L->in_* and L->arg (L->text is set); may refuse, naming the layer.
      * m: the model being built (num_classes, nlayers); i: the layer's position. */
     int (*shape)(dp_layer *L, const dp_model *m, int i, dp_err *err);
     /* Fill t[] with the layer's tensors (shapes known); return how many (NULL: none). */
     int (*tensors)(const dp_layer *L, dp_tensor_desc t[DP_LAYER_MAX_TENSORS]);
     /* For model_describe (NULL: the canonical text). */
     void (*describe)(const dp_layer *L, char *buf, size_t len);
-    /* NULL, or whether this layer also does `prev` (which is then skipped): one pass over
-     * memory instead of two, the same bits as the two layers. */
-    int (*absorbs)(const dp_layer *prev);
+    /* NULL, or how many of the layers right before L (L[-1] .. L[-before] exist, shapes
+     * known) it also does, at most DP_LAYER_MAX_ABSORBS: those are then skipped, and L's
+     * forward and backward (L->absorbs set, io->absorbed) do them too, with their tensors,
+     * work and frozen state: fewer passes over memory, the same bits as the layers one by
+     * one. The model refuses an absorption that would take a layer already absorbed or
+     * absorbing, or more than DP_LAYER_MAX_TENSORS tensors in all. */
+    int (*absorbs)(const dp_layer *L, int before);
     /* NULL: none. Linear in B: sample n's work starts at work_bytes(L, n) (backward over a
-     * range of samples addresses it so). */
+     * range of samples addresses it so). Absorbed layers keep theirs (absorbed_work). */
     size_t (*work_bytes)(const dp_layer *L, int B);
     size_t (*scratch_bytes)(const dp_layer *L, int B, int threads); /* NULL: none */
     void (*forward)(const dp_layer_io *io);

@@ -21,15 +21,40 @@ typedef struct {
     int OH, OW;         /* output [B, OC, OH, OW] */
 } dp_conv_shape;
 
-/* col: workspace [B, C*KH*KW, OH*OW], holds im2col(in) after forward for backward. */
+/* col: conv2d_col_floats(s) floats, sample-major and linear in s->B: what backward needs
+ * after forward (each sample's input, or its im2col matrix: conv.c says when); sample n's
+ * part starts at conv2d_col_floats of n samples. scratch: omp_get_max_threads() *
+ * conv2d_scratch_floats(s) floats (that count does not depend on s->B). */
+size_t conv2d_col_floats(const dp_conv_shape *s);
+size_t conv2d_scratch_floats(const dp_conv_shape *s);
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
-                    const float *bias, const dp_conv_shape *s);
-/* col: as left by conv2d_forward; used for dweight, then reused as scratch for din.
- * scratch: omp_get_max_threads() * conv2d_scratch_floats(s) floats (may be NULL when that
- * is 0). */
+                    const float *bias, float *scratch, const dp_conv_shape *s);
+/* col: as conv2d_forward left it, for these s->B samples: backward over a range of the
+ * forward's samples passes col, dout and din advanced to the first of them. */
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
                      const float *weight, float *scratch, const dp_conv_shape *s);
-size_t conv2d_scratch_floats(const dp_conv_shape *s);
+
+/* conv2d, relu and max pooling in one pass: each sample's conv output stays in the
+ * thread's scratch and only the pooled output and its argmax are written (backward makes
+ * the conv output's gradient a sample at a time likewise), sparing the memory traffic of
+ * the largest activation. The same bits as conv2d_forward then relu_maxpool_forward, and
+ * relu_maxpool_backward then conv2d_backward. out, argmax, dout: [B, OC, pool->OH,
+ * pool->OW]; col as for conv2d_forward and conv2d_backward (a range of samples likewise);
+ * scratch: omp_get_max_threads() * conv2d_pool_scratch_floats(s) floats;
+ * dconv: NULL, or [B, OC, s->OH, s->OW] where backward may make the conv output's gradient
+ * when every thread would otherwise make all of it again. */
+typedef struct {
+    int K, stride; /* window and stride, no padding */
+    int OH, OW;    /* output */
+} dp_pool_shape;
+size_t conv2d_pool_scratch_floats(const dp_conv_shape *s);
+void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const float *in,
+                                 const float *weight, const float *bias, float *scratch,
+                                 const dp_conv_shape *s, const dp_pool_shape *pool);
+void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
+                                  const float *dout, const float *out, const int32_t *argmax,
+                                  const float *weight, float *scratch, float *dconv,
+                                  const dp_conv_shape *s, const dp_pool_shape *pool);
 
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */

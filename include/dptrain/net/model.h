@@ -41,7 +41,8 @@ typedef struct {
     int out_c, out_h, out_w; /* inferred output shape */
     size_t in_size, out_size; /* per sample */
     int param_first, param_count; /* its tensors in the parameter table */
-    int absorbs;  /* its forward and backward also do the layer before (relu+maxpool) */
+    int absorbs;  /* its forward and backward also do this many layers before it (a
+                   * maxpool: its relu, or its conv and relu) */
     int absorbed; /* done by the layer after it: skipped in the pass */
     int frozen;   /* --freeze: no weight gradients, no updates */
 } dp_layer;

@@ -18,6 +18,9 @@
  *                                        step used, for the once-per-epoch test)
  *   DPTRAIN_TEST_PROGRESS_LINES_S=S      plain progress lines for epochs projected to take S
  *                                        seconds or more (instead of 30)
+ *   DPTRAIN_TEST_ISA_LACKS=RANK:NAME     that rank acts as if its CPU lacked the kernels'
+ *                                        path NAME (avx512 or avx2), for the refusal of
+ *                                        --isa on a machine that has every path
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
@@ -31,6 +34,8 @@ void test_hook_checkpoint_write(void);
 void test_hook_phase(int rank, long step, const char *phase);
 /* The shortest epoch (seconds) that gets plain progress lines: dflt, or the test's. */
 double test_hook_progress_lines_s(double dflt);
+/* The kernels' path this rank should act as lacking (isa.h dp_isa_hide), or NULL. */
+const char *test_hook_isa_lacking(int rank);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 

@@ -1,0 +1,242 @@
+/* bench_kernels: each instruction-set path's FMA peak on one core, and the products of the
+ * reference and nopool models on their real shapes, as the layers call them (one sample
+ * at a time over a batch, operands in memory as in a training step), in GFLOP/s and as a
+ * fraction of that path's peak; beside them OpenBLAS's SGEMM (one thread) on the same
+ * shapes, as a fraction of the widest path's peak, when built with it.
+ *
+ *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
+ *
+ * The peak: 12 independent chains of fused multiply-adds (enough to fill two pipes of
+ * four-cycle latency), one per register, 512-bit, 256-bit or scalar. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dptrain/net/isa.h"
+#include "dptrain/net/kernels.h"
+#include "dptrain/util/rng.h"
+#include "fma_peak.h"
+
+#ifdef DPTRAIN_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(bench_clock, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+typedef enum { NN_BIAS, NN_ACC, TN, TN_ACC, NN, NT_LANES, NT } form;
+
+typedef struct {
+    const char *name;
+    form f;
+    int M, N, K;
+    int per_sample; /* 1: B products on per-sample operands; 0: one product over the batch */
+    int shared_c;   /* C in cache for every sample, as the layer has it (scratch, or the
+                       weight gradient it accumulates into); else C per sample, in memory */
+} shape;
+
+/* As the layers call them: the reference model's convs are fused with the pooling (their
+ * output stays in scratch), the input gradient goes in blocks of 22 input channels. */
+static const shape shapes[] = {
+    {"ref conv1 forward  W.col", NN_BIAS, 32, 676, 9, 1, 1},
+    {"ref conv1 weights  dY.col^T (dot)", NT, 32, 9, 676, 1, 1},
+    {"ref conv2 forward  W.col", NN_BIAS, 64, 121, 288, 1, 1},
+    {"ref conv2 weights  col.dY^T", NN_ACC, 288, 64, 121, 1, 1},
+    {"ref conv2 input    W^T.dY, 22 channels", TN, 198, 121, 64, 1, 1},
+    {"ref fc1 forward    X.W^T (dot)", NT_LANES, 100, 128, 1600, 0, 0},
+    {"ref fc1 weights    dY^T.X", TN_ACC, 128, 1600, 100, 0, 0},
+    {"ref fc1 input      dY.W", NN, 100, 1600, 128, 0, 0},
+    {"nopool conv2 forward", NN_BIAS, 64, 576, 288, 1, 0},
+    {"nopool conv2 weights", NN_ACC, 288, 64, 576, 1, 1},
+    {"nopool conv2 input, 4 channels", TN, 36, 576, 64, 1, 1},
+    {"nopool fc1 forward (dot)", NT_LANES, 100, 128, 36864, 0, 0},
+    {"nopool fc1 weights", TN_ACC, 128, 36864, 100, 0, 0},
+    {"nopool fc1 input", NN, 100, 36864, 128, 0, 0},
+};
+
+static float *rand_buf(size_t n)
+{
+    static dp_rng r;
+    static int seeded;
+    if (!seeded)
+        rng_seed(&r, 5, 6, 7), seeded = 1;
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = rng_uniform(&r) - 0.5f;
+    return p;
+}
+
+/* The same product through OpenBLAS: beta 1 where dptrain accumulates, NT as A B^T. */
+static void blas_product(const shape *s, const float *a, const float *b, float *c)
+{
+#ifdef DPTRAIN_BENCH_OPENBLAS
+    const int M = s->M, N = s->N, K = s->K;
+    switch (s->f) {
+    case NN_BIAS: case NN: case NN_ACC:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, a, K, b, N,
+                    s->f == NN_ACC ? 1.0f : 0.0f, c, N);
+        break;
+    case TN: case TN_ACC:
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1.0f, a, M, b, N,
+                    s->f == TN_ACC ? 1.0f : 0.0f, c, N);
+        break;
+    case NT: case NT_LANES:
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, b, K, 1.0f, c, N);
+        break;
+    }
+#else
+    (void)s, (void)a, (void)b, (void)c;
+#endif
+}
+
+/* Median seconds of one pass over the batch (blas: through OpenBLAS). */
+static double time_shape(const shape *s, int B, int reps, int blas)
+{
+    const int M = s->M, N = s->N, K = s->K, nb = s->per_sample ? B : 1;
+    /* A [M,K] (or [K,M] for TN), B [K,N] (or [N,K] for NT), C [M,N]: per sample unless
+     * the first operand is the weight (conv forward: W shared) */
+    const int shared_a = s->f == NN_BIAS;
+    float *A = rand_buf((size_t)M * K * (shared_a ? 1 : nb)), *Bm = rand_buf((size_t)K * N * nb);
+    const int nc = s->shared_c ? 1 : nb;
+    float *C = rand_buf((size_t)M * N * nc), *bias = rand_buf((size_t)M);
+    float *lanes = malloc(sizeof(float) * 8 * (size_t)M * N);
+    float *pack = malloc(sizeof(float) * gemm_nt_pack_floats(M, N));
+    double t[64];
+    if (reps > 64)
+        reps = 64;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        for (int n = 0; n < nb; n++) {
+            const float *a = A + (shared_a ? 0 : (size_t)n * M * K);
+            const float *b = Bm + (size_t)n * K * N;
+            float *c = C + (s->shared_c ? 0 : (size_t)n * M * N);
+            if (blas) {
+                blas_product(s, a, b, c);
+                continue;
+            }
+            switch (s->f) {
+            case NN_BIAS: gemm_nn_bias(M, N, K, a, K, b, N, bias, c, N); break;
+            case NN_ACC: gemm_nn_acc(M, N, K, a, K, b, N, c, N); break;
+            case NN: gemm_nn(M, N, K, a, K, b, N, c, N); break;
+            case TN: gemm_tn(M, N, K, a, M, b, N, c, N); break;
+            case TN_ACC: gemm_tn_acc(M, N, K, a, M, b, N, c, N); break;
+            case NT: gemm_nt_acc(M, N, K, a, K, b, K, c, N); break;
+            case NT_LANES: gemm_nt_acc_lanes(M, N, K, a, K, b, K, c, N, lanes, pack); break;
+            }
+        }
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    for (int i = 1; i < reps; i++) /* insertion sort, then the median */
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double x = t[j];
+            t[j] = t[j - 1], t[j - 1] = x;
+        }
+    free(A), free(Bm), free(C), free(bias), free(lanes), free(pack);
+    return t[reps / 2];
+}
+
+/* im2col of a sample of MNIST's conv2 (32x13x13, 3x3) into one cache-resident buffer,
+ * per sample over the batch: GB/s written. */
+static double time_im2col(int C, int H, int W, int B, int reps)
+{
+    const int OH = H - 2, OW = W - 2, K = C * 9;
+    float *in = rand_buf((size_t)B * C * H * W), *col = malloc(sizeof(float) * K * OH * OW);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int n = 0; n < B; n++)
+            im2col(in + (size_t)n * C * H * W, C, H, W, 3, 3, 1, 0, OH, OW, col);
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    free(in), free(col);
+    return (double)B * K * OH * OW * sizeof(float) / best * 1e-9;
+}
+
+int main(int argc, char **argv)
+{
+    const char *which = "all";
+    int B = 100, reps = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--cpu-time"))
+            bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+        else if (i + 1 < argc && !strcmp(argv[i], "--isa"))
+            which = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--batch"))
+            B = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--reps"))
+            reps = atoi(argv[++i]);
+    }
+    omp_set_num_threads(1);
+#ifdef DPTRAIN_BENCH_OPENBLAS
+    openblas_set_num_threads(1);
+    const int blas = 1;
+#else
+    const int blas = 0;
+#endif
+    dp_err err;
+    printf("%-44s", "GFLOP/s (fraction of the path's peak)");
+    int cols = 0;
+    double peak[3] = {0};
+    const char *names[3];
+    for (int p = 0; dp_isa_names[p]; p++) {
+        const char *isa = dp_isa_names[p];
+        if ((strcmp(which, "all") && strcmp(which, isa)) || !dp_isa_available(isa))
+            continue;
+        names[cols] = isa;
+        peak[cols] = fma_peak_gflops(isa);
+        printf(" %16s", isa);
+        cols++;
+    }
+    if (blas)
+        printf(" %16s", "openblas");
+    printf("\n%-44s", "FMA peak, one core, 12 chains");
+    for (int c = 0; c < cols; c++)
+        printf(" %16.1f", peak[c]);
+    printf("\n");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const shape *s = &shapes[k];
+        char label[64];
+        snprintf(label, sizeof label, "%s %dx%dx%d%s", s->name, s->M, s->N, s->K,
+                 s->per_sample ? " xB" : "");
+        printf("%-44s", label);
+        double flops = 2.0 * s->M * s->N * s->K * (s->per_sample ? B : 1);
+        for (int c = 0; c < cols; c++) {
+            if (dp_isa_select(names[c], &err)) {
+                fprintf(stderr, "bench_kernels: %s\n", err.msg);
+                return 1;
+            }
+            /* the scalar path is ~50x slower: fewer repetitions */
+            double t = time_shape(s, B, strcmp(names[c], "scalar") ? reps : 1, 0);
+            char cell[32];
+            snprintf(cell, sizeof cell, "%.1f (%.0f%%)", flops / t * 1e-9,
+                     100 * flops / t * 1e-9 / peak[c]);
+            printf(" %16s", cell);
+        }
+        if (blas && cols) {
+            double t = time_shape(s, B, reps, 1);
+            char cell[32];
+            snprintf(cell, sizeof cell, "%.1f (%.0f%%)", flops / t * 1e-9,
+                     100 * flops / t * 1e-9 / peak[0]);
+            printf(" %16s", cell);
+        }
+        printf("\n");
+        fflush(stdout);
+    }
+    printf("%-44s", "im2col 32x13x13 3x3, GB/s written");
+    for (int c = 0; c < cols; c++) {
+        dp_isa_select(names[c], &err);
+        printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+    }
+    printf("\n");
+    return 0;
+}

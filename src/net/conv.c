@@ -1,0 +1,299 @@
+/* conv: 2-D convolution forward and backward (layers.h), through im2col and the products
+ * of kernels.h, on the instruction set chosen at start-up.
+ *
+ * What col holds between forward and backward. The im2col matrix of a 3x3 convolution is
+ * ~6-9x larger than its input (reference conv2: 139 KB against 22 KB per sample), and
+ * writing it for the whole batch in forward, then reading it back in backward, is memory
+ * traffic that costs more than making it again. So when the im2col matrix is the larger,
+ * col keeps each sample's input [B][C*H*W], and forward and backward make the im2col rows
+ * they need in cache, in the thread's scratch, one sample at a time; otherwise (1x1
+ * kernels, strides as wide as the kernel) col holds each sample's im2col matrix
+ * [B][C*KH*KW][OH*OW]. Either way col is sample-major and the choice depends on the shape
+ * alone, not on B, so backward over a range of the samples (s->B of them, col advanced to
+ * the first) reads what forward over the whole batch left. Both give the same values to
+ * the same products, so the same bits. */
+#include <omp.h>
+#include <string.h>
+
+#include "dptrain/net/kernels.h"
+#include "dptrain/net/layers.h"
+#include "kernel_table.h"
+
+/* [lo, hi) of n items for thread t of T. */
+static void thread_range(int n, int *lo, int *hi)
+{
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+    *lo = (int)((long)n * t / T);
+    *hi = (int)((long)n * (t + 1) / T);
+}
+
+/* 1: col keeps the inputs; 0: the im2col matrices (the header says why). */
+static int keeps_inputs(const dp_conv_shape *s)
+{
+    const size_t KP = (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    return KP > (size_t)s->C * s->H * s->W;
+}
+
+size_t conv2d_col_floats(const dp_conv_shape *s)
+{
+    const size_t per_sample = keeps_inputs(s) ? (size_t)s->C * s->H * s->W
+                                              : (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
+    return (size_t)s->B * per_sample;
+}
+
+/* Forward, and with pool != NULL relu and max pooling after it: then each sample's conv
+ * output stays in the thread's scratch and only the pooled output and argmax are written. */
+static void conv_forward(float *out, int32_t *argmax, float *col, const float *in,
+                         const float *weight, const float *bias, float *scratch,
+                         const dp_conv_shape *s, const dp_pool_shape *pool)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, keep = keeps_inputs(s);
+    const size_t CHW = (size_t)s->C * s->H * s->W;
+    const dp_kernel_table *kt = dp_kernels();
+    /* a thread's scratch: [the conv output, when pooled][im2col rows, when col keeps inputs] */
+    const size_t conv_floats = pool ? (size_t)s->OC * P : 0;
+    const size_t per_thread = pool ? conv2d_pool_scratch_floats(s) : conv2d_scratch_floats(s);
+    #pragma omp parallel
+    {
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        float *conv_out = pool ? mine : NULL, *work = keep ? mine + conv_floats : NULL;
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->B; n++) {
+            const float *in_n = in + (size_t)n * CHW;
+            float *col_n = keep ? work : col + (size_t)n * K * P;
+            float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
+            if (keep)
+                memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
+            kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
+                       s->OW, col_n);
+            gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+            if (!pool)
+                continue;
+            const size_t PP = (size_t)pool->OH * pool->OW;
+            for (int c = 0; c < s->OC; c++)
+                kt->pool_plane(out + ((size_t)n * s->OC + c) * PP,
+                               argmax + ((size_t)n * s->OC + c) * PP, out_n + (size_t)c * P,
+                               s->OH, s->OW, pool->K, pool->stride, pool->OH, pool->OW, 1);
+        }
+    }
+}
+
+void conv2d_forward(float *out, float *col, const float *in, const float *weight,
+                    const float *bias, float *scratch, const dp_conv_shape *s)
+{
+    conv_forward(out, NULL, col, in, weight, bias, scratch, s, NULL);
+}
+
+void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const float *in,
+                                 const float *weight, const float *bias, float *scratch,
+                                 const dp_conv_shape *s, const dp_pool_shape *pool)
+{
+    conv_forward(out, argmax, col, in, weight, bias, scratch, s, pool);
+}
+
+/* Rows r0..r1-1 of sample n's im2col matrix: made in buf, or where forward left them. */
+static const float *col_rows(const float *col, int n, int r0, int r1, float *buf,
+                             const dp_conv_shape *s)
+{
+    const int P = s->OH * s->OW;
+    if (!keeps_inputs(s))
+        return col + ((size_t)n * s->C * s->KH * s->KW + r0) * P;
+    dp_kernels()->im2col(col + (size_t)n * s->C * s->H * s->W, r0, r1, s->C, s->H, s->W, s->KH,
+                         s->KW, s->stride, s->pad, s->OH, s->OW, buf);
+    return buf;
+}
+
+/* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
+ * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
+ * the output channels. The choice depends on the shape alone. */
+#define CONV_ROWS_MIN_K 16
+
+/* The input gradient is made and scattered back about DIN_BLOCK_BYTES at a time, whole
+ * input channels at a time, in the thread's scratch (cache-resident). */
+#define DIN_BLOCK_BYTES (96 * 1024)
+
+static int din_channels(const dp_conv_shape *s)
+{
+    const size_t per_channel = sizeof(float) * s->KH * s->KW * s->OH * s->OW;
+    const int c = (int)(DIN_BLOCK_BYTES / per_channel);
+    return c < 1 ? 1 : c > s->C ? s->C : c;
+}
+
+/* Where the gradient of the conv output comes from: dout as it lies, or made a sample at a
+ * time from the gradient of the relu + max pooling after the conv (the same values
+ * relu_maxpool_backward would have written). */
+typedef struct {
+    const float *dout;                 /* [B][OC][OH*OW], or NULL: from the pooling's */
+    const float *dpool, *pooled;       /* [B][OC][pool OH*OW] */
+    const int32_t *argmax;
+    const dp_pool_shape *pool;
+} dout_source;
+
+/* Planes c0..c1-1 of sample n's dout; plane c at the result + (c - c0)*OH*OW. */
+static const float *dout_planes(const dout_source *d, int n, int c0, int c1, float *buf,
+                                const dp_conv_shape *s)
+{
+    const size_t P = (size_t)s->OH * s->OW;
+    if (d->dout)
+        return d->dout + ((size_t)n * s->OC + c0) * P;
+    const dp_kernel_table *kt = dp_kernels();
+    const size_t PP = (size_t)d->pool->OH * d->pool->OW;
+    for (int c = c0; c < c1; c++) {
+        const size_t at = ((size_t)n * s->OC + c) * PP;
+        kt->unpool_plane(buf + (c - c0) * P, d->dpool + at, d->pooled + at, d->argmax + at,
+                         s->OH, s->OW, d->pool->OH, d->pool->OW);
+    }
+    return buf;
+}
+
+/* A thread's scratch: in forward the im2col rows [K][P] of a sample; in backward, for the
+ * parameter gradients the bias lanes [OC][8], im2col rows [K][P], and for the row layout
+ * dout^T [P][OC] and its block of dweight^T [K][OC]; later the rows (or the dcol matrix)
+ * of the input gradient. Independent of the batch size. */
+size_t conv2d_scratch_floats(const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW;
+    size_t wgrad = (size_t)8 * s->OC + (size_t)K * P, dgrad = (size_t)K * P;
+    if (K >= CONV_ROWS_MIN_K) {
+        wgrad += (size_t)s->OC * (P + K);
+        dgrad = (size_t)din_channels(s) * s->KH * s->KW * P;
+    }
+    return wgrad > dgrad ? wgrad : dgrad;
+}
+
+/* The fused layer's: the conv output (forward) or its gradient (backward) first. */
+size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
+{
+    return (size_t)s->OC * s->OH * s->OW + conv2d_scratch_floats(s);
+}
+
+/* The weight and bias gradients from one thread, over the samples in order.
+ *
+ * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
+ * col[n, k, p], one chain of fused multiply-adds per element in (n, p) order, worked on
+ * transposed as dwT[k, oc] (this thread's k in [lo, hi)) += col[n] doutT[n]: the product
+ * then reads col's rows as they lie and runs along the output channels; each element's
+ * chain is the same, only its place in memory differs. Otherwise (few columns) dot
+ * products over p for the thread's channels [lo, hi). The bias lanes of channels
+ * [blo, bhi) are summed while the sample's dout is in cache. */
+static void conv_param_grads(float *dweight, float *dbias, const float *col,
+                             const dout_source *dsrc, int lo, int hi, int blo, int bhi,
+                             float *dbuf, float *scratch, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const int rows = K >= CONV_ROWS_MIN_K;
+    const dp_kernel_table *kt = dp_kernels();
+    float *blanes = scratch, *rowbuf = blanes + (size_t)8 * OC;
+    float *doutT = rowbuf + (size_t)K * P, *dwT = doutT + (size_t)P * OC;
+    memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
+    for (int n = 0; n < s->B; n++) {
+        /* the planes this thread reads: all of them for the rows layout, else its own */
+        const int c0 = rows ? 0 : blo, c1 = rows ? OC : bhi;
+        const float *dout_n = dout_planes(dsrc, n, c0, c1, dbuf, s) - (size_t)c0 * P;
+        if (rows && lo < hi) {
+            const float *c = col_rows(col, n, lo, hi, rowbuf, s);
+            kt->transpose(dout_n, OC, P, doutT);
+            gemm_nn_acc(hi - lo, OC, P, c, P, doutT, OC, dwT, OC);
+        } else if (!rows && lo < hi) {
+            const float *c = col_rows(col, n, 0, K, rowbuf, s);
+            gemm_nt_acc(hi - lo, K, P, dout_n + (size_t)lo * P, P, c, P,
+                        dweight + (size_t)lo * K, K);
+        }
+        /* 8 partial sums (p mod 8 within each sample), combined in a fixed order */
+        for (int oc = blo; oc < bhi; oc++)
+            kt->sum_lanes8(blanes + (size_t)(oc - blo) * 8, dout_n + (size_t)oc * P, P);
+    }
+    for (int oc = blo; oc < bhi; oc++)
+        dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
+    if (rows)
+        for (int k = lo; k < hi; k++)
+            for (int oc = 0; oc < OC; oc++)
+                dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
+}
+
+/* The input gradient of one sample: dcol = W^T dout (chains over the output channels),
+ * scattered back to the image. With many columns, a block of input channels at a time
+ * and with each input element's terms in output-pixel order (the order of the row layout
+ * drow = dout^T W scattered back pixel by pixel, which these bits were first made with);
+ * with few columns, all at once in (c, i, j) order. */
+static void conv_input_grad(float *din_n, const float *dout_n, const float *weight,
+                            float *scratch, const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, KHW = s->KH * s->KW;
+    const dp_kernel_table *kt = dp_kernels();
+    memset(din_n, 0, sizeof(float) * s->C * s->H * s->W);
+    if (K < CONV_ROWS_MIN_K) {
+        gemm_tn(K, P, OC, weight, K, dout_n, P, scratch, P);
+        kt->col2im_acc(scratch, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
+                       din_n);
+        return;
+    }
+    const int block = din_channels(s);
+    for (int c0 = 0; c0 < s->C; c0 += block) {
+        const int nc = s->C - c0 < block ? s->C - c0 : block;
+        gemm_tn(nc * KHW, P, OC, weight + (size_t)c0 * KHW, K, dout_n, P, scratch, P);
+        kt->col2im_pixel_order_acc(scratch, nc, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
+                                   s->OH, s->OW, din_n + (size_t)c0 * s->H * s->W);
+    }
+}
+
+static void conv_backward(float *din, float *dweight, float *dbias, float *col,
+                          const dout_source *dsrc, const float *weight, float *scratch,
+                          const dp_conv_shape *s)
+{
+    const int K = s->C * s->KH * s->KW, OC = s->OC;
+    /* a thread's scratch: [the conv output's gradient, when made here][conv's own] */
+    const size_t dbuf_floats = dsrc->dout ? 0 : (size_t)OC * s->OH * s->OW;
+    const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
+    /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
+     * of dbias and sums over samples in order, so every element has one fixed reduction
+     * order whatever the number of threads. */
+    #pragma omp parallel if (dweight)
+    if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
+        int lo, hi, blo, bhi;
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        thread_range(K >= CONV_ROWS_MIN_K ? K : OC, &lo, &hi);
+        thread_range(OC, &blo, &bhi);
+        conv_param_grads(dweight, dbias, col, dsrc, lo, hi, blo, bhi, mine, mine + dbuf_floats,
+                         s);
+    }
+    if (!din)
+        return;
+    #pragma omp parallel
+    {
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        #pragma omp for schedule(static)
+        for (int n = 0; n < s->B; n++)
+            conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
+                            dout_planes(dsrc, n, 0, OC, mine, s), weight, mine + dbuf_floats, s);
+    }
+}
+
+void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
+                     const float *weight, float *scratch, const dp_conv_shape *s)
+{
+    dout_source d = {dout, NULL, NULL, NULL, NULL};
+    conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
+}
+
+void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
+                                  const float *dout, const float *out, const int32_t *argmax,
+                                  const float *weight, float *scratch, float *dconv,
+                                  const dp_conv_shape *s, const dp_pool_shape *pool)
+{
+    dout_source d = {NULL, dout, out, argmax, pool};
+    /* The row layout reads every channel of a sample on every thread, and the input
+     * gradient again: made once here, through memory, it costs less than made three times. */
+    if (dconv && s->C * s->KH * s->KW >= CONV_ROWS_MIN_K) {
+        const size_t P = (size_t)s->OH * s->OW;
+        #pragma omp parallel for schedule(static)
+        for (int n = 0; n < s->B; n++)
+            dout_planes(&d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
+        d.dout = dconv;
+    }
+    conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
+}

@@ -1,0 +1,261 @@
+/* kern_im2col: moving convolution data between image and matrix layouts, for one
+ * instruction set: im2col, its adjoints (col2im, row2im) and a transpose. No arithmetic
+ * but additions, each into one element in a fixed order, so every path gives the same
+ * bits as long as it keeps that order (the loops below do). */
+#include <string.h>
+
+#include "simd.h"
+
+/* Segments of one row of a stride-1, unpadded im2col matrix: OH pieces of OW floats, piece
+ * oy from src + oy*W. Stores are full vectors (a masked store costs several times more)
+ * as long as they end before `end`: a full store runs past its piece into the next ones,
+ * which are written afterwards. */
+static inline void gather_row(float *restrict dst, const float *restrict src, int OH, int OW,
+                              int W, const float *end)
+{
+#if VW > 1
+    const int tail = OW % VW;
+    const vmask m = vm_first(tail ? tail : VW);
+    for (int oy = 0; oy < OH; oy++, dst += OW, src += W) {
+        int x = 0;
+        for (; x + VW <= OW; x += VW)
+            vf_store(dst + x, vf_load(src + x));
+        if (x == OW)
+            continue;
+        vf v = vf_load_m(src + x, m);
+        if (dst + x + VW > end)
+            vf_store_m(dst + x, m, v);
+        else
+            vf_store(dst + x, v);
+    }
+#else
+    (void)end;
+    for (int oy = 0; oy < OH; oy++, dst += OW, src += W)
+        for (int x = 0; x < OW; x++)
+            dst[x] = src[x];
+#endif
+}
+
+/* Rows r0..r1-1 of the im2col matrix (row r = (c*KH + i)*KW + j at col + (r - r0)*OH*OW). */
+void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, int W, int KH,
+                      int KW, int stride, int pad, int OH, int OW, float *restrict col)
+{
+    (void)C; /* implied by r1 <= C*KH*KW */
+    for (int r = r0; r < r1; r++) {
+        const int c = r / (KH * KW), i = r / KW % KH, j = r % KW;
+        float *row = col + (size_t)(r - r0) * OH * OW;
+        if (stride == 1 && pad == 0) {
+            gather_row(row, in + ((size_t)c * H + i) * W + j, OH, OW, W,
+                       col + (size_t)(r1 - r0) * OH * OW);
+            continue;
+        }
+        for (int oy = 0; oy < OH; oy++) {
+            int y = oy * stride - pad + i;
+            float *out = row + (size_t)oy * OW;
+            if (y < 0 || y >= H) {
+                memset(out, 0, sizeof(float) * OW);
+                continue;
+            }
+            const float *src = in + ((size_t)c * H + y) * W;
+            for (int ox = 0; ox < OW; ox++) {
+                int x = ox * stride - pad + j;
+                out[ox] = (x >= 0 && x < W) ? src[x] : 0.0f;
+            }
+        }
+    }
+}
+
+#if VW > 1
+/* One 8x8 block: dst rows c..c+7 get src columns c..c+7 of rows r..r+7. */
+static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m256 v[8], t[8];
+    for (int i = 0; i < 8; i++)
+        v[i] = _mm256_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x31);
+    }
+    for (int i = 0; i < 8; i++)
+        _mm256_storeu_ps(dst + (size_t)i * ldd, t[i]);
+}
+#endif
+
+void KFN(kern_transpose)(const float *restrict src, int rows, int cols, float *restrict dst)
+{
+    int r = 0;
+#if VW > 1
+    for (; r + 8 <= rows; r += 8) {
+        int c = 0;
+        for (; c + 8 <= cols; c += 8)
+            transpose8x8(src + (size_t)r * cols + c, (size_t)cols, dst + (size_t)c * rows + r,
+                         (size_t)rows);
+        for (; c < cols; c++)
+            for (int i = 0; i < 8; i++)
+                dst[(size_t)c * rows + r + i] = src[(size_t)(r + i) * cols + c];
+    }
+#endif
+    for (; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+}
+
+/* Each input element receives its terms in output-pixel order (p = oy*OW + ox rising);
+ * row holds the rows of pixels p0..p1-1, so consecutive ranges continue that order. */
+void KFN(kern_row2im_acc)(const float *restrict row, int p0, int p1, int C, int H, int W,
+                          int KH, int KW, int stride, int pad, int OH, int OW,
+                          float *restrict in)
+{
+    (void)OH;
+    const int K = C * KH * KW;
+    if (stride == 1 && pad == 0 && KH == 3 && KW == 3) { /* the common case, unrolled */
+        for (int p = p0; p < p1; p++) {
+            const float *r = row + (size_t)(p - p0) * K;
+            float *base = in + (size_t)(p / OW) * W + p % OW;
+            for (int c = 0; c < C; c++, r += 9) {
+                float *d0 = base + (size_t)c * H * W, *d1 = d0 + W, *d2 = d1 + W;
+                d0[0] += r[0], d0[1] += r[1], d0[2] += r[2];
+                d1[0] += r[3], d1[1] += r[4], d1[2] += r[5];
+                d2[0] += r[6], d2[1] += r[7], d2[2] += r[8];
+            }
+        }
+        return;
+    }
+    for (int p = p0; p < p1; p++) {
+        const int oy = p / OW, ox = p % OW;
+        const float *r = row + (size_t)(p - p0) * K;
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < KH; i++) {
+                int y = oy * stride - pad + i;
+                if (y < 0 || y >= H)
+                    continue;
+                float *dst = in + ((size_t)c * H + y) * W + ox * stride - pad;
+                const float *src = r + (c * KH + i) * KW;
+                if (pad == 0) { /* the window lies inside */
+                    for (int j = 0; j < KW; j++)
+                        dst[j] += src[j];
+                    continue;
+                }
+                for (int j = 0; j < KW; j++) {
+                    int x = ox * stride - pad + j;
+                    if (x >= 0 && x < W)
+                        dst[j] += src[j];
+                }
+            }
+    }
+}
+
+/* Each input element receives its terms in (c, i, j) order. */
+void KFN(kern_col2im_acc)(const float *restrict col, int C, int H, int W, int KH, int KW,
+                          int stride, int pad, int OH, int OW, float *restrict in)
+{
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < KH; i++)
+            for (int j = 0; j < KW; j++) {
+                const float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W;
+                    const float *src = row + (size_t)oy * OW;
+                    if (stride == 1 && pad == 0) { /* the whole row lies inside: vectorises */
+                        float *d = dst + j;
+                        for (int ox = 0; ox < OW; ox++)
+                            d[ox] += src[ox];
+                        continue;
+                    }
+                    for (int ox = 0; ox < OW; ox++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[x] += src[ox];
+                    }
+                }
+            }
+}
+
+#if VW > 1
+/* Stride 1, no padding: each input row, a vector at a time, gets all its terms while it is
+ * in a register: from output row oy = y - i for i descending, then j descending. Loads
+ * are masked to the lanes a term reaches (addresses outside them are not touched). */
+static void col2im_rows_in_registers(const float *restrict col, int C, int H, int W, int KH,
+                                     int KW, int OH, int OW, float *restrict in)
+{
+    enum { MAX_KW = 32 };
+    const float *end = in + (size_t)C * H * W;
+    for (int x0 = 0; x0 < W; x0 += VW) {
+        const int width = W - x0 < VW ? W - x0 : VW;
+        const vmask live = vm_first(width);
+        /* lane l is x = x0 + l, output column x - j: the lanes each j reaches */
+        vmask reach[MAX_KW];
+        int any[MAX_KW];
+        for (int j = 0; j < KW && j < MAX_KW; j++) {
+            int lo = j - x0 > 0 ? j - x0 : 0, hi = j + OW - x0;
+            hi = hi < width ? hi : width;
+            any[j] = lo < hi;
+            reach[j] = any[j] ? vm_range(lo, hi) : vm_first(0);
+        }
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++) {
+                float *dst = in + ((size_t)c * H + y) * W + x0;
+                vf acc = vf_load_m(dst, live);
+                for (int i = KH - 1; i >= 0; i--) {
+                    const int oy = y - i;
+                    if (oy < 0 || oy >= OH)
+                        continue;
+                    const float *src = col + ((size_t)(c * KH + i) * KW * OH + oy) * OW + x0;
+                    for (int j = KW - 1; j >= 0; j--)
+                        if (any[j])
+                            acc = vf_add_m(acc, reach[j],
+                                           vf_load_m(src + (size_t)j * OH * OW - j, reach[j]));
+                }
+                if (width == VW || dst + VW <= end) /* past the row: what it loaded */
+                    vf_store(dst, width == VW ? acc : vf_blend_m(vf_load(dst), live, acc));
+                else
+                    vf_store_m(dst, live, acc);
+            }
+    }
+}
+#endif
+
+/* in[c][y][x] += col[(c*KH + i)*KW + j][oy*OW + ox] with the terms of each input element in
+ * output-pixel order, as row2im_acc adds them: that is (i, j) descending, since a larger i
+ * means an earlier output row and, within one, a larger j an earlier column. */
+void KFN(kern_col2im_pixel_order_acc)(const float *restrict col, int C, int H, int W, int KH,
+                                      int KW, int stride, int pad, int OH, int OW,
+                                      float *restrict in)
+{
+#if VW > 1
+    if (stride == 1 && pad == 0 && KW <= 32) {
+        col2im_rows_in_registers(col, C, H, W, KH, KW, OH, OW, in);
+        return;
+    }
+#endif
+    for (int c = 0; c < C; c++)
+        for (int i = KH - 1; i >= 0; i--)
+            for (int j = KW - 1; j >= 0; j--) {
+                const float *row = col + ((size_t)(c * KH + i) * KW + j) * OH * OW;
+                for (int oy = 0; oy < OH; oy++) {
+                    int y = oy * stride - pad + i;
+                    if (y < 0 || y >= H)
+                        continue;
+                    float *dst = in + ((size_t)c * H + y) * W;
+                    const float *src = row + (size_t)oy * OW;
+                    for (int ox = 0; ox < OW; ox++) {
+                        int x = ox * stride - pad + j;
+                        if (x >= 0 && x < W)
+                            dst[x] += src[ox];
+                    }
+                }
+            }
+}

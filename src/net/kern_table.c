@@ -1,0 +1,49 @@
+/* kern_table: this instruction set's kernels as one table (kernel_table.h). Compiled once
+ * per path, like the kernels themselves. */
+#include "simd.h"
+
+void KFN(kern_gemm_axpy)(int M, int N, int K, const float *A, size_t ars, size_t aks,
+                         const float *B, int ldb, float *C, int ldc, int start,
+                         const float *bias);
+void KFN(kern_gemm_nt_acc)(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                           float *C, int ldc);
+void KFN(kern_gemm_nt_acc_lanes)(int M, int N, int K, const float *A, int lda, const float *B,
+                                 int ldb, float *C, int ldc, float *lanes, float *pack);
+float KFN(kern_dot)(const float *a, const float *b, int n);
+void KFN(kern_im2col)(const float *in, int r0, int r1, int C, int H, int W, int KH, int KW,
+                      int stride, int pad, int OH, int OW, float *col);
+void KFN(kern_transpose)(const float *src, int rows, int cols, float *dst);
+void KFN(kern_row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH,
+                          int KW, int stride, int pad, int OH, int OW, float *in);
+void KFN(kern_col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
+                          int pad, int OH, int OW, float *in);
+void KFN(kern_col2im_pixel_order_acc)(const float *col, int C, int H, int W, int KH, int KW,
+                                      int stride, int pad, int OH, int OW, float *in);
+void KFN(kern_pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,
+                          int stride, int OH, int OW, int relu);
+void KFN(kern_unpool_plane)(float *din, const float *dout, const float *out,
+                            const int32_t *argmax, int H, int W, int OH, int OW);
+void KFN(kern_relu_forward)(float *out, const float *in, size_t n);
+void KFN(kern_relu_backward)(float *din, const float *dout, const float *out, size_t n);
+void KFN(kern_sum_lanes8)(float sums[8], const float *x, int n);
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
+    .name = STR(DP_ISA_SUFFIX),
+    .gemm_axpy = KFN(kern_gemm_axpy),
+    .gemm_nt_acc = KFN(kern_gemm_nt_acc),
+    .gemm_nt_acc_lanes = KFN(kern_gemm_nt_acc_lanes),
+    .dot = KFN(kern_dot),
+    .im2col = KFN(kern_im2col),
+    .transpose = KFN(kern_transpose),
+    .row2im_acc = KFN(kern_row2im_acc),
+    .col2im_acc = KFN(kern_col2im_acc),
+    .col2im_pixel_order_acc = KFN(kern_col2im_pixel_order_acc),
+    .pool_plane = KFN(kern_pool_plane),
+    .unpool_plane = KFN(kern_unpool_plane),
+    .relu_forward = KFN(kern_relu_forward),
+    .relu_backward = KFN(kern_relu_backward),
+    .sum_lanes8 = KFN(kern_sum_lanes8),
+};

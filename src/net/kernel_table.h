@@ -1,0 +1,68 @@
+/* kernel_table: the kernels of one instruction set, as one table of functions.
+ *
+ * There is one table per path (avx512, avx2, scalar), each filled by the same sources
+ * compiled with that path's flags (simd.h). kernels.c picks one at start-up from CPUID
+ * (or DPTRAIN_ISA, or dp_isa_select) and the public kernels and layers call through it.
+ * Every entry computes the same bits on every path; only the speed differs. Internal to
+ * the net library: nothing outside src/net includes this. */
+#ifndef DPTRAIN_NET_KERNEL_TABLE_H
+#define DPTRAIN_NET_KERNEL_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The inner-dimension block of the NT products with lanes (kern_dot.c, kernels.c). */
+#define DP_NT_KC 512
+
+/* How gemm_axpy starts each C element's chain. */
+enum { GEMM_ZERO, GEMM_ACC, GEMM_BIAS };
+
+typedef struct {
+    const char *name;
+    /* C[M,N] = start + A[M,K] B[K,N] with A[i*ars + k*aks]; start is 0 (GEMM_ZERO), C
+     * itself (GEMM_ACC) or bias[i] (GEMM_BIAS). One chain of fused multiply-adds in k
+     * order per element. */
+    void (*gemm_axpy)(int M, int N, int K, const float *A, size_t ars, size_t aks,
+                      const float *B, int ldb, float *C, int ldc, int start, const float *bias);
+    /* C[M,N] += A[M,K] B[N,K]^T with 8 partial sums per element (kernels.h). */
+    void (*gemm_nt_acc)(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                        float *C, int ldc);
+    void (*gemm_nt_acc_lanes)(int M, int N, int K, const float *A, int lda, const float *B,
+                              int ldb, float *C, int ldc, float *lanes, float *pack);
+    float (*dot)(const float *a, const float *b, int n);
+    /* rows r0..r1-1 of the im2col matrix only */
+    void (*im2col)(const float *in, int r0, int r1, int C, int H, int W, int KH, int KW,
+                   int stride, int pad, int OH, int OW, float *col);
+    void (*transpose)(const float *src, int rows, int cols, float *dst);
+    /* rows of pixels p0..p1-1 only: consecutive calls continue the pixel order */
+    void (*row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH, int KW,
+                       int stride, int pad, int OH, int OW, float *in);
+    void (*col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
+                       int pad, int OH, int OW, float *in);
+    /* col2im with each input element's terms in output-pixel order: row2im_acc's bits */
+    void (*col2im_pixel_order_acc)(const float *col, int C, int H, int W, int KH, int KW,
+                                   int stride, int pad, int OH, int OW, float *in);
+    /* One plane of max pooling (relu after it when relu != 0), and its backward: din is
+     * overwritten; out NULL, or the forward output whose entries <= 0 pass no gradient. */
+    void (*pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,
+                       int stride, int OH, int OW, int relu);
+    void (*unpool_plane)(float *din, const float *dout, const float *out,
+                         const int32_t *argmax, int H, int W, int OH, int OW);
+    void (*relu_forward)(float *out, const float *in, size_t n);
+    void (*relu_backward)(float *din, const float *dout, const float *out, size_t n);
+    /* sums[l] += x[p] for p = l (mod 8) in p order, p < n: the bias gradient's lanes. */
+    void (*sum_lanes8)(float sums[8], const float *x, int n);
+} dp_kernel_table;
+
+extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;
+
+/* The table in use (never NULL: chosen before main from CPUID and DPTRAIN_ISA). */
+const dp_kernel_table *dp_kernels(void);
+
+/* The 8-lane sums of the NT products combined: fixed order, the same on every path. */
+static inline float combine8(const float s[8])
+{
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+#endif
