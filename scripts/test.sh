@@ -52,7 +52,11 @@ if [[ $sanitize == 1 ]]; then
      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
      ctest --output-on-failure --timeout 1800 -E '^(test_fetch_mnist|slurm_.*|sweep_scripts|required_skips)$' "$@")
 fi
-if [[ $valgrind == 1 ]]; then
+# The default build is portable (DPTRAIN_NATIVE=OFF), so where valgrind is installed the
+# suite above has already run the valgrind test; a separate build only for a native one.
+if [[ $valgrind == 1 ]] && (cd "$repo/build" && ctest -N -R '^valgrind$' | grep -q 'Total Tests: 1'); then
+  echo "test.sh: valgrind memcheck: run in the suite above (a portable build)"
+elif [[ $valgrind == 1 ]]; then
   echo "test.sh: valgrind memcheck (build-valgrind/)"
   cmake -S "$repo" -B "$repo/build-valgrind" -DDPTRAIN_NATIVE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
   cmake --build "$repo/build-valgrind" -j "$(nproc)" > /dev/null
