@@ -32,7 +32,11 @@ expect_where file 0 "whose stderr is no terminal"
 where tee "${MPIEXEC:-mpiexec} ${MPIEXEC_NUMPROC_FLAG:--n} 1 $WHERE 2>&1 | cat"
 expect_where tee 0 "no terminal"
 where pipe "$WHERE 2>&1 | cat"
-expect_where pipe 0 "stderr is a pipe that no launcher reads"
+# no launcher reads it; on a busy machine the shell may not yet have closed its copy of the
+# pipe when the program looks, and is then named as the reader: no bar either way
+expect_where pipe 0 "stderr is a pipe"
+grep -Eq "stderr is a pipe (that no launcher reads|read by (ba)?sh )" pipe.out \
+  || { cat pipe.out >&2; fail "pipe: neither no launcher nor the shell named as the reader"; }
 # a program that reads the pipe itself (its own stderr being the terminal) is no launcher
 where captured "$py -c 'import subprocess, sys; r = subprocess.run([\"$WHERE\"], stderr=subprocess.PIPE); sys.stdout.flush()'"
 expect_where captured 0 "read by"
