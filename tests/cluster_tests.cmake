@@ -23,3 +23,8 @@ set_tests_properties(sweep_scripts PROPERTIES PROCESSORS 2)
 # stays below the TIMEOUT of 600 s set here, so that they end themselves, with their logs.
 dp_add_script_test(slurm_harness_cleanup slurm/test_slurm_harness_cleanup.sh)
 set_tests_properties(slurm_harness_cleanup PROPERTIES PROCESSORS 2 RESOURCE_LOCK slurm TIMEOUT 600)
+
+# Issue 12: the large-batch table maker on hand-made metrics, and scripts/large_batch.sh's
+# runner on synthetic data (2 epochs, batch 32 in 2 passes of 16).
+dp_add_script_test(large_batch_table test_large_batch_table.sh)
+set_tests_properties(large_batch_table PROPERTIES PROCESSORS 2)
