@@ -13,8 +13,9 @@
 # for every run, e.g. other data), ONLY (a regular expression: run only the matching names), SKIP_RUNS=1
 # (only remake the tables and plots), ABORT_BELOW (search: stop a candidate whose test
 # accuracy after epoch 3 is below this fraction, default 0.5: it diverged; 0 never stops).
-# A run whose JSONL already holds EPOCHS epochs is kept, so the command can be repeated
-# after an interruption. The results do not depend on RANKS and THREADS (the gradient sum
+# A run whose JSONL already holds EPOCHS epochs (or that the search stopped) is kept, so
+# the command can be repeated after an interruption; one runner at a time per OUTDIR.
+# The results do not depend on RANKS and THREADS (the gradient sum
 # is exact: bitwise the same weights for any launch shape); only the times do.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -51,12 +52,18 @@ lars-b4096-provisional 4096 --optimizer lars --lr 3 --warmup-epochs 0.1
 lars-b4096-lr6-w1 4096 --optimizer lars --lr 6 --warmup-epochs 1
 lars-b4096-lr12-w1 4096 --optimizer lars --lr 12 --warmup-epochs 1
 lars-b4096-lr24-w1 4096 --optimizer lars --lr 24 --warmup-epochs 1
+lars-b4096-lr3-tc0.004-w1 4096 --optimizer lars --lr 3 --trust-coefficient 0.004 --warmup-epochs 1
+lars-b4096-lr3-tc0.008-w1 4096 --optimizer lars --lr 3 --trust-coefficient 0.008 --warmup-epochs 1
+lars-b4096-lr12-w1-adaptbias 4096 --optimizer lars --lr 12 --no-exclude-bias-from-adaptation --warmup-epochs 1
+lamb-b4096-lr0.01-w1 4096 --optimizer lamb --lr 0.01 --warmup-epochs 1
+lamb-b4096-lr0.03-w1 4096 --optimizer lamb --lr 0.03 --warmup-epochs 1
 EOF
 }
 
-# completed FILE: the JSONL holds the last epoch's record
+# completed FILE: the JSONL holds the last epoch's record, or the search stopped the run
 completed() {
-  [[ -s $1 ]] && grep -q "\"epoch\":$epochs,[^}]*\"partial\":false" "$1"
+  [[ -e ${1%.jsonl}.aborted ]] ||
+    { [[ -s $1 ]] && grep -q "\"epoch\":$epochs,[^}]*\"partial\":false" "$1"; }
 }
 
 # run NAME BATCH OPTIONS...: one training, its metrics in runs/NAME.jsonl, its command line
@@ -110,6 +117,8 @@ watch_divergence() {
 main() {
   if [[ ${SKIP_RUNS:-0} != 1 ]]; then
     cd "$repo"
+    exec 9< "$out/runs" # one runner per directory: a second would rerun the same runs
+    flock -n 9 || { echo "large_batch: another large_batch.sh is running in $out" >&2; return 1; }
     local name batch opts
     while read -r name batch opts; do
       [[ -z $name || ( -n ${ONLY:-} && ! $name =~ $ONLY ) ]] && continue

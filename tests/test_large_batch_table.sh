@@ -3,7 +3,7 @@
 # the last epoch, best epoch, epochs to 99%, "not reached", partial records left out, the
 # search table's stopped and incomplete candidates; then scripts/large_batch.sh end to end
 # on synthetic data (the split of a batch into --accumulate passes, keeping finished
-# runs).
+# runs, refusing a second runner in the same directory).
 source "$(dirname "$0")/lib.sh"
 py=${DP_PYTHON:-python3}
 S=$DP_SOURCE_DIR/scripts
@@ -95,4 +95,8 @@ grep -q '"global_batch":32' "$WORK/lb/runs/sgd-b32.jsonl" || fail "sgd-b32: glob
 expect_in "$WORK/lb/table.md" "| 32 |"
 run > "$WORK/lb2.out" # finished runs are kept
 expect_in "$WORK/lb2.out" "large_batch: lars-b32 done before, kept"
+exec 8< "$WORK/lb/runs"; flock -n 8 # as a runner still at work would hold it
+run > "$WORK/lb3.out" 2>&1 && fail "a second runner in the same directory was not refused"
+expect_in "$WORK/lb3.out" "another large_batch.sh is running in $WORK/lb"
+exec 8<&-
 echo "large_batch table: ok"
