@@ -12,7 +12,9 @@
 # passes, bitwise the same training in 1/N of the memory), EXTRA_ARGS (more dptrain options
 # for every run, e.g. other data), ONLY (a regular expression: run only the matching names), SKIP_RUNS=1
 # (only remake the tables and plots), ABORT_BELOW (search: stop a candidate whose test
-# accuracy after epoch 3 is below this fraction, default 0.5: it diverged; 0 never stops).
+# accuracy after epoch 3 is below this fraction, default 0.5: it diverged; 0 never stops),
+# CANDIDATES (search: a file of "NAME GLOBAL_BATCH OPTIONS..." lines instead of the list
+# below).
 # A run whose JSONL already holds EPOCHS epochs (or that the search stopped) is kept, so
 # the command can be repeated after an interruption; one runner at a time per OUTDIR.
 # The results do not depend on RANKS and THREADS (the gradient sum
@@ -47,6 +49,7 @@ table_runs() { # name global-batch options...
 # Every candidate of the search, in the order run (docs/optimizers.md#the-search says what
 # each stage looked for and what it found). Stage 1: coarse lr grids at 4096.
 search_runs() {
+  if [[ -n ${CANDIDATES:-} ]]; then cat "$CANDIDATES"; return; fi
   cat <<'EOF'
 lars-b4096-provisional 4096 --optimizer lars --lr 3 --warmup-epochs 0.1
 lars-b4096-lr6-w1 4096 --optimizer lars --lr 6 --warmup-epochs 1
@@ -90,8 +93,10 @@ run_one() {
   mpirun -n "$ranks" "$dptrain" --threads "$threads" "${args[@]}" --metrics "$f" \
     --no-progress < /dev/null >> "$log" 2>&1 &
   local pid=$! status=0
+  running=$pid
   if [[ $mode == search ]]; then watch_divergence "$pid" "$f" "$name"; fi
   wait "$pid" || status=$?
+  running=
   echo "# $(date -u +%FT%TZ) end (status $status); load: $(uptime)" >> "$log"
   [[ -e $out/runs/$name.aborted ]] && return 0
   (( status == 0 )) || echo "large_batch: $name failed (status $status, see $log)" >&2
@@ -102,9 +107,9 @@ run_one() {
 watch_divergence() {
   local pid=$1 f=$2 name=$3 below=${ABORT_BELOW:-0.5}
   while kill -0 "$pid" 2> /dev/null; do
-    sleep 10
-    local a
-    a=$(sed -n 's/.*"epoch":3,.*"test_accuracy":\([0-9.]*\).*/\1/p' "$f" 2> /dev/null)
+    sleep 2
+    local a # (the file appears only once dptrain has started)
+    a=$(sed -n 's/.*"epoch":3,.*"test_accuracy":\([0-9.]*\).*/\1/p' "$f" 2> /dev/null || true)
     if [[ -n $a ]] && $py -c "import sys; sys.exit(not $a < $below)"; then
       echo "test accuracy $a after epoch 3 < $below" > "$out/runs/$name.aborted"
       kill "$pid" 2> /dev/null || true
@@ -113,6 +118,10 @@ watch_divergence() {
     fi
   done
 }
+
+running= # the mpirun at work: stopped with the runner, whatever stops it
+trap '[[ -z $running ]] || kill "$running" 2> /dev/null || true' EXIT
+trap 'exit 143' TERM INT
 
 main() {
   if [[ ${SKIP_RUNS:-0} != 1 ]]; then

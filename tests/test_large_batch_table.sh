@@ -3,7 +3,8 @@
 # the last epoch, best epoch, epochs to 99%, "not reached", partial records left out, the
 # search table's stopped and incomplete candidates; then scripts/large_batch.sh end to end
 # on synthetic data (the split of a batch into --accumulate passes, keeping finished
-# runs, refusing a second runner in the same directory).
+# runs, refusing a second runner in the same directory) and a search that stops the
+# candidates below ABORT_BELOW after epoch 3.
 source "$(dirname "$0")/lib.sh"
 py=${DP_PYTHON:-python3}
 S=$DP_SOURCE_DIR/scripts
@@ -99,4 +100,17 @@ exec 8< "$WORK/lb/runs"; flock -n 8 # as a runner still at work would hold it
 run > "$WORK/lb3.out" 2>&1 && fail "a second runner in the same directory was not refused"
 expect_in "$WORK/lb3.out" "another large_batch.sh is running in $WORK/lb"
 exec 8<&-
+
+# the search stops a candidate below ABORT_BELOW after epoch 3 and goes on with the next
+printf 'x 32 --optimizer lars\ny 16 --optimizer sgd\n' > "$WORK/cands"
+EPOCHS=100 ABORT_BELOW=1.01 CANDIDATES=$WORK/cands DPTRAIN=$DPTRAIN \
+  EXTRA_ARGS="--train $WORK/train --test $WORK/test.h5" "$S/large_batch.sh" search "$WORK/s" \
+  > "$WORK/s.out" 2>&1 || { cat "$WORK/s.out"; fail "search runner failed"; }
+for c in x y; do
+  expect_in "$WORK/s/runs/$c.aborted" "after epoch 3 < 1.01"
+  n=$(grep -c '"partial":false' "$WORK/s/runs/$c.jsonl")
+  (( n >= 3 && n < 100 )) || fail "$c: $n epochs, expected to be stopped soon after epoch 3"
+  expect_in "$WORK/s/search.md" "| $c |"
+done
+expect_in "$WORK/s/search.md" "| stopped: test accuracy"
 echo "large_batch table: ok"
