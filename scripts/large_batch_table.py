@@ -198,16 +198,20 @@ def gnuplot(script):
 
 def curve_plot(png, title, lines, epochs, target):
     """lines: (dat file, label). The y range starts below the lowest accuracy from epoch
-    2 on (the first epoch of a slow start would squash the rest), the key sits below it."""
-    low = 100.0
-    for dat, _ in lines:
+    2 on (the first epoch of a slow start would squash the rest) of the curves that end
+    at 50% or more: a diverged run (10%) would squash the others into a flat line at the
+    top, so it runs off the bottom and its label says where it ended. The key sits below."""
+    curves = []
+    for dat, lab in lines:
         with open(dat) as f:
-            for row in f:
-                if not row.startswith("#"):
-                    e, a = row.split()
-                    if int(e) >= 2:
-                        low = min(low, float(a))
+            pts = [(int(e), float(a)) for e, a in
+                   (row.split() for row in f if not row.startswith("#"))]
+        curves.append((dat, lab, pts))
+    kept = [c for c in curves if c[2] and c[2][-1][1] >= 50] or curves
+    low = min((a for _, _, pts in kept for e, a in pts if e >= 2), default=100.0)
     ymin = 97 if low >= 97.5 else max(0, 5 * int((low - 0.5) // 5))
+    lines = [(d, lab if not pts or pts[-1][1] >= ymin else
+              f"{lab} (ends at {pts[-1][1]:.1f}%, below)") for d, lab, pts in curves]
     plots = ", ".join(f"'{d}' using 1:2 with linespoints lw 2 title '{lab}'" for d, lab in lines)
     gnuplot(f"""set terminal pngcairo size 900,560 font ',11'
 set output '{png}'
