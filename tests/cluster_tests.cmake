@@ -31,3 +31,7 @@ dp_add_script_test(time_to_accuracy test_time_to_accuracy.sh)
 dp_add_script_test(load_marking test_load_marking.sh)
 set_tests_properties(load_marking PROPERTIES PROCESSORS 2)
 dp_add_script_test(projection test_projection.sh)
+# Issue 12: the large-batch table maker on hand-made metrics, and scripts/large_batch.sh's
+# runner on synthetic data (2 epochs, batch 32 in 2 passes of 16).
+dp_add_script_test(large_batch_table test_large_batch_table.sh)
+set_tests_properties(large_batch_table PROPERTIES PROCESSORS 2)

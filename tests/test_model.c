@@ -550,6 +550,16 @@ static void test_cli(void)
     CHECK(parse("--steps 5", &c, &err) == 0 && c.epochs == 0 && c.steps == 5);
     CHECK(parse("--tutorial", &c, &err) == 0 && c.lr == 0.001 && c.epochs == 10 &&
           c.schedule == LR_CONSTANT);
+    /* the warm-up defaults per optimizer (lars and lamb: the large-batch search's 1
+     * epoch); an explicit value or --tutorial's 0 wins, in either order */
+    CHECK(parse("", &c, &err) == 0 && c.warmup_epochs == 0.1);
+    CHECK(parse("--optimizer lars", &c, &err) == 0 && c.warmup_epochs == 1 && c.lr == 3 &&
+          c.trust_coefficient == 0.008);
+    CHECK(parse("--optimizer lamb", &c, &err) == 0 && c.warmup_epochs == 1 && c.lr == 0.03);
+    CHECK(parse("--optimizer adamw", &c, &err) == 0 && c.warmup_epochs == 0.1);
+    CHECK(parse("--warmup-epochs 0.5 --optimizer lars", &c, &err) == 0 &&
+          c.warmup_epochs == 0.5);
+    CHECK(parse("--optimizer lamb --tutorial", &c, &err) == 0 && c.warmup_epochs == 0);
     CHECK(parse("--help", &c, &err) == 1);
     struct {
         const char *line, *needle;

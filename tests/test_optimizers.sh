@@ -14,8 +14,8 @@ cd "$WORK"
 common=(--train train --test none --batch 50 --epochs 2 --no-progress)
 run() { local n=$1 log=$2; shift 2; mpi "$n" "$DPTRAIN" "${common[@]}" "$@" > "$log" 2>&1; }
 
-banner_lars="optimizer: LARS lr 3 (cosine, warm-up 0.1 epochs) momentum 0.9 trust coefficient 0.001 weight decay 0.0005, biases excluded from adaptation and weight decay; seed 1"
-banner_lamb="optimizer: LAMB lr 0.01 (cosine, warm-up 0.1 epochs) betas 0.9, 0.999 eps 1e-06 decoupled weight decay 0.01, biases excluded from adaptation and weight decay; seed 1"
+banner_lars="optimizer: LARS lr 3 (cosine, warm-up 1 epochs) momentum 0.9 trust coefficient 0.008 weight decay 0.0005, biases excluded from adaptation and weight decay; seed 1"
+banner_lamb="optimizer: LAMB lr 0.03 (cosine, warm-up 1 epochs) betas 0.9, 0.999 eps 1e-06 decoupled weight decay 0.01, biases excluded from adaptation and weight decay; seed 1"
 banner_adamw="optimizer: AdamW lr 0.001 (cosine, warm-up 0.1 epochs) betas 0.9, 0.999 eps 1e-08 decoupled weight decay 0.01; seed 1"
 for o in lars lamb adamw; do
   # 1. threads and ranks

@@ -40,11 +40,17 @@ const char cli_exit_status[] =
     "stopped by a signal (checkpoint written when a directory was given: requeue and "
     "resume), 130 second interrupt.";
 
-/* Provisional defaults of lars and lamb (docs/optimizers.md says how they were found),
- * as numbers for the table of defaults and as text for the help. */
+/* Defaults of lars and lamb, from the large-batch search of issue 12 (docs/large-batch.md:
+ * one set for every global batch, reaching 99% at 4,096 and 98.5% at 8,192 in 10 epochs),
+ * as numbers for the table of defaults and as text for the help. sgd and adamw keep the
+ * short warm-up that suits their small-batch defaults. */
 #define LARS_LR 3
 #define LARS_WD 5e-4
-#define LAMB_LR 0.01
+#define LARS_TRUST 0.008
+#define LARS_WARMUP 1
+#define LAMB_LR 0.03
+#define LAMB_WARMUP 1
+#define WARMUP 0.1
 #define TEXT(x) TEXT_(x)
 #define TEXT_(x) #x
 
@@ -220,7 +226,7 @@ const cli_opt cli_options[] = {
                                    "(0.01)"},
     {"nesterov", NULL, CLI_FLAG(nesterov, 1), .section = SEC_OPTIM,
      .help = "Nesterov momentum (sgd, lars)"},
-    {"trust-coefficient", "X", CLI_DOUBLE(trust_coefficient, 1e-12, 1e6), .init = "0.001",
+    {"trust-coefficient", "X", CLI_DOUBLE(trust_coefficient, 1e-12, 1e6), .init = TEXT(LARS_TRUST),
      .section = SEC_OPTIM, .help = "lars: eta in the trust ratio eta ||w|| / (||g|| + "
                                    "weight decay ||w||)"},
     {"beta1", "X", CLI_DOUBLE(beta1, 0.0, 0.999999), .init = "0.9", .section = SEC_OPTIM,
@@ -236,8 +242,10 @@ const cli_opt cli_options[] = {
      .help = "lars, lamb: biases are adapted and decayed like the weights"},
     {"lr-schedule", "S", CLI_CHOICE(schedule, "constant|cosine|step"), .init = "cosine",
      .section = SEC_OPTIM, .help = "constant, cosine (to 0 at the end) or step"},
-    {"warmup-epochs", "X", CLI_DOUBLE(warmup_epochs, 0.0, 1e6), .init = "0.1",
-     .section = SEC_OPTIM, .help = "linear warm-up over X epochs"},
+    {"warmup-epochs", "X", CLI_DOUBLE(warmup_epochs, 0.0, 1e6), .shown = "per optimizer",
+     .section = SEC_OPTIM, .help = "linear warm-up over X epochs; sgd " TEXT(WARMUP) ", lars "
+                                   TEXT(LARS_WARMUP) ", lamb " TEXT(LAMB_WARMUP) ", adamw "
+                                   TEXT(WARMUP)},
     {"lr-scaling", "S", CLI_CHOICE(lr_scaling, "none|linear"), .init = "none",
      .section = SEC_OPTIM,
      .help = "none, or linear: peak lr = --lr x batch / --lr-base-batch (Goyal et al. 2017); "
@@ -319,17 +327,18 @@ void cli_special_defaults(dp_config *cfg)
     cfg->exclude_bias = 1;
     cfg->lr = cfg->weight_decay = cfg->eps = -1.0; /* per optimizer, once it is known */
     cfg->isa = -1; /* not given: DPTRAIN_ISA, else auto */
+    cfg->warmup_epochs = -1.0;
 }
 
 /* Defaults that depend on --optimizer, in DP_OPTIMIZER_KINDS order; where they come from:
  * docs/optimizers.md. eps is read by lamb and adamw only. */
 static const struct {
-    double lr, weight_decay, eps;
+    double lr, weight_decay, eps, warmup_epochs;
 } optimizer_defaults[] = {
-    [OPT_SGD] = {0.05, 0.0, 0.0},
-    [OPT_LARS] = {LARS_LR, LARS_WD, 0.0},
-    [OPT_LAMB] = {LAMB_LR, 0.01, 1e-6},
-    [OPT_ADAMW] = {0.001, 0.01, 1e-8}, /* torch.optim.AdamW's */
+    [OPT_SGD] = {0.05, 0.0, 0.0, WARMUP},
+    [OPT_LARS] = {LARS_LR, LARS_WD, 0.0, LARS_WARMUP},
+    [OPT_LAMB] = {LAMB_LR, 0.01, 1e-6, LAMB_WARMUP},
+    [OPT_ADAMW] = {0.001, 0.01, 1e-8, WARMUP}, /* torch.optim.AdamW's, but the warm-up */
 };
 
 /* Options that only some optimizers read: given to another, they are refused rather than
@@ -363,6 +372,8 @@ static int settle_optimizer(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
         cfg->weight_decay = optimizer_defaults[cfg->optimizer].weight_decay;
     if (cfg->eps < 0)
         cfg->eps = optimizer_defaults[cfg->optimizer].eps;
+    if (cfg->warmup_epochs < 0) /* not given, nor set by --tutorial */
+        cfg->warmup_epochs = optimizer_defaults[cfg->optimizer].warmup_epochs;
     return 0;
 }
 
