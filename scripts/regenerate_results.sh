@@ -16,8 +16,8 @@
 # per core. This script refuses to start when the 1-minute load average is above 0.5 per
 # core (exit status 3) unless --force (or DPTRAIN_FORCE_PUBLISH=1), which also publishes
 # runs taken under load, marked as such.
-# Runtime on 2 idle cores: about 12 minutes, 19 with --shaped (each sweep run waits up to
-# SWEEP_SETTLE=30 s for the load to settle after the previous one).
+# Runtime on 2 idle cores: 6.5 minutes with --shaped (2026-12-03, AMD EPYC Zen 4); each
+# sweep run first waits (SWEEP_SETTLE=120 s at most) for the load to fall to 0.3 per core.
 # --build configures and builds build/ first (Release, -j2).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,7 +47,7 @@ fi
 [[ -x build/dptrain && -x build/bench/allreduce_bench ]] || { echo "regenerate_results: build first (--build)" >&2; exit 1; }
 t0=$SECONDS
 step() { echo "regenerate_results: [$((SECONDS - t0)) s] $*" >&2; }
-export SWEEP_SETTLE=${SWEEP_SETTLE:-30}
+export SWEEP_SETTLE=${SWEEP_SETTLE:-120}
 step "throughput sweep -> results/sweep-local"
 SWEEP_RANKS="1 2" SWEEP_THREADS="1 2" SWEEP_STEPS=100 scripts/sweep.sh "${force[@]}" both results/sweep-local
 step "time to 99% (3 epochs) -> results/time-to-accuracy"
