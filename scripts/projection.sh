@@ -4,8 +4,8 @@
 #   - dptrain's gradient reduction (allreduce_bench --as-dptrain: int64, in place, non-
 #     blocking) on 2..BENCH_RANKS ranks, and the int64 additions alone (--reduce-local);
 #   - the compute time per step of both models at batch 16 and 100 (1 rank x all cores);
-#   - the epochs to 99% at each global batch: read from the large-batch runs (EPOCHS_FROM,
-#     default results/large-batch and results/large-batch/search; directories of JSONL).
+#   - the epochs to 99% at each global batch: read from the runs (EPOCHS_FROM,
+#     default results/time-to-accuracy (batch 100), results/large-batch and its search/).
 #   scripts/projection.sh [OUTDIR (default results/projection)]
 # Environment: BENCH_RANKS (default "2 4"), BENCH_TIME (seconds per size and repetition,
 # default 0.05), COMPUTE_STEPS (30), EPOCHS_FROM (space-separated directories or files),
@@ -57,7 +57,7 @@ for m in reference nopool; do
   args+=(--compute "$m=$spec")
 done
 load1=$(cut -d' ' -f1 /proc/loadavg)
-for d in ${EPOCHS_FROM:-$repo/results/large-batch $repo/results/large-batch/search}; do
+for d in ${EPOCHS_FROM:-$repo/results/time-to-accuracy $repo/results/large-batch $repo/results/large-batch/search}; do
   [[ -e $d ]] && args+=(--epochs-from "$d")
 done
 $py "$repo/scripts/project.py" --bench "$out/allreduce.csv" --reduce-local "$out/reduce_local.csv" \
