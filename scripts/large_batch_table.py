@@ -45,7 +45,9 @@ def read_run(path):
                 continue  # the host record that opens each start, step records
             if "epoch" not in r or "test_accuracy" not in r:
                 fail(f"{path}:{n}: no epoch or test_accuracy (was --test none given?)")
-            if not r.get("partial", False):
+            # a run stopped (the divergence watch, a signal) may end with an epoch record
+            # that has no evaluation: it says nothing about accuracy
+            if not r.get("partial", False) and r["test_accuracy"] is not None:
                 by_epoch[int(r["epoch"])] = r
     base = path[: -len(".jsonl")]
     run = {"name": os.path.basename(base), "records": [by_epoch[e] for e in sorted(by_epoch)]}
