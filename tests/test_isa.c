@@ -3,7 +3,8 @@
  * the NT products), on many shapes with tails (odd M and N, K < 8, K not a multiple of
  * 8, long K that is sliced, strides that are packed); the other kernels and every layer's
  * forward and backward against the scalar path. A path this CPU lacks is reported and
- * skipped; the others must all run. Then whole models: a few SGD steps under every path
+ * skipped; the others must all run. The exact sum's fixed-point step against an oracle in
+ * double. Then whole models: a few SGD steps under every path
  * and thread count end in the same weights, bit for bit.
  *
  *   test_isa                  all of it
@@ -437,6 +438,68 @@ static void test_moves(const char *isa)
                    (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
 }
 
+/* ---- the exact sum's fixed-point step -------------------------------------------------- */
+
+/* Partials of every kind that matters: ordinary, exact ties of the rounding, tiny and
+ * subnormal, zeros of both signs, at and over the bound, Inf and NaN. */
+static float fixed_input(size_t i, float bound, double scale)
+{
+    const float u = 2.0f * rng_uniform(&rng) - 1.0f;
+    switch (i % 9) {
+    case 0: return u * bound;
+    case 1: return u * 1.5f * bound; /* a third of these over the bound */
+    case 2: return (float)(((double)rng_below(&rng, 4096) - 2048.0 + 0.5) / scale); /* a tie */
+    case 3: return u * 1e-30f;
+    case 4: return i % 2 ? -0.0f : 0x1p-140f;
+    case 5: return i % 4 == 1 ? bound : -bound;
+    case 6: return i % 3 ? INFINITY : NAN;
+    default: return u * 1e-3f;
+    }
+}
+
+/* fixed_accumulate against an oracle in double (nearbyint: ties to even), on lengths with
+ * every tail, on the path in use; the largest magnitude and the counts too. */
+static void test_fixed(void)
+{
+    static const size_t lengths[] = {0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 100, 1003};
+    const float bound = 0x1p4f;
+    const double scale = 0x1p47; /* bound * scale = 2^51, the largest the sum allows */
+    for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
+        const size_t n = lengths[t];
+        float *g = malloc((n + 1) * sizeof(float));
+        int64_t *acc = malloc((n + 1) * sizeof(int64_t)), *want = malloc((n + 1) * sizeof(int64_t));
+        float mx = 0.5f, want_mx = 0.5f;
+        int64_t over = 1, bad = 2, want_over = 1, want_bad = 2;
+        for (size_t i = 0; i < n; i++) {
+            g[i] = fixed_input(i, bound, scale);
+            acc[i] = want[i] = (int64_t)rng_next(&rng) >> 12;
+            const float a = fabsf(g[i]);
+            if (a == a && a > want_mx)
+                want_mx = a;
+            if (isnan(g[i]) || isinf(g[i]))
+                want_bad++;
+            else if (a >= bound)
+                want_over++;
+            else
+                want[i] += (int64_t)nearbyint((double)g[i] * scale);
+        }
+        fixed_accumulate(g, acc, n, scale, bound, &mx, &over, &bad);
+        int zero = 1;
+        for (size_t i = 0; i < n; i++)
+            zero &= g[i] == 0.0f && !signbit(g[i]);
+        if (!zero || !same(acc, want, n * sizeof(int64_t)) || mx != want_mx ||
+            over != want_over || bad != want_bad) {
+            fprintf(stderr, "%s: fixed_accumulate on %zu partials: zeroed %d, sums %s, max %g "
+                    "(want %g), over %lld (want %lld), non-finite %lld (want %lld)\n",
+                    dp_isa_name(), n, zero, same(acc, want, n * sizeof(int64_t)) ? "ok" : "WRONG",
+                    mx, want_mx, (long long)over, (long long)want_over, (long long)bad,
+                    (long long)want_bad);
+            CHECK(0);
+        }
+        free(g), free(acc), free(want);
+    }
+}
+
 /* ---- whole models ------------------------------------------------------------------- */
 
 /* STEPS SGD steps of SPEC on synthetic batches of B, backward in groups of GROUP samples
@@ -569,6 +632,7 @@ int main(int argc, char **argv)
             test_linear(isa);
             test_moves(isa);
             test_pixel_order();
+            test_fixed();
         }
         printf("%s: bitwise the same as the oracle and the scalar path\n", isa);
         ran++;

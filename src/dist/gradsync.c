@@ -3,11 +3,13 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/dist/comm.h"
+#include "dptrain/net/kernels.h"
 
 /* Each tensor's extras, reduced with its bucket: NaN/Inf count, count over the bound,
  * and one counter per binary exponent of the ranks' largest partials (only the highest
@@ -278,31 +280,35 @@ void gradsync_group(dp_gradsync *gs, int last)
     gs->last = last;
 }
 
-/* acc += round(g * 2^F) for every partial below the bound, g = 0; counts the rest. The
- * rounding is exact: 1.5 * 2^52 added to a double below 2^51 leaves the nearest integer
- * (ties to even) in the low bits, on every instruction set. */
-static void move_tensor(tensor_state *t, float *restrict g, int64_t *restrict acc)
+/* Tensors at least this long are moved by all of the rank's threads (each a contiguous
+ * part); shorter ones by the calling thread, where a fork would cost more than it saves. */
+#define MOVE_SPLIT_MIN 32768
+
+/* acc += round(g * 2^F) for every partial below the bound, g = 0, counting the rest
+ * (fixed_accumulate: exact, so the same bits whichever threads take which parts). Called
+ * between layers of backward, outside any parallel region. */
+static void move_tensor(tensor_state *t, float *g, int64_t *acc)
 {
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    const int64_t magic_bits = 0x4338000000000000LL;
-    const double scale = t->scale, bound = t->bound;
-    float mx = t->maxabs;
-    int64_t over = 0, bad = 0;
-    for (size_t i = 0; i < t->count; i++) {
-        float v = g[i], a = fabsf(v);
-        g[i] = 0.0f;
-        mx = a > mx ? a : mx;
-        int finite = a <= FLT_MAX, ok = (double)a < bound;
-        bad += !finite;
-        over += finite & !ok;
-        double d = ok ? (double)v * scale + magic : magic;
-        int64_t bits;
-        memcpy(&bits, &d, sizeof bits);
-        acc[i] += bits - magic_bits;
+    if (t->count < MOVE_SPLIT_MIN) {
+        fixed_accumulate(g, acc, t->count, t->scale, t->bound, &t->maxabs, &t->over,
+                         &t->nonfinite);
+        return;
     }
-    t->maxabs = mx;
-    t->over += over;
-    t->nonfinite += bad;
+    #pragma omp parallel
+    {
+        const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
+        const size_t lo = t->count * k / T & ~(size_t)15, hi =
+            k + 1 == T ? t->count : t->count * (k + 1) / T & ~(size_t)15;
+        float mx = 0.0f;
+        int64_t over = 0, bad = 0;
+        fixed_accumulate(g + lo, acc + lo, hi - lo, t->scale, t->bound, &mx, &over, &bad);
+        #pragma omp critical(gradsync_move)
+        { /* a maximum and two counts: the same whatever order the threads arrive in */
+            t->maxabs = mx > t->maxabs ? mx : t->maxabs;
+            t->over += over;
+            t->nonfinite += bad;
+        }
+    }
 }
 
 static void move_segment(dp_gradsync *gs, int k)

@@ -52,6 +52,9 @@ typedef struct {
     void (*relu_backward)(float *din, const float *dout, const float *out, size_t n);
     /* sums[l] += x[p] for p = l (mod 8) in p order, p < n: the bias gradient's lanes. */
     void (*sum_lanes8)(float sums[8], const float *x, int n);
+    /* fixed_accumulate's (kernels.h) */
+    void (*fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
+                      float *maxabs, int64_t *over, int64_t *nonfinite);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -192,6 +192,12 @@ size_t gemm_nt_pack_floats(int M, int N) { return (size_t)(M + N + 2) * (DP_NT_K
 
 float dot_f32(const float *a, const float *b, int n) { return active->table->dot(a, b, n); }
 
+void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bound,
+                      float *maxabs, int64_t *over, int64_t *nonfinite)
+{
+    active->table->fixed_acc(g, acc, n, scale, bound, maxabs, over, nonfinite);
+}
+
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
             int OW, float *col)
 {

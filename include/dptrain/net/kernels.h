@@ -11,6 +11,7 @@
 #define DPTRAIN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* C[M,N] += A[M,K] * B[K,N] */
 void gemm_nn_acc(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
@@ -56,5 +57,14 @@ void col2im_pixel_order_acc(const float *col, int C, int H, int W, int KH, int K
 
 /* The dot product of a and b with 8 fixed partial sums, combined in a fixed order. */
 float dot_f32(const float *a, const float *b, int n);
+
+/* The exact gradient sum's step from float to fixed point (dist/gradsync.c): for each i,
+ * when |g[i]| < bound, acc[i] += round(g[i] * scale), ties to even; otherwise nothing is
+ * added and the element is counted in *nonfinite (NaN, Inf) or *over (finite, too large).
+ * g[i] becomes 0. *maxabs becomes the largest of itself and every |g[i]| that is not NaN.
+ * scale must be a power of two with bound * scale <= 2^51. Exact on every path, so the
+ * result does not depend on the path or on how a caller splits [0, n) between threads. */
+void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bound,
+                      float *maxabs, int64_t *over, int64_t *nonfinite);
 
 #endif

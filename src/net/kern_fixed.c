@@ -1,0 +1,116 @@
+/* kern_fixed: partial gradients moved into the int64 fixed-point sum of the exact gradient
+ * reduction (dist/gradsync.c), for one instruction set.
+ *
+ * Every operation here is exact or rounds the same way on every path: float to double is
+ * exact, so is the product by a power of two, and adding 1.5 * 2^52 to a double below 2^51
+ * leaves the nearest integer (ties to even) in its low bits; the comparisons and the
+ * integer arithmetic are exact. So the vector paths give the scalar loop's bits, and the
+ * largest magnitude and the counts do not depend on the order the elements are visited. */
+#include <float.h>
+#include <string.h>
+
+#include "simd.h"
+
+#define FIXED_MAGIC 6755399441055744.0              /* 1.5 * 2^52 */
+#define FIXED_MAGIC_BITS 0x4338000000000000LL
+
+/* One element; the vector loops leave their tails to it. */
+static inline void fixed_one(float *g, int64_t *acc, double scale, double bound, float *mx,
+                             int64_t *over, int64_t *bad)
+{
+    const float v = *g, a = fabsf(v);
+    *g = 0.0f;
+    *mx = a > *mx ? a : *mx;
+    const int finite = a <= FLT_MAX, ok = (double)a < bound;
+    *bad += !finite;
+    *over += finite & !ok;
+    const double d = (ok ? (double)v * scale : 0.0) + FIXED_MAGIC;
+    int64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    *acc += bits - FIXED_MAGIC_BITS;
+}
+
+#if VW == 16
+/* Eight at a time: eight floats widen to one register of doubles. */
+static size_t fixed_vector(float *g, int64_t *acc, size_t n, double scale, double bound,
+                           float *mx, int64_t *over, int64_t *bad)
+{
+    const __m512d vscale = _mm512_set1_pd(scale), vbound = _mm512_set1_pd(bound);
+    const __m512d magic = _mm512_set1_pd(FIXED_MAGIC);
+    const __m512i magic_bits = _mm512_set1_epi64(FIXED_MAGIC_BITS);
+    const __m256 sign = _mm256_set1_ps(-0.0f), fmax = _mm256_set1_ps(FLT_MAX);
+    __m256 vmx = _mm256_set1_ps(*mx);
+    int64_t o = 0, b = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i), a = _mm256_andnot_ps(sign, v);
+        _mm256_storeu_ps(g + i, _mm256_setzero_ps());
+        vmx = _mm256_max_ps(a, vmx); /* a > vmx ? a : vmx, lane-wise: a NaN never enters */
+        const __mmask8 finite = _mm256_cmp_ps_mask(a, fmax, _CMP_LE_OQ);
+        const __mmask8 ok = _mm512_cmp_pd_mask(_mm512_cvtps_pd(a), vbound, _CMP_LT_OQ);
+        b += 8 - __builtin_popcount(finite);
+        o += __builtin_popcount(finite & (__mmask8)~ok);
+        const __m512d d = _mm512_add_pd(_mm512_maskz_mul_pd(ok, _mm512_cvtps_pd(v), vscale),
+                                        magic);
+        const __m512i q = _mm512_sub_epi64(_mm512_castpd_si512(d), magic_bits);
+        _mm512_storeu_si512(acc + i, _mm512_add_epi64(_mm512_loadu_si512(acc + i), q));
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmx);
+    for (int l = 0; l < 8; l++)
+        *mx = lanes[l] > *mx ? lanes[l] : *mx;
+    *over += o;
+    *bad += b;
+    return i;
+}
+#elif VW == 8
+/* Four at a time: four floats widen to one register of doubles. */
+static size_t fixed_vector(float *g, int64_t *acc, size_t n, double scale, double bound,
+                           float *mx, int64_t *over, int64_t *bad)
+{
+    const __m256d vscale = _mm256_set1_pd(scale), vbound = _mm256_set1_pd(bound);
+    const __m256d magic = _mm256_set1_pd(FIXED_MAGIC);
+    const __m256i magic_bits = _mm256_set1_epi64x(FIXED_MAGIC_BITS);
+    const __m128 sign = _mm_set1_ps(-0.0f), fmax = _mm_set1_ps(FLT_MAX);
+    __m128 vmx = _mm_set1_ps(*mx);
+    int64_t o = 0, b = 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m128 v = _mm_loadu_ps(g + i), a = _mm_andnot_ps(sign, v);
+        _mm_storeu_ps(g + i, _mm_setzero_ps());
+        vmx = _mm_max_ps(a, vmx);
+        const int finite = _mm_movemask_ps(_mm_cmp_ps(a, fmax, _CMP_LE_OQ));
+        const __m256d okv = _mm256_cmp_pd(_mm256_cvtps_pd(a), vbound, _CMP_LT_OQ);
+        const int ok = _mm256_movemask_pd(okv);
+        b += 4 - __builtin_popcount(finite);
+        o += __builtin_popcount(finite & ~ok);
+        const __m256d d = _mm256_add_pd(_mm256_and_pd(okv, _mm256_mul_pd(_mm256_cvtps_pd(v),
+                                                                          vscale)), magic);
+        const __m256i q = _mm256_sub_epi64(_mm256_castpd_si256(d), magic_bits);
+        __m256i *at = (__m256i *)(acc + i);
+        _mm256_storeu_si256(at, _mm256_add_epi64(_mm256_loadu_si256(at), q));
+    }
+    float lanes[4];
+    _mm_storeu_ps(lanes, vmx);
+    for (int l = 0; l < 4; l++)
+        *mx = lanes[l] > *mx ? lanes[l] : *mx;
+    *over += o;
+    *bad += b;
+    return i;
+}
+#else
+static size_t fixed_vector(float *g, int64_t *acc, size_t n, double scale, double bound,
+                           float *mx, int64_t *over, int64_t *bad)
+{
+    (void)g, (void)acc, (void)n, (void)scale, (void)bound, (void)mx, (void)over, (void)bad;
+    return 0;
+}
+#endif
+
+void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
+                         float *maxabs, int64_t *over, int64_t *nonfinite)
+{
+    size_t i = fixed_vector(g, acc, n, scale, bound, maxabs, over, nonfinite);
+    for (; i < n; i++)
+        fixed_one(g + i, acc + i, scale, bound, maxabs, over, nonfinite);
+}
