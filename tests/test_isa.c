@@ -262,6 +262,40 @@ static void test_conv(const char *isa)
     }
 }
 
+/* Convolutions with few columns, stride 1 and no padding run forward straight from the
+ * image (kern_direct.c): bitwise what im2col and gemm_nn_bias give, on the path in use,
+ * for output rows with and without a tail and output channels not a multiple of a block. */
+static void test_conv_direct(void)
+{
+    /* B, C, H, W, OC, KH, KW */
+    static const int shapes[][7] = {{3, 1, 28, 28, 32, 3, 3}, {2, 1, 9, 40, 17, 3, 3},
+                                    {2, 2, 10, 21, 9, 2, 2},  {1, 1, 7, 19, 5, 3, 5},
+                                    {2, 1, 4, 4, 1, 2, 2},    {1, 3, 6, 35, 23, 1, 3}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int *v = shapes[t], B = v[0], C = v[1], H = v[2], W = v[3], OC = v[4];
+        const int KH = v[5], KW = v[6], OH = H - KH + 1, OW = W - KW + 1;
+        const int K = C * KH * KW, P = OH * OW;
+        const dp_conv_shape s = {B, C, H, W, OC, KH, KW, 1, 0, OH, OW};
+        float *in = rand_buf((size_t)B * C * H * W), *w = rand_buf((size_t)OC * K);
+        float *b = rand_buf((size_t)OC), *col = malloc(sizeof(float) * conv2d_col_floats(&s));
+        float *scratch = malloc(sizeof(float) * conv2d_scratch_floats(&s) * omp_get_max_threads());
+        float *got = malloc(sizeof(float) * B * OC * P), *want = malloc(sizeof(float) * B * OC * P);
+        float *rows = malloc(sizeof(float) * K * P);
+        in[1] = NAN;
+        conv2d_forward(got, col, in, w, b, scratch, &s);
+        for (int n = 0; n < B; n++) {
+            im2col(in + (size_t)n * C * H * W, C, H, W, KH, KW, 1, 0, OH, OW, rows);
+            gemm_nn_bias(OC, P, K, w, K, rows, P, b, want + (size_t)n * OC * P, P);
+        }
+        if (!same(got, want, sizeof(float) * B * OC * P)) {
+            fprintf(stderr, "%s: direct convolution differs from im2col and the product, "
+                            "shape %zu\n", dp_isa_name(), t);
+            CHECK(0);
+        }
+        free(in), free(w), free(b), free(col), free(scratch), free(got), free(want), free(rows);
+    }
+}
+
 /* Backward over a range of a batch's samples (col, dout and din advanced to its first, as
  * the whole-net pass does per group) gives the bits of forward and backward over those
  * samples alone: col is sample-major and what it keeps depends on the shape alone (conv.c).
@@ -627,6 +661,7 @@ int main(int argc, char **argv)
             test_products();
             test_elementwise(isa);
             test_conv(isa);
+            test_conv_direct();
             test_conv_sample_ranges();
             test_conv_pool_fused();
             test_linear(isa);

@@ -27,11 +27,25 @@ static void thread_range(int n, int *lo, int *hi)
     *hi = (int)((long)n * (t + 1) / T);
 }
 
+/* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
+ * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
+ * the output channels. The choice depends on the shape alone. */
+#define CONV_ROWS_MIN_K 16
+
 /* 1: col keeps the inputs; 0: the im2col matrices (the header says why). */
 static int keeps_inputs(const dp_conv_shape *s)
 {
     const size_t KP = (size_t)s->C * s->KH * s->KW * s->OH * s->OW;
     return KP > (size_t)s->C * s->H * s->W;
+}
+
+/* 1: forward straight from the image (kern_direct.c: few columns, stride 1, no padding,
+ * col keeping the inputs, so backward has what it reads), the bits of im2col and the
+ * product; 0: through im2col. */
+static int direct(const dp_conv_shape *s)
+{
+    return s->C * s->KH * s->KW <= DP_DIRECT_MAX_K && s->stride == 1 && s->pad == 0 &&
+           keeps_inputs(s);
 }
 
 size_t conv2d_col_floats(const dp_conv_shape *s)
@@ -64,9 +78,13 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
             float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
             if (keep)
                 memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
-            kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
-                       s->OW, col_n);
-            gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+            if (direct(s)) {
+                kt->conv_direct(in_n, s->C, s->H, s->W, s->KH, s->KW, s->OC, weight, bias, out_n);
+            } else {
+                kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
+                           s->OW, col_n);
+                gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+            }
             if (!pool)
                 continue;
             const size_t PP = (size_t)pool->OH * pool->OW;
@@ -102,11 +120,6 @@ static const float *col_rows(const float *col, int n, int r0, int r1, float *buf
                          s->KW, s->stride, s->pad, s->OH, s->OW, buf);
     return buf;
 }
-
-/* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
- * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
- * the output channels. The choice depends on the shape alone. */
-#define CONV_ROWS_MIN_K 16
 
 /* The input gradient is made and scattered back about DIN_BLOCK_BYTES at a time, whole
  * input channels at a time, in the thread's scratch (cache-resident). */

@@ -26,6 +26,8 @@ void KFN(kern_unpool_plane)(float *din, const float *dout, const float *out,
 void KFN(kern_relu_forward)(float *out, const float *in, size_t n);
 void KFN(kern_relu_backward)(float *din, const float *dout, const float *out, size_t n);
 void KFN(kern_sum_lanes8)(float sums[8], const float *x, int n);
+void KFN(kern_conv_direct)(const float *in, int C, int H, int W, int KH, int KW, int OC,
+                           const float *weight, const float *bias, float *out);
 void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                          float *maxabs, int64_t *over, int64_t *nonfinite);
 
@@ -48,5 +50,6 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .relu_forward = KFN(kern_relu_forward),
     .relu_backward = KFN(kern_relu_backward),
     .sum_lanes8 = KFN(kern_sum_lanes8),
+    .conv_direct = KFN(kern_conv_direct),
     .fixed_acc = KFN(kern_fixed_acc),
 };

@@ -14,6 +14,9 @@
 /* The inner-dimension block of the NT products with lanes (kern_dot.c, kernels.c). */
 #define DP_NT_KC 512
 
+/* The most columns (C*KH*KW) of a convolution that conv_direct computes. */
+#define DP_DIRECT_MAX_K 15
+
 /* How gemm_axpy starts each C element's chain. */
 enum { GEMM_ZERO, GEMM_ACC, GEMM_BIAS };
 
@@ -52,6 +55,10 @@ typedef struct {
     void (*relu_backward)(float *din, const float *dout, const float *out, size_t n);
     /* sums[l] += x[p] for p = l (mod 8) in p order, p < n: the bias gradient's lanes. */
     void (*sum_lanes8)(float sums[8], const float *x, int n);
+    /* One sample's convolution, stride 1, no padding, at most DP_DIRECT_MAX_K columns,
+     * straight from the image: the bits of im2col and gemm_axpy with GEMM_BIAS. */
+    void (*conv_direct)(const float *in, int C, int H, int W, int KH, int KW, int OC,
+                        const float *weight, const float *bias, float *out);
     /* fixed_accumulate's (kernels.h) */
     void (*fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                       float *maxabs, int64_t *over, int64_t *nonfinite);
