@@ -4,6 +4,14 @@
  *
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
  *                [--isa avx512|avx2|scalar] [--cpu-time] [--step-only]
+ *                [--files 8] [--group-size 8]
+ *
+ * The whole step is the trainer's on one rank: forward over the batch, backward group by
+ * group (the batch cut into --files shares, as a batch drawn from that many training
+ * files, each cut into groups of at most --group-size: dptrain's defaults on MNIST's 8
+ * shards give 16 groups), each group's gradients into the exact fixed-point sum
+ * (dist/gradsync.c), then the SGD update. Without --step-only it also times the same step
+ * with one backward over the whole batch and no exact sum: what the exact sum costs.
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
@@ -15,6 +23,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "dptrain/dist/gradsync.h"
+#include "dptrain/driver/model_views.h"
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
 #include "dptrain/net/model.h"
@@ -106,10 +116,91 @@ static double time_layers(dp_model *m, dp_workspace *ws, const uint8_t *labels, 
     return total_flops;
 }
 
+/* The trainer's step on one rank (the header says what it does). */
+typedef struct {
+    dp_model *m;
+    dp_workspace *ws;
+    const uint8_t *labels;
+    float *velocity;
+    dp_gradsync *sync;
+    const int *group; /* sizes of the step's groups, in order */
+    int ngroups, B;
+} step_ctx;
+
+static void sync_done(void *ctx, int layer) { gradsync_ready(ctx, layer); }
+
+static void trainer_step(const step_ctx *c)
+{
+    dp_pass pass = {.labels = c->labels, .B = c->B, .train = 1, .grad_scale = 1.0 / c->B,
+                    .done = sync_done, .done_ctx = c->sync};
+    double waited;
+    do { /* again: a partial over its bound (the first step, before the bounds are known) */
+        gradsync_begin(c->sync, c->ngroups);
+        model_forward(c->m, c->ws, &pass, NULL);
+        for (int g = 0, at = 0; g < c->ngroups; at += c->group[g++]) {
+            gradsync_group(c->sync, g + 1 == c->ngroups);
+            model_backward(c->m, c->ws, &pass, at, at + c->group[g]);
+            gradsync_group_end(c->sync);
+        }
+    } while (gradsync_finish(c->sync, &waited));
+    sgd_update(c->m->weights, c->m->grads, c->velocity, c->m->size, 0.0f, 0.9f, 0.0f, 0);
+}
+
+/* The same step with one backward over the whole batch, no groups, no exact sum. */
+static void plain_step(const step_ctx *c)
+{
+    memset(c->m->grads, 0, c->m->size * sizeof(float));
+    dp_pass pass = {.labels = c->labels, .B = c->B, .train = 1, .grad_scale = 1.0 / c->B};
+    model_forward_backward(c->m, c->ws, &pass, NULL);
+    sgd_update(c->m->weights, c->m->grads, c->velocity, c->m->size, 0.0f, 0.9f, 0.0f, 0);
+}
+
+/* The batch cut as the trainer cuts it: `files` shares, each in groups of at most gs. */
+static int cut_groups(int B, int files, int gs, int *group)
+{
+    int n = 0;
+    for (int f = 0; f < files; f++)
+        for (int share = (int)((long)B * (f + 1) / files - (long)B * f / files); share > 0;
+             share -= gs)
+            group[n++] = share < gs ? share : gs;
+    return n;
+}
+
+static int make_sync(dp_model *m, dp_gradsync **out, dp_err *err)
+{
+    int nseg;
+    dp_grad_segment *seg = model_grad_segments(m, &nseg, err);
+    dp_grad_tensor *t = calloc((size_t)m->nparams + 1, sizeof *t);
+    int rc = seg && t ? 0 : -1;
+    for (int i = 0; rc == 0 && i < m->nparams; i++)
+        t[i] = (dp_grad_tensor){m->params[i].offset, m->params[i].count};
+    if (rc == 0)
+        rc = gradsync_create(out, m->grads, m->size, seg, nseg, t, m->nparams, 256 * 1024, 1, 1,
+                             err);
+    free(seg);
+    free(t);
+    return rc;
+}
+
+/* Median seconds of reps calls of fn, after 3 to warm up. */
+static double time_step(void (*fn)(const step_ctx *), const step_ctx *c, int reps)
+{
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    for (int k = -3; k < reps; k++) {
+        double t0 = now();
+        fn(c);
+        if (k >= 0)
+            t[k] = now() - t0;
+    }
+    double step = median(t, reps);
+    free(t);
+    return step;
+}
+
 int main(int argc, char **argv)
 {
     const char *spec = "reference";
-    int B = 100, threads = 1, reps = 20;
+    int B = 100, threads = 1, reps = 20, files = 8, gs = 8;
     int step_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu-time"))
@@ -132,6 +223,10 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps"))
             reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--files"))
+            files = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--group-size"))
+            gs = atoi(argv[i + 1]);
     }
     omp_set_num_threads(threads);
     dp_model m;
@@ -149,25 +244,27 @@ int main(int argc, char **argv)
     for (int n = 0; n < B; n++)
         labels[n] = (uint8_t)rng_below(&r, 10);
     float *velocity = calloc(m.size, sizeof(float));
+    int *group = malloc(sizeof(int) * (size_t)(B + files));
+    step_ctx c = {&m, &ws, labels, velocity, NULL, group, cut_groups(B, files, gs, group), B};
+    if (make_sync(&m, &c.sync, &err)) {
+        fprintf(stderr, "bench_layers: %s\n", err.msg);
+        return 1;
+    }
 
     /* whole step */
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    for (int k = -3; k < reps; k++) {
-        double t0 = now();
-        memset(m.grads, 0, m.size * sizeof(float));
-        dp_pass step_pass = {.labels = labels, .B = B, .train = 1};
-        model_forward_backward(&m, &ws, &step_pass, NULL);
-        sgd_update(m.weights, m.grads, velocity, m.size, 0.0f, 0.9f, 0.0f, 0);
-        if (k >= 0)
-            t[k] = now() - t0;
-    }
-    double step = median(t, reps);
+    double step = time_step(trainer_step, &c, reps);
     const double mflop = step_mflop_per_image(&m);
     printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s, %.1f GFLOP/s (%.2f "
            "MFLOP per image) on %s\n", spec, B, threads, threads > 1 ? "s" : "", 1e3 * step,
            B / step, mflop * B / step * 1e-3, mflop, dp_isa_name());
     if (step_only)
         return 0;
+    /* alternated, so that both see the same machine */
+    double plain = time_step(plain_step, &c, reps), again = time_step(trainer_step, &c, reps);
+    step = (step + again) / 2;
+    printf("the step with one backward over the batch and no exact sum: %.2f ms; the %d "
+           "groups and the exact sum cost %.1f%% of the trainer's step (%.2f ms)\n",
+           1e3 * plain, c.ngroups, 100 * (1 - plain / step), 1e3 * step);
     /* the peak of the path the kernels run on, one core, times the threads */
     const double peak = fma_peak_gflops(dp_isa_name()) * threads;
     printf("kernels: %s; FMA peak %.1f GFLOP/s (%d x one core's, 12 chains)\n",
