@@ -123,25 +123,28 @@ typedef struct {
     const uint8_t *labels;
     float *velocity;
     dp_gradsync *sync;
-    const int *group; /* sizes of the step's groups, in order */
+    const int *bounds; /* the step's groups: [bounds[g], bounds[g + 1]) */
     int ngroups, B;
 } step_ctx;
 
-static void sync_done(void *ctx, int layer) { gradsync_ready(ctx, layer); }
+static void sync_partial(void *ctx, int layer) { gradsync_partial(ctx, layer); }
+static void sync_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    gradsync_move(ctx, g, rows, cols, ld);
+}
+static void sync_final(void *ctx, int layer) { gradsync_final(ctx, layer); }
 
 static void trainer_step(const step_ctx *c)
 {
     dp_pass pass = {.labels = c->labels, .B = c->B, .train = 1, .grad_scale = 1.0 / c->B,
-                    .done = sync_done, .done_ctx = c->sync};
+                    .done = sync_final, .partial = sync_partial, .move = sync_move,
+                    .done_ctx = c->sync};
     double waited;
     do { /* again: a partial over its bound (the first step, before the bounds are known) */
         gradsync_begin(c->sync, c->ngroups);
         model_forward(c->m, c->ws, &pass, NULL);
-        for (int g = 0, at = 0; g < c->ngroups; at += c->group[g++]) {
-            gradsync_group(c->sync, g + 1 == c->ngroups);
-            model_backward(c->m, c->ws, &pass, at, at + c->group[g]);
-            gradsync_group_end(c->sync);
-        }
+        gradsync_pass(c->sync, 1);
+        model_backward_groups(c->m, c->ws, &pass, c->bounds, c->ngroups);
     } while (gradsync_finish(c->sync, &waited));
     sgd_update(c->m->weights, c->m->grads, c->velocity, c->m->size, 0.0f, 0.9f, 0.0f, 0);
 }
@@ -156,13 +159,14 @@ static void plain_step(const step_ctx *c)
 }
 
 /* The batch cut as the trainer cuts it: `files` shares, each in groups of at most gs. */
-static int cut_groups(int B, int files, int gs, int *group)
+static int cut_groups(int B, int files, int gs, int *bounds)
 {
     int n = 0;
+    bounds[0] = 0;
     for (int f = 0; f < files; f++)
         for (int share = (int)((long)B * (f + 1) / files - (long)B * f / files); share > 0;
-             share -= gs)
-            group[n++] = share < gs ? share : gs;
+             share -= gs, n++)
+            bounds[n + 1] = bounds[n] + (share < gs ? share : gs);
     return n;
 }
 
@@ -244,7 +248,7 @@ int main(int argc, char **argv)
     for (int n = 0; n < B; n++)
         labels[n] = (uint8_t)rng_below(&r, 10);
     float *velocity = calloc(m.size, sizeof(float));
-    int *group = malloc(sizeof(int) * (size_t)(B + files));
+    int *group = malloc(sizeof(int) * (size_t)(B + files + 1));
     step_ctx c = {&m, &ws, labels, velocity, NULL, group, cut_groups(B, files, gs, group), B};
     if (make_sync(&m, &c.sync, &err)) {
         fprintf(stderr, "bench_layers: %s\n", err.msg);

@@ -42,18 +42,27 @@ static dp_gradsync *make(float *grads, int E)
     return gs;
 }
 
-/* Run one step with the groups in the given order; returns gradsync_finish's answer. */
+/* Run one step with the groups in the given order; returns gradsync_finish's answer. Each
+ * group's partial is taken whole by the layer hook on odd groups, in blocks (a 5 x 7 block
+ * of the first tensor, its last 2, the second tensor) on even ones. */
 static int step(dp_gradsync *gs, float *grads, const int *order)
 {
     gradsync_begin(gs, G);
+    gradsync_pass(gs, 1);
     for (int k = 0; k < G; k++) {
-        gradsync_group(gs, k == G - 1);
         for (int i = 0; i < N; i++)
             grads[i] += partial[order[k]][i]; /* a backward "accumulates" */
-        if (k % 2)
-            gradsync_ready(gs, 0); /* the hook, on some groups */
-        gradsync_group_end(gs);
+        if (k % 2) {
+            gradsync_partial(gs, 0);
+        } else {
+            gradsync_move(gs, grads, 5, 7, 7);
+            gradsync_move(gs, grads + 35, 1, T0 - 35, 0);
+            gradsync_move(gs, grads + T0, 1, T1, 0);
+        }
+        for (int i = 0; i < N; i++)
+            CHECK(grads[i] == 0.0f); /* taken, and zeroed for the next group */
     }
+    gradsync_final(gs, 0);
     double waited;
     return gradsync_finish(gs, &waited);
 }

@@ -475,63 +475,72 @@ static void test_moves(const char *isa)
 /* ---- the exact sum's fixed-point step -------------------------------------------------- */
 
 /* Partials of every kind that matters: ordinary, exact ties of the rounding, tiny and
- * subnormal, zeros of both signs, at and over the bound, Inf and NaN. */
-static float fixed_input(size_t i, float bound, double scale)
+ * subnormal, zeros of both signs, at and over the bound, Inf and NaN. `rare`: ordinary
+ * ones with one of the others every 37 (whole vectors in range, as in training). */
+static float fixed_input(size_t i, int rare, double bound, double scale)
 {
-    const float u = 2.0f * rng_uniform(&rng) - 1.0f;
-    switch (i % 9) {
-    case 0: return u * bound;
-    case 1: return u * 1.5f * bound; /* a third of these over the bound */
+    const double u = 2.0 * rng_uniform(&rng) - 1.0;
+    if (rare && i % 37 != 36)
+        return (float)(u * bound * 0.9);
+    switch (rare ? i / 37 % 9 : i % 9) {
+    case 0: return (float)(u * bound);
+    case 1: return (float)(u * 1.5 * bound); /* a third of these over the bound */
     case 2: return (float)(((double)rng_below(&rng, 4096) - 2048.0 + 0.5) / scale); /* a tie */
-    case 3: return u * 1e-30f;
+    case 3: return (float)(u * 1e-30);
     case 4: return i % 2 ? -0.0f : 0x1p-140f;
-    case 5: return i % 4 == 1 ? bound : -bound;
+    case 5: return (float)(i % 4 == 1 ? bound : -bound);
     case 6: return i % 3 ? INFINITY : NAN;
-    default: return u * 1e-3f;
+    default: return (float)(u * 1e-3);
     }
 }
 
-/* fixed_accumulate against an oracle in double (nearbyint: ties to even), on lengths with
- * every tail, on the path in use; the largest magnitude and the counts too. */
+/* One fixed_accumulate call against an oracle in double (nearbyint: ties to even). */
+static void check_fixed(size_t n, int rare, int E)
+{
+    const double bound = ldexp(1.0, E), scale = ldexp(1.0, 51 - E); /* the largest allowed */
+    float *g = malloc((n + 1) * sizeof(float));
+    int64_t *acc = malloc((n + 1) * sizeof(int64_t)), *want = malloc((n + 1) * sizeof(int64_t));
+    float mx = 0.0f, want_mx = 0.0f;
+    int64_t over = 1, bad = 2, want_over = 1, want_bad = 2;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = fixed_input(i, rare, bound, scale);
+        acc[i] = want[i] = (int64_t)rng_next(&rng) >> 12;
+        const float a = fabsf(g[i]);
+        if (a == a && a > want_mx)
+            want_mx = a;
+        if (isnan(g[i]) || isinf(g[i]))
+            want_bad++;
+        else if (a >= bound)
+            want_over++;
+        else
+            want[i] += (int64_t)nearbyint((double)g[i] * scale);
+    }
+    fixed_accumulate(g, acc, n, scale, bound, &mx, &over, &bad);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++)
+        zero &= g[i] == 0.0f && !signbit(g[i]);
+    if (!zero || !same(acc, want, n * sizeof(int64_t)) || mx != want_mx || over != want_over ||
+        bad != want_bad) {
+        fprintf(stderr, "%s: fixed_accumulate on %zu partials (%s, bound 2^%d): zeroed %d, "
+                "sums %s, max %g (want %g), over %lld (want %lld), non-finite %lld (want %lld)\n",
+                dp_isa_name(), n, rare ? "rarely out of range" : "mixed", E, zero,
+                same(acc, want, n * sizeof(int64_t)) ? "ok" : "WRONG", mx, want_mx,
+                (long long)over, (long long)want_over, (long long)bad, (long long)want_bad);
+        CHECK(0);
+    }
+    free(g), free(acc), free(want);
+}
+
+/* fixed_accumulate on lengths with every tail, inputs mixed and mostly in range, bounds
+ * that float holds and ones it does not (2^-140: subnormal; 2^130: past its range). */
 static void test_fixed(void)
 {
     static const size_t lengths[] = {0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 100, 1003};
-    const float bound = 0x1p4f;
-    const double scale = 0x1p47; /* bound * scale = 2^51, the largest the sum allows */
-    for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
-        const size_t n = lengths[t];
-        float *g = malloc((n + 1) * sizeof(float));
-        int64_t *acc = malloc((n + 1) * sizeof(int64_t)), *want = malloc((n + 1) * sizeof(int64_t));
-        float mx = 0.5f, want_mx = 0.5f;
-        int64_t over = 1, bad = 2, want_over = 1, want_bad = 2;
-        for (size_t i = 0; i < n; i++) {
-            g[i] = fixed_input(i, bound, scale);
-            acc[i] = want[i] = (int64_t)rng_next(&rng) >> 12;
-            const float a = fabsf(g[i]);
-            if (a == a && a > want_mx)
-                want_mx = a;
-            if (isnan(g[i]) || isinf(g[i]))
-                want_bad++;
-            else if (a >= bound)
-                want_over++;
-            else
-                want[i] += (int64_t)nearbyint((double)g[i] * scale);
-        }
-        fixed_accumulate(g, acc, n, scale, bound, &mx, &over, &bad);
-        int zero = 1;
-        for (size_t i = 0; i < n; i++)
-            zero &= g[i] == 0.0f && !signbit(g[i]);
-        if (!zero || !same(acc, want, n * sizeof(int64_t)) || mx != want_mx ||
-            over != want_over || bad != want_bad) {
-            fprintf(stderr, "%s: fixed_accumulate on %zu partials: zeroed %d, sums %s, max %g "
-                    "(want %g), over %lld (want %lld), non-finite %lld (want %lld)\n",
-                    dp_isa_name(), n, zero, same(acc, want, n * sizeof(int64_t)) ? "ok" : "WRONG",
-                    mx, want_mx, (long long)over, (long long)want_over, (long long)bad,
-                    (long long)want_bad);
-            CHECK(0);
-        }
-        free(g), free(acc), free(want);
-    }
+    static const int exponents[] = {4, -140, 130};
+    for (size_t e = 0; e < sizeof exponents / sizeof exponents[0]; e++)
+        for (int rare = 0; rare < 2; rare++)
+            for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++)
+                check_fixed(lengths[t], rare, exponents[e]);
 }
 
 /* ---- whole models ------------------------------------------------------------------- */

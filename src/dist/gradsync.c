@@ -52,8 +52,7 @@ struct dp_gradsync {
     size_t acc_size;
     dp_reducer *reducer;
     int groups;           /* in this step's global batch */
-    int last;             /* the current group is this rank's last of the step */
-    int next_seg;         /* segments moved for the current group */
+    int last;             /* the current pass is this rank's last of the step */
     int next_bucket;      /* buckets whose extras are written (and reduction started) */
     int started;          /* buckets whose reduction was started */
     dp_bucket_event observe; /* tracing, or NULL */
@@ -270,15 +269,10 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     memset(gs->grads, 0, gs->size * sizeof(float));
     gs->next_bucket = gs->started = 0;
-    gs->next_seg = 0;
     gs->last = 0;
 }
 
-void gradsync_group(dp_gradsync *gs, int last)
-{
-    gs->next_seg = 0;
-    gs->last = last;
-}
+void gradsync_pass(dp_gradsync *gs, int last) { gs->last = last; }
 
 /* Tensors at least this long are moved by all of the rank's threads (each a contiguous
  * part); shorter ones by the calling thread, where a fork would cost more than it saves. */
@@ -311,13 +305,42 @@ static void move_tensor(tensor_state *t, float *g, int64_t *acc)
     }
 }
 
-static void move_segment(dp_gradsync *gs, int k)
+void gradsync_partial(dp_gradsync *gs, int id)
 {
-    for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
-        move_tensor(&gs->t[i], gs->grads + gs->t[i].offset, gs->acc + gs->t[i].value);
+    for (int k = 0; k < gs->nseg; k++)
+        if (gs->seg[k].ready_after == id)
+            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
+                move_tensor(&gs->t[i], gs->grads + gs->t[i].offset, gs->acc + gs->t[i].value);
 }
 
-/* After the rank's last group: the bucket's extras, then its reduction may start. */
+/* The tensor holding float slot `at`, or NULL. */
+static tensor_state *tensor_at(dp_gradsync *gs, size_t at)
+{
+    for (int i = 0; i < gs->nt; i++)
+        if (at >= gs->t[i].offset && at < gs->t[i].offset + gs->t[i].count)
+            return gs->t[i].segment >= 0 ? &gs->t[i] : NULL;
+    return NULL;
+}
+
+void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t ld)
+{
+    tensor_state *t = rows && cols ? tensor_at(gs, (size_t)(g - gs->grads)) : NULL;
+    if (!t)
+        return;
+    int64_t *acc = gs->acc + t->value + ((size_t)(g - gs->grads) - t->offset);
+    float mx = 0.0f;
+    int64_t over = 0, bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        fixed_accumulate(g + r * ld, acc + r * ld, cols, t->scale, t->bound, &mx, &over, &bad);
+    #pragma omp critical(gradsync_move)
+    { /* a maximum and two counts: the same whatever order the callers arrive in */
+        t->maxabs = mx > t->maxabs ? mx : t->maxabs;
+        t->over += over;
+        t->nonfinite += bad;
+    }
+}
+
+/* After the rank's last pass: the bucket's extras, then its reduction may start. */
 static void close_bucket(dp_gradsync *gs, int b)
 {
     for (int k = gs->b[b].seg0; k < gs->b[b].seg1; k++)
@@ -345,20 +368,16 @@ static void close_and_start(dp_gradsync *gs, int upto_segment, int start)
     }
 }
 
-void gradsync_ready(dp_gradsync *gs, int ready_after)
+void gradsync_final(dp_gradsync *gs, int id)
 {
-    while (gs->next_seg < gs->nseg && ready_after <= gs->seg[gs->next_seg].ready_after)
-        move_segment(gs, gs->next_seg++);
     if (!gs->last)
         return;
-    close_and_start(gs, gs->next_seg, gs->overlap);
+    int upto = 0; /* segments are in backward order: those of id and the layers after it */
+    while (upto < gs->nseg && gs->seg[upto].ready_after >= id)
+        upto++;
+    close_and_start(gs, upto, gs->overlap);
     if (gs->reducer && gs->started > 0)
         reducer_progress(gs->reducer);
-}
-
-void gradsync_group_end(dp_gradsync *gs)
-{
-    gradsync_ready(gs, INT_MIN);
 }
 
 /* The highest exponent any rank saw for tensor i, or INT_MIN when all were zero. */

@@ -38,6 +38,7 @@ typedef struct {
     int max_groups;            /* the most groups a step gives this rank */
     int64_t *sample_index;     /* this step's samples: global indices (dropout masks) */
     int64_t *batch_idx;        /* and indices into this rank's data */
+    int *group_bounds;         /* a pass's groups in its batch: [max_groups + 1] */
     uint8_t *batch_labels;
     int epochs; /* epochs the run will touch (the last may be partial) */
     dp_lr_schedule lr;

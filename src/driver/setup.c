@@ -234,7 +234,8 @@ static int allocate(run_state *s, dp_err *err)
         s->sample_index = dp_calloc((size_t)s->eval_batch, sizeof(int64_t), "batch", err);
         s->batch_idx = dp_calloc((size_t)s->eval_batch, sizeof(int64_t), "batch", err);
         s->batch_labels = dp_calloc((size_t)s->eval_batch, 1, "batch", err);
-        rc = s->sample_index && s->batch_idx && s->batch_labels ? 0 : -1;
+        s->group_bounds = dp_calloc((size_t)s->max_groups + 1, sizeof(int), "batch", err);
+        rc = s->sample_index && s->batch_idx && s->batch_labels && s->group_bounds ? 0 : -1;
     }
     if (rc == 0 && c->rank == 0 && cfg->metrics)
         rc = metrics_open(&s->metrics, cfg->metrics, err);
@@ -331,6 +332,7 @@ void teardown(run_state *s)
         fclose(s->metrics);
     free(s->batch_idx);
     free(s->batch_labels);
+    free(s->group_bounds);
     plan_free(&s->plan);
     free(s->sample_index);
     workspace_free(&s->ws);

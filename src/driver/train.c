@@ -51,7 +51,13 @@ typedef struct {
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
 
-static void sync_hook(void *ctx, int layer) { gradsync_ready(ctx, layer); }
+/* The backward's hooks into the exact sum (model.h, gradsync.h). */
+static void sync_partial(void *ctx, int layer) { gradsync_partial(ctx, layer); }
+static void sync_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    gradsync_move(ctx, g, rows, cols, ld);
+}
+static void sync_final(void *ctx, int layer) { gradsync_final(ctx, layer); }
 
 /* The signal any rank received, agreed without waiting: each step reads the vote of the
  * step before and starts its own, so all ranks stop at the same step boundary. */
@@ -85,8 +91,9 @@ static int assemble(run_state *s, long t, int slot0, int slot1)
     return n;
 }
 
-/* Forward over groups [a, b) at once, then backward group by group, each group's partial
- * into the exact sum (the last group of the rank's step closes its buckets). */
+/* Forward over groups [a, b) at once, then backward layer by layer, each layer group by
+ * group, each group's partial into the exact sum (the rank's last pass of the step closes
+ * its buckets). */
 static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, int b,
                         step_figures *f)
 {
@@ -96,19 +103,18 @@ static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, in
     f->data += comm_time() - t0;
     dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
                     .step = s->step, .sample_index = s->sample_index,
-                    .grad_scale = 1.0 / sh->slots, .done = sync_hook, .done_ctx = s->sync,
+                    .grad_scale = 1.0 / sh->slots, .done = sync_final, .partial = sync_partial,
+                    .move = sync_move, .done_ctx = s->sync,
                     .timing = s->obs ? observe_layer : NULL, .timing_ctx = s->obs};
     int correct = 0;
     f->loss += model_forward(&s->model, &s->ws, &pass, &correct);
     f->correct += correct;
     f->samples += n;
-    for (int j = a, at = 0; j < b; j++) {
-        const int size = plan_group_size(&s->plan, t, j);
-        gradsync_group(s->sync, j + 1 == sh->group1);
-        model_backward(&s->model, &s->ws, &pass, at, at + size);
-        gradsync_group_end(s->sync);
-        at += size;
-    }
+    s->group_bounds[0] = 0;
+    for (int j = a; j < b; j++)
+        s->group_bounds[j - a + 1] = s->group_bounds[j - a] + plan_group_size(&s->plan, t, j);
+    gradsync_pass(s->sync, b == sh->group1);
+    model_backward_groups(&s->model, &s->ws, &pass, s->group_bounds, b - a);
 }
 
 /* The mean gradient of step t's global batch, the same bits on every rank. */

@@ -59,6 +59,13 @@ static void backward(const dp_layer_io *io)
                     (int)io->L->in_size, io->L->out_c);
 }
 
+static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
+{
+    linear_backward_groups(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0],
+                           io->B, (int)io->L->in_size, io->L->out_c, bounds, ngroups,
+                           io->pass->move, io->pass->done_ctx);
+}
+
 const dp_layer_kind layer_fc = {
     .name = "fc",
     .aliases = {"linear"},
@@ -73,4 +80,5 @@ const dp_layer_kind layer_fc = {
     .scratch_bytes = scratch_bytes,
     .forward = forward,
     .backward = backward,
+    .backward_groups = backward_groups,
 };

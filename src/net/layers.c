@@ -112,6 +112,22 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
     }
 }
 
+/* Columns of dweight per tile: the tile's float partial, its int64 sums and the inputs of
+ * every group in those columns stay in a core's cache (MNIST's nopool: 64 rows per thread,
+ * 128 KB + 256 KB + 100 samples x 2 KB). */
+#define FC_TILE_COLS 512
+
+/* The bias gradient of samples [n0, n1), rows [lo, hi): the sum in sample order. */
+static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O, int lo, int hi)
+{
+    for (int o = lo; o < hi; o++) {
+        float acc = 0.0f;
+        for (int n = n0; n < n1; n++)
+            acc += dout[(size_t)n * O + o];
+        dbias[o] += acc;
+    }
+}
+
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O)
 {
@@ -121,11 +137,44 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
         thread_range(O, &lo, &hi);
         /* dweight[o, :] += sum_n dout[n, o] * in[n, :], in sample order */
         gemm_tn_acc(hi - lo, I, B, dout + lo, O, in, I, dweight + (size_t)lo * I, I);
-        for (int o = lo; o < hi; o++) {
-            float acc = 0.0f;
-            for (int n = 0; n < B; n++)
-                acc += dout[(size_t)n * O + o];
-            dbias[o] += acc;
+        bias_partial(dbias, dout, 0, B, O, lo, hi);
+    }
+    if (!din)
+        return;
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B, &lo, &hi);
+        gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
+    }
+}
+
+void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
+                            const float *in, const float *weight, int B, int I, int O,
+                            const int *bounds, int ngroups,
+                            void (*move)(void *ctx, float *g, size_t rows, size_t cols,
+                                         size_t ld),
+                            void *ctx)
+{
+    #pragma omp parallel if (dweight)
+    if (dweight) {
+        int lo, hi;
+        thread_range(O, &lo, &hi);
+        for (int i0 = 0; lo < hi && i0 < I; i0 += FC_TILE_COLS) {
+            const int cols = I - i0 < FC_TILE_COLS ? I - i0 : FC_TILE_COLS;
+            float *tile = dweight + (size_t)lo * I + i0;
+            for (int g = 0; g < ngroups; g++) {
+                const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
+                /* the chain of linear_backward on this group, started from the zero the
+                 * last move left */
+                gemm_tn_acc(hi - lo, cols, n1 - n0, dout + (size_t)n0 * O + lo, O,
+                            in + (size_t)n0 * I + i0, I, tile, I);
+                move(ctx, tile, (size_t)(hi - lo), (size_t)cols, (size_t)I);
+            }
+        }
+        for (int g = 0; lo < hi && g < ngroups; g++) {
+            bias_partial(dbias, dout, bounds[g] - bounds[0], bounds[g + 1] - bounds[0], O, lo, hi);
+            move(ctx, dbias + lo, 1, (size_t)(hi - lo), 0);
         }
     }
     if (!din)

@@ -168,24 +168,49 @@ static void io_narrow(dp_layer_io *io, const dp_model *m, int i, int n0, int n1)
     io->B = n1 - n0;
 }
 
-void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, int n1)
+/* Layer i's backward over the groups: at once where its kind can hand its partials over
+ * itself, else group by group, each partial taken before the next group adds its own. */
+static void layer_backward_groups(dp_model *m, dp_workspace *ws, const dp_pass *pass, int i,
+                                  int lowest, const int *bounds, int ngroups)
 {
-    dp_layer_io io;
+    const dp_layer *L = &m->layers[i];
+    dp_layer_io all;
+    layer_io_init(&all, m, ws, i, pass);
+    if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
+        all.din = NULL;
+    if (L->kind->backward_groups && pass->move && ngroups > 1) {
+        io_narrow(&all, m, i, bounds[0], bounds[ngroups]);
+        L->kind->backward_groups(&all, bounds, ngroups);
+        return;
+    }
+    for (int g = 0; g < ngroups; g++) {
+        dp_layer_io io = all;
+        io_narrow(&io, m, i, bounds[g], bounds[g + 1]);
+        L->kind->backward(&io);
+        for (int k = 0; pass->partial && k <= L->absorbs; k++) /* its own and theirs */
+            pass->partial(pass->done_ctx, i - k);
+    }
+}
+
+void model_backward_groups(dp_model *m, dp_workspace *ws, const dp_pass *pass,
+                           const int *bounds, int ngroups)
+{
     const int last = m->nlayers - 1, lowest = lowest_trained_layer(m);
     for (int i = last; i >= lowest; i--) {
-        const dp_layer *L = &m->layers[i];
-        if (!L->absorbed) {
-            layer_io_init(&io, m, ws, i, pass);
-            if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
-                io.din = NULL;
-            io_narrow(&io, m, i, n0, n1);
+        if (!m->layers[i].absorbed) { /* else done by the layer after it, partials too */
             timing(pass, i, 1, 0);
-            L->kind->backward(&io);
+            layer_backward_groups(m, ws, pass, i, lowest, bounds, ngroups);
             timing(pass, i, 1, 1);
         }
         if (pass->done)
             pass->done(pass->done_ctx, i);
     }
+}
+
+void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, int n1)
+{
+    const int bounds[2] = {n0, n1};
+    model_backward_groups(m, ws, pass, bounds, 1);
 }
 
 double model_forward_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *correct)

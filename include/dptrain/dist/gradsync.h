@@ -26,7 +26,7 @@
  * them (for the net: each trainable layer's tensors, last layer first), each with an id
  * that the backward hook reports, and lists every parameter tensor. Adjacent segments are
  * packed into buckets of at least bucket_bytes; a gap (a frozen layer) closes a bucket.
- * After a rank's last group of the step, a bucket's reduction starts as soon as backward
+ * In a rank's last pass of the step, a bucket's reduction starts as soon as backward
  * has reported its last segment (with overlap), or after backward (without): the same
  * integers either way. gradsync owns the accumulator and the reductions in flight; comm
  * does the MPI and knows nothing of models. */
@@ -66,14 +66,20 @@ size_t gradsync_bucket_bytes(const dp_gradsync *gs, int bucket);
 /* A new step whose global batch has `groups` groups: the accumulator is cleared and the
  * float gradient buffer zeroed. */
 void gradsync_begin(dp_gradsync *gs, int groups);
-/* Before the backward of each of this rank's groups; `last`: the rank's last of the step. */
-void gradsync_group(dp_gradsync *gs, int last);
-/* The backward hook: segment id `ready_after` (and every one before it in backward order)
- * is final for the current group: it is moved into the accumulator (and its float slots
- * zeroed for the next group); after the last group, complete buckets start reducing. */
-void gradsync_ready(dp_gradsync *gs, int ready_after);
-/* After the backward of each group: moves what the hook did not report. */
-void gradsync_group_end(dp_gradsync *gs);
+/* Before each backward pass over some of this rank's groups (backward runs layer by layer,
+ * each layer over the pass's groups in order); `last`: the rank's last pass of the step
+ * (--accumulate N makes N passes). */
+void gradsync_pass(dp_gradsync *gs, int last);
+/* The backward's hooks. gradsync_partial: the segments of id `id` hold one group's partial
+ * (after that layer's backward of the group): moved into the accumulator, their float
+ * slots zeroed for the next group. gradsync_move: the same for a block of one tensor,
+ * `rows` runs of `cols` floats `ld` apart from g, from any thread: for a layer that moves
+ * its own partials a tile at a time, while they are in cache. gradsync_final: every
+ * group of the pass is done with id `id` and the ids before it in backward order; in the
+ * rank's last pass, complete buckets start reducing. */
+void gradsync_partial(dp_gradsync *gs, int id);
+void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t ld);
+void gradsync_final(dp_gradsync *gs, int id);
 /* Start what is left, wait, and write the summed gradient into the float buffer.
  * Returns 1 when a partial exceeded its bound on some rank: the caller computes the step
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent

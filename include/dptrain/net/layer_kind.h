@@ -106,6 +106,12 @@ struct dp_layer_kind {
     size_t (*scratch_bytes)(const dp_layer *L, int B, int threads); /* NULL: none */
     void (*forward)(const dp_layer_io *io);
     void (*backward)(const dp_layer_io *io);
+    /* NULL, or backward over groups of io's samples at once, group g being samples
+     * [bounds[g] - bounds[0], bounds[g + 1] - bounds[0]) of io (io->B in all), handing
+     * each group's parameter gradients to io->pass->move block by block: the same bits as
+     * backward group by group, each group's partial taken before the next. Called only
+     * with a move hook, for more than one group; never for an absorbed layer. */
+    void (*backward_groups)(const dp_layer_io *io, const int *bounds, int ngroups);
 };
 
 /* The kind called `name` (or an alias), or NULL. */

@@ -83,6 +83,18 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
                     int I, int O, float *lanes);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O);
+/* linear_backward over groups of the B samples, group g being [bounds[g] - bounds[0],
+ * bounds[g + 1] - bounds[0]), each group's parameter gradients handed to
+ * move(ctx, g, rows, cols, ld) (which takes and zeroes them) before the next group's are
+ * made: the bits of linear_backward group by group with the partials taken in between,
+ * made a tile of dweight at a time for every group while the tile is in cache. dweight
+ * and dbias must be zero. */
+void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
+                            const float *in, const float *weight, int B, int I, int O,
+                            const int *bounds, int ngroups,
+                            void (*move)(void *ctx, float *g, size_t rows, size_t cols,
+                                         size_t ld),
+                            void *ctx);
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
  * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when

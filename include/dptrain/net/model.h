@@ -121,6 +121,10 @@ void workspace_free(dp_workspace *ws);
  * final and may be reduced. */
 typedef void (*dp_layer_done)(void *ctx, int layer);
 
+/* A block of a group's partial gradient, `rows` runs of `cols` floats `ld` apart from g,
+ * handed over by the layer that computed it (and zeroed by the callee). */
+typedef void (*dp_partial_move)(void *ctx, float *g, size_t rows, size_t cols, size_t ld);
+
 /* Timing (profilers, traces): called just before (end 0) and just after (end 1) each
  * layer's forward (backward 0) and backward (backward 1), and around the loss with
  * layer == nlayers (backward 0). Layers done by the layer after them are not called. */
@@ -138,8 +142,13 @@ typedef struct {
                                   * picks its dropout masks; NULL: the position in the batch */
     double grad_scale;           /* the loss gradient is (softmax - onehot) * grad_scale:
                                   * 1/B of the global batch in training; 0 means 1 */
-    dp_layer_done done;          /* NULL, or called after each layer's backward */
-    void *done_ctx;
+    dp_layer_done done;          /* NULL, or called after each layer's backward (all groups) */
+    dp_layer_done partial;       /* NULL, or called after each layer's backward of each group:
+                                  * its gradient slots hold that group's partial; the callee
+                                  * takes it and zeroes them (the exact sum) */
+    dp_partial_move move;        /* NULL, or a layer hands blocks of a group's partial here
+                                  * itself (from any thread), instead of partial */
+    void *done_ctx;              /* all three's ctx */
     dp_layer_timing timing;      /* NULL, or called around each layer's work */
     void *timing_ctx;
 } dp_pass;
@@ -151,6 +160,14 @@ double model_forward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int *co
  * gradients into m->grads (each element summed over those samples in order, whatever the
  * thread count): a group's partial gradient. Calls pass->done after each layer. */
 void model_backward(dp_model *m, dp_workspace *ws, const dp_pass *pass, int n0, int n1);
+/* Backward over groups of samples, group g being [bounds[g], bounds[g + 1]) of the last
+ * forward, layer by layer (last first), each layer over the groups in order: while a
+ * layer's tensors and its part of the exact sum are in cache. After each group of each
+ * layer, pass->partial takes that group's partial (or the layer hands it to pass->move in
+ * blocks); without them each group's gradients add onto the last's, in float.
+ * pass->done after each layer's last group. */
+void model_backward_groups(dp_model *m, dp_workspace *ws, const dp_pass *pass,
+                           const int *bounds, int ngroups);
 
 /* Forward; return the sum of the B losses and count the correct predictions (correct may
  * be NULL). With train (and not forward_only), backward too, accumulating into m->grads.
