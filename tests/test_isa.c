@@ -472,6 +472,64 @@ static void test_moves(const char *isa)
                    (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
 }
 
+/* ---- fc backward over groups -------------------------------------------------------- */
+
+/* What the move hook saw: each element's value at its k-th move, k = the group. */
+enum { FG_I = 1100, FG_O = 13, FG_B = 20, FG_G = 4 };
+static float *fg_w, *fg_b, fg_seen[FG_G][FG_O * FG_I + FG_O];
+static int fg_count[FG_O * FG_I + FG_O];
+
+static void fg_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    (void)ctx;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            float *at = g + r * ld + c;
+            const size_t e = at >= fg_w && at < fg_w + FG_O * FG_I ? (size_t)(at - fg_w)
+                                                                   : FG_O * FG_I + (size_t)(at - fg_b);
+            #pragma omp critical(fg_move)
+            {
+                if (fg_count[e] < FG_G)
+                    fg_seen[fg_count[e]][e] = *at;
+                fg_count[e]++;
+            }
+            *at = 0.0f;
+        }
+}
+
+/* linear_backward_groups hands over, for every group in order, the bits linear_backward
+ * gives on that group alone, and the input gradient of all of them; tiles with a tail. */
+static void test_fc_groups(void)
+{
+    static const int bounds[FG_G + 1] = {0, 3, 8, 15, 20};
+    float *in = rand_buf(FG_B * FG_I), *w = rand_buf(FG_O * FG_I), *dout = rand_buf(FG_B * FG_O);
+    float *din = malloc(sizeof(float) * FG_B * FG_I), *din1 = malloc(sizeof(float) * FG_B * FG_I);
+    float *dw = calloc(FG_O * FG_I, sizeof(float)), *db = calloc(FG_O, sizeof(float));
+    float *dw1 = malloc(sizeof(float) * FG_O * FG_I), *db1 = malloc(sizeof(float) * FG_O);
+    fg_w = dw, fg_b = db;
+    memset(fg_count, 0, sizeof fg_count);
+    linear_backward_groups(din, dw, db, dout, in, w, FG_B, FG_I, FG_O, bounds, FG_G, fg_move, NULL);
+    int ok = 1;
+    for (int g = 0; g < FG_G; g++) {
+        const int n0 = bounds[g], n = bounds[g + 1] - n0;
+        memset(dw1, 0, sizeof(float) * FG_O * FG_I);
+        memset(db1, 0, sizeof(float) * FG_O);
+        linear_backward(din1 + (size_t)n0 * FG_I, dw1, db1, dout + (size_t)n0 * FG_O,
+                        in + (size_t)n0 * FG_I, w, n, FG_I, FG_O);
+        ok &= same(fg_seen[g], dw1, sizeof(float) * FG_O * FG_I) &&
+              same(fg_seen[g] + FG_O * FG_I, db1, sizeof(float) * FG_O);
+    }
+    for (int e = 0; e < FG_O * FG_I + FG_O; e++)
+        ok &= fg_count[e] == FG_G;
+    ok &= same(din, din1, sizeof(float) * FG_B * FG_I);
+    if (!ok) {
+        fprintf(stderr, "%s: fc backward over groups differs from the groups one by one\n",
+                dp_isa_name());
+        CHECK(0);
+    }
+    free(in), free(w), free(dout), free(din), free(din1), free(dw), free(db), free(dw1), free(db1);
+}
+
 /* ---- the exact sum's fixed-point step -------------------------------------------------- */
 
 /* Partials of every kind that matters: ordinary, exact ties of the rounding, tiny and
@@ -677,6 +735,7 @@ int main(int argc, char **argv)
             test_moves(isa);
             test_pixel_order();
             test_fixed();
+            test_fc_groups();
         }
         printf("%s: bitwise the same as the oracle and the scalar path\n", isa);
         ran++;
