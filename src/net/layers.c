@@ -115,7 +115,9 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
 /* Columns of dweight per tile: the tile's float partial, its int64 sums and the inputs of
  * every group in those columns stay in a core's cache (MNIST's nopool: 64 rows per thread,
  * 128 KB + 256 KB + 100 samples x 2 KB). */
+#ifndef FC_TILE_COLS /* (tunable from the command line for experiments) */
 #define FC_TILE_COLS 512
+#endif
 
 /* The bias gradient of samples [n0, n1), rows [lo, hi): the sum in sample order. */
 static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O, int lo, int hi)
