@@ -472,62 +472,150 @@ static void test_moves(const char *isa)
                    (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
 }
 
-/* ---- fc backward over groups -------------------------------------------------------- */
+/* ---- backward over groups --------------------------------------------------------- */
 
-/* What the move hook saw: each element's value at its k-th move, k = the group. */
-enum { FG_I = 1100, FG_O = 13, FG_B = 20, FG_G = 4 };
-static float *fg_w, *fg_b, fg_seen[FG_G][FG_O * FG_I + FG_O];
-static int fg_count[FG_O * FG_I + FG_O];
+/* What a move hook saw: each element of a layer's two gradient tensors at its k-th move,
+ * k being the group (seen[k * (nw + nb) + e]), and how many times each was moved. */
+enum { REC_G = 4 };
+static struct {
+    float *w, *b;
+    size_t nw, nb;
+    float *seen;
+    int *count;
+} rec;
 
-static void fg_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+static void rec_start(float *w, size_t nw, float *b, size_t nb)
+{
+    rec.w = w, rec.nw = nw, rec.b = b, rec.nb = nb;
+    rec.seen = calloc(REC_G * (nw + nb), sizeof(float));
+    rec.count = calloc(nw + nb, sizeof(int));
+}
+
+static void rec_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
 {
     (void)ctx;
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < cols; c++) {
             float *at = g + r * ld + c;
-            const size_t e = at >= fg_w && at < fg_w + FG_O * FG_I ? (size_t)(at - fg_w)
-                                                                   : FG_O * FG_I + (size_t)(at - fg_b);
-            #pragma omp critical(fg_move)
+            const size_t e = at >= rec.w && at < rec.w + rec.nw ? (size_t)(at - rec.w)
+                                                               : rec.nw + (size_t)(at - rec.b);
+            #pragma omp critical(rec_move)
             {
-                if (fg_count[e] < FG_G)
-                    fg_seen[fg_count[e]][e] = *at;
-                fg_count[e]++;
+                if (rec.count[e] < REC_G)
+                    rec.seen[rec.count[e] * (rec.nw + rec.nb) + e] = *at;
+                rec.count[e]++;
             }
             *at = 0.0f;
         }
 }
 
+/* Group g's record against dw and db made for that group alone; at the end, every element
+ * moved once per group. */
+static int rec_check(int g, const float *dw, const float *db)
+{
+    const float *seen = rec.seen + (size_t)g * (rec.nw + rec.nb);
+    return same(seen, dw, sizeof(float) * rec.nw) && same(seen + rec.nw, db, sizeof(float) * rec.nb);
+}
+
+static int rec_end(void)
+{
+    int ok = 1;
+    for (size_t e = 0; e < rec.nw + rec.nb; e++)
+        ok &= rec.count[e] == REC_G;
+    free(rec.seen), free(rec.count);
+    return ok;
+}
+
+static const int rec_bounds[REC_G + 1] = {0, 3, 8, 15, 20};
+
 /* linear_backward_groups hands over, for every group in order, the bits linear_backward
  * gives on that group alone, and the input gradient of all of them; tiles with a tail. */
 static void test_fc_groups(void)
 {
-    static const int bounds[FG_G + 1] = {0, 3, 8, 15, 20};
-    float *in = rand_buf(FG_B * FG_I), *w = rand_buf(FG_O * FG_I), *dout = rand_buf(FG_B * FG_O);
-    float *din = malloc(sizeof(float) * FG_B * FG_I), *din1 = malloc(sizeof(float) * FG_B * FG_I);
-    float *dw = calloc(FG_O * FG_I, sizeof(float)), *db = calloc(FG_O, sizeof(float));
-    float *dw1 = malloc(sizeof(float) * FG_O * FG_I), *db1 = malloc(sizeof(float) * FG_O);
-    fg_w = dw, fg_b = db;
-    memset(fg_count, 0, sizeof fg_count);
-    linear_backward_groups(din, dw, db, dout, in, w, FG_B, FG_I, FG_O, bounds, FG_G, fg_move, NULL);
+    enum { I = 1100, O = 13, B = 20 };
+    float *in = rand_buf(B * I), *w = rand_buf(O * I), *dout = rand_buf(B * O);
+    float *din = malloc(sizeof(float) * B * I), *din1 = malloc(sizeof(float) * B * I);
+    float *dw = calloc(O * I, sizeof(float)), *db = calloc(O, sizeof(float));
+    float *dw1 = malloc(sizeof(float) * O * I), *db1 = malloc(sizeof(float) * O);
+    rec_start(dw, O * I, db, O);
+    linear_backward_groups(din, dw, db, dout, in, w, B, I, O, rec_bounds, REC_G, rec_move, NULL);
     int ok = 1;
-    for (int g = 0; g < FG_G; g++) {
-        const int n0 = bounds[g], n = bounds[g + 1] - n0;
-        memset(dw1, 0, sizeof(float) * FG_O * FG_I);
-        memset(db1, 0, sizeof(float) * FG_O);
-        linear_backward(din1 + (size_t)n0 * FG_I, dw1, db1, dout + (size_t)n0 * FG_O,
-                        in + (size_t)n0 * FG_I, w, n, FG_I, FG_O);
-        ok &= same(fg_seen[g], dw1, sizeof(float) * FG_O * FG_I) &&
-              same(fg_seen[g] + FG_O * FG_I, db1, sizeof(float) * FG_O);
+    for (int g = 0; g < REC_G; g++) {
+        const int n0 = rec_bounds[g], n = rec_bounds[g + 1] - n0;
+        memset(dw1, 0, sizeof(float) * O * I);
+        memset(db1, 0, sizeof(float) * O);
+        linear_backward(din1 + (size_t)n0 * I, dw1, db1, dout + (size_t)n0 * O,
+                        in + (size_t)n0 * I, w, n, I, O);
+        ok &= rec_check(g, dw1, db1);
     }
-    for (int e = 0; e < FG_O * FG_I + FG_O; e++)
-        ok &= fg_count[e] == FG_G;
-    ok &= same(din, din1, sizeof(float) * FG_B * FG_I);
+    ok &= rec_end() && same(din, din1, sizeof(float) * B * I);
     if (!ok) {
         fprintf(stderr, "%s: fc backward over groups differs from the groups one by one\n",
                 dp_isa_name());
         CHECK(0);
     }
     free(in), free(w), free(dout), free(din), free(din1), free(dw), free(db), free(dw1), free(db1);
+}
+
+/* The same for conv2d_backward_groups and the fused conv + relu + pool, on a shape of each
+ * weight-gradient layout (few columns: dot products; many: rows), the fused one with and
+ * without the conv output gradient made once (dconv). */
+static void test_conv_groups(void)
+{
+    static const int shapes[][5] = {{1, 12, 12, 8, 3}, {6, 9, 9, 10, 3}}; /* C, H, W, OC, K */
+    for (size_t t = 0; t < 2; t++)
+        for (int fused = 0; fused < 3; fused++) {
+            const int *v = shapes[t], B = 20, C = v[0], OC = v[3], KK = v[4];
+            const int OH = v[1] - KK + 1, OW = v[2] - KK + 1;
+            const dp_conv_shape s = {B, C, v[1], v[2], OC, KK, KK, 1, 0, OH, OW};
+            const dp_pool_shape pl = {2, 2, (OH - 2) / 2 + 1, (OW - 2) / 2 + 1};
+            const size_t nin = (size_t)B * C * v[1] * v[2], nw = (size_t)OC * C * KK * KK;
+            const size_t nconv = (size_t)B * OC * OH * OW, npool = (size_t)B * OC * pl.OH * pl.OW;
+            float *in = rand_buf(nin), *w = rand_buf(nw), *b = rand_buf((size_t)OC);
+            float *dout = rand_buf(fused ? npool : nconv), *out = malloc(sizeof(float) * npool);
+            int32_t *arg = malloc(sizeof(int32_t) * npool);
+            float *col = malloc(sizeof(float) * conv2d_col_floats(&s)), *dconv = malloc(sizeof(float) * nconv);
+            float *scratch = malloc(sizeof(float) * conv2d_pool_scratch_floats(&s) * omp_get_max_threads());
+            float *din = malloc(sizeof(float) * nin), *din1 = malloc(sizeof(float) * nin);
+            float *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)OC, sizeof(float));
+            float *dw1 = malloc(sizeof(float) * nw), *db1 = malloc(sizeof(float) * OC);
+            if (fused)
+                conv2d_relu_maxpool_forward(out, arg, col, in, w, b, scratch, &s, &pl);
+            else
+                conv2d_forward(dconv, col, in, w, b, scratch, &s);
+            rec_start(dw, nw, db, (size_t)OC);
+            if (fused)
+                conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w, scratch,
+                                                    fused == 2 ? dconv : NULL, &s, &pl,
+                                                    rec_bounds, REC_G, rec_move, NULL);
+            else
+                conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s, rec_bounds, REC_G,
+                                       rec_move, NULL);
+            int ok = 1;
+            for (int g = 0; g < REC_G; g++) {
+                const int n0 = rec_bounds[g];
+                dp_conv_shape sg = s, before = s;
+                sg.B = rec_bounds[g + 1] - n0, before.B = n0;
+                const size_t pq = (size_t)n0 * OC * pl.OH * pl.OW;
+                memset(dw1, 0, sizeof(float) * nw);
+                memset(db1, 0, sizeof(float) * OC);
+                float *c = col + conv2d_col_floats(&before), *di = din1 + (size_t)n0 * C * v[1] * v[2];
+                if (fused)
+                    conv2d_relu_maxpool_backward(di, dw1, db1, c, dout + pq, out + pq, arg + pq, w,
+                                                 scratch, NULL, &sg, &pl);
+                else
+                    conv2d_backward(di, dw1, db1, c, dout + (size_t)n0 * OC * OH * OW, w, scratch, &sg);
+                ok &= rec_check(g, dw1, db1);
+            }
+            ok &= rec_end() && same(din, din1, sizeof(float) * nin);
+            if (!ok) {
+                fprintf(stderr, "%s: conv backward over groups differs from the groups one by "
+                                "one, shape %zu, fused %d\n", dp_isa_name(), t, fused);
+                CHECK(0);
+            }
+            free(in), free(w), free(b), free(dout), free(out), free(arg), free(col), free(dconv);
+            free(scratch), free(din), free(din1), free(dw), free(db), free(dw1), free(db1);
+        }
 }
 
 /* ---- the exact sum's fixed-point step -------------------------------------------------- */
@@ -736,6 +824,7 @@ int main(int argc, char **argv)
             test_pixel_order();
             test_fixed();
             test_fc_groups();
+            test_conv_groups();
         }
         printf("%s: bitwise the same as the oracle and the scalar path\n", isa);
         ran++;

@@ -293,6 +293,20 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }
 
+/* The fused layer's conv output gradient for all s->B samples into dconv, when the row
+ * layout would otherwise make it on every thread (the header of the function below). */
+static int make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
+{
+    if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K)
+        return 0;
+    const size_t P = (size_t)s->OH * s->OW;
+    #pragma omp parallel for schedule(static)
+    for (int n = 0; n < s->B; n++)
+        dout_planes(d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
+    d->dout = dconv;
+    return 1;
+}
+
 void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
                                   const float *dout, const float *out, const int32_t *argmax,
                                   const float *weight, float *scratch, float *dconv,
@@ -301,12 +315,60 @@ void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, floa
     dout_source d = {NULL, dout, out, argmax, pool};
     /* The row layout reads every channel of a sample on every thread, and the input
      * gradient again: made once here, through memory, it costs less than made three times. */
-    if (dconv && s->C * s->KH * s->KW >= CONV_ROWS_MIN_K) {
-        const size_t P = (size_t)s->OH * s->OW;
-        #pragma omp parallel for schedule(static)
-        for (int n = 0; n < s->B; n++)
-            dout_planes(&d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
-        d.dout = dconv;
-    }
+    make_dconv(&d, dconv, s);
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
+}
+
+/* The groups' parameter gradients one group at a time, each handed to move; then the
+ * input gradient of all the samples in one pass over them. */
+static void conv_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                                 const dout_source *d, const float *weight, float *scratch,
+                                 const dp_conv_shape *s, const int *bounds, int ngroups,
+                                 dp_partial_move move, void *ctx)
+{
+    const size_t P = (size_t)s->OH * s->OW, K = (size_t)s->C * s->KH * s->KW;
+    const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : 0;
+    for (int g = 0; dweight && g < ngroups; g++) {
+        const int n0 = bounds[g] - bounds[0];
+        dp_conv_shape sg = *s, before = *s;
+        sg.B = bounds[g + 1] - bounds[g];
+        before.B = n0;
+        dout_source dg = *d;
+        if (dg.dout) {
+            dg.dout += (size_t)n0 * s->OC * P;
+        } else {
+            dg.dpool += (size_t)n0 * s->OC * PP;
+            dg.pooled += (size_t)n0 * s->OC * PP;
+            dg.argmax += (size_t)n0 * s->OC * PP;
+        }
+        conv_backward(NULL, dweight, dbias, col + conv2d_col_floats(&before), &dg, weight,
+                      scratch, &sg);
+        move(ctx, dweight, 1, (size_t)s->OC * K, 0);
+        move(ctx, dbias, 1, (size_t)s->OC, 0);
+    }
+    if (din || !dweight)
+        conv_backward(din, NULL, NULL, col, d, weight, scratch, s);
+}
+
+void conv2d_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                            const float *dout, const float *weight, float *scratch,
+                            const dp_conv_shape *s, const int *bounds, int ngroups,
+                            dp_partial_move move, void *ctx)
+{
+    dout_source d = {dout, NULL, NULL, NULL, NULL};
+    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
+                         move, ctx);
+}
+
+void conv2d_relu_maxpool_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                                         const float *dout, const float *out,
+                                         const int32_t *argmax, const float *weight,
+                                         float *scratch, float *dconv, const dp_conv_shape *s,
+                                         const dp_pool_shape *pool, const int *bounds,
+                                         int ngroups, dp_partial_move move, void *ctx)
+{
+    dout_source d = {NULL, dout, out, argmax, pool};
+    make_dconv(&d, dconv, s);
+    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
+                         move, ctx);
 }

@@ -83,6 +83,14 @@ static void backward(const dp_layer_io *io)
                     io->scratch, &s);
 }
 
+static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
+{
+    dp_conv_shape s = layer_conv_shape(io->L, io->B);
+    conv2d_backward_groups(io->din, io->grad[0], io->grad[1], io->work, io->dout, io->param[0],
+                           io->scratch, &s, bounds, ngroups, io->pass->move,
+                           io->pass->done_ctx);
+}
+
 const dp_layer_kind layer_conv = {
     .name = "conv",
     .aliases = {"conv2d"},
@@ -97,6 +105,7 @@ const dp_layer_kind layer_conv = {
     .scratch_bytes = scratch_bytes,
     .forward = forward,
     .backward = backward,
+    .backward_groups = backward_groups,
 };
 
 int layer_is_conv(const dp_layer *L) { return L->kind == &layer_conv; }

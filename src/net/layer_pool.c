@@ -116,6 +116,21 @@ static void backward(const dp_layer_io *io)
                          L->out_w);
 }
 
+/* Over groups: only an absorbed conv has parameter gradients to hand over by group. */
+static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
+{
+    if (io->absorbed != 2) {
+        backward(io);
+        return;
+    }
+    dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
+    dp_pool_shape p = pool_shape(io->L);
+    conv2d_relu_maxpool_backward_groups(io->din, io->grad[0], io->grad[1], io->absorbed_work[0],
+                                        io->dout, io->out, io->work, io->param[0], io->scratch,
+                                        io->absorbed_dout[0], &s, &p, bounds, ngroups,
+                                        io->pass->move, io->pass->done_ctx);
+}
+
 const dp_layer_kind layer_maxpool = {
     .name = "maxpool",
     .aliases = {"pool", "maxpool2d"},
@@ -130,4 +145,5 @@ const dp_layer_kind layer_maxpool = {
     .scratch_bytes = scratch_bytes,
     .forward = forward,
     .backward = backward,
+    .backward_groups = backward_groups,
 };

@@ -153,9 +153,7 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
-                            const int *bounds, int ngroups,
-                            void (*move)(void *ctx, float *g, size_t rows, size_t cols,
-                                         size_t ld),
+                            const int *bounds, int ngroups, dp_partial_move move,
                             void *ctx)
 {
     #pragma omp parallel if (dweight)

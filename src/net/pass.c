@@ -178,9 +178,15 @@ static void layer_backward_groups(dp_model *m, dp_workspace *ws, const dp_pass *
     layer_io_init(&all, m, ws, i, pass);
     if (i - L->absorbs <= lowest) /* nobody needs the gradient below */
         all.din = NULL;
-    if (L->kind->backward_groups && pass->move && ngroups > 1) {
+    int grads = 0; /* parameter gradients to hand over group by group */
+    for (int k = 0; k < DP_LAYER_MAX_TENSORS; k++)
+        grads |= all.grad[k] != NULL;
+    if (ngroups > 1 && (!grads || (L->kind->backward_groups && pass->move))) {
         io_narrow(&all, m, i, bounds[0], bounds[ngroups]);
-        L->kind->backward_groups(&all, bounds, ngroups);
+        if (grads) /* the kind hands its groups' partials over itself */
+            L->kind->backward_groups(&all, bounds, ngroups);
+        else /* no parameters: each sample's input gradient is its own, so all at once */
+            L->kind->backward(&all);
         return;
     }
     for (int g = 0; g < ngroups; g++) {

@@ -110,7 +110,8 @@ struct dp_layer_kind {
      * [bounds[g] - bounds[0], bounds[g + 1] - bounds[0]) of io (io->B in all), handing
      * each group's parameter gradients to io->pass->move block by block: the same bits as
      * backward group by group, each group's partial taken before the next. Called only
-     * with a move hook, for more than one group; never for an absorbed layer. */
+     * with a move hook, for more than one group, on a layer with parameter gradients
+     * (its own or an absorbed layer's); never for an absorbed layer. */
     void (*backward_groups)(const dp_layer_io *io, const int *bounds, int ngroups);
 };
 

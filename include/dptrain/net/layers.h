@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A block of a group's partial gradient, `rows` runs of `cols` floats `ld` apart from g,
+ * handed over by the layer that computed it, which the callee takes and zeroes (the exact
+ * sum, dist/gradsync.h). The *_backward_groups functions below call it. */
+typedef void (*dp_partial_move)(void *ctx, float *g, size_t rows, size_t cols, size_t ld);
+
 typedef struct {
     int B, C, H, W;     /* input */
     int OC, KH, KW;     /* weight [OC, C, KH, KW] */
@@ -33,6 +38,14 @@ void conv2d_forward(float *out, float *col, const float *in, const float *weight
  * forward's samples passes col, dout and din advanced to the first of them. */
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
                      const float *weight, float *scratch, const dp_conv_shape *s);
+/* conv2d_backward over groups of the s->B samples, group g being [bounds[g] - bounds[0],
+ * bounds[g + 1] - bounds[0]): each group's weight and bias gradients (dweight and dbias
+ * zero, not NULL) handed to move before the next group's are made, then the input gradient
+ * of all the samples at once: the bits of conv2d_backward group by group. */
+void conv2d_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                            const float *dout, const float *weight, float *scratch,
+                            const dp_conv_shape *s, const int *bounds, int ngroups,
+                            dp_partial_move move, void *ctx);
 
 /* conv2d, relu and max pooling in one pass: each sample's conv output stays in the
  * thread's scratch and only the pooled output and its argmax are written (backward makes
@@ -55,6 +68,13 @@ void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, floa
                                   const float *dout, const float *out, const int32_t *argmax,
                                   const float *weight, float *scratch, float *dconv,
                                   const dp_conv_shape *s, const dp_pool_shape *pool);
+/* Its backward over groups, as conv2d_backward_groups. */
+void conv2d_relu_maxpool_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                                         const float *dout, const float *out,
+                                         const int32_t *argmax, const float *weight,
+                                         float *scratch, float *dconv, const dp_conv_shape *s,
+                                         const dp_pool_shape *pool, const int *bounds,
+                                         int ngroups, dp_partial_move move, void *ctx);
 
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
@@ -91,9 +111,7 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
  * and dbias must be zero. */
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
-                            const int *bounds, int ngroups,
-                            void (*move)(void *ctx, float *g, size_t rows, size_t cols,
-                                         size_t ld),
+                            const int *bounds, int ngroups, dp_partial_move move,
                             void *ctx);
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/net/layers.h"
 #include "dptrain/util/error.h"
 
 #define DP_LAYER_MAX_ARGS 4
@@ -120,10 +121,6 @@ void workspace_free(dp_workspace *ws);
 /* After the backward of layer i (last layer first), the gradients of layers i.. are
  * final and may be reduced. */
 typedef void (*dp_layer_done)(void *ctx, int layer);
-
-/* A block of a group's partial gradient, `rows` runs of `cols` floats `ld` apart from g,
- * handed over by the layer that computed it (and zeroed by the callee). */
-typedef void (*dp_partial_move)(void *ctx, float *g, size_t rows, size_t cols, size_t ld);
 
 /* Timing (profilers, traces): called just before (end 0) and just after (end 1) each
  * layer's forward (backward 0) and backward (backward 1), and around the loss with
