@@ -165,10 +165,10 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
             float *tile = dweight + (size_t)lo * I + i0;
             for (int g = 0; g < ngroups; g++) {
                 const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
-                /* the chain of linear_backward on this group, started from the zero the
-                 * last move left */
-                gemm_tn_acc(hi - lo, cols, n1 - n0, dout + (size_t)n0 * O + lo, O,
-                            in + (size_t)n0 * I + i0, I, tile, I);
+                /* the chain of linear_backward on this group, from zero (the tile is zero:
+                 * made so, or left so by the last move), without reading the tile */
+                gemm_tn(hi - lo, cols, n1 - n0, dout + (size_t)n0 * O + lo, O,
+                        in + (size_t)n0 * I + i0, I, tile, I);
                 move(ctx, tile, (size_t)(hi - lo), (size_t)cols, (size_t)I);
             }
         }
