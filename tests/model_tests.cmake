@@ -6,6 +6,7 @@ dp_add_unit_test(test_gradsync test_gradsync.c)
 # Every instruction-set path (avx512, avx2, scalar) gives the same bits as an fmaf oracle
 # and as each other; paths this CPU lacks are skipped with a line saying so.
 dp_add_unit_test(test_isa test_isa.c)
+dp_add_unit_test(test_exact_parts test_exact_parts.c)
 # DPTRAIN_ISA is read before main
 add_test(NAME isa_env COMMAND test_isa --expect scalar)
 set_tests_properties(isa_env PROPERTIES ENVIRONMENT "DPTRAIN_ISA=scalar")

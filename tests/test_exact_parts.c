@@ -1,0 +1,269 @@
+/* test_exact_parts: the pieces that feed the exact gradient sum, on every instruction-set
+ * path this CPU offers and at 1 and 2 threads. fixed_accumulate (a partial gradient into
+ * int64 fixed point) against an oracle in double, on every kind of value and every tail;
+ * the layers' backward over groups (fc, conv, conv + relu + pool) against the same
+ * layers group by group: each group's weight and bias gradients handed over in order,
+ * bit for bit, every element once per group, and the input gradient of all the samples. */
+#include <omp.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "dptrain/net/isa.h"
+#include "dptrain/net/kernels.h"
+#include "dptrain/net/layers.h"
+#include "dptrain/util/rng.h"
+
+static dp_rng rng;
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        p[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    return p;
+}
+
+static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b, bytes) == 0; }
+
+/* ---- backward over groups --------------------------------------------------------- */
+
+/* What a move hook saw: each element of a layer's two gradient tensors at its k-th move,
+ * k being the group (seen[k * (nw + nb) + e]), and how many times each was moved. */
+enum { REC_G = 4 };
+static struct {
+    float *w, *b;
+    size_t nw, nb;
+    float *seen;
+    int *count;
+} rec;
+
+static void rec_start(float *w, size_t nw, float *b, size_t nb)
+{
+    rec.w = w, rec.nw = nw, rec.b = b, rec.nb = nb;
+    rec.seen = calloc(REC_G * (nw + nb), sizeof(float));
+    rec.count = calloc(nw + nb, sizeof(int));
+}
+
+static void rec_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    (void)ctx;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            float *at = g + r * ld + c;
+            const size_t e = at >= rec.w && at < rec.w + rec.nw ? (size_t)(at - rec.w)
+                                                               : rec.nw + (size_t)(at - rec.b);
+            #pragma omp critical(rec_move)
+            {
+                if (rec.count[e] < REC_G)
+                    rec.seen[rec.count[e] * (rec.nw + rec.nb) + e] = *at;
+                rec.count[e]++;
+            }
+            *at = 0.0f;
+        }
+}
+
+/* Group g's record against dw and db made for that group alone; at the end, every element
+ * moved once per group. */
+static int rec_check(int g, const float *dw, const float *db)
+{
+    const float *seen = rec.seen + (size_t)g * (rec.nw + rec.nb);
+    return same(seen, dw, sizeof(float) * rec.nw) && same(seen + rec.nw, db, sizeof(float) * rec.nb);
+}
+
+static int rec_end(void)
+{
+    int ok = 1;
+    for (size_t e = 0; e < rec.nw + rec.nb; e++)
+        ok &= rec.count[e] == REC_G;
+    free(rec.seen), free(rec.count);
+    return ok;
+}
+
+static const int rec_bounds[REC_G + 1] = {0, 3, 8, 15, 20};
+
+/* linear_backward_groups hands over, for every group in order, the bits linear_backward
+ * gives on that group alone, and the input gradient of all of them; tiles with a tail. */
+static void test_fc_groups(void)
+{
+    enum { I = 1100, O = 13, B = 20 };
+    float *in = rand_buf(B * I), *w = rand_buf(O * I), *dout = rand_buf(B * O);
+    float *din = malloc(sizeof(float) * B * I), *din1 = malloc(sizeof(float) * B * I);
+    float *dw = calloc(O * I, sizeof(float)), *db = calloc(O, sizeof(float));
+    float *dw1 = malloc(sizeof(float) * O * I), *db1 = malloc(sizeof(float) * O);
+    rec_start(dw, O * I, db, O);
+    linear_backward_groups(din, dw, db, dout, in, w, B, I, O, rec_bounds, REC_G, rec_move, NULL);
+    int ok = 1;
+    for (int g = 0; g < REC_G; g++) {
+        const int n0 = rec_bounds[g], n = rec_bounds[g + 1] - n0;
+        memset(dw1, 0, sizeof(float) * O * I);
+        memset(db1, 0, sizeof(float) * O);
+        linear_backward(din1 + (size_t)n0 * I, dw1, db1, dout + (size_t)n0 * O,
+                        in + (size_t)n0 * I, w, n, I, O);
+        ok &= rec_check(g, dw1, db1);
+    }
+    ok &= rec_end() && same(din, din1, sizeof(float) * B * I);
+    if (!ok) {
+        fprintf(stderr, "%s: fc backward over groups differs from the groups one by one\n",
+                dp_isa_name());
+    }
+    CHECK(ok);
+    free(in), free(w), free(dout), free(din), free(din1), free(dw), free(db), free(dw1), free(db1);
+}
+
+/* The same for conv2d_backward_groups and the fused conv + relu + pool, on a shape of each
+ * weight-gradient layout (few columns: dot products; many: rows), the fused one with and
+ * without the conv output gradient made once (dconv). */
+static void test_conv_groups(void)
+{
+    static const int shapes[][5] = {{1, 12, 12, 8, 3}, {6, 9, 9, 10, 3}}; /* C, H, W, OC, K */
+    for (size_t t = 0; t < 2; t++)
+        for (int fused = 0; fused < 3; fused++) {
+            const int *v = shapes[t], B = 20, C = v[0], OC = v[3], KK = v[4];
+            const int OH = v[1] - KK + 1, OW = v[2] - KK + 1;
+            const dp_conv_shape s = {B, C, v[1], v[2], OC, KK, KK, 1, 0, OH, OW};
+            const dp_pool_shape pl = {2, 2, (OH - 2) / 2 + 1, (OW - 2) / 2 + 1};
+            const size_t nin = (size_t)B * C * v[1] * v[2], nw = (size_t)OC * C * KK * KK;
+            const size_t nconv = (size_t)B * OC * OH * OW, npool = (size_t)B * OC * pl.OH * pl.OW;
+            float *in = rand_buf(nin), *w = rand_buf(nw), *b = rand_buf((size_t)OC);
+            float *dout = rand_buf(fused ? npool : nconv), *out = malloc(sizeof(float) * npool);
+            int32_t *arg = malloc(sizeof(int32_t) * npool);
+            float *col = malloc(sizeof(float) * conv2d_col_floats(&s)), *dconv = malloc(sizeof(float) * nconv);
+            float *scratch = malloc(sizeof(float) * conv2d_pool_scratch_floats(&s) * omp_get_max_threads());
+            float *din = malloc(sizeof(float) * nin), *din1 = malloc(sizeof(float) * nin);
+            float *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)OC, sizeof(float));
+            float *dw1 = malloc(sizeof(float) * nw), *db1 = malloc(sizeof(float) * OC);
+            if (fused)
+                conv2d_relu_maxpool_forward(out, arg, col, in, w, b, scratch, &s, &pl);
+            else
+                conv2d_forward(dconv, col, in, w, b, scratch, &s);
+            rec_start(dw, nw, db, (size_t)OC);
+            if (fused)
+                conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w, scratch,
+                                                    fused == 2 ? dconv : NULL, &s, &pl,
+                                                    rec_bounds, REC_G, rec_move, NULL);
+            else
+                conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s, rec_bounds, REC_G,
+                                       rec_move, NULL);
+            int ok = 1;
+            for (int g = 0; g < REC_G; g++) {
+                const int n0 = rec_bounds[g];
+                dp_conv_shape sg = s, before = s;
+                sg.B = rec_bounds[g + 1] - n0, before.B = n0;
+                const size_t pq = (size_t)n0 * OC * pl.OH * pl.OW;
+                memset(dw1, 0, sizeof(float) * nw);
+                memset(db1, 0, sizeof(float) * OC);
+                float *c = col + conv2d_col_floats(&before), *di = din1 + (size_t)n0 * C * v[1] * v[2];
+                if (fused)
+                    conv2d_relu_maxpool_backward(di, dw1, db1, c, dout + pq, out + pq, arg + pq, w,
+                                                 scratch, NULL, &sg, &pl);
+                else
+                    conv2d_backward(di, dw1, db1, c, dout + (size_t)n0 * OC * OH * OW, w, scratch, &sg);
+                ok &= rec_check(g, dw1, db1);
+            }
+            ok &= rec_end() && same(din, din1, sizeof(float) * nin);
+            if (!ok) {
+                fprintf(stderr, "%s: conv backward over groups differs from the groups one by "
+                                "one, shape %zu, fused %d\n", dp_isa_name(), t, fused);
+            }
+            CHECK(ok);
+            free(in), free(w), free(b), free(dout), free(out), free(arg), free(col), free(dconv);
+            free(scratch), free(din), free(din1), free(dw), free(db), free(dw1), free(db1);
+        }
+}
+
+/* ---- the exact sum's fixed-point step -------------------------------------------------- */
+
+/* Partials of every kind that matters: ordinary, exact ties of the rounding, tiny and
+ * subnormal, zeros of both signs, at and over the bound, Inf and NaN. `rare`: ordinary
+ * ones with one of the others every 37 (whole vectors in range, as in training). */
+static float fixed_input(size_t i, int rare, double bound, double scale)
+{
+    const double u = 2.0 * rng_uniform(&rng) - 1.0;
+    if (rare && i % 37 != 36)
+        return (float)(u * bound * 0.9);
+    switch (rare ? i / 37 % 9 : i % 9) {
+    case 0: return (float)(u * bound);
+    case 1: return (float)(u * 1.5 * bound); /* a third of these over the bound */
+    case 2: return (float)(((double)rng_below(&rng, 4096) - 2048.0 + 0.5) / scale); /* a tie */
+    case 3: return (float)(u * 1e-30);
+    case 4: return i % 2 ? -0.0f : 0x1p-140f;
+    case 5: return (float)(i % 4 == 1 ? bound : -bound);
+    case 6: return i % 3 ? INFINITY : NAN;
+    default: return (float)(u * 1e-3);
+    }
+}
+
+/* One fixed_accumulate call against an oracle in double (nearbyint: ties to even). */
+static void check_fixed(size_t n, int rare, int E)
+{
+    const double bound = ldexp(1.0, E), scale = ldexp(1.0, 51 - E); /* the largest allowed */
+    float *g = malloc((n + 1) * sizeof(float));
+    int64_t *acc = malloc((n + 1) * sizeof(int64_t)), *want = malloc((n + 1) * sizeof(int64_t));
+    float mx = 0.0f, want_mx = 0.0f;
+    int64_t over = 1, bad = 2, want_over = 1, want_bad = 2;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = fixed_input(i, rare, bound, scale);
+        acc[i] = want[i] = (int64_t)rng_next(&rng) >> 12;
+        const float a = fabsf(g[i]);
+        if (a == a && a > want_mx)
+            want_mx = a;
+        if (isnan(g[i]) || isinf(g[i]))
+            want_bad++;
+        else if (a >= bound)
+            want_over++;
+        else
+            want[i] += (int64_t)nearbyint((double)g[i] * scale);
+    }
+    fixed_accumulate(g, acc, n, scale, bound, &mx, &over, &bad);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++)
+        zero &= g[i] == 0.0f && !signbit(g[i]);
+    if (!zero || !same(acc, want, n * sizeof(int64_t)) || mx != want_mx || over != want_over ||
+        bad != want_bad) {
+        fprintf(stderr, "%s: fixed_accumulate on %zu partials (%s, bound 2^%d): zeroed %d, "
+                "sums %s, max %g (want %g), over %lld (want %lld), non-finite %lld (want %lld)\n",
+                dp_isa_name(), n, rare ? "rarely out of range" : "mixed", E, zero,
+                same(acc, want, n * sizeof(int64_t)) ? "ok" : "WRONG", mx, want_mx,
+                (long long)over, (long long)want_over, (long long)bad, (long long)want_bad);
+    }
+    CHECK(zero && same(acc, want, n * sizeof(int64_t)) && mx == want_mx && over == want_over &&
+          bad == want_bad);
+    free(g), free(acc), free(want);
+}
+
+/* fixed_accumulate on lengths with every tail, inputs mixed and mostly in range, bounds
+ * that float holds and ones it does not (2^-140: subnormal; 2^130: past its range). */
+static void test_fixed(void)
+{
+    static const size_t lengths[] = {0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 31, 100, 1003};
+    static const int exponents[] = {4, -140, 130};
+    for (size_t e = 0; e < sizeof exponents / sizeof exponents[0]; e++)
+        for (int rare = 0; rare < 2; rare++)
+            for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++)
+                check_fixed(lengths[t], rare, exponents[e]);
+}
+
+int main(void)
+{
+    dp_err err;
+    int ran = 0;
+    for (int p = 0; dp_isa_names[p]; p++) {
+        const char *isa = dp_isa_names[p];
+        if (!dp_isa_available(isa)) {
+            printf("%s: skipped, this CPU lacks it\n", isa);
+            continue;
+        }
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            rng_seed(&rng, 17, (uint64_t)p, (uint64_t)threads);
+            CHECK(dp_isa_select(isa, &err) == 0);
+            test_fixed();
+            test_fc_groups();
+            test_conv_groups();
+        }
+        printf("%s: fixed point as the oracle; every layer's groups as one by one\n", isa);
+        ran++;
+    }
+    CHECK(ran >= 1);
+    return check_exit("test_exact_parts");
+}
