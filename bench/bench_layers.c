@@ -232,6 +232,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--group-size"))
             gs = atoi(argv[i + 1]);
     }
+    if (B < 1 || threads < 1 || reps < 1 || files < 1 || gs < 1) {
+        fprintf(stderr, "bench_layers: --batch, --threads, --reps, --files and --group-size "
+                        "must be at least 1\n");
+        return 2;
+    }
     omp_set_num_threads(threads);
     dp_model m;
     dp_workspace ws;
