@@ -278,14 +278,29 @@ void gradsync_pass(dp_gradsync *gs, int last) { gs->last = last; }
  * part); shorter ones by the calling thread, where a fork would cost more than it saves. */
 #define MOVE_SPLIT_MIN 32768
 
-/* acc += round(g * 2^F) for every partial below the bound, g = 0, counting the rest
- * (fixed_accumulate: exact, so the same bits whichever threads take which parts). Called
- * between layers of backward, outside any parallel region. */
+/* acc += round(g * 2^F) for every partial below the bound, g = 0, counting the rest, for
+ * `rows` runs of `cols` floats `ld` apart (fixed_accumulate: exact, so the same bits
+ * whichever thread moves which part). Safe from several threads at once. */
+static void move_rows(tensor_state *t, float *g, int64_t *acc, size_t rows, size_t cols,
+                      size_t ld)
+{
+    float mx = 0.0f;
+    int64_t over = 0, bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        fixed_accumulate(g + r * ld, acc + r * ld, cols, t->scale, t->bound, &mx, &over, &bad);
+    #pragma omp critical(gradsync_move)
+    { /* a maximum and two counts: the same whatever order the threads arrive in */
+        t->maxabs = mx > t->maxabs ? mx : t->maxabs;
+        t->over += over;
+        t->nonfinite += bad;
+    }
+}
+
+/* A whole tensor, between layers of backward (outside any parallel region). */
 static void move_tensor(tensor_state *t, float *g, int64_t *acc)
 {
     if (t->count < MOVE_SPLIT_MIN) {
-        fixed_accumulate(g, acc, t->count, t->scale, t->bound, &t->maxabs, &t->over,
-                         &t->nonfinite);
+        move_rows(t, g, acc, 1, t->count, 0);
         return;
     }
     #pragma omp parallel
@@ -293,15 +308,7 @@ static void move_tensor(tensor_state *t, float *g, int64_t *acc)
         const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
         const size_t lo = t->count * k / T & ~(size_t)15, hi =
             k + 1 == T ? t->count : t->count * (k + 1) / T & ~(size_t)15;
-        float mx = 0.0f;
-        int64_t over = 0, bad = 0;
-        fixed_accumulate(g + lo, acc + lo, hi - lo, t->scale, t->bound, &mx, &over, &bad);
-        #pragma omp critical(gradsync_move)
-        { /* a maximum and two counts: the same whatever order the threads arrive in */
-            t->maxabs = mx > t->maxabs ? mx : t->maxabs;
-            t->over += over;
-            t->nonfinite += bad;
-        }
+        move_rows(t, g + lo, acc + lo, 1, hi - lo, 0);
     }
 }
 
@@ -324,20 +331,10 @@ static tensor_state *tensor_at(dp_gradsync *gs, size_t at)
 
 void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t ld)
 {
-    tensor_state *t = rows && cols ? tensor_at(gs, (size_t)(g - gs->grads)) : NULL;
-    if (!t)
-        return;
-    int64_t *acc = gs->acc + t->value + ((size_t)(g - gs->grads) - t->offset);
-    float mx = 0.0f;
-    int64_t over = 0, bad = 0;
-    for (size_t r = 0; r < rows; r++)
-        fixed_accumulate(g + r * ld, acc + r * ld, cols, t->scale, t->bound, &mx, &over, &bad);
-    #pragma omp critical(gradsync_move)
-    { /* a maximum and two counts: the same whatever order the callers arrive in */
-        t->maxabs = mx > t->maxabs ? mx : t->maxabs;
-        t->over += over;
-        t->nonfinite += bad;
-    }
+    const size_t at = (size_t)(g - gs->grads);
+    tensor_state *t = rows && cols ? tensor_at(gs, at) : NULL;
+    if (t)
+        move_rows(t, g, gs->acc + t->value + (at - t->offset), rows, cols, ld);
 }
 
 /* After the rank's last pass: the bucket's extras, then its reduction may start. */
@@ -379,6 +376,13 @@ void gradsync_final(dp_gradsync *gs, int id)
     if (gs->reducer && gs->started > 0)
         reducer_progress(gs->reducer);
 }
+
+void gradsync_on_partial(void *gs, int id) { gradsync_partial(gs, id); }
+void gradsync_on_move(void *gs, float *g, size_t rows, size_t cols, size_t ld)
+{
+    gradsync_move(gs, g, rows, cols, ld);
+}
+void gradsync_on_final(void *gs, int id) { gradsync_final(gs, id); }
 
 /* The highest exponent any rank saw for tensor i, or INT_MIN when all were zero. */
 static int top_exponent(const int64_t *x)
