@@ -130,6 +130,18 @@ static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O,
     }
 }
 
+/* din[B, I] = dout[B, O] weight[O, I], rows by thread: each sample's chain is its own. */
+static void linear_input_grad(float *din, const float *dout, const float *weight, int B, int I,
+                              int O)
+{
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B, &lo, &hi);
+        gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
+    }
+}
+
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, int B, int I, int O)
 {
@@ -141,14 +153,8 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
         gemm_tn_acc(hi - lo, I, B, dout + lo, O, in, I, dweight + (size_t)lo * I, I);
         bias_partial(dbias, dout, 0, B, O, lo, hi);
     }
-    if (!din)
-        return;
-    #pragma omp parallel
-    {
-        int lo, hi;
-        thread_range(B, &lo, &hi);
-        gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
-    }
+    if (din)
+        linear_input_grad(din, dout, weight, B, I, O);
 }
 
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
@@ -177,14 +183,8 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
             move(ctx, dbias + lo, 1, (size_t)(hi - lo), 0);
         }
     }
-    if (!din)
-        return;
-    #pragma omp parallel
-    {
-        int lo, hi;
-        thread_range(B, &lo, &hi);
-        gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
-    }
+    if (din)
+        linear_input_grad(din, dout, weight, B, I, O);
 }
 
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,
