@@ -295,16 +295,15 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
 
 /* The fused layer's conv output gradient for all s->B samples into dconv, when the row
  * layout would otherwise make it on every thread (the header of the function below). */
-static int make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
+static void make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
 {
     if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K)
-        return 0;
+        return;
     const size_t P = (size_t)s->OH * s->OW;
     #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->B; n++)
         dout_planes(d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
     d->dout = dconv;
-    return 1;
 }
 
 void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, float *col,
@@ -346,7 +345,7 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
         move(ctx, dweight, 1, (size_t)s->OC * K, 0);
         move(ctx, dbias, 1, (size_t)s->OC, 0);
     }
-    if (din || !dweight)
+    if (din)
         conv_backward(din, NULL, NULL, col, d, weight, scratch, s);
 }
 
