@@ -12,6 +12,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "bufs.h"
 #include "check.h"
 #include "dptrain/net/isa.h"
 #include "dptrain/net/kernels.h"
@@ -20,24 +21,12 @@
 #include "dptrain/optim/optim.h"
 #include "dptrain/util/rng.h"
 
-static dp_rng rng;
-
-static float *rand_buf(size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * rng_uniform(&rng) - 1.0f;
-    return p;
-}
-
 static float *copy_buf(const float *src, size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof(float));
     memcpy(p, src, n * sizeof(float));
     return p;
 }
-
-static int same(const void *a, const void *b, size_t bytes) { return memcmp(a, b, bytes) == 0; }
 
 /* ---- the oracles ------------------------------------------------------------------- */
 
