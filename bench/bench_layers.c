@@ -127,18 +127,11 @@ typedef struct {
     int ngroups, B;
 } step_ctx;
 
-static void sync_partial(void *ctx, int layer) { gradsync_partial(ctx, layer); }
-static void sync_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
-{
-    gradsync_move(ctx, g, rows, cols, ld);
-}
-static void sync_final(void *ctx, int layer) { gradsync_final(ctx, layer); }
-
 static void trainer_step(const step_ctx *c)
 {
     dp_pass pass = {.labels = c->labels, .B = c->B, .train = 1, .grad_scale = 1.0 / c->B,
-                    .done = sync_final, .partial = sync_partial, .move = sync_move,
-                    .done_ctx = c->sync};
+                    .done = gradsync_on_final, .partial = gradsync_on_partial,
+                    .move = gradsync_on_move, .done_ctx = c->sync};
     double waited;
     do { /* again: a partial over its bound (the first step, before the bounds are known) */
         gradsync_begin(c->sync, c->ngroups);

@@ -51,14 +51,6 @@ typedef struct {
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
 
-/* The backward's hooks into the exact sum (model.h, gradsync.h). */
-static void sync_partial(void *ctx, int layer) { gradsync_partial(ctx, layer); }
-static void sync_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
-{
-    gradsync_move(ctx, g, rows, cols, ld);
-}
-static void sync_final(void *ctx, int layer) { gradsync_final(ctx, layer); }
-
 /* The signal any rank received, agreed without waiting: each step reads the vote of the
  * step before and starts its own, so all ranks stop at the same step boundary. */
 static int agreed_stop(run_state *s)
@@ -103,8 +95,8 @@ static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, in
     f->data += comm_time() - t0;
     dp_pass pass = {.labels = s->batch_labels, .B = n, .train = 1, .seed = s->cfg.seed,
                     .step = s->step, .sample_index = s->sample_index,
-                    .grad_scale = 1.0 / sh->slots, .done = sync_final, .partial = sync_partial,
-                    .move = sync_move, .done_ctx = s->sync,
+                    .grad_scale = 1.0 / sh->slots, .done = gradsync_on_final,
+                    .partial = gradsync_on_partial, .move = gradsync_on_move, .done_ctx = s->sync,
                     .timing = s->obs ? observe_layer : NULL, .timing_ctx = s->obs};
     int correct = 0;
     f->loss += model_forward(&s->model, &s->ws, &pass, &correct);

@@ -80,6 +80,11 @@ void gradsync_pass(dp_gradsync *gs, int last);
 void gradsync_partial(dp_gradsync *gs, int id);
 void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t ld);
 void gradsync_final(dp_gradsync *gs, int id);
+/* The three above with the signatures of the net's backward hooks (dp_pass's partial,
+ * move and done, whose ctx is then the dp_gradsync). */
+void gradsync_on_partial(void *gs, int id);
+void gradsync_on_move(void *gs, float *g, size_t rows, size_t cols, size_t ld);
+void gradsync_on_final(void *gs, int id);
 /* Start what is left, wait, and write the summed gradient into the float buffer.
  * Returns 1 when a partial exceeded its bound on some rank: the caller computes the step
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
