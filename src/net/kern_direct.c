@@ -41,7 +41,9 @@ ALWAYS_INLINE void direct_block(int nb, const float *in, int C, int H, int W, in
         }
     const size_t P = (size_t)OH * OW;
     float *dst = out + (size_t)oc0 * P + (size_t)oy * OW + ox;
-    for (int b = 0; b < nb; b++) {
+    for (int b = 0; b < OB; b++) { /* a constant bound: acc stays in registers */
+        if (b >= nb)
+            break;
         if (n == VW)
             vf_store(dst + b * P, acc[b]);
         else
