@@ -335,6 +335,8 @@ void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t l
     tensor_state *t = rows && cols ? tensor_at(gs, at) : NULL;
     if (t)
         move_rows(t, g, gs->acc + t->value + (at - t->offset), rows, cols, ld);
+    if (gs->reducer && gs->started > 0 && !omp_in_parallel())
+        reducer_progress(gs->reducer); /* the main thread, between groups of a layer */
 }
 
 /* After the rank's last pass: the bucket's extras, then its reduction may start. */
