@@ -1,6 +1,8 @@
 /* test_plan: the data order of an epoch (plan.h) does not depend on the rank count: every
  * sample once per epoch whatever the file sizes, every batch in proportion to the files,
- * the same groups and samples for P = 1..16, each rank's slots drawn from its own files. */
+ * the same groups and samples for P = 1..16, each rank's slots drawn from its own files;
+ * the interleaving against a sort by ideal time under both rules for ties, and equal
+ * shares for the ranks under the spread rule where the sizes allow them. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +102,83 @@ static void test_proportions(const int64_t *counts, int F, int B)
     plan_free(&p);
 }
 
+/* The interleaving as a sort: every (file, i) by ideal time (2i+1)/(2 n_f), ties by the
+ * given key of the file; the cursors must be the counts per file of each step's prefix. */
+typedef struct {
+    int64_t num, den; /* ideal time num/den */
+    int key, file;
+} due;
+
+static int cmp_due(const void *a, const void *b)
+{
+    const due *x = a, *y = b;
+    __int128 l = (__int128)x->num * y->den, r = (__int128)y->num * x->den;
+    return l < r ? -1 : l > r ? 1 : x->key - y->key;
+}
+
+static void test_interleaving_oracle(const int64_t *counts, int F, int B, int ties,
+                                     const int *key)
+{
+    int64_t N = 0;
+    for (int f = 0; f < F; f++)
+        N += counts[f];
+    due *d = calloc((size_t)N, sizeof *d);
+    int64_t at = 0;
+    for (int f = 0; f < F; f++)
+        for (int64_t i = 0; i < counts[f]; i++)
+            d[at++] = (due){2 * i + 1, 2 * counts[f], key[f], f};
+    qsort(d, (size_t)N, sizeof *d, cmp_due);
+    dp_plan p;
+    dp_err err;
+    CHECK(plan_create(&p, counts, F, B, 4, 1, 1, 0, 1, &err) == 0);
+    CHECK(plan_set_ties(&p, ties, &err) == 0);
+    int64_t *seen = calloc((size_t)F, sizeof(int64_t));
+    for (int64_t k = 0; k <= N; k++) {
+        if (k % B == 0 || k == N) {
+            const long t = (long)((k + B - 1) / B);
+            for (int f = 0; f < F; f++)
+                CHECK(p.cursor[(size_t)t * F + f] == seen[f]);
+        }
+        if (k < N)
+            seen[d[k].file]++;
+    }
+    free(seen);
+    free(d);
+    plan_free(&p);
+}
+
+/* 8 files of 7500, batch 100 (MNIST's shards): 12.5 samples per file and step. Spread ties
+ * give 2 and 4 ranks equal shares in every step (50, 25); the older rule gave the first
+ * files the extra samples, 52 and 48 in turn on 2 ranks. */
+static void test_balanced_shares(void)
+{
+    int64_t counts[8];
+    for (int f = 0; f < 8; f++)
+        counts[f] = 7500;
+    dp_err err;
+    for (int P = 2; P <= 4; P += 2)
+        for (int r = 0; r < P; r++) {
+            dp_plan p;
+            CHECK(plan_create(&p, counts, 8, 100, 8, 1, 1, r, P, &err) == 0);
+            for (long t = 0; t < p.steps; t++) {
+                dp_step_share s;
+                plan_share(&p, t, r, &s);
+                CHECK(s.slot1 - s.slot0 == 100 / P);
+            }
+            CHECK(plan_set_ties(&p, PLAN_TIES_LOWER, &err) == 0);
+            for (long t = 0; P == 2 && t < 4; t++) {
+                dp_step_share s;
+                plan_share(&p, t, r, &s);
+                CHECK(s.slot1 - s.slot0 == (t % 2 == r ? 52 : 48));
+            }
+            plan_free(&p);
+        }
+    dp_plan p;
+    CHECK(plan_create(&p, counts, 8, 100, 8, 1, 1, 0, 1, &err) == 0);
+    CHECK(plan_set_ties(&p, 7, &err) != 0 && strstr(err.msg, "unknown rule"));
+    plan_free(&p);
+}
+
 /* Rank memory: a rank holds its part of the files plus at most the files at its ends. */
 static void test_held_files(void)
 {
@@ -134,5 +213,20 @@ int main(void)
     test_proportions(uneven, 3, 32);
     test_proportions(tiny_big, 2, 100);
     test_held_files();
+    const int lower8[8] = {0, 1, 2, 3, 4, 5, 6, 7}, spread8[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+    const int lower3[3] = {0, 1, 2}, spread3[3] = {0, 2, 1}; /* bit-reversed in 2 bits */
+    const int64_t odd_ratio[3] = {9, 27, 45}; /* ideal times tie across different sizes */
+    for (int rule = PLAN_TIES_LOWER; rule <= PLAN_TIES_SPREAD; rule++) {
+        /* spread8 and spread3 give each file's rank in the order: the inverse of the key */
+        int key8[8], key3[3];
+        for (int f = 0; f < 8; f++)
+            key8[rule ? spread8[f] : lower8[f]] = f;
+        for (int f = 0; f < 3; f++)
+            key3[rule ? spread3[f] : lower3[f]] = f;
+        test_interleaving_oracle(even, 8, 10, rule, key8);
+        test_interleaving_oracle(odd_ratio, 3, 10, rule, key3);
+        test_interleaving_oracle(uneven, 3, 32, rule, key3);
+    }
+    test_balanced_shares();
     return check_exit("test_plan");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A checkpoint written by P ranks resumes on Q ranks and the run ends bitwise equal to the
 # uninterrupted one: 8 -> 3, 3 -> 8, 1 -> 4, 4 -> 1 (a checkpoint holds no per-rank state;
-# the data order and the gradient sums do not depend on the rank count).
+# the data order and the gradient sums do not depend on the rank count); and a checkpoint
+# written under the data order's older rule for ties goes on under it.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 2400 5 8 > /dev/null      # 8 shards of 300: 24 steps/epoch
@@ -21,4 +22,33 @@ for pair in 8:3 3:8 1:4 4:1; do
     || fail "written by $from ranks, resumed on $to: weights differ from the uninterrupted run"
   echo "$from -> $to ranks: bitwise equal to the uninterrupted run"
 done
+
+# A checkpoint from a program before 2026-12-03 (samples due at the same time: the lower
+# file first; no data_order_ties attribute) goes on under its own data order: bitwise the
+# uninterrupted run of that program. dptrain-testhooks with DPTRAIN_TEST_OLD_TIES=1 trains
+# as it did; h5py removes the attribute, as those files lack it.
+"${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null \
+  || skip_part "${DP_PYTHON:-/usr/bin/python3} has no h5py: the old checkpoint keeps its data_order_ties attribute"
+DPTRAIN_TEST_OLD_TIES=1 mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --save oldfull.h5 \
+  > oldfull.log 2>&1 || { cat oldfull.log; fail "full run under the older rule"; }
+"$TOOLS/compare_weights" full.h5 oldfull.h5 --exact > /dev/null \
+  && fail "the check is blind: both rules for ties give the same weights on these shards"
+DPTRAIN_TEST_OLD_TIES=1 mpi 3 "$DPTRAIN_TESTHOOKS" "${common[@]}" --steps 17 \
+  --checkpoint-dir ckold --checkpoint-every 5 > c.log 2>&1 || { cat c.log; fail "old first part"; }
+if "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py" 2> /dev/null; then
+  "${DP_PYTHON:-/usr/bin/python3}" - << 'PY' || fail "data_order_ties: not as expected"
+import h5py
+with h5py.File("ck83/ckpt-00000015.h5", "r") as f:
+    assert f["dptrain"].attrs["data_order_ties"] == 1, "a new checkpoint records the spread rule"
+with h5py.File("ckold/ckpt-00000015.h5", "r+") as f:
+    assert f["dptrain"].attrs["data_order_ties"] == 0, "the older rule is recorded"
+    del f["dptrain"].attrs["data_order_ties"]
+PY
+fi
+mpi 2 "$DPTRAIN" "${common[@]}" --resume ckold --save rold.h5 > d.log 2>&1 \
+  || { cat d.log; fail "resume of the old checkpoint"; }
+expect_in d.log "the checkpoint was written before 2026-12-03: its data order"
+"$TOOLS/compare_weights" oldfull.h5 rold.h5 --exact \
+  || fail "an old checkpoint resumed: weights differ from the old program's uninterrupted run"
+echo "a checkpoint of the older data order: resumed bitwise equal to its uninterrupted run"
 echo "1 passed, 0 failed"

@@ -7,24 +7,45 @@
 
 /* ---- the interleaving --------------------------------------------------------------- */
 
-/* Is file a's sample i due before file b's sample j? Their ideal times are (2i+1)/(2 n_a)
- * and (2j+1)/(2 n_b) of the epoch; compared exactly in integers, ties to the lower file. */
-static int due_before(const int64_t *n, int a, int64_t i, int b, int64_t j)
+/* Where file f stands among files whose samples fall due at the same time: ties to the
+ * lower file (PLAN_TIES_LOWER), or in bit-reversed order of the file index (PLAN_TIES_SPREAD:
+ * with 8 files 0 4 2 6 1 5 3 7), so that the extra samples of a step whose batch the file
+ * count does not divide land on files far apart, and so on different ranks. */
+static uint32_t tie_key(int ties, int nfiles, int f)
 {
+    if (ties == PLAN_TIES_LOWER)
+        return (uint32_t)f;
+    int bits = 0;
+    while ((1L << bits) < nfiles)
+        bits++;
+    uint32_t r = 0;
+    for (int b = 0; b < bits; b++)
+        r |= (((uint32_t)f >> b) & 1u) << (bits - 1 - b);
+    return r;
+}
+
+/* Is file a's sample i due before file b's sample j? Their ideal times are (2i+1)/(2 n_a)
+ * and (2j+1)/(2 n_b) of the epoch; compared exactly in integers, ties by tie_key. */
+static int due_before(const dp_plan *p, int a, int64_t i, int b, int64_t j)
+{
+    const int64_t *n = p->counts;
     __int128 x = (__int128)(2 * i + 1) * n[b], y = (__int128)(2 * j + 1) * n[a];
-    return x < y || (x == y && a < b);
+    return x < y ||
+           (x == y && tie_key(p->ties, p->nfiles, a) < tie_key(p->ties, p->nfiles, b));
 }
 
 /* A binary heap of files keyed by the ideal time of their next sample. */
 typedef struct {
     int *file;
     int size;
-    const int64_t *n, *next;
+    const dp_plan *plan;
+    const int64_t *next;
 } file_heap;
 
 static int heap_less(const file_heap *h, int x, int y)
 {
-    return due_before(h->n, h->file[x], h->next[h->file[x]], h->file[y], h->next[h->file[y]]);
+    return due_before(h->plan, h->file[x], h->next[h->file[x]], h->file[y],
+                      h->next[h->file[y]]);
 }
 
 static void heap_sift_down(file_heap *h, int at)
@@ -49,7 +70,7 @@ static int build_cursors(dp_plan *p, dp_err *err)
 {
     const int F = p->nfiles;
     int64_t *next = dp_calloc((size_t)F, sizeof(int64_t), "data plan", err);
-    file_heap h = {dp_calloc((size_t)F, sizeof(int), "data plan", err), 0, p->counts, next};
+    file_heap h = {dp_calloc((size_t)F, sizeof(int), "data plan", err), 0, p, next};
     int rc = next && h.file ? 0 : -1;
     for (int f = 0; rc == 0 && f < F; f++)
         if (p->counts[f] > 0)
@@ -205,6 +226,7 @@ int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int gr
     p->rank = rank;
     p->ranks = ranks;
     p->epoch = -1;
+    p->ties = PLAN_TIES_SPREAD;
     p->counts = dp_calloc((size_t)nfiles, sizeof(int64_t), "data plan", err);
     p->first = dp_calloc((size_t)nfiles, sizeof(int64_t), "data plan", err);
     p->perm = dp_calloc((size_t)nfiles, sizeof(int64_t *), "data plan", err);
@@ -231,6 +253,16 @@ int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int gr
             return -1;
         }
     return 0;
+}
+
+int plan_set_ties(dp_plan *p, int ties, dp_err *err)
+{
+    if (ties != PLAN_TIES_LOWER && ties != PLAN_TIES_SPREAD)
+        return dp_fail(err, "data order: unknown rule %d for samples due at the same time", ties);
+    if (ties == p->ties)
+        return 0;
+    p->ties = ties;
+    return build_cursors(p, err);
 }
 
 void plan_free(dp_plan *p)

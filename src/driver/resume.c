@@ -58,6 +58,7 @@ static int fill_meta(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *mo
     m->threads = run->threads;
     describe_config(m, run, model);
     const dp_filelist *fl = run->train_files;
+    m->ties = run->plan->ties;
     m->train_total = fl->total;
     m->c = fl->c;
     m->h = fl->h;
@@ -267,6 +268,24 @@ static void restore_sync(dp_gradsync *sync, const dp_ckpt_meta *meta, const dp_c
                c->size);
 }
 
+/* The data order goes on under the rule for ties the checkpoint was written under (older
+ * files: the lower file first), so the rest of its epoch draws the samples it would have. */
+static int restore_ties(const dp_run_desc *run, const dp_ckpt_meta *meta, int talk,
+                        const char *path, dp_err *err)
+{
+    if (meta->ties == run->plan->ties)
+        return 0;
+    if (meta->ties != PLAN_TIES_LOWER && meta->ties != PLAN_TIES_SPREAD)
+        return dp_fail(err, "--resume %s: data_order_ties is %d, a rule this program does "
+                            "not know (0 or 1; written by a newer dptrain?)", path, meta->ties);
+    if (plan_set_ties(run->plan, meta->ties, err))
+        return -1;
+    if (talk)
+        printf("resume: the checkpoint was written before 2026-12-03: its data order (samples "
+               "due at the same time: the lower file first) goes on\n");
+    return 0;
+}
+
 /* Read and check the checkpoint at path, restore everything from it. */
 static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
                        dp_optimizer *opt, dp_gradsync *sync, const char *path, long *start,
@@ -286,6 +305,8 @@ static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
                      run->total_steps);
     if (rc == 0 && say(c, run->cfg))
         note_differences(&meta, run);
+    if (rc == 0)
+        rc = restore_ties(run, &meta, say(c, run->cfg), path, err);
     if (rc == 0)
         restore_sync(sync, &meta, c, say(c, run->cfg));
     *start = meta.step;

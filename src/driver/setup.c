@@ -146,14 +146,11 @@ static int build_model(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
-/* The steps per epoch, the most samples a step gives this rank, the schedule. */
-static void plan_steps(run_state *s)
+/* The most groups and samples one pass gives this rank, under the plan's rule for ties. */
+static void pass_sizes(run_state *s)
 {
-    const dp_config *cfg = &s->cfg;
-    dp_run_desc *run = &s->run;
-    run->steps_per_epoch = s->plan.steps;
-    const int N = cfg->accumulate;
-    for (long t = 0; t < s->plan.steps; t++) { /* the most samples one pass takes */
+    const int N = s->cfg.accumulate;
+    for (long t = 0; t < s->plan.steps; t++) {
         dp_step_share sh;
         plan_share(&s->plan, t, s->comm.rank, &sh);
         if (sh.group1 - sh.group0 > s->max_groups)
@@ -166,6 +163,23 @@ static void plan_steps(run_state *s)
             s->max_local = slots > s->max_local ? slots : s->max_local;
         }
     }
+}
+
+/* The steps per epoch, the most samples a step gives this rank (under either rule for
+ * ties: a resumed checkpoint may bring the older one), the schedule. */
+static int plan_steps(run_state *s, dp_err *err)
+{
+    const dp_config *cfg = &s->cfg;
+    dp_run_desc *run = &s->run;
+    run->steps_per_epoch = s->plan.steps;
+    pass_sizes(s);
+    int rc = plan_set_ties(&s->plan, PLAN_TIES_LOWER, err);
+    if (rc == 0)
+        pass_sizes(s);
+    if (rc == 0)
+        rc = plan_set_ties(&s->plan, test_hook_ties(PLAN_TIES_SPREAD), err);
+    if (comm_agree(&s->comm, rc, err))
+        return -1;
     run->total_steps = cfg->epochs > 0 ? run->steps_per_epoch * cfg->epochs : cfg->steps;
     if (cfg->epochs > 0 && cfg->steps >= 0 && cfg->steps < run->total_steps)
         run->total_steps = cfg->steps;
@@ -181,6 +195,7 @@ static void plan_steps(run_state *s)
     if (s->lr.step_every < 1)
         s->lr.step_every = 1;
     s->lr.gamma = cfg->gamma;
+    return 0;
 }
 
 /* The optimizer on the parameter views, and the gradient buckets. */
@@ -273,14 +288,14 @@ int setup(run_state *s, dp_err *err)
     dp_config *cfg = &s->cfg;
     s->run.cfg = cfg;
     s->run.train_files = &s->train_files;
+    s->run.plan = &s->plan;
     s->run.ranks = s->comm.size;
     s->run.threads = cfg->threads > 0 ? cfg->threads : default_threads(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
     if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))
         return -1;
-    plan_steps(s);
-    if (allocate(s, err))
+    if (plan_steps(s, err) || allocate(s, err))
         return -1;
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||

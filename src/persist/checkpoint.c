@@ -101,6 +101,9 @@ static const meta_field meta_fields[] = {
     MF_OPTIONAL("eps", M_F64, eps),
     MF_OPTIONAL("trust_coefficient", M_F64, trust_coefficient),
     MF_OPTIONAL("exclude_bias", M_INT, exclude_bias),
+    /* Added on 2026-12-03 with the spread ties: absent in older files, read as 0, the
+     * rule they were written under (PLAN_TIES_LOWER) */
+    MF_OPTIONAL("data_order_ties", M_INT, ties),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 

@@ -17,6 +17,7 @@ void test_hook_samples(int rank, long step, const int64_t *idx, int n)
     (void)rank, (void)step, (void)idx, (void)n;
 }
 double test_hook_progress_lines_s(double dflt) { return dflt; }
+int test_hook_ties(int dflt) { return dflt; }
 const char *test_hook_isa_lacking(int rank)
 {
     (void)rank;
@@ -78,6 +79,12 @@ double test_hook_progress_lines_s(double dflt)
 {
     const char *env = getenv("DPTRAIN_TEST_PROGRESS_LINES_S");
     return env && *env ? atof(env) : dflt;
+}
+
+int test_hook_ties(int dflt)
+{
+    const char *env = getenv("DPTRAIN_TEST_OLD_TIES");
+    return env && !strcmp(env, "1") ? 0 : dflt;
 }
 
 const char *test_hook_isa_lacking(int rank)

@@ -7,7 +7,7 @@
  *    --no-shuffle);
  *  - the epoch is ceil(N / B) steps; step t takes the positions [tB, min(N, (t+1)B)) of
  *    one fixed interleaving of the files in which file f's i-th sample sits at its
- *    "ideal time" (i + 1/2) N / n_f (ties: the lower file first). So every batch draws
+ *    "ideal time" (i + 1/2) N / n_f (ties: PLAN_TIES_SPREAD, below). So every batch draws
  *    from every file in proportion to its size (within one sample), every sample is used
  *    exactly once per epoch, and the last step of an epoch takes what is left
  *    (N mod B samples, if any);
@@ -35,6 +35,14 @@
 
 #define SHUFFLE_STREAM 0x5348554600000000ull /* "SHUF": the files' permutations */
 
+/* The order of samples of different files due at the same time (equal-sized files: every
+ * round). PLAN_TIES_SPREAD, the rule since 2026-12-03: bit-reversed file index (8 files:
+ * 0 4 2 6 1 5 3 7), so the extra samples of a step whose batch the file count does not
+ * divide fall on files far apart, hence on different ranks: 8 files, batch 100, 2 or 4
+ * ranks take equal shares every step. PLAN_TIES_LOWER, the rule before: the lower file
+ * first (2 ranks took 52 and 48 samples, in turn), kept for checkpoints written then. */
+enum { PLAN_TIES_LOWER = 0, PLAN_TIES_SPREAD = 1 };
+
 typedef struct {
     int nfiles;
     int64_t *counts, *first; /* [nfiles]: samples of file f, index of its first sample */
@@ -43,6 +51,7 @@ typedef struct {
     long steps;              /* per epoch: ceil(N / B) */
     int64_t *cursor;         /* [(steps + 1) * nfiles]: file f's samples used before step t */
     int shuffle;
+    int ties;                /* PLAN_TIES_* */
     uint64_t seed;
     int rank, ranks;
     int64_t owned_lo, owned_hi; /* this rank's part of the files laid end to end */
@@ -62,6 +71,10 @@ typedef struct {
 int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int group, int shuffle,
                 uint64_t seed, int rank, int ranks, dp_err *err);
 void plan_free(dp_plan *p);
+
+/* Rebuild the interleaving under another rule for ties (plan_create takes
+ * PLAN_TIES_SPREAD): to resume a checkpoint written under the older rule. */
+int plan_set_ties(dp_plan *p, int ties, dp_err *err);
 
 /* Rank r's groups and slots in step t (of any epoch: the split is the same every epoch). */
 void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s);

@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     const dp_config *cfg;
     const dp_filelist *train_files;
+    dp_plan *plan;          /* its data order: a resumed checkpoint may restore its ties */
     int ranks, threads;
     long steps_per_epoch;
     long schedule_steps; /* the learning-rate schedule's length */

@@ -49,6 +49,8 @@ typedef struct {
     long steps_per_epoch, total_steps; /* total_steps: the schedule's (cosine) length */
     int ranks, threads;
     int group_size;        /* --group-size: the groups of the exact gradient sum */
+    int ties;              /* the data order's rule for ties (plan.h); PLAN_TIES_LOWER in
+                              files written before it was recorded */
     int32_t *sync_state;   /* [nsync]: the gradient sum's per-tensor exponent bounds */
     int nsync;
     /* configuration */

@@ -18,6 +18,9 @@
  *                                        step used, for the once-per-epoch test)
  *   DPTRAIN_TEST_PROGRESS_LINES_S=S      plain progress lines for epochs projected to take S
  *                                        seconds or more (instead of 30)
+ *   DPTRAIN_TEST_OLD_TIES=1              the data order's older rule for ties (plan.h
+ *                                        PLAN_TIES_LOWER) from the start, as a program from
+ *                                        before 2026-12-03 trained and checkpointed
  *   DPTRAIN_TEST_ISA_LACKS=RANK:NAME     that rank acts as if its CPU lacked the kernels'
  *                                        path NAME (avx512 or avx2), for the refusal of
  *                                        --isa on a machine that has every path
@@ -36,6 +39,8 @@ void test_hook_phase(int rank, long step, const char *phase);
 double test_hook_progress_lines_s(double dflt);
 /* The kernels' path this rank should act as lacking (isa.h dp_isa_hide), or NULL. */
 const char *test_hook_isa_lacking(int rank);
+/* The data order's rule for ties a fresh run takes: dflt, or the test's. */
+int test_hook_ties(int dflt);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 
