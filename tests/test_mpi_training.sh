@@ -45,11 +45,14 @@ run t1 2 --train train --threads 1
 run t2 2 --train train --threads 2
 "$TOOLS/compare_weights" t1.h5 t2.h5 --exact || fail "1 and 2 threads differ"
 expect_in t2.log "2 ranks x 2 threads"
+# within one node the reduction runs after backward unless --overlap is given
+expect_in t1.log "buckets of >= 256 KiB, reduced with one MPI_Allreduce after backward"
 # communication overlap: bucketed reductions started during backward give the same bits as
 # starting them after backward (3 ranks, several buckets)
 run o-overlap 3 --train train --threads 1 --bucket-kb 16 --overlap
 run o-no-overlap 3 --train train --threads 1 --bucket-kb 16 --no-overlap
 expect_in o-overlap.log "buckets of >= 16 KiB, reduced with MPI_Iallreduce overlapping backward"
+expect_in o-no-overlap.log "buckets of >= 16 KiB, reduced with one MPI_Allreduce after backward"
 "$TOOLS/compare_weights" o-overlap.h5 o-no-overlap.h5 --exact || fail "overlap changes the weights"
 "$TOOLS/compare_weights" o-overlap.h5 t1.h5 --exact || fail "3 ranks with overlap differ from 2"
 # --accumulate 4: four passes per step over a quarter of each rank's groups; bitwise the

@@ -397,8 +397,15 @@ static int top_exponent(const int64_t *x)
 
 int gradsync_finish(dp_gradsync *gs, double *waited)
 {
-    close_and_start(gs, gs->nseg, 1); /* also a rank without groups in this step */
-    *waited = gs->reducer ? reducer_wait(gs->reducer) : 0.0;
+    close_and_start(gs, gs->nseg, 0); /* also a rank without groups in this step */
+    *waited = 0.0;
+    if (gs->reducer) { /* those not started: nothing left to overlap them with */
+        for (int b = gs->started; gs->observe && b < gs->next_bucket; b++)
+            gs->observe(gs->observe_ctx, b, 0);
+        *waited = reducer_wait(gs->reducer);
+        *waited += reducer_run(gs->reducer, gs->started, gs->next_bucket);
+        gs->started = gs->next_bucket;
+    }
     int redo = 0;
     for (int i = 0; i < gs->nt; i++) {
         tensor_state *t = &gs->t[i];

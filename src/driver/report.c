@@ -125,7 +125,7 @@ static void print_training(const dp_comm *c, const dp_banner *b)
         printf("gradients: summed exactly (int64 fixed point) in %d bucket%s of >= %d KiB, "
                "reduced with %s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,
                cfg->overlap ? "MPI_Iallreduce overlapping backward"
-                            : "MPI_Iallreduce after backward");
+                            : "one MPI_Allreduce after backward");
     char optimizer[512];
     describe_optimizer(cfg, optimizer, sizeof optimizer);
     printf("optimizer: %s; seed %llu%s\n", optimizer, (unsigned long long)cfg->seed,

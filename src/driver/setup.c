@@ -287,6 +287,8 @@ int setup(run_state *s, dp_err *err)
 {
     dp_config *cfg = &s->cfg;
     s->run.cfg = cfg;
+    if (cfg->overlap < 0) /* within a node nothing overlaps the copies: see cli_options */
+        cfg->overlap = s->comm.nodes > 1;
     s->run.train_files = &s->train_files;
     s->run.plan = &s->plan;
     s->run.ranks = s->comm.size;

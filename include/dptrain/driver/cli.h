@@ -44,7 +44,8 @@ typedef struct {
     float mean, std;
     const char *metrics, *save, *init_from;
     int progress;         /* -1 auto (terminal), 0 off, 1 on */
-    int overlap;          /* reduce gradient buckets while backward goes on */
+    int overlap;          /* reduce gradient buckets while backward goes on; -1: not given,
+                             so on when the ranks span several nodes, else off (setup) */
     int bucket_kb;
     int quiet;
     /* checkpoints and fine-tuning (README "Checkpoints, resume and fine-tuning") */
