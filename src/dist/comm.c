@@ -177,14 +177,18 @@ void reducer_start(dp_reducer *r, int b)
                    MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD, &r->req[b]);
 }
 
+/* Open MPI 4.1 on 2 ranks, 37.8 MB of int64 (nopool's gradient): 22-26 ms in one call,
+ * 11-19 ms in pieces of 8 MB (the pieces stay in the caches between its passes). */
+#define RUN_PIECE ((size_t)1 << 20)
+
 double reducer_run(dp_reducer *r, int b0, int b1)
 {
     if (b0 >= b1)
         return 0.0;
     const double t0 = MPI_Wtime();
     const size_t begin = r->begin[b0], end = r->end[b1 - 1];
-    for (size_t at = begin; at < end;) { /* in pieces an int counts */
-        const size_t n = end - at > (size_t)INT_MAX ? (size_t)INT_MAX : end - at;
+    for (size_t at = begin; at < end;) { /* in pieces of at most RUN_PIECE values */
+        const size_t n = end - at > RUN_PIECE ? RUN_PIECE : end - at;
         MPI_Allreduce(MPI_IN_PLACE, r->buf + at, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
         at += n;
     }
