@@ -7,7 +7,8 @@
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *
  * The peak: 12 independent chains of fused multiply-adds (enough to fill two pipes of
- * four-cycle latency), one per register, 512-bit, 256-bit or scalar. */
+ * four-cycle latency), one per register, 512-bit, 256-bit or scalar; then the same on
+ * every core at once, and its ratio to one core's (the ceiling of any scaling here). */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,19 @@ int main(int argc, char **argv)
     printf("\n%-44s", "FMA peak, one core, 12 chains");
     for (int c = 0; c < cols; c++)
         printf(" %16.1f", peak[c]);
-    printf("\n");
+    /* every core at once (one thread each): what a machine whose cores share a clock
+     * budget, a power limit or a host's time-slicing gives; its ratio to one core's */
+    const int T = omp_get_num_procs();
+    printf("\n%-44s", "FMA peak, every core at once, total");
+    char tag[32];
+    snprintf(tag, sizeof tag, "(%d cores)", T);
+    for (int c = 0; c < cols; c++) {
+        double all = 0.0;
+        #pragma omp parallel num_threads(T) reduction(+ : all)
+        all += fma_peak_gflops(names[c]);
+        printf(" %8.1f (%.2fx)", all, all / peak[c]);
+    }
+    printf("  %s\n", tag);
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const shape *s = &shapes[k];
         char label[64];
