@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # compare_builds.sh: two dptrain binaries side by side on the same training, alternating
-# runs so that a machine's drift hits both alike; prints each run, the medians of images/s
-# and peak resident memory per rank, and the ratio new/old.
+# runs so that a machine's drift hits both alike; prints each run, the medians of images/s,
+# peak resident memory per rank and the share of the time spent waiting for the gradient
+# reduction, and the ratio new/old.
 #
 #   bench/compare_builds.sh OLD_DPTRAIN NEW_DPTRAIN [RANKS [REPS [dptrain options...]]]
 #
@@ -25,17 +26,18 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "compare_builds: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "compare_builds: $ranks ranks, $reps alternating runs each: ${extra[*]}"
-run() { # run BINARY TAG: one training, prints images/s and peak RSS
+run() { # run BINARY TAG: one training, prints images/s, peak RSS, share waiting for the reduction
   local m=$work/$2.jsonl
   rm -f "$m"
   mpirun -n "$ranks" "$1" --train "$repo/data/mnist/train" --test none --no-progress --quiet \
     --metrics "$m" "${extra[@]}" > /dev/null
-  python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'])"
+  python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'], 100 * r['comm_seconds'] / r['seconds'])"
 }
 : > "$work/old.txt"; : > "$work/new.txt"
 for i in $(seq "$reps"); do
   a=$(run "$old" old); b=$(run "$new" new)
-  echo "run $i: old ${a% *} img/s ${a#* } MiB | new ${b% *} img/s ${b#* } MiB"
+  read -r ai am aw <<< "$a"; read -r bi bm bw <<< "$b"
+  echo "run $i: old $ai img/s $am MiB ${aw%.*}% waiting | new $bi img/s $bm MiB ${bw%.*}% waiting"
   echo "$a" >> "$work/old.txt"; echo "$b" >> "$work/new.txt"
 done
 python3 - "$work/old.txt" "$work/new.txt" <<'PY'
@@ -47,4 +49,6 @@ print(f"median images/s: old {mo:.0f}, new {mn:.0f}; new/old {mn / mo:.3f} "
       f"(step time new/old {mo / mn:.3f})")
 print(f"peak RSS per rank (MiB, largest rank): old {statistics.median(r[1] for r in old):.0f}, "
       f"new {statistics.median(r[1] for r in new):.0f}")
+print(f"share of the time waiting for the gradient reduction: old "
+      f"{statistics.median(r[2] for r in old):.1f}%, new {statistics.median(r[2] for r in new):.1f}%")
 PY
