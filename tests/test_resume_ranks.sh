@@ -44,6 +44,13 @@ with h5py.File("ckold/ckpt-00000015.h5", "r+") as f:
     assert f["dptrain"].attrs["data_order_ties"] == 0, "the older rule is recorded"
     del f["dptrain"].attrs["data_order_ties"]
 PY
+  # a rule this program does not know is refused, naming it
+  mkdir ckbad && cp ck83/ckpt-00000015.h5 ckbad/
+  "${DP_PYTHON:-/usr/bin/python3}" -c "import h5py; f = h5py.File('ckbad/ckpt-00000015.h5', 'r+'); f['dptrain'].attrs['data_order_ties'] = 7"
+  if mpi 2 "$DPTRAIN" "${common[@]}" --resume ckbad > bad.log 2>&1; then
+    cat bad.log; fail "a checkpoint with an unknown data-order rule was accepted"
+  fi
+  expect_in bad.log "data_order_ties is 7, a rule this program does not know"
 fi
 mpi 2 "$DPTRAIN" "${common[@]}" --resume ckold --save rold.h5 > d.log 2>&1 \
   || { cat d.log; fail "resume of the old checkpoint"; }
