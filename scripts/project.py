@@ -380,7 +380,7 @@ def plot_fit(a, bench, shm):
                  f"beta 1/({1 / shm['beta'] / 1e9:.2f} GB/s)'\nplot {', '.join(lines)}\n", png)
 
 
-# the time-to-accuracy plots: overlap on (dptrain's default) for every network, and off for
+# the time-to-accuracy plots: overlap on (dptrain's default across nodes) for every network, and off for
 # the two slow ones: six lines
 PLOT_LINES = [("shm", "on", "#1f77b4"), ("1Gb/s", "on", "#d62728"), ("1Gb/s", "off", "#d62728"),
               ("10Gb/s", "on", "#ff7f0e"), ("10Gb/s", "off", "#ff7f0e"), ("100Gb/s", "on", "#2ca02c")]
