@@ -34,6 +34,10 @@ expect 1 "--batch 500: larger than the 400 training samples" 2 --train train --t
 # fewer groups than ranks is not an error (the groups do not depend on the rank count), but
 # it is said: some ranks have nothing to do in a step
 expect 0 "some ranks have no work in a step" 4 --train train --test none --batch 3 --steps 2
+# and so with either reduction: ranks without groups must reduce with the same kind of
+# collective as those with (non-blocking with --overlap, blocking without), not hang
+expect 0 "replicas identical on 4 ranks" 4 --train train --test none --batch 3 --steps 2 --overlap
+expect 0 "replicas identical on 4 ranks" 4 --train train --test none --batch 3 --steps 2 --no-overlap
 expect 1 "--init-from: nothing.h5" 2 --train train --test none --init-from nothing.h5
 
 # a failed --save leaves the existing file alone

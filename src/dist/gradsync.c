@@ -397,12 +397,14 @@ static int top_exponent(const int64_t *x)
 
 int gradsync_finish(dp_gradsync *gs, double *waited)
 {
-    close_and_start(gs, gs->nseg, 0); /* also a rank without groups in this step */
-    *waited = 0.0;
-    if (gs->reducer) { /* those not started: nothing left to overlap them with */
+    /* With overlap every rank reduces every bucket with MPI_Iallreduce, the buckets its
+     * backward did not start too (a rank without groups in this step starts them all
+     * here): a blocking collective would not match the others' non-blocking one. */
+    close_and_start(gs, gs->nseg, gs->overlap);
+    *waited = gs->reducer ? reducer_wait(gs->reducer) : 0.0;
+    if (gs->reducer && !gs->overlap) { /* every rank: one blocking reduction (comm.h) */
         for (int b = gs->started; gs->observe && b < gs->next_bucket; b++)
             gs->observe(gs->observe_ctx, b, 0);
-        *waited = reducer_wait(gs->reducer);
         *waited += reducer_run(gs->reducer, gs->started, gs->next_bucket);
         gs->started = gs->next_bucket;
     }

@@ -280,9 +280,12 @@ static int restore_ties(const dp_run_desc *run, const dp_ckpt_meta *meta, int ta
                             "not know (0 or 1; written by a newer dptrain?)", path, meta->ties);
     if (plan_set_ties(run->plan, meta->ties, err))
         return -1;
-    if (talk)
+    if (talk && meta->ties == PLAN_TIES_LOWER)
         printf("resume: the checkpoint was written before 2026-12-03: its data order (samples "
                "due at the same time: the lower file first) goes on\n");
+    else if (talk)
+        printf("resume: the checkpoint's data order (samples due at the same time: in "
+               "bit-reversed file order) goes on\n");
     return 0;
 }
 
