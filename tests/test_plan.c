@@ -147,30 +147,38 @@ static void test_interleaving_oracle(const int64_t *counts, int F, int B, int ti
     plan_free(&p);
 }
 
+/* MNIST's training shards: 8 files of 7500. */
+static void mnist_shards(int64_t counts[8])
+{
+    for (int f = 0; f < 8; f++)
+        counts[f] = 7500;
+}
+
+/* Samples rank r computes in step t. */
+static int rank_slots(const dp_plan *p, long t, int r)
+{
+    dp_step_share s;
+    plan_share(p, t, r, &s);
+    return s.slot1 - s.slot0;
+}
+
 /* 8 files of 7500, batch 100 (MNIST's shards): 12.5 samples per file and step. Spread ties
  * give 2 and 4 ranks equal shares in every step (50, 25); the older rule gave the first
  * files the extra samples, 52 and 48 in turn on 2 ranks. */
 static void test_balanced_shares(void)
 {
     int64_t counts[8];
-    for (int f = 0; f < 8; f++)
-        counts[f] = 7500;
+    mnist_shards(counts);
     dp_err err;
     for (int P = 2; P <= 4; P += 2)
         for (int r = 0; r < P; r++) {
             dp_plan p;
             CHECK(plan_create(&p, counts, 8, 100, 8, 1, 1, r, P, &err) == 0);
-            for (long t = 0; t < p.steps; t++) {
-                dp_step_share s;
-                plan_share(&p, t, r, &s);
-                CHECK(s.slot1 - s.slot0 == 100 / P);
-            }
+            for (long t = 0; t < p.steps; t++)
+                CHECK(rank_slots(&p, t, r) == 100 / P);
             CHECK(plan_set_ties(&p, PLAN_TIES_LOWER, &err) == 0);
-            for (long t = 0; P == 2 && t < 4; t++) {
-                dp_step_share s;
-                plan_share(&p, t, r, &s);
-                CHECK(s.slot1 - s.slot0 == (t % 2 == r ? 52 : 48));
-            }
+            for (long t = 0; P == 2 && t < 4; t++)
+                CHECK(rank_slots(&p, t, r) == (t % 2 == r ? 52 : 48));
             plan_free(&p);
         }
     dp_plan p;
@@ -183,8 +191,7 @@ static void test_balanced_shares(void)
 static void test_held_files(void)
 {
     int64_t counts[8];
-    for (int f = 0; f < 8; f++)
-        counts[f] = 7500;
+    mnist_shards(counts);
     dp_err err;
     for (int P = 1; P <= 16; P++)
         for (int r = 0; r < P; r++) {

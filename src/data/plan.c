@@ -24,28 +24,22 @@ static uint32_t tie_key(int ties, int nfiles, int f)
     return r;
 }
 
-/* Is file a's sample i due before file b's sample j? Their ideal times are (2i+1)/(2 n_a)
- * and (2j+1)/(2 n_b) of the epoch; compared exactly in integers, ties by tie_key. */
-static int due_before(const dp_plan *p, int a, int64_t i, int b, int64_t j)
-{
-    const int64_t *n = p->counts;
-    __int128 x = (__int128)(2 * i + 1) * n[b], y = (__int128)(2 * j + 1) * n[a];
-    return x < y ||
-           (x == y && tie_key(p->ties, p->nfiles, a) < tie_key(p->ties, p->nfiles, b));
-}
-
 /* A binary heap of files keyed by the ideal time of their next sample. */
 typedef struct {
     int *file;
     int size;
-    const dp_plan *plan;
-    const int64_t *next;
+    const int64_t *n, *next;
+    const uint32_t *key; /* [nfiles]: tie_key of each file */
 } file_heap;
 
+/* Is file a's next sample due before file b's? Their ideal times are (2i+1)/(2 n_a) and
+ * (2j+1)/(2 n_b) of the epoch; compared exactly in integers, ties by the files' keys. */
 static int heap_less(const file_heap *h, int x, int y)
 {
-    return due_before(h->plan, h->file[x], h->next[h->file[x]], h->file[y],
-                      h->next[h->file[y]]);
+    const int a = h->file[x], b = h->file[y];
+    __int128 l = (__int128)(2 * h->next[a] + 1) * h->n[b];
+    __int128 r = (__int128)(2 * h->next[b] + 1) * h->n[a];
+    return l < r || (l == r && h->key[a] < h->key[b]);
 }
 
 static void heap_sift_down(file_heap *h, int at)
@@ -70,8 +64,11 @@ static int build_cursors(dp_plan *p, dp_err *err)
 {
     const int F = p->nfiles;
     int64_t *next = dp_calloc((size_t)F, sizeof(int64_t), "data plan", err);
-    file_heap h = {dp_calloc((size_t)F, sizeof(int), "data plan", err), 0, p, next};
-    int rc = next && h.file ? 0 : -1;
+    uint32_t *key = dp_calloc((size_t)F, sizeof(uint32_t), "data plan", err);
+    file_heap h = {dp_calloc((size_t)F, sizeof(int), "data plan", err), 0, p->counts, next, key};
+    int rc = next && key && h.file ? 0 : -1;
+    for (int f = 0; rc == 0 && f < F; f++)
+        key[f] = tie_key(p->ties, F, f);
     for (int f = 0; rc == 0 && f < F; f++)
         if (p->counts[f] > 0)
             h.file[h.size++] = f;
@@ -88,6 +85,7 @@ static int build_cursors(dp_plan *p, dp_err *err)
     if (rc == 0)
         memcpy(p->cursor + (size_t)p->steps * F, next, sizeof(int64_t) * F);
     free(next);
+    free(key);
     free(h.file);
     return rc;
 }
