@@ -165,19 +165,25 @@ static void pass_sizes(run_state *s)
     }
 }
 
-/* The steps per epoch, the most samples a step gives this rank (under either rule for
- * ties: a resumed checkpoint may bring the older one), the schedule. */
+/* The steps per epoch, the most samples a step gives this rank (when resuming, under
+ * either rule for ties: the checkpoint may bring the other one), the schedule. */
 static int plan_steps(run_state *s, dp_err *err)
 {
     const dp_config *cfg = &s->cfg;
     dp_run_desc *run = &s->run;
     run->steps_per_epoch = s->plan.steps;
-    pass_sizes(s);
-    int rc = plan_set_ties(&s->plan, PLAN_TIES_LOWER, err);
+    const int ties = test_hook_ties(PLAN_TIES_SPREAD);
+    int rc = plan_set_ties(&s->plan, ties, err);
     if (rc == 0)
         pass_sizes(s);
-    if (rc == 0)
-        rc = plan_set_ties(&s->plan, test_hook_ties(PLAN_TIES_SPREAD), err);
+    if (rc == 0 && cfg->resume) {
+        rc = plan_set_ties(&s->plan, ties == PLAN_TIES_SPREAD ? PLAN_TIES_LOWER : PLAN_TIES_SPREAD,
+                           err);
+        if (rc == 0)
+            pass_sizes(s);
+        if (rc == 0)
+            rc = plan_set_ties(&s->plan, ties, err);
+    }
     if (comm_agree(&s->comm, rc, err))
         return -1;
     run->total_steps = cfg->epochs > 0 ? run->steps_per_epoch * cfg->epochs : cfg->steps;
