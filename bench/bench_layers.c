@@ -3,7 +3,7 @@
  * (one core, times the threads). The products beside OpenBLAS: bench_kernels.
  *
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
- *                [--isa avx512|avx2|scalar] [--cpu-time] [--step-only]
+ *                [--isa avx512|avx2|scalar] [--precision fp32|bf16] [--cpu-time] [--step-only]
  *                [--files 8] [--group-size 8]
  *
  * The whole step is the trainer's on one rank: forward over the batch, backward group by
@@ -212,6 +212,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--isa") && dp_isa_select(argv[i + 1], &err)) {
             fprintf(stderr, "bench_layers: %s\n", err.msg);
             return 1;
+        } else if (!strcmp(argv[i], "--precision") && dp_precision_select(argv[i + 1], &err)) {
+            fprintf(stderr, "bench_layers: %s\n", err.msg);
+            return 1;
         } else if (!strcmp(argv[i], "--model"))
             spec = argv[i + 1];
         else if (!strcmp(argv[i], "--batch"))
@@ -257,8 +260,8 @@ int main(int argc, char **argv)
     double step = time_step(trainer_step, &c, reps);
     const double mflop = step_mflop_per_image(&m);
     printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s, %.1f GFLOP/s (%.2f "
-           "MFLOP per image) on %s\n", spec, B, threads, threads > 1 ? "s" : "", 1e3 * step,
-           B / step, mflop * B / step * 1e-3, mflop, dp_isa_name());
+           "MFLOP per image) on %s, %s\n", spec, B, threads, threads > 1 ? "s" : "", 1e3 * step,
+           B / step, mflop * B / step * 1e-3, mflop, dp_isa_name(), dp_precision_name());
     if (step_only)
         return 0;
     /* alternated, so that both see the same machine */

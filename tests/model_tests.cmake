@@ -7,6 +7,10 @@ dp_add_unit_test(test_gradsync test_gradsync.c)
 # and as each other; paths this CPU lacks are skipped with a line saying so.
 dp_add_unit_test(test_isa test_isa.c)
 dp_add_unit_test(test_exact_parts test_exact_parts.c)
+# --precision bf16: the conv products against an oracle, AVX512-BF16 against its emulation.
+dp_add_unit_test(test_bf16 test_bf16.c)
+dp_add_script_test(bf16_training test_bf16_training.sh)
+set_tests_properties(bf16_training PROPERTIES PROCESSORS 3)
 # DPTRAIN_ISA is read before main
 add_test(NAME isa_env COMMAND test_isa --expect scalar)
 set_tests_properties(isa_env PROPERTIES ENVIRONMENT "DPTRAIN_ISA=scalar")

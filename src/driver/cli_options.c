@@ -150,6 +150,11 @@ const char *cli_isa_name(const dp_config *cfg)
     return cfg->isa < 0 ? NULL : isa_words[cfg->isa];
 }
 
+#define PRECISION_CHOICES "fp32|bf16"
+static const char *const precision_words[] = {"fp32", "bf16"};
+
+const char *cli_precision_name(const dp_config *cfg) { return precision_words[cfg->precision]; }
+
 const cli_opt cli_options[] = {
     {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
      .section = SEC_DATA, .help = "training data: a directory of *.h5 shards, one .h5 file, "
@@ -278,6 +283,13 @@ const cli_opt cli_options[] = {
      .help = "the instruction set of the kernels: avx512, avx2, scalar (fmaf, ~80x slower) or "
              "auto, the widest this CPU offers; without --isa, DPTRAIN_ISA if set, else auto. "
              "Every path gives the same bits; one this CPU lacks is refused"},
+    {"precision", "P", CLI_CHOICE(precision, PRECISION_CHOICES), .init = "fp32",
+     .section = SEC_RUN,
+     .help = "fp32, or bf16: the convolutions with 16 or more columns (conv2 of the "
+             "reference model) multiply bf16 operands and sum in fp32 (AVX512-BF16 dot "
+             "products); weights, gradients, the update and the other layers stay fp32. "
+             "Deterministic for any rank and thread count, but other bits than fp32's. "
+             "Refused where the CPU lacks AVX512-BF16 (docs/performance.md#bf16)"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
      .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
     {"log-every", "N", CLI_INT(log_every, 1, 1L << 40), .shown = "off", .section = SEC_RUN,

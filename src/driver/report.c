@@ -172,6 +172,8 @@ void report_banner(const dp_comm *c, const dp_banner *b)
     if (c->rank == 0 && !b->cfg->quiet) {
         print_layout(c, b->threads, hosts);
         print_kernels(c, holdings);
+        if (strcmp(dp_precision_name(), "fp32") != 0)
+            printf("precision: %s\n", dp_precision_describe());
         char desc[1024];
         model_describe(b->model, desc, sizeof desc);
         printf("model: %s\n       %s, %zu parameters\n", b->cfg->model, desc, b->model->size);

@@ -28,6 +28,7 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
     m->gamma = cfg->gamma;
     m->nesterov = cfg->nesterov;
     snprintf(m->optimizer, sizeof m->optimizer, "%s", cli_optimizer_name(cfg));
+    snprintf(m->precision, sizeof m->precision, "%s", cli_precision_name(cfg));
     m->beta1 = cfg->beta1;
     m->beta2 = cfg->beta2;
     m->eps = cfg->eps;
@@ -242,6 +243,8 @@ static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
                                                                m->std != (double)cfg->std)),
             " --normalize");
     NOTE_IF(strcmp(m->frozen, cfg->freeze ? cfg->freeze : "") != 0, " --freeze");
+    NOTE_IF(strcmp(m->precision, cli_precision_name(cfg)) != 0, " --precision (%s, was %s)",
+            cli_precision_name(cfg), m->precision);
     if (notes[0])
         printf("resume: note: changed since the checkpoint:%s; the run continues with the new "
                "settings, so it will not match an uninterrupted run\n", notes);

@@ -42,11 +42,14 @@ static int default_threads(const dp_comm *c)
  * else the widest this CPU offers (chosen before main already; selecting again reports a
  * DPTRAIN_ISA that could not be applied). Each rank chooses for its own CPU (every path
  * gives the same bits, so ranks on different CPUs still agree); a rank whose CPU lacks
- * the forced path stops them all, none left waiting in a collective. */
+ * the forced path, or bf16 products under --precision bf16, stops them all, none left
+ * waiting in a collective. */
 static int choose_kernels(run_state *s, dp_err *err)
 {
     dp_isa_hide(test_hook_isa_lacking(s->comm.rank));
-    return comm_agree(&s->comm, dp_isa_select(cli_isa_name(&s->cfg), err), err);
+    return comm_agree(&s->comm, dp_isa_select(cli_isa_name(&s->cfg), err) ||
+                                    dp_precision_select(cli_precision_name(&s->cfg), err),
+                      err);
 }
 
 /* Fail before training, not after it, when a result could not be written. */

@@ -19,6 +19,13 @@
 #include "dptrain/net/layers.h"
 #include "kernel_table.h"
 
+/* With --precision bf16 (isa.h) the three products of a convolution in the row layout
+ * (16 or more columns) take their operands as bf16 pairs (kern_bf16.c), packed in cache a
+ * sample at a time: each thread's scratch ends in room for its packed operands, then room
+ * for the packed weights, which only thread 0's holds (made once per pass, before the
+ * threads start). Packing changes no order: each element of a product is still one chain
+ * over the inner dimension, in the same order for any split over threads. */
+
 /* [lo, hi) of n items for thread t of T. */
 static void thread_range(int n, int *lo, int *hi)
 {
@@ -48,6 +55,42 @@ static int direct(const dp_conv_shape *s)
            keeps_inputs(s);
 }
 
+/* The bf16 products for this shape, or NULL: fp32. */
+static const dp_bf16_table *bf16_products(const dp_conv_shape *s)
+{
+    return s->C * s->KH * s->KW >= CONV_ROWS_MIN_K ? dp_bf16() : NULL;
+}
+
+/* A thread's room for packed operands: forward's im2col pairs, the weight gradient's
+ * pairs of im2col rows and of dout^T, the input gradient's pairs of dout. */
+static size_t bf16_operand_floats(const dp_conv_shape *s)
+{
+    const size_t K = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW, OC = s->OC;
+    const size_t fwd = (K + 1) / 2 * P, wgrad = (K + OC) * ((P + 1) / 2),
+                 dgrad = (OC + 1) / 2 * P;
+    const size_t most = fwd > wgrad ? fwd : wgrad;
+    return bf16_products(s) ? (most > dgrad ? most : dgrad) : 0;
+}
+
+/* The packed weights: rows of pairs (forward) or pairs of rows (input gradient). */
+static size_t bf16_weight_floats(const dp_conv_shape *s)
+{
+    const size_t K = (size_t)s->C * s->KH * s->KW, OC = s->OC;
+    const size_t rows = OC * ((K + 1) / 2), cols = (OC + 1) / 2 * K;
+    return bf16_products(s) ? (rows > cols ? rows : cols) : 0;
+}
+
+/* The packed operands of the thread whose scratch is mine (per_thread floats long). */
+static uint32_t *bf16_operands(float *mine, size_t per_thread, const dp_conv_shape *s)
+{
+    return (uint32_t *)(mine + per_thread - bf16_weight_floats(s) - bf16_operand_floats(s));
+}
+
+static uint32_t *bf16_weights(float *scratch, size_t per_thread, const dp_conv_shape *s)
+{
+    return (uint32_t *)(scratch + per_thread - bf16_weight_floats(s));
+}
+
 size_t conv2d_col_floats(const dp_conv_shape *s)
 {
     const size_t per_sample = keeps_inputs(s) ? (size_t)s->C * s->H * s->W
@@ -67,6 +110,11 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
     /* a thread's scratch: [the conv output, when pooled][im2col rows, when col keeps inputs] */
     const size_t conv_floats = pool ? (size_t)s->OC * P : 0;
     const size_t per_thread = pool ? conv2d_pool_scratch_floats(s) : conv2d_scratch_floats(s);
+    const dp_bf16_table *bf = bf16_products(s);
+    const int K2 = (K + 1) / 2;
+    uint32_t *wpairs = bf ? bf16_weights(scratch, per_thread, s) : NULL;
+    if (bf)
+        bf->pack_rows(weight, s->OC, K, (size_t)K, wpairs, (size_t)K2);
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
@@ -83,7 +131,14 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
             } else {
                 kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
                            s->OW, col_n);
-                gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+                if (bf) {
+                    uint32_t *colp = bf16_operands(mine, per_thread, s);
+                    bf->pack_cols(col_n, K, P, (size_t)P, colp, (size_t)P);
+                    bf->gemm(s->OC, P, K2, wpairs, (size_t)K2, 1, colp, P, out_n, P, GEMM_BIAS,
+                             bias);
+                } else {
+                    gemm_nn_bias(s->OC, P, K, weight, K, col_n, P, bias, out_n, P);
+                }
             }
             if (!pool)
                 continue;
@@ -171,7 +226,7 @@ size_t conv2d_scratch_floats(const dp_conv_shape *s)
         wgrad += (size_t)s->OC * (P + K);
         dgrad = (size_t)din_channels(s) * s->KH * s->KW * P;
     }
-    return wgrad > dgrad ? wgrad : dgrad;
+    return (wgrad > dgrad ? wgrad : dgrad) + bf16_operand_floats(s) + bf16_weight_floats(s);
 }
 
 /* The fused layer's: the conv output (forward) or its gradient (backward) first. */
@@ -191,9 +246,11 @@ size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
  * [blo, bhi) are summed while the sample's dout is in cache. */
 static void conv_param_grads(float *dweight, float *dbias, const float *col,
                              const dout_source *dsrc, int lo, int hi, int blo, int bhi,
-                             float *dbuf, float *scratch, const dp_conv_shape *s)
+                             float *dbuf, float *scratch, uint32_t *pairs,
+                             const dp_conv_shape *s)
 {
-    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC;
+    const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, P2 = (P + 1) / 2;
+    const dp_bf16_table *bf = bf16_products(s);
     const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
     float *blanes = scratch, *rowbuf = blanes + (size_t)8 * OC;
@@ -210,7 +267,15 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col,
         if (rows && lo < hi) {
             const float *c = col_rows(col, n, lo, hi, rowbuf, s);
             kt->transpose(dout_n, OC, P, doutT);
-            gemm_nn_acc(hi - lo, OC, P, c, P, doutT, OC, dwT, OC);
+            if (bf) { /* pairs of pixels: of the im2col rows, and of dout^T's rows */
+                uint32_t *colp = pairs, *doutp = pairs + (size_t)(hi - lo) * P2;
+                bf->pack_rows(c, hi - lo, P, (size_t)P, colp, (size_t)P2);
+                bf->pack_cols(doutT, P, OC, (size_t)OC, doutp, (size_t)OC);
+                bf->gemm(hi - lo, OC, P2, colp, (size_t)P2, 1, doutp, OC, dwT, OC, GEMM_ACC,
+                         NULL);
+            } else {
+                gemm_nn_acc(hi - lo, OC, P, c, P, doutT, OC, dwT, OC);
+            }
         } else if (!rows && lo < hi) {
             const float *c = col_rows(col, n, 0, K, rowbuf, s);
             gemm_nt_acc(hi - lo, K, P, dout_n + (size_t)lo * P, P, c, P,
@@ -234,7 +299,8 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col,
  * drow = dout^T W scattered back pixel by pixel, which these bits were first made with);
  * with few columns, all at once in (c, i, j) order. */
 static void conv_input_grad(float *din_n, const float *dout_n, const float *weight,
-                            float *scratch, const dp_conv_shape *s)
+                            const uint32_t *wpairs, float *scratch, uint32_t *pairs,
+                            const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, KHW = s->KH * s->KW;
     const dp_kernel_table *kt = dp_kernels();
@@ -246,9 +312,16 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
         return;
     }
     const int block = din_channels(s);
+    const dp_bf16_table *bf = bf16_products(s);
+    if (bf) /* pairs of output channels, as wpairs holds the weights */
+        bf->pack_cols(dout_n, OC, P, (size_t)P, pairs, (size_t)P);
     for (int c0 = 0; c0 < s->C; c0 += block) {
         const int nc = s->C - c0 < block ? s->C - c0 : block;
-        gemm_tn(nc * KHW, P, OC, weight + (size_t)c0 * KHW, K, dout_n, P, scratch, P);
+        if (bf)
+            bf->gemm(nc * KHW, P, (OC + 1) / 2, wpairs + (size_t)c0 * KHW, 1, (size_t)K, pairs,
+                     P, scratch, P, GEMM_ZERO, NULL);
+        else
+            gemm_tn(nc * KHW, P, OC, weight + (size_t)c0 * KHW, K, dout_n, P, scratch, P);
         kt->col2im_pixel_order_acc(scratch, nc, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
                                    s->OH, s->OW, din_n + (size_t)c0 * s->H * s->W);
     }
@@ -272,17 +345,21 @@ static void conv_backward(float *din, float *dweight, float *dbias, float *col,
         thread_range(K >= CONV_ROWS_MIN_K ? K : OC, &lo, &hi);
         thread_range(OC, &blo, &bhi);
         conv_param_grads(dweight, dbias, col, dsrc, lo, hi, blo, bhi, mine, mine + dbuf_floats,
-                         s);
+                         bf16_operands(mine, per_thread, s), s);
     }
     if (!din)
         return;
+    uint32_t *wpairs = bf16_products(s) ? bf16_weights(scratch, per_thread, s) : NULL;
+    if (wpairs) /* pairs of output channels: A = W^T of the input gradient */
+        dp_bf16()->pack_cols(weight, OC, K, (size_t)K, wpairs, (size_t)K);
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
         #pragma omp for schedule(static)
         for (int n = 0; n < s->B; n++)
             conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
-                            dout_planes(dsrc, n, 0, OC, mine, s), weight, mine + dbuf_floats, s);
+                            dout_planes(dsrc, n, 0, OC, mine, s), weight, wpairs,
+                            mine + dbuf_floats, bf16_operands(mine, per_thread, s), s);
     }
 }
 

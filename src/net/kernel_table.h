@@ -66,6 +66,28 @@ typedef struct {
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;
 
+/* The products of --precision bf16 (kern_bf16.c): bf16 operands in pairs along the inner
+ * dimension (the even k in a uint32_t's low half), fp32 sums. Two builds give the same
+ * bits: AVX512-BF16 (avx512bf16) and its emulation with fmaf (scalar). */
+typedef struct {
+    const char *name;
+    /* C[M,N] = start + A[M,K] B[K,N], A's pair j of row i at A[i*ars + j*aks], B's pair j of
+     * column n at B[j*ldb + n], K2 = (K+1)/2 pairs: gemm_axpy's chain on pairs. */
+    void (*gemm)(int M, int N, int K2, const uint32_t *A, size_t ars, size_t aks,
+                 const uint32_t *B, int ldb, float *C, int ldc, int start, const float *bias);
+    /* dst[r*ldd + j] = (src[r][2j], src[r][2j+1]): pairs along each row of src[rows][cols] */
+    void (*pack_rows)(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
+                      size_t ldd);
+    /* dst[j*ldd + c] = (src[2j][c], src[2j+1][c]): pairs of neighbouring rows */
+    void (*pack_cols)(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
+                      size_t ldd);
+} dp_bf16_table;
+
+extern const dp_bf16_table dp_bf16_avx512bf16, dp_bf16_scalar;
+
+/* The bf16 products in use, or NULL when the products are fp32 (dp_precision_select). */
+const dp_bf16_table *dp_bf16(void);
+
 /* The table in use (never NULL: chosen before main from CPUID and DPTRAIN_ISA). */
 const dp_kernel_table *dp_kernels(void);
 

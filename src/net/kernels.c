@@ -33,6 +33,7 @@ static const isa_path *active = &paths[NPATHS - 1];
 static const char *active_how = "the fallback";
 static char env_problem[256]; /* a DPTRAIN_ISA that could not be applied before main */
 static const isa_path *hidden; /* dp_isa_hide: a path to treat as missing */
+static int hidden_bf16;        /* dp_isa_hide("bf16") */
 
 static int cpu_has(const isa_path *p)
 {
@@ -66,7 +67,13 @@ static const isa_path *find(const char *name)
 
 void dp_isa_hide(const char *name)
 {
+    if (name && !strcmp(name, "bf16")) {
+        hidden_bf16 = 1;
+        return;
+    }
     hidden = name ? find(name) : NULL;
+    if (!name)
+        hidden_bf16 = 0;
 }
 
 int dp_isa_available(const char *name)
@@ -140,6 +147,57 @@ const char *dp_isa_describe(void)
 }
 
 const dp_kernel_table *dp_kernels(void) { return active->table; }
+
+/* ---- the products' precision --------------------------------------------------------- */
+
+static const dp_bf16_table *bf16; /* NULL: fp32 */
+
+static int cpu_has_bf16(void)
+{
+    return !hidden_bf16 && cpu_has(&paths[0]) && __builtin_cpu_supports("avx512bf16");
+}
+
+int dp_precision_select(const char *name, dp_err *err)
+{
+    if (!name || !strcmp(name, "fp32")) {
+        bf16 = NULL;
+        return 0;
+    }
+    if (strcmp(name, "bf16"))
+        return dp_fail(err, "--precision: unknown precision '%s' (expected fp32 or bf16)", name);
+    if (active->table == &dp_kernels_scalar) {
+        bf16 = &dp_bf16_scalar;
+        return 0;
+    }
+    if (active->table == &dp_kernels_avx512 && cpu_has_bf16()) {
+        bf16 = &dp_bf16_avx512bf16;
+        return 0;
+    }
+    return dp_fail(err, "--precision bf16: %s; bf16 products need AVX512-BF16 (AMD Zen 4 and "
+                        "later, Intel Cooper Lake, Sapphire Rapids and later) and the avx512 "
+                        "path (or --isa scalar, their exact emulation, slow, for tests); use "
+                        "--precision fp32 here",
+                   active->table != &dp_kernels_avx512 ? "the kernels run on the avx2 path, "
+                                                         "which has no bf16 dot products"
+                   : hidden_bf16 || !__builtin_cpu_supports("avx512bf16")
+                       ? "this CPU lacks AVX512-BF16 (VDPBF16PS)"
+                       : "not available");
+}
+
+const dp_bf16_table *dp_bf16(void) { return bf16; }
+
+const char *dp_precision_name(void) { return bf16 ? "bf16" : "fp32"; }
+
+const char *dp_precision_describe(void)
+{
+    if (!bf16)
+        return "fp32";
+    return bf16 == &dp_bf16_scalar
+               ? "bf16 (convolutions with 16 or more columns: bf16 operands, fp32 sums, "
+                 "AVX512-BF16 emulated with fmaf on the scalar path; other products fp32)"
+               : "bf16 (convolutions with 16 or more columns: bf16 operands, fp32 sums, "
+                 "AVX512-BF16 dot products; other products fp32)";
+}
 
 /* ---- the public kernels ------------------------------------------------------------ */
 

@@ -104,6 +104,8 @@ static const meta_field meta_fields[] = {
     /* Added on 2026-12-03 with the spread ties: absent in older files, read as 0, the
      * rule they were written under (PLAN_TIES_LOWER) */
     MF_OPTIONAL("data_order_ties", M_INT, ties),
+    /* Added on 2026-12-04 with --precision: absent in older files, read as fp32 */
+    MF_OPTIONAL("precision", M_STR, precision),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 
@@ -298,6 +300,7 @@ static const char *read_identity_and_files(hid_t g, dp_ckpt_meta *m)
 static const char *read_meta(hid_t g, dp_ckpt_meta *m)
 {
     snprintf(m->optimizer, sizeof m->optimizer, "sgd"); /* when absent (MF_OPTIONAL) */
+    snprintf(m->precision, sizeof m->precision, "fp32");
     for (size_t i = 0; i < NMETA; i++) {
         const int rc = get_field(g, &meta_fields[i], m);
         if (rc != 0 && !(rc == 1 && meta_fields[i].optional))

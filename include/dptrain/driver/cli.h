@@ -40,6 +40,7 @@ typedef struct {
     int shuffle;
     int threads;          /* 0: automatic */
     int isa;              /* --isa: index in its choices; -1: not given (cli_isa_name) */
+    int precision;        /* --precision: 0 fp32, 1 bf16 (cli_precision_name) */
     int normalize;
     float mean, std;
     const char *metrics, *save, *init_from;
@@ -78,6 +79,8 @@ const char *cli_optimizer_name(const dp_config *cfg);
 double cli_peak_lr(const dp_config *cfg);
 /* --isa's word for dp_isa_select (isa.h), or NULL without --isa (DPTRAIN_ISA, else auto). */
 const char *cli_isa_name(const dp_config *cfg);
+/* --precision's word for dp_precision_select (isa.h): "fp32" or "bf16". */
+const char *cli_precision_name(const dp_config *cfg);
 /* The samples per optimizer step: --batch x --accumulate. */
 int cli_global_batch(const dp_config *cfg);
 

@@ -25,10 +25,25 @@ const char *dp_isa_describe(void);
 /* 1 when this CPU (and OS) can run the named path, 0 when not or unknown. */
 int dp_isa_available(const char *name);
 /* For the tests: from now on act as if this CPU lacked the named path (not scalar; NULL:
- * lack none), so that a refusal can be tested on a CPU that has every path. Call it
- * before dp_isa_select. */
+ * lack none; undoes "bf16" too) or, with "bf16", AVX512-BF16, so that a refusal can be
+ * tested on a CPU that has every path. Call it before dp_isa_select and
+ * dp_precision_select. */
 void dp_isa_hide(const char *name);
 /* The paths, widest first; NULL-terminated. */
 extern const char *const dp_isa_names[];
+
+/* The products' precision: "fp32" (NULL means it too) or "bf16": the convolutions with 16
+ * or more columns (C*KH*KW) multiply bf16 operands (rounded to nearest even) and sum in
+ * fp32; the other products stay fp32, as do the weights, gradients and the update. bf16
+ * needs the avx512 path on a CPU with AVX512-BF16, or the scalar path (its exact
+ * emulation with fmaf: the same bits, slowly, for the tests); otherwise it fails saying
+ * why. Process-wide like the path, and tied to it: select it after the path, before
+ * sizing any scratch (a conv's scratch depends on it), and again after changing the
+ * path. Deterministic for any thread and rank count; the bits differ from fp32's. */
+int dp_precision_select(const char *name, dp_err *err);
+/* "fp32" or "bf16" */
+const char *dp_precision_name(void);
+/* For the banner: what runs in which precision, on which instructions. */
+const char *dp_precision_describe(void);
 
 #endif

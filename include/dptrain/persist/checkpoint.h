@@ -71,6 +71,7 @@ typedef struct {
     const int64_t *file_counts; /* [nfiles] samples per file, when writing (borrowed) */
     char frozen[256];      /* --freeze as given, "" when none */
     char optimizer[16];    /* --optimizer; "sgd" for files written before it existed */
+    char precision[8];     /* --precision; "fp32" for files written before it existed */
     double beta1, beta2, eps, trust_coefficient; /* what the optimizer reads (cli.h) */
     int exclude_bias;
     char run_id[DP_RUN_ID_LEN]; /* the writing run's identity; "" in files older than it */
