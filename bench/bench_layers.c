@@ -274,6 +274,10 @@ int main(int argc, char **argv)
     const double peak = fma_peak_gflops(dp_isa_name()) * threads;
     printf("kernels: %s; FMA peak %.1f GFLOP/s (%d x one core's, 12 chains)\n",
            dp_isa_describe(), peak, threads);
+    if (strcmp(dp_precision_name(), "fp32") != 0)
+        printf("precision: %s; bf16 dot-product peak %.1f GFLOP/s (VDPBF16PS, %d x one "
+               "core's); the peak columns below are fractions of the FMA peak\n",
+               dp_precision_describe(), fma_peak_gflops("avx512bf16") * threads, threads);
     double total_flops = time_layers(&m, &ws, labels, B, reps, peak);
     printf("matrix work per image %.2f MFLOP; whole step %.1f GFLOP/s, %.0f%% of the peak\n",
            total_flops / B * 1e-6, total_flops / step * 1e-9,

@@ -49,6 +49,22 @@ __attribute__((target("avx2,fma"))) static float chains256(long n)
     return total;
 }
 
+/* VDPBF16PS: per 32-bit lane two bf16 products added in turn to an fp32 sum, 4 FLOP. */
+__attribute__((target("avx512f,avx512bf16"))) static float chains_bf16(long n)
+{
+    __m512 acc[CHAINS];
+    const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f7f3f7f), y = (__m512bh)_mm512_set1_epi32(0x3a833a83);
+    for (int i = 0; i < CHAINS; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    for (long k = 0; k < n; k++)
+        for (int i = 0; i < CHAINS; i++)
+            acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+    float total = 0;
+    for (int i = 0; i < CHAINS; i++)
+        total += _mm512_reduce_add_ps(acc[i]);
+    return total;
+}
+
 /* The scalar kernels' fused multiply-add: a call to the C library's fmaf. */
 static float chains_scalar(long n)
 {
@@ -67,8 +83,13 @@ static float chains_scalar(long n)
 
 double fma_peak_gflops(const char *isa)
 {
-    int lanes = !strcmp(isa, "avx512") ? 16 : !strcmp(isa, "avx2") ? 8 : 1;
-    float (*run)(long) = lanes == 16 ? chains512 : lanes == 8 ? chains256 : chains_scalar;
+    const int bf16 = !strcmp(isa, "avx512bf16");
+    if (bf16 && !__builtin_cpu_supports("avx512bf16"))
+        return 0;
+    /* FLOP per instruction over 2: a bf16 lane does two multiply-adds */
+    int lanes = bf16 ? 32 : !strcmp(isa, "avx512") ? 16 : !strcmp(isa, "avx2") ? 8 : 1;
+    float (*run)(long) = bf16 ? chains_bf16 : lanes == 16 ? chains512 : lanes == 8 ? chains256
+                                                                                 : chains_scalar;
     long n = lanes > 1 ? 2000000 : 200000;
     double best = 0;
     volatile float sink = 0;
