@@ -1,10 +1,13 @@
-/* --precision bf16: the convolutions' products on bf16 operands with fp32 sums.
+/* --precision bf16: the products of convolutions and fc layers on bf16 operands with fp32
+ * sums.
  *
- * The forward output and the weight gradient are checked bit for bit against an oracle
- * written here: im2col, bf16 rounding (nearest of the two neighbours, ties to even,
- * subnormals to zero: another method than the kernels' bit trick) and one chain per
- * element, VDPBF16PS's definition (odd k, then even k, each an fmaf whose subnormal
- * result is flushed). The input gradient, the fused conv + relu + pool layer and whole
+ * The conv forward output and weight gradient, and the fc forward output, input gradient
+ * and weight gradient are checked bit for bit against an oracle written here: im2col,
+ * bf16 rounding (nearest of the two neighbours, ties to even, subnormals to zero: another
+ * method than the kernels' bit trick) and one chain per element, VDPBF16PS's definition
+ * (odd k, then even k, each an fmaf whose subnormal result is flushed). The fc layer's
+ * groups (linear_backward_groups) hand over each group's partial as linear_backward on
+ * that group alone. The conv input gradient, the fused conv + relu + pool layer and whole
  * models: the AVX512-BF16 path against the scalar emulation, bit for bit; 1 and 2 threads
  * alike; close to fp32 and yet not fp32 (the precision is in use). Convolutions with
  * fewer than 16 columns stay fp32, bit for bit. The selection: refused on the avx2 path,
@@ -250,6 +253,100 @@ static void check_fused(void)
     free(db1), free(db2);
 }
 
+/* ---- fully connected ---------------------------------------------------------------- */
+
+typedef struct {
+    float *dw, *db;
+    double *sw, *sb; /* the moved partials, summed in the order they come */
+    size_t nw, nb;
+} moved;
+
+static void take(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    moved *m = ctx;
+    const int weights = g >= m->dw && g < m->dw + m->nw;
+    double *sum = weights ? m->sw + (g - m->dw) : m->sb + (g - m->db);
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            sum[r * ld + c] += g[r * ld + c];
+            g[r * ld + c] = 0.0f;
+        }
+}
+
+/* fc forward, backward and backward over groups under bf16 on path isa: forward, input and
+ * weight gradients bit for bit as the oracle; the groups' partials those of each group
+ * alone; 1 and 2 threads alike; returns the results of 1 thread ([out|din|dw|db]). */
+static float *check_fc(const char *isa, int B, int I, int O)
+{
+    const size_t nout = (size_t)B * O, nin = (size_t)B * I, nw = (size_t)O * I;
+    const size_t n = nout + nin + nw + O;
+    rng_seed(&rng, (uint64_t)I, (uint64_t)O, 3);
+    float *in = nasty_buf(nin), *w = nasty_buf(nw), *b = rand_buf(O), *dout = nasty_buf(nout);
+    float *res[2];
+    CHECK(select_path(isa, "bf16") == 0);
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        float *scratch = malloc(sizeof(float) * linear_scratch_floats(B, I, O, t + 1));
+        float *r = res[t] = malloc(sizeof(float) * n);
+        float *out = r, *din = r + nout, *dw = din + nin, *db = dw + nw;
+        memcpy(dw, w, sizeof(float) * nw); /* accumulate onto something non-zero */
+        memcpy(db, b, sizeof(float) * O);
+        linear_forward(out, in, w, b, B, I, O, scratch);
+        linear_backward(din, dw, db, dout, in, w, B, I, O, scratch);
+        free(scratch);
+    }
+    omp_set_num_threads(1);
+    CHECK(same(res[0], res[1], sizeof(float) * n));
+    const float *out = res[0], *din = out + nout, *dw = din + nin;
+    size_t bad = 0;
+    for (int s = 0; s < B; s++)
+        for (int o = 0; o < O; o++) {
+            chain_src f = {in + (size_t)s * I, w + (size_t)o * I, 1, 1};
+            bad += bits(chain(b[o], &f, I)) != bits(out[(size_t)s * O + o]);
+        }
+    for (int s = 0; s < B; s++)
+        for (int i = 0; i < I; i++) {
+            chain_src g = {dout + (size_t)s * O, w + i, 1, (size_t)I};
+            bad += bits(chain(0.0f, &g, O)) != bits(din[(size_t)s * I + i]);
+        }
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            chain_src g = {dout + o, in + i, (size_t)O, (size_t)I};
+            bad += bits(chain(w[(size_t)o * I + i], &g, B)) != bits(dw[(size_t)o * I + i]);
+        }
+    if (bad) {
+        fprintf(stderr, "%s bf16 fc %d x %d -> %d: %zu elements differ from the oracle\n", isa,
+                B, I, O, bad);
+        CHECK(0);
+    }
+    /* groups of 2, 3, 4, 1, ...: each group's partial as linear_backward on it alone */
+    int bounds[32], ng = 0;
+    for (int at = 0; at < B; at += 1 + ng % 4)
+        bounds[ng++] = at;
+    bounds[ng] = B;
+    float *scratch = malloc(sizeof(float) * linear_scratch_floats(B, I, O, 1));
+    float *gw = calloc(nw, sizeof(float)), *gb = calloc(O, sizeof(float));
+    float *din2 = malloc(sizeof(float) * nin), *din1 = malloc(sizeof(float) * nin);
+    moved m = {gw, gb, calloc(nw, sizeof(double)), calloc(O, sizeof(double)), nw, (size_t)O};
+    linear_backward_groups(din2, gw, gb, dout, in, w, B, I, O, scratch, bounds, ng, take, &m);
+    double *sw = calloc(nw, sizeof(double)), *sb = calloc(O, sizeof(double));
+    for (int g = 0; g < ng; g++) {
+        const int n0 = bounds[g], len = bounds[g + 1] - n0;
+        linear_backward(din1 + (size_t)n0 * I, gw, gb, dout + (size_t)n0 * O,
+                        in + (size_t)n0 * I, w, len, I, O, scratch);
+        for (size_t i = 0; i < nw; i++)
+            sw[i] += gw[i], gw[i] = 0.0f;
+        for (int o = 0; o < O; o++)
+            sb[o] += gb[o], gb[o] = 0.0f;
+    }
+    CHECK(same(din1, din2, sizeof(float) * nin) && same(sw, m.sw, sizeof(double) * nw) &&
+          same(sb, m.sb, sizeof(double) * O));
+    free(scratch), free(gw), free(gb), free(din1), free(din2), free(m.sw), free(m.sb);
+    free(sw), free(sb), free(res[1]);
+    free(in), free(w), free(b), free(dout);
+    return res[0];
+}
+
 /* A few SGD steps of a model; the weights (the caller frees). */
 static float *train(const char *spec, int threads)
 {
@@ -356,6 +453,10 @@ int main(int argc, char **argv)
                                     {2, 7, 10, 10, 33, 3, 1, 0}};
     const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);
     conv_result first[8];
+    /* B, I, O: the reference model's fc1 and fc2, odd sizes, columns past one tile (512) */
+    static const int fc[][3] = {{12, 1600, 128}, {12, 128, 10}, {7, 37, 9}, {5, 601, 33}};
+    const int nfc = (int)(sizeof fc / sizeof fc[0]);
+    float *fc_first[4] = {NULL};
     for (int p = 0; p < 2; p++) {
         if (!paths[p])
             continue;
@@ -378,8 +479,25 @@ int main(int argc, char **argv)
         }
         CHECK(select_path(paths[p], "bf16") == 0);
         check_fused();
+        for (int f = 0; f < nfc; f++) {
+            float *r = check_fc(paths[p], fc[f][0], fc[f][1], fc[f][2]);
+            const size_t n = (size_t)fc[f][0] * (fc[f][1] + fc[f][2]) +
+                             (size_t)fc[f][2] * (fc[f][1] + 1);
+            if (p == 0)
+                fc_first[f] = r;
+            if (p == 1 && paths[0]) {
+                if (!same(fc_first[f], r, sizeof(float) * n)) {
+                    fprintf(stderr, "fc %d: AVX512-BF16 and the scalar emulation differ\n", f);
+                    CHECK(0);
+                }
+                free(fc_first[f]);
+            }
+            if (p == 1)
+                free(r);
+        }
         if (!check_failures)
-            printf("%s: bf16 convolutions bitwise as the oracle, for 1 and 2 threads\n",
+            printf("%s: bf16 convolutions and fc layers bitwise as the oracle, for 1 and 2 "
+                   "threads\n",
                    paths[p]);
     }
     float *ref = NULL;

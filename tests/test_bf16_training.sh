@@ -21,7 +21,7 @@ run() { # run NAME RANKS THREADS [ARGS...]
 same() { "$TOOLS/compare_weights" "$1.h5" "$2.h5" --exact > /dev/null || fail "$3"; }
 
 run bf-2x1 2 1 --precision bf16
-expect_in bf-2x1.log "precision: bf16 (convolutions with 16 or more columns"
+expect_in bf-2x1.log "precision: bf16 (fc layers and convolutions with 16 or more columns"
 run bf-1x2 1 2 --precision bf16
 run bf-3x1 3 1 --precision bf16
 same bf-2x1 bf-1x2 "bf16: 1 rank x 2 threads differs from 2 ranks x 1 thread"

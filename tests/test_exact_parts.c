@@ -81,14 +81,15 @@ static void test_fc_groups(void)
     float *dw = calloc(O * I, sizeof(float)), *db = calloc(O, sizeof(float));
     float *dw1 = malloc(sizeof(float) * O * I), *db1 = malloc(sizeof(float) * O);
     rec_start(dw, O * I, db, O);
-    linear_backward_groups(din, dw, db, dout, in, w, B, I, O, rec_bounds, REC_G, rec_move, NULL);
+    linear_backward_groups(din, dw, db, dout, in, w, B, I, O, NULL, rec_bounds, REC_G, rec_move,
+                           NULL);
     int ok = 1;
     for (int g = 0; g < REC_G; g++) {
         const int n0 = rec_bounds[g], n = rec_bounds[g + 1] - n0;
         memset(dw1, 0, sizeof(float) * O * I);
         memset(db1, 0, sizeof(float) * O);
         linear_backward(din1 + (size_t)n0 * I, dw1, db1, dout + (size_t)n0 * O,
-                        in + (size_t)n0 * I, w, n, I, O);
+                        in + (size_t)n0 * I, w, n, I, O, NULL);
         ok &= rec_check(g, dw1, db1);
     }
     ok &= rec_end() && same(din, din1, sizeof(float) * B * I);

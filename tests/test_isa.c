@@ -390,12 +390,12 @@ static void run_linear(float *out, uint64_t seed)
     rng_seed(&rng, seed, 3, 0);
     float *in = rand_buf((size_t)B * I), *w = rand_buf((size_t)O * I), *b = rand_buf((size_t)O);
     float *dout = rand_buf((size_t)B * O);
-    float *lanes = cur_lanes ? malloc(sizeof(float) * linear_scratch_floats(B, O, omp_get_max_threads())) : NULL;
+    float *lanes = cur_lanes ? malloc(sizeof(float) * linear_scratch_floats(B, I, O, omp_get_max_threads())) : NULL;
     float *din = out + (size_t)B * O, *dw = din + (size_t)B * I, *db = dw + (size_t)O * I;
     memcpy(dw, w, sizeof(float) * O * I);
     memcpy(db, b, sizeof(float) * O);
     linear_forward(out, in, w, b, B, I, O, lanes);
-    linear_backward(din, dw, db, dout, in, w, B, I, O);
+    linear_backward(din, dw, db, dout, in, w, B, I, O, lanes);
     free(in), free(w), free(b), free(dout), free(lanes);
 }
 

@@ -285,9 +285,10 @@ const cli_opt cli_options[] = {
              "Every path gives the same bits; one this CPU lacks is refused"},
     {"precision", "P", CLI_CHOICE(precision, PRECISION_CHOICES), .init = "fp32",
      .section = SEC_RUN,
-     .help = "fp32, or bf16: the convolutions with 16 or more columns (conv2 of the "
-             "reference model) multiply bf16 operands and sum in fp32 (AVX512-BF16 dot "
-             "products); weights, gradients, the update and the other layers stay fp32. "
+     .help = "fp32, or bf16: the fc layers and the convolutions with 16 or more columns "
+             "(all but conv1 in the reference model) multiply bf16 operands and sum in fp32 "
+             "(AVX512-BF16 dot products); weights, gradients, the update and the other "
+             "layers stay fp32. "
              "Deterministic for any rank and thread count, but other bits than fp32's. "
              "Refused where the CPU lacks AVX512-BF16 (docs/performance.md#bf16)"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,

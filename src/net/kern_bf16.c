@@ -124,6 +124,30 @@ static void pack_cols(const float *src, int rows, int cols, size_t lds, uint32_t
     }
 }
 
+/* dst[j][r] = (src[r][2j], src[r][2j+1]): pack_rows transposed, 16 rows by 16 pairs at a
+ * time through a tile on the stack. */
+static void pack_rows_t(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
+                        size_t ldd)
+{
+    const int pairs = (cols + 1) / 2;
+    uint32_t tile[16 * 16] __attribute__((aligned(64)));
+    memset(tile, 0, sizeof tile); /* the lanes of rows past the last are gathered, unused */
+    const __m512i across = _mm512_mullo_epi32(_mm512_set1_epi32(16),
+                                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+                                                                10, 11, 12, 13, 14, 15));
+    for (int r0 = 0; r0 < rows; r0 += 16) {
+        const int nr = rows - r0 < 16 ? rows - r0 : 16;
+        for (int j0 = 0; j0 < pairs; j0 += 16) {
+            const int np = pairs - j0 < 16 ? pairs - j0 : 16;
+            pack_rows(src + (size_t)r0 * lds + 2 * j0, nr,
+                      cols - 2 * j0 < 32 ? cols - 2 * j0 : 32, lds, tile, 16);
+            for (int j = 0; j < np; j++)
+                _mm512_mask_storeu_epi32(dst + (size_t)(j0 + j) * ldd + r0, vm_first(nr),
+                                         _mm512_i32gather_epi32(across, tile + j, 4));
+        }
+    }
+}
+
 #else
 
 /* The bf16 of x in the low 16 bits: to nearest even, NaN quiet, subnormal to zero. */
@@ -159,6 +183,16 @@ static void pack_cols(const float *src, int rows, int cols, size_t lds, uint32_t
         }
 }
 
+static void pack_rows_t(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
+                        size_t ldd)
+{
+    for (int r = 0; r < rows; r++)
+        for (int k = 0; k < cols; k += 2) {
+            const float *s = src + (size_t)r * lds + k;
+            dst[(size_t)(k / 2) * ldd + r] = pair(s[0], k + 1 < cols ? s[1] : 0.0f);
+        }
+}
+
 #endif
 
 #define STR2(x) #x
@@ -169,4 +203,5 @@ const dp_bf16_table KCAT(dp_bf16, DP_ISA_SUFFIX) = {
     .gemm = KFN(kern_bf16_gemm),
     .pack_rows = pack_rows,
     .pack_cols = pack_cols,
+    .pack_rows_t = pack_rows_t,
 };

@@ -81,6 +81,9 @@ typedef struct {
     /* dst[j*ldd + c] = (src[2j][c], src[2j+1][c]): pairs of neighbouring rows */
     void (*pack_cols)(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
                       size_t ldd);
+    /* dst[j*ldd + r] = (src[r][2j], src[r][2j+1]): pack_rows transposed */
+    void (*pack_rows_t)(const float *src, int rows, int cols, size_t lds, uint32_t *dst,
+                        size_t ldd);
 } dp_bf16_table;
 
 extern const dp_bf16_table dp_bf16_avx512bf16, dp_bf16_scalar;

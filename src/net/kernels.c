@@ -193,10 +193,11 @@ const char *dp_precision_describe(void)
     if (!bf16)
         return "fp32";
     return bf16 == &dp_bf16_scalar
-               ? "bf16 (convolutions with 16 or more columns: bf16 operands, fp32 sums, "
-                 "AVX512-BF16 emulated with fmaf on the scalar path; other products fp32)"
-               : "bf16 (convolutions with 16 or more columns: bf16 operands, fp32 sums, "
-                 "AVX512-BF16 dot products; other products fp32)";
+               ? "bf16 (fc layers and convolutions with 16 or more columns: bf16 operands, "
+                 "fp32 sums, AVX512-BF16 emulated with fmaf on the scalar path; convolutions "
+                 "with fewer columns fp32)"
+               : "bf16 (fc layers and convolutions with 16 or more columns: bf16 operands, "
+                 "fp32 sums, AVX512-BF16 dot products; convolutions with fewer columns fp32)";
 }
 
 /* ---- the public kernels ------------------------------------------------------------ */

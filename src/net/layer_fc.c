@@ -44,7 +44,7 @@ static void describe(const dp_layer *L, char *buf, size_t len)
 
 static size_t scratch_bytes(const dp_layer *L, int B, int threads)
 {
-    return linear_scratch_floats(B, L->out_c, threads) * sizeof(float);
+    return linear_scratch_floats(B, (int)L->in_size, L->out_c, threads) * sizeof(float);
 }
 
 static void forward(const dp_layer_io *io)
@@ -56,13 +56,13 @@ static void forward(const dp_layer_io *io)
 static void backward(const dp_layer_io *io)
 {
     linear_backward(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0], io->B,
-                    (int)io->L->in_size, io->L->out_c);
+                    (int)io->L->in_size, io->L->out_c, io->scratch);
 }
 
 static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
 {
     linear_backward_groups(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0],
-                           io->B, (int)io->L->in_size, io->L->out_c, bounds, ngroups,
+                           io->B, (int)io->L->in_size, io->L->out_c, io->scratch, bounds, ngroups,
                            io->pass->move, io->pass->done_ctx);
 }
 

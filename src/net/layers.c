@@ -86,14 +86,96 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
     }
 }
 
-size_t linear_scratch_floats(int B, int O, int threads)
+/* Columns of dweight per tile: the tile's float partial, its int64 sums and the inputs of
+ * every group in those columns stay in a core's cache (MNIST's nopool: 64 rows per thread,
+ * 128 KB + 256 KB + 100 samples x 2 KB). */
+#ifndef FC_TILE_COLS /* (tunable from the command line for experiments) */
+#define FC_TILE_COLS 512
+#endif
+
+/* --precision bf16 (isa.h): the three products on bf16 pairs (kern_bf16.c), each element
+ * one chain in a fixed order as in fp32. After the fp32 lanes the scratch holds the packed
+ * weights (forward: [I2][O], pairs along the inputs; input gradient: [O2][I], pairs along
+ * the outputs), the packed activations shared by the threads (forward: in [B][I2]; input
+ * gradient: dout [B][O2]; weight gradient without groups: dout [B2][O] and in [B2][I]),
+ * then each thread's packed group (its dout [G2][O] and in [G2][tile columns]). */
+static size_t bf16_weight_floats(int I, int O)
+{
+    const size_t a = (size_t)(I + 1) / 2 * O, b = (size_t)(O + 1) / 2 * I;
+    return dp_bf16() ? (a > b ? a : b) : 0;
+}
+
+static size_t bf16_shared_floats(int B, int I, int O)
+{
+    const size_t B2 = (size_t)(B + 1) / 2, fwd = (size_t)B * ((I + 1) / 2);
+    const size_t dgrad = (size_t)B * ((O + 1) / 2), wgrad = B2 * ((size_t)O + I);
+    const size_t most = fwd > dgrad ? fwd : dgrad;
+    return dp_bf16() ? (most > wgrad ? most : wgrad) : 0;
+}
+
+static size_t bf16_thread_floats(int B, int O)
+{
+    return dp_bf16() ? (size_t)(B + 1) / 2 * ((size_t)O + FC_TILE_COLS) : 0;
+}
+
+static size_t lanes_floats(int B, int O, int threads)
 {
     return (size_t)B * O * 8 + (size_t)threads * gemm_nt_pack_floats(B, O);
+}
+
+size_t linear_scratch_floats(int B, int I, int O, int threads)
+{
+    return lanes_floats(B, O, threads) + bf16_weight_floats(I, O) +
+           bf16_shared_floats(B, I, O) + (size_t)threads * bf16_thread_floats(B, O);
+}
+
+/* The parts of the scratch (NULL: none, fp32) for bf16, and the table, or NULL: fp32. */
+typedef struct {
+    const dp_bf16_table *bf;
+    uint32_t *weights, *shared, *threads;
+} fc_pairs;
+
+static fc_pairs fc_pairs_of(float *scratch, int B, int I, int O)
+{
+    fc_pairs p = {dp_bf16(), NULL, NULL, NULL};
+    if (!p.bf || !scratch) {
+        p.bf = NULL;
+        return p;
+    }
+    float *at = scratch + lanes_floats(B, O, omp_get_max_threads());
+    p.weights = (uint32_t *)at;
+    p.shared = (uint32_t *)(at + bf16_weight_floats(I, O));
+    p.threads = (uint32_t *)(at + bf16_weight_floats(I, O) + bf16_shared_floats(B, I, O));
+    return p;
+}
+
+/* out[n, o] = bias[o] + sum_i in[n, i] weight[o, i], in pairs of i. */
+static void linear_forward_bf16(float *out, const float *in, const float *weight,
+                                const float *bias, int B, int I, int O, const fc_pairs *p)
+{
+    const int I2 = (I + 1) / 2;
+    p->bf->pack_rows_t(weight, O, I, (size_t)I, p->weights, (size_t)O);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B, &lo, &hi);
+        uint32_t *a = p->shared + (size_t)lo * I2;
+        p->bf->pack_rows(in + (size_t)lo * I, hi - lo, I, (size_t)I, a, (size_t)I2);
+        for (int n = lo; n < hi; n++) /* each chain starts from its output's bias */
+            memcpy(out + (size_t)n * O, bias, sizeof(float) * O);
+        p->bf->gemm(hi - lo, O, I2, a, (size_t)I2, 1, p->weights, O, out + (size_t)lo * O, O,
+                    GEMM_ACC, NULL);
+    }
 }
 
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int I, int O, float *lanes)
 {
+    const fc_pairs pairs = fc_pairs_of(lanes, B, I, O);
+    if (pairs.bf) {
+        linear_forward_bf16(out, in, weight, bias, B, I, O, &pairs);
+        return;
+    }
     /* Blocks of samples per thread; each element's dot product is blocking-independent. */
     #pragma omp parallel
     {
@@ -112,12 +194,6 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
     }
 }
 
-/* Columns of dweight per tile: the tile's float partial, its int64 sums and the inputs of
- * every group in those columns stay in a core's cache (MNIST's nopool: 64 rows per thread,
- * 128 KB + 256 KB + 100 samples x 2 KB). */
-#ifndef FC_TILE_COLS /* (tunable from the command line for experiments) */
-#define FC_TILE_COLS 512
-#endif
 
 /* The bias gradient of samples [n0, n1), rows [lo, hi): the sum in sample order. */
 static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O, int lo, int hi)
@@ -132,40 +208,82 @@ static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O,
 
 /* din[B, I] = dout[B, O] weight[O, I], rows by thread: each sample's chain is its own. */
 static void linear_input_grad(float *din, const float *dout, const float *weight, int B, int I,
-                              int O)
+                              int O, const fc_pairs *p)
 {
+    const int O2 = (O + 1) / 2;
+    if (p->bf) /* pairs of outputs: of weight's rows, and along each row of dout */
+        p->bf->pack_cols(weight, O, I, (size_t)I, p->weights, (size_t)I);
     #pragma omp parallel
     {
         int lo, hi;
         thread_range(B, &lo, &hi);
-        gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
+        if (p->bf) {
+            uint32_t *a = p->shared + (size_t)lo * O2;
+            p->bf->pack_rows(dout + (size_t)lo * O, hi - lo, O, (size_t)O, a, (size_t)O2);
+            p->bf->gemm(hi - lo, I, O2, a, (size_t)O2, 1, p->weights, I, din + (size_t)lo * I, I,
+                        GEMM_ZERO, NULL);
+        } else {
+            gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
+        }
     }
 }
 
-void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int I, int O)
+/* tile[o - lo, i - i0] (start: GEMM_ZERO or GEMM_ACC) += sum over samples [n0, n1) of
+ * dout[n, o] in[n, i], for o in [lo, hi), i in [i0, i0 + cols): fp32 in sample order, or
+ * bf16 in pairs of samples packed in buf. */
+static void weight_grad_block(float *tile, const float *dout, const float *in, int n0, int n1,
+                              int I, int O, int lo, int hi, int i0, int cols, int start,
+                              const dp_bf16_table *bf, uint32_t *buf)
 {
+    const float *d = dout + (size_t)n0 * O + lo, *x = in + (size_t)n0 * I + i0;
+    if (!bf) {
+        if (start == GEMM_ACC)
+            gemm_tn_acc(hi - lo, cols, n1 - n0, d, O, x, I, tile, I);
+        else
+            gemm_tn(hi - lo, cols, n1 - n0, d, O, x, I, tile, I);
+        return;
+    }
+    const int rows = hi - lo, G2 = (n1 - n0 + 1) / 2;
+    uint32_t *dp = buf, *xp = buf + (size_t)G2 * rows;
+    bf->pack_cols(d, n1 - n0, rows, (size_t)O, dp, (size_t)rows);
+    bf->pack_cols(x, n1 - n0, cols, (size_t)I, xp, (size_t)cols);
+    bf->gemm(rows, cols, G2, dp, 1, (size_t)rows, xp, cols, tile, I, start, NULL);
+}
+
+void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                     const float *weight, int B, int I, int O, float *scratch)
+{
+    const fc_pairs p = fc_pairs_of(scratch, B, I, O);
     #pragma omp parallel if (dweight)
     if (dweight) { /* NULL: a frozen layer, only din wanted */
         int lo, hi;
         thread_range(O, &lo, &hi);
-        /* dweight[o, :] += sum_n dout[n, o] * in[n, :], in sample order */
-        gemm_tn_acc(hi - lo, I, B, dout + lo, O, in, I, dweight + (size_t)lo * I, I);
+        uint32_t *buf = p.bf ? p.threads + (size_t)omp_get_thread_num() * bf16_thread_floats(B, O)
+                             : NULL;
+        /* dweight[o, :] += sum_n dout[n, o] * in[n, :], in sample order (bf16: a tile of
+         * columns at a time, which changes no chain) */
+        const int step = p.bf ? FC_TILE_COLS : I;
+        for (int i0 = 0; lo < hi && i0 < I; i0 += step)
+            weight_grad_block(dweight + (size_t)lo * I + i0, dout, in, 0, B, I, O, lo, hi, i0,
+                              I - i0 < step ? I - i0 : step, GEMM_ACC, p.bf, buf);
         bias_partial(dbias, dout, 0, B, O, lo, hi);
     }
     if (din)
-        linear_input_grad(din, dout, weight, B, I, O);
+        linear_input_grad(din, dout, weight, B, I, O, &p);
 }
 
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
-                            const int *bounds, int ngroups, dp_partial_move move,
-                            void *ctx)
+                            float *scratch, const int *bounds, int ngroups,
+                            dp_partial_move move, void *ctx)
 {
+    const fc_pairs p = fc_pairs_of(scratch, B, I, O);
     #pragma omp parallel if (dweight)
     if (dweight) {
         int lo, hi;
         thread_range(O, &lo, &hi);
+        uint32_t *buf = p.bf ? p.threads + (size_t)omp_get_thread_num() * bf16_thread_floats(B, O)
+                             : NULL;
         for (int i0 = 0; lo < hi && i0 < I; i0 += FC_TILE_COLS) {
             const int cols = I - i0 < FC_TILE_COLS ? I - i0 : FC_TILE_COLS;
             float *tile = dweight + (size_t)lo * I + i0;
@@ -173,8 +291,8 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
                 const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
                 /* the chain of linear_backward on this group, from zero (the tile is zero:
                  * made so, or left so by the last move), without reading the tile */
-                gemm_tn(hi - lo, cols, n1 - n0, dout + (size_t)n0 * O + lo, O,
-                        in + (size_t)n0 * I + i0, I, tile, I);
+                weight_grad_block(tile, dout, in, n0, n1, I, O, lo, hi, i0, cols, GEMM_ZERO,
+                                  p.bf, buf);
                 move(ctx, tile, (size_t)(hi - lo), (size_t)cols, (size_t)I);
             }
         }
@@ -184,7 +302,7 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         }
     }
     if (din)
-        linear_input_grad(din, dout, weight, B, I, O);
+        linear_input_grad(din, dout, weight, B, I, O, &p);
 }
 
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,

@@ -32,13 +32,14 @@ void dp_isa_hide(const char *name);
 /* The paths, widest first; NULL-terminated. */
 extern const char *const dp_isa_names[];
 
-/* The products' precision: "fp32" (NULL means it too) or "bf16": the convolutions with 16
- * or more columns (C*KH*KW) multiply bf16 operands (rounded to nearest even) and sum in
- * fp32; the other products stay fp32, as do the weights, gradients and the update. bf16
+/* The products' precision: "fp32" (NULL means it too) or "bf16": the fc layers and the
+ * convolutions with 16 or more columns (C*KH*KW) multiply bf16 operands (rounded to
+ * nearest even) and sum in fp32; convolutions with fewer columns (conv1 of MNIST: 9, run
+ * straight from the image) stay fp32, as do the weights, gradients and the update. bf16
  * needs the avx512 path on a CPU with AVX512-BF16, or the scalar path (its exact
  * emulation with fmaf: the same bits, slowly, for the tests); otherwise it fails saying
  * why. Process-wide like the path, and tied to it: select it after the path, before
- * sizing any scratch (a conv's scratch depends on it), and again after changing the
+ * sizing any scratch (conv's and fc's scratch depend on it), and again after changing the
  * path. Deterministic for any thread and rank count; the bits differ from fp32's. */
 int dp_precision_select(const char *name, dp_err *err);
 /* "fp32" or "bf16" */

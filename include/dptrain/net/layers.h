@@ -95,14 +95,16 @@ void relu_forward(float *out, const float *in, size_t n);
 /* Gradient passes where the forward output was > 0 (PyTorch's threshold_backward). */
 void relu_backward(float *din, const float *dout, const float *out, size_t n);
 
-/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O]; lanes: NULL or scratch
- * of linear_scratch_floats(B, O, threads) floats, which lets long rows be worked on in
- * cache-sized blocks (same bits). */
-size_t linear_scratch_floats(int B, int O, int threads);
+/* in [B, I], weight [O, I] (PyTorch layout), bias [O], out [B, O]; lanes (forward) and
+ * scratch (backward): NULL or linear_scratch_floats(B, I, O, threads) floats, which lets
+ * long rows be worked on in cache-sized blocks (same bits) and holds the packed operands
+ * of --precision bf16 (isa.h; sized for the precision in use). With NULL the products are
+ * fp32 whatever the precision. */
+size_t linear_scratch_floats(int B, int I, int O, int threads);
 void linear_forward(float *out, const float *in, const float *weight, const float *bias, int B,
                     int I, int O, float *lanes);
 void linear_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                     const float *weight, int B, int I, int O);
+                     const float *weight, int B, int I, int O, float *scratch);
 /* linear_backward over groups of the B samples, group g being [bounds[g] - bounds[0],
  * bounds[g + 1] - bounds[0]), each group's parameter gradients handed to
  * move(ctx, g, rows, cols, ld) (which takes and zeroes them) before the next group's are
@@ -111,8 +113,8 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
  * and dbias must be zero. */
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
-                            const int *bounds, int ngroups, dp_partial_move move,
-                            void *ctx);
+                            float *scratch, const int *bounds, int ngroups,
+                            dp_partial_move move, void *ctx);
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
  * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when
