@@ -10,7 +10,7 @@
  * that group alone. The conv input gradient, the fused conv + relu + pool layer and whole
  * models: the AVX512-BF16 path against the scalar emulation, bit for bit; 1 and 2 threads
  * alike; close to fp32 and yet not fp32 (the precision is in use). Convolutions with
- * fewer than 16 columns stay fp32, bit for bit. The selection: refused on the avx2 path,
+ * fewer than 16 columns (MNIST's conv1) stay fp32, bit for bit. The selection: refused on the avx2 path,
  * where the CPU lacks AVX512-BF16 (dp_isa_hide) and for an unknown name. Where the CPU
  * lacks AVX512-BF16 only the scalar emulation runs, and the program says so.
  *
@@ -447,8 +447,9 @@ int main(int argc, char **argv)
     else
         printf("AVX512-BF16: skipped, this CPU lacks it (only the scalar emulation runs)\n");
     CHECK(dp_precision_select("fp32", &err) == 0);
-    /* B, C, H, W, OC, K, stride, pad: MNIST's conv2, odd sizes everywhere, few columns */
-    static const int shapes[][8] = {{2, 32, 13, 13, 64, 3, 1, 0}, {2, 3, 9, 7, 5, 3, 2, 1},
+    /* B, C, H, W, OC, K, stride, pad: MNIST's conv2 and conv1, odd sizes, few columns */
+    static const int shapes[][8] = {{2, 32, 13, 13, 64, 3, 1, 0}, {2, 1, 28, 28, 32, 3, 1, 0},
+                                    {2, 3, 9, 7, 5, 3, 2, 1},
                                     {1, 5, 8, 8, 17, 3, 1, 1},    {3, 2, 6, 11, 7, 2, 1, 0},
                                     {2, 7, 10, 10, 33, 3, 1, 0}};
     const int nshapes = (int)(sizeof shapes / sizeof shapes[0]);

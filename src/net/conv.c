@@ -55,7 +55,10 @@ static int direct(const dp_conv_shape *s)
            keeps_inputs(s);
 }
 
-/* The bf16 products for this shape, or NULL: fp32. */
+/* The bf16 products for this shape, or NULL: fp32. Convolutions with few columns stay
+ * fp32: measured on Zen 4 (2026-12-04, batch 100), MNIST's conv1 through im2col and bf16
+ * pairs took 1.4 ms forward and 1.25 ms backward against 0.75 ms (direct) and 1.0 ms in
+ * fp32; 9 columns are too few for the packing to pay. */
 static const dp_bf16_table *bf16_products(const dp_conv_shape *s)
 {
     return s->C * s->KH * s->KW >= CONV_ROWS_MIN_K ? dp_bf16() : NULL;
