@@ -3,8 +3,8 @@
 #   bench/bf16.sh [ROUNDS (default 5)] > bf16-results.txt
 # 1. One core's FMA peak and VDPBF16PS peak (build/bench/bench_layers prints both).
 # 2. The training step (batch 100, one rank) of the reference and nopool models at 1 and 2
-#    threads: fp32, bf16 and PyTorch alternate; medians of ROUNDS; ratios bf16/fp32 and
-#    bf16/PyTorch.
+#    threads: dptrain fp32 and bf16, PyTorch fp32 and bf16 (torch.autocast) alternate;
+#    medians of ROUNDS; ratios bf16/fp32 and against PyTorch in the same precision.
 # 3. Per layer in bf16, reference model, 1 thread.
 # 4. Whole training runs on MNIST, 2 ranks x 1 thread, 300 steps, fp32 and bf16
 #    alternating (images/s from --metrics), medians and ratio.
@@ -33,20 +33,23 @@ $bl --precision bf16 --reps 3 | grep -E "^kernels|^precision" | sed -E 's/.*(FMA
 
 echo
 echo "== 2. training step, batch 100, images/s: medians of $rounds alternating runs"
-printf "%-10s %7s %8s %8s %8s %10s %13s\n" model threads pytorch fp32 bf16 bf16/fp32 bf16/pytorch
+printf "%-10s %7s %9s %9s %8s %8s %10s %13s %13s\n" model threads torch-fp32 torch-bf16 fp32 bf16 \
+  bf16/fp32 fp32/torch bf16/torch-bf16
 for m in reference nopool; do
   for t in 1 2; do
     steps=30; [[ $m == nopool ]] && steps=8
-    t_=() f=() b=()
+    t_=() tb=() f=() b=()
     for ((r = 0; r < rounds; r++)); do
       t_+=("$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" | ips)")
+      tb+=("$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" --bf16 | ips)")
       f+=("$(OMP_PROC_BIND=false $bl --model "$m" --threads "$t" --reps "$steps" --step-only | ips)")
       b+=("$(OMP_PROC_BIND=false $bl --model "$m" --threads "$t" --reps "$steps" --step-only --precision bf16 | ips)")
     done
     mt=$(printf "%s\n" "${t_[@]}" | median); mf=$(printf "%s\n" "${f[@]}" | median)
-    mb=$(printf "%s\n" "${b[@]}" | median)
-    printf "%-10s %7d %8.0f %8.0f %8.0f %10.2f %13.2f\n" "$m" "$t" "$mt" "$mf" "$mb" \
-      "$(echo "$mb / $mf" | bc -l)" "$(echo "$mb / $mt" | bc -l)"
+    mb=$(printf "%s\n" "${b[@]}" | median); mtb=$(printf "%s\n" "${tb[@]}" | median)
+    printf "%-10s %7d %9.0f %9.0f %8.0f %8.0f %10.2f %13.2f %13.2f\n" "$m" "$t" "$mt" "$mtb" \
+      "$mf" "$mb" "$(echo "$mb / $mf" | bc -l)" "$(echo "$mf / $mt" | bc -l)" \
+      "$(echo "$mb / $mtb" | bc -l)"
   done
 done
 

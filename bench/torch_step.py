@@ -4,10 +4,15 @@ no-pool variant), batch B, SGD momentum 0.9, inputs in [0, 1], preloaded (no dat
 Run with OPENBLAS_NUM_THREADS=1 and the GLIBC_TUNABLES of bench/compare_pytorch.sh.
 
 usage: torch_step.py --model reference|nopool --threads N [--batch 100] [--steps 30] [--cpu-time]
+                    [--bf16]
 prints: model M, batch B, N threads: step X ms, Y images/s
 --cpu-time times the process's CPU time (as bench_layers --cpu-time): on a shared machine a
 one-thread run then measures its own work, not its waiting.
+--bf16 runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16) (PyTorch's
+mixed precision: conv and linear in bf16 through oneDNN, fp32 weights and update), beside
+dptrain's --precision bf16.
 """
+import contextlib
 import argparse
 import time
 
@@ -36,7 +41,7 @@ class Net(nn.Module):
         return self.fc2(x)
 
 
-def median_step(net, batch, steps, before_step=None, clock=time.perf_counter):
+def median_step(net, batch, steps, before_step=None, clock=time.perf_counter, bf16=False):
     """Median seconds of one SGD step (momentum 0.9) on a fixed random batch, after 3
     warm-up steps; before_step() runs untimed before each step (a barrier for DDP)."""
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
@@ -48,7 +53,9 @@ def median_step(net, batch, steps, before_step=None, clock=time.perf_counter):
             before_step()
         t0 = clock()
         opt.zero_grad()
-        F.cross_entropy(net(x), y).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = F.cross_entropy(net(x), y)
+        loss.backward()
         opt.step()
         if k >= 3:
             times.append(clock() - t0)
@@ -63,11 +70,12 @@ def main():
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--cpu-time", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     clock = time.process_time if a.cpu_time else time.perf_counter
-    step = median_step(Net(a.model == "reference"), a.batch, a.steps, clock=clock)
+    step = median_step(Net(a.model == "reference"), a.batch, a.steps, clock=clock, bf16=a.bf16)
     print(f"model {a.model}, batch {a.batch}, {a.threads} threads: step {step * 1e3:.2f} ms, "
           f"{a.batch / step:.0f} images/s")
 
