@@ -10,8 +10,9 @@
  * that group alone. The conv input gradient, the fused conv + relu + pool layer and whole
  * models: the AVX512-BF16 path against the scalar emulation, bit for bit; 1 and 2 threads
  * alike; close to fp32 and yet not fp32 (the precision is in use). Convolutions with
- * fewer than 16 columns (MNIST's conv1) stay fp32, bit for bit. The selection: refused on the avx2 path,
- * where the CPU lacks AVX512-BF16 (dp_isa_hide) and for an unknown name. Where the CPU
+ * fewer than 16 columns (MNIST's conv1) stay fp32, bit for bit. Packed operands hold no
+ * subnormal bf16. The selection: refused on the avx2 path, where the CPU lacks
+ * AVX512-BF16 (dp_isa_hide) and for an unknown name. Where the CPU
  * lacks AVX512-BF16 only the scalar emulation runs, and the program says so.
  *
  *   test_bf16 --path    print the path bf16 runs on here: avx512, or scalar (emulation) */
