@@ -17,8 +17,8 @@ py=${DP_PYTHON:-/usr/bin/python3}
 cd "$repo"
 source scripts/mpi-env.sh
 mpi_oversubscribe_if_needed 2
-export OPENBLAS_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+source "$repo/bench/torch-env.sh"
+torch_at_its_best
 bl=build/bench/bench_layers
 $bl --precision bf16 --step-only --reps 1 > /dev/null || exit 1
 tmp=$(mktemp -d)

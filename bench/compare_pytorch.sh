@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # compare_pytorch.sh: dptrain's training step against PyTorch's (Debian python3-torch at its
-# best: torch.set_num_threads(N), OPENBLAS_NUM_THREADS=1, glibc's fixed mmap threshold), same
+# best: torch.set_num_threads(N) and bench/torch-env.sh: OPENBLAS_NUM_THREADS=1, glibc's fixed mmap threshold,
+# OPENBLAS_CORETYPE where OpenBLAS does not know the CPU), same
 # model, batch 100, same threads, alternating run by run; prints medians and the ratio.
 #   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")]
 set -euo pipefail
@@ -11,8 +12,8 @@ threads=${3:-1 2}
 ours="$repo/build/bench/bench_layers"
 py=${DP_PYTHON:-/usr/bin/python3}
 [[ -x "$ours" ]] || { echo "build first: cmake --build build (needs $ours)" >&2; exit 1; }
-export OPENBLAS_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+source "$repo/bench/torch-env.sh"
+torch_at_its_best
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf "%-10s %7s %12s %12s %7s\n" model threads dptrain pytorch ratio

@@ -21,8 +21,8 @@ rounds=${1:-3}
 py=${DP_PYTHON:-/usr/bin/python3}
 cd "$repo"
 source scripts/mpi-env.sh
-export OPENBLAS_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+source "$repo/bench/torch-env.sh"
+torch_at_its_best
 bl=build/bench/bench_layers
 [[ -x $bl && -x build/bench/bench_kernels ]] || { echo "build first: scripts/setup.sh" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -12,8 +12,8 @@ steps=${2:-300}
 model=${3:-reference}
 py=${DP_PYTHON:-/usr/bin/python3}
 source "$repo/scripts/mpi-env.sh"
-export OPENBLAS_NUM_THREADS=1
-export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+source "$repo/bench/torch-env.sh"
+torch_at_its_best
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo"

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch at its best on the same training step as bench_layers: the tutorial net (or its
 no-pool variant), batch B, SGD momentum 0.9, inputs in [0, 1], preloaded (no data loading).
-Run with OPENBLAS_NUM_THREADS=1 and the GLIBC_TUNABLES of bench/compare_pytorch.sh.
+Run with what bench/torch-env.sh sets (OPENBLAS_NUM_THREADS=1, glibc's fixed mmap threshold,
+OPENBLAS_CORETYPE where OpenBLAS does not know the CPU), as bench/compare_pytorch.sh does.
 
 usage: torch_step.py --model reference|nopool --threads N [--batch 100] [--steps 30] [--cpu-time]
                     [--bf16]

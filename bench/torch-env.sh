@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# torch-env.sh: sourced by the benchmarks that run PyTorch or OpenBLAS; torch_at_its_best
+# sets what they need to run at their best, and says what it set:
+#   OPENBLAS_NUM_THREADS=1 (PyTorch keeps its own threads; two pools fighting cost 20-40%),
+#   glibc's fixed mmap threshold (no page faults from allocation churn), and
+#   OPENBLAS_CORETYPE where Debian's OpenBLAS does not know the CPU and falls back to its
+#   generic SSE3 kernels (it reports "Core: Prescott"; seen on Intel Emerald Rapids, where
+#   PyTorch's nopool step then ran at 530-575 images/s against 690-990 with SkylakeX):
+#   SkylakeX where the CPU has AVX-512 (F, CD, BW, DQ, VL), Haswell where it has AVX2 + FMA.
+# A value already in the environment is kept. Needs DP_PYTHON or /usr/bin/python3 with torch.
+torch_at_its_best() {
+  export OPENBLAS_NUM_THREADS=1
+  export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
+  if [[ -n ${OPENBLAS_CORETYPE:-} ]]; then
+    echo "== OpenBLAS core: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (from the environment)"
+    return
+  fi
+  local core flags
+  core=$(OPENBLAS_VERBOSE=2 "${DP_PYTHON:-/usr/bin/python3}" -c 'import torch' 2>&1 |
+         sed -n 's/^Core: //p' | head -1)
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  if [[ $core == Prescott ]]; then
+    local want=""
+    if [[ $flags == *" avx512f "* && $flags == *" avx512cd "* && $flags == *" avx512bw "* &&
+          $flags == *" avx512dq "* && $flags == *" avx512vl "* ]]; then
+      want=SkylakeX
+    elif [[ $flags == *" avx2 "* && $flags == *" fma "* ]]; then
+      want=Haswell
+    fi
+    if [[ -n $want ]]; then
+      export OPENBLAS_CORETYPE=$want
+      echo "== OpenBLAS core: this OpenBLAS does not know the CPU (Core: Prescott, its generic kernels); OPENBLAS_CORETYPE=$want"
+      return
+    fi
+  fi
+  echo "== OpenBLAS core: ${core:-unknown} (as OpenBLAS detects it)"
+}
