@@ -274,6 +274,31 @@ static void take(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
         }
 }
 
+/* How many of an fc layer's results differ from the oracle: out = b + in w^T, din = dout w,
+ * dw = dw0 + dout^T in, each element one chain. */
+static size_t fc_oracle_misses(const float *in, const float *w, const float *b,
+                               const float *dout, const float *dw0, const float *out,
+                               const float *din, const float *dw, int B, int I, int O)
+{
+    size_t bad = 0;
+    for (int s = 0; s < B; s++)
+        for (int o = 0; o < O; o++) {
+            chain_src f = {in + (size_t)s * I, w + (size_t)o * I, 1, 1};
+            bad += bits(chain(b[o], &f, I)) != bits(out[(size_t)s * O + o]);
+        }
+    for (int s = 0; s < B; s++)
+        for (int i = 0; i < I; i++) {
+            chain_src g = {dout + (size_t)s * O, w + i, 1, (size_t)I};
+            bad += bits(chain(0.0f, &g, O)) != bits(din[(size_t)s * I + i]);
+        }
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            chain_src g = {dout + o, in + i, (size_t)O, (size_t)I};
+            bad += bits(chain(dw0[(size_t)o * I + i], &g, B)) != bits(dw[(size_t)o * I + i]);
+        }
+    return bad;
+}
+
 /* fc forward, backward and backward over groups under bf16 on path isa: forward, input and
  * weight gradients bit for bit as the oracle; the groups' partials those of each group
  * alone; 1 and 2 threads alike; returns the results of 1 thread ([out|din|dw|db]). */
@@ -299,22 +324,7 @@ static float *check_fc(const char *isa, int B, int I, int O)
     omp_set_num_threads(1);
     CHECK(same(res[0], res[1], sizeof(float) * n));
     const float *out = res[0], *din = out + nout, *dw = din + nin;
-    size_t bad = 0;
-    for (int s = 0; s < B; s++)
-        for (int o = 0; o < O; o++) {
-            chain_src f = {in + (size_t)s * I, w + (size_t)o * I, 1, 1};
-            bad += bits(chain(b[o], &f, I)) != bits(out[(size_t)s * O + o]);
-        }
-    for (int s = 0; s < B; s++)
-        for (int i = 0; i < I; i++) {
-            chain_src g = {dout + (size_t)s * O, w + i, 1, (size_t)I};
-            bad += bits(chain(0.0f, &g, O)) != bits(din[(size_t)s * I + i]);
-        }
-    for (int o = 0; o < O; o++)
-        for (int i = 0; i < I; i++) {
-            chain_src g = {dout + o, in + i, (size_t)O, (size_t)I};
-            bad += bits(chain(w[(size_t)o * I + i], &g, B)) != bits(dw[(size_t)o * I + i]);
-        }
+    const size_t bad = fc_oracle_misses(in, w, b, dout, w, out, din, dw, B, I, O);
     if (bad) {
         fprintf(stderr, "%s bf16 fc %d x %d -> %d: %zu elements differ from the oracle\n", isa,
                 B, I, O, bad);
@@ -357,10 +367,11 @@ static void check_subnormal_operands(const char *isa)
 {
     enum { B = 2, I = 37, O = 19 };
     float in[B * I], w[O * I], b[O] = {0}, dout[B * O];
-    float out[B * O], din[B * I], dw[O * I] = {0}, db[O] = {0};
+    float out[B * O], din[B * I], dw[O * I] = {0}, dw0[O * I] = {0}, db[O] = {0};
     for (int k = 0; k < B * I + O * I + B * O; k++) {
         const uint32_t sign = (uint32_t)(k % 3 == 1) << 31, mant = 0x00400001u + 0x1357u * k;
-        const float tiny = from_bits(sign | (mant & 0x007fffffu)), huge = from_bits(sign | 0x58800000u);
+        const float tiny = from_bits(sign | (mant & 0x007fffffu));
+        const float huge = from_bits(sign | 0x58800000u);
         if (k < B * I)
             in[k] = k < I ? tiny : huge; /* sample 0 subnormal, sample 1 2^50 */
         else if (k < B * I + O * I)
@@ -373,23 +384,14 @@ static void check_subnormal_operands(const char *isa)
     linear_forward(out, in, w, b, B, I, O, scratch);
     linear_backward(din, dw, db, dout, in, w, B, I, O, scratch);
     free(scratch);
-    size_t bad = 0, nonzero = 0;
-    for (int o = 0; o < O; o++) {
-        chain_src f = {in, w + (size_t)o * I, 1, 1};
-        bad += bits(chain(0.0f, &f, I)) != bits(out[o]);
-        nonzero += out[o] != 0.0f;
-    }
-    for (int i = 0; i < I; i++) {
-        chain_src g = {dout + O, w + i, 1, (size_t)I};
-        bad += bits(chain(0.0f, &g, O)) != bits(din[I + i]);
-        nonzero += din[I + i] != 0.0f;
-    }
+    const size_t bad = fc_oracle_misses(in, w, b, dout, dw0, out, din, dw, B, I, O);
+    size_t nonzero = 0; /* the results whose every term is subnormal x 2^50 */
     for (int o = 0; o < O; o++)
-        for (int i = 0; i < I; i++) {
-            chain_src g = {dout + o, in + i, (size_t)O, (size_t)I};
-            bad += bits(chain(0.0f, &g, B)) != bits(dw[(size_t)o * I + i]);
-            nonzero += dw[(size_t)o * I + i] != 0.0f;
-        }
+        nonzero += out[o] != 0.0f;
+    for (int i = 0; i < I; i++)
+        nonzero += din[I + i] != 0.0f;
+    for (int k = 0; k < O * I; k++)
+        nonzero += dw[k] != 0.0f;
     if (bad || nonzero) {
         fprintf(stderr, "%s bf16: subnormal operands: %zu elements differ from the oracle, "
                         "%zu not zero\n", isa, bad, nonzero);
