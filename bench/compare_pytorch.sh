@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # compare_pytorch.sh: dptrain's training step against PyTorch's (Debian python3-torch at its
-# best: torch.set_num_threads(N) and bench/torch-env.sh: OPENBLAS_NUM_THREADS=1, glibc's fixed mmap threshold,
-# OPENBLAS_CORETYPE where OpenBLAS does not know the CPU), same
-# model, batch 100, same threads, alternating run by run; prints medians and the ratio.
+# best: torch.set_num_threads(N) and what bench/torch-env.sh sets), same model, batch 100,
+# same threads, alternating run by run; prints medians and the ratio.
 #   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -15,23 +15,29 @@ torch_at_its_best() {
     echo "== OpenBLAS core: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (from the environment)"
     return
   fi
-  local core flags
+  local core want=""
   core=$(OPENBLAS_VERBOSE=2 "${DP_PYTHON:-/usr/bin/python3}" -c 'import torch' 2>&1 |
          sed -n 's/^Core: //p' | head -1)
-  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
   if [[ $core == Prescott ]]; then
-    local want=""
-    if [[ $flags == *" avx512f "* && $flags == *" avx512cd "* && $flags == *" avx512bw "* &&
-          $flags == *" avx512dq "* && $flags == *" avx512vl "* ]]; then
+    if cpu_has avx512f avx512cd avx512bw avx512dq avx512vl; then
       want=SkylakeX
-    elif [[ $flags == *" avx2 "* && $flags == *" fma "* ]]; then
+    elif cpu_has avx2 fma; then
       want=Haswell
     fi
-    if [[ -n $want ]]; then
-      export OPENBLAS_CORETYPE=$want
-      echo "== OpenBLAS core: this OpenBLAS does not know the CPU (Core: Prescott, its generic kernels); OPENBLAS_CORETYPE=$want"
-      return
-    fi
   fi
-  echo "== OpenBLAS core: ${core:-unknown} (as OpenBLAS detects it)"
+  if [[ -n $want ]]; then
+    export OPENBLAS_CORETYPE=$want
+    echo "== OpenBLAS core: this OpenBLAS does not know the CPU (Core: Prescott, its generic kernels); OPENBLAS_CORETYPE=$want"
+  else
+    echo "== OpenBLAS core: ${core:-unknown} (as OpenBLAS detects it)"
+  fi
+}
+
+# cpu_has FLAG...: whether /proc/cpuinfo lists every FLAG for the first CPU.
+cpu_has() {
+  local flags f
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  for f in "$@"; do
+    [[ $flags == *" $f "* ]] || return 1
+  done
 }
