@@ -7,7 +7,8 @@
 #   generic SSE3 kernels (it reports "Core: Prescott"; seen on Intel Emerald Rapids, where
 #   PyTorch's nopool step then ran at 530-575 images/s against 690-990 with SkylakeX):
 #   SkylakeX where the CPU has AVX-512 (F, CD, BW, DQ, VL), Haswell where it has AVX2 + FMA.
-# A value already in the environment is kept. Needs DP_PYTHON or /usr/bin/python3 with torch.
+# A value already in the environment is kept. Needs DP_PYTHON or /usr/bin/python3 with torch,
+# and fails with a message naming the Python where it cannot import it.
 torch_at_its_best() {
   export OPENBLAS_NUM_THREADS=1
   export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
@@ -15,9 +16,13 @@ torch_at_its_best() {
     echo "== OpenBLAS core: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (from the environment)"
     return
   fi
-  local core want=""
-  core=$(OPENBLAS_VERBOSE=2 "${DP_PYTHON:-/usr/bin/python3}" -c 'import torch' 2>&1 |
-         sed -n 's/^Core: //p' | head -1)
+  local py=${DP_PYTHON:-/usr/bin/python3} out core want=""
+  if ! out=$(OPENBLAS_VERBOSE=2 "$py" -c 'import torch' 2>&1); then
+    echo "bench: $py cannot import torch (${out##*$'\n'}): install python3-torch" \
+         "(scripts/setup.sh --with-test-deps) or name a Python that has it in DP_PYTHON" >&2
+    return 1
+  fi
+  core=$(sed -n 's/^Core: //p' <<< "$out" | head -1)
   if [[ $core == Prescott ]]; then
     if cpu_has avx512f avx512cd avx512bw avx512dq avx512vl; then
       want=SkylakeX
