@@ -36,17 +36,20 @@ static inline void gather_row(float *restrict dst, const float *restrict src, in
 #endif
 }
 
-/* Rows r0..r1-1 of the im2col matrix (row r = (c*KH + i)*KW + j at col + (r - r0)*OH*OW). */
+/* Rows r0..r1-1 of the im2col matrix, row r = (c*KH + i)*KW + j at col + (r - r0)*ldc, in
+ * a buffer of (r1 - r0)*ldc floats: the ldc - OH*OW floats after each row (room for full
+ * stores, and rows that start on whole vectors for the product) are left undefined. */
 void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, int W, int KH,
-                      int KW, int stride, int pad, int OH, int OW, float *restrict col)
+                      int KW, int stride, int pad, int OH, int OW, float *restrict col,
+                      size_t ldc)
 {
     (void)C; /* implied by r1 <= C*KH*KW */
     for (int r = r0; r < r1; r++) {
         const int c = r / (KH * KW), i = r / KW % KH, j = r % KW;
-        float *row = col + (size_t)(r - r0) * OH * OW;
+        float *row = col + (size_t)(r - r0) * ldc;
         if (stride == 1 && pad == 0) {
             gather_row(row, in + ((size_t)c * H + i) * W + j, OH, OW, W,
-                       col + (size_t)(r1 - r0) * OH * OW);
+                       col + (size_t)(r1 - r0) * ldc);
             continue;
         }
         for (int oy = 0; oy < OH; oy++) {

@@ -33,9 +33,9 @@ typedef struct {
     void (*gemm_nt_acc_lanes)(int M, int N, int K, const float *A, int lda, const float *B,
                               int ldb, float *C, int ldc, float *lanes, float *pack);
     float (*dot)(const float *a, const float *b, int n);
-    /* rows r0..r1-1 of the im2col matrix only */
+    /* rows r0..r1-1 of the im2col matrix only, ldc floats apart (ldc >= OH*OW) */
     void (*im2col)(const float *in, int r0, int r1, int C, int H, int W, int KH, int KW,
-                   int stride, int pad, int OH, int OW, float *col);
+                   int stride, int pad, int OH, int OW, float *col, size_t ldc);
     void (*transpose)(const float *src, int rows, int cols, float *dst);
     /* rows of pixels p0..p1-1 only: consecutive calls continue the pixel order */
     void (*row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH, int KW,

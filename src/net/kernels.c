@@ -260,7 +260,8 @@ void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bou
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
             int OW, float *col)
 {
-    active->table->im2col(in, 0, C * KH * KW, C, H, W, KH, KW, stride, pad, OH, OW, col);
+    active->table->im2col(in, 0, C * KH * KW, C, H, W, KH, KW, stride, pad, OH, OW, col,
+                          (size_t)OH * OW);
 }
 
 void transpose(const float *src, int rows, int cols, float *dst)
