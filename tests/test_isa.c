@@ -453,11 +453,46 @@ static void test_pixel_order(void)
     }
 }
 
+/* im2col with stride 1 and no padding, which the AVX-512 path makes a vector of output at a
+ * time from windows of the input: MNIST's conv2; rows shorter than a vector; pieces one
+ * input apart; windows too wide (5x5 kernels on 2 columns, one column) and rows too long
+ * for it, which it leaves to the piece by piece copy. Each input buffer is exactly C*H*W
+ * floats, so a read past it shows under the sanitizers. */
+static const int unstrided[][5] = {{32, 13, 13, 3, 3}, {2, 5, 4, 3, 3}, {4, 8, 8, 2, 2},
+                                   {3, 3, 20, 3, 3},   {1, 34, 9, 3, 3}, {1, 6, 6, 5, 5},
+                                   {2, 9, 3, 3, 3},    {1, 40, 40, 3, 3}};
+
+static size_t unstrided_floats(void)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < sizeof unstrided / sizeof unstrided[0]; t++) {
+        const int *v = unstrided[t];
+        n += (size_t)v[0] * v[3] * v[4] * (v[1] - v[3] + 1) * (v[2] - v[4] + 1);
+    }
+    return n;
+}
+
+static void run_im2col_unstrided(float *out, uint64_t seed)
+{
+    rng_seed(&rng, seed, 5, 0);
+    for (size_t t = 0; t < sizeof unstrided / sizeof unstrided[0]; t++) {
+        const int *v = unstrided[t];
+        const int C = v[0], H = v[1], W = v[2], KH = v[3], KW = v[4];
+        const int OH = H - KH + 1, OW = W - KW + 1;
+        float *in = rand_buf((size_t)C * H * W);
+        im2col(in, C, H, W, KH, KW, 1, 0, OH, OW, out);
+        out += (size_t)C * KH * KW * OH * OW;
+        free(in);
+    }
+}
+
 static void test_moves(const char *isa)
 {
     const int K = 18, PP = 5 * 5;
     against_scalar("im2col, row2im, col2im, transpose", run_moves,
                    (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
+    against_scalar("im2col, stride 1, no padding", run_im2col_unstrided, unstrided_floats(),
+                   isa);
 }
 
 /* ---- whole models ------------------------------------------------------------------- */
