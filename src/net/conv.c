@@ -104,6 +104,8 @@ static size_t col_ld(const dp_conv_shape *s)
     return keeps_inputs(s) ? (P + 15) & ~(size_t)15 : P;
 }
 
+int conv2d_col_is_input(const dp_conv_shape *s) { return keeps_inputs(s); }
+
 size_t conv2d_col_floats(const dp_conv_shape *s)
 {
     const size_t per_sample = keeps_inputs(s) ? (size_t)s->C * s->H * s->W
@@ -138,7 +140,7 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
             float *col_n = keep ? work : col + (size_t)n * K * P;
             const size_t ld = col_ld(s);
             float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
-            if (keep)
+            if (keep && col != in) /* col may be the input itself (layers.h) */
                 memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
             if (direct(s)) {
                 kt->conv_direct(in_n, s->C, s->H, s->W, s->KH, s->KW, s->OC, weight, bias, out_n);

@@ -3,6 +3,7 @@
 #ifndef DPTRAIN_NET_LAYER_CONV_H
 #define DPTRAIN_NET_LAYER_CONV_H
 
+#include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
 #include "dptrain/net/model.h"
 
@@ -10,5 +11,8 @@
 int layer_is_conv(const dp_layer *L);
 /* The conv layer L's shape for a batch of B. */
 dp_conv_shape layer_conv_shape(const dp_layer *L, int B);
+/* The col the conv functions get for io's conv of shape s, whose work is `work`: io->in
+ * when col holds the inputs (conv2d_col_is_input), else work. */
+float *layer_conv_col(const dp_layer_io *io, const dp_conv_shape *s, void *work);
 
 #endif

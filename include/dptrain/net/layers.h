@@ -32,6 +32,10 @@ typedef struct {
  * conv2d_scratch_floats(s) floats (that count does not depend on s->B). */
 size_t conv2d_col_floats(const dp_conv_shape *s);
 size_t conv2d_scratch_floats(const dp_conv_shape *s);
+/* 1 when col holds each sample's input: then col may be the input itself, which forward
+ * copies nothing into and backward only reads (the layers pass it so, and need no col of
+ * their own); 0 when it holds the im2col matrices. */
+int conv2d_col_is_input(const dp_conv_shape *s);
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
                     const float *bias, float *scratch, const dp_conv_shape *s);
 /* col: as conv2d_forward left it, for these s->B samples: backward over a range of the
