@@ -275,17 +275,15 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col,
     float *doutT = rowbuf + (size_t)K * col_ld(s), *dwT = doutT + (size_t)P * OC;
     const size_t ld = col_ld(s);
     memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
-    if (rows)
-        for (int k = lo; k < hi; k++)
-            for (int oc = 0; oc < OC; oc++)
-                dwT[(size_t)(k - lo) * OC + oc] = dweight[(size_t)oc * K + k];
+    if (rows && lo < hi) /* dwT: this thread's columns of dweight, transposed */
+        kt->transpose(dweight + lo, OC, hi - lo, (size_t)K, dwT, (size_t)OC);
     for (int n = 0; n < s->B; n++) {
         /* the planes this thread reads: all of them for the rows layout, else its own */
         const int c0 = rows ? 0 : blo, c1 = rows ? OC : bhi;
         const float *dout_n = dout_planes(dsrc, n, c0, c1, dbuf, s) - (size_t)c0 * P;
         if (rows && lo < hi) {
             const float *c = col_rows(col, n, lo, hi, rowbuf, s);
-            kt->transpose(dout_n, OC, P, doutT);
+            kt->transpose(dout_n, OC, P, (size_t)P, doutT, (size_t)OC);
             if (bf) { /* pairs of pixels: of the im2col rows, and of dout^T's rows */
                 uint32_t *colp = pairs, *doutp = pairs + (size_t)(hi - lo) * P2;
                 bf->pack_rows(c, hi - lo, P, ld, colp, (size_t)P2);
@@ -306,10 +304,8 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col,
     }
     for (int oc = blo; oc < bhi; oc++)
         dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
-    if (rows)
-        for (int k = lo; k < hi; k++)
-            for (int oc = 0; oc < OC; oc++)
-                dweight[(size_t)oc * K + k] = dwT[(size_t)(k - lo) * OC + oc];
+    if (rows && lo < hi)
+        kt->transpose(dwT, hi - lo, OC, (size_t)OC, dweight + lo, (size_t)K);
 }
 
 /* The input gradient of one sample: dcol = W^T dout (chains over the output channels),

@@ -158,23 +158,23 @@ static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t
 }
 #endif
 
-void KFN(kern_transpose)(const float *restrict src, int rows, int cols, float *restrict dst)
+void KFN(kern_transpose)(const float *restrict src, int rows, int cols, size_t lds,
+                         float *restrict dst, size_t ldd)
 {
     int r = 0;
 #if VW > 1
     for (; r + 8 <= rows; r += 8) {
         int c = 0;
         for (; c + 8 <= cols; c += 8)
-            transpose8x8(src + (size_t)r * cols + c, (size_t)cols, dst + (size_t)c * rows + r,
-                         (size_t)rows);
+            transpose8x8(src + (size_t)r * lds + c, lds, dst + (size_t)c * ldd + r, ldd);
         for (; c < cols; c++)
             for (int i = 0; i < 8; i++)
-                dst[(size_t)c * rows + r + i] = src[(size_t)(r + i) * cols + c];
+                dst[(size_t)c * ldd + r + i] = src[(size_t)(r + i) * lds + c];
     }
 #endif
     for (; r < rows; r++)
         for (int c = 0; c < cols; c++)
-            dst[(size_t)c * rows + r] = src[(size_t)r * cols + c];
+            dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
 }
 
 /* Each input element receives its terms in output-pixel order (p = oy*OW + ox rising);

@@ -12,7 +12,8 @@ void KFN(kern_gemm_nt_acc_lanes)(int M, int N, int K, const float *A, int lda, c
 float KFN(kern_dot)(const float *a, const float *b, int n);
 void KFN(kern_im2col)(const float *in, int r0, int r1, int C, int H, int W, int KH, int KW,
                       int stride, int pad, int OH, int OW, float *col, size_t ldc);
-void KFN(kern_transpose)(const float *src, int rows, int cols, float *dst);
+void KFN(kern_transpose)(const float *src, int rows, int cols, size_t lds, float *dst,
+                         size_t ldd);
 void KFN(kern_row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH,
                           int KW, int stride, int pad, int OH, int OW, float *in);
 void KFN(kern_col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,

@@ -36,7 +36,8 @@ typedef struct {
     /* rows r0..r1-1 of the im2col matrix only, ldc floats apart (ldc >= OH*OW) */
     void (*im2col)(const float *in, int r0, int r1, int C, int H, int W, int KH, int KW,
                    int stride, int pad, int OH, int OW, float *col, size_t ldc);
-    void (*transpose)(const float *src, int rows, int cols, float *dst);
+    /* dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols */
+    void (*transpose)(const float *src, int rows, int cols, size_t lds, float *dst, size_t ldd);
     /* rows of pixels p0..p1-1 only: consecutive calls continue the pixel order */
     void (*row2im_acc)(const float *row, int p0, int p1, int C, int H, int W, int KH, int KW,
                        int stride, int pad, int OH, int OW, float *in);

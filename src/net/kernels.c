@@ -266,7 +266,7 @@ void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, in
 
 void transpose(const float *src, int rows, int cols, float *dst)
 {
-    active->table->transpose(src, rows, cols, dst);
+    active->table->transpose(src, rows, cols, (size_t)cols, dst, (size_t)rows);
 }
 
 void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
