@@ -319,8 +319,8 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, KHW = s->KH * s->KW;
     const dp_kernel_table *kt = dp_kernels();
-    memset(din_n, 0, sizeof(float) * s->C * s->H * s->W);
     if (K < CONV_ROWS_MIN_K) {
+        memset(din_n, 0, sizeof(float) * s->C * s->H * s->W);
         gemm_tn(K, P, OC, weight, K, dout_n, P, scratch, P);
         kt->col2im_acc(scratch, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH, s->OW,
                        din_n);
@@ -337,8 +337,8 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
                      P, scratch, P, GEMM_ZERO, NULL);
         else
             gemm_tn(nc * KHW, P, OC, weight + (size_t)c0 * KHW, K, dout_n, P, scratch, P);
-        kt->col2im_pixel_order_acc(scratch, nc, s->H, s->W, s->KH, s->KW, s->stride, s->pad,
-                                   s->OH, s->OW, din_n + (size_t)c0 * s->H * s->W);
+        kt->col2im_pixel_order(scratch, nc, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
+                               s->OW, din_n + (size_t)c0 * s->H * s->W);
     }
 }
 

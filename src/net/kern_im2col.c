@@ -253,13 +253,17 @@ void KFN(kern_col2im_acc)(const float *restrict col, int C, int H, int W, int KH
 
 #if VW > 1
 /* Stride 1, no padding: each input row, a vector at a time, gets all its terms while it is
- * in a register: from output row oy = y - i for i descending, then j descending. Loads
- * are masked to the lanes a term reaches (addresses outside them are not touched). */
+ * in a register, from zero: from output row oy = y - i for i descending, then j
+ * descending. Loads are masked to the lanes a term reaches (addresses outside them are not
+ * touched); stores to the row's lanes. Nothing of in is read: reading a row that the
+ * previous row's store overlapped stalled each row until that store was done. */
 static void col2im_rows_in_registers(const float *restrict col, int C, int H, int W, int KH,
                                      int KW, int OH, int OW, float *restrict in)
 {
     enum { MAX_KW = 32 };
+#if !VM_CHEAP
     const float *end = in + (size_t)C * H * W;
+#endif
     for (int x0 = 0; x0 < W; x0 += VW) {
         const int width = W - x0 < VW ? W - x0 : VW;
         const vmask live = vm_first(width);
@@ -275,7 +279,7 @@ static void col2im_rows_in_registers(const float *restrict col, int C, int H, in
         for (int c = 0; c < C; c++)
             for (int y = 0; y < H; y++) {
                 float *dst = in + ((size_t)c * H + y) * W + x0;
-                vf acc = vf_load_m(dst, live);
+                vf acc = vf_zero(); /* 0 + the first term: the sign of a zero as before */
                 for (int i = KH - 1; i >= 0; i--) {
                     const int oy = y - i;
                     if (oy < 0 || oy >= OH)
@@ -286,10 +290,17 @@ static void col2im_rows_in_registers(const float *restrict col, int C, int H, in
                             acc = vf_add_m(acc, reach[j],
                                            vf_load_m(src + (size_t)j * OH * OW - j, reach[j]));
                 }
-                if (width == VW || dst + VW <= end) /* past the row: what it loaded */
+#if VM_CHEAP
+                if (width == VW)
+                    vf_store(dst, acc);
+                else
+                    vf_store_m(dst, live, acc);
+#else /* past the row: what it holds (written already, or written after) */
+                if (width == VW || dst + VW <= end)
                     vf_store(dst, width == VW ? acc : vf_blend_m(vf_load(dst), live, acc));
                 else
                     vf_store_m(dst, live, acc);
+#endif
             }
     }
 }
@@ -298,9 +309,9 @@ static void col2im_rows_in_registers(const float *restrict col, int C, int H, in
 /* in[c][y][x] += col[(c*KH + i)*KW + j][oy*OW + ox] with the terms of each input element in
  * output-pixel order, as row2im_acc adds them: that is (i, j) descending, since a larger i
  * means an earlier output row and, within one, a larger j an earlier column. */
-void KFN(kern_col2im_pixel_order_acc)(const float *restrict col, int C, int H, int W, int KH,
-                                      int KW, int stride, int pad, int OH, int OW,
-                                      float *restrict in)
+void KFN(kern_col2im_pixel_order)(const float *restrict col, int C, int H, int W, int KH,
+                                  int KW, int stride, int pad, int OH, int OW,
+                                  float *restrict in)
 {
 #if VW > 1
     if (stride == 1 && pad == 0 && KW <= 32) {
@@ -308,6 +319,7 @@ void KFN(kern_col2im_pixel_order_acc)(const float *restrict col, int C, int H, i
         return;
     }
 #endif
+    memset(in, 0, sizeof(float) * C * H * W);
     for (int c = 0; c < C; c++)
         for (int i = KH - 1; i >= 0; i--)
             for (int j = KW - 1; j >= 0; j--) {

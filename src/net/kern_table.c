@@ -18,7 +18,7 @@ void KFN(kern_row2im_acc)(const float *row, int p0, int p1, int C, int H, int W,
                           int KW, int stride, int pad, int OH, int OW, float *in);
 void KFN(kern_col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
                           int pad, int OH, int OW, float *in);
-void KFN(kern_col2im_pixel_order_acc)(const float *col, int C, int H, int W, int KH, int KW,
+void KFN(kern_col2im_pixel_order)(const float *col, int C, int H, int W, int KH, int KW,
                                       int stride, int pad, int OH, int OW, float *in);
 void KFN(kern_pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,
                           int stride, int OH, int OW, int relu);
@@ -45,7 +45,7 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .transpose = KFN(kern_transpose),
     .row2im_acc = KFN(kern_row2im_acc),
     .col2im_acc = KFN(kern_col2im_acc),
-    .col2im_pixel_order_acc = KFN(kern_col2im_pixel_order_acc),
+    .col2im_pixel_order = KFN(kern_col2im_pixel_order),
     .pool_plane = KFN(kern_pool_plane),
     .unpool_plane = KFN(kern_unpool_plane),
     .relu_forward = KFN(kern_relu_forward),

@@ -43,9 +43,10 @@ typedef struct {
                        int stride, int pad, int OH, int OW, float *in);
     void (*col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
                        int pad, int OH, int OW, float *in);
-    /* col2im with each input element's terms in output-pixel order: row2im_acc's bits */
-    void (*col2im_pixel_order_acc)(const float *col, int C, int H, int W, int KH, int KW,
-                                   int stride, int pad, int OH, int OW, float *in);
+    /* col2im onto zero (in is overwritten) with each input element's terms in output-pixel
+     * order: row2im_acc's bits on a zeroed in */
+    void (*col2im_pixel_order)(const float *col, int C, int H, int W, int KH, int KW,
+                               int stride, int pad, int OH, int OW, float *in);
     /* One plane of max pooling (relu after it when relu != 0), and its backward: din is
      * overwritten; out NULL, or the forward output whose entries <= 0 pass no gradient. */
     void (*pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,

@@ -50,9 +50,10 @@ void row2im_acc(const float *row, int C, int H, int W, int KH, int KW, int strid
 /* The adjoint of im2col: in[...] += col[...]; `in` must be zeroed by the caller. */
 void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
                 int OW, float *in);
-/* col2im_acc with the terms of each input element in output-pixel order, the order of
- * row2im_acc: the same bits as row2im_acc on the transposed matrix. */
-void col2im_pixel_order_acc(const float *col, int C, int H, int W, int KH, int KW, int stride,
+/* col2im onto zero (in is overwritten, C*H*W floats) with the terms of each input element in
+ * output-pixel order, the order of row2im_acc: the same bits as row2im_acc on the
+ * transposed matrix and a zeroed in. */
+void col2im_pixel_order(const float *col, int C, int H, int W, int KH, int KW, int stride,
                             int pad, int OH, int OW, float *in);
 
 /* The dot product of a and b with 8 fixed partial sums, combined in a fixed order. */
