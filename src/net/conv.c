@@ -5,7 +5,8 @@
  * ~6-9x larger than its input (reference conv2: 139 KB against 22 KB per sample), and
  * writing it for the whole batch in forward, then reading it back in backward, is memory
  * traffic that costs more than making it again. So when the im2col matrix is the larger,
- * col keeps each sample's input [B][C*H*W], and forward and backward make the im2col rows
+ * col keeps each sample's input [B][C*H*W] (the layers pass the input itself as col, so
+ * nothing is copied: conv2d_col_is_input), and forward and backward make the im2col rows
  * they need in cache, in the thread's scratch, one sample at a time; otherwise (1x1
  * kernels, strides as wide as the kernel) col holds each sample's im2col matrix
  * [B][C*KH*KW][OH*OW]. Either way col is sample-major and the choice depends on the shape
