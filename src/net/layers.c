@@ -86,23 +86,18 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
     }
 }
 
-/* The weight gradient of the groups in fp32, a block of dweight at a time: FC_L1_ROWS rows
- * (one row tile of the product) by FC_L1_COLS columns, all the groups one after another.
- * The block's float partial (12 KB) and its int64 sums (24 KB) stay in L1 across the
- * groups, and only the inputs come from L2 again for each block; before (2026-12-04), a
- * tile of all of a thread's rows went to L2 and back once per group, 24 bytes per element
- * per group. Measured on Emerald Rapids, 1 thread, alternating: nopool's step 136-139 ms
- * against 149-154, 6 x 256 and 12 x 128/256 in between. With bf16, whose packed
- * operands would be made again for every block, a tile of FC_TILE_COLS columns of all
- * the thread's rows (the float partial, its int64 sums and the inputs of every group in
- * those columns stay in a core's cache: MNIST's nopool, 64 rows per thread, 128 KB +
- * 256 KB + 100 samples x 2 KB). The blocking changes no chain. (All three tunable from
- * the command line for experiments.) */
+/* The weight gradient of the groups, a block of dweight at a time through all the groups:
+ * FC_TILE_COLS columns by FC_L1_ROWS rows (one row tile of the product) in fp32, so that
+ * the block's float partial (12 KB) and its int64 sums (24 KB) stay in L1 across the
+ * groups and only the inputs come from L2 again for each block. Before (2026-12-04) a
+ * block was all of a thread's rows, which went to L2 and back once per group, 24 bytes per
+ * element per group. Measured on Emerald Rapids, 1 thread, alternating: nopool's step
+ * 136-139 ms against 149-154; 6 x 256 and 12 x 128/256 in between. bf16 keeps all the
+ * thread's rows, whose packed operands would otherwise be made again for every block
+ * (MNIST's nopool, 64 rows per thread: 128 KB + 256 KB + 100 samples x 2 KB in cache).
+ * The blocking changes no chain. (Both tunable from the command line for experiments.) */
 #ifndef FC_L1_ROWS
 #define FC_L1_ROWS 6
-#endif
-#ifndef FC_L1_COLS
-#define FC_L1_COLS 512
 #endif
 #ifndef FC_TILE_COLS
 #define FC_TILE_COLS 512
@@ -299,29 +294,20 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         thread_range(O, &lo, &hi);
         uint32_t *buf = p.bf ? p.threads + (size_t)omp_get_thread_num() * bf16_thread_floats(B, O)
                              : NULL;
-        for (int i0 = 0; !p.bf && lo < hi && i0 < I; i0 += FC_L1_COLS) {
-            const int cols = I - i0 < FC_L1_COLS ? I - i0 : FC_L1_COLS;
-            for (int r0 = lo; r0 < hi; r0 += FC_L1_ROWS) {
-                const int r1 = hi - r0 < FC_L1_ROWS ? hi : r0 + FC_L1_ROWS;
+        const int block_rows = p.bf ? hi - lo : FC_L1_ROWS; /* the header of FC_L1_ROWS */
+        for (int i0 = 0; lo < hi && i0 < I; i0 += FC_TILE_COLS) {
+            const int cols = I - i0 < FC_TILE_COLS ? I - i0 : FC_TILE_COLS;
+            for (int r0 = lo; r0 < hi; r0 += block_rows) {
+                const int r1 = hi - r0 < block_rows ? hi : r0 + block_rows;
                 float *tile = dweight + (size_t)r0 * I + i0;
                 for (int g = 0; g < ngroups; g++) {
                     const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
+                    /* the chain of linear_backward on this group, from zero, without
+                     * reading the tile */
                     weight_grad_block(tile, dout, in, n0, n1, I, O, r0, r1, i0, cols, GEMM_ZERO,
-                                      NULL, NULL);
+                                      p.bf, buf);
                     move(ctx, tile, (size_t)(r1 - r0), (size_t)cols, (size_t)I);
                 }
-            }
-        }
-        for (int i0 = 0; p.bf && lo < hi && i0 < I; i0 += FC_TILE_COLS) {
-            const int cols = I - i0 < FC_TILE_COLS ? I - i0 : FC_TILE_COLS;
-            float *tile = dweight + (size_t)lo * I + i0;
-            for (int g = 0; g < ngroups; g++) {
-                const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
-                /* the chain of linear_backward on this group, from zero (the tile is zero:
-                 * made so, or left so by the last move), without reading the tile */
-                weight_grad_block(tile, dout, in, n0, n1, I, O, lo, hi, i0, cols, GEMM_ZERO,
-                                  p.bf, buf);
-                move(ctx, tile, (size_t)(hi - lo), (size_t)cols, (size_t)I);
             }
         }
         for (int g = 0; lo < hi && g < ngroups; g++) {
