@@ -128,6 +128,7 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
     const size_t per_thread = pool ? conv2d_pool_scratch_floats(s) : conv2d_scratch_floats(s);
     const dp_bf16_table *bf = bf16_products(s);
     const int K2 = (K + 1) / 2;
+    const size_t ld = col_ld(s);
     uint32_t *wpairs = bf ? bf16_weights(scratch, per_thread, s) : NULL;
     if (bf)
         bf->pack_rows(weight, s->OC, K, (size_t)K, wpairs, (size_t)K2);
@@ -139,7 +140,6 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
         for (int n = 0; n < s->B; n++) {
             const float *in_n = in + (size_t)n * CHW;
             float *col_n = keep ? work : col + (size_t)n * K * P;
-            const size_t ld = col_ld(s);
             float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
             if (keep && col != in) /* col may be the input itself (layers.h) */
                 memcpy(col + (size_t)n * CHW, in_n, sizeof(float) * CHW);
@@ -273,8 +273,8 @@ static void conv_param_grads(float *dweight, float *dbias, const float *col,
     const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
     float *blanes = scratch, *rowbuf = blanes + (size_t)8 * OC;
-    float *doutT = rowbuf + (size_t)K * col_ld(s), *dwT = doutT + (size_t)P * OC;
     const size_t ld = col_ld(s);
+    float *doutT = rowbuf + (size_t)K * ld, *dwT = doutT + (size_t)P * OC;
     memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
     if (rows && lo < hi) /* dwT: this thread's columns of dweight, transposed */
         kt->transpose(dweight + lo, OC, hi - lo, (size_t)K, dwT, (size_t)OC);

@@ -306,9 +306,10 @@ static void col2im_rows_in_registers(const float *restrict col, int C, int H, in
 }
 #endif
 
-/* in[c][y][x] += col[(c*KH + i)*KW + j][oy*OW + ox] with the terms of each input element in
- * output-pixel order, as row2im_acc adds them: that is (i, j) descending, since a larger i
- * means an earlier output row and, within one, a larger j an earlier column. */
+/* in[c][y][x] = 0 + the terms col[(c*KH + i)*KW + j][oy*OW + ox] of that input element, in
+ * output-pixel order, as row2im_acc adds them onto a zeroed in: that is (i, j) descending,
+ * since a larger i means an earlier output row and, within one, a larger j an earlier
+ * column. */
 void KFN(kern_col2im_pixel_order)(const float *restrict col, int C, int H, int W, int KH,
                                   int KW, int stride, int pad, int OH, int OW,
                                   float *restrict in)

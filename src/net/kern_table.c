@@ -19,7 +19,7 @@ void KFN(kern_row2im_acc)(const float *row, int p0, int p1, int C, int H, int W,
 void KFN(kern_col2im_acc)(const float *col, int C, int H, int W, int KH, int KW, int stride,
                           int pad, int OH, int OW, float *in);
 void KFN(kern_col2im_pixel_order)(const float *col, int C, int H, int W, int KH, int KW,
-                                      int stride, int pad, int OH, int OW, float *in);
+                                  int stride, int pad, int OH, int OW, float *in);
 void KFN(kern_pool_plane)(float *out, int32_t *argmax, const float *in, int H, int W, int K,
                           int stride, int OH, int OW, int relu);
 void KFN(kern_unpool_plane)(float *din, const float *dout, const float *out,

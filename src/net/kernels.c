@@ -282,7 +282,7 @@ void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int strid
 }
 
 void col2im_pixel_order(const float *col, int C, int H, int W, int KH, int KW, int stride,
-                            int pad, int OH, int OW, float *in)
+                        int pad, int OH, int OW, float *in)
 {
     active->table->col2im_pixel_order(col, C, H, W, KH, KW, stride, pad, OH, OW, in);
 }

@@ -81,22 +81,23 @@ static size_t scratch_bytes(const dp_layer *L, int B, int threads)
 static void forward(const dp_layer_io *io)
 {
     dp_conv_shape s = layer_conv_shape(io->L, io->B);
-    conv2d_forward(io->out, layer_conv_col(io, &s, io->work), io->in, io->param[0], io->param[1], io->scratch, &s);
+    conv2d_forward(io->out, layer_conv_col(io, &s, io->work), io->in, io->param[0],
+                   io->param[1], io->scratch, &s);
 }
 
 static void backward(const dp_layer_io *io)
 {
     dp_conv_shape s = layer_conv_shape(io->L, io->B);
-    conv2d_backward(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->work), io->dout, io->param[0],
-                    io->scratch, &s);
+    conv2d_backward(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->work),
+                    io->dout, io->param[0], io->scratch, &s);
 }
 
 static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
 {
     dp_conv_shape s = layer_conv_shape(io->L, io->B);
-    conv2d_backward_groups(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->work), io->dout, io->param[0],
-                           io->scratch, &s, bounds, ngroups, io->pass->move,
-                           io->pass->done_ctx);
+    conv2d_backward_groups(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->work),
+                           io->dout, io->param[0], io->scratch, &s, bounds, ngroups,
+                           io->pass->move, io->pass->done_ctx);
 }
 
 const dp_layer_kind layer_conv = {

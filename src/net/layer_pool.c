@@ -75,17 +75,19 @@ static void conv_relu_forward(const dp_layer_io *io)
 {
     dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
     dp_pool_shape p = pool_shape(io->L);
-    conv2d_relu_maxpool_forward(io->out, io->work, layer_conv_col(io, &s, io->absorbed_work[0]), io->in, io->param[0],
-                                io->param[1], io->scratch, &s, &p);
+    float *col = layer_conv_col(io, &s, io->absorbed_work[0]);
+    conv2d_relu_maxpool_forward(io->out, io->work, col, io->in, io->param[0], io->param[1],
+                                io->scratch, &s, &p);
 }
 
 static void conv_relu_backward(const dp_layer_io *io)
 {
     dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
     dp_pool_shape p = pool_shape(io->L);
-    conv2d_relu_maxpool_backward(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->absorbed_work[0]),
-                                 io->dout, io->out, io->work, io->param[0], io->scratch,
-                                 io->absorbed_dout[0], &s, &p);
+    float *col = layer_conv_col(io, &s, io->absorbed_work[0]);
+    conv2d_relu_maxpool_backward(io->din, io->grad[0], io->grad[1], col, io->dout, io->out,
+                                 io->work, io->param[0], io->scratch, io->absorbed_dout[0], &s,
+                                 &p);
 }
 
 static void forward(const dp_layer_io *io)
@@ -125,8 +127,9 @@ static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroup
     }
     dp_conv_shape s = layer_conv_shape(io->L - 2, io->B);
     dp_pool_shape p = pool_shape(io->L);
-    conv2d_relu_maxpool_backward_groups(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->absorbed_work[0]),
-                                        io->dout, io->out, io->work, io->param[0], io->scratch,
+    float *col = layer_conv_col(io, &s, io->absorbed_work[0]);
+    conv2d_relu_maxpool_backward_groups(io->din, io->grad[0], io->grad[1], col, io->dout,
+                                        io->out, io->work, io->param[0], io->scratch,
                                         io->absorbed_dout[0], &s, &p, bounds, ngroups,
                                         io->pass->move, io->pass->done_ctx);
 }

@@ -54,7 +54,7 @@ void col2im_acc(const float *col, int C, int H, int W, int KH, int KW, int strid
  * output-pixel order, the order of row2im_acc: the same bits as row2im_acc on the
  * transposed matrix and a zeroed in. */
 void col2im_pixel_order(const float *col, int C, int H, int W, int KH, int KW, int stride,
-                            int pad, int OH, int OW, float *in);
+                        int pad, int OH, int OW, float *in);
 
 /* The dot product of a and b with 8 fixed partial sums, combined in a fixed order. */
 float dot_f32(const float *a, const float *b, int n);
