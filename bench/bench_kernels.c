@@ -17,6 +17,7 @@
 
 #include "dptrain/net/isa.h"
 #include "dptrain/net/kernels.h"
+#include "dptrain/net/layers.h"
 #include "dptrain/util/rng.h"
 #include "fma_peak.h"
 
@@ -163,6 +164,40 @@ static double time_im2col(int C, int H, int W, int B, int reps)
     return (double)B * K * OH * OW * sizeof(float) / best * 1e-9;
 }
 
+/* relu + 2x2 max pooling of C planes of HxW, a sample at a time over the batch, as the
+ * fused conv layers call it: the sample's conv output (forward) and its input gradient
+ * (backward) in one cache-resident buffer, the pooled planes, their argmax and gradient
+ * per sample in memory. ns per plane, forward and backward timed apart (medians). */
+static void time_pool(int C, int H, int W, int B, int reps, double ns[2])
+{
+    const int OH = H / 2, OW = W / 2;
+    const size_t nin = (size_t)C * H * W, nout = (size_t)C * OH * OW;
+    float *in = rand_buf(nin), *din = malloc(sizeof(float) * nin);
+    float *out = malloc(sizeof(float) * nout * B), *dout = rand_buf(nout * B);
+    int32_t *arg = malloc(sizeof(int32_t) * nout * B);
+    double t[2][64];
+    reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int n = 0; n < B; n++)
+            relu_maxpool_forward(out + n * nout, arg + n * nout, in, 1, C, H, W, 2, 2, OH, OW);
+        double t1 = now();
+        for (int n = 0; n < B; n++)
+            relu_maxpool_backward(din, dout + n * nout, out + n * nout, arg + n * nout, 1, C, H,
+                                  W, OH, OW);
+        t[0][r] = t1 - t0, t[1][r] = now() - t1;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (int i = 1; i < reps; i++)
+            for (int j = i; j > 0 && t[k][j] < t[k][j - 1]; j--) {
+                double x = t[k][j];
+                t[k][j] = t[k][j - 1], t[k][j - 1] = x;
+            }
+        ns[k] = t[k][reps / 2] / ((double)B * C) * 1e9;
+    }
+    free(in), free(din), free(out), free(dout), free(arg);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = "all";
@@ -251,5 +286,20 @@ int main(int argc, char **argv)
         printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
     }
     printf("\n");
+    static const int pools[][3] = {{32, 26, 26}, {64, 11, 11}};
+    for (int k = 0; k < 2; k++)
+        for (int dir = 0; dir < 2; dir++) {
+            char label[64];
+            snprintf(label, sizeof label, "relu+maxpool %s %dx%dx%d, ns per plane",
+                     dir ? "backward" : "forward ", pools[k][0], pools[k][1], pools[k][2]);
+            printf("%-44s", label);
+            for (int c = 0; c < cols; c++) {
+                double ns[2];
+                dp_isa_select(names[c], &err);
+                time_pool(pools[k][0], pools[k][1], pools[k][2], B, reps, ns);
+                printf(" %16.1f", ns[dir]);
+            }
+            printf("\n");
+        }
     return 0;
 }

@@ -173,7 +173,8 @@ static float *nasty_buf(size_t n, uint64_t seed)
 }
 
 /* Shapes of the moving kernels and the element-wise layers, odd sizes included. */
-static const int pool_hw[][2] = {{26, 26}, {11, 11}, {24, 24}, {7, 9}, {2, 2}, {33, 5}, {64, 40}};
+static const int pool_hw[][2] = {{26, 26}, {11, 11}, {24, 24}, {7, 9}, {2, 2}, {33, 5}, {64, 40},
+                                 {9, 9}, {13, 13}, {15, 14}, {3, 40}};
 
 static int cur_h, cur_w, cur_k, cur_s;
 

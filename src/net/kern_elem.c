@@ -18,24 +18,20 @@ static inline void pool_take(float v, int at, float *m, int *best)
 static inline float relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
 
 #if VW == 16
-/* `count` (1-16) outputs of a 2x2, stride-2 window row: the same comparisons as
- * pool_take, lane-wise, on the even and odd columns of the two input rows. */
-static inline void pool2x2_row(const float *r0, const float *r1, int base, int W, int relu,
-                               float *dst, int32_t *idx, int count, int full)
+/* Sixteen 2x2 windows, their pairs (0,0)-(0,1) and (1,0)-(1,1) interleaved in lo0:hi0 and
+ * lo1:hi1 (lane 2i, 2i+1 of the 32: window i), the index of each window's (0,0) in at0:
+ * the same comparisons as pool_take, lane-wise. The first `count` (1-16) outputs are
+ * stored; `full`: the lanes past them too (outputs written later overwrite them). */
+ALWAYS_INLINE void pool2x2_pick(__m512 lo0, __m512 hi0, __m512 lo1, __m512 hi1, __m512i at0,
+                                int W, int relu, float *dst, int32_t *idx, int count, int full)
 {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
                                            28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const int n2 = 2 * count;
-    const __mmask16 mlo = (__mmask16)((1u << (n2 < 16 ? n2 : 16)) - 1u);
-    const __mmask16 mhi = (__mmask16)((1u << (n2 > 16 ? n2 - 16 : 0)) - 1u);
     const __mmask16 mout = (__mmask16)((1u << count) - 1u);
-    __m512 lo0 = _mm512_maskz_loadu_ps(mlo, r0), hi0 = _mm512_maskz_loadu_ps(mhi, r0 + 16);
-    __m512 lo1 = _mm512_maskz_loadu_ps(mlo, r1), hi1 = _mm512_maskz_loadu_ps(mhi, r1 + 16);
     __m512 v[4] = {_mm512_permutex2var_ps(lo0, even, hi0), _mm512_permutex2var_ps(lo0, odd, hi0),
                    _mm512_permutex2var_ps(lo1, even, hi1), _mm512_permutex2var_ps(lo1, odd, hi1)};
     const int offset[4] = {0, 1, W, W + 1};
-    const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(base), even);
     /* the NaN rules cost half the work: only when a NaN is there */
     const int nans = (_mm512_cmp_ps_mask(lo0, hi0, _CMP_UNORD_Q) |
                       _mm512_cmp_ps_mask(lo1, hi1, _CMP_UNORD_Q)) != 0;
@@ -56,13 +52,71 @@ static inline void pool2x2_row(const float *r0, const float *r1, int base, int W
             keep |= _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
         m = _mm512_maskz_mov_ps(keep, m);
     }
-    if (full) { /* past `count`: lanes the next row's outputs overwrite */
+    if (full) {
         _mm512_storeu_ps(dst, m);
         _mm512_storeu_si512(idx, best);
     } else {
         _mm512_mask_storeu_ps(dst, mout, m);
         _mm512_mask_storeu_epi32(idx, mout, best);
     }
+}
+
+/* `count` (1-16) outputs of a 2x2, stride-2 window row, from the two input rows. */
+static inline void pool2x2_row(const float *r0, const float *r1, int base, int W, int relu,
+                               float *dst, int32_t *idx, int count, int full)
+{
+    const int n2 = 2 * count;
+    const __mmask16 mlo = (__mmask16)((1u << (n2 < 16 ? n2 : 16)) - 1u);
+    const __mmask16 mhi = (__mmask16)((1u << (n2 > 16 ? n2 - 16 : 0)) - 1u);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    pool2x2_pick(_mm512_maskz_loadu_ps(mlo, r0), _mm512_maskz_loadu_ps(mhi, r0 + 16),
+                 _mm512_maskz_loadu_ps(mlo, r1), _mm512_maskz_loadu_ps(mhi, r1 + 16),
+                 _mm512_add_epi32(_mm512_set1_epi32(base), even), W, relu, dst, idx, count,
+                 full);
+}
+
+/* Rows this short leave most lanes of a row at a time empty (MNIST's conv2: 5 outputs a
+ * row); their planes go 16 outputs at a time in plane order, each window's two pairs
+ * gathered. */
+#define POOL_FLAT_MAX_OW 7
+#define POOL_FLAT_MAX_PLANE 4096
+
+/* Outputs o0..o0+count-1 (count 1-16) of an OH x OW plane pooled from an input of rows W
+ * apart: output o lies in row o / OW, its window's (0,0) at 2 * (o + (o / OW) * (W - OW)). */
+ALWAYS_INLINE void pool2x2_flat(const float *src, int W, int OW, int o0, int count, int relu,
+                                float *dst, int32_t *idx, int full)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i o = _mm512_add_epi32(_mm512_set1_epi32(o0), iota);
+    /* o / OW in float: exact, o + 0.5 lies 0.5 / OW or more from a multiple of OW */
+    const __m512i oy = _mm512_cvttps_epi32(
+        _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(o), _mm512_set1_ps(0.5f)),
+                      _mm512_set1_ps(1.0f / (float)OW)));
+    const __m512i at0 = _mm512_slli_epi32(
+        _mm512_add_epi32(o, _mm512_mullo_epi32(oy, _mm512_set1_epi32(W - OW))), 1);
+    const __mmask8 m0 = (__mmask8)((1u << (count < 8 ? count : 8)) - 1u);
+    const __mmask8 m1 = (__mmask8)((1u << (count > 8 ? count - 8 : 0)) - 1u);
+    const __m256i a_lo = _mm512_castsi512_si256(at0), a_hi = _mm512_extracti64x4_epi64(at0, 1);
+    const __m256i w = _mm256_set1_epi32(W);
+    const __m512d z = _mm512_setzero_pd();
+    /* a pair of floats as one double: only moved, never computed on */
+    const __m512d p00 = _mm512_mask_i32gather_pd(z, m0, a_lo, src, 4);
+    const __m512d p01 = _mm512_mask_i32gather_pd(z, m1, a_hi, src, 4);
+    const __m512d p10 = _mm512_mask_i32gather_pd(z, m0, _mm256_add_epi32(a_lo, w), src, 4);
+    const __m512d p11 = _mm512_mask_i32gather_pd(z, m1, _mm256_add_epi32(a_hi, w), src, 4);
+    pool2x2_pick(_mm512_castpd_ps(p00), _mm512_castpd_ps(p01), _mm512_castpd_ps(p10),
+                 _mm512_castpd_ps(p11), at0, W, relu, dst, idx, count, full);
+}
+/* The whole plane so; a function of its own, which leaves the row loop's code as it was */
+static __attribute__((noinline)) void pool2x2_plane_flat(float *dst, int32_t *idx,
+                                                        const float *src, int W, int OH,
+                                                        int OW, int relu)
+{
+    const int n = OH * OW;
+    for (int o = 0; o < n; o += 16)
+        pool2x2_flat(src, W, OW, o, n - o < 16 ? n - o : 16, relu, dst + o, idx + o,
+                     o + 16 <= n);
 }
 #define POOL_VEC 16
 #elif VW == 8
@@ -121,6 +175,12 @@ void KFN(kern_pool_plane)(float *restrict dst, int32_t *restrict idx, const floa
                           int H, int W, int K, int stride, int OH, int OW, int relu)
 {
     (void)H;
+#if VW == 16
+    if (K == 2 && stride == 2 && OW <= POOL_FLAT_MAX_OW && H * W <= POOL_FLAT_MAX_PLANE) {
+        pool2x2_plane_flat(dst, idx, src, W, OH, OW, relu);
+        return;
+    }
+#endif
     for (int oy = 0; oy < OH; oy++) {
         const int y0 = oy * stride;
         int ox = 0;
@@ -212,12 +272,83 @@ static int unpool2x2_row(float *d0, float *d1, const float *src, const float *ou
 }
 #endif
 
+#if VW == 16
+/* A plane of at most 32 outputs (MNIST's conv2: 5x5) in registers, din written 16
+ * elements at a time in plane order: element p = (y, x) lies in window (y/2, x/2) and takes
+ * 0 + its dout when that output passes and its argmax is p, else 0 (the scatter's bits).
+ * Returns 0 when some passing output's argmax lies outside its own window (din then holds
+ * garbage), as unpool2x2_row. */
+#define UNPOOL_FLAT_MAX_OUT 32
+#define UNPOOL_FLAT_MAX_PLANE 1024
+
+/* For the plane shape last seen by this thread: each element's window (out[v][l] for
+ * element 16v + l) and the element's own index, or -2 (matched by no argmax) for an
+ * element outside every window. Made once per shape, read for every plane. */
+static _Thread_local struct {
+    int H, W, OH, OW;
+    int32_t window[UNPOOL_FLAT_MAX_PLANE], self[UNPOOL_FLAT_MAX_PLANE];
+} unpool_map;
+
+static void unpool_map_make(int H, int W, int OH, int OW)
+{
+    if (unpool_map.H == H && unpool_map.W == W && unpool_map.OH == OH && unpool_map.OW == OW)
+        return;
+    for (int p = 0; p < H * W; p++) {
+        const int oy = p / W / 2, ox = p % W / 2, inside = oy < OH && ox < OW;
+        unpool_map.window[p] = inside ? oy * OW + ox : 0;
+        unpool_map.self[p] = inside ? p : -2;
+    }
+    unpool_map.H = H, unpool_map.W = W, unpool_map.OH = OH, unpool_map.OW = OW;
+}
+
+static __attribute__((noinline)) int unpool2x2_plane_flat(float *dst, const float *src,
+                                                         const float *out, const int32_t *idx,
+                                                         int H, int W, int OH, int OW)
+{
+    const int n = OH * OW, nin = H * W;
+    const __mmask16 m0 = (__mmask16)((1u << (n < 16 ? n : 16)) - 1u);
+    const __mmask16 m1 = (__mmask16)((1u << (n > 16 ? n - 16 : 0)) - 1u);
+    __mmask16 p0 = m0, p1 = m1;
+    if (out) {
+        p0 &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m0, out), _mm512_setzero_ps(),
+                                 _CMP_NLE_UQ);
+        p1 &= _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m1, out + 16), _mm512_setzero_ps(),
+                                 _CMP_NLE_UQ);
+    }
+    const __m512 s0 = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m0, src));
+    const __m512 s1 = _mm512_add_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m1, src + 16));
+    /* the argmax of an output that passes nothing: -1, which no element matches */
+    const __m512i none = _mm512_set1_epi32(-1);
+    const __m512i a0 = _mm512_mask_loadu_epi32(none, p0, idx);
+    const __m512i a1 = _mm512_mask_loadu_epi32(none, p1, idx + 16);
+    unpool_map_make(H, W, OH, OW);
+    int hits = 0;
+    for (int p = 0; p < nin; p += 16) {
+        const __mmask16 m = (__mmask16)((1u << (nin - p < 16 ? nin - p : 16)) - 1u);
+        const __m512i o = _mm512_maskz_loadu_epi32(m, unpool_map.window + p);
+        const __m512i self = _mm512_maskz_loadu_epi32(m, unpool_map.self + p);
+        const __mmask16 hit = m & _mm512_cmpeq_epi32_mask(
+                                      _mm512_permutex2var_epi32(a0, o, a1), self);
+        const __m512 v = _mm512_maskz_mov_ps(hit, _mm512_permutex2var_ps(s0, o, s1));
+        hits += __builtin_popcount(hit);
+        if (m == 0xFFFF)
+            _mm512_storeu_ps(dst + p, v);
+        else
+            _mm512_mask_storeu_ps(dst + p, m, v);
+    }
+    return hits == __builtin_popcount(p0) + __builtin_popcount(p1);
+}
+#endif
+
 void KFN(kern_unpool_plane)(float *restrict dst, const float *restrict src,
                             const float *restrict out, const int32_t *restrict idx, int H,
                             int W, int OH, int OW)
 {
 #if VW == 16
-    if (2 * OH <= H && 2 * OW <= W) {
+    if (OH * OW <= UNPOOL_FLAT_MAX_OUT && H * W <= UNPOOL_FLAT_MAX_PLANE &&
+        unpool2x2_plane_flat(dst, src, out, idx, H, W, OH, OW))
+        return;
+    if (2 * OH <= H && 2 * OW <= W && OH * OW > UNPOOL_FLAT_MAX_OUT) {
         int oy = 0;
         for (; oy < OH; oy++)
             if (!unpool2x2_row(dst + (size_t)2 * oy * W, dst + (size_t)(2 * oy + 1) * W,
