@@ -21,6 +21,8 @@ extra=("$@")
 [[ ${#extra[@]} -gt 0 ]] || extra=(--steps 200 --threads 1)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/scripts/mpi-env.sh"
+source "$repo/bench/quiet.sh"
+quiet_begin
 mpi_oversubscribe_if_needed "$ranks"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,3 +54,5 @@ print(f"peak RSS per rank (MiB, largest rank): old {statistics.median(r[1] for r
 print(f"share of the time waiting for the gradient reduction: old "
       f"{statistics.median(r[2] for r in old):.1f}%, new {statistics.median(r[2] for r in new):.1f}%")
 PY
+# shellcheck disable=SC2046
+quiet_end $( (spread_percent $(cut -d' ' -f1 "$work/old.txt"); spread_percent $(cut -d' ' -f1 "$work/new.txt")) | sort -n | tail -1)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # compare_pytorch.sh: dptrain's training step against PyTorch's (Debian python3-torch at its
 # best: torch.set_num_threads(N) and what bench/torch-env.sh sets), same model, batch 100,
-# same threads, alternating run by run; prints medians and the ratio.
+# same threads, alternating run by run; prints medians, the ratio, the spread of each side's
+# runs (100 * (max / min - 1)) and bench/quiet.sh's verdict, on dptrain's spread (PyTorch's
+# short runs move by 20% or more on their own on a quiet machine: its first steps).
 #   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")]
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,10 +14,13 @@ ours="$repo/build/bench/bench_layers"
 py=${DP_PYTHON:-/usr/bin/python3}
 [[ -x "$ours" ]] || { echo "build first: cmake --build build (needs $ours)" >&2; exit 1; }
 source "$repo/bench/torch-env.sh"
+source "$repo/bench/quiet.sh"
 torch_at_its_best
+quiet_begin
+worst=0
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-printf "%-10s %7s %12s %12s %7s\n" model threads dptrain pytorch ratio
+printf "%-10s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
 for m in $models; do
   for t in $threads; do
     steps=30; [[ $m == nopool ]] && steps=10
@@ -25,7 +30,11 @@ for m in $models; do
       b+=("$("$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
     done
     ma=$(printf "%s\n" "${a[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
-    printf "%-10s %7d %12.0f %12.0f %7.2f\n" "$m" "$t" "$ma" "$mb" "$(echo "$ma / $mb" | bc -l)"
+    sa=$(spread_percent "${a[@]}"); sb=$(spread_percent "${b[@]}")
+    worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
+    printf "%-10s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$m" "$t" "$ma" "$mb" \
+      "$(echo "$ma / $mb" | bc -l)" "$sa" "$sb"
   done
 done
 echo "(images/s, medians of $rounds alternating runs; batch 100; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
+quiet_end "$worst"

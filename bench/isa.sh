@@ -34,6 +34,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 echo "== machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
 echo "== load before: $(uptime | sed 's/.*load/load/')"
+source "$repo/bench/quiet.sh"
+quiet_begin
 echo "== 1. FMA peaks and products, one core (build/bench/bench_kernels)"
 build/bench/bench_kernels --reps 5 "${ct[@]}" | tee "$tmp/kernels.txt"
 mapfile -t paths < <(head -1 "$tmp/kernels.txt" | tr -s ' ' '\n' | grep -E '^(avx512|avx2|scalar)$')
@@ -112,3 +114,5 @@ echo
 echo "== 5. ranks against threads (bench/scaling.sh $rounds 300)"
 bench/scaling.sh "$rounds" 300
 echo "== load after: $(uptime | sed 's/.*load/load/')"
+echo "== over the whole of isa.sh (each section's runs spread as printed above):"
+quiet_end

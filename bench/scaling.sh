@@ -13,7 +13,9 @@ model=${3:-reference}
 py=${DP_PYTHON:-/usr/bin/python3}
 source "$repo/scripts/mpi-env.sh"
 source "$repo/bench/torch-env.sh"
+source "$repo/bench/quiet.sh"
 torch_at_its_best
+quiet_begin
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
@@ -45,3 +47,10 @@ done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
 printf "%-32s %12.0f %10.2f %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-"
 echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; dptrain reads MNIST, PyTorch preloaded batches)"
+# the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
+worst=0
+for c in "${configs[@]}"; do
+  # shellcheck disable=SC2086
+  worst=$(printf "%s\n" "$worst" "$(spread_percent ${ips[$c]})" | sort -n | tail -1)
+done
+quiet_end "$worst"

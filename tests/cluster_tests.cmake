@@ -33,5 +33,7 @@ set_tests_properties(load_marking PROPERTIES PROCESSORS 2)
 dp_add_script_test(projection test_projection.sh)
 # Issue 12: the large-batch table maker on hand-made metrics, and scripts/large_batch.sh's
 # runner on synthetic data (2 epochs, batch 32 in 2 passes of 16).
+# bench/quiet.sh: the benchmarks' verdict on the machine (steal, load, spread of runs).
+dp_add_script_test(quiet test_quiet.sh)
 dp_add_script_test(large_batch_table test_large_batch_table.sh)
 set_tests_properties(large_batch_table PROPERTIES PROCESSORS 2)
