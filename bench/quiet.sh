@@ -2,14 +2,17 @@
 # quiet.sh: was the machine quiet while a benchmark ran? Sourced by the bench scripts, which
 # print its verdict under their figures, so that a figure taken on a busy host says so.
 #
-#   quiet_begin                  remembers the CPU counters and the load average
-#   quiet_end [SPREAD_PERCENT]   prints one line: the CPU, the load at the start, the share
-#                                of the CPU time the hypervisor took (steal) during the run,
-#                                the spread of the caller's repeated runs, and the verdict
+#   quiet_begin                  watches the CPUs for QUIET_SETTLE seconds (default 1) before
+#                                the benchmark starts, then remembers the CPU counters
+#   quiet_end [SPREAD_PERCENT]   prints one line: the CPU, how busy the CPUs were before the
+#                                start, the share of the CPU time the hypervisor took (steal)
+#                                during the run, the spread of the caller's repeated runs,
+#                                and the verdict
 #   spread_percent V1 V2 ...     100 * (max / min - 1) of repeated figures (for quiet_end)
 #
-# The verdict is "quiet", or "NOT QUIET" with the reasons: a load average over
-# QUIET_MAX_LOAD (default 0.5 per core, the benchmark's own processes not yet started), steal
+# The verdict is "quiet", or "NOT QUIET" with the reasons: other processes kept the CPUs
+# busy over QUIET_MAX_BUSY percent (default 10) in the second before the start (measured,
+# where the load average would still count the previous benchmark's own processes), steal
 # over QUIET_MAX_STEAL percent (default 1: another guest ran on our cores) or repeated runs
 # spread over QUIET_MAX_SPREAD percent (default 10). On the 2-core virtual machines of
 # docs/performance.md the host went through busy spells in which the same step ran 30-45%
@@ -18,15 +21,22 @@
 
 quiet_proc() { echo "${QUIET_PROC:-/proc}"; }
 
-# "steal total" ticks over all CPUs, from the first line of stat
+# "steal total busy" ticks over all CPUs, from the first line of stat (busy: user, nice,
+# system, irq, softirq; not idle, iowait or steal)
 quiet_ticks() {
-  awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t; exit }' \
+  awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t, $2 + $3 + $4 + $7 + $8; exit }' \
     "$(quiet_proc)/stat"
 }
 
+quiet_settle() { sleep "${QUIET_SETTLE:-1}"; }
+
 quiet_begin() {
-  read -r QUIET_STEAL0 QUIET_TOTAL0 <<< "$(quiet_ticks)"
-  QUIET_LOAD0=$(cut -d' ' -f1 "$(quiet_proc)/loadavg")
+  local t0 b0 s1 t1 b1
+  read -r _ t0 b0 <<< "$(quiet_ticks)"
+  quiet_settle
+  read -r s1 t1 b1 <<< "$(quiet_ticks)"
+  QUIET_BUSY0=$(awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" 'BEGIN { printf "%.1f", (t > 0 ? 100 * b / t : 0) }')
+  QUIET_STEAL0=$s1 QUIET_TOTAL0=$t1
 }
 
 spread_percent() {
@@ -36,20 +46,20 @@ spread_percent() {
 
 quiet_end() {
   local spread=${1:-} steal total cores model
-  read -r steal total <<< "$(quiet_ticks)"
+  read -r steal total _ <<< "$(quiet_ticks)"
   cores=$(grep -c '^processor' "$(quiet_proc)/cpuinfo")
   model=$(sed -n 's/^model name[[:space:]]*: *//p' "$(quiet_proc)/cpuinfo" | head -1)
   awk -v s0="$QUIET_STEAL0" -v t0="$QUIET_TOTAL0" -v s1="$steal" -v t1="$total" \
-      -v load="$QUIET_LOAD0" -v cores="$cores" -v spread="$spread" -v model="$model" \
-      -v max_load="${QUIET_MAX_LOAD:-0.5}" -v max_steal="${QUIET_MAX_STEAL:-1}" \
+      -v others="$QUIET_BUSY0" -v cores="$cores" -v spread="$spread" -v model="$model" \
+      -v max_busy="${QUIET_MAX_BUSY:-10}" -v max_steal="${QUIET_MAX_STEAL:-1}" \
       -v max_spread="${QUIET_MAX_SPREAD:-10}" '
     BEGIN {
       st = (t1 > t0) ? 100 * (s1 - s0) / (t1 - t0) : 0
       why = ""
-      if (load > max_load * cores) why = why sprintf("; load %.2f at the start", load)
+      if (others > max_busy) why = why sprintf("; the CPUs were %.1f%% busy before the start", others)
       if (st > max_steal) why = why sprintf("; the hypervisor took %.1f%% of the CPU time", st)
       if (spread != "" && spread > max_spread) why = why sprintf("; repeated runs spread %.1f%%", spread)
-      line = sprintf("quiet check: %s, %d cores; load %.2f at the start; steal %.1f%%", model, cores, load, st)
+      line = sprintf("quiet check: %s, %d cores; %.1f%% busy before the start; steal %.1f%%", model, cores, others, st)
       if (spread != "") line = line sprintf("; runs spread %.1f%%", spread)
       print line (why == "" ? "; quiet" : "; NOT QUIET: " substr(why, 3))
     }'

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/quiet.sh's verdict on hand-made /proc files: quiet; steal over the bound; a load
-# average over it; repeated runs spread over it; and spread_percent itself.
+# bench/quiet.sh's verdict on hand-made /proc files: quiet; steal over the bound; CPUs busy
+# before the start over it; repeated runs spread over it; and spread_percent itself.
 source "$(dirname "$0")/lib.sh"
 source "$DP_SOURCE_DIR/bench/quiet.sh"
 export QUIET_PROC=$WORK/proc
@@ -9,30 +9,43 @@ printf 'processor\t: 0\nmodel name\t: Test CPU 9000\nprocessor\t: 1\nmodel name\
   > "$QUIET_PROC/cpuinfo"
 # stat USER IDLE STEAL: the first line of /proc/stat (user nice system idle iowait irq softirq steal)
 stat() { printf 'cpu  %d 0 0 %d 0 0 0 %d 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\n' "$1" "$2" "$3" > "$QUIET_PROC/stat"; }
-load() { echo "$1 0.20 0.10 1/80 1234" > "$QUIET_PROC/loadavg"; }
-# verdict ARGS...: quiet_begin, the counters move as "stat" says, quiet_end ARGS
-verdict() { load "$1"; stat 1000 5000 100; quiet_begin; stat "$2" "$3" "$4"; shift 4; quiet_end "$@"; }
+# verdict BUSY USER IDLE STEAL [SPREAD]: in the second before the start BUSY of 200 ticks
+# are user time; during the run USER, IDLE and STEAL ticks pass; quiet_end SPREAD
+verdict() {
+  local u=$((800 + $1)) i=$((5000 - $1))
+  stat 800 4800 100
+  quiet_settle() { stat "$u" "$i" 100; }
+  quiet_begin
+  stat "$((u + $2))" "$((i + $3))" "$((100 + $4))"
+  shift 4
+  quiet_end "$@"
+}
 
-out=$(verdict 0.10 1900 5900 100 3.0)  # 1800 ticks, no steal, spread 3%
+out=$(verdict 2 900 900 0 3.0)    # 1% busy before; 1800 ticks, no steal; spread 3%
 echo "$out"
-[[ $out == "quiet check: Test CPU 9000, 2 cores; load 0.10 at the start; steal 0.0%; runs spread 3.0%; quiet" ]] ||
+[[ $out == "quiet check: Test CPU 9000, 2 cores; 1.0% busy before the start; steal 0.0%; runs spread 3.0%; quiet" ]] ||
   fail "a quiet run: $out"
-out=$(verdict 0.10 1900 5810 190)      # 90 of 1800 ticks stolen: 5%
+out=$(verdict 2 900 810 90)       # 90 of 1800 ticks stolen: 5%
 echo "$out"
 [[ $out == *"steal 5.0%; NOT QUIET: the hypervisor took 5.0% of the CPU time" ]] || fail "steal: $out"
-out=$(verdict 0.10 1900 5882 118)      # 18 of 1800: 1.0%, at the bound, quiet
+out=$(verdict 2 900 882 18)       # 18 of 1800: 1.0%, at the bound, quiet
 [[ $out == *"steal 1.0%; quiet" ]] || fail "steal at the bound: $out"
-out=$(verdict 1.50 1900 5900 100 2)    # 1.5 > 0.5 x 2 cores
+out=$(verdict 60 900 900 0 2)     # 60 of 200 ticks busy before the start: 30%
 echo "$out"
-[[ $out == *"NOT QUIET: load 1.50 at the start" ]] || fail "load: $out"
-out=$(verdict 0.10 1900 5900 100 12.5)
+[[ $out == *"NOT QUIET: the CPUs were 30.0% busy before the start" ]] || fail "busy before: $out"
+out=$(verdict 20 900 900 0 2)     # 10%, at the bound
+[[ $out == *"10.0% busy before the start; steal 0.0%; runs spread 2.0%; quiet" ]] || fail "busy at the bound: $out"
+out=$(verdict 2 900 900 0 12.5)
 echo "$out"
 [[ $out == *"NOT QUIET: repeated runs spread 12.5%" ]] || fail "spread: $out"
-out=$(QUIET_MAX_SPREAD=15 verdict 0.10 1900 5900 100 12.5)
+out=$(QUIET_MAX_SPREAD=15 verdict 2 900 900 0 12.5)
 [[ $out == *"; quiet" ]] || fail "QUIET_MAX_SPREAD=15 and 12.5%: $out"
-out=$(verdict 2.00 1900 5810 190 30)   # every reason at once, in order
-[[ $out == *"NOT QUIET: load 2.00 at the start; the hypervisor took 5.0% of the CPU time; repeated runs spread 30.0%" ]] ||
+out=$(verdict 40 900 810 90 30)   # every reason at once, in order
+[[ $out == *"NOT QUIET: the CPUs were 20.0% busy before the start; the hypervisor took 5.0% of the CPU time; repeated runs spread 30.0%" ]] ||
   fail "all reasons: $out"
+# the real /proc: a line, whatever the verdict
+out=$(QUIET_PROC=/proc QUIET_SETTLE=0.2 bash -c "source '$DP_SOURCE_DIR/bench/quiet.sh'; quiet_begin; quiet_end 1")
+[[ $out == "quiet check: "*"% busy before the start; steal "*"%; runs spread 1.0%; "* ]] || fail "on /proc: $out"
 
 [[ $(spread_percent 100 110 105) == 10.0 ]] || fail "spread of 100 110 105: $(spread_percent 100 110 105)"
 [[ $(spread_percent 5000) == 0 ]] || fail "spread of one figure"
