@@ -412,7 +412,10 @@ void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, floa
 }
 
 /* The groups' parameter gradients one group at a time, each handed to move; then the
- * input gradient of all the samples in one pass over them. */
+ * input gradient of all the samples in one pass over them. Each thread takes its block of
+ * dweight and dbias (conv_backward's) through every group and hands its part over as it
+ * goes: no thread waits for another between groups, and each element's groups still come
+ * in order. */
 static void conv_backward_groups(float *din, float *dweight, float *dbias, float *col,
                                  const dout_source *d, const float *weight, float *scratch,
                                  const dp_conv_shape *s, const int *bounds, int ngroups,
@@ -420,23 +423,38 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
 {
     const size_t P = (size_t)s->OH * s->OW, K = (size_t)s->C * s->KH * s->KW;
     const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : 0;
-    for (int g = 0; dweight && g < ngroups; g++) {
-        const int n0 = bounds[g] - bounds[0];
-        dp_conv_shape sg = *s, before = *s;
-        sg.B = bounds[g + 1] - bounds[g];
-        before.B = n0;
-        dout_source dg = *d;
-        if (dg.dout) {
-            dg.dout += (size_t)n0 * s->OC * P;
-        } else {
-            dg.dpool += (size_t)n0 * s->OC * PP;
-            dg.pooled += (size_t)n0 * s->OC * PP;
-            dg.argmax += (size_t)n0 * s->OC * PP;
+    const size_t dbuf_floats = d->dout ? 0 : (size_t)s->OC * P;
+    const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
+    const int rows = K >= CONV_ROWS_MIN_K;
+    #pragma omp parallel if (dweight)
+    if (dweight) {
+        int lo, hi, blo, bhi;
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        thread_range(rows ? (int)K : s->OC, &lo, &hi);
+        thread_range(s->OC, &blo, &bhi);
+        for (int g = 0; g < ngroups; g++) {
+            const int n0 = bounds[g] - bounds[0];
+            dp_conv_shape sg = *s, before = *s;
+            sg.B = bounds[g + 1] - bounds[g];
+            before.B = n0;
+            dout_source dg = *d;
+            if (dg.dout) {
+                dg.dout += (size_t)n0 * s->OC * P;
+            } else {
+                dg.dpool += (size_t)n0 * s->OC * PP;
+                dg.pooled += (size_t)n0 * s->OC * PP;
+                dg.argmax += (size_t)n0 * s->OC * PP;
+            }
+            conv_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg, lo, hi, blo,
+                             bhi, mine, mine + dbuf_floats, bf16_operands(mine, per_thread, s),
+                             &sg);
+            if (lo < hi && rows) /* columns lo..hi of every row */
+                move(ctx, dweight + lo, (size_t)s->OC, (size_t)(hi - lo), K);
+            else if (lo < hi) /* rows lo..hi */
+                move(ctx, dweight + (size_t)lo * K, 1, (size_t)(hi - lo) * K, 0);
+            if (blo < bhi)
+                move(ctx, dbias + blo, 1, (size_t)(bhi - blo), 0);
         }
-        conv_backward(NULL, dweight, dbias, col + conv2d_col_floats(&before), &dg, weight,
-                      scratch, &sg);
-        move(ctx, dweight, 1, (size_t)s->OC * K, 0);
-        move(ctx, dbias, 1, (size_t)s->OC, 0);
     }
     if (din)
         conv_backward(din, NULL, NULL, col, d, weight, scratch, s);
