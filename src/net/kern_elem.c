@@ -108,6 +108,7 @@ ALWAYS_INLINE void pool2x2_flat(const float *src, int W, int OW, int o0, int cou
     pool2x2_pick(_mm512_castpd_ps(p00), _mm512_castpd_ps(p01), _mm512_castpd_ps(p10),
                  _mm512_castpd_ps(p11), at0, W, relu, dst, idx, count, full);
 }
+
 /* The whole plane so; a function of its own, which leaves the row loop's code as it was */
 static __attribute__((noinline)) void pool2x2_plane_flat(float *dst, int32_t *idx,
                                                         const float *src, int W, int OH,
@@ -281,9 +282,9 @@ static int unpool2x2_row(float *d0, float *d1, const float *src, const float *ou
 #define UNPOOL_FLAT_MAX_OUT 32
 #define UNPOOL_FLAT_MAX_PLANE 1024
 
-/* For the plane shape last seen by this thread: each element's window (out[v][l] for
- * element 16v + l) and the element's own index, or -2 (matched by no argmax) for an
- * element outside every window. Made once per shape, read for every plane. */
+/* For the plane shape last seen by this thread, per element p: window[p], the output whose
+ * window holds it (0 when none does), and self[p], p itself, or -2 (which no argmax
+ * matches) when no window holds it. Made once per shape, read for every plane. */
 static _Thread_local struct {
     int H, W, OH, OW;
     int32_t window[UNPOOL_FLAT_MAX_PLANE], self[UNPOOL_FLAT_MAX_PLANE];
