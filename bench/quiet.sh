@@ -32,6 +32,7 @@ quiet_settle() { sleep "${QUIET_SETTLE:-1}"; }
 
 quiet_begin() {
   local t0 b0 s1 t1 b1
+  quiet_number QUIET_SETTLE "${QUIET_SETTLE:-1}" || return 1
   read -r _ t0 b0 <<< "$(quiet_ticks)"
   quiet_settle
   read -r s1 t1 b1 <<< "$(quiet_ticks)"
@@ -44,8 +45,18 @@ spread_percent() {
     END { if (n < 2 || lo <= 0) print 0; else printf "%.1f\n", 100 * (hi / lo - 1) }'
 }
 
+# quiet_number NAME VALUE: VALUE must be a number (a bound given in the environment)
+quiet_number() {
+  [[ $2 =~ ^[0-9]+([.][0-9]+)?$ ]] && return 0
+  echo "quiet.sh: $1 must be a number (a percentage), got '$2'" >&2
+  return 1
+}
+
 quiet_end() {
   local spread=${1:-} steal total cores model
+  quiet_number QUIET_MAX_BUSY "${QUIET_MAX_BUSY:-10}" || return 1
+  quiet_number QUIET_MAX_STEAL "${QUIET_MAX_STEAL:-1}" || return 1
+  quiet_number QUIET_MAX_SPREAD "${QUIET_MAX_SPREAD:-10}" || return 1
   read -r steal total _ <<< "$(quiet_ticks)"
   cores=$(grep -c '^processor' "$(quiet_proc)/cpuinfo")
   model=$(sed -n 's/^model name[[:space:]]*: *//p' "$(quiet_proc)/cpuinfo" | head -1)

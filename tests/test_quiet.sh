@@ -47,6 +47,12 @@ out=$(verdict 40 900 810 90 30)   # every reason at once, in order
 out=$(QUIET_PROC=/proc QUIET_SETTLE=0.2 bash -c "source '$DP_SOURCE_DIR/bench/quiet.sh'; quiet_begin; quiet_end 1")
 [[ $out == "quiet check: "*"% busy before the start; steal "*"%; runs spread 1.0%; "* ]] || fail "on /proc: $out"
 
+# a bound that is not a number: a message naming it, and a failure
+if out=$(QUIET_MAX_SPREAD=ten verdict 2 900 900 0 3 2>&1); then fail "QUIET_MAX_SPREAD=ten accepted: $out"; fi
+[[ $out == *"QUIET_MAX_SPREAD must be a number (a percentage), got 'ten'"* ]] || fail "QUIET_MAX_SPREAD=ten: $out"
+if out=$(QUIET_SETTLE=-1 quiet_begin 2>&1); then fail "QUIET_SETTLE=-1 accepted: $out"; fi
+[[ $out == *"QUIET_SETTLE must be a number"* ]] || fail "QUIET_SETTLE=-1: $out"
+
 [[ $(spread_percent 100 110 105) == 10.0 ]] || fail "spread of 100 110 105: $(spread_percent 100 110 105)"
 [[ $(spread_percent 5000) == 0 ]] || fail "spread of one figure"
 [[ $(spread_percent 5000 4000 5200) == 30.0 ]] || fail "spread of 5000 4000 5200"
