@@ -32,7 +32,7 @@ quiet_settle() { sleep "${QUIET_SETTLE:-1}"; }
 
 quiet_begin() {
   local t0 b0 s1 t1 b1
-  quiet_number QUIET_SETTLE "${QUIET_SETTLE:-1}" || return 1
+  quiet_settings || return 1
   read -r _ t0 b0 <<< "$(quiet_ticks)"
   quiet_settle
   read -r s1 t1 b1 <<< "$(quiet_ticks)"
@@ -52,11 +52,17 @@ quiet_number() {
   return 1
 }
 
+# the bounds and the settle time, checked before the benchmark starts and again at its end
+quiet_settings() {
+  quiet_number QUIET_SETTLE "${QUIET_SETTLE:-1}" &&
+    quiet_number QUIET_MAX_BUSY "${QUIET_MAX_BUSY:-10}" &&
+    quiet_number QUIET_MAX_STEAL "${QUIET_MAX_STEAL:-1}" &&
+    quiet_number QUIET_MAX_SPREAD "${QUIET_MAX_SPREAD:-10}"
+}
+
 quiet_end() {
   local spread=${1:-} steal total cores model
-  quiet_number QUIET_MAX_BUSY "${QUIET_MAX_BUSY:-10}" || return 1
-  quiet_number QUIET_MAX_STEAL "${QUIET_MAX_STEAL:-1}" || return 1
-  quiet_number QUIET_MAX_SPREAD "${QUIET_MAX_SPREAD:-10}" || return 1
+  quiet_settings || return 1
   read -r steal total _ <<< "$(quiet_ticks)"
   cores=$(grep -c '^processor' "$(quiet_proc)/cpuinfo")
   model=$(sed -n 's/^model name[[:space:]]*: *//p' "$(quiet_proc)/cpuinfo" | head -1)

@@ -52,6 +52,9 @@ if out=$(QUIET_MAX_SPREAD=ten verdict 2 900 900 0 3 2>&1); then fail "QUIET_MAX_
 [[ $out == *"QUIET_MAX_SPREAD must be a number (a percentage), got 'ten'"* ]] || fail "QUIET_MAX_SPREAD=ten: $out"
 if out=$(QUIET_SETTLE=-1 quiet_begin 2>&1); then fail "QUIET_SETTLE=-1 accepted: $out"; fi
 [[ $out == *"QUIET_SETTLE must be a number"* ]] || fail "QUIET_SETTLE=-1: $out"
+# refused before the benchmark starts, not after it
+if out=$(QUIET_MAX_STEAL=1% quiet_begin 2>&1); then fail "QUIET_MAX_STEAL=1% accepted at the start"; fi
+[[ $out == *"QUIET_MAX_STEAL must be a number (a percentage), got '1%'"* ]] || fail "QUIET_MAX_STEAL=1%: $out"
 
 [[ $(spread_percent 100 110 105) == 10.0 ]] || fail "spread of 100 110 105: $(spread_percent 100 110 105)"
 [[ $(spread_percent 5000) == 0 ]] || fail "spread of one figure"
