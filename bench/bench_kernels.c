@@ -99,6 +99,17 @@ static void blas_product(const shape *s, const float *a, const float *b, float *
 #endif
 }
 
+/* The median of t[0..n-1], which it sorts (insertion sort: n is a few repetitions). */
+static double median_of(double *t, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int k = i; k > 0 && t[k] < t[k - 1]; k--) {
+            double x = t[k];
+            t[k] = t[k - 1], t[k - 1] = x;
+        }
+    return t[n / 2];
+}
+
 /* Median seconds of one pass over the batch (blas: through OpenBLAS). */
 static double time_shape(const shape *s, int B, int reps, int blas)
 {
@@ -137,13 +148,8 @@ static double time_shape(const shape *s, int B, int reps, int blas)
         if (r >= 0)
             t[r] = now() - t0;
     }
-    for (int i = 1; i < reps; i++) /* insertion sort, then the median */
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
-            double x = t[j];
-            t[j] = t[j - 1], t[j - 1] = x;
-        }
     free(A), free(Bm), free(C), free(bias), free(lanes), free(pack);
-    return t[reps / 2];
+    return median_of(t, reps);
 }
 
 /* im2col of a sample of MNIST's conv2 (32x13x13, 3x3) into one cache-resident buffer,
@@ -187,14 +193,8 @@ static void time_pool(int C, int H, int W, int B, int reps, double ns[2])
                                   W, OH, OW);
         t[0][r] = t1 - t0, t[1][r] = now() - t1;
     }
-    for (int k = 0; k < 2; k++) {
-        for (int i = 1; i < reps; i++)
-            for (int j = i; j > 0 && t[k][j] < t[k][j - 1]; j--) {
-                double x = t[k][j];
-                t[k][j] = t[k][j - 1], t[k][j - 1] = x;
-            }
-        ns[k] = t[k][reps / 2] / ((double)B * C) * 1e9;
-    }
+    for (int k = 0; k < 2; k++)
+        ns[k] = median_of(t[k], reps) / ((double)B * C) * 1e9;
     free(in), free(din), free(out), free(dout), free(arg);
 }
 
@@ -287,19 +287,21 @@ int main(int argc, char **argv)
     }
     printf("\n");
     static const int pools[][3] = {{32, 26, 26}, {64, 11, 11}};
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
+        double ns[3][2]; /* per path: forward, backward, timed in one call */
+        for (int c = 0; c < cols; c++) {
+            dp_isa_select(names[c], &err);
+            time_pool(pools[k][0], pools[k][1], pools[k][2], B, reps, ns[c]);
+        }
         for (int dir = 0; dir < 2; dir++) {
             char label[64];
             snprintf(label, sizeof label, "relu+maxpool %s %dx%dx%d, ns per plane",
                      dir ? "backward" : "forward ", pools[k][0], pools[k][1], pools[k][2]);
             printf("%-44s", label);
-            for (int c = 0; c < cols; c++) {
-                double ns[2];
-                dp_isa_select(names[c], &err);
-                time_pool(pools[k][0], pools[k][1], pools[k][2], B, reps, ns);
-                printf(" %16.1f", ns[dir]);
-            }
+            for (int c = 0; c < cols; c++)
+                printf(" %16.1f", ns[c][dir]);
             printf("\n");
         }
+    }
     return 0;
 }
