@@ -343,25 +343,41 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
     }
 }
 
+/* A thread's scratch in backward: [the conv output's gradient, when made here][conv's own]. */
+static size_t backward_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
+{
+    return d->dout ? 0 : (size_t)s->OC * s->OH * s->OW;
+}
+
+/* This thread's part of the weight and bias gradients: a block of columns (rows, for few
+ * columns) of dweight, lo..hi, and of dbias, blo..bhi, summed over samples in order, so
+ * that every element has one fixed reduction order whatever the number of threads; made
+ * from this thread's scratch, for the samples of s (col and dsrc at the first of them). */
+static void thread_param_grads(float *dweight, float *dbias, const float *col,
+                               const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
+                               int *lo, int *hi, int *blo, int *bhi)
+{
+    const int K = s->C * s->KH * s->KW;
+    const size_t dbuf_floats = backward_dbuf_floats(dsrc, s);
+    const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
+    float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+    thread_range(K >= CONV_ROWS_MIN_K ? K : s->OC, lo, hi);
+    thread_range(s->OC, blo, bhi);
+    conv_param_grads(dweight, dbias, col, dsrc, *lo, *hi, *blo, *bhi, mine, mine + dbuf_floats,
+                     bf16_operands(mine, per_thread, s), s);
+}
+
 static void conv_backward(float *din, float *dweight, float *dbias, float *col,
                           const dout_source *dsrc, const float *weight, float *scratch,
                           const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, OC = s->OC;
-    /* a thread's scratch: [the conv output's gradient, when made here][conv's own] */
-    const size_t dbuf_floats = dsrc->dout ? 0 : (size_t)OC * s->OH * s->OW;
+    const size_t dbuf_floats = backward_dbuf_floats(dsrc, s);
     const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
-    /* Weight and bias gradients. Each thread owns a block of columns (rows) of dweight and
-     * of dbias and sums over samples in order, so every element has one fixed reduction
-     * order whatever the number of threads. */
     #pragma omp parallel if (dweight)
     if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
         int lo, hi, blo, bhi;
-        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        thread_range(K >= CONV_ROWS_MIN_K ? K : OC, &lo, &hi);
-        thread_range(OC, &blo, &bhi);
-        conv_param_grads(dweight, dbias, col, dsrc, lo, hi, blo, bhi, mine, mine + dbuf_floats,
-                         bf16_operands(mine, per_thread, s), s);
+        thread_param_grads(dweight, dbias, col, dsrc, scratch, s, &lo, &hi, &blo, &bhi);
     }
     if (!din)
         return;
@@ -423,15 +439,9 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
 {
     const size_t P = (size_t)s->OH * s->OW, K = (size_t)s->C * s->KH * s->KW;
     const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : 0;
-    const size_t dbuf_floats = d->dout ? 0 : (size_t)s->OC * P;
-    const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
-    const int rows = K >= CONV_ROWS_MIN_K;
     #pragma omp parallel if (dweight)
     if (dweight) {
         int lo, hi, blo, bhi;
-        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        thread_range(rows ? (int)K : s->OC, &lo, &hi);
-        thread_range(s->OC, &blo, &bhi);
         for (int g = 0; g < ngroups; g++) {
             const int n0 = bounds[g] - bounds[0];
             dp_conv_shape sg = *s, before = *s;
@@ -445,10 +455,9 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
                 dg.pooled += (size_t)n0 * s->OC * PP;
                 dg.argmax += (size_t)n0 * s->OC * PP;
             }
-            conv_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg, lo, hi, blo,
-                             bhi, mine, mine + dbuf_floats, bf16_operands(mine, per_thread, s),
-                             &sg);
-            if (lo < hi && rows) /* columns lo..hi of every row */
+            thread_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg, scratch,
+                               &sg, &lo, &hi, &blo, &bhi);
+            if (lo < hi && K >= CONV_ROWS_MIN_K) /* columns lo..hi of every row */
                 move(ctx, dweight + lo, (size_t)s->OC, (size_t)(hi - lo), K);
             else if (lo < hi) /* rows lo..hi */
                 move(ctx, dweight + (size_t)lo * K, 1, (size_t)(hi - lo) * K, 0);
