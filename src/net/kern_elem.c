@@ -346,10 +346,12 @@ void KFN(kern_unpool_plane)(float *restrict dst, const float *restrict src,
                             int W, int OH, int OW)
 {
 #if VW == 16
-    if (OH * OW <= UNPOOL_FLAT_MAX_OUT && H * W <= UNPOOL_FLAT_MAX_PLANE &&
-        unpool2x2_plane_flat(dst, src, out, idx, H, W, OH, OW))
+    /* small planes in plane order, the others a row at a time: each returns 0 for an
+     * argmax outside its window, and the scatter below runs */
+    const int flat = OH * OW <= UNPOOL_FLAT_MAX_OUT && H * W <= UNPOOL_FLAT_MAX_PLANE;
+    if (flat && unpool2x2_plane_flat(dst, src, out, idx, H, W, OH, OW))
         return;
-    if (2 * OH <= H && 2 * OW <= W && OH * OW > UNPOOL_FLAT_MAX_OUT) {
+    if (!flat && 2 * OH <= H && 2 * OW <= W) {
         int oy = 0;
         for (; oy < OH; oy++)
             if (!unpool2x2_row(dst + (size_t)2 * oy * W, dst + (size_t)(2 * oy + 1) * W,
