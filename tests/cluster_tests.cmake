@@ -35,5 +35,8 @@ dp_add_script_test(projection test_projection.sh)
 # runner on synthetic data (2 epochs, batch 32 in 2 passes of 16).
 # bench/quiet.sh: the benchmarks' verdict on the machine (steal, load, spread of runs).
 dp_add_script_test(quiet test_quiet.sh)
+# scripts/bundle.sh: dptrain and its runtime for a machine without Open MPI and HDF5
+dp_add_script_test(bundle test_bundle.sh)
+set_tests_properties(bundle PROPERTIES PROCESSORS 2)
 dp_add_script_test(large_batch_table test_large_batch_table.sh)
 set_tests_properties(large_batch_table PROPERTIES PROCESSORS 2)
