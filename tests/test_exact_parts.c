@@ -1,5 +1,6 @@
 /* test_exact_parts: the pieces that feed the exact gradient sum, on every instruction-set
- * path this CPU offers and at 1 and 2 threads. fixed_accumulate (a partial gradient into
+ * path this CPU offers and at 1 and 2 threads. fixed_take (the sum back to float) as the
+ * scalar conversions. fixed_accumulate (a partial gradient into
  * int64 fixed point) against an oracle in double, on every kind of value and every tail;
  * the layers' backward over groups (fc, conv, conv + relu + pool) against the same
  * layers group by group: each group's weight and bias gradients handed over in order,
@@ -234,6 +235,39 @@ static void test_fixed(void)
                 check_fixed(lengths[t], rare, exponents[e]);
 }
 
+/* fixed_take against the scalar conversions, on sums of every magnitude (past 2^53, where
+ * int64 to double rounds; negative; zero) and powers of two that make floats of every
+ * kind (normal, subnormal, zero, overflowing to infinity): the floats, and a zero sum. */
+static void test_fixed_take(void)
+{
+    static const size_t lengths[] = {0, 1, 7, 8, 9, 16, 17, 100, 1003};
+    static const int shifts[] = {-47, -20, -191, 80};
+    for (size_t s = 0; s < sizeof shifts / sizeof shifts[0]; s++)
+        for (size_t t = 0; t < sizeof lengths / sizeof lengths[0]; t++) {
+            const size_t n = lengths[t];
+            const double unscale = ldexp(1.0, shifts[s]);
+            float *g = malloc((n + 1) * sizeof(float)), *want = malloc((n + 1) * sizeof(float));
+            int64_t *acc = malloc((n + 1) * sizeof(int64_t));
+            for (size_t i = 0; i < n; i++) {
+                acc[i] = (int64_t)rng_next(&rng) >> (rng_next(&rng) % 64);
+                if (i % 5 == 3)
+                    acc[i] = 0;
+                want[i] = (float)((double)acc[i] * unscale);
+                g[i] = -1.0f;
+            }
+            fixed_take(g, acc, n, unscale);
+            int zero = 1;
+            for (size_t i = 0; i < n; i++)
+                zero &= acc[i] == 0;
+            if (!zero || !same(g, want, n * sizeof(float)))
+                fprintf(stderr, "%s: fixed_take on %zu sums (unscale 2^%d): floats %s, sums "
+                        "zeroed %d\n", dp_isa_name(), n, shifts[s],
+                        same(g, want, n * sizeof(float)) ? "ok" : "WRONG", zero);
+            CHECK(zero && same(g, want, n * sizeof(float)));
+            free(g), free(want), free(acc);
+        }
+}
+
 int main(void)
 {
     dp_err err;
@@ -249,6 +283,7 @@ int main(void)
             rng_seed(&rng, 17, (uint64_t)p, (uint64_t)threads);
             CHECK(dp_isa_select(isa, &err) == 0);
             test_fixed();
+            test_fixed_take();
             test_fc_groups();
             test_conv_groups();
         }

@@ -1,7 +1,7 @@
 /* test_gradsync: the exact gradient sum (gradsync.h). The sum of group partials does not
  * depend on the order or the grouping of the work, stays within its documented bound of
  * a float64 reference, recovers from a partial above its bound by asking for the step
- * again, and hands NaN on. One rank: the integer reduction over ranks is exact by
+ * again, hands NaN on, and leaves its accumulator zero for the next step. One rank: the integer reduction over ranks is exact by
  * construction (tested end to end by mpi_training). */
 #include <float.h>
 #include <math.h>
@@ -140,10 +140,41 @@ static void test_nan(void)
     gradsync_free(ga);
 }
 
+/* Steps in a row on one gradsync: gradsync_finish leaves the accumulator zero for the
+ * next (gradsync_begin no longer clears it), its values and its extras alike. A step after
+ * a normal one, and after one that handed a NaN on, gives the bits of a fresh gradsync
+ * with the same exponents. */
+static void test_steps_in_a_row(void)
+{
+    int order[G];
+    for (int k = 0; k < G; k++)
+        order[k] = k;
+    float a[N], b[N];
+    dp_gradsync *ga = make(a, 0);
+    for (int before_nan = 0; before_nan < 2; before_nan++) {
+        make_partials(13, 1.0f);
+        if (before_nan)
+            partial[2][3] = NAN;
+        CHECK(step(ga, a, order) == 0);
+        CHECK(isnan(a[3]) == before_nan);
+        make_partials(15, 1.0f);
+        int e[2];
+        gradsync_get_exponents(ga, e);
+        CHECK(step(ga, a, order) == 0); /* the second step in a row */
+        dp_gradsync *gb = make(b, 0);
+        gradsync_set_exponents(gb, e);
+        CHECK(step(gb, b, order) == 0); /* a fresh one */
+        CHECK(memcmp(a, b, sizeof a) == 0);
+        gradsync_free(gb);
+    }
+    gradsync_free(ga);
+}
+
 int main(void)
 {
     test_order_and_bound();
     test_overflow_redo();
     test_nan();
+    test_steps_in_a_row();
     return check_exit("test_gradsync");
 }

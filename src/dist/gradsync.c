@@ -50,6 +50,7 @@ struct dp_gradsync {
     int nb;
     int64_t *acc;
     size_t acc_size;
+    int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so) */
     dp_reducer *reducer;
     int groups;           /* in this step's global batch */
     int last;             /* the current pass is this rank's last of the step */
@@ -193,6 +194,7 @@ int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_
         plan_layout(gs);
         gs->acc = dp_calloc(gs->acc_size + 1, sizeof(int64_t), "gradient accumulator", err);
         rc = gs->acc ? 0 : -1;
+        gs->acc_zero = 1;
     }
     if (rc == 0 && nranks > 1 && gs->nb > 0)
         rc = make_reducer(gs, err);
@@ -266,7 +268,9 @@ void gradsync_begin(dp_gradsync *gs, int groups)
         t->maxabs = 0.0f;
         t->over = t->nonfinite = 0;
     }
-    memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
+    if (!gs->acc_zero) /* a step that did not finish (or must be done again) */
+        memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
+    gs->acc_zero = 0;
     memset(gs->grads, 0, gs->size * sizeof(float));
     gs->next_bucket = gs->started = 0;
     gs->last = 0;
@@ -296,6 +300,15 @@ static void move_rows(tensor_state *t, float *g, int64_t *acc, size_t rows, size
     }
 }
 
+/* This thread's part [lo, hi) of n elements, in a parallel region: parts that start on
+ * multiples of 16. */
+static void split16(size_t n, size_t *lo, size_t *hi)
+{
+    const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
+    *lo = n * k / T & ~(size_t)15;
+    *hi = k + 1 == T ? n : n * (k + 1) / T & ~(size_t)15;
+}
+
 /* A whole tensor, between layers of backward (outside any parallel region). */
 static void move_tensor(tensor_state *t, float *g, int64_t *acc)
 {
@@ -305,9 +318,8 @@ static void move_tensor(tensor_state *t, float *g, int64_t *acc)
     }
     #pragma omp parallel
     {
-        const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
-        const size_t lo = t->count * k / T & ~(size_t)15, hi =
-            k + 1 == T ? t->count : t->count * (k + 1) / T & ~(size_t)15;
+        size_t lo, hi;
+        split16(t->count, &lo, &hi);
         move_rows(t, g + lo, acc + lo, 1, hi - lo, 0);
     }
 }
@@ -421,21 +433,31 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
     }
     if (redo)
         return 1;
+    /* The sums back to float; what was written of the accumulator (the reduced tensors'
+     * values and extras: nothing else is) becomes zero on the way, sparing the next
+     * gradsync_begin a pass over all of it. */
     for (int i = 0; i < gs->nt; i++) {
         tensor_state *t = &gs->t[i];
         if (t->segment < 0)
             continue;
         float *g = gs->grads + t->offset;
-        const int64_t *a = gs->acc + t->value;
+        int64_t *a = gs->acc + t->value;
         if (gs->acc[t->extra] > 0) {
             for (size_t k = 0; k < t->count; k++)
                 g[k] = NAN;
-            continue;
+            memset(a, 0, t->count * sizeof(int64_t));
+        } else if (t->count < MOVE_SPLIT_MIN) {
+            fixed_take(g, a, t->count, t->unscale);
+        } else {
+            #pragma omp parallel
+            {
+                size_t lo, hi;
+                split16(t->count, &lo, &hi);
+                fixed_take(g + lo, a + lo, hi - lo, t->unscale);
+            }
         }
-        const double unscale = t->unscale;
-        #pragma omp parallel for schedule(static)
-        for (size_t k = 0; k < t->count; k++)
-            g[k] = (float)((double)a[k] * unscale); /* exact in double, one rounding */
+        memset(gs->acc + t->extra, 0, EXTRAS * sizeof(int64_t));
     }
+    gs->acc_zero = 1;
     return 0;
 }

@@ -174,6 +174,26 @@ static size_t fixed_vector(float *g, int64_t *acc, size_t n, double scale, doubl
 }
 #endif
 
+/* The sum back to float: g[i] = (float)((double)acc[i] * unscale), acc[i] = 0. Each step
+ * rounds to nearest, ties to even, on every path (int64 to double, the product by a power
+ * of two, double to float), as the scalar conversions do. */
+void KFN(kern_fixed_take)(float *g, int64_t *acc, size_t n, double unscale)
+{
+    size_t i = 0;
+#if VW == 16
+    const __m512d vu = _mm512_set1_pd(unscale);
+    for (; i + 8 <= n; i += 8) {
+        const __m512d d = _mm512_mul_pd(_mm512_cvtepi64_pd(_mm512_loadu_si512(acc + i)), vu);
+        _mm256_storeu_ps(g + i, _mm512_cvtpd_ps(d));
+        _mm512_storeu_si512(acc + i, _mm512_setzero_si512());
+    }
+#endif
+    for (; i < n; i++) {
+        g[i] = (float)((double)acc[i] * unscale);
+        acc[i] = 0;
+    }
+}
+
 void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                          float *maxabs, int64_t *over, int64_t *nonfinite)
 {

@@ -31,6 +31,7 @@ void KFN(kern_conv_direct)(const float *in, int C, int H, int W, int KH, int KW,
                            const float *weight, const float *bias, float *out);
 void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                          float *maxabs, int64_t *over, int64_t *nonfinite);
+void KFN(kern_fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -53,4 +54,5 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .sum_lanes8 = KFN(kern_sum_lanes8),
     .conv_direct = KFN(kern_conv_direct),
     .fixed_acc = KFN(kern_fixed_acc),
+    .fixed_take = KFN(kern_fixed_take),
 };

@@ -64,6 +64,8 @@ typedef struct {
     /* fixed_accumulate's (kernels.h) */
     void (*fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                       float *maxabs, int64_t *over, int64_t *nonfinite);
+    /* fixed_take's (kernels.h) */
+    void (*fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -257,6 +257,11 @@ void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bou
     active->table->fixed_acc(g, acc, n, scale, bound, maxabs, over, nonfinite);
 }
 
+void fixed_take(float *g, int64_t *acc, size_t n, double unscale)
+{
+    active->table->fixed_take(g, acc, n, unscale);
+}
+
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,
             int OW, float *col)
 {

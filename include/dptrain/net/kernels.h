@@ -67,5 +67,9 @@ float dot_f32(const float *a, const float *b, int n);
  * result does not depend on the path or on how a caller splits [0, n) between threads. */
 void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bound,
                       float *maxabs, int64_t *over, int64_t *nonfinite);
+/* The fixed-point sum back to float, leaving the accumulator zero for the next step: for
+ * each i, g[i] = (float)((double)acc[i] * unscale) (each conversion rounding to nearest,
+ * unscale a power of two), then acc[i] = 0. The same bits on every path. */
+void fixed_take(float *g, int64_t *acc, size_t n, double unscale);
 
 #endif
