@@ -458,11 +458,14 @@ static void test_pixel_order(void)
 /* im2col with stride 1 and no padding, which the AVX-512 path makes a vector of output at a
  * time from windows of the input: MNIST's conv2; rows shorter than a vector; pieces one
  * input apart; windows too wide (5x5 kernels on 2 columns, one column) and rows too long
- * for it, which it leaves to the piece by piece copy. Each input buffer is exactly C*H*W
- * floats, so a read past it shows under the sanitizers. */
-static const int unstrided[][5] = {{32, 13, 13, 3, 3}, {2, 5, 4, 3, 3}, {4, 8, 8, 2, 2},
-                                   {3, 3, 20, 3, 3},   {1, 34, 9, 3, 3}, {1, 6, 6, 5, 5},
-                                   {2, 9, 3, 3, 3},    {1, 40, 40, 3, 3}};
+ * for it, which it leaves to the piece by piece copy; shapes one after another whose output
+ * is as wide and as high but whose input is not (the window table is kept per shape and
+ * thread). Each input buffer is exactly C*H*W floats, so a read past it shows under the
+ * sanitizers. */
+static const int unstrided[][5] = {{32, 13, 13, 3, 3}, {1, 13, 12, 3, 2}, {32, 13, 13, 3, 3},
+                                   {1, 12, 13, 2, 3},  {2, 5, 4, 3, 3},   {4, 8, 8, 2, 2},
+                                   {3, 3, 20, 3, 3},   {1, 34, 9, 3, 3},  {1, 6, 6, 5, 5},
+                                   {2, 9, 3, 3, 3},    {1, 40, 40, 3, 3}, {1, 28, 28, 3, 3}};
 
 static size_t unstrided_floats(void)
 {

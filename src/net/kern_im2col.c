@@ -41,29 +41,48 @@ static inline void gather_row(float *restrict dst, const float *restrict src, in
  * pixels p0..p0+15 of a row are OW-wide pieces W apart in the input: a window of at most
  * 32 consecutive floats (3x3 kernels: 16 + 2 per row change), which one two-source
  * permutation brings together; the permutation depends on p0 only, so it is made once per
- * call and serves every row. About one store per 16 floats where the piece by piece copy
+ * shape (windows_make) and serves every row. About one store per 16 floats where the piece by piece copy
  * takes 11 pieces of 11 (reference conv2) with a masked load and an unaligned store each.
  * Reads nothing past the sample's C*H*W inputs. Returns 0, having written nothing, when
  * some window is wider than 32 floats or a row longer than WINDOW_MAX_VECTORS vectors. */
 #define WINDOW_MAX_VECTORS 64
-static int im2col_windows(const float *restrict in, int r0, int r1, int C, int H, int W,
-                          int KH, int KW, int OH, int OW, float *restrict col, size_t ldc)
-{
-    const int P = OH * OW, gap = W - OW, nv = (P + 15) / 16;
-    if (nv > WINDOW_MAX_VECTORS)
-        return 0;
-    int32_t at[WINDOW_MAX_VECTORS][16] __attribute__((aligned(64)));
+
+/* The permutation of each vector of output for the shape (OH, OW, W) last seen by this
+ * thread, made once per shape (its divisions cost as much as the copies of a small
+ * sample's rows): ok 0 when some window is wider than 32 floats. */
+static _Thread_local struct {
+    int OH, OW, W, ok;
     int start[WINDOW_MAX_VECTORS];
+    int32_t at[WINDOW_MAX_VECTORS][16] __attribute__((aligned(64)));
+} windows;
+
+static int windows_make(int OH, int OW, int W)
+{
+    if (windows.OH == OH && windows.OW == OW && windows.W == W)
+        return windows.ok;
+    const int P = OH * OW, gap = W - OW, nv = (P + 15) / 16;
+    windows.OH = OH, windows.OW = OW, windows.W = W, windows.ok = 0;
     for (int q = 0; q < nv; q++) {
         const int p0 = 16 * q, n = P - p0 < 16 ? P - p0 : 16;
-        start[q] = p0 + gap * (p0 / OW);
+        windows.start[q] = p0 + gap * (p0 / OW);
         for (int l = 0; l < 16; l++) { /* lanes past the row's end repeat its first pixel */
             const int p = p0 + (l < n ? l : 0);
-            at[q][l] = p + gap * (p / OW) - start[q];
-            if (at[q][l] >= 32)
+            windows.at[q][l] = p + gap * (p / OW) - windows.start[q];
+            if (windows.at[q][l] >= 32)
                 return 0;
         }
     }
+    return windows.ok = 1;
+}
+
+static int im2col_windows(const float *restrict in, int r0, int r1, int C, int H, int W,
+                          int KH, int KW, int OH, int OW, float *restrict col, size_t ldc)
+{
+    const int P = OH * OW, nv = (P + 15) / 16;
+    if (nv > WINDOW_MAX_VECTORS || !windows_make(OH, OW, W))
+        return 0;
+    const int *start = windows.start;
+    int32_t(*at)[16] = windows.at;
     /* a full last store stays inside the row's ldc floats, or it would reach the next row,
      * already written: then masked */
     const __mmask16 last = (size_t)nv * 16 <= ldc ? (__mmask16)0xFFFF : vm_first(P - 16 * (nv - 1));
