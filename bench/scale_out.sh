@@ -12,13 +12,15 @@
 # Every configuration runs STEPS steps without evaluation, once per round, the rounds
 # alternating the configurations; medians, their speed-up over 1 x 1 and the efficiency
 # (speed-up / cores used). Ends with the quiet check (bench/quiet.sh). DPTRAIN=path picks
-# the binary (default build/dptrain, else dptrain on PATH). ~4 minutes on 16 cores.
+# the binary (default build/dptrain, else dptrain on PATH); SCALE_OUT_DATA another training
+# set (default data/mnist/train), SCALE_OUT_BITS_STEPS the steps of part 1 (default 40).
+# ~4 minutes on 16 cores.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 max=${1:-$(nproc)}
 rounds=${2:-3}
 steps=${3:-200}
-for v in "$max" "$rounds" "$steps"; do
+for v in "$max" "$rounds" "$steps" "${SCALE_OUT_BITS_STEPS:-40}"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "scale_out.sh: '$v': expected a positive integer" >&2; exit 1; }
 done
 dptrain=${DPTRAIN:-$repo/build/dptrain}
@@ -27,7 +29,9 @@ dptrain=${DPTRAIN:-$repo/build/dptrain}
 source "$repo/scripts/mpi-env.sh"
 source "$repo/bench/quiet.sh"
 cd "$repo"
-[[ -d data/mnist/train ]] || { echo "scale_out.sh: fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
+data=${SCALE_OUT_DATA:-data/mnist/train}
+bits_steps=${SCALE_OUT_BITS_STEPS:-40}
+[[ -e $data ]] || { echo "scale_out.sh: $data: no such training set (datasets/fetch_mnist.sh fetches MNIST)" >&2; exit 1; }
 mpi_oversubscribe_if_needed "$max"
 quiet_begin
 tmp=$(mktemp -d)
@@ -37,28 +41,28 @@ ps=()
 for ((p = 1; p < max; p *= 2)); do ps+=("$p"); done
 ps+=("$max")
 echo "== $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u '+%F %H:%M UTC'); P = ${ps[*]}"
-echo "== $("$dptrain" --steps 1 --test none --no-progress 2>&1 | grep -m1 '^kernels:' || true)"
+echo "== $("$dptrain" --train "$data" --steps 1 --test none --no-progress 2>&1 | grep -m1 '^kernels:' || true)"
 
 train() { # RANKS THREADS BATCH STEPS [ARGS...] -> the run's output
   local n=$1 t=$2 b=$3 s=$4
   shift 4
-  mpirun -n "$n" --bind-to none "$dptrain" --threads "$t" --batch "$b" --steps "$s" \
-    --test none --no-progress "$@"
+  mpirun -n "$n" --bind-to none "$dptrain" --train "$data" --threads "$t" --batch "$b" \
+    --steps "$s" --test none --no-progress "$@"
 }
 checksum() { grep -oE 'checksum [0-9a-f]{16}' | cut -d' ' -f2; }
 
-echo "== 1. the weights after 40 steps, global batch 100"
+echo "== 1. the weights after $bits_steps steps, global batch 100"
 declare -A sums
 shapes=()
 for p in "${ps[@]}"; do shapes+=("$p 1"); [[ $p -gt 1 ]] && shapes+=("1 $p"); done
 [[ $max -ge 4 ]] && shapes+=("$((max / 4)) 4")
 for s in "${shapes[@]}"; do
   read -r n t <<<"$s"
-  sums["$n ranks x $t threads"]=$(train "$n" "$t" 100 40 | checksum)
+  sums["$n ranks x $t threads"]=$(train "$n" "$t" 100 "$bits_steps" | checksum)
 done
 it=$((max < 8 ? max : 8)) # the scalar path is ~100x slower: all the threads it can use
 for isa in avx512 avx2 scalar; do
-  sums["1 rank x $it threads, --isa $isa"]=$(train 1 "$it" 100 40 --isa "$isa" 2>/dev/null | checksum || echo "refused")
+  sums["1 rank x $it threads, --isa $isa"]=$(train 1 "$it" 100 "$bits_steps" --isa "$isa" 2>/dev/null | checksum || echo "refused")
 done
 for k in "${!sums[@]}"; do printf "%-36s %s\n" "$k" "${sums[$k]}"; done | sort -n
 verdict=same
@@ -95,6 +99,6 @@ for c in "${configs[@]}"; do
   awk -v k="$kind" -v c="$n rank(s) x $t thread(s)" -v v="$v" -v b="$base" -v u=$((n * t)) -v sp="$sp" \
     'BEGIN { printf "%-8s %-22s %12.0f %9.2f %10.0f%% %7s%%\n", k, c, v, v / b, 100 * v / b / u, sp }'
 done
-echo "(reference model; strong: global batch 100; weak: 100 per rank; dptrain reads MNIST)"
+echo "(reference model; strong: global batch 100; weak: 100 per rank; training set $data)"
 quiet_end "$worst"
 [[ $verdict == same ]]

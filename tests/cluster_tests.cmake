@@ -38,5 +38,8 @@ dp_add_script_test(quiet test_quiet.sh)
 # scripts/bundle.sh: dptrain and its runtime for a machine without Open MPI and HDF5
 dp_add_script_test(bundle test_bundle.sh)
 set_tests_properties(bundle PROPERTIES PROCESSORS 2)
+# bench/scale_out.sh: its verdict on the weights under every launch shape, on synthetic data
+dp_add_script_test(scale_out test_scale_out.sh)
+set_tests_properties(scale_out PROPERTIES PROCESSORS 2)
 dp_add_script_test(large_batch_table test_large_batch_table.sh)
 set_tests_properties(large_batch_table PROPERTIES PROCESSORS 2)
