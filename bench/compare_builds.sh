@@ -31,7 +31,9 @@ echo "compare_builds: $ranks ranks, $reps alternating runs each: ${extra[*]}"
 run() { # run BINARY TAG: one training, prints images/s, peak RSS, share waiting for the reduction
   local m=$work/$2.jsonl
   rm -f "$m"
-  mpirun -n "$ranks" "$1" --train "$repo/data/mnist/train" --test none --no-progress --quiet \
+  # --bind-to none: Open MPI binds each of 1 or 2 ranks to one core by default, which
+  # would put all of a rank's --threads on that core
+  mpirun -n "$ranks" --bind-to none "$1" --train "$repo/data/mnist/train" --test none --no-progress --quiet \
     --metrics "$m" "${extra[@]}" > /dev/null
   python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'], 100 * r['comm_seconds'] / r['seconds'])"
 }
