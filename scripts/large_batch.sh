@@ -100,7 +100,9 @@ run_one() {
     echo "# mpirun -n $ranks dptrain --threads $threads ${args[*]}"
   } > "$log"
   echo "large_batch: $name: ${args[*]}"
-  mpirun -n "$ranks" "$dptrain" --threads "$threads" "${args[@]}" --metrics "$f" \
+  # --bind-to none: Open MPI binds each of 1 or 2 ranks to a single core by default,
+  # which would put THREADS > 1 threads of a rank on that one core
+  mpirun -n "$ranks" --bind-to none "$dptrain" --threads "$threads" "${args[@]}" --metrics "$f" \
     --no-progress < /dev/null >> "$log" 2>&1 &
   local pid=$! status=0
   running=$pid
