@@ -20,8 +20,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 max=${1:-$(nproc)}
 rounds=${2:-3}
 steps=${3:-200}
-for v in "$max" "$rounds" "$steps" "${SCALE_OUT_BITS_STEPS:-40}"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "scale_out.sh: '$v': expected a positive integer" >&2; exit 1; }
+for v in "MAX=$max" "ROUNDS=$rounds" "STEPS=$steps" "SCALE_OUT_BITS_STEPS=${SCALE_OUT_BITS_STEPS:-40}"; do
+  [[ "${v#*=}" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "scale_out.sh: ${v%%=*} '${v#*=}': expected a positive integer" >&2; exit 1; }
 done
 dptrain=${DPTRAIN:-$repo/build/dptrain}
 [[ -x "$dptrain" ]] || dptrain=$(command -v dptrain || true)

@@ -2,7 +2,7 @@
 # bench/scale_out.sh on synthetic data, 2 cores' worth: the weights agree under every launch
 # shape and path ("same", exit 0) and the table has each configuration; a binary whose
 # weights depend on the thread count (another seed at 2 threads) is caught ("DIFFER",
-# exit 1); a missing training set is named.
+# exit 1); a missing training set and a bad count are named.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 800 5 4
@@ -32,4 +32,6 @@ expect_in differ.log "weights under every shape and path: DIFFER"
 
 SCALE_OUT_DATA=$WORK/none bash "$scale_out" 2 1 4 > missing.log 2>&1 && fail "a missing training set was accepted"
 expect_in missing.log "$WORK/none: no such training set"
+SCALE_OUT_BITS_STEPS=0 bash "$scale_out" 2 1 4 > zero.log 2>&1 && fail "SCALE_OUT_BITS_STEPS=0 was accepted"
+expect_in zero.log "SCALE_OUT_BITS_STEPS '0': expected a positive integer"
 echo "scale_out: same bits found same, a seed at 2 threads found DIFFER"
