@@ -1,8 +1,9 @@
 /* test_gradsync: the exact gradient sum (gradsync.h). The sum of group partials does not
  * depend on the order or the grouping of the work, stays within its documented bound of
  * a float64 reference, recovers from a partial above its bound by asking for the step
- * again, hands NaN on, and leaves its accumulator zero for the next step. One rank: the integer reduction over ranks is exact by
- * construction (tested end to end by mpi_training). */
+ * again, hands NaN on, and leaves its accumulator zero for the next step. One rank: the
+ * integer reduction over ranks is exact by construction (tested end to end by
+ * mpi_training). */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>

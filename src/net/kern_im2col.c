@@ -41,10 +41,11 @@ static inline void gather_row(float *restrict dst, const float *restrict src, in
  * pixels p0..p0+15 of a row are OW-wide pieces W apart in the input: a window of at most
  * 32 consecutive floats (3x3 kernels: 16 + 2 per row change), which one two-source
  * permutation brings together; the permutation depends on p0 only, so it is made once per
- * shape (windows_make) and serves every row. About one store per 16 floats where the piece by piece copy
- * takes 11 pieces of 11 (reference conv2) with a masked load and an unaligned store each.
- * Reads nothing past the sample's C*H*W inputs. Returns 0, having written nothing, when
- * some window is wider than 32 floats or a row longer than WINDOW_MAX_VECTORS vectors. */
+ * shape (windows_make) and serves every row. About one store per 16 floats where the
+ * piece by piece copy takes 11 pieces of 11 (reference conv2) with a masked load and an
+ * unaligned store each. Reads nothing past the sample's C*H*W inputs. Returns 0, having
+ * written nothing, when some window is wider than 32 floats or a row longer than
+ * WINDOW_MAX_VECTORS vectors. */
 #define WINDOW_MAX_VECTORS 64
 
 /* The permutation of each vector of output for the shape (OH, OW, W) last seen by this
