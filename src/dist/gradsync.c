@@ -255,32 +255,39 @@ void gradsync_set_exponents(dp_gradsync *gs, const int *e)
 
 /* ---- one step ------------------------------------------------------------------------ */
 
-/* Tensors at least this long are moved by all of the rank's threads (each a contiguous
- * part); shorter ones by the calling thread, where a fork would cost more than it saves. */
-#define MOVE_SPLIT_MIN 32768
+/* Element-wise passes over at least this many elements are run by all of the rank's
+ * threads (each a contiguous part); shorter ones by the calling thread, where a fork
+ * would cost more than it saves. */
+#define SPLIT_MIN 32768
 
-/* This thread's part [lo, hi) of n elements, in a parallel region: parts that start on
- * multiples of 16. */
-static void split16(size_t n, size_t *lo, size_t *hi)
-{
-    const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
-    *lo = n * k / T & ~(size_t)15;
-    *hi = k + 1 == T ? n : n * (k + 1) / T & ~(size_t)15;
-}
+/* A tensor's floats and its values in the accumulator, for a pass over elements. */
+typedef struct {
+    tensor_state *t;
+    float *g;
+    int64_t *acc;
+} tensor_span;
 
-/* x[0..n) = 0, by every thread when n is long (nopool's 4.8M floats: 19 MB a step) */
-static void clear_floats(float *x, size_t n)
+/* part(ctx, lo, hi) over [lo, hi) covering [0, n), outside any parallel region: on the
+ * calling thread below SPLIT_MIN, else one part per thread, each starting on a multiple of
+ * 16. For passes whose elements are independent (or, as the moves, exact): the parts
+ * change no result. */
+static void by_parts(size_t n, void (*part)(void *ctx, size_t lo, size_t hi), void *ctx)
 {
-    if (n < MOVE_SPLIT_MIN) {
-        memset(x, 0, n * sizeof(float));
+    if (n < SPLIT_MIN) {
+        part(ctx, 0, n);
         return;
     }
     #pragma omp parallel
     {
-        size_t lo, hi;
-        split16(n, &lo, &hi);
-        memset(x + lo, 0, (hi - lo) * sizeof(float));
+        const size_t T = (size_t)omp_get_num_threads(), k = (size_t)omp_get_thread_num();
+        const size_t lo = n * k / T & ~(size_t)15;
+        part(ctx, lo, k + 1 == T ? n : n * (k + 1) / T & ~(size_t)15);
     }
+}
+
+static void clear_part(void *x, size_t lo, size_t hi)
+{
+    memset((float *)x + lo, 0, (hi - lo) * sizeof(float));
 }
 
 void gradsync_begin(dp_gradsync *gs, int groups)
@@ -299,7 +306,7 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     if (!gs->acc_zero) /* a step that did not finish (or must be done again) */
         memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     gs->acc_zero = 0;
-    clear_floats(gs->grads, gs->size);
+    by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
     gs->next_bucket = gs->started = 0;
     gs->last = 0;
 }
@@ -324,27 +331,21 @@ static void move_rows(tensor_state *t, float *g, int64_t *acc, size_t rows, size
     }
 }
 
-/* A whole tensor, between layers of backward (outside any parallel region). */
-static void move_tensor(tensor_state *t, float *g, int64_t *acc)
+static void move_part(void *span, size_t lo, size_t hi)
 {
-    if (t->count < MOVE_SPLIT_MIN) {
-        move_rows(t, g, acc, 1, t->count, 0);
-        return;
-    }
-    #pragma omp parallel
-    {
-        size_t lo, hi;
-        split16(t->count, &lo, &hi);
-        move_rows(t, g + lo, acc + lo, 1, hi - lo, 0);
-    }
+    const tensor_span *x = span;
+    move_rows(x->t, x->g + lo, x->acc + lo, 1, hi - lo, 0);
 }
 
 void gradsync_partial(dp_gradsync *gs, int id)
 {
     for (int k = 0; k < gs->nseg; k++)
         if (gs->seg[k].ready_after == id)
-            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
-                move_tensor(&gs->t[i], gs->grads + gs->t[i].offset, gs->acc + gs->t[i].value);
+            for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
+                tensor_span x = {&gs->t[i], gs->grads + gs->t[i].offset,
+                                 gs->acc + gs->t[i].value};
+                by_parts(x.t->count, move_part, &x); /* a whole tensor, between layers */
+            }
 }
 
 /* The tensor holding float slot `at`, or NULL. */
@@ -422,6 +423,12 @@ static int top_exponent(const int64_t *x)
     return INT_MIN;
 }
 
+static void take_part(void *span, size_t lo, size_t hi)
+{
+    const tensor_span *x = span;
+    fixed_take(x->g + lo, x->acc + lo, hi - lo, x->t->unscale);
+}
+
 int gradsync_finish(dp_gradsync *gs, double *waited)
 {
     /* With overlap every rank reduces every bucket with MPI_Iallreduce, the buckets its
@@ -448,28 +455,20 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
     }
     if (redo)
         return 1;
-    /* The sums back to float; what was written of the accumulator (the reduced tensors'
+    /* The sums back to float (take_part); what was written of the accumulator (the reduced tensors'
      * values and extras: nothing else is) becomes zero on the way, sparing the next
      * gradsync_begin a pass over all of it. */
     for (int i = 0; i < gs->nt; i++) {
         tensor_state *t = &gs->t[i];
         if (t->segment < 0)
             continue;
-        float *g = gs->grads + t->offset;
-        int64_t *a = gs->acc + t->value;
+        tensor_span x = {t, gs->grads + t->offset, gs->acc + t->value};
         if (gs->acc[t->extra] > 0) {
             for (size_t k = 0; k < t->count; k++)
-                g[k] = NAN;
-            memset(a, 0, t->count * sizeof(int64_t));
-        } else if (t->count < MOVE_SPLIT_MIN) {
-            fixed_take(g, a, t->count, t->unscale);
+                x.g[k] = NAN;
+            memset(x.acc, 0, t->count * sizeof(int64_t));
         } else {
-            #pragma omp parallel
-            {
-                size_t lo, hi;
-                split16(t->count, &lo, &hi);
-                fixed_take(g + lo, a + lo, hi - lo, t->unscale);
-            }
+            by_parts(t->count, take_part, &x);
         }
         memset(gs->acc + t->extra, 0, EXTRAS * sizeof(int64_t));
     }
