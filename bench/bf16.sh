@@ -18,13 +18,13 @@ cd "$repo"
 source scripts/mpi-env.sh
 mpi_oversubscribe_if_needed 2
 source "$repo/bench/torch-env.sh"
+source "$repo/bench/quiet.sh" # median
 torch_at_its_best
 bl=build/bench/bench_layers
 $bl --precision bf16 --step-only --reps 1 > /dev/null || exit 1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "== machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u '+%F %H:%M') UTC, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "== load before: $(uptime | sed 's/.*load/load/')"

@@ -19,7 +19,6 @@ torch_at_its_best
 quiet_begin
 worst=0
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf "%-10s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
 for m in $models; do
   for t in $threads; do

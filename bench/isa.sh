@@ -30,7 +30,6 @@ trap 'rm -rf "$tmp"' EXIT
 ct=(); [[ ${ISA_CPU_TIME:-0} == 1 ]] && ct=(--cpu-time)
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
 gfs() { sed -E 's/.* ([0-9.]+) GFLOP\/s.*/\1/'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "== machine: $(nproc) cores,$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
 echo "== load before: $(uptime | sed 's/.*load/load/')"

@@ -12,10 +12,10 @@ steps=${1:-200}
 models=${2:-reference nopool}
 rounds=${3:-3}
 source "$repo/scripts/mpi-env.sh"
+source "$repo/bench/quiet.sh" # median
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 printf "%-10s %6s %-11s %12s %12s %10s %12s\n" model ranks reduction "step ms" "comm ms" \
   "comm share" "step ratio"
 for m in $models; do

@@ -9,6 +9,8 @@
 #                                during the run, the spread of the caller's repeated runs,
 #                                and the verdict
 #   spread_percent V1 V2 ...     100 * (max / min - 1) of repeated figures (for quiet_end)
+#   median                       the median of the figures on stdin, one a line (blank
+#                                lines skipped)
 #
 # The verdict is "quiet", or "NOT QUIET" with the reasons: other processes kept the CPUs
 # busy over QUIET_MAX_BUSY percent (default 10) in the second before the start (measured,
@@ -43,6 +45,13 @@ quiet_begin() {
 spread_percent() {
   printf "%s\n" "$@" | awk 'NF { v = $1 + 0; if (n == 0 || v < lo) lo = v; if (n == 0 || v > hi) hi = v; n++ }
     END { if (n < 2 || lo <= 0) print 0; else printf "%.1f\n", 100 * (hi / lo - 1) }'
+}
+
+median() {
+  awk 'BEGIN { OFMT = "%.10g" } NF { v[++n] = $1 } END {
+    for (i = 2; i <= n; i++)
+      for (k = i; k > 1 && v[k] + 0 < v[k - 1] + 0; k--) { x = v[k]; v[k] = v[k - 1]; v[k - 1] = x }
+    if (n) print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
 }
 
 # quiet_number NAME VALUE: VALUE must be a number (a bound given in the environment)

@@ -87,13 +87,12 @@ for ((r = 0; r < rounds; r++)); do
     ips[$c]+="$(sed -nE 's/.*"images_per_sec":([0-9.]+).*/\1/p' "$tmp/m.jsonl" | tail -1) "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-base=$(echo "${ips["strong 1 1"]}" | median)
+base=$(echo "${ips["strong 1 1"]}" | tr ' ' '\n' | median)
 printf "%-8s %-22s %12s %9s %11s %8s\n" scaling configuration images/s speed-up efficiency spread
 worst=0
 for c in "${configs[@]}"; do
   read -r kind n t <<<"$c"
-  v=$(echo "${ips[$c]}" | median)
+  v=$(echo "${ips[$c]}" | tr ' ' '\n' | median)
   # shellcheck disable=SC2086
   sp=$(spread_percent ${ips[$c]})
   worst=$(printf "%s\n" "$worst" "$sp" | sort -n | tail -1)

@@ -27,7 +27,6 @@ run() { # RANKS THREADS -> "images/s rss_mib"
     --test none --no-progress --quiet --metrics "$tmp/m.jsonl"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A ips rss
 configs=("1 1" "1 2" "2 1")
 for ((r = 0; r < rounds; r++)); do

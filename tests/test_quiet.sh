@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/quiet.sh's verdict on hand-made /proc files: quiet; steal over the bound; CPUs busy
-# before the start over it; repeated runs spread over it; and spread_percent itself.
+# before the start over it; repeated runs spread over it; spread_percent and median.
 source "$(dirname "$0")/lib.sh"
 source "$DP_SOURCE_DIR/bench/quiet.sh"
 export QUIET_PROC=$WORK/proc
@@ -59,4 +59,9 @@ if out=$(QUIET_MAX_STEAL=1% quiet_begin 2>&1); then fail "QUIET_MAX_STEAL=1% acc
 [[ $(spread_percent 100 110 105) == 10.0 ]] || fail "spread of 100 110 105: $(spread_percent 100 110 105)"
 [[ $(spread_percent 5000) == 0 ]] || fail "spread of one figure"
 [[ $(spread_percent 5000 4000 5200) == 30.0 ]] || fail "spread of 5000 4000 5200"
+# median: one figure a line, blank lines skipped, numbers ordered as numbers
+[[ $(printf '100\n20\n3\n' | median) == 20 ]] || fail "median of 100 20 3: $(printf '100\n20\n3\n' | median)"
+[[ $(printf '10\n\n4\n7\n1\n' | median) == 5.5 ]] || fail "median of 10 4 7 1"
+[[ $(printf '10673.45\n9000\n11000.5\n' | median) == 10673.45 ]] || fail "median keeps the figure as given"
+[[ $(printf '5000\n' | median) == 5000 ]] || fail "median of one figure"
 echo "quiet.sh: all verdicts as expected"
