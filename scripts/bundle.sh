@@ -35,16 +35,16 @@ cp -r "$pmix_root"/share/pmix/. "$out/share/pmix/"
 cp /etc/openmpi/openmpi-mca-params.conf /etc/openmpi/openmpi-default-hostfile "$out/etc/"
 cp "$pmix_root"/share/pmix-mca-params.conf "$out/etc/"
 
-# Every library any of them loads, but the C library's own (the target brings those).
+# Every library any of them loads (ldd follows the whole chain), but the C library's own:
+# the target brings those.
 glibc='^(libc|libm|libmvec|libpthread|libdl|librt|libresolv|libutil|libanl|ld-linux-x86-64)\.so'
-find "$out/bin" "$out/lib" -type f | while read -r f; do
-  ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
-done | sort -u | while read -r so; do
+deps=$(find "$out/bin" "$out/lib" -type f -exec ldd {} + 2>/dev/null || true)
+awk '$2 == "=>" && $3 ~ /^\// { print $3 }' <<<"$deps" | sort -u | while read -r so; do
   name=$(basename "$so")
   [[ "$name" =~ $glibc ]] && continue
   [[ -e "$out/lib/$name" ]] || cp -L "$so" "$out/lib/$name"
 done
-missing=$(find "$out/bin" "$out/lib" -type f -exec ldd {} + 2>/dev/null | grep 'not found' | sort -u || true)
+missing=$(grep 'not found' <<<"$deps" | sort -u || true)
 [[ -z "$missing" ]] || echo "bundle.sh: warning: not found here, so not bundled:" "$missing" >&2
 
 cat >"$out/env.sh" <<'EOF'
