@@ -261,5 +261,19 @@ cores=$(nproc)
 expect oversubscribed-warning 0 "ranks on this node share its $cores cores" $((cores + 1)) --train one.h5 --test none --steps 1 --batch 10 --no-progress
 expect_in out.log "dptrain: $((cores + 1)) ranks x 1 thread on 1 node ($(hostname) ranks 0-$cores)"
 expect threads-warning 0 "2 ranks x $cores threads on this node exceed its $cores cores; pass --threads $((cores / 2 > 0 ? cores / 2 : 1))" 2 --train train --test none --steps 1 --threads "$cores" --no-progress
+# a rank bound to fewer cores than its threads (what Open MPI's default binding does to 1 or
+# 2 ranks) gets a warning naming the way out; a rank allowed enough cores does not
+if [[ $cores -ge 2 ]]; then
+  taskset -c 0 "$DPTRAIN" --train train --test none --steps 1 --threads 2 --no-progress > out.log 2>&1 \
+    || { cat out.log; fail "bound-threads-warning: dptrain failed"; }
+  expect_in out.log "warning: 2 threads per rank, but rank 0 may run on 1 core (its CPU affinity, set by the launcher), which the threads share; start the ranks with mpirun --bind-to none or --map-by slot:PE=2"
+  taskset -c 0,1 "$DPTRAIN" --train train --test none --steps 1 --threads 2 --no-progress > out.log 2>&1 \
+    || { cat out.log; fail "bound-threads-warning: dptrain failed on 2 cores"; }
+  ! grep -q "threads per rank, but" out.log || { cat out.log; fail "bound-threads-warning: warned with 2 cores for 2 threads"; }
+  survived=$((survived + 2))
+  echo "ok bound-threads-warning: warned on 1 core, not on 2"
+else
+  skip bound-threads-warning "one core: no binding to fewer cores than threads to test"
+fi
 
 echo "$failures failure cases and $survived runs that must succeed passed, 0 failed, $skipped skipped"

@@ -8,7 +8,7 @@
 #include "dptrain/net/isa.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
-static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
+static void print_layout(const dp_comm *c, int threads, int cores, char (*hosts)[64])
 {
     printf("dptrain: %d rank%s x %d thread%s on %d node%s (", c->size, c->size > 1 ? "s" : "",
            threads, threads > 1 ? "s" : "", c->nodes, c->nodes > 1 ? "s" : "");
@@ -29,6 +29,11 @@ static void print_layout(const dp_comm *c, int threads, char (*hosts)[64])
         else
             printf("dptrain: warning: %d ranks on this node share its %ld cores "
                    "(oversubscribed: they take turns on the cores)\n", c->local_size, online);
+    } else if (threads > cores) { /* Open MPI binds each of 1 or 2 ranks to one core */
+        printf("dptrain: warning: %d threads per rank, but rank 0 may run on %d core%s (its CPU "
+               "affinity, set by the launcher), which the threads share; start the ranks with "
+               "mpirun --bind-to none or --map-by slot:PE=%d (srun: -c %d)\n", threads, cores,
+               cores > 1 ? "s" : "", threads, threads);
     }
 }
 
@@ -170,7 +175,7 @@ void report_banner(const dp_comm *c, const dp_banner *b)
         mine[HELD_SAMPLES] += p->counts[f];
     comm_gather_i64(mine, HELD_FIELDS, holdings);
     if (c->rank == 0 && !b->cfg->quiet) {
-        print_layout(c, b->threads, hosts);
+        print_layout(c, b->threads, b->cores, hosts);
         print_kernels(c, holdings);
         if (strcmp(dp_precision_name(), "fp32") != 0)
             printf("precision: %s\n", dp_precision_describe());

@@ -22,16 +22,20 @@
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
 
+/* The cores this process may run on (its CPU affinity, which a launcher may have set). */
+static int cores_allowed(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
 /* OMP_NUM_THREADS, else the cores this rank may use, capped at its share of the node. */
 static int default_threads(const dp_comm *c)
 {
     const char *env = getenv("OMP_NUM_THREADS");
     if (env && atoi(env) > 0)
         return atoi(env);
-    cpu_set_t set;
-    int allowed = 1;
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        allowed = CPU_COUNT(&set);
+    const int allowed = cores_allowed();
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int share = online > 0 ? (int)(online / c->local_size) : 1;
     int t = allowed < share ? allowed : share;
@@ -288,7 +292,7 @@ static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
                    &s->plan, s->run.threads, s->run.steps_per_epoch, s->run.total_steps,
-                   s->epochs, gradsync_buckets(s->sync)};
+                   s->epochs, gradsync_buckets(s->sync), cores_allowed()};
     report_banner(&s->comm, &b);
 }
 

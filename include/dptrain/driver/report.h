@@ -22,6 +22,7 @@ typedef struct {
     long steps_per_epoch, total_steps;
     int epochs;
     int buckets;               /* gradient buckets (0 on one rank) */
+    int cores;                 /* the cores rank 0 may run on (its CPU affinity) */
 } dp_banner;
 
 /* Collective (gathers host names); rank 0 prints unless --quiet. */
