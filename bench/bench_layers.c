@@ -131,7 +131,8 @@ static void trainer_step(const step_ctx *c)
 {
     dp_pass pass = {.labels = c->labels, .B = c->B, .train = 1, .grad_scale = 1.0 / c->B,
                     .done = gradsync_on_final, .partial = gradsync_on_partial,
-                    .move = gradsync_on_move, .done_ctx = c->sync};
+                    .move = gradsync_on_move, .fixed_open = gradsync_on_fixed_open,
+                    .fixed_close = gradsync_on_fixed_close, .done_ctx = c->sync};
     double waited;
     do { /* again: a partial over its bound (the first step, before the bounds are known) */
         gradsync_begin(c->sync, c->ngroups);

@@ -339,7 +339,7 @@ static float *check_fc(const char *isa, int B, int I, int O)
     float *gw = calloc(nw, sizeof(float)), *gb = calloc(O, sizeof(float));
     float *din2 = malloc(sizeof(float) * nin), *din1 = malloc(sizeof(float) * nin);
     moved m = {gw, gb, calloc(nw, sizeof(double)), calloc(O, sizeof(double)), nw, (size_t)O};
-    linear_backward_groups(din2, gw, gb, dout, in, w, B, I, O, scratch, bounds, ng, take, &m);
+    linear_backward_groups(din2, gw, gb, dout, in, w, B, I, O, scratch, bounds, ng, take, NULL, NULL, &m);
     double *sw = calloc(nw, sizeof(double)), *sb = calloc(O, sizeof(double));
     for (int g = 0; g < ng; g++) {
         const int n0 = bounds[g], len = bounds[g + 1] - n0;

@@ -4,7 +4,9 @@
  * int64 fixed point) against an oracle in double, on every kind of value and every tail;
  * the layers' backward over groups (fc, conv, conv + relu + pool) against the same
  * layers group by group: each group's weight and bias gradients handed over in order,
- * bit for bit, every element once per group, and the input gradient of all the samples. */
+ * bit for bit, every element once per group, and the input gradient of all the samples.
+ * gemm_tn_fixed (every group's partials into the sum in registers) against gemm_tn and
+ * fixed_accumulate group by group, and the fc backward with it against the moves. */
 #include <omp.h>
 #include <stdlib.h>
 
@@ -83,7 +85,7 @@ static void test_fc_groups(void)
     float *dw1 = malloc(sizeof(float) * O * I), *db1 = malloc(sizeof(float) * O);
     rec_start(dw, O * I, db, O);
     linear_backward_groups(din, dw, db, dout, in, w, B, I, O, NULL, rec_bounds, REC_G, rec_move,
-                           NULL);
+                           NULL, NULL, NULL);
     int ok = 1;
     for (int g = 0; g < REC_G; g++) {
         const int n0 = rec_bounds[g], n = rec_bounds[g + 1] - n0;
@@ -268,6 +270,151 @@ static void test_fixed_take(void)
         }
 }
 
+/* ---- the weight gradient's partials into the exact sum in registers ------------------ */
+
+/* gemm_tn_fixed against its definition: each group's gemm_tn from zero, then
+ * fixed_accumulate, with the same scale and bound; sums, largest magnitude and counts.
+ * kind 0: random values in range; 1: some partials over the bound; 2: a NaN and an Inf
+ * among the inputs; 3: products of small integers times 2^-20, whose fixed points are
+ * exact ties half the time; 4: partials near the bound, all of one sign, in 2^lg groups
+ * of one sample (the int32 halves' sums at their largest); 5: a scale past float's range
+ * (the unfused way throughout). */
+static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind)
+{
+    const int S = ngroups * per_group, lg = ngroups > 1 ? 32 - __builtin_clz((unsigned)ngroups - 1) : 0;
+    int E = kind == 3 ? 10 : kind == 5 ? -100 : 0;
+    const double bound = ldexp(1.0, E), scale = ldexp(1.0, 51 - lg - E);
+    int *bounds = malloc(sizeof(int) * (size_t)(ngroups + 1));
+    bounds[0] = 5; /* counted from bounds[0] */
+    for (int g = 0; g < ngroups; g++)
+        bounds[g + 1] = bounds[g] + per_group;
+    float *A = malloc(sizeof(float) * (size_t)S * M), *B = malloc(sizeof(float) * (size_t)S * N);
+    for (size_t i = 0; i < (size_t)S * M; i++) {
+        const double u = 2.0 * rng_uniform(&rng) - 1.0;
+        A[i] = kind == 3 ? (float)ldexp((double)((int)rng_below(&rng, 15) - 7), -20)
+             : kind == 4 ? 0.99f : kind == 5 ? (float)(u * 1e-16) : (float)(u * 0.5);
+    }
+    for (size_t i = 0; i < (size_t)S * N; i++) {
+        const double u = 2.0 * rng_uniform(&rng) - 1.0;
+        B[i] = kind == 3 ? (float)ldexp((double)((int)rng_below(&rng, 15) - 7), -20)
+             : kind == 4 ? (float)(0.995 + 0.005 * u) : kind == 5 ? (float)(u * 1e-16)
+             : (float)(u * (kind == 1 && i % 97 == 3 ? 40.0 : 1.0) / per_group);
+    }
+    if (kind == 2) {
+        B[(size_t)S / 2 * N + 7] = NAN;
+        A[(size_t)(S - 1) * M] = INFINITY;
+    }
+    const size_t n = (size_t)M * N;
+    int64_t *acc = malloc(sizeof(int64_t) * n), *want = malloc(sizeof(int64_t) * n);
+    float *tile = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        acc[i] = want[i] = (int64_t)rng_next(&rng) >> 13;
+    float want_mx = 0.25f;
+    int64_t want_over = 3, want_bad = 4;
+    for (int g = 0; g < ngroups; g++) {
+        const int n0 = bounds[g] - bounds[0];
+        gemm_tn(M, N, per_group, A + (size_t)n0 * M, M, B + (size_t)n0 * N, N, tile, N);
+        fixed_accumulate(tile, want, n, scale, bound, &want_mx, &want_over, &want_bad);
+    }
+    dp_fixed_block blk = {acc, scale, bound, 0.25f, 3, 4};
+    gemm_tn_fixed(M, N, A, M, B, N, bounds, ngroups, (size_t)N, &blk);
+    const int ok = same(acc, want, sizeof(int64_t) * n) && blk.maxabs == want_mx &&
+                   blk.over == want_over && blk.nonfinite == want_bad;
+    if (!ok)
+        fprintf(stderr, "%s: gemm_tn_fixed %dx%d, %d groups of %d, kind %d: sums %s, max %g "
+                "(want %g), over %lld (want %lld), non-finite %lld (want %lld)\n", dp_isa_name(),
+                M, N, ngroups, per_group, kind, same(acc, want, sizeof(int64_t) * n) ? "ok" : "WRONG",
+                blk.maxabs, want_mx, (long long)blk.over, (long long)want_over,
+                (long long)blk.nonfinite, (long long)want_bad);
+    CHECK(ok);
+    free(bounds), free(A), free(B), free(acc), free(want), free(tile);
+}
+
+static void test_tn_fixed(void)
+{
+    check_tn_fixed(64, 1600, 16, 6, 0);   /* fc1 of the reference model, one thread's rows */
+    check_tn_fixed(11, 16 * 5 + 7, 4, 5, 0); /* row and column tails */
+    check_tn_fixed(3, 40, 3, 4, 0);       /* fewer rows than a tile */
+    check_tn_fixed(12, 96, 4, 6, 1);
+    check_tn_fixed(12, 96, 5, 7, 2);
+    check_tn_fixed(8, 64, 4, 3, 3);
+    check_tn_fixed(4, 32, 1024, 1, 4);    /* 1024 samples: B read in place */
+    check_tn_fixed(4, 32, 512, 1, 4);
+    check_tn_fixed(8, 64, 4, 6, 5);
+    check_tn_fixed(8, 64, 1, 600, 0);     /* one group past the packed block */
+}
+
+/* linear_backward_groups with the fixed hooks (every group's weight partials into the sum
+ * in registers) against the move hook (each group's partials handed over, then moved):
+ * the same sums, maxima and counts, and the float gradient untouched. */
+typedef struct {
+    int64_t *acc;
+    float *w;
+    double scale, bound; /* 4 groups: E + F = 51 - 2 */
+    float mx;
+    int64_t over, bad;
+} hook_state;
+static hook_state hk;
+
+static int hk_open(void *ctx, const float *g, dp_fixed_block *b)
+{
+    (void)ctx;
+    *b = (dp_fixed_block){hk.acc + (g - hk.w), hk.scale, hk.bound, 0.0f, 0, 0};
+    return 0;
+}
+
+static void hk_close(void *ctx, const float *g, const dp_fixed_block *b)
+{
+    (void)ctx, (void)g;
+    #pragma omp critical(hk_close)
+    {
+        hk.mx = b->maxabs > hk.mx ? b->maxabs : hk.mx;
+        hk.over += b->over;
+        hk.bad += b->nonfinite;
+    }
+}
+
+static void hk_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    (void)ctx;
+    float mx = 0.0f;
+    int64_t over = 0, bad = 0;
+    if (g >= hk.w && g < hk.w + 13 * 1600) /* the weight: bias partials are not summed here */
+        for (size_t r = 0; r < rows; r++)
+            fixed_accumulate(g + r * ld, hk.acc + (g - hk.w) + r * ld, cols, hk.scale, hk.bound,
+                             &mx, &over, &bad);
+    else
+        for (size_t r = 0; r < rows; r++)
+            memset(g + r * ld, 0, cols * sizeof(float));
+    hk_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, mx, over, bad});
+}
+
+static void test_fc_fixed_hooks(void)
+{
+    enum { I = 1600, O = 13, B = 20 };
+    float *in = rand_buf(B * I), *w = rand_buf(O * I), *dout = rand_buf(B * O);
+    float *din = malloc(sizeof(float) * B * I), *dw = calloc(O * I, sizeof(float));
+    float *db = calloc(O, sizeof(float)), *zero = calloc(O * I, sizeof(float));
+    int64_t *sums[2];
+    float mx[2];
+    int64_t counts[2];
+    for (int fused = 0; fused < 2; fused++) {
+        hk = (hook_state){calloc(O * I, sizeof(int64_t)), dw, 0x1p40, 0x1p9, 0.0f, 0, 0};
+        linear_backward_groups(din, dw, db, dout, in, w, B, I, O, NULL, rec_bounds, REC_G,
+                               hk_move, fused ? hk_open : NULL, fused ? hk_close : NULL, NULL);
+        sums[fused] = hk.acc, mx[fused] = hk.mx, counts[fused] = hk.over + hk.bad;
+        CHECK(same(dw, zero, sizeof(float) * O * I));
+    }
+    const int ok = same(sums[0], sums[1], sizeof(int64_t) * O * I) && mx[0] == mx[1] &&
+                   mx[0] > 0.0f && counts[0] == 0 && counts[1] == 0;
+    if (!ok)
+        fprintf(stderr, "%s: fc backward with the fixed hooks differs from the moves\n",
+                dp_isa_name());
+    CHECK(ok);
+    free(in), free(w), free(dout), free(din), free(dw), free(db), free(zero);
+    free(sums[0]), free(sums[1]);
+}
+
 int main(void)
 {
     dp_err err;
@@ -286,6 +433,8 @@ int main(void)
             test_fixed_take();
             test_fc_groups();
             test_conv_groups();
+            test_tn_fixed();
+            test_fc_fixed_hooks();
         }
         printf("%s: fixed point as the oracle; every layer's groups as one by one\n", isa);
         ran++;

@@ -313,6 +313,18 @@ void gradsync_begin(dp_gradsync *gs, int groups)
 
 void gradsync_pass(dp_gradsync *gs, int last) { gs->last = last; }
 
+/* What a thread's moves saw, into the tensor's: a maximum and two counts, the same
+ * whatever order the threads arrive in. */
+static void tensor_saw(tensor_state *t, float mx, int64_t over, int64_t bad)
+{
+    #pragma omp critical(gradsync_move)
+    {
+        t->maxabs = mx > t->maxabs ? mx : t->maxabs;
+        t->over += over;
+        t->nonfinite += bad;
+    }
+}
+
 /* acc += round(g * 2^F) for every partial below the bound, g = 0, counting the rest, for
  * `rows` runs of `cols` floats `ld` apart (fixed_accumulate: exact, so the same bits
  * whichever thread moves which part). Safe from several threads at once. */
@@ -323,12 +335,7 @@ static void move_rows(tensor_state *t, float *g, int64_t *acc, size_t rows, size
     int64_t over = 0, bad = 0;
     for (size_t r = 0; r < rows; r++)
         fixed_accumulate(g + r * ld, acc + r * ld, cols, t->scale, t->bound, &mx, &over, &bad);
-    #pragma omp critical(gradsync_move)
-    { /* a maximum and two counts: the same whatever order the threads arrive in */
-        t->maxabs = mx > t->maxabs ? mx : t->maxabs;
-        t->over += over;
-        t->nonfinite += bad;
-    }
+    tensor_saw(t, mx, over, bad);
 }
 
 static void move_part(void *span, size_t lo, size_t hi)
@@ -413,6 +420,23 @@ void gradsync_on_move(void *gs, float *g, size_t rows, size_t cols, size_t ld)
     gradsync_move(gs, g, rows, cols, ld);
 }
 void gradsync_on_final(void *gs, int id) { gradsync_final(gs, id); }
+
+int gradsync_on_fixed_open(void *ctx, const float *g, dp_fixed_block *b)
+{
+    dp_gradsync *gs = ctx;
+    const size_t at = (size_t)(g - gs->grads);
+    const tensor_state *t = tensor_at(gs, at);
+    if (!t)
+        return -1;
+    *b = (dp_fixed_block){gs->acc + t->value + (at - t->offset), t->scale, t->bound, 0.0f, 0, 0};
+    return 0;
+}
+
+void gradsync_on_fixed_close(void *ctx, const float *g, const dp_fixed_block *b)
+{
+    dp_gradsync *gs = ctx;
+    tensor_saw(tensor_at(gs, (size_t)(g - gs->grads)), b->maxabs, b->over, b->nonfinite);
+}
 
 /* The highest exponent any rank saw for tensor i, or INT_MIN when all were zero. */
 static int top_exponent(const int64_t *x)

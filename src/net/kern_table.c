@@ -32,6 +32,8 @@ void KFN(kern_conv_direct)(const float *in, int C, int H, int W, int KH, int KW,
 void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
                          float *maxabs, int64_t *over, int64_t *nonfinite);
 void KFN(kern_fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
+void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
+                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -55,4 +57,5 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .conv_direct = KFN(kern_conv_direct),
     .fixed_acc = KFN(kern_fixed_acc),
     .fixed_take = KFN(kern_fixed_take),
+    .gemm_tn_fixed = KFN(kern_gemm_tn_fixed),
 };

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dptrain/net/kernels.h"
+
 /* The inner-dimension block of the NT products with lanes (kern_dot.c, kernels.c). */
 #define DP_NT_KC 512
 
@@ -66,6 +68,9 @@ typedef struct {
                       float *maxabs, int64_t *over, int64_t *nonfinite);
     /* fixed_take's (kernels.h) */
     void (*fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
+    /* gemm_tn_fixed's (kernels.h) */
+    void (*gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
+                          const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -63,7 +63,8 @@ static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroup
 {
     linear_backward_groups(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0],
                            io->B, (int)io->L->in_size, io->L->out_c, io->scratch, bounds, ngroups,
-                           io->pass->move, io->pass->done_ctx);
+                           io->pass->move, io->pass->fixed_open, io->pass->fixed_close,
+                           io->pass->done_ctx);
 }
 
 const dp_layer_kind layer_fc = {

@@ -285,7 +285,8 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
                             float *scratch, const int *bounds, int ngroups,
-                            dp_partial_move move, void *ctx)
+                            dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
+                            void *ctx)
 {
     const fc_pairs p = fc_pairs_of(scratch, B, I, O);
     #pragma omp parallel if (dweight)
@@ -295,7 +296,14 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         uint32_t *buf = p.bf ? p.threads + (size_t)omp_get_thread_num() * bf16_thread_floats(B, O)
                              : NULL;
         const int block_rows = p.bf ? hi - lo : FC_L1_ROWS; /* the header of FC_L1_ROWS */
-        for (int i0 = 0; lo < hi && i0 < I; i0 += FC_TILE_COLS) {
+        dp_fixed_block blk;
+        float *rows = dweight + (size_t)lo * I;
+        const int fused = !p.bf && open && close && lo < hi && open(ctx, rows, &blk) == 0;
+        if (fused) { /* every group's partials straight into the exact sum */
+            gemm_tn_fixed(hi - lo, I, dout + lo, O, in, I, bounds, ngroups, (size_t)I, &blk);
+            close(ctx, rows, &blk);
+        }
+        for (int i0 = 0; !fused && lo < hi && i0 < I; i0 += FC_TILE_COLS) {
             const int cols = I - i0 < FC_TILE_COLS ? I - i0 : FC_TILE_COLS;
             for (int r0 = lo; r0 < hi; r0 += block_rows) {
                 const int r1 = hi - r0 < block_rows ? hi : r0 + block_rows;

@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 
+#include "dptrain/net/kernels.h"
 #include "dptrain/util/error.h"
 
 #define GRADSYNC_HEADROOM 8
@@ -85,6 +86,11 @@ void gradsync_final(dp_gradsync *gs, int id);
 void gradsync_on_partial(void *gs, int id);
 void gradsync_on_move(void *gs, float *g, size_t rows, size_t cols, size_t ld);
 void gradsync_on_final(void *gs, int id);
+/* dp_pass's fixed_open and fixed_close (layers.h): the block of the exact sum where tensor
+ * slot g's values go, with the step's scale and bound; then its maximum and counts, taken
+ * as gradsync_move takes a block's. */
+int gradsync_on_fixed_open(void *gs, const float *g, dp_fixed_block *b);
+void gradsync_on_fixed_close(void *gs, const float *g, const dp_fixed_block *b);
 /* Start what is left, wait, and write the summed gradient into the float buffer.
  * Returns 1 when a partial exceeded its bound on some rank: the caller computes the step
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent

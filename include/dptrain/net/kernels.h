@@ -72,4 +72,24 @@ void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bou
  * unscale a power of two), then acc[i] = 0. The same bits on every path. */
 void fixed_take(float *g, int64_t *acc, size_t n, double unscale);
 
+/* A block of a tensor's exact gradient sum (dist/gradsync.c), for gemm_tn_fixed: where its
+ * values are, the step's scale and bound (fixed_accumulate's), and what the moves saw: the
+ * largest |partial| and the counts, which gemm_tn_fixed updates as fixed_accumulate does
+ * its maxabs, over and nonfinite. */
+typedef struct dp_fixed_block_s {
+    int64_t *acc;
+    double scale, bound;
+    float maxabs;
+    int64_t over, nonfinite;
+} dp_fixed_block;
+
+/* A weight gradient's exact sum over groups: for each group g < ngroups, the partial
+ * P_g[i, j] = sum of A[n, i] B[n, j] over n in [bounds[g], bounds[g + 1]) (A's and B's rows
+ * counted from bounds[0]; i < M, j < N), each element gemm_tn's chain (fused multiply-adds
+ * from zero, in n order); then b->acc[i * ldacc + j] gets it as fixed_accumulate would
+ * (with b's scale and bound, counting into b). No partial is written anywhere. The same
+ * bits as gemm_tn and fixed_accumulate group by group, on every path. */
+void gemm_tn_fixed(int M, int N, const float *A, int lda, const float *B, int ldb,
+                   const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
+
 #endif

@@ -18,6 +18,13 @@
  * handed over by the layer that computed it, which the callee takes and zeroes (the exact
  * sum, dist/gradsync.h). The *_backward_groups functions below call it. */
 typedef void (*dp_partial_move)(void *ctx, float *g, size_t rows, size_t cols, size_t ld);
+/* For a layer that makes every group's partial of a block at once and moves them into the
+ * exact sum itself (gemm_tn_fixed): open fills b for the block starting at tensor slot g
+ * and returns 0, or returns -1 where g's tensor is not summed (then the layer hands its
+ * partials to move); close hands b's maximum and counts back. Both from any thread. */
+typedef struct dp_fixed_block_s dp_fixed_block;
+typedef int (*dp_fixed_open)(void *ctx, const float *g, dp_fixed_block *b);
+typedef void (*dp_fixed_close)(void *ctx, const float *g, const dp_fixed_block *b);
 
 typedef struct {
     int B, C, H, W;     /* input */
@@ -113,12 +120,15 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
  * bounds[g + 1] - bounds[0]), each group's parameter gradients handed to
  * move(ctx, g, rows, cols, ld) (which takes and zeroes them) before the next group's are
  * made: the bits of linear_backward group by group with the partials taken in between,
- * made a tile of dweight at a time for every group while the tile is in cache. dweight
- * and dbias must be zero. */
+ * made a tile of dweight at a time for every group while the tile is in cache. With open
+ * and close (may be NULL) and fp32 products, the weight gradient's partials go into the
+ * exact sum in registers instead (gemm_tn_fixed), none of them written to dweight: the
+ * same sum. dweight and dbias must be zero. */
 void linear_backward_groups(float *din, float *dweight, float *dbias, const float *dout,
                             const float *in, const float *weight, int B, int I, int O,
                             float *scratch, const int *bounds, int ngroups,
-                            dp_partial_move move, void *ctx);
+                            dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
+                            void *ctx);
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
  * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when

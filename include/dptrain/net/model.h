@@ -145,6 +145,9 @@ typedef struct {
                                   * takes it and zeroes them (the exact sum) */
     dp_partial_move move;        /* NULL, or a layer hands blocks of a group's partial here
                                   * itself (from any thread), instead of partial */
+    dp_fixed_open fixed_open;    /* NULL, or with move: a layer may move all its groups'
+                                  * partials of a block into the exact sum at once */
+    dp_fixed_close fixed_close;  /* (layers.h) */
     void *done_ctx;              /* all three's ctx */
     dp_layer_timing timing;      /* NULL, or called around each layer's work */
     void *timing_ctx;

@@ -1,0 +1,253 @@
+/* kern_group_sum: a weight gradient's exact sum over groups, for one instruction set
+ * (kernels.h: gemm_tn_fixed). Each group's partial P_g = A_g^T B_g is made and moved into
+ * fixed point in registers, tile by tile, so that no partial is written to memory and the
+ * accumulator is read and written once per tile instead of once per group.
+ *
+ * The bits are those of the unfused way (gemm_tn of each group from zero, then
+ * fixed_accumulate), because every step is exact or rounds as that way does:
+ *   - each element of P_g is the same chain of fused multiply-adds from zero in n order;
+ *   - round(v * 2^F) is split in two exact halves held in int32 lanes. With M = 1.5 *
+ *     2^(23+k), t = fma(v, 2^F, M) is M + h, h the multiple of 2^k nearest to v * 2^F (ties
+ *     to an even multiple), so the bits of t minus those of M count h / 2^k; the rest,
+ *     v * 2^F - h = fma(v, 2^F, -h), is exact in float and rounds to an int32 the way the
+ *     whole does (h is even), so round(v * 2^F) = h + round(v * 2^F - h);
+ *   - the int32 sums cannot overflow for the k chosen below (given |v| < bound and at
+ *     most 2^lg local groups), and int64 addition is exact, so the order of the groups'
+ *     contributions changes nothing.
+ * A tile in which any partial is out of range (NaN, Inf, at or over the bound) is done
+ * again the unfused way, which counts it; so are edge tiles and scales outside the range
+ * the split needs. The scalar path is the unfused way throughout. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "simd.h"
+
+void KFN(kern_gemm_axpy)(int M, int N, int K, const float *A, size_t ars, size_t aks,
+                         const float *B, int ldb, float *C, int ldc, int start,
+                         const float *bias);
+void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double bound,
+                         float *maxabs, int64_t *over, int64_t *nonfinite);
+
+/* The fused tile: GR rows by GV vectors of columns. */
+#if VW == 16
+#define GR 4
+#define GV 2
+#elif VW == 8
+#define GR 2
+#define GV 1
+#else
+#define GR 4
+#define GV 1
+#endif
+#define GN (GV * VW)
+/* The most samples a packed column block holds (beyond it, B is read in place). */
+#define GPACK 512
+/* The unfused way's tile (the rest, and the scalar path): UR rows by UN columns at most. */
+#define UR 6
+#define UN 512
+
+/* R rows by W columns (R <= UR, W <= UN), the unfused way: each group's partial into a
+ * float tile, then into the accumulator. */
+static void tile_unfused(int R, int W, const float *A, int lda, const float *B, int ldb,
+                         const int *bounds, int ngroups, int64_t *acc, size_t ldacc,
+                         dp_fixed_block *blk)
+{
+    float tile[UR * UN];
+    for (int g = 0; g < ngroups; g++) {
+        const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
+        KFN(kern_gemm_axpy)(R, W, n1 - n0, A + (size_t)n0 * lda, 1, (size_t)lda,
+                            B + (size_t)n0 * ldb, ldb, tile, UN, GEMM_ZERO, NULL);
+        for (int r = 0; r < R; r++)
+            KFN(kern_fixed_acc)(tile + r * UN, acc + (size_t)r * ldacc, (size_t)W, blk->scale,
+                                blk->bound, &blk->maxabs, &blk->over, &blk->nonfinite);
+    }
+}
+
+/* Rows [i0, i1) by columns [j0, j1), the unfused way. */
+static void unfused_region(int i0, int i1, int j0, int j1, const float *A, int lda,
+                           const float *B, int ldb, const int *bounds, int ngroups,
+                           int64_t *acc, size_t ldacc, dp_fixed_block *blk)
+{
+    for (int i = i0; i < i1; i += UR)
+        for (int j = j0; j < j1; j += UN)
+            tile_unfused(i1 - i < UR ? i1 - i : UR, j1 - j < UN ? j1 - j : UN, A + i, lda, B + j,
+                         ldb, bounds, ngroups, acc + (size_t)i * ldacc + j, ldacc, blk);
+}
+
+#if VW > 1
+#if VW == 16
+typedef __m512i vi;
+typedef __mmask16 vbad;
+ALWAYS_INLINE vi vi_zero(void) { return _mm512_setzero_si512(); }
+ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
+ALWAYS_INLINE vi vf_bits(vf x) { return _mm512_castps_si512(x); }
+ALWAYS_INLINE vi vf_round(vf x)
+{
+    return _mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+ALWAYS_INLINE vf vf_abs(vf x) { return _mm512_abs_ps(x); }
+ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+ALWAYS_INLINE vbad bad_none(void) { return 0; }
+/* lanes of |v| not below the bound, or NaN */
+ALWAYS_INLINE vbad bad_or(vbad k, vf a, vf bound) { return k | _mm512_cmp_ps_mask(a, bound, _CMP_NLT_UQ); }
+ALWAYS_INLINE int bad_any(vbad k) { return k != 0; }
+/* acc[l] += (hi[l] << k) + lo[l] for 16 lanes */
+ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k)
+{
+    for (int h = 0; h < 2; h++) {
+        const __m256i h32 = h ? _mm512_extracti64x4_epi64(hi, 1) : _mm512_castsi512_si256(hi);
+        const __m256i l32 = h ? _mm512_extracti64x4_epi64(lo, 1) : _mm512_castsi512_si256(lo);
+        const __m512i q = _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h32), (unsigned)k),
+                                           _mm512_cvtepi32_epi64(l32));
+        _mm512_storeu_si512(acc + 8 * h, _mm512_add_epi64(_mm512_loadu_si512(acc + 8 * h), q));
+    }
+}
+#else
+typedef __m256i vi;
+typedef __m256 vbad;
+ALWAYS_INLINE vi vi_zero(void) { return _mm256_setzero_si256(); }
+ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
+ALWAYS_INLINE vi vf_bits(vf x) { return _mm256_castps_si256(x); }
+ALWAYS_INLINE vi vf_round(vf x) { return _mm256_cvtps_epi32(x); } /* MXCSR: to nearest */
+ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+ALWAYS_INLINE vf vf_abs(vf x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+ALWAYS_INLINE vbad bad_none(void) { return _mm256_setzero_ps(); }
+ALWAYS_INLINE vbad bad_or(vbad k, vf a, vf bound)
+{
+    return _mm256_or_ps(k, _mm256_cmp_ps(a, bound, _CMP_NLT_UQ));
+}
+ALWAYS_INLINE int bad_any(vbad k) { return _mm256_movemask_ps(k) != 0; }
+ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k)
+{
+    for (int h = 0; h < 2; h++) {
+        const __m128i h32 = h ? _mm256_extracti128_si256(hi, 1) : _mm256_castsi256_si128(hi);
+        const __m128i l32 = h ? _mm256_extracti128_si256(lo, 1) : _mm256_castsi256_si128(lo);
+        const __m256i q = _mm256_add_epi64(_mm256_slli_epi64(_mm256_cvtepi32_epi64(h32), k),
+                                           _mm256_cvtepi32_epi64(l32));
+        __m256i *at = (__m256i *)(acc + 4 * h);
+        _mm256_storeu_si256(at, _mm256_add_epi64(_mm256_loadu_si256(at), q));
+    }
+}
+#endif
+
+/* The split's constants for one call. */
+typedef struct {
+    vf scale, magic, bound;
+    int32_t magic_bits;
+    int k;
+} split;
+
+/* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range. */
+ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb,
+                             const int *bounds, int ngroups, int64_t *acc, size_t ldacc,
+                             const split *s, vf *vmx)
+{
+    vi hi[GR][GV], lo[GR][GV];
+    vbad bad = bad_none();
+    vf mx = *vmx;
+    for (int r = 0; r < GR; r++)
+        for (int v = 0; v < GV; v++)
+            hi[r][v] = lo[r][v] = vi_zero();
+    for (int g = 0; g < ngroups; g++) {
+        const int n0 = bounds[g] - bounds[0], n1 = bounds[g + 1] - bounds[0];
+        vf c[GR][GV];
+        for (int r = 0; r < GR; r++)
+            for (int v = 0; v < GV; v++)
+                c[r][v] = vf_zero();
+        for (int n = n0; n < n1; n++) {
+            const float *b = B + (size_t)n * ldb, *a = A + (size_t)n * lda;
+            vf bv[GV];
+            for (int v = 0; v < GV; v++)
+                bv[v] = vf_load(b + v * VW);
+            for (int r = 0; r < GR; r++) {
+                const vf x = vf_set1(a[r]);
+                for (int v = 0; v < GV; v++)
+                    c[r][v] = vf_fma(x, bv[v], c[r][v]);
+            }
+        }
+        for (int r = 0; r < GR; r++)
+            for (int v = 0; v < GV; v++) {
+                const vf p = c[r][v], a = vf_abs(p);
+                mx = vf_max(a, mx); /* a NaN never enters */
+                bad = bad_or(bad, a, s->bound);
+                const vf t = vf_fma(p, s->scale, s->magic);
+                const vf h = vf_sub(t, s->magic);
+                hi[r][v] = vi_add(hi[r][v], vf_bits(t));
+                lo[r][v] = vi_add(lo[r][v], vf_round(vf_fma(p, s->scale, vf_sub(vf_zero(), h))));
+            }
+    }
+    if (bad_any(bad))
+        return 1;
+    *vmx = mx;
+#if VW == 16
+    const vi offset = _mm512_set1_epi32(-(int32_t)((uint32_t)s->magic_bits * (uint32_t)ngroups));
+#else
+    const vi offset = _mm256_set1_epi32(-(int32_t)((uint32_t)s->magic_bits * (uint32_t)ngroups));
+#endif
+    for (int r = 0; r < GR; r++)
+        for (int v = 0; v < GV; v++)
+            acc_add(acc + (size_t)r * ldacc + (size_t)v * VW, vi_add(hi[r][v], offset), lo[r][v],
+                    s->k);
+    return 0;
+}
+
+/* k for the split, or -1 where it does not apply: the scale 2^F and the bound 2^E in
+ * float's normal range with F >= 0, and E + F = 51 - lg with lg <= 10 and at most 2^lg
+ * groups. Then k = 31 - lg keeps |v * 2^F| < 2^(22+k) (the rounding by M), the low
+ * halves' sum under 2^31 (2^lg groups of at most 2^(k-1)) and the high halves' too (at
+ * most 2^(51-k) <= 2^30). */
+static int split_k(double scale, double bound, int ngroups)
+{
+    int F, E;
+    if (frexp(scale, &F) != 0.5 || frexp(bound, &E) != 0.5)
+        return -1; /* not powers of two */
+    F--, E--;
+    const int lg = 51 - E - F;
+    if (F < 0 || F > 127 || E < -126 || E > 127 || lg < 0 || lg > 10 || ngroups > (1 << lg))
+        return -1;
+    return 31 - lg;
+}
+#endif
+
+void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
+                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *blk)
+{
+    int64_t *acc = blk->acc;
+    if (M <= 0 || N <= 0 || ngroups <= 0)
+        return;
+    int j = 0, full_rows = 0;
+#if VW > 1
+    const int k = split_k(blk->scale, blk->bound, ngroups);
+    const int samples = bounds[ngroups] - bounds[0];
+    if (k >= 0) {
+        float pack[GPACK * GN] __attribute__((aligned(64)));
+        const int packed = samples <= GPACK;
+        const float M_k = ldexpf(1.5f, 23 + k);
+        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound), 0, k};
+        memcpy(&s.magic_bits, &M_k, sizeof M_k);
+        vf vmx = vf_set1(blk->maxabs);
+        full_rows = M - M % GR;
+        for (; full_rows && j + GN <= N; j += GN) {
+            for (int n = 0; packed && n < samples; n++) /* B's rows may share cache sets */
+                memcpy(pack + (size_t)n * GN, B + (size_t)n * ldb + j, sizeof(float) * GN);
+            const float *bp = packed ? pack : B + j;
+            const size_t ldbp = packed ? GN : (size_t)ldb;
+            for (int i = 0; i < full_rows; i += GR) {
+                int64_t *at = acc + (size_t)i * ldacc + j;
+                if (tile_fused(A + i, lda, bp, ldbp, bounds, ngroups, at, ldacc, &s, &vmx))
+                    tile_unfused(GR, GN, A + i, lda, B + j, ldb, bounds, ngroups, at, ldacc, blk);
+            }
+        }
+        float lanes[VW];
+        vf_store(lanes, vmx);
+        for (int l = 0; l < VW; l++)
+            blk->maxabs = lanes[l] > blk->maxabs ? lanes[l] : blk->maxabs;
+    }
+#endif
+    /* the rest: the columns from j on of the fused rows, every column of the others */
+    unfused_region(0, full_rows, j, N, A, lda, B, ldb, bounds, ngroups, acc, ldacc, blk);
+    unfused_region(full_rows, M, 0, N, A, lda, B, ldb, bounds, ngroups, acc, ldacc, blk);
+}
