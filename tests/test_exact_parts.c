@@ -279,7 +279,7 @@ static void test_fixed_take(void)
  * exact ties half the time; 4: partials near the bound, all of one sign, in 2^lg groups
  * of one sample (the int32 halves' sums at their largest); 5: a scale past float's range
  * (the unfused way throughout). */
-static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind)
+static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind, size_t pack_floats)
 {
     const int S = ngroups * per_group, lg = ngroups > 1 ? 32 - __builtin_clz((unsigned)ngroups - 1) : 0;
     int E = kind == 3 ? 10 : kind == 5 ? -100 : 0;
@@ -307,8 +307,9 @@ static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind)
     const size_t n = (size_t)M * N;
     int64_t *acc = malloc(sizeof(int64_t) * n), *want = malloc(sizeof(int64_t) * n);
     float *tile = malloc(sizeof(float) * n);
+    const int zero = kind == 0 && M % 2; /* the block known zero: stored, not added */
     for (size_t i = 0; i < n; i++)
-        acc[i] = want[i] = (int64_t)rng_next(&rng) >> 13;
+        acc[i] = want[i] = zero ? 0 : (int64_t)rng_next(&rng) >> 13;
     float want_mx = 0.25f;
     int64_t want_over = 3, want_bad = 4;
     for (int g = 0; g < ngroups; g++) {
@@ -316,14 +317,17 @@ static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind)
         gemm_tn(M, N, per_group, A + (size_t)n0 * M, M, B + (size_t)n0 * N, N, tile, N);
         fixed_accumulate(tile, want, n, scale, bound, &want_mx, &want_over, &want_bad);
     }
-    dp_fixed_block blk = {acc, scale, bound, 0.25f, 3, 4};
-    gemm_tn_fixed(M, N, A, M, B, N, bounds, ngroups, (size_t)N, &blk);
+    dp_fixed_block blk = {acc, scale, bound, zero, 0.25f, 3, 4};
+    float *pack = pack_floats ? malloc(sizeof(float) * pack_floats) : NULL;
+    gemm_tn_fixed(M, N, A, M, B, N, bounds, ngroups, (size_t)N, &blk, pack, pack_floats);
+    free(pack);
     const int ok = same(acc, want, sizeof(int64_t) * n) && blk.maxabs == want_mx &&
                    blk.over == want_over && blk.nonfinite == want_bad;
     if (!ok)
-        fprintf(stderr, "%s: gemm_tn_fixed %dx%d, %d groups of %d, kind %d: sums %s, max %g "
-                "(want %g), over %lld (want %lld), non-finite %lld (want %lld)\n", dp_isa_name(),
-                M, N, ngroups, per_group, kind, same(acc, want, sizeof(int64_t) * n) ? "ok" : "WRONG",
+        fprintf(stderr, "%s: gemm_tn_fixed %dx%d, %d groups of %d, kind %d, pack %zu: sums %s, "
+                "max %g (want %g), over %lld (want %lld), non-finite %lld (want %lld)\n",
+                dp_isa_name(), M, N, ngroups, per_group, kind, pack_floats,
+                same(acc, want, sizeof(int64_t) * n) ? "ok" : "WRONG",
                 blk.maxabs, want_mx, (long long)blk.over, (long long)want_over,
                 (long long)blk.nonfinite, (long long)want_bad);
     CHECK(ok);
@@ -332,16 +336,23 @@ static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind)
 
 static void test_tn_fixed(void)
 {
-    check_tn_fixed(64, 1600, 16, 6, 0);   /* fc1 of the reference model, one thread's rows */
-    check_tn_fixed(11, 16 * 5 + 7, 4, 5, 0); /* row and column tails */
-    check_tn_fixed(3, 40, 3, 4, 0);       /* fewer rows than a tile */
-    check_tn_fixed(12, 96, 4, 6, 1);
-    check_tn_fixed(12, 96, 5, 7, 2);
-    check_tn_fixed(8, 64, 4, 3, 3);
-    check_tn_fixed(4, 32, 1024, 1, 4);    /* 1024 samples: B read in place */
-    check_tn_fixed(4, 32, 512, 1, 4);
-    check_tn_fixed(8, 64, 4, 6, 5);
-    check_tn_fixed(8, 64, 1, 600, 0);     /* one group past the packed block */
+    /* pack: none (B read in place), one column block of every sample (32 x 96 floats
+     * holds one block of 32 or two of 16, or three of 8 columns), several, plenty */
+    static const size_t packs[] = {0, 32 * 96, 7 * 32 * 96 + 5, 1 << 20};
+    for (int p = 0; p < 4; p++) {
+        const size_t pk = packs[p];
+        check_tn_fixed(64, 1600, 16, 6, 0, pk);   /* fc1 of the reference model, a thread's rows */
+        check_tn_fixed(11, 16 * 21 + 7, 16, 6, 0, pk); /* row and column tails */
+        check_tn_fixed(3, 40, 3, 4, 0, pk);       /* fewer rows than a tile */
+        check_tn_fixed(9, 64 * 7, 16, 6, 0, pk);  /* (odd rows: a block known zero) */
+        check_tn_fixed(12, 96 * 3, 16, 6, 1, pk);
+        check_tn_fixed(12, 96 * 3, 16, 6, 2, pk);
+        check_tn_fixed(8, 64, 4, 3, 3, pk);
+        check_tn_fixed(8, 64, 4, 6, 5, pk);
+        check_tn_fixed(4, 32, 512, 1, 4, pk);
+    }
+    check_tn_fixed(4, 32, 1024, 1, 4, 0);
+    check_tn_fixed(8, 64, 1, 600, 0, 1 << 16);  /* one group of more samples than pack holds */
 }
 
 /* linear_backward_groups with the fixed hooks (every group's weight partials into the sum
@@ -359,7 +370,7 @@ static hook_state hk;
 static int hk_open(void *ctx, const float *g, dp_fixed_block *b)
 {
     (void)ctx;
-    *b = (dp_fixed_block){hk.acc + (g - hk.w), hk.scale, hk.bound, 0.0f, 0, 0};
+    *b = (dp_fixed_block){hk.acc + (g - hk.w), hk.scale, hk.bound, 1, 0.0f, 0, 0};
     return 0;
 }
 
@@ -386,7 +397,7 @@ static void hk_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
     else
         for (size_t r = 0; r < rows; r++)
             memset(g + r * ld, 0, cols * sizeof(float));
-    hk_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, mx, over, bad});
+    hk_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, 0, mx, over, bad});
 }
 
 static void test_fc_fixed_hooks(void)

@@ -54,6 +54,7 @@ struct dp_gradsync {
     dp_reducer *reducer;
     int groups;           /* in this step's global batch */
     int last;             /* the current pass is this rank's last of the step */
+    int pass;             /* the current pass's number in the step, from 1 */
     int next_bucket;      /* buckets whose extras are written (and reduction started) */
     int started;          /* buckets whose reduction was started */
     dp_bucket_event observe; /* tracing, or NULL */
@@ -308,10 +309,14 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     gs->acc_zero = 0;
     by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
     gs->next_bucket = gs->started = 0;
-    gs->last = 0;
+    gs->last = gs->pass = 0;
 }
 
-void gradsync_pass(dp_gradsync *gs, int last) { gs->last = last; }
+void gradsync_pass(dp_gradsync *gs, int last)
+{
+    gs->last = last;
+    gs->pass++;
+}
 
 /* What a thread's moves saw, into the tensor's: a maximum and two counts, the same
  * whatever order the threads arrive in. */
@@ -428,7 +433,10 @@ int gradsync_on_fixed_open(void *ctx, const float *g, dp_fixed_block *b)
     const tensor_state *t = tensor_at(gs, at);
     if (!t)
         return -1;
-    *b = (dp_fixed_block){gs->acc + t->value + (at - t->offset), t->scale, t->bound, 0.0f, 0, 0};
+    /* in the step's first pass nothing has reached the accumulator yet, and a layer that
+     * moves its partials this way moves each block once */
+    *b = (dp_fixed_block){gs->acc + t->value + (at - t->offset), t->scale, t->bound,
+                          gs->pass == 1, 0.0f, 0, 0};
     return 0;
 }
 

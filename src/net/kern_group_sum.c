@@ -30,6 +30,7 @@ void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double 
                          float *maxabs, int64_t *over, int64_t *nonfinite);
 
 /* The fused tile: GR rows by GV vectors of columns. */
+#ifndef GR /* (tunable from the command line for experiments) */
 #if VW == 16
 #define GR 4
 #define GV 2
@@ -40,9 +41,8 @@ void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double 
 #define GR 4
 #define GV 1
 #endif
+#endif
 #define GN (GV * VW)
-/* The most samples a packed column block holds (beyond it, B is read in place). */
-#define GPACK 512
 /* The unfused way's tile (the rest, and the scalar path): UR rows by UN columns at most. */
 #define UR 6
 #define UN 512
@@ -78,7 +78,6 @@ static void unfused_region(int i0, int i1, int j0, int j1, const float *A, int l
 #if VW > 1
 #if VW == 16
 typedef __m512i vi;
-typedef __mmask16 vbad;
 ALWAYS_INLINE vi vi_zero(void) { return _mm512_setzero_si512(); }
 ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 ALWAYS_INLINE vi vf_bits(vf x) { return _mm512_castps_si512(x); }
@@ -87,40 +86,43 @@ ALWAYS_INLINE vi vf_round(vf x)
     return _mm512_cvt_roundps_epi32(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
-ALWAYS_INLINE vf vf_abs(vf x) { return _mm512_abs_ps(x); }
+ALWAYS_INLINE vf vf_fms(vf a, vf b, vf c) { return _mm512_fmsub_ps(a, b, c); }
 ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
-ALWAYS_INLINE vbad bad_none(void) { return 0; }
-/* lanes of |v| not below the bound, or NaN */
-ALWAYS_INLINE vbad bad_or(vbad k, vf a, vf bound) { return k | _mm512_cmp_ps_mask(a, bound, _CMP_NLT_UQ); }
-ALWAYS_INLINE int bad_any(vbad k) { return k != 0; }
-/* acc[l] += (hi[l] << k) + lo[l] for 16 lanes */
-ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k)
+ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+/* every lane: a < b (false for NaN) */
+ALWAYS_INLINE int vf_all_below(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ) == 0xffff; }
+/* acc[l] += (hi[l] << k) + lo[l] for 16 lanes; acc[l] = ... where it is known zero */
+ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
     for (int h = 0; h < 2; h++) {
         const __m256i h32 = h ? _mm512_extracti64x4_epi64(hi, 1) : _mm512_castsi512_si256(hi);
         const __m256i l32 = h ? _mm512_extracti64x4_epi64(lo, 1) : _mm512_castsi512_si256(lo);
         const __m512i q = _mm512_add_epi64(_mm512_slli_epi64(_mm512_cvtepi32_epi64(h32), (unsigned)k),
                                            _mm512_cvtepi32_epi64(l32));
-        _mm512_storeu_si512(acc + 8 * h, _mm512_add_epi64(_mm512_loadu_si512(acc + 8 * h), q));
+#ifdef STREAM
+        if (zero && !((uintptr_t)acc & 63))
+            _mm512_stream_si512((void *)(acc + 8 * h), q);
+        else
+#endif
+        _mm512_storeu_si512(acc + 8 * h,
+                            zero ? q : _mm512_add_epi64(_mm512_loadu_si512(acc + 8 * h), q));
     }
 }
 #else
 typedef __m256i vi;
-typedef __m256 vbad;
 ALWAYS_INLINE vi vi_zero(void) { return _mm256_setzero_si256(); }
 ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
 ALWAYS_INLINE vi vf_bits(vf x) { return _mm256_castps_si256(x); }
 ALWAYS_INLINE vi vf_round(vf x) { return _mm256_cvtps_epi32(x); } /* MXCSR: to nearest */
 ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
-ALWAYS_INLINE vf vf_abs(vf x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+ALWAYS_INLINE vf vf_fms(vf a, vf b, vf c) { return _mm256_fmsub_ps(a, b, c); }
 ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
-ALWAYS_INLINE vbad bad_none(void) { return _mm256_setzero_ps(); }
-ALWAYS_INLINE vbad bad_or(vbad k, vf a, vf bound)
+ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+ALWAYS_INLINE int vf_all_below(vf a, vf b)
 {
-    return _mm256_or_ps(k, _mm256_cmp_ps(a, bound, _CMP_NLT_UQ));
+    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)) == 0xff;
 }
-ALWAYS_INLINE int bad_any(vbad k) { return _mm256_movemask_ps(k) != 0; }
-ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k)
+ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
     for (int h = 0; h < 2; h++) {
         const __m128i h32 = h ? _mm256_extracti128_si256(hi, 1) : _mm256_castsi256_si128(hi);
@@ -128,26 +130,28 @@ ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k)
         const __m256i q = _mm256_add_epi64(_mm256_slli_epi64(_mm256_cvtepi32_epi64(h32), k),
                                            _mm256_cvtepi32_epi64(l32));
         __m256i *at = (__m256i *)(acc + 4 * h);
-        _mm256_storeu_si256(at, _mm256_add_epi64(_mm256_loadu_si256(at), q));
+        _mm256_storeu_si256(at, zero ? q : _mm256_add_epi64(_mm256_loadu_si256(at), q));
     }
 }
 #endif
 
 /* The split's constants for one call. */
 typedef struct {
-    vf scale, magic, bound;
+    vf scale, magic, bound, tiny; /* tiny: any positive float (sum - sum is 0 or NaN) */
     int32_t magic_bits;
-    int k;
+    int k, zero;
 } split;
 
-/* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range. */
+/* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range:
+ * the largest and smallest partials and their sum, which Inf and NaN make non-finite, tell
+ * (three operations a partial, where its magnitude, a comparison and a mask would take
+ * four or five). */
 ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb,
                              const int *bounds, int ngroups, int64_t *acc, size_t ldacc,
                              const split *s, vf *vmx)
 {
     vi hi[GR][GV], lo[GR][GV];
-    vbad bad = bad_none();
-    vf mx = *vmx;
+    vf top = vf_zero(), low = vf_zero(), sum = vf_zero();
     for (int r = 0; r < GR; r++)
         for (int v = 0; v < GV; v++)
             hi[r][v] = lo[r][v] = vi_zero();
@@ -170,27 +174,28 @@ ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb
         }
         for (int r = 0; r < GR; r++)
             for (int v = 0; v < GV; v++) {
-                const vf p = c[r][v], a = vf_abs(p);
-                mx = vf_max(a, mx); /* a NaN never enters */
-                bad = bad_or(bad, a, s->bound);
-                const vf t = vf_fma(p, s->scale, s->magic);
-                const vf h = vf_sub(t, s->magic);
+                const vf p = c[r][v];
+                top = vf_max(top, p);
+                low = vf_min(low, p);
+                sum = vf_add(sum, p);
+                const vf t = vf_fma(p, s->scale, s->magic), h = vf_sub(t, s->magic);
                 hi[r][v] = vi_add(hi[r][v], vf_bits(t));
-                lo[r][v] = vi_add(lo[r][v], vf_round(vf_fma(p, s->scale, vf_sub(vf_zero(), h))));
+                lo[r][v] = vi_add(lo[r][v], vf_round(vf_fms(p, s->scale, h)));
             }
     }
-    if (bad_any(bad))
+    const vf mag = vf_max(top, vf_sub(vf_zero(), low)); /* the largest |p|, if all finite */
+    if (!vf_all_below(mag, s->bound) || !vf_all_below(vf_sub(sum, sum), s->tiny))
         return 1;
-    *vmx = mx;
+    *vmx = vf_max(mag, *vmx);
 #if VW == 16
-    const vi offset = _mm512_set1_epi32(-(int32_t)((uint32_t)s->magic_bits * (uint32_t)ngroups));
+    const vi offset = _mm512_set1_epi32((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
 #else
-    const vi offset = _mm256_set1_epi32(-(int32_t)((uint32_t)s->magic_bits * (uint32_t)ngroups));
+    const vi offset = _mm256_set1_epi32((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
 #endif
     for (int r = 0; r < GR; r++)
         for (int v = 0; v < GV; v++)
             acc_add(acc + (size_t)r * ldacc + (size_t)v * VW, vi_add(hi[r][v], offset), lo[r][v],
-                    s->k);
+                    s->k, s->zero);
     return 0;
 }
 
@@ -213,33 +218,46 @@ static int split_k(double scale, double bound, int ngroups)
 #endif
 
 void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
-                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *blk)
+                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *blk,
+                             float *pack, size_t pack_floats)
 {
     int64_t *acc = blk->acc;
     if (M <= 0 || N <= 0 || ngroups <= 0)
         return;
     int j = 0, full_rows = 0;
-#if VW > 1
+#if VW == 1
+    (void)pack, (void)pack_floats;
+#else
     const int k = split_k(blk->scale, blk->bound, ngroups);
     const int samples = bounds[ngroups] - bounds[0];
     if (k >= 0) {
-        float pack[GPACK * GN] __attribute__((aligned(64)));
-        const int packed = samples <= GPACK;
+        /* as many column blocks of every sample as pack holds (B's rows may share cache
+         * sets), then every row tile across them: the accumulator's rows written along */
+        const size_t per_block = (size_t)samples * GN;
+        const int chunk = pack && pack_floats >= per_block ? (int)(pack_floats / per_block) : 0;
         const float M_k = ldexpf(1.5f, 23 + k);
-        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound), 0, k};
+        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound),
+                   vf_set1(1.0f), 0, k, blk->zero};
         memcpy(&s.magic_bits, &M_k, sizeof M_k);
         vf vmx = vf_set1(blk->maxabs);
         full_rows = M - M % GR;
-        for (; full_rows && j + GN <= N; j += GN) {
-            for (int n = 0; packed && n < samples; n++) /* B's rows may share cache sets */
-                memcpy(pack + (size_t)n * GN, B + (size_t)n * ldb + j, sizeof(float) * GN);
-            const float *bp = packed ? pack : B + j;
-            const size_t ldbp = packed ? GN : (size_t)ldb;
-            for (int i = 0; i < full_rows; i += GR) {
-                int64_t *at = acc + (size_t)i * ldacc + j;
-                if (tile_fused(A + i, lda, bp, ldbp, bounds, ngroups, at, ldacc, &s, &vmx))
-                    tile_unfused(GR, GN, A + i, lda, B + j, ldb, bounds, ngroups, at, ldacc, blk);
-            }
+        while (full_rows && j + GN <= N) {
+            const int nb = chunk ? ((N - j) / GN < chunk ? (N - j) / GN : chunk) : 1;
+            for (int c = 0; chunk && c < nb; c++)
+                for (int n = 0; n < samples; n++)
+                    memcpy(pack + ((size_t)c * samples + n) * GN, B + (size_t)n * ldb + j + c * GN,
+                           sizeof(float) * GN);
+            for (int i = 0; i < full_rows; i += GR)
+                for (int c = 0; c < nb; c++) {
+                    const int jc = j + c * GN;
+                    const float *bp = chunk ? pack + (size_t)c * samples * GN : B + jc;
+                    int64_t *at = acc + (size_t)i * ldacc + jc;
+                    if (tile_fused(A + i, lda, bp, chunk ? GN : (size_t)ldb, bounds, ngroups, at,
+                                   ldacc, &s, &vmx))
+                        tile_unfused(GR, GN, A + i, lda, B + jc, ldb, bounds, ngroups, at, ldacc,
+                                     blk);
+                }
+            j += nb * GN;
         }
         float lanes[VW];
         vf_store(lanes, vmx);

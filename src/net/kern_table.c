@@ -33,7 +33,8 @@ void KFN(kern_fixed_acc)(float *g, int64_t *acc, size_t n, double scale, double 
                          float *maxabs, int64_t *over, int64_t *nonfinite);
 void KFN(kern_fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
 void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
-                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
+                             const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b,
+                             float *pack, size_t pack_floats);
 
 #define STR2(x) #x
 #define STR(x) STR2(x)

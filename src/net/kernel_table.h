@@ -70,7 +70,8 @@ typedef struct {
     void (*fixed_take)(float *g, int64_t *acc, size_t n, double unscale);
     /* gemm_tn_fixed's (kernels.h) */
     void (*gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
-                          const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
+                          const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b,
+                          float *pack, size_t pack_floats);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -263,9 +263,11 @@ void fixed_take(float *g, int64_t *acc, size_t n, double unscale)
 }
 
 void gemm_tn_fixed(int M, int N, const float *A, int lda, const float *B, int ldb,
-                   const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b)
+                   const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b, float *pack,
+                   size_t pack_floats)
 {
-    active->table->gemm_tn_fixed(M, N, A, lda, B, ldb, bounds, ngroups, ldacc, b);
+    active->table->gemm_tn_fixed(M, N, A, lda, B, ldb, bounds, ngroups, ldacc, b, pack,
+                                 pack_floats);
 }
 
 void im2col(const float *in, int C, int H, int W, int KH, int KW, int stride, int pad, int OH,

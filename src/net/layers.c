@@ -299,8 +299,12 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         dp_fixed_block blk;
         float *rows = dweight + (size_t)lo * I;
         const int fused = !p.bf && open && close && lo < hi && open(ctx, rows, &blk) == 0;
-        if (fused) { /* every group's partials straight into the exact sum */
-            gemm_tn_fixed(hi - lo, I, dout + lo, O, in, I, bounds, ngroups, (size_t)I, &blk);
+        if (fused) { /* every group's partials straight into the exact sum, B packed in the
+                      * thread's part of the lanes (linear_input_grad's, after this) */
+            const size_t pack = scratch ? gemm_nt_pack_floats(B, O) : 0;
+            gemm_tn_fixed(hi - lo, I, dout + lo, O, in, I, bounds, ngroups, (size_t)I, &blk,
+                          pack ? scratch + (size_t)B * O * 8 + (size_t)omp_get_thread_num() * pack
+                               : NULL, pack);
             close(ctx, rows, &blk);
         }
         for (int i0 = 0; !fused && lo < hi && i0 < I; i0 += FC_TILE_COLS) {

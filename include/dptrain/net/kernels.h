@@ -73,12 +73,14 @@ void fixed_accumulate(float *g, int64_t *acc, size_t n, double scale, double bou
 void fixed_take(float *g, int64_t *acc, size_t n, double unscale);
 
 /* A block of a tensor's exact gradient sum (dist/gradsync.c), for gemm_tn_fixed: where its
- * values are, the step's scale and bound (fixed_accumulate's), and what the moves saw: the
- * largest |partial| and the counts, which gemm_tn_fixed updates as fixed_accumulate does
- * its maxabs, over and nonfinite. */
+ * values are, the step's scale and bound (fixed_accumulate's), whether they are all zero
+ * (then the sums may be stored without reading them), and what the moves saw: the largest
+ * |partial| and the counts, which gemm_tn_fixed updates as fixed_accumulate does its
+ * maxabs, over and nonfinite. */
 typedef struct dp_fixed_block_s {
     int64_t *acc;
     double scale, bound;
+    int zero;
     float maxabs;
     int64_t over, nonfinite;
 } dp_fixed_block;
@@ -88,8 +90,11 @@ typedef struct dp_fixed_block_s {
  * counted from bounds[0]; i < M, j < N), each element gemm_tn's chain (fused multiply-adds
  * from zero, in n order); then b->acc[i * ldacc + j] gets it as fixed_accumulate would
  * (with b's scale and bound, counting into b). No partial is written anywhere. The same
- * bits as gemm_tn and fixed_accumulate group by group, on every path. */
+ * bits as gemm_tn and fixed_accumulate group by group, on every path. pack (NULL, or
+ * pack_floats floats, the calling thread's own): where columns of B are copied to, as many
+ * as it holds of every sample (a few hundred KB suit the nopool model's fc1). */
 void gemm_tn_fixed(int M, int N, const float *A, int lda, const float *B, int ldb,
-                   const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b);
+                   const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b, float *pack,
+                   size_t pack_floats);
 
 #endif

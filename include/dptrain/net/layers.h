@@ -19,9 +19,10 @@
  * sum, dist/gradsync.h). The *_backward_groups functions below call it. */
 typedef void (*dp_partial_move)(void *ctx, float *g, size_t rows, size_t cols, size_t ld);
 /* For a layer that makes every group's partial of a block at once and moves them into the
- * exact sum itself (gemm_tn_fixed): open fills b for the block starting at tensor slot g
- * and returns 0, or returns -1 where g's tensor is not summed (then the layer hands its
- * partials to move); close hands b's maximum and counts back. Both from any thread. */
+ * exact sum itself (gemm_tn_fixed), once per block and pass: open fills b for the block
+ * starting at tensor slot g and returns 0, or returns -1 where g's tensor is not summed
+ * (then the layer hands its partials to move); close hands b's maximum and counts back.
+ * Both from any thread. */
 typedef struct dp_fixed_block_s dp_fixed_block;
 typedef int (*dp_fixed_open)(void *ctx, const float *g, dp_fixed_block *b);
 typedef void (*dp_fixed_close)(void *ctx, const float *g, const dp_fixed_block *b);
