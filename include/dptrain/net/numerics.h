@@ -19,6 +19,9 @@
  * returns the global L2 norm (NaN or Inf when *nbad > 0). Deterministic for any number
  * of threads. */
 double grads_norm(const dp_model *m, const float *g, int *first_bad, int *nbad);
+/* grads_norm's *first_bad and *nbad alone, by a parallel scan (nopool's 4.7M gradients:
+ * a read of 19 MB, where the serial sum of squares took ~2 ms a step). */
+void grads_finite(const dp_model *m, const float *g, int *first_bad, int *nbad);
 
 /* Scale g[0..n) by max_norm / (norm + 1e-6) when that is below 1, as PyTorch's
  * clip_grad_norm_ does; returns the factor applied (1 when not clipped). */
@@ -27,7 +30,7 @@ double grads_clip(float *g, size_t n, double norm, double max_norm);
 /* The per-step guard: fails with a message naming the step, the layer and the tensors
  * when a gradient is not finite (the weights are left as they were, unchanged by this
  * step), then clips when max_norm > 0. *norm_out (may be NULL) gets the norm before
- * clipping. */
+ * clipping; without it and without clipping the norm is not computed. */
 int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
                 double *norm_out, dp_err *err);
 
