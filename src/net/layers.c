@@ -86,7 +86,9 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
     }
 }
 
-/* The weight gradient of the groups, a block of dweight at a time through all the groups:
+/* The weight gradient of the groups where it is not summed in registers (gemm_tn_fixed,
+ * with the pass's fixed hooks and fp32: the trainer's way; the rest is bf16, and callers
+ * that only hand partials to move), a block of dweight at a time through all the groups:
  * FC_TILE_COLS columns by FC_L1_ROWS rows (one row tile of the product) in fp32, so that
  * the block's float partial (12 KB) and its int64 sums (24 KB) stay in L1 across the
  * groups and only the inputs come from L2 again for each block. Before (2026-12-04) a
