@@ -1,7 +1,8 @@
 /* test_gradsync: the exact gradient sum (gradsync.h). The sum of group partials does not
  * depend on the order or the grouping of the work, stays within its documented bound of
  * a float64 reference, recovers from a partial above its bound by asking for the step
- * again, hands NaN on, and leaves its accumulator zero for the next step. One rank: the
+ * again, hands NaN on, and leaves its accumulator zero for the next step; a layer that
+ * sums its partials itself through the fixed hooks gets the moves' result. One rank: the
  * integer reduction over ranks is exact by construction (tested end to end by
  * mpi_training). */
 #include <float.h>
@@ -11,6 +12,7 @@
 
 #include "check.h"
 #include "dptrain/dist/gradsync.h"
+#include "dptrain/net/kernels.h"
 #include "dptrain/util/rng.h"
 
 enum { T0 = 37, T1 = 5, N = T0 + T1, G = 13 };
@@ -171,11 +173,62 @@ static void test_steps_in_a_row(void)
     gradsync_free(ga);
 }
 
+/* A layer that moves its groups' partials into the sum itself (the fixed hooks, as the fc
+ * layer's gemm_tn_fixed): the block it opens is known zero in the step's first pass only,
+ * and what it adds and hands back (maximum, counts) gives the step the moves give. Here
+ * the weight goes through the hooks, in two passes of the groups, the bias through moves. */
+static void test_fixed_hooks(void)
+{
+    make_partials(11, 1.0f);
+    float a[N], b[N];
+    dp_gradsync *ga = make(a, 0), *gb = make(b, 0);
+    int order[G];
+    for (int k = 0; k < G; k++)
+        order[k] = k;
+    while (step(ga, a, order))
+        ;
+    double waited;
+    int again, tries = 0;
+    do {
+        gradsync_begin(gb, G);
+        for (int pass = 0; pass < 2; pass++) {
+            const int g0 = pass ? 6 : 0, g1 = pass ? G : 6;
+            gradsync_pass(gb, pass == 1);
+            dp_fixed_block blk;
+            CHECK(gradsync_on_fixed_open(gb, b, &blk) == 0);
+            CHECK(blk.zero == (pass == 0));
+            for (int g = g0; g < g1; g++) {
+                float w[T0];
+                memcpy(w, partial[g], sizeof w);
+                fixed_accumulate(w, blk.acc, T0, blk.scale, blk.bound, &blk.maxabs, &blk.over,
+                                 &blk.nonfinite);
+            }
+            gradsync_on_fixed_close(gb, b, &blk);
+            for (int g = g0; g < g1; g++) {
+                for (int i = T0; i < N; i++)
+                    b[i] += partial[g][i];
+                gradsync_move(gb, b + T0, 1, T1, 0);
+            }
+        }
+        gradsync_final(gb, 0);
+        again = gradsync_finish(gb, &waited);
+    } while (again && ++tries < 3);
+    CHECK(!again);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    int ea[2], eb[2];
+    gradsync_get_exponents(ga, ea);
+    gradsync_get_exponents(gb, eb);
+    CHECK(ea[0] == eb[0] && ea[1] == eb[1]); /* the same maximum seen */
+    gradsync_free(ga);
+    gradsync_free(gb);
+}
+
 int main(void)
 {
     test_order_and_bound();
     test_overflow_redo();
     test_nan();
     test_steps_in_a_row();
+    test_fixed_hooks();
     return check_exit("test_gradsync");
 }
