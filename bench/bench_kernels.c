@@ -2,7 +2,10 @@
  * reference and nopool models on their real shapes, as the layers call them (one sample
  * at a time over a batch, operands in memory as in a training step), in GFLOP/s and as a
  * fraction of that path's peak; beside them OpenBLAS's SGEMM (one thread) on the same
- * shapes, as a fraction of the widest path's peak, when built with it.
+ * shapes, as a fraction of the widest path's peak, when built with it. Then the fc
+ * layers' weight gradients over the trainer's 16 groups into the exact sum, fused and
+ * moved (the product's FLOPs per second: what the exact sum leaves of it), im2col and
+ * pooling.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *
@@ -152,6 +155,54 @@ static double time_shape(const shape *s, int B, int reps, int blas)
     return median_of(t, reps);
 }
 
+/* An fc layer's weight gradient over 16 groups of the batch (the trainer's: 8 files of
+ * 12-13 samples, groups of at most 8) into the exact int64 sum, as one thread makes it for
+ * M rows: fused, each group's partials into the sum in registers (gemm_tn_fixed, with the
+ * layer's packing buffer); or the way the layer did before, a 6 x 512 tile at a time, each
+ * group's tile from zero (gemm_tn) then moved into the sum (fixed_accumulate). Median
+ * seconds. */
+static double time_group_sum(int M, int N, int B, int reps, int fused)
+{
+    int bounds[17], ng = 0;
+    bounds[0] = 0;
+    for (int f = 0; f < 8; f++)
+        for (int share = B * (f + 1) / 8 - B * f / 8; share > 0 && ng < 16; share -= 8, ng++)
+            bounds[ng + 1] = bounds[ng] + (share < 8 ? share : 8);
+    const int S = bounds[ng];
+    float *A = rand_buf((size_t)S * M), *Bm = rand_buf((size_t)S * N);
+    for (size_t i = 0; i < (size_t)S * M; i++)
+        A[i] *= 0.01f; /* partials well below the bound 1 */
+    int64_t *acc = calloc((size_t)M * N, sizeof(int64_t));
+    const size_t pack_floats = gemm_nt_pack_floats(S, M);
+    float *pack = malloc(sizeof(float) * pack_floats), *tile = malloc(sizeof(float) * 6 * 512);
+    const double scale = 0x1p47, bound = 1.0; /* 16 groups: E + F = 51 - 4 */
+    double t[64];
+    reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
+    for (int r = -1; r < reps; r++) {
+        double t0 = now();
+        /* fused: as in the step's first pass, where the sums are known zero and stored */
+        dp_fixed_block blk = {acc, scale, bound, 1, 0.0f, 0, 0};
+        if (fused)
+            gemm_tn_fixed(M, N, A, M, Bm, N, bounds, ng, (size_t)N, &blk, pack, pack_floats);
+        for (int j = 0; !fused && j < N; j += 512)
+            for (int i = 0; i < M; i += 6) {
+                const int rows = M - i < 6 ? M - i : 6, cols = N - j < 512 ? N - j : 512;
+                for (int g = 0; g < ng; g++) {
+                    gemm_tn(rows, cols, bounds[g + 1] - bounds[g], A + (size_t)bounds[g] * M + i,
+                            M, Bm + (size_t)bounds[g] * N + j, N, tile, 512);
+                    for (int q = 0; q < rows; q++)
+                        fixed_accumulate(tile + q * 512, acc + (size_t)(i + q) * N + j,
+                                         (size_t)cols, scale, bound, &blk.maxabs, &blk.over,
+                                         &blk.nonfinite);
+                }
+            }
+        if (r >= 0)
+            t[r] = now() - t0;
+    }
+    free(A), free(Bm), free(acc), free(pack), free(tile);
+    return median_of(t, reps);
+}
+
 /* im2col of a sample of MNIST's conv2 (32x13x13, 3x3) into one cache-resident buffer,
  * per sample over the batch: GB/s written. */
 static double time_im2col(int C, int H, int W, int B, int reps)
@@ -280,6 +331,26 @@ int main(int argc, char **argv)
         printf("\n");
         fflush(stdout);
     }
+    static const int fcs[][2] = {{128, 1600}, {128, 36864}};
+    for (int k = 0; k < 2; k++)
+        for (int fused = 1; fused >= 0; fused--) {
+            char label[64];
+            snprintf(label, sizeof label, "%s fc1 weights 16 groups, sum %s",
+                     k ? "nopool" : "ref", fused ? "fused" : "moved");
+            printf("%-44s", label);
+            const double flops = 2.0 * fcs[k][0] * fcs[k][1] * B;
+            for (int c = 0; c < cols; c++) {
+                dp_isa_select(names[c], &err);
+                const double t = time_group_sum(fcs[k][0], fcs[k][1], B,
+                                                strcmp(names[c], "scalar") ? reps : 1, fused);
+                char cell[32];
+                snprintf(cell, sizeof cell, "%.1f (%.0f%%)", flops / t * 1e-9,
+                         100 * flops / t * 1e-9 / peak[c]);
+                printf(" %16s", cell);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
     printf("%-44s", "im2col 32x13x13 3x3, GB/s written");
     for (int c = 0; c < cols; c++) {
         dp_isa_select(names[c], &err);
