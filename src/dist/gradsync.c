@@ -134,7 +134,10 @@ static void plan_layout(dp_gradsync *gs)
         for (int k = B->seg0; k < B->seg1; k++)
             for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++)
                 low = gs->t[i].offset < low ? gs->t[i].offset : low;
-        const size_t base = at;
+        /* the values keep the floats' place within a cache line (both buffers on line
+         * boundaries): threads that write a tensor's float partials side by side, on
+         * line boundaries there, do not share a line of their sums either */
+        const size_t base = at + ((low - at) & 7);
         for (int k = B->seg0; k < B->seg1; k++)
             for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
                 tensor_state *t = &gs->t[i];
@@ -193,7 +196,7 @@ int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_
     if (rc == 0) {
         plan_buckets(gs, seg, bucket_bytes / sizeof(float));
         plan_layout(gs);
-        gs->acc = dp_calloc(gs->acc_size + 1, sizeof(int64_t), "gradient accumulator", err);
+        gs->acc = dp_calloc_lines(gs->acc_size + 1, sizeof(int64_t), "gradient accumulator", err);
         rc = gs->acc ? 0 : -1;
         gs->acc_zero = 1;
     }

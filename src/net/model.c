@@ -221,8 +221,8 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
     for (int i = 0; i < m->nlayers && at < sizeof m->spec; i++)
         at += (size_t)snprintf(m->spec + at, sizeof m->spec - at, "%s%s", i ? " " : "",
                                m->layers[i].text);
-    m->weights = dp_calloc(m->size, sizeof(float), "parameters", err);
-    m->grads = dp_calloc(m->size, sizeof(float), "gradients", err);
+    m->weights = dp_calloc_lines(m->size, sizeof(float), "parameters", err);
+    m->grads = dp_calloc_lines(m->size, sizeof(float), "gradients", err);
     if (!m->weights || !m->grads)
         goto fail;
     free(text);

@@ -47,3 +47,18 @@ void *dp_calloc(size_t count, size_t size, const char *what, dp_err *err)
         dp_fail(err, "out of memory allocating %s (%zu bytes)", what, count * size);
     return p;
 }
+
+void *dp_calloc_lines(size_t count, size_t size, const char *what, dp_err *err)
+{
+    if (size != 0 && count > (SIZE_MAX - 64) / size) {
+        dp_fail(err, "cannot allocate %s: %zu x %zu bytes overflows", what, count, size);
+        return NULL;
+    }
+    const size_t bytes = ((count ? count : 1) * (size ? size : 1) + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes);
+    if (!p)
+        dp_fail(err, "out of memory allocating %s (%zu bytes)", what, count * size);
+    else
+        memset(p, 0, bytes);
+    return p;
+}

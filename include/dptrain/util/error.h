@@ -21,5 +21,8 @@ int dp_prefix(dp_err *err, const char *fmt, ...) __attribute__((format(printf, 2
 
 /* Checked allocation: NULL with a message on failure (count * size overflow included). */
 void *dp_calloc(size_t count, size_t size, const char *what, dp_err *err);
+/* The same on a 64-byte boundary (a cache line; free() releases it): for buffers whose
+ * parts several threads write side by side, so that no line is shared at a boundary. */
+void *dp_calloc_lines(size_t count, size_t size, const char *what, dp_err *err);
 
 #endif
