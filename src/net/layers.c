@@ -135,6 +135,14 @@ static size_t lanes_floats(int B, int O, int threads)
     return (size_t)B * O * 8 + (size_t)threads * gemm_nt_pack_floats(B, O);
 }
 
+/* The calling thread's pack area in the lanes scratch, after the lanes of all B samples:
+ * the forward's products use it, and the fused weight gradient (before the input
+ * gradient's products, in another parallel region). */
+static float *thread_pack(float *lanes, int B, int O)
+{
+    return lanes + (size_t)B * O * 8 + (size_t)omp_get_thread_num() * gemm_nt_pack_floats(B, O);
+}
+
 size_t linear_scratch_floats(int B, int I, int O, int threads)
 {
     return lanes_floats(B, O, threads) + bf16_weight_floats(I, O) +
@@ -196,11 +204,10 @@ void linear_forward(float *out, const float *in, const float *weight, const floa
         for (int n = lo; n < hi; n++)
             for (int o = 0; o < O; o++)
                 out[(size_t)n * O + o] = bias[o];
-        if (lanes) /* after the lanes of all B samples, one pack area per thread */
+        if (lanes)
             gemm_nt_acc_lanes(hi - lo, O, I, in + (size_t)lo * I, I, weight, I,
                               out + (size_t)lo * O, O, lanes + (size_t)lo * O * 8,
-                              lanes + (size_t)B * O * 8 +
-                                  (size_t)omp_get_thread_num() * gemm_nt_pack_floats(B, O));
+                              thread_pack(lanes, B, O));
         else
             gemm_nt_acc(hi - lo, O, I, in + (size_t)lo * I, I, weight, I, out + (size_t)lo * O, O);
     }
@@ -301,12 +308,10 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         dp_fixed_block blk;
         float *rows = dweight + (size_t)lo * I;
         const int fused = !p.bf && open && close && lo < hi && open(ctx, rows, &blk) == 0;
-        if (fused) { /* every group's partials straight into the exact sum, B packed in the
-                      * thread's part of the lanes (linear_input_grad's, after this) */
-            const size_t pack = scratch ? gemm_nt_pack_floats(B, O) : 0;
+        if (fused) { /* every group's partials straight into the exact sum */
             gemm_tn_fixed(hi - lo, I, dout + lo, O, in, I, bounds, ngroups, (size_t)I, &blk,
-                          pack ? scratch + (size_t)B * O * 8 + (size_t)omp_get_thread_num() * pack
-                               : NULL, pack);
+                          scratch ? thread_pack(scratch, B, O) : NULL,
+                          scratch ? gemm_nt_pack_floats(B, O) : 0);
             close(ctx, rows, &blk);
         }
         for (int i0 = 0; !fused && lo < hi && i0 < I; i0 += FC_TILE_COLS) {
