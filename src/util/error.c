@@ -36,29 +36,30 @@ int dp_prefix(dp_err *err, const char *fmt, ...)
     return -1;
 }
 
-void *dp_calloc(size_t count, size_t size, const char *what, dp_err *err)
+/* calloc, or aligned_alloc and zeroing where align is not 0 (a power of two), of at least
+ * one byte: NULL with dp_calloc's messages on failure. */
+static void *zeroed(size_t count, size_t size, size_t align, const char *what, dp_err *err)
 {
-    if (size != 0 && count > SIZE_MAX / size) {
+    if (size != 0 && count > (SIZE_MAX - align) / size) {
         dp_fail(err, "cannot allocate %s: %zu x %zu bytes overflows", what, count, size);
         return NULL;
     }
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    const size_t n = count ? count : 1, s = size ? size : 1;
+    const size_t bytes = align ? (n * s + align - 1) & ~(align - 1) : 0;
+    void *p = align ? aligned_alloc(align, bytes) : calloc(n, s);
     if (!p)
         dp_fail(err, "out of memory allocating %s (%zu bytes)", what, count * size);
+    else if (align)
+        memset(p, 0, bytes);
     return p;
+}
+
+void *dp_calloc(size_t count, size_t size, const char *what, dp_err *err)
+{
+    return zeroed(count, size, 0, what, err);
 }
 
 void *dp_calloc_lines(size_t count, size_t size, const char *what, dp_err *err)
 {
-    if (size != 0 && count > (SIZE_MAX - 64) / size) {
-        dp_fail(err, "cannot allocate %s: %zu x %zu bytes overflows", what, count, size);
-        return NULL;
-    }
-    const size_t bytes = ((count ? count : 1) * (size ? size : 1) + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, bytes);
-    if (!p)
-        dp_fail(err, "out of memory allocating %s (%zu bytes)", what, count * size);
-    else
-        memset(p, 0, bytes);
-    return p;
+    return zeroed(count, size, 64, what, err);
 }
