@@ -490,9 +490,9 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
     }
     if (redo)
         return 1;
-    /* The sums back to float (take_part); what was written of the accumulator (the reduced tensors'
-     * values and extras: nothing else is) becomes zero on the way, sparing the next
-     * gradsync_begin a pass over all of it. */
+    /* The sums back to float (take_part); what was written of the accumulator (the reduced
+     * tensors' values and extras: nothing else is) becomes zero on the way, sparing the
+     * next gradsync_begin a pass over all of it. */
     for (int i = 0; i < gs->nt; i++) {
         tensor_state *t = &gs->t[i];
         if (t->segment < 0)

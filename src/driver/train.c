@@ -97,7 +97,8 @@ static void groups_pass(run_state *s, long t, const dp_step_share *sh, int a, in
                     .step = s->step, .sample_index = s->sample_index,
                     .grad_scale = 1.0 / sh->slots, .done = gradsync_on_final,
                     .partial = gradsync_on_partial, .move = gradsync_on_move,
-                    .fixed_open = gradsync_on_fixed_open, .fixed_close = gradsync_on_fixed_close, .done_ctx = s->sync,
+                    .fixed_open = gradsync_on_fixed_open,
+                    .fixed_close = gradsync_on_fixed_close, .done_ctx = s->sync,
                     .timing = s->obs ? observe_layer : NULL, .timing_ctx = s->obs};
     int correct = 0;
     f->loss += model_forward(&s->model, &s->ws, &pass, &correct);
