@@ -89,6 +89,7 @@ static void unfused_region(int i0, int i1, int j0, int j1, const float *A, int l
 #if VW == 16
 typedef __m512i vi;
 ALWAYS_INLINE vi vi_zero(void) { return _mm512_setzero_si512(); }
+ALWAYS_INLINE vi vi_set1(int32_t x) { return _mm512_set1_epi32(x); }
 ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm512_add_epi32(a, b); }
 ALWAYS_INLINE vi vf_bits(vf x) { return _mm512_castps_si512(x); }
 ALWAYS_INLINE vi vf_round(vf x)
@@ -101,6 +102,11 @@ ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
 ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
 /* every lane: a < b (false for NaN) */
 ALWAYS_INLINE int vf_all_below(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ) == 0xffff; }
+/* every lane finite: x - x is 0 there, NaN for Inf and NaN */
+ALWAYS_INLINE int vf_all_finite(vf x)
+{
+    return _mm512_cmp_ps_mask(_mm512_sub_ps(x, x), _mm512_setzero_ps(), _CMP_EQ_OQ) == 0xffff;
+}
 /* acc[l] += (hi[l] << k) + lo[l] for 16 lanes; acc[l] = ... where it is known zero */
 ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
@@ -116,6 +122,7 @@ ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 #else
 typedef __m256i vi;
 ALWAYS_INLINE vi vi_zero(void) { return _mm256_setzero_si256(); }
+ALWAYS_INLINE vi vi_set1(int32_t x) { return _mm256_set1_epi32(x); }
 ALWAYS_INLINE vi vi_add(vi a, vi b) { return _mm256_add_epi32(a, b); }
 ALWAYS_INLINE vi vf_bits(vf x) { return _mm256_castps_si256(x); }
 ALWAYS_INLINE vi vf_round(vf x) { return _mm256_cvtps_epi32(x); } /* MXCSR: to nearest */
@@ -126,6 +133,11 @@ ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
 ALWAYS_INLINE int vf_all_below(vf a, vf b)
 {
     return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)) == 0xff;
+}
+ALWAYS_INLINE int vf_all_finite(vf x)
+{
+    return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(x, x), _mm256_setzero_ps(),
+                                            _CMP_EQ_OQ)) == 0xff;
 }
 ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
@@ -142,7 +154,7 @@ ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 
 /* The split's constants for one call. */
 typedef struct {
-    vf scale, magic, bound, tiny; /* tiny: any positive float (sum - sum is 0 or NaN) */
+    vf scale, magic, bound;
     int32_t magic_bits;
     int k, zero;
 } split;
@@ -189,14 +201,11 @@ ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb
             }
     }
     const vf mag = vf_max(top, vf_sub(vf_zero(), low)); /* the largest |p|, if all finite */
-    if (!vf_all_below(mag, s->bound) || !vf_all_below(vf_sub(sum, sum), s->tiny))
+    if (!vf_all_below(mag, s->bound) || !vf_all_finite(sum))
         return 1;
     *vmx = vf_max(mag, *vmx);
-#if VW == 16
-    const vi offset = _mm512_set1_epi32((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
-#else
-    const vi offset = _mm256_set1_epi32((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
-#endif
+    /* the high halves counted from M: minus ngroups times its bits (mod 2^32) */
+    const vi offset = vi_set1((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
     for (int r = 0; r < GR; r++)
         for (int v = 0; v < GV; v++)
             acc_add(acc + (size_t)r * ldacc + (size_t)v * VW, vi_add(hi[r][v], offset), lo[r][v],
@@ -241,8 +250,8 @@ void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float 
         const size_t per_block = (size_t)samples * GN;
         const int chunk = pack && pack_floats >= per_block ? (int)(pack_floats / per_block) : 0;
         const float M_k = ldexpf(1.5f, 23 + k);
-        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound),
-                   vf_set1(1.0f), 0, k, blk->zero};
+        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound), 0, k,
+                   blk->zero};
         memcpy(&s.magic_bits, &M_k, sizeof M_k);
         vf vmx = vf_set1(blk->maxabs);
         full_rows = M - M % GR;
