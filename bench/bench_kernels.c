@@ -3,9 +3,9 @@
  * at a time over a batch, operands in memory as in a training step), in GFLOP/s and as a
  * fraction of that path's peak; beside them OpenBLAS's SGEMM (one thread) on the same
  * shapes, as a fraction of the widest path's peak, when built with it. Then the fc
- * layers' weight gradients over the trainer's 16 groups into the exact sum, fused and
- * moved (the product's FLOPs per second: what the exact sum leaves of it), im2col and
- * pooling.
+ * layers' weight gradients over the trainer's 16 groups into the exact sum, through the
+ * layer, fused and moved (the product's FLOPs per second: what the exact sum leaves of
+ * it), im2col and pooling.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *
@@ -155,13 +155,50 @@ static double time_shape(const shape *s, int B, int reps, int blas)
     return median_of(t, reps);
 }
 
+/* The exact sum for bench_group_sum's layer: its weight's values (the bias's partials are
+ * only cleared), as gradsync hands them to the layer. */
+typedef struct {
+    float *w;
+    size_t nw;
+    int64_t *acc;
+} group_sum;
+
+static const double sum_scale = 0x1p47, sum_bound = 1.0; /* 16 groups: E + F = 51 - 4 */
+
+static void sum_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    group_sum *gs = ctx;
+    float mx = 0.0f;
+    int64_t over = 0, bad = 0;
+    for (size_t r = 0; r < rows; r++) {
+        float *row = g + r * ld;
+        if (row >= gs->w && row < gs->w + gs->nw)
+            fixed_accumulate(row, gs->acc + (row - gs->w), cols, sum_scale, sum_bound, &mx, &over,
+                             &bad);
+        else
+            memset(row, 0, cols * sizeof(float));
+    }
+}
+
+static int sum_open(void *ctx, const float *g, dp_fixed_block *b)
+{
+    group_sum *gs = ctx;
+    /* as in a step's first pass, where the sums are known zero and stored */
+    *b = (dp_fixed_block){gs->acc + (g - gs->w), sum_scale, sum_bound, 1, 0.0f, 0, 0};
+    return 0;
+}
+
+static void sum_close(void *ctx, const float *g, const dp_fixed_block *b)
+{
+    (void)ctx, (void)g, (void)b;
+}
+
 /* An fc layer's weight gradient over 16 groups of the batch (the trainer's: 8 files of
- * 12-13 samples, groups of at most 8) into the exact int64 sum, as one thread makes it for
- * M rows: fused, each group's partials into the sum in registers (gemm_tn_fixed, with the
- * layer's packing buffer); or the way the layer did before, a 6 x 512 tile at a time, each
- * group's tile from zero (gemm_tn) then moved into the sum (fixed_accumulate). Median
- * seconds. */
-static double time_group_sum(int M, int N, int B, int reps, int fused)
+ * 12-13 samples, groups of at most 8) into the exact int64 sum, through the layer itself
+ * (linear_backward_groups, one thread, no input gradient): fused, each group's partials
+ * into the sum in registers (the fixed hooks), or moved, each group's tiles handed to the
+ * move hook (the layer's way without them). Median seconds. */
+static double time_group_sum(int outs, int ins, int B, int reps, int fused)
 {
     int bounds[17], ng = 0;
     bounds[0] = 0;
@@ -169,37 +206,23 @@ static double time_group_sum(int M, int N, int B, int reps, int fused)
         for (int share = B * (f + 1) / 8 - B * f / 8; share > 0 && ng < 16; share -= 8, ng++)
             bounds[ng + 1] = bounds[ng] + (share < 8 ? share : 8);
     const int S = bounds[ng];
-    float *A = rand_buf((size_t)S * M), *Bm = rand_buf((size_t)S * N);
-    for (size_t i = 0; i < (size_t)S * M; i++)
-        A[i] *= 0.01f; /* partials well below the bound 1 */
-    int64_t *acc = calloc((size_t)M * N, sizeof(int64_t));
-    const size_t pack_floats = gemm_nt_pack_floats(S, M);
-    float *pack = malloc(sizeof(float) * pack_floats), *tile = malloc(sizeof(float) * 6 * 512);
-    const double scale = 0x1p47, bound = 1.0; /* 16 groups: E + F = 51 - 4 */
+    float *dout = rand_buf((size_t)S * outs), *in = rand_buf((size_t)S * ins);
+    for (size_t i = 0; i < (size_t)S * outs; i++)
+        dout[i] *= 0.01f; /* partials well below the bound 1 */
+    float *dw = calloc((size_t)outs * ins, sizeof(float));
+    float *db = calloc((size_t)outs, sizeof(float));
+    float *scratch = malloc(sizeof(float) * linear_scratch_floats(S, ins, outs, 1));
+    group_sum gs = {dw, (size_t)outs * ins, calloc((size_t)outs * ins, sizeof(int64_t))};
     double t[64];
     reps = reps < 1 ? 1 : reps > 64 ? 64 : reps;
     for (int r = -1; r < reps; r++) {
         double t0 = now();
-        /* fused: as in the step's first pass, where the sums are known zero and stored */
-        dp_fixed_block blk = {acc, scale, bound, 1, 0.0f, 0, 0};
-        if (fused)
-            gemm_tn_fixed(M, N, A, M, Bm, N, bounds, ng, (size_t)N, &blk, pack, pack_floats);
-        for (int j = 0; !fused && j < N; j += 512)
-            for (int i = 0; i < M; i += 6) {
-                const int rows = M - i < 6 ? M - i : 6, cols = N - j < 512 ? N - j : 512;
-                for (int g = 0; g < ng; g++) {
-                    gemm_tn(rows, cols, bounds[g + 1] - bounds[g], A + (size_t)bounds[g] * M + i,
-                            M, Bm + (size_t)bounds[g] * N + j, N, tile, 512);
-                    for (int q = 0; q < rows; q++)
-                        fixed_accumulate(tile + q * 512, acc + (size_t)(i + q) * N + j,
-                                         (size_t)cols, scale, bound, &blk.maxabs, &blk.over,
-                                         &blk.nonfinite);
-                }
-            }
+        linear_backward_groups(NULL, dw, db, dout, in, NULL, S, ins, outs, scratch, bounds, ng,
+                               sum_move, fused ? sum_open : NULL, fused ? sum_close : NULL, &gs);
         if (r >= 0)
             t[r] = now() - t0;
     }
-    free(A), free(Bm), free(acc), free(pack), free(tile);
+    free(dout), free(in), free(dw), free(db), free(scratch), free(gs.acc);
     return median_of(t, reps);
 }
 
