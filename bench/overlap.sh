@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # overlap.sh: step time and the share of it spent waiting for the gradient reduction, with
 # the reduction overlapping backward (--overlap: MPI_Iallreduce bucket by bucket, the
-# default across nodes) and after it (--no-overlap: one blocking MPI_Allreduce, the default
-# within a node), at 2 ranks and at 8 ranks (more ranks than cores are oversubscribed).
+# default across nodes) and after it (--no-overlap: through shared memory, the default
+# within a node; with REDUCTION=mpi one blocking MPI_Allreduce), at 2 ranks and at 8 ranks
+# (more ranks than cores are oversubscribed).
 # Reference and no-pool models, global batch 100; the two modes alternate ROUNDS times and
 # the medians are printed, with the step time's ratio after/overlapped.
 #   bench/overlap.sh [STEPS (default 200)] [MODELS (default "reference nopool")] [ROUNDS (default 3)]
@@ -26,7 +27,7 @@ for m in $models; do
       for mode in overlap no-overlap; do
         rm -f "$tmp/m.jsonl"
         mpirun -n "$ranks" build/dptrain --model "$m" --threads 1 --steps "$steps" --test none \
-          --no-progress --quiet --"$mode" --metrics "$tmp/m.jsonl"
+          --no-progress --quiet --"$mode" --reduction "${REDUCTION:-auto}" --metrics "$tmp/m.jsonl"
         read -r secs c < <(sed -E 's/.*"seconds":([0-9.]+),"comm_seconds":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1)
         step[$mode]+="$(echo "1000 * $secs / $steps" | bc -l) "
         comm[$mode]+="$(echo "1000 * $c / $steps" | bc -l) "

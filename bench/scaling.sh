@@ -3,8 +3,10 @@
 # the reference model on the prepared MNIST (data/mnist) for STEPS steps, global batch 100,
 # without evaluation, alternating the configurations ROUNDS times; prints medians.
 #   bench/scaling.sh [ROUNDS (default 3)] [STEPS (default 300)] [MODEL (default reference)]
-# Configurations: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread, PyTorch DDP
-# (gloo) 2 processes x 1 thread. Also reports the peak resident memory per rank.
+# Configurations: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread (the gradient
+# sum through shared memory, the default on one node), the same with --reduction mpi (one
+# MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread. Also reports the peak
+# resident memory per rank.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
@@ -21,14 +23,14 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
 [[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
 
-run() { # RANKS THREADS -> "images/s rss_mib"
+run() { # RANKS THREADS [REDUCTION] -> "images/s rss_mib"
   rm -f "$tmp/m.jsonl"
   mpirun -n "$1" --bind-to none build/dptrain --model "$model" --threads "$2" --steps "$steps" \
-    --test none --no-progress --quiet --metrics "$tmp/m.jsonl"
+    --test none --no-progress --quiet --metrics "$tmp/m.jsonl" --reduction "${3:-auto}"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
 declare -A ips rss
-configs=("1 1" "1 2" "2 1")
+configs=("1 1" "1 2" "2 1" "2 1 mpi")
 for ((r = 0; r < rounds; r++)); do
   for c in "${configs[@]}"; do
     read -r v m <<< "$(run $c)"
@@ -38,13 +40,14 @@ for ((r = 0; r < rounds; r++)); do
   ips[ddp]+="$ddp "
 done
 base=$(echo ${ips["1 1"]} | tr ' ' '\n' | median)
-printf "%-32s %12s %10s %14s\n" configuration images/s "vs 1x1" "MiB per rank"
+printf "%-44s %12s %10s %14s\n" configuration images/s "vs 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
+  read -r n t how <<< "$c"
   v=$(echo ${ips[$c]} | tr ' ' '\n' | median)
-  printf "%-32s %12.0f %10.2f %14s\n" "dptrain ${c% *} rank(s) x ${c#* } thread(s)" "$v" "$(echo "$v / $base" | bc -l)" "${rss[$c]}"
+  printf "%-44s %12.0f %10.2f %14s\n" "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}" "$v" "$(echo "$v / $base" | bc -l)" "${rss[$c]}"
 done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
-printf "%-32s %12.0f %10.2f %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-"
+printf "%-44s %12.0f %10.2f %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-"
 echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; dptrain reads MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0

@@ -3,6 +3,11 @@ dp_add_unit_test(test_layers test_layers.c)
 dp_add_unit_test(test_model test_model.c)
 # The exact gradient sum: order-independent, within its bound of a float64 sum.
 dp_add_unit_test(test_gradsync test_gradsync.c)
+# The sum over 3 ranks, through MPI_Allreduce and through shared memory, against one rank.
+add_executable(test_gradsync_ranks test_gradsync_ranks.c)
+target_link_libraries(test_gradsync_ranks PRIVATE dptrain_core)
+target_include_directories(test_gradsync_ranks PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+dp_add_mpi_test(gradsync_ranks 3 $<TARGET_FILE:test_gradsync_ranks>)
 # Every instruction-set path (avx512, avx2, scalar) gives the same bits as an fmaf oracle
 # and as each other; paths this CPU lacks are skipped with a line saying so.
 dp_add_unit_test(test_isa test_isa.c)

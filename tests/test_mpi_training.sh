@@ -2,7 +2,8 @@
 # One training, any launch shape: P = 1, 2, 3 and 5 ranks give bitwise the same weights
 # after 300 steps (30 under the sanitizers) with shuffling on and the default hyperparameters, on 8 shard files and
 # on 3 files of uneven sizes; replicas are bitwise identical; 1 and 2 threads per rank give
-# the same bits; overlapping the reduction with backward changes no bit; --group-size does
+# the same bits; overlapping the reduction with backward, or summing through MPI instead of
+# shared memory, changes no bit; --group-size does
 # change them (so the comparisons are not blind); --batch 100 --accumulate 4 is bitwise
 # --batch 400.
 source "$(dirname "$0")/lib.sh"
@@ -45,16 +46,34 @@ run t1 2 --train train --threads 1
 run t2 2 --train train --threads 2
 "$TOOLS/compare_weights" t1.h5 t2.h5 --exact || fail "1 and 2 threads differ"
 expect_in t2.log "2 ranks x 2 threads"
-# within one node the reduction runs after backward unless --overlap is given
-expect_in t1.log "buckets of >= 256 KiB, reduced with one MPI_Allreduce after backward"
+# within one node the reduction runs after backward unless --overlap is given, through
+# shared memory unless --reduction mpi is given (the runs above: shared memory)
+expect_in t1.log "summed exactly (int64 fixed point) through shared memory after backward"
 # communication overlap: bucketed reductions started during backward give the same bits as
-# starting them after backward (3 ranks, several buckets)
+# starting them after backward (3 ranks, several buckets), and as the shared memory's sum
 run o-overlap 3 --train train --threads 1 --bucket-kb 16 --overlap
-run o-no-overlap 3 --train train --threads 1 --bucket-kb 16 --no-overlap
-expect_in o-overlap.log "buckets of >= 16 KiB, reduced with MPI_Iallreduce overlapping backward"
+run o-no-overlap 3 --train train --threads 1 --bucket-kb 16 --no-overlap --reduction mpi
+expect_in o-overlap.log "buckets of >= 16 KiB, reduced with MPI_Iallreduce overlapping backward (not through shared memory: --overlap"
 expect_in o-no-overlap.log "buckets of >= 16 KiB, reduced with one MPI_Allreduce after backward"
 "$TOOLS/compare_weights" o-overlap.h5 o-no-overlap.h5 --exact || fail "overlap changes the weights"
 "$TOOLS/compare_weights" o-overlap.h5 t1.h5 --exact || fail "3 ranks with overlap differ from 2"
+# shared memory is required with --reduction shm: refused beside --overlap, on every rank
+mpi 2 "$DPTRAIN" "${common[@]}" --train train --overlap --reduction shm > shm-overlap.log 2>&1 \
+  && fail "--reduction shm --overlap was accepted"
+expect_in shm-overlap.log "--reduction shm: cannot sum through shared memory here: --overlap reduces bucket by bucket with MPI"
+# where MPI's shared-memory directory cannot hold the sums, auto takes MPI (and says why),
+# shm is refused
+export OMPI_MCA_osc_sm_backing_directory=$WORK/no-such-dir
+run shm-none 2 --train train --threads 1
+expect_in shm-none.log "reduced with one MPI_Allreduce after backward (not through shared memory: $WORK/no-such-dir, where MPI keeps shared memory, cannot be read)"
+mpi 2 "$DPTRAIN" "${common[@]}" --train train --reduction shm > shm-none-required.log 2>&1 \
+  && fail "--reduction shm without room was accepted"
+expect_in shm-none-required.log "--reduction shm: cannot sum through shared memory here: $WORK/no-such-dir"
+unset OMPI_MCA_osc_sm_backing_directory
+rc=0; "$DPTRAIN" --reduction bogus > bogus.log 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "--reduction bogus: exit $rc, expected 2"
+expect_in bogus.log "--reduction: expected auto, mpi or shm, got 'bogus'"
+"$TOOLS/compare_weights" shm-none.h5 t1.h5 --exact || fail "MPI's sum differs from shared memory's"
 # --accumulate 4: four passes per step over a quarter of each rank's groups; bitwise the
 # training of the 4x larger batch, on another rank count too
 run big 2 --train train --threads 1 --batch 400

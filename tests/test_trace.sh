@@ -14,15 +14,18 @@ run=(--train train --test test.h5 --epochs 2 --batch 80 --threads 1 --no-progres
 # 3 ranks, steps 5 to 14: the epoch's end (evaluation) and checkpoints 7 and 14 inside
 mpi 3 "$DPTRAIN" "${run[@]}" --trace t3.json --trace-steps 5:14 --checkpoint-dir ck \
   --checkpoint-every 7 > t3.log 2>&1 || { cat t3.log; fail "3-rank traced run failed"; }
-$CHECK t3.json 3 5 14 --buckets 2 --eval --checkpoint || fail "3-rank trace"
+# (the gradient sum through shared memory, the default on one node: one span a step)
+$CHECK t3.json 3 5 14 --buckets 1 --eval --checkpoint || fail "3-rank trace"
 # the window alone: nothing from steps 1-4 or 15-20
 grep -q '"name":"step 4"' t3.json && fail "step 4 is outside the window"
 grep -q '"name":"step 15"' t3.json && fail "step 15 is outside the window"
 # the same training with and without the trace: the same weights, bit for bit
 mpi 3 "$DPTRAIN" "${run[@]}" --save plain.h5 > plain.log 2>&1 || fail "untraced run failed"
 mpi 3 "$DPTRAIN" "${run[@]}" --save traced.h5 --trace t3b.json --log-every 3 --metrics m.jsonl \
-  > traced.log 2>&1 || fail "traced run failed"
+  --reduction mpi > traced.log 2>&1 || fail "traced run failed"
 "$TOOLS/compare_weights" plain.h5 traced.h5 --exact > /dev/null || fail "tracing changed the weights"
+# with MPI_Allreduce instead: a span per bucket (2 of the default 256 KiB)
+$CHECK t3b.json 3 1 20 --buckets 2 --eval || fail "3-rank trace, --reduction mpi"
 # 1 rank, the default window (steps 1-20): no reductions
 "$DPTRAIN" "${run[@]}" --trace t1.json > t1.log 2>&1 || { cat t1.log; fail "1-rank traced run failed"; }
 $CHECK t1.json 1 1 20 --eval || fail "1-rank trace"

@@ -1,10 +1,12 @@
 #include "dptrain/dist/comm.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static const char *thread_level_name(int level)
@@ -334,4 +336,120 @@ int comm_vote_finish(dp_vote *v)
     MPI_Wait((MPI_Request *)(void *)v->request, MPI_STATUS_IGNORE);
     v->active = 0;
     return v->recv;
+}
+
+/* ---- memory shared by the ranks of one node --------------------------------------- */
+
+struct dp_shared {
+    MPI_Comm comm;
+    MPI_Win win;
+    void **part; /* [size] */
+};
+
+/* Where Open MPI's osc/sm puts a shared window's backing file. */
+static const char *shared_dir(void)
+{
+    const char *d = getenv("OMPI_MCA_osc_sm_backing_directory");
+    return d && *d ? d : "/dev/shm";
+}
+
+/* 1 when the backing directory has room for `need` bytes with a quarter to spare (a
+ * page touched past a full tmpfs is a SIGBUS, not an error), else 0 and why. */
+static int shared_room(size_t need, char *why, size_t why_len)
+{
+    struct statvfs v;
+    const char *dir = shared_dir();
+    if (statvfs(dir, &v) != 0) {
+        snprintf(why, why_len, "%s, where MPI keeps shared memory, cannot be read", dir);
+        return 0;
+    }
+    const double avail = (double)v.f_bavail * (double)v.f_frsize;
+    if (avail < 1.25 * (double)need) {
+        snprintf(why, why_len, "%s has %.0f MiB free, the ranks' shared sums need %.0f MiB and a "
+                 "quarter to spare", dir, avail / 1048576.0, (double)need / 1048576.0);
+        return 0;
+    }
+    return 1;
+}
+
+int shared_create(dp_shared **out, const dp_comm *c, size_t bytes, char *why, size_t why_len,
+                  dp_err *err)
+{
+    *out = NULL;
+    if (c->size < 2 || c->nodes > 1) {
+        if (c->size < 2)
+            snprintf(why, why_len, "one rank");
+        else
+            snprintf(why, why_len, "the ranks span %d nodes", c->nodes);
+        return 0;
+    }
+    const size_t page = 4096;
+    bytes = (bytes + page - 1) / page * page;
+    int ok = bytes < SIZE_MAX / 2 / (size_t)c->size &&
+             shared_room(bytes * (size_t)c->size, why, why_len);
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all) {
+        if (ok)
+            snprintf(why, why_len, "another rank's %s lacks room for the shared sums",
+                     shared_dir());
+        return 0;
+    }
+    dp_shared *sh = dp_calloc(1, sizeof *sh, "shared memory", err);
+    void **part = dp_calloc((size_t)c->size, sizeof *part, "shared memory", err);
+    int rc = sh && part ? 0 : -1;
+    if (comm_agree(c, rc, err)) {
+        free(sh);
+        free(part);
+        return -1;
+    }
+    sh->part = part;
+    MPI_Comm_dup(MPI_COMM_WORLD, &sh->comm);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each part on its own pages */
+    void *mine = NULL;
+    /* a part may start past a header (Open MPI 4.1: 264 bytes): one line more, to align
+     * it; the segment is mapped on a page boundary in every rank, so all align alike */
+    MPI_Win_allocate_shared((MPI_Aint)(bytes + 64), 1, info, sh->comm, &mine, &sh->win);
+    MPI_Info_free(&info);
+    for (int q = 0; q < c->size; q++) {
+        MPI_Aint size;
+        int unit;
+        char *raw;
+        MPI_Win_shared_query(sh->win, q, &size, &unit, &raw);
+        sh->part[q] = raw + (64 - (uintptr_t)raw % 64) % 64;
+        if ((size_t)size < bytes + 64)
+            rc = dp_fail(err, "the shared window's part of rank %d is %zu bytes, not %zu "
+                              "(--reduction mpi avoids it)", q, (size_t)size, bytes + 64);
+    }
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, sh->win);
+    memset(sh->part[c->rank], 0, bytes); /* its pages, first touched by their owner */
+    shared_sync(sh);
+    if (comm_agree(c, rc, err)) {
+        shared_free(sh);
+        return -1;
+    }
+    *out = sh;
+    return 0;
+}
+
+void *shared_part(const dp_shared *sh, int rank) { return sh->part[rank]; }
+
+void shared_sync(dp_shared *sh)
+{
+    MPI_Win_sync(sh->win);
+    MPI_Barrier(sh->comm);
+    MPI_Win_sync(sh->win);
+}
+
+void shared_free(dp_shared *sh)
+{
+    if (!sh)
+        return;
+    MPI_Win_unlock_all(sh->win);
+    MPI_Win_free(&sh->win);
+    MPI_Comm_free(&sh->comm);
+    free(sh->part);
+    free(sh);
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ typedef struct {
     double scale, unscale, bound; /* 2^F, 2^-F, 2^E for this step */
     float maxabs;         /* this rank's largest partial this step */
     int64_t over, nonfinite;
+    int bad;              /* a NaN or an Inf on some rank: the sum is handed on as NaN */
     int segment;          /* -1: never reduced (a frozen layer) */
 } tensor_state;
 
@@ -59,6 +61,11 @@ struct dp_gradsync {
     int started;          /* buckets whose reduction was started */
     dp_bucket_event observe; /* tracing, or NULL */
     void *observe_ctx;
+    dp_shared *shared;    /* summed through shared memory (gradsync_share), else NULL */
+    int rank;
+    int64_t **peer;       /* [nranks]: every rank's accumulator, in the shared memory */
+    float **stage;        /* [nranks]: every rank's floats of its slice, float-buffer layout */
+    size_t values;        /* the reduced tensors' values, all together */
 };
 
 static int ceil_log2(int n)
@@ -218,14 +225,22 @@ void gradsync_free(dp_gradsync *gs)
     free(gs->t);
     free(gs->seg);
     free(gs->b);
-    free(gs->acc);
+    if (gs->shared) /* the accumulator is its part of the shared memory */
+        shared_free(gs->shared);
+    else
+        free(gs->acc);
+    free(gs->peer);
+    free(gs->stage);
     free(gs);
 }
 
-int gradsync_buckets(const dp_gradsync *gs) { return gs->reducer ? gs->nb : 0; }
+/* Through shared memory the whole sum is one "bucket", for the trace. */
+int gradsync_buckets(const dp_gradsync *gs) { return gs->shared ? 1 : gs->reducer ? gs->nb : 0; }
 
 size_t gradsync_bucket_bytes(const dp_gradsync *gs, int b)
 {
+    if (gs->shared)
+        return gs->acc_size * sizeof(int64_t);
     return (gs->b[b].end - gs->b[b].begin) * sizeof(int64_t);
 }
 
@@ -464,12 +479,138 @@ static void take_part(void *span, size_t lo, size_t hi)
     fixed_take(x->g + lo, x->acc + lo, hi - lo, x->t->unscale);
 }
 
+/* Tensor t's extras over all ranks: after the reduction, in the accumulator; through
+ * shared memory, in every rank's. Returns 1 when the step must be computed again (a
+ * partial over its bound, and no NaN or Inf, which do not go away: they are handed on);
+ * sets t->bad and the bound of the next step. */
+static int tensor_verdict(const dp_gradsync *gs, tensor_state *t)
+{
+    int64_t nonfinite = 0, over = 0;
+    int top = INT_MIN;
+    for (int q = 0; q < (gs->shared ? gs->nranks : 1); q++) {
+        const int64_t *x = (gs->shared ? gs->peer[q] : gs->acc) + t->extra;
+        const int e = top_exponent(x);
+        nonfinite += x[0];
+        over += x[1];
+        top = e > top ? e : top;
+    }
+    if (top != INT_MIN)
+        t->E = top + GRADSYNC_HEADROOM;
+    t->bad = nonfinite > 0;
+    return over > 0 && nonfinite == 0;
+}
+
+/* ---- the sum through shared memory (gradsync_share) ---------------------------------- */
+
+/* Rank q's slice [lo, hi) of the reduced tensors' values, taken in tensor order. */
+static void slice_of(const dp_gradsync *gs, int q, size_t *lo, size_t *hi)
+{
+    const size_t P = (size_t)gs->nranks, V = gs->values;
+    *lo = V * (size_t)q / P & ~(size_t)15;
+    *hi = q + 1 == gs->nranks ? V : V * (size_t)(q + 1) / P & ~(size_t)15;
+}
+
+typedef struct {
+    dp_gradsync *gs;
+    tensor_state *t;
+    size_t k0; /* the piece's first element in its tensor */
+    int q;     /* whose slice */
+} shared_piece;
+
+/* fn(piece, n) over each tensor's part of rank q's slice. */
+static void for_pieces(dp_gradsync *gs, int q, void (*fn)(shared_piece *, size_t))
+{
+    size_t lo, hi, at = 0;
+    slice_of(gs, q, &lo, &hi);
+    for (int i = 0; i < gs->nt; i++) {
+        tensor_state *t = &gs->t[i];
+        if (t->segment < 0)
+            continue;
+        const size_t a = lo > at ? lo : at, b = hi < at + t->count ? hi : at + t->count;
+        shared_piece x = {gs, t, a - at, q};
+        if (a < b)
+            fn(&x, b - a);
+        at += t->count;
+    }
+}
+
+/* Elements [lo, hi) of a piece of this rank's slice: every rank's values added (and left
+ * zero for the next step), rounded to float as after the reduction, into this rank's
+ * stage and its gradients; in chunks that stay in L1. */
+static void sum_part(void *piece, size_t lo, size_t hi)
+{
+    enum { CHUNK = 512 };
+    const shared_piece *x = piece;
+    const dp_gradsync *gs = x->gs;
+    const tensor_state *t = x->t;
+    _Alignas(64) int64_t sum[CHUNK];
+    for (size_t at = lo; at < hi; at += CHUNK) {
+        const size_t n = hi - at < CHUNK ? hi - at : CHUNK, v = t->value + x->k0 + at;
+        float *out = gs->stage[gs->rank] + t->offset + x->k0 + at;
+        memcpy(sum, gs->peer[0] + v, n * sizeof *sum);
+        for (int q = 1; q < gs->nranks; q++) {
+            const int64_t *p = gs->peer[q] + v;
+            for (size_t k = 0; k < n; k++)
+                sum[k] += p[k];
+        }
+        for (int q = 0; q < gs->nranks; q++)
+            memset(gs->peer[q] + v, 0, n * sizeof *sum);
+        if (t->bad)
+            for (size_t k = 0; k < n; k++)
+                out[k] = NAN;
+        else
+            fixed_take(out, sum, n, t->unscale);
+        memcpy(gs->grads + (out - gs->stage[gs->rank]), out, n * sizeof *out); /* in L1 */
+    }
+}
+
+static void sum_piece(shared_piece *x, size_t n) { by_parts(n, sum_part, x); }
+
+static void copy_part(void *piece, size_t lo, size_t hi)
+{
+    const shared_piece *x = piece;
+    const size_t at = x->t->offset + x->k0 + lo;
+    memcpy(x->gs->grads + at, x->gs->stage[x->q] + at, (hi - lo) * sizeof(float));
+}
+
+static void copy_piece(shared_piece *x, size_t n) { by_parts(n, copy_part, x); }
+
+/* After every rank's accumulator is complete: the verdicts, this rank's slice summed, and
+ * once every slice is, the floats of all of them. */
+static int finish_shared(dp_gradsync *gs, double *waited)
+{
+    const double t0 = omp_get_wtime();
+    if (gs->observe)
+        gs->observe(gs->observe_ctx, 0, 0);
+    shared_sync(gs->shared);
+    int redo = 0;
+    for (int i = 0; i < gs->nt; i++)
+        if (gs->t[i].segment >= 0)
+            redo |= tensor_verdict(gs, &gs->t[i]);
+    if (!redo)
+        for_pieces(gs, gs->rank, sum_piece);
+    shared_sync(gs->shared); /* every slice summed, and nobody reads the extras any more */
+    for (int q = 0; !redo && q < gs->nranks; q++)
+        if (q != gs->rank) /* its own slice is there already */
+            for_pieces(gs, q, copy_piece);
+    for (int i = 0; !redo && i < gs->nt; i++)
+        if (gs->t[i].segment >= 0)
+            memset(gs->acc + gs->t[i].extra, 0, EXTRAS * sizeof(int64_t));
+    gs->acc_zero = !redo; /* the values were left zero by their slices' ranks */
+    if (gs->observe)
+        gs->observe(gs->observe_ctx, 0, 1);
+    *waited = omp_get_wtime() - t0;
+    return redo;
+}
+
 int gradsync_finish(dp_gradsync *gs, double *waited)
 {
     /* With overlap every rank reduces every bucket with MPI_Iallreduce, the buckets its
      * backward did not start too (a rank without groups in this step starts them all
      * here): a blocking collective would not match the others' non-blocking one. */
     close_and_start(gs, gs->nseg, gs->overlap);
+    if (gs->shared)
+        return finish_shared(gs, waited);
     *waited = gs->reducer ? reducer_wait(gs->reducer) : 0.0;
     if (gs->reducer && !gs->overlap) { /* every rank: one blocking reduction (comm.h) */
         for (int b = gs->started; gs->observe && b < gs->next_bucket; b++)
@@ -478,16 +619,9 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         gs->started = gs->next_bucket;
     }
     int redo = 0;
-    for (int i = 0; i < gs->nt; i++) {
-        tensor_state *t = &gs->t[i];
-        if (t->segment < 0)
-            continue;
-        const int64_t *x = gs->acc + t->extra;
-        int top = top_exponent(x);
-        redo |= x[1] > 0 && x[0] == 0; /* NaN and Inf do not go away: hand them on */
-        if (top != INT_MIN)
-            t->E = top + GRADSYNC_HEADROOM;
-    }
+    for (int i = 0; i < gs->nt; i++)
+        if (gs->t[i].segment >= 0)
+            redo |= tensor_verdict(gs, &gs->t[i]);
     if (redo)
         return 1;
     /* The sums back to float (take_part); what was written of the accumulator (the reduced
@@ -498,7 +632,7 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         if (t->segment < 0)
             continue;
         tensor_span x = {t, gs->grads + t->offset, gs->acc + t->value};
-        if (gs->acc[t->extra] > 0) {
+        if (t->bad) {
             for (size_t k = 0; k < t->count; k++)
                 x.g[k] = NAN;
             memset(x.acc, 0, t->count * sizeof(int64_t));
@@ -510,3 +644,41 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
     gs->acc_zero = 1;
     return 0;
 }
+
+int gradsync_share(dp_gradsync *gs, const dp_comm *c, int required, char *why, size_t why_len,
+                   dp_err *err)
+{
+    snprintf(why, why_len, "%s", "");
+    const size_t acc_bytes = (gs->acc_size + 1) * sizeof(int64_t);
+    const size_t floats_at = (acc_bytes + 63) & ~(size_t)63;
+    gs->peer = dp_calloc((size_t)c->size, sizeof *gs->peer, "shared sums", err);
+    gs->stage = dp_calloc((size_t)c->size, sizeof *gs->stage, "shared sums", err);
+    if (comm_agree(c, gs->peer && gs->stage ? 0 : -1, err))
+        return -1;
+    if (gs->overlap)
+        snprintf(why, why_len, "--overlap reduces bucket by bucket with MPI");
+    else if (!gs->reducer)
+        snprintf(why, why_len, "%s", c->size < 2 ? "one rank" : "nothing to reduce");
+    else if (shared_create(&gs->shared, c, floats_at + gs->size * sizeof(float), why, why_len,
+                           err))
+        return -1;
+    if (!gs->shared)
+        return required ? dp_fail(err, "--reduction shm: cannot sum through shared memory here: %s "
+                                   "(--reduction auto or mpi can)", why) : 0;
+    for (int q = 0; q < c->size; q++) {
+        gs->peer[q] = shared_part(gs->shared, q);
+        gs->stage[q] = (float *)((char *)gs->peer[q] + floats_at);
+    }
+    memcpy(gs->peer[c->rank], gs->acc, acc_bytes);
+    free(gs->acc);
+    gs->acc = gs->peer[c->rank];
+    reducer_free(gs->reducer); /* its buffer was the accumulator */
+    gs->reducer = NULL;
+    gs->rank = c->rank;
+    gs->values = 0;
+    for (int i = 0; i < gs->nt; i++)
+        gs->values += gs->t[i].segment >= 0 ? gs->t[i].count : 0;
+    return 0;
+}
+
+int gradsync_shared(const dp_gradsync *gs) { return gs->shared != NULL; }

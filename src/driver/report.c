@@ -126,11 +126,17 @@ static void describe_optimizer(const dp_config *cfg, char *buf, size_t len)
 static void print_training(const dp_comm *c, const dp_banner *b)
 {
     const dp_config *cfg = b->cfg;
-    if (c->size > 1)
+    if (c->size > 1 && b->shared)
+        printf("gradients: summed exactly (int64 fixed point) through shared memory after "
+               "backward, each rank its slice of all ranks' sums\n");
+    else if (c->size > 1)
         printf("gradients: summed exactly (int64 fixed point) in %d bucket%s of >= %d KiB, "
-               "reduced with %s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,
+               "reduced with %s%s%s%s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,
                cfg->overlap ? "MPI_Iallreduce overlapping backward"
-                            : "one MPI_Allreduce after backward");
+                            : "one MPI_Allreduce after backward",
+               b->why_not_shared && *b->why_not_shared ? " (not through shared memory: " : "",
+               b->why_not_shared ? b->why_not_shared : "",
+               b->why_not_shared && *b->why_not_shared ? ")" : "");
     char optimizer[512];
     describe_optimizer(cfg, optimizer, sizeof optimizer);
     printf("optimizer: %s; seed %llu%s\n", optimizer, (unsigned long long)cfg->seed,

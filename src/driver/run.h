@@ -32,6 +32,7 @@ typedef struct {
     dp_param_view *views;
     dp_optimizer *opt;
     dp_gradsync *sync;
+    char why_not_shared[192]; /* gradsync_share's reason, for the banner */
     dp_workspace ws;
     dp_plan plan;
     int max_local, eval_batch; /* the most samples a pass gives this rank; test batch */

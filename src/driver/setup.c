@@ -274,6 +274,18 @@ static int allocate(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
+/* Collective, once every rank has its buffers: the gradient sum through shared memory
+ * (--reduction), where it can be had. */
+static int share_gradients(run_state *s, dp_err *err)
+{
+    const int mode = s->cfg.reduction; /* 0 auto, 1 mpi, 2 shm */
+    if (mode == 1 || s->comm.size < 2)
+        return 0;
+    int rc = gradsync_share(s->sync, &s->comm, mode == 2, s->why_not_shared,
+                            sizeof s->why_not_shared, err);
+    return comm_agree(&s->comm, rc, err);
+}
+
 /* The progress bar or lines (rank 0), the step log and the trace. */
 static int start_observers(run_state *s, dp_err *err)
 {
@@ -292,7 +304,8 @@ static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
                    &s->plan, s->run.threads, s->run.steps_per_epoch, s->run.total_steps,
-                   s->epochs, gradsync_buckets(s->sync), cores_allowed()};
+                   s->epochs, gradsync_buckets(s->sync), cores_allowed(),
+                   gradsync_shared(s->sync), s->why_not_shared};
     report_banner(&s->comm, &b);
 }
 
@@ -310,7 +323,7 @@ int setup(run_state *s, dp_err *err)
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
     if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))
         return -1;
-    if (plan_steps(s, err) || allocate(s, err))
+    if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))
         return -1;
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||

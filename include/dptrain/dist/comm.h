@@ -90,4 +90,22 @@ typedef void (*dp_bucket_done)(void *ctx, int bucket);
 void reducer_on_done(dp_reducer *r, dp_bucket_done fn, void *ctx);
 void reducer_free(dp_reducer *r);
 
+/* Memory shared by every rank of a job that runs on one node (an MPI-3 shared window,
+ * Open MPI's osc/sm: a file in /dev/shm, or OMPI_MCA_osc_sm_backing_directory). Each
+ * rank owns `bytes` (rounded up to whole pages, zeroed, page aligned) and may read and
+ * write every rank's part. The reduction through it is gradsync's (gradsync_share). */
+typedef struct dp_shared dp_shared;
+/* Collective over all ranks. *out = NULL and a reason in why[why_len] when it cannot
+ * be had (the ranks span several nodes, one rank, or the backing directory lacks room
+ * for every rank's part with a quarter to spare); every rank decides the same. -1 with
+ * err when the window could not be made (agreed). */
+int shared_create(dp_shared **out, const dp_comm *c, size_t bytes, char *why, size_t why_len,
+                  dp_err *err);
+void *shared_part(const dp_shared *sh, int rank);
+/* Collective: what any rank wrote to shared memory before its call is seen by every rank
+ * after its own call returns (a memory barrier around MPI_Barrier). */
+void shared_sync(dp_shared *sh);
+/* Collective (MPI_Win_free). */
+void shared_free(dp_shared *sh);
+
 #endif

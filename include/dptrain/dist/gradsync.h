@@ -35,6 +35,7 @@
 
 #include <stddef.h>
 
+#include "dptrain/dist/comm.h"
 #include "dptrain/net/kernels.h"
 #include "dptrain/util/error.h"
 
@@ -61,7 +62,8 @@ int gradsync_buckets(const dp_gradsync *gs);
  * fn(ctx, bucket, 1) as this rank sees it complete; NULL turns it off (the default). */
 typedef void (*dp_bucket_event)(void *ctx, int bucket, int done);
 void gradsync_observe(dp_gradsync *gs, dp_bucket_event fn, void *ctx);
-/* The bytes bucket b reduces. */
+/* The bytes bucket b reduces. Through shared memory (gradsync_share) the whole sum is
+ * one bucket, 0. */
 size_t gradsync_bucket_bytes(const dp_gradsync *gs, int bucket);
 
 /* A new step whose global batch has `groups` groups: the accumulator is cleared and the
@@ -96,6 +98,19 @@ void gradsync_on_fixed_close(void *gs, const float *g, const dp_fixed_block *b);
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
  * waiting for the reductions. Collective. */
 int gradsync_finish(dp_gradsync *gs, double *waited);
+
+/* Collective, after gradsync_create on every rank (and agreed): without overlap, on a job
+ * whose ranks all share one node, the accumulator moves into memory every rank can read
+ * (comm.h, shared_create), and gradsync_finish sums it there instead of with
+ * MPI_Allreduce: each rank adds every rank's accumulators over its own slice of the
+ * values, rounds the sums to float as the reduction would, and the ranks copy each
+ * other's floats. The integers are the same, so are the bits. Returns 0 and leaves the
+ * MPI path (with a reason in why[why_len]) where that cannot be; -1 with err where the
+ * shared memory failed (agreed). `required`: a reason is an error instead. */
+int gradsync_share(dp_gradsync *gs, const dp_comm *c, int required, char *why, size_t why_len,
+                   dp_err *err);
+/* 1 when the gradients are summed through shared memory. */
+int gradsync_shared(const dp_gradsync *gs);
 
 /* The per-tensor bounds E (checkpoints carry them, so a resumed run continues exactly). */
 int gradsync_exponent_count(const dp_gradsync *gs);

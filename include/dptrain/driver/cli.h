@@ -48,6 +48,7 @@ typedef struct {
     int overlap;          /* reduce gradient buckets while backward goes on; -1: not given,
                              so on when the ranks span several nodes, else off (setup) */
     int bucket_kb;
+    int reduction;        /* --reduction: 0 auto, 1 mpi, 2 shm */
     int quiet;
     /* checkpoints and fine-tuning (README "Checkpoints, resume and fine-tuning") */
     const char *checkpoint_dir; /* NULL: --resume's directory, if any */

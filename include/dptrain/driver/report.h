@@ -21,8 +21,10 @@ typedef struct {
     int threads;
     long steps_per_epoch, total_steps;
     int epochs;
-    int buckets;               /* gradient buckets (0 on one rank) */
+    int buckets;               /* gradient buckets (0 on one rank or through shared memory) */
     int cores;                 /* the cores rank 0 may run on (its CPU affinity) */
+    int shared;                /* the gradients are summed through shared memory */
+    const char *why_not_shared; /* else why not ("" or NULL: nothing to say) */
 } dp_banner;
 
 /* Collective (gathers host names); rank 0 prints unless --quiet. */
