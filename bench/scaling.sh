@@ -40,14 +40,14 @@ for ((r = 0; r < rounds; r++)); do
   ips[ddp]+="$ddp "
 done
 base=$(echo ${ips["1 1"]} | tr ' ' '\n' | median)
-printf "%-44s %12s %10s %14s\n" configuration images/s "vs 1x1" "MiB per rank"
+printf "%-50s %12s %10s %14s\n" configuration images/s "vs 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
   read -r n t how <<< "$c"
   v=$(echo ${ips[$c]} | tr ' ' '\n' | median)
-  printf "%-44s %12.0f %10.2f %14s\n" "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}" "$v" "$(echo "$v / $base" | bc -l)" "${rss[$c]}"
+  printf "%-50s %12.0f %10.2f %14s\n" "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}" "$v" "$(echo "$v / $base" | bc -l)" "${rss[$c]}"
 done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
-printf "%-44s %12.0f %10.2f %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-"
+printf "%-50s %12.0f %10.2f %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-"
 echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; dptrain reads MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0
