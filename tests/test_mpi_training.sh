@@ -70,6 +70,21 @@ mpi 2 "$DPTRAIN" "${common[@]}" --train train --reduction shm > shm-none-require
   && fail "--reduction shm without room was accepted"
 expect_in shm-none-required.log "--reduction shm: cannot sum through shared memory here: $WORK/no-such-dir"
 unset OMPI_MCA_osc_sm_backing_directory
+# the room check (DPTRAIN_TEST_SHM_FREE: the MiB a rank sees free there; 2 ranks of the
+# reference model need 5.2 MiB, and a quarter more): one rank short is enough for MPI
+export DPTRAIN_TEST_SHM_FREE=1:3
+mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --train train --threads 1 > room1.log 2>&1 \
+  || { cat room1.log; fail "the run with rank 1 short of room failed"; }
+expect_in room1.log "reduced with one MPI_Allreduce after backward (not through shared memory: another rank's /dev/shm lacks room for the shared sums)"
+export DPTRAIN_TEST_SHM_FREE=0:6
+mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --train train --reduction shm > room6.log 2>&1 \
+  && fail "--reduction shm with 6 MiB free was accepted"
+expect_in room6.log "--reduction shm: cannot sum through shared memory here: /dev/shm has 6 MiB free, the ranks' shared sums need 5 MiB and a quarter to spare"
+export DPTRAIN_TEST_SHM_FREE=0:7
+mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --train train --threads 1 > room7.log 2>&1 \
+  || { cat room7.log; fail "the run with 7 MiB free failed"; }
+expect_in room7.log "through shared memory after backward"
+unset DPTRAIN_TEST_SHM_FREE
 rc=0; "$DPTRAIN" --reduction bogus > bogus.log 2>&1 || rc=$?
 [[ $rc == 2 ]] || fail "--reduction bogus: exit $rc, expected 2"
 expect_in bogus.log "--reduction: expected auto, mpi or shm, got 'bogus'"

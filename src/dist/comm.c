@@ -9,6 +9,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "dptrain/util/test_hooks.h"
+
 static const char *thread_level_name(int level)
 {
     return level == MPI_THREAD_SINGLE       ? "MPI_THREAD_SINGLE"
@@ -355,7 +357,7 @@ static const char *shared_dir(void)
 
 /* 1 when the backing directory has room for `need` bytes with a quarter to spare (a
  * page touched past a full tmpfs is a SIGBUS, not an error), else 0 and why. */
-static int shared_room(size_t need, char *why, size_t why_len)
+static int shared_room(int rank, size_t need, char *why, size_t why_len)
 {
     struct statvfs v;
     const char *dir = shared_dir();
@@ -363,7 +365,7 @@ static int shared_room(size_t need, char *why, size_t why_len)
         snprintf(why, why_len, "%s, where MPI keeps shared memory, cannot be read", dir);
         return 0;
     }
-    const double avail = (double)v.f_bavail * (double)v.f_frsize;
+    const double avail = test_hook_shm_free(rank, (double)v.f_bavail * (double)v.f_frsize);
     if (avail < 1.25 * (double)need) {
         snprintf(why, why_len, "%s has %.0f MiB free, the ranks' shared sums need %.0f MiB and a "
                  "quarter to spare", dir, avail / 1048576.0, (double)need / 1048576.0);
@@ -386,7 +388,7 @@ int shared_create(dp_shared **out, const dp_comm *c, size_t bytes, char *why, si
     const size_t page = 4096;
     bytes = (bytes + page - 1) / page * page;
     int ok = bytes < SIZE_MAX / 2 / (size_t)c->size &&
-             shared_room(bytes * (size_t)c->size, why, why_len);
+             shared_room(c->rank, bytes * (size_t)c->size, why, why_len);
     int all = 0;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (!all) {

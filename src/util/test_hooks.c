@@ -23,6 +23,11 @@ const char *test_hook_isa_lacking(int rank)
     (void)rank;
     return NULL;
 }
+double test_hook_shm_free(int rank, double dflt)
+{
+    (void)rank;
+    return dflt;
+}
 
 #else
 
@@ -95,6 +100,16 @@ const char *test_hook_isa_lacking(int rank)
     if (!env || sscanf(env, "%ld:%31s", &r, name) != 2 || r != rank)
         return NULL;
     return name;
+}
+
+double test_hook_shm_free(int rank, double dflt)
+{
+    const char *env = getenv("DPTRAIN_TEST_SHM_FREE");
+    long r;
+    double mib;
+    if (!env || sscanf(env, "%ld:%lf", &r, &mib) != 2 || r != rank)
+        return dflt;
+    return mib * 1048576.0;
 }
 
 void test_hook_samples(int rank, long step, const int64_t *idx, int n)

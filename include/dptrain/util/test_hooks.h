@@ -24,6 +24,9 @@
  *   DPTRAIN_TEST_ISA_LACKS=RANK:NAME     that rank acts as if its CPU lacked the kernels'
  *                                        path NAME (avx512 or avx2), for the refusal of
  *                                        --isa on a machine that has every path
+ *   DPTRAIN_TEST_SHM_FREE=RANK:MIB       that rank sees MIB free in MPI's shared-memory
+ *                                        directory, for the room check of the gradient sum
+ *                                        through shared memory (comm.c)
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
@@ -41,6 +44,9 @@ double test_hook_progress_lines_s(double dflt);
 const char *test_hook_isa_lacking(int rank);
 /* The data order's rule for ties a fresh run takes: dflt, or the test's. */
 int test_hook_ties(int dflt);
+/* The bytes free in MPI's shared-memory directory as rank `rank` sees them: dflt, or the
+ * test's. */
+double test_hook_shm_free(int rank, double dflt);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 
