@@ -279,8 +279,8 @@ const cli_opt cli_options[] = {
      .section = SEC_RUN,
      .help = "how the ranks sum the gradients after backward: shm, through memory the "
              "ranks share (all on one node; each rank sums its slice of every rank's sums "
-             "and rounds it, then copies the others' slices: 2.5x less time than "
-             "MPI_Allreduce on 2 ranks), or mpi, one MPI_Allreduce; auto: shm when every "
+             "and rounds it, then copies the others' slices: 2-2.8x less time than "
+             "MPI_Allreduce and its rounding on 2 ranks), or mpi, one MPI_Allreduce; auto: shm when every "
              "rank is on one node, without --overlap, and MPI's shared-memory directory "
              "(/dev/shm) has room, else mpi. The same bits every way"},
     {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,
