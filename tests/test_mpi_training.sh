@@ -69,6 +69,11 @@ expect_in shm-none.log "reduced with one MPI_Allreduce after backward (not throu
 mpi 2 "$DPTRAIN" "${common[@]}" --train train --reduction shm > shm-none-required.log 2>&1 \
   && fail "--reduction shm without room was accepted"
 expect_in shm-none-required.log "--reduction shm: cannot sum through shared memory here: $WORK/no-such-dir"
+# a file there instead of a directory: MPI could not make the window, auto takes MPI
+touch "$WORK/a-file"
+export OMPI_MCA_osc_sm_backing_directory=$WORK/a-file
+run shm-file 2 --train train --threads 1
+expect_in shm-file.log "(not through shared memory: $WORK/a-file, where MPI keeps shared memory, is not a directory this rank may write in)"
 unset OMPI_MCA_osc_sm_backing_directory
 # the room check (DPTRAIN_TEST_SHM_FREE: the MiB a rank sees free there; 2 ranks of the
 # reference model need 5.2 MiB, and a quarter more): one rank short is enough for MPI

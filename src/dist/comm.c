@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -361,8 +362,14 @@ static int shared_room(int rank, size_t need, char *why, size_t why_len)
 {
     struct statvfs v;
     const char *dir = shared_dir();
-    if (statvfs(dir, &v) != 0) {
+    struct stat st;
+    if (statvfs(dir, &v) != 0 || stat(dir, &st) != 0) {
         snprintf(why, why_len, "%s, where MPI keeps shared memory, cannot be read", dir);
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, why_len, "%s, where MPI keeps shared memory, is not a directory this "
+                 "rank may write in", dir);
         return 0;
     }
     const double avail = test_hook_shm_free(rank, (double)v.f_bavail * (double)v.f_frsize);
