@@ -5,68 +5,13 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dptrain/dist/comm.h"
 #include "dptrain/net/kernels.h"
 
-/* Each tensor's extras, reduced with its bucket: NaN/Inf count, count over the bound,
- * and one counter per binary exponent of the ranks' largest partials (only the highest
- * nonzero one is used: it is the same whatever the rank count). */
-#define EMIN (-160)
-#define NBINS 300
-#define EXTRAS (2 + NBINS)
-
-typedef struct {
-    size_t offset, count; /* in the float buffer */
-    size_t value, extra;  /* in the accumulator */
-    int E;                /* partials must be below 2^E */
-    double scale, unscale, bound; /* 2^F, 2^-F, 2^E for this step */
-    float maxabs;         /* this rank's largest partial this step */
-    int64_t over, nonfinite;
-    int bad;              /* a NaN or an Inf on some rank: the sum is handed on as NaN */
-    int segment;          /* -1: never reduced (a frozen layer) */
-} tensor_state;
-
-typedef struct {
-    int tensor0, tensor1; /* its tensors [tensor0, tensor1) */
-    int ready_after;
-} segment_state;
-
-typedef struct {
-    int seg0, seg1;        /* its segments [seg0, seg1), backward order */
-    size_t begin, end;     /* its part of the accumulator: values, then extras */
-} bucket_state;
-
-struct dp_gradsync {
-    float *grads;
-    size_t size;
-    int overlap, nranks;
-    tensor_state *t;
-    int nt;
-    segment_state *seg;
-    int nseg;
-    bucket_state *b;
-    int nb;
-    int64_t *acc;
-    size_t acc_size;
-    int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so) */
-    dp_reducer *reducer;
-    int groups;           /* in this step's global batch */
-    int last;             /* the current pass is this rank's last of the step */
-    int pass;             /* the current pass's number in the step, from 1 */
-    int next_bucket;      /* buckets whose extras are written (and reduction started) */
-    int started;          /* buckets whose reduction was started */
-    dp_bucket_event observe; /* tracing, or NULL */
-    void *observe_ctx;
-    dp_shared *shared;    /* summed through shared memory (gradsync_share), else NULL */
-    int rank;
-    int64_t **peer;       /* [nranks]: every rank's accumulator, in the shared memory */
-    float **stage;        /* [nranks]: every rank's floats of its slice, float-buffer layout */
-    size_t values;        /* the reduced tensors' values, all together */
-};
+#include "gradsync_impl.h"
 
 static int ceil_log2(int n)
 {
@@ -286,11 +231,8 @@ typedef struct {
     int64_t *acc;
 } tensor_span;
 
-/* part(ctx, lo, hi) over [lo, hi) covering [0, n), outside any parallel region: on the
- * calling thread below SPLIT_MIN, else one part per thread, each starting on a multiple of
- * 16. For passes whose elements are independent (or, as the moves, exact): the parts
- * change no result. */
-static void by_parts(size_t n, void (*part)(void *ctx, size_t lo, size_t hi), void *ctx)
+/* gradsync_impl.h; below SPLIT_MIN elements on the calling thread. */
+void gradsync_by_parts(size_t n, void (*part)(void *ctx, size_t lo, size_t hi), void *ctx)
 {
     if (n < SPLIT_MIN) {
         part(ctx, 0, n);
@@ -325,7 +267,7 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     if (!gs->acc_zero) /* a step that did not finish (or must be done again) */
         memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     gs->acc_zero = 0;
-    by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
+    gradsync_by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
     gs->next_bucket = gs->started = 0;
     gs->last = gs->pass = 0;
 }
@@ -374,7 +316,7 @@ void gradsync_partial(dp_gradsync *gs, int id)
             for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
                 tensor_span x = {&gs->t[i], gs->grads + gs->t[i].offset,
                                  gs->acc + gs->t[i].value};
-                by_parts(x.t->count, move_part, &x); /* a whole tensor, between layers */
+                gradsync_by_parts(x.t->count, move_part, &x); /* a whole tensor, between layers */
             }
 }
 
@@ -500,106 +442,12 @@ static int tensor_verdict(const dp_gradsync *gs, tensor_state *t)
     return over > 0 && nonfinite == 0;
 }
 
-/* ---- the sum through shared memory (gradsync_share) ---------------------------------- */
-
-/* Rank q's slice [lo, hi) of the reduced tensors' values, taken in tensor order. */
-static void slice_of(const dp_gradsync *gs, int q, size_t *lo, size_t *hi)
+int gradsync_verdicts(dp_gradsync *gs)
 {
-    const size_t P = (size_t)gs->nranks, V = gs->values;
-    *lo = V * (size_t)q / P & ~(size_t)15;
-    *hi = q + 1 == gs->nranks ? V : V * (size_t)(q + 1) / P & ~(size_t)15;
-}
-
-typedef struct {
-    dp_gradsync *gs;
-    tensor_state *t;
-    size_t k0; /* the piece's first element in its tensor */
-    int q;     /* whose slice */
-} shared_piece;
-
-/* fn(piece, n) over each tensor's part of rank q's slice. */
-static void for_pieces(dp_gradsync *gs, int q, void (*fn)(shared_piece *, size_t))
-{
-    size_t lo, hi, at = 0;
-    slice_of(gs, q, &lo, &hi);
-    for (int i = 0; i < gs->nt; i++) {
-        tensor_state *t = &gs->t[i];
-        if (t->segment < 0)
-            continue;
-        const size_t a = lo > at ? lo : at, b = hi < at + t->count ? hi : at + t->count;
-        shared_piece x = {gs, t, a - at, q};
-        if (a < b)
-            fn(&x, b - a);
-        at += t->count;
-    }
-}
-
-/* Elements [lo, hi) of a piece of this rank's slice: every rank's values added (and left
- * zero for the next step), rounded to float as after the reduction, into this rank's
- * stage and its gradients; in chunks that stay in L1. */
-static void sum_part(void *piece, size_t lo, size_t hi)
-{
-    enum { CHUNK = 512 };
-    const shared_piece *x = piece;
-    const dp_gradsync *gs = x->gs;
-    const tensor_state *t = x->t;
-    _Alignas(64) int64_t sum[CHUNK];
-    for (size_t at = lo; at < hi; at += CHUNK) {
-        const size_t n = hi - at < CHUNK ? hi - at : CHUNK, v = t->value + x->k0 + at;
-        float *out = gs->stage[gs->rank] + t->offset + x->k0 + at;
-        memcpy(sum, gs->peer[0] + v, n * sizeof *sum);
-        for (int q = 1; q < gs->nranks; q++) {
-            const int64_t *p = gs->peer[q] + v;
-            for (size_t k = 0; k < n; k++)
-                sum[k] += p[k];
-        }
-        for (int q = 0; q < gs->nranks; q++)
-            memset(gs->peer[q] + v, 0, n * sizeof *sum);
-        if (t->bad)
-            for (size_t k = 0; k < n; k++)
-                out[k] = NAN;
-        else
-            fixed_take(out, sum, n, t->unscale);
-        memcpy(gs->grads + (out - gs->stage[gs->rank]), out, n * sizeof *out); /* in L1 */
-    }
-}
-
-static void sum_piece(shared_piece *x, size_t n) { by_parts(n, sum_part, x); }
-
-static void copy_part(void *piece, size_t lo, size_t hi)
-{
-    const shared_piece *x = piece;
-    const size_t at = x->t->offset + x->k0 + lo;
-    memcpy(x->gs->grads + at, x->gs->stage[x->q] + at, (hi - lo) * sizeof(float));
-}
-
-static void copy_piece(shared_piece *x, size_t n) { by_parts(n, copy_part, x); }
-
-/* After every rank's accumulator is complete: the verdicts, this rank's slice summed, and
- * once every slice is, the floats of all of them. */
-static int finish_shared(dp_gradsync *gs, double *waited)
-{
-    const double t0 = omp_get_wtime();
-    if (gs->observe)
-        gs->observe(gs->observe_ctx, 0, 0);
-    shared_sync(gs->shared);
     int redo = 0;
     for (int i = 0; i < gs->nt; i++)
         if (gs->t[i].segment >= 0)
             redo |= tensor_verdict(gs, &gs->t[i]);
-    if (!redo)
-        for_pieces(gs, gs->rank, sum_piece);
-    shared_sync(gs->shared); /* every slice summed, and nobody reads the extras any more */
-    for (int q = 0; !redo && q < gs->nranks; q++)
-        if (q != gs->rank) /* its own slice is there already */
-            for_pieces(gs, q, copy_piece);
-    for (int i = 0; !redo && i < gs->nt; i++)
-        if (gs->t[i].segment >= 0)
-            memset(gs->acc + gs->t[i].extra, 0, EXTRAS * sizeof(int64_t));
-    gs->acc_zero = !redo; /* the values were left zero by their slices' ranks */
-    if (gs->observe)
-        gs->observe(gs->observe_ctx, 0, 1);
-    *waited = omp_get_wtime() - t0;
     return redo;
 }
 
@@ -610,7 +458,7 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
      * here): a blocking collective would not match the others' non-blocking one. */
     close_and_start(gs, gs->nseg, gs->overlap);
     if (gs->shared)
-        return finish_shared(gs, waited);
+        return gradsync_finish_shared(gs, waited);
     *waited = gs->reducer ? reducer_wait(gs->reducer) : 0.0;
     if (gs->reducer && !gs->overlap) { /* every rank: one blocking reduction (comm.h) */
         for (int b = gs->started; gs->observe && b < gs->next_bucket; b++)
@@ -618,11 +466,7 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         *waited += reducer_run(gs->reducer, gs->started, gs->next_bucket);
         gs->started = gs->next_bucket;
     }
-    int redo = 0;
-    for (int i = 0; i < gs->nt; i++)
-        if (gs->t[i].segment >= 0)
-            redo |= tensor_verdict(gs, &gs->t[i]);
-    if (redo)
+    if (gradsync_verdicts(gs))
         return 1;
     /* The sums back to float (take_part); what was written of the accumulator (the reduced
      * tensors' values and extras: nothing else is) becomes zero on the way, sparing the
@@ -637,48 +481,10 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
                 x.g[k] = NAN;
             memset(x.acc, 0, t->count * sizeof(int64_t));
         } else {
-            by_parts(t->count, take_part, &x);
+            gradsync_by_parts(t->count, take_part, &x);
         }
         memset(gs->acc + t->extra, 0, EXTRAS * sizeof(int64_t));
     }
     gs->acc_zero = 1;
     return 0;
 }
-
-int gradsync_share(dp_gradsync *gs, const dp_comm *c, int required, char *why, size_t why_len,
-                   dp_err *err)
-{
-    snprintf(why, why_len, "%s", "");
-    const size_t acc_bytes = (gs->acc_size + 1) * sizeof(int64_t);
-    const size_t floats_at = (acc_bytes + 63) & ~(size_t)63;
-    gs->peer = dp_calloc((size_t)c->size, sizeof *gs->peer, "shared sums", err);
-    gs->stage = dp_calloc((size_t)c->size, sizeof *gs->stage, "shared sums", err);
-    if (comm_agree(c, gs->peer && gs->stage ? 0 : -1, err))
-        return -1;
-    if (gs->overlap)
-        snprintf(why, why_len, "--overlap reduces bucket by bucket with MPI");
-    else if (!gs->reducer)
-        snprintf(why, why_len, "%s", c->size < 2 ? "one rank" : "nothing to reduce");
-    else if (shared_create(&gs->shared, c, floats_at + gs->size * sizeof(float), why, why_len,
-                           err))
-        return -1;
-    if (!gs->shared)
-        return required ? dp_fail(err, "--reduction shm: cannot sum through shared memory here: %s "
-                                   "(--reduction auto or mpi can)", why) : 0;
-    for (int q = 0; q < c->size; q++) {
-        gs->peer[q] = shared_part(gs->shared, q);
-        gs->stage[q] = (float *)((char *)gs->peer[q] + floats_at);
-    }
-    memcpy(gs->peer[c->rank], gs->acc, acc_bytes);
-    free(gs->acc);
-    gs->acc = gs->peer[c->rank];
-    reducer_free(gs->reducer); /* its buffer was the accumulator */
-    gs->reducer = NULL;
-    gs->rank = c->rank;
-    gs->values = 0;
-    for (int i = 0; i < gs->nt; i++)
-        gs->values += gs->t[i].segment >= 0 ? gs->t[i].count : 0;
-    return 0;
-}
-
-int gradsync_shared(const dp_gradsync *gs) { return gs->shared != NULL; }

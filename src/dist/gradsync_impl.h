@@ -1,0 +1,80 @@
+/* gradsync_impl: gradsync's state, shared by its two files (gradsync.c, and
+ * gradsync_shared.c for the sum through shared memory). Not for other modules. */
+#ifndef DPTRAIN_GRADSYNC_IMPL_H
+#define DPTRAIN_GRADSYNC_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dptrain/dist/comm.h"
+#include "dptrain/dist/gradsync.h"
+
+/* Each tensor's extras, reduced with its bucket: NaN/Inf count, count over the bound,
+ * and one counter per binary exponent of the ranks' largest partials (only the highest
+ * nonzero one is used: it is the same whatever the rank count). */
+#define EMIN (-160)
+#define NBINS 300
+#define EXTRAS (2 + NBINS)
+
+typedef struct {
+    size_t offset, count; /* in the float buffer */
+    size_t value, extra;  /* in the accumulator */
+    int E;                /* partials must be below 2^E */
+    double scale, unscale, bound; /* 2^F, 2^-F, 2^E for this step */
+    float maxabs;         /* this rank's largest partial this step */
+    int64_t over, nonfinite;
+    int bad;              /* a NaN or an Inf on some rank: the sum is handed on as NaN */
+    int segment;          /* -1: never reduced (a frozen layer) */
+} tensor_state;
+
+typedef struct {
+    int tensor0, tensor1; /* its tensors [tensor0, tensor1) */
+    int ready_after;
+} segment_state;
+
+typedef struct {
+    int seg0, seg1;        /* its segments [seg0, seg1), backward order */
+    size_t begin, end;     /* its part of the accumulator: values, then extras */
+} bucket_state;
+
+struct dp_gradsync {
+    float *grads;
+    size_t size;
+    int overlap, nranks;
+    tensor_state *t;
+    int nt;
+    segment_state *seg;
+    int nseg;
+    bucket_state *b;
+    int nb;
+    int64_t *acc;
+    size_t acc_size;
+    int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so) */
+    dp_reducer *reducer;
+    int groups;           /* in this step's global batch */
+    int last;             /* the current pass is this rank's last of the step */
+    int pass;             /* the current pass's number in the step, from 1 */
+    int next_bucket;      /* buckets whose extras are written (and reduction started) */
+    int started;          /* buckets whose reduction was started */
+    dp_bucket_event observe; /* tracing, or NULL */
+    void *observe_ctx;
+    dp_shared *shared;    /* summed through shared memory (gradsync_share), else NULL */
+    int rank;
+    int64_t **peer;       /* [nranks]: every rank's accumulator, in the shared memory */
+    float **stage;        /* [nranks]: every rank's floats of its slice, float-buffer layout */
+    size_t values;        /* the reduced tensors' values, all together */
+};
+
+/* part(ctx, lo, hi) over [lo, hi) covering [0, n), outside any parallel region: on the
+ * calling thread below a size where a fork costs more than it saves, else one part per
+ * thread, each starting on a multiple of 16. For passes whose elements are independent
+ * (or, as the moves, exact): the parts change no result. */
+void gradsync_by_parts(size_t n, void (*part)(void *ctx, size_t lo, size_t hi), void *ctx);
+/* Every reduced tensor's verdict from its extras over all ranks (in the accumulator after
+ * an MPI reduction, else in every rank's shared one): sets its bound for the next step and
+ * whether its sum is handed on as NaN; returns 1 when the step must be computed again. */
+int gradsync_verdicts(dp_gradsync *gs);
+/* gradsync_finish through shared memory (gradsync_shared.c). */
+int gradsync_finish_shared(dp_gradsync *gs, double *waited);
+
+#endif
