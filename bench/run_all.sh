@@ -7,6 +7,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
 cd "$repo"
+# OpenBLAS (PyTorch's, and bench_layers' own columns) at its best for every script below
+source "$repo/bench/torch-env.sh"
+torch_at_its_best
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
 echo "== dptrain vs PyTorch, training step, batch 100 (bench/compare_pytorch.sh $rounds)"
 bench/compare_pytorch.sh "$rounds"

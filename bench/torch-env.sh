@@ -7,14 +7,27 @@
 #   generic SSE3 kernels (it reports "Core: Prescott"; seen on Intel Emerald Rapids, where
 #   PyTorch's nopool step then ran at 530-575 images/s against 690-990 with SkylakeX):
 #   SkylakeX where the CPU has AVX-512 (F, CD, BW, DQ, VL), Haswell where it has AVX2 + FMA.
-# A value already in the environment is kept. Needs DP_PYTHON or /usr/bin/python3 with torch,
-# and fails with a message naming the Python where it cannot import it.
+# OpenBLAS tuning inherited from the environment (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) is set
+# aside and named: a machine that exports OPENBLAS_CORETYPE=Haswell for every process (seen
+# on an AMD Zen 5, whose OpenBLAS detects Cooperlake on its own) ran PyTorch's reference step
+# at 3,081-4,275 images/s against 4,337-4,472, and nopool at 1,038-1,336 against
+# 1,401-1,565. BENCH_KEEP_OPENBLAS_ENV=1 keeps it instead.
+# Needs DP_PYTHON or /usr/bin/python3 with torch, and fails with a message naming the Python
+# where it cannot import it.
 torch_at_its_best() {
   export OPENBLAS_NUM_THREADS=1
   export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
-  if [[ -n ${OPENBLAS_CORETYPE:-} ]]; then
-    echo "== OpenBLAS core: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE (from the environment)"
-    return
+  local inherited="" v
+  for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+    [[ -n ${!v:-} ]] && inherited+=" $v=${!v}"
+  done
+  if [[ -n $inherited ]]; then
+    if [[ -n ${BENCH_KEEP_OPENBLAS_ENV:-} ]]; then
+      echo "== OpenBLAS core: kept from the environment (BENCH_KEEP_OPENBLAS_ENV):$inherited"
+      return
+    fi
+    unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+    echo "== OpenBLAS: set aside from the environment:$inherited (BENCH_KEEP_OPENBLAS_ENV=1 keeps it)"
   fi
   local py=${DP_PYTHON:-/usr/bin/python3} out core want=""
   if ! out=$(OPENBLAS_VERBOSE=2 "$py" -c 'import torch' 2>&1); then
