@@ -70,7 +70,11 @@ for m in reference nopool; do
     for p in "${paths[@]}"; do
       v=$(echo ${res[$m,$t,$p]} | tr ' ' '\n' | median)
       g=$(echo ${res[$m,$t,$p,gf]} | tr ' ' '\n' | median)
-      printf " %24s" "$(printf "%.0f (%.0f%%, %.2fx)" "$v" "$(echo "100 * $g / (${peak[$p]} * $t)" | bc -l)" "$(echo "$v / $tv" | bc -l)")"
+      if [[ $p == scalar ]]; then # no peak to divide by: bench_kernels' note
+        printf " %24s" "$(printf "%.0f (-, %.2fx)" "$v" "$(echo "$v / $tv" | bc -l)")"
+      else
+        printf " %24s" "$(printf "%.0f (%.0f%%, %.2fx)" "$v" "$(echo "100 * $g / (${peak[$p]} * $t)" | bc -l)" "$(echo "$v / $tv" | bc -l)")"
+      fi
     done
     printf "\n"
   done
