@@ -46,21 +46,25 @@ run=(--train train --test test.h5 --epochs 2 --batch 20 --threads 1)
 # bare carriage returns (a bar redrawn), ignoring the \r\n the terminal makes of newlines
 bare_cr() { $py -c "import sys; d = open(sys.argv[1], 'rb').read(); print(d.count(b'\r') - d.count(b'\r\n'))" "$1"; }
 
-# mpirun on a terminal: the bar, on both epochs, arriving while the epoch runs
-$PTY bar.pty -- bash -c "$(declare -f mpi); mpi 2 $DPTRAIN ${run[*]}" > /dev/null \
+# mpirun on a terminal: the bar, on both epochs, arriving while the epoch runs. The bar is
+# redrawn at most every 0.25 s, so its run is 8 times the others' (1,200 steps an epoch):
+# 150 steps an epoch took 0.2 s on an AMD Zen 5, too short for three updates (2026-12-05).
+"$TOOLS/make_dataset" synth bartrain 24000 5 2 > /dev/null
+bar_run=(--train bartrain "${run[@]:2}")
+$PTY bar.pty -- bash -c "$(declare -f mpi); mpi 2 $DPTRAIN ${bar_run[*]}" > /dev/null \
   || { cat bar.pty; fail "training on a terminal failed"; }
 tr '\r' '\n' < bar.pty > bar.txt
 expect_in bar.txt "epoch 1/2 ["
 expect_in bar.txt "epoch 2/2 ["
-expect_in bar.txt "150/150 |"
+expect_in bar.txt "1200/1200 |"
 grep -Eq "img/s \| loss [0-9.]+ \| [0-9]+:[0-9]{2} left, run [0-9]+:[0-9]{2}" bar.txt \
   || { cat bar.txt >&2; fail "the bar lacks images/s, loss or the time left"; }
 (( $(bare_cr bar.pty) >= 4 )) || fail "no bar redrawn in place (carriage returns) under mpirun"
 # Open MPI forwards a line without its newline at once: bar updates come in several reads,
 # the first one well before the run ends (held back until a newline they would come in one,
 # at the end). "Well before": in the first 80% of the run, not half a second before its
-# end, which a run of about a second (2 ranks, 300 small steps) no longer leaves once the
-# steps got faster (2026-12-04: the first update at 0.56 s of 1.05 s)
+# end, which a run of about a second no longer left once the steps got faster (2026-12-04:
+# the first update at 0.56 s of 1.05 s; 2026-12-05, 2,400 steps: 0.81 s of 4.2 s)
 $py - bar.pty.times <<'EOF' || fail "the bar was not forwarded while the epoch ran"
 import sys
 rows = [l.split() for l in open(sys.argv[1])]
