@@ -83,6 +83,17 @@ job stop-epoch.log DPTRAIN_TEST_STALL=1:4:stop:evaluation -- "${common[@]}" --st
   --watchdog 2 --watchdog-io 3
 ended stop-epoch.log "watchdog: rank 0 waited"
 expect_in stop-epoch.log "for the other ranks in the epoch-end sums after step 4 (--watchdog-io 3): another rank is stuck or stopped"
+# ... and after rank 0's metrics write or --save (rank 1 stops entering it): rank 0, its
+# write done, waits for rank 1 to agree, and says so. It said it had spent the time in its
+# own write (seen when a stopped rank's run had 4-step epochs of 0.05 s, 2026-12-05)
+job stop-metrics.log DPTRAIN_TEST_STALL=1:4:stop:metrics -- "${common[@]}" --steps 8 \
+  --watchdog 2 --watchdog-io 3 --metrics sm.jsonl
+ended stop-metrics.log "watchdog: rank 0 waited"
+expect_in stop-metrics.log "for the other ranks in the agreement after the write of step 4 (--watchdog-io 3): another rank is stuck or stopped"
+job stop-save.log DPTRAIN_TEST_STALL=1:4:stop:save -- "${common[@]}" --steps 4 --watchdog 2 \
+  --watchdog-io 3 --save ss.h5
+ended stop-save.log "watchdog: rank 0 waited"
+expect_in stop-save.log "for the other ranks in the agreement after the write of step 4 (--watchdog-io 3): another rank is stuck or stopped"
 
 # 4. rank 0 stopped (SIGSTOP) halfway through its first checkpoint write (step 2): rank 1,
 # waiting for it, ends the job after --watchdog-io plus its grace, naming the phase

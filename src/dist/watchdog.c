@@ -45,6 +45,7 @@ static const phase_info phases[WATCH_NPHASES] = {
     [WATCH_RESUME] = {"resume", 1, RANK0_WORKS, "the checkpoint read of --resume (step %ld)"},
     [WATCH_SAVE] = {"save", 1, RANK0_WORKS, "the --save write after step %ld"},
     [WATCH_METRICS] = {"metrics", 1, RANK0_WORKS, "the metrics write after step %ld"},
+    [WATCH_WRITTEN] = {"written", 1, WAITS, "the agreement after the write of step %ld"},
 };
 
 const char *watchdog_phase_name(dp_watch_phase phase)

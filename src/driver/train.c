@@ -276,6 +276,8 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
         report_epoch(&r);
     watchdog_phase(s->watchdog, s->step, WATCH_METRICS);
     int rc = s->metrics ? metrics_write(s->metrics, &r, err) : 0;
+    if (s->comm.rank == 0) /* its write done: now it waits for the others, as they for it */
+        watchdog_phase(s->watchdog, s->step, WATCH_WRITTEN);
     return comm_agree(&s->comm, rc, err);
 }
 

@@ -36,6 +36,8 @@ typedef enum {
     WATCH_RESUME,     /* the I/O limit: rank 0 reads the checkpoint, the others wait */
     WATCH_SAVE,       /* the I/O limit: rank 0 writes --save, the others wait */
     WATCH_METRICS,    /* the I/O limit: rank 0 writes the metrics record, the others wait */
+    WATCH_WRITTEN,    /* the I/O limit + grace: rank 0, its write of --save or the metrics
+                       * done, waits for the others to agree on the outcome */
     WATCH_NPHASES
 } dp_watch_phase;
 
