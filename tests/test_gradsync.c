@@ -140,6 +140,8 @@ static void test_nan(void)
     CHECK(step(ga, a, order) == 0);
     CHECK(isnan(a[T0])); /* the whole tensor holding it */
     CHECK(!isnan(a[0]) && !isnan(a[T0 - 1]));
+    int bad = 7;
+    CHECK(gradsync_nonfinite(ga, &bad) == 1 && bad == 1); /* the verdict the guard takes */
     gradsync_free(ga);
 }
 
@@ -160,6 +162,8 @@ static void test_steps_in_a_row(void)
             partial[2][3] = NAN;
         CHECK(step(ga, a, order) == 0);
         CHECK(isnan(a[3]) == before_nan);
+        int bad = 7;
+        CHECK(gradsync_nonfinite(ga, &bad) == before_nan && bad == (before_nan ? 0 : -1));
         make_partials(15, 1.0f);
         int e[2];
         gradsync_get_exponents(ga, e);

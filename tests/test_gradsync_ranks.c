@@ -128,10 +128,15 @@ static void test_sums(const dp_comm *c, size_t b, int threads)
     CHECK(compare_step(gs, g, c) == 0);
     CHECK(isnan(g[0][off[2]]) && isnan(g[0][N - cnt[3] - 1])); /* the whole of B */
     CHECK(!isnan(g[0][0]) && !isnan(g[0][off[3]]) && g[0][off[1]] == 0.0f);
+    int bad;
+    for (int k = 0; k < 3; k++) /* the verdict the guard takes, on every path */
+        CHECK(gradsync_nonfinite(gs[k], &bad) == 1 && bad == 2);
 
     make_partials(13, 1.0f); /* after the NaN: nothing of it is left in the sums */
     CHECK(compare_step(gs, g, c) == 0);
     CHECK(!isnan(g[0][off[2]]));
+    for (int k = 0; k < 3; k++)
+        CHECK(gradsync_nonfinite(gs[k], &bad) == 0 && bad == -1);
     for (int k = 0; k < 3; k++) {
         gradsync_free(gs[k]);
         free(g[k]);

@@ -93,6 +93,18 @@ static void test_grad_norm_and_clip(void)
     CHECK(grads_guard(&m, 19, 2, 0.5, 0.0, NULL, &err) == 0);
     grads_finite(&m, m.grads, &bad, &nbad);
     CHECK(bad == -1 && nbad == 0);
+    /* the verdict known (the exact sum's): taken as given, not scanned for, where only the
+     * verdict is wanted; with clipping the norm's pass decides */
+    err.msg[0] = 0;
+    CHECK(grads_guard_known(&m, 20, 2, 0.5, 0.0, 0, 1, NULL, &err) == -1);
+    CHECK_MSG(err.msg, "step 20 (epoch 2)");
+    CHECK_MSG(err.msg, "fc1.weight (layer 1 fc(classes))");
+    CHECK_MSG(err.msg, "1 of 2 parameter tensors");
+    m.grads[3] = NAN; /* a NaN that a verdict of none leaves unread */
+    CHECK(grads_guard_known(&m, 21, 2, 0.5, 0.0, -1, 0, NULL, &err) == 0);
+    CHECK(grads_guard_known(&m, 21, 2, 0.5, 1.0, -1, 0, NULL, &err) == -1);
+    CHECK_MSG(err.msg, "fc1.weight (layer 1 fc(classes))");
+    m.grads[3] = 0;
     /* the largest finite floats do not overflow the double sum */
     for (int i = 0; i < 6; i++)
         m.grads[i] = 3.4e38f;

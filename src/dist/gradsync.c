@@ -451,6 +451,18 @@ int gradsync_verdicts(dp_gradsync *gs)
     return redo;
 }
 
+int gradsync_nonfinite(const dp_gradsync *gs, int *first_bad)
+{
+    int n = 0;
+    *first_bad = -1;
+    for (int i = 0; i < gs->nt; i++)
+        if (gs->t[i].segment >= 0 && gs->t[i].bad) {
+            *first_bad = i;
+            n++;
+        }
+    return n;
+}
+
 int gradsync_finish(dp_gradsync *gs, double *waited)
 {
     /* With overlap every rank reduces every bucket with MPI_Iallreduce, the buckets its

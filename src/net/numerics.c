@@ -66,14 +66,14 @@ double grads_clip(float *g, size_t n, double norm, double max_norm)
     return coef;
 }
 
-int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                double *norm_out, dp_err *err)
+/* known: bad and nbad hold the answer already (where the norm is not wanted). */
+static int guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
+                 int known, int bad, int nbad, double *norm_out, dp_err *err)
 {
-    int bad, nbad;
     double norm = 0.0;
     if (max_norm > 0.0 || norm_out) /* the norm is wanted */
         norm = grads_norm(m, m->grads, &bad, &nbad);
-    else /* only whether it is finite: a parallel scan, not a serial sum of squares */
+    else if (!known) /* only whether it is finite: a parallel scan, not a serial sum of squares */
         grads_finite(m, m->grads, &bad, &nbad);
     if (norm_out)
         *norm_out = norm;
@@ -93,4 +93,16 @@ int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max
     if (max_norm > 0.0)
         grads_clip(m->grads, m->size, norm, max_norm);
     return 0;
+}
+
+int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
+                double *norm_out, dp_err *err)
+{
+    return guard(m, step, epoch, local_loss, max_norm, 0, -1, 0, norm_out, err);
+}
+
+int grads_guard_known(dp_model *m, long step, int epoch, double local_loss, double max_norm,
+                      int first_bad, int nbad, double *norm_out, dp_err *err)
+{
+    return guard(m, step, epoch, local_loss, max_norm, 1, first_bad, nbad, norm_out, err);
 }

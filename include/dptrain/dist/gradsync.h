@@ -98,6 +98,12 @@ void gradsync_on_fixed_close(void *gs, const float *g, const dp_fixed_block *b);
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
  * waiting for the reductions. Collective. */
 int gradsync_finish(dp_gradsync *gs, double *waited);
+/* After a gradsync_finish that returned 0: how many tensors it handed on as NaN (a NaN or
+ * an Inf in some rank's partials), and in *first_bad the index of the last of them (the
+ * one nearest the output, as grads_norm names it), or -1. Every other tensor's gradient
+ * is finite (bounded integers, scaled) or, not reduced, zero: this is what a scan of the
+ * gradients would find, the same on every rank, without reading them. */
+int gradsync_nonfinite(const dp_gradsync *gs, int *first_bad);
 
 /* Collective, after gradsync_create on every rank (and agreed): without overlap, on a job
  * whose ranks all share one node, the accumulator moves into memory every rank can read
