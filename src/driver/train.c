@@ -148,8 +148,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
     int bad, nbad = gradsync_nonfinite(s->sync, &bad); /* no scan of the gradients */
-    if (grads_guard_known(&s->model, s->step + 1, epoch, f.loss, s->cfg.clip_grad_norm, bad,
-                          nbad, NULL, err))
+    if (grads_guard(&s->model, s->step + 1, epoch, f.loss, s->cfg.clip_grad_norm, bad, nbad,
+                    NULL, err))
         return -1;
     *lr = lr_at(&s->lr, s->step);
     optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);

@@ -3,9 +3,7 @@
 #include "dptrain/util/sums.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <string.h>
 
 double grads_norm(const dp_model *m, const float *g, int *first_bad, int *nbad)
 {
@@ -28,32 +26,6 @@ double grads_norm(const dp_model *m, const float *g, int *first_bad, int *nbad)
     return sqrt(total);
 }
 
-/* 1 when x[0..n) holds a NaN or an Inf: an element whose exponent bits are all ones. A
- * maximum, so the answer is the same however the threads split the elements. */
-static int any_nonfinite(const float *x, size_t n)
-{
-    uint32_t top = 0;
-    #pragma omp parallel for simd reduction(max : top) schedule(static) if (n >= 65536)
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        u &= 0x7f800000u;
-        top = u > top ? u : top;
-    }
-    return top == 0x7f800000u;
-}
-
-void grads_finite(const dp_model *m, const float *g, int *first_bad, int *nbad)
-{
-    *first_bad = -1;
-    *nbad = 0;
-    for (int p = 0; p < m->nparams; p++)
-        if (any_nonfinite(g + m->params[p].offset, m->params[p].count)) {
-            *first_bad = p;
-            (*nbad)++;
-        }
-}
-
 double grads_clip(float *g, size_t n, double norm, double max_norm)
 {
     double coef = max_norm / (norm + 1e-6);
@@ -66,15 +38,12 @@ double grads_clip(float *g, size_t n, double norm, double max_norm)
     return coef;
 }
 
-/* known: bad and nbad hold the answer already (where the norm is not wanted). */
-static int guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                 int known, int bad, int nbad, double *norm_out, dp_err *err)
+int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
+                int bad, int nbad, double *norm_out, dp_err *err)
 {
     double norm = 0.0;
-    if (max_norm > 0.0 || norm_out) /* the norm is wanted */
+    if (max_norm > 0.0 || norm_out) /* the norm is wanted: its pass finds them too */
         norm = grads_norm(m, m->grads, &bad, &nbad);
-    else if (!known) /* only whether it is finite: a parallel scan, not a serial sum of squares */
-        grads_finite(m, m->grads, &bad, &nbad);
     if (norm_out)
         *norm_out = norm;
     if (nbad > 0) {
@@ -93,16 +62,4 @@ static int guard(dp_model *m, long step, int epoch, double local_loss, double ma
     if (max_norm > 0.0)
         grads_clip(m->grads, m->size, norm, max_norm);
     return 0;
-}
-
-int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                double *norm_out, dp_err *err)
-{
-    return guard(m, step, epoch, local_loss, max_norm, 0, -1, 0, norm_out, err);
-}
-
-int grads_guard_known(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                      int first_bad, int nbad, double *norm_out, dp_err *err)
-{
-    return guard(m, step, epoch, local_loss, max_norm, 1, first_bad, nbad, norm_out, err);
 }

@@ -1,4 +1,4 @@
-/* numerics: guards on the flat gradient buffer: NaN/Inf detection per parameter tensor
+/* numerics: guards on the flat gradient buffer: the stop on NaN/Inf per parameter tensor
  * and global L2-norm clipping (as torch.nn.utils.clip_grad_norm_).
  *
  * Both run after the gradients are averaged over ranks, when the buffer holds the same
@@ -19,9 +19,6 @@
  * returns the global L2 norm (NaN or Inf when *nbad > 0). Deterministic for any number
  * of threads. */
 double grads_norm(const dp_model *m, const float *g, int *first_bad, int *nbad);
-/* grads_norm's *first_bad and *nbad alone, by a parallel scan (nopool's 4.7M gradients:
- * a read of 19 MB, where the serial sum of squares took ~2 ms a step). */
-void grads_finite(const dp_model *m, const float *g, int *first_bad, int *nbad);
 
 /* Scale g[0..n) by max_norm / (norm + 1e-6) when that is below 1, as PyTorch's
  * clip_grad_norm_ does; returns the factor applied (1 when not clipped). */
@@ -29,15 +26,12 @@ double grads_clip(float *g, size_t n, double norm, double max_norm);
 
 /* The per-step guard: fails with a message naming the step, the layer and the tensors
  * when a gradient is not finite (the weights are left as they were, unchanged by this
- * step), then clips when max_norm > 0. *norm_out (may be NULL) gets the norm before
- * clipping; without it and without clipping the norm is not computed. */
+ * step), then clips when max_norm > 0. Which tensors hold NaN or Inf is given, as the
+ * exact sum found them (first_bad, nbad: gradsync_nonfinite), not scanned for: a read of
+ * every gradient a step spared (nopool: 19 MB, about 3% of its step on an AMD Zen 5).
+ * With the norm wanted, its pass finds them itself. *norm_out (may be NULL) gets the norm
+ * before clipping; without it and without clipping the norm is not computed. */
 int grads_guard(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                double *norm_out, dp_err *err);
-/* grads_guard where the tensors holding NaN or Inf are known (first_bad, nbad: the exact
- * sum's verdicts, gradsync_nonfinite) instead of scanned for: the trainer's, which so
- * spares a read of every gradient a step (nopool: 19 MB, about 3% of its step on an AMD
- * Zen 5). With the norm wanted, its pass finds them itself. */
-int grads_guard_known(dp_model *m, long step, int epoch, double local_loss, double max_norm,
-                      int first_bad, int nbad, double *norm_out, dp_err *err);
+                int first_bad, int nbad, double *norm_out, dp_err *err);
 
 #endif
