@@ -70,11 +70,9 @@ for m in reference nopool; do
     for p in "${paths[@]}"; do
       v=$(echo ${res[$m,$t,$p]} | tr ' ' '\n' | median)
       g=$(echo ${res[$m,$t,$p,gf]} | tr ' ' '\n' | median)
-      if [[ $p == scalar ]]; then # no peak to divide by: bench_kernels' note
-        printf " %24s" "$(printf "%.0f (-, %.2fx)" "$v" "$(echo "$v / $tv" | bc -l)")"
-      else
-        printf " %24s" "$(printf "%.0f (%.0f%%, %.2fx)" "$v" "$(echo "100 * $g / (${peak[$p]} * $t)" | bc -l)" "$(echo "$v / $tv" | bc -l)")"
-      fi
+      frac=- # the scalar path: no peak to divide by (bench_kernels' note)
+      [[ $p == scalar ]] || frac=$(printf "%.0f%%" "$(echo "100 * $g / (${peak[$p]} * $t)" | bc -l)")
+      printf " %24s" "$(printf "%.0f (%s, %.2fx)" "$v" "$frac" "$(echo "$v / $tv" | bc -l)")"
     done
     printf "\n"
   done

@@ -11,22 +11,29 @@
 # aside and named: a machine that exports OPENBLAS_CORETYPE=Haswell for every process (seen
 # on an AMD Zen 5, whose OpenBLAS detects Cooperlake on its own) ran PyTorch's reference step
 # at 3,081-4,275 images/s against 4,337-4,472, and nopool at 1,038-1,336 against
-# 1,401-1,565. BENCH_KEEP_OPENBLAS_ENV=1 keeps it instead.
+# 1,401-1,565. BENCH_KEEP_OPENBLAS_ENV=1 keeps it instead. What it chooses is exported
+# with BENCH_OPENBLAS_CHOSEN=1, so a benchmark started by another (run_all.sh) keeps its
+# caller's choice instead of setting it aside as inherited and importing torch again.
 # Needs DP_PYTHON or /usr/bin/python3 with torch, and fails with a message naming the Python
 # where it cannot import it.
 torch_at_its_best() {
   export OPENBLAS_NUM_THREADS=1
   export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295
-  local inherited="" v
-  for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
+  if [[ -n ${BENCH_OPENBLAS_CHOSEN:-} ]]; then
+    echo "== OpenBLAS core: ${OPENBLAS_CORETYPE:-as OpenBLAS detects it} (chosen by the calling benchmark)"
+    return
+  fi
+  local tuning=(OPENBLAS_CORETYPE OPENBLAS_L2_SIZE) inherited="" v
+  for v in "${tuning[@]}"; do
     [[ -n ${!v:-} ]] && inherited+=" $v=${!v}"
   done
   if [[ -n $inherited ]]; then
     if [[ -n ${BENCH_KEEP_OPENBLAS_ENV:-} ]]; then
       echo "== OpenBLAS core: kept from the environment (BENCH_KEEP_OPENBLAS_ENV):$inherited"
+      export BENCH_OPENBLAS_CHOSEN=1
       return
     fi
-    unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
+    unset "${tuning[@]}"
     echo "== OpenBLAS: set aside from the environment:$inherited (BENCH_KEEP_OPENBLAS_ENV=1 keeps it)"
   fi
   local py=${DP_PYTHON:-/usr/bin/python3} out core want=""
@@ -49,6 +56,7 @@ torch_at_its_best() {
   else
     echo "== OpenBLAS core: ${core:-unknown} (as OpenBLAS detects it)"
   fi
+  export BENCH_OPENBLAS_CHOSEN=1
 }
 
 # cpu_has FLAG...: whether /proc/cpuinfo lists every FLAG for the first CPU.
