@@ -83,9 +83,10 @@ job stop-epoch.log DPTRAIN_TEST_STALL=1:4:stop:evaluation -- "${common[@]}" --st
   --watchdog 2 --watchdog-io 3
 ended stop-epoch.log "watchdog: rank 0 waited"
 expect_in stop-epoch.log "for the other ranks in the epoch-end sums after step 4 (--watchdog-io 3): another rank is stuck or stopped"
-# ... and after rank 0's metrics write or --save (rank 1 stops entering it): rank 0, its
-# write done, waits for rank 1 to agree, and says so. It said it had spent the time in its
-# own write (seen when a stopped rank's run had 4-step epochs of 0.05 s, 2026-12-05)
+# ... and after rank 0's metrics write, --save or checkpoint write (rank 1 stops entering
+# it): rank 0, its write done, waits for rank 1 to agree, and says so. It said it had spent
+# the time in its own write (seen when a stopped rank's run had 4-step epochs of 0.05 s,
+# 2026-12-05)
 job stop-metrics.log DPTRAIN_TEST_STALL=1:4:stop:metrics -- "${common[@]}" --steps 8 \
   --watchdog 2 --watchdog-io 3 --metrics sm.jsonl
 ended stop-metrics.log "watchdog: rank 0 waited"
@@ -94,6 +95,11 @@ job stop-save.log DPTRAIN_TEST_STALL=1:4:stop:save -- "${common[@]}" --steps 4 -
   --watchdog-io 3 --save ss.h5
 ended stop-save.log "watchdog: rank 0 waited"
 expect_in stop-save.log "for the other ranks in the agreement after the write of step 4 (--watchdog-io 3): another rank is stuck or stopped"
+job stop-ckpt.log DPTRAIN_TEST_STALL=1:2:stop:checkpoint -- "${common[@]}" --steps 10 \
+  --watchdog 2 --watchdog-io 3 --checkpoint-dir cks --checkpoint-every 2
+ended stop-ckpt.log "watchdog: rank 0 waited"
+expect_in stop-ckpt.log "for the other ranks in the agreement after the write of step 2 (--watchdog-io 3): another rank is stuck or stopped"
+[[ -e cks/ckpt-00000002.h5 ]] || fail "stop-ckpt.log: rank 0's checkpoint, written before the wait, is missing"
 
 # 4. rank 0 stopped (SIGSTOP) halfway through its first checkpoint write (step 2): rank 1,
 # waiting for it, ends the job after --watchdog-io plus its grace, naming the phase

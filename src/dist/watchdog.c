@@ -168,6 +168,12 @@ void watchdog_phase(dp_watchdog *w, long step, dp_watch_phase phase)
     test_hook_phase(w->rank, step, watchdog_phase_name(phase));
 }
 
+void watchdog_written(dp_watchdog *w, int rank, long step)
+{
+    if (rank == 0)
+        watchdog_phase(w, step, WATCH_WRITTEN);
+}
+
 void watchdog_stop(dp_watchdog *w)
 {
     if (!w)

@@ -86,7 +86,7 @@ static int fill_meta(dp_ckpt_meta *m, const dp_run_desc *run, const dp_model *mo
 
 int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
                       const dp_model *m, const dp_optimizer *opt, const dp_gradsync *sync,
-                      long step, dp_err *err)
+                      long step, dp_watchdog *watchdog, dp_err *err)
 {
     dp_ckpt_meta meta = {0}; /* filled on rank 0 only */
     double t0 = comm_time();
@@ -100,6 +100,7 @@ int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *ru
             rc = checkpoint_write(p->dir, m, opt, &meta, run->cfg->keep, path, sizeof path, err);
     }
     checkpoint_meta_free(&meta);
+    watchdog_written(watchdog, c->rank, step);
     if (comm_agree(c, rc, err))
         return -1;
     p->last_step = step;

@@ -359,8 +359,7 @@ int finish_run(run_state *s, dp_err *err)
     int rc = s->comm.rank == 0 ? weights_save(&s->model, cfg->save, err) : 0;
     if (rc)
         dp_prefix(err, "--save");
-    if (s->comm.rank == 0) /* its write done: now it waits for the others, as they for it */
-        watchdog_phase(s->watchdog, s->step, WATCH_WRITTEN);
+    watchdog_written(s->watchdog, s->comm.rank, s->step);
     if (comm_agree(&s->comm, rc, err) != 0)
         return 1;
     if (say(s))

@@ -177,7 +177,7 @@ static int save_checkpoint(run_state *s, dp_err *err)
     watchdog_phase(s->watchdog, s->step, WATCH_CHECKPOINT);
     double t0 = comm_time();
     int rc = ckpt_policy_write(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, s->step,
-                               err);
+                               s->watchdog, err);
     observe_span(s->obs, OBSERVE_CHECKPOINT, t0, comm_time());
     return rc;
 }
@@ -278,8 +278,7 @@ static int finish_epoch(run_state *s, int epoch, long in_epoch, long first, epoc
         report_epoch(&r);
     watchdog_phase(s->watchdog, s->step, WATCH_METRICS);
     int rc = s->metrics ? metrics_write(s->metrics, &r, err) : 0;
-    if (s->comm.rank == 0) /* its write done: now it waits for the others, as they for it */
-        watchdog_phase(s->watchdog, s->step, WATCH_WRITTEN);
+    watchdog_written(s->watchdog, s->comm.rank, s->step);
     return comm_agree(&s->comm, rc, err);
 }
 

@@ -36,8 +36,8 @@ typedef enum {
     WATCH_RESUME,     /* the I/O limit: rank 0 reads the checkpoint, the others wait */
     WATCH_SAVE,       /* the I/O limit: rank 0 writes --save, the others wait */
     WATCH_METRICS,    /* the I/O limit: rank 0 writes the metrics record, the others wait */
-    WATCH_WRITTEN,    /* the I/O limit + grace: rank 0, its write of --save or the metrics
-                       * done, waits for the others to agree on the outcome */
+    WATCH_WRITTEN,    /* the I/O limit + grace: rank 0, its write (checkpoint, --save, the
+                       * metrics record) done, waits for the others to agree on the outcome */
     WATCH_NPHASES
 } dp_watch_phase;
 
@@ -50,6 +50,10 @@ int watchdog_start(dp_watchdog **w, double step_seconds, double io_seconds, int 
                    dp_err *err);
 /* Enter a phase of step `step` now (cheap: a few atomic stores). */
 void watchdog_phase(dp_watchdog *w, long step, dp_watch_phase phase);
+/* After a write that rank 0 alone makes, before the agreement on its outcome: rank 0 now
+ * waits for the others (WATCH_WRITTEN), so that a rank stopped there is named as such,
+ * not rank 0's write; the others stay in the write's phase, waiting for rank 0. */
+void watchdog_written(dp_watchdog *w, int rank, long step);
 void watchdog_stop(dp_watchdog *w);
 
 #endif

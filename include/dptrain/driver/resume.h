@@ -20,6 +20,7 @@
 #include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
+#include "dptrain/dist/watchdog.h"
 #include "dptrain/driver/cli.h"
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
@@ -64,9 +65,10 @@ int ckpt_policy_claim(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
 int ckpt_policy_due(const dp_ckpt_policy *p, const dp_config *cfg, long step,
                     long steps_per_epoch, int end_of_epoch);
 
-/* Write the checkpoint of `step` steps (rank 0), then prune to --keep. */
+/* Write the checkpoint of `step` steps (rank 0), then prune to --keep; rank 0 then tells
+ * the watchdog (may be NULL) that it waits for the others (watchdog_written). */
 int ckpt_policy_write(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run,
                       const dp_model *m, const dp_optimizer *opt, const dp_gradsync *sync,
-                      long step, dp_err *err);
+                      long step, dp_watchdog *watchdog, dp_err *err);
 
 #endif
