@@ -38,8 +38,9 @@ trap 'echo "harness: got SIGINT" >&2; exit 130' INT
 trap 'echo "harness: got SIGHUP" >&2; exit 129' HUP
 _harness_limit=${DP_SLURM_HARNESS_LIMIT:-540}
 trap 'echo "FAIL: harness time limit of $_harness_limit s reached" >&2; exit 124' ALRM
-# the timer: a subshell that takes its sleep with it when the harness ends it
-( trap 'kill $s 2> /dev/null; exit 0' TERM
+# the timer: a subshell that takes its sleep with it when the harness ends it ($!, not $s:
+# a TERM between `sleep &` and `s=$!` would leave the sleep running; see reaper.sh)
+( trap 'kill $! 2> /dev/null; wait $! 2> /dev/null; exit 0' TERM
   sleep "$_harness_limit" & s=$!; wait $s && kill -ALRM $$ ) < /dev/null > /dev/null 2>&1 &
 _harness_timer=$!
 

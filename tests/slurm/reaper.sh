@@ -8,8 +8,11 @@
 source "$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
 CL_BASE=$1 owner=$2 owner_start=$3 dir=${4:-}
 trap '' HUP INT
-# the harness ends the reaper (SIGTERM) once it has stopped its cluster itself
-trap 'kill $nap 2> /dev/null; exit 0' TERM
+# the harness ends the reaper (SIGTERM) once it has stopped its cluster itself. The trap
+# ends the last nap by $!, not $nap: a TERM that lands between `sleep &` and `nap=$!` runs
+# the trap with $nap still naming the previous, finished nap, and the new one would outlive
+# the reaper (an orphan whose environment names the cluster's directory); wait reaps it.
+trap 'kill $! 2> /dev/null; wait $! 2> /dev/null; exit 0' TERM
 harness_alive() { _cl_alive "$owner" "$owner_start"; }
 while [[ -f $CL_BASE/pids ]] && harness_alive; do sleep 0.5 & nap=$!; wait $nap; done
 trap '' TERM
