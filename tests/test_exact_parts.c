@@ -6,7 +6,9 @@
  * layers group by group: each group's weight and bias gradients handed over in order,
  * bit for bit, every element once per group, and the input gradient of all the samples.
  * gemm_tn_fixed (every group's partials into the sum in registers) against gemm_tn and
- * fixed_accumulate group by group, and the fc backward with it against the moves. */
+ * fixed_accumulate group by group, and the fc backward with it against the moves; the conv
+ * backward whose threads own whole groups against the moves. */
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -134,10 +136,11 @@ static void test_conv_groups(void)
             if (fused)
                 conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w, scratch,
                                                     fused == 2 ? dconv : NULL, &s, &pl,
-                                                    rec_bounds, REC_G, rec_move, NULL);
+                                                    rec_bounds, REC_G, rec_move, NULL, NULL,
+                                                    NULL);
             else
                 conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s, rec_bounds, REC_G,
-                                       rec_move, NULL);
+                                       rec_move, NULL, NULL, NULL);
             int ok = 1;
             for (int g = 0; g < REC_G; g++) {
                 const int n0 = rec_bounds[g];
@@ -426,6 +429,127 @@ static void test_fc_fixed_hooks(void)
     free(sums[0]), free(sums[1]);
 }
 
+/* conv2d_backward_groups (and the fused conv + relu + pool) with the fixed hooks: at 2
+ * threads each thread owns whole groups and sums them in fixed point itself; the sums,
+ * maxima and counts must be the moves' (1 thread, or no hooks), and the float gradients
+ * untouched. With a NaN in dout, the same count of NaN partials; where open refuses a
+ * tensor, the moves serve as before. */
+typedef struct {
+    int64_t *acc;
+    float *w, *b;
+    size_t nw;
+    float mx;
+    int64_t over, bad;
+    int moves, refuse;
+} conv_hooks;
+static conv_hooks ch;
+
+static int64_t *ch_slot(const float *g)
+{
+    return g >= ch.w && g < ch.w + ch.nw ? ch.acc + (g - ch.w) : ch.acc + ch.nw + (g - ch.b);
+}
+
+static int ch_open(void *ctx, const float *g, dp_fixed_block *b)
+{
+    (void)ctx;
+    *b = (dp_fixed_block){ch_slot(g), 0x1p38, 0x1p11, 1, 0.0f, 0, 0};
+    return ch.refuse ? -1 : 0;
+}
+
+static void ch_close(void *ctx, const float *g, const dp_fixed_block *b)
+{
+    (void)ctx, (void)g;
+    #pragma omp critical(ch_close)
+    {
+        ch.mx = b->maxabs > ch.mx ? b->maxabs : ch.mx;
+        ch.over += b->over;
+        ch.bad += b->nonfinite;
+    }
+}
+
+static void ch_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
+{
+    (void)ctx;
+    float mx = 0.0f;
+    int64_t over = 0, bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        fixed_accumulate(g + r * ld, ch_slot(g) + r * ld, cols, 0x1p38, 0x1p11, &mx, &over,
+                         &bad);
+    #pragma omp atomic
+    ch.moves++;
+    ch_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, 0, mx, over, bad});
+}
+
+static void test_conv_fixed_hooks(void)
+{
+    static const int shapes[][5] = {{1, 12, 12, 8, 3}, {6, 9, 9, 10, 3}}; /* C, H, W, OC, K */
+    const int threads = omp_get_max_threads();
+    for (size_t t = 0; t < 2; t++)
+        for (int fused = 0; fused < 2; fused++)
+            for (int nan = 0; nan < 2; nan++) {
+                const int *v = shapes[t], B = 20, C = v[0], OC = v[3], KK = v[4];
+                const int OH = v[1] - KK + 1, OW = v[2] - KK + 1;
+                const dp_conv_shape s = {B, C, v[1], v[2], OC, KK, KK, 1, 0, OH, OW};
+                const dp_pool_shape pl = {2, 2, (OH - 2) / 2 + 1, (OW - 2) / 2 + 1};
+                const size_t nin = (size_t)B * C * v[1] * v[2], nw = (size_t)OC * C * KK * KK;
+                const size_t nconv = (size_t)B * OC * OH * OW, npool = (size_t)B * OC * pl.OH * pl.OW;
+                float *in = rand_buf(nin), *w = rand_buf(nw), *bias = rand_buf((size_t)OC);
+                float *dout = rand_buf(fused ? npool : nconv), *out = malloc(sizeof(float) * npool);
+                int32_t *arg = malloc(sizeof(int32_t) * npool);
+                float *col = malloc(sizeof(float) * conv2d_col_floats(&s));
+                float *conv_out = malloc(sizeof(float) * nconv);
+                float *scratch = malloc(sizeof(float) * conv2d_pool_scratch_floats(&s) *
+                                        omp_get_max_threads());
+                float *din = malloc(sizeof(float) * nin);
+                float *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)OC, sizeof(float));
+                float *zero = calloc(nw, sizeof(float));
+                if (fused)
+                    conv2d_relu_maxpool_forward(out, arg, col, in, w, bias, scratch, &s, &pl);
+                else
+                    conv2d_forward(conv_out, col, in, w, bias, scratch, &s);
+                if (nan) /* a sample of group 1, passed on by the pooling */
+                    for (size_t i = 4 * (fused ? npool : nconv) / B; i < 5 * (fused ? npool : nconv) / B; i++)
+                        dout[i] = NAN;
+                int64_t *sums[3];
+                float mx[3];
+                int64_t over[3], bad[3];
+                int moves[3];
+                for (int k = 0; k < 3; k++) { /* the moves, the hooks, the hooks refused */
+                    ch = (conv_hooks){calloc(nw + OC, sizeof(int64_t)), dw, db, nw, 0.0f, 0, 0, 0,
+                                      k == 2};
+                    dp_fixed_open op = k ? ch_open : NULL;
+                    dp_fixed_close cl = k ? ch_close : NULL;
+                    if (fused)
+                        conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w,
+                                                            scratch, NULL, &s, &pl, rec_bounds,
+                                                            REC_G, ch_move, op, cl, NULL);
+                    else
+                        conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s,
+                                               rec_bounds, REC_G, ch_move, op, cl, NULL);
+                    sums[k] = ch.acc, mx[k] = ch.mx, over[k] = ch.over, bad[k] = ch.bad;
+                    moves[k] = ch.moves;
+                    CHECK(same(dw, zero, sizeof(float) * nw) && same(db, zero, sizeof(float) * OC));
+                }
+                int ok = 1;
+                for (int k = 1; k < 3; k++)
+                    ok &= same(sums[0], sums[k], sizeof(int64_t) * (nw + OC)) && mx[0] == mx[k] &&
+                          over[0] == over[k] && bad[0] == bad[k];
+                ok &= mx[0] > 0.0f && (nan ? bad[0] > 0 : bad[0] == 0);
+                /* the hooks take the threads' own path at 2 threads, the moves at 1 */
+                ok &= moves[0] > 0 && moves[2] == moves[0] &&
+                      (threads > 1 ? moves[1] == 0 : moves[1] == moves[0]);
+                if (!ok)
+                    fprintf(stderr, "%s, %d threads: conv backward with the fixed hooks differs "
+                                    "from the moves, shape %zu, fused %d, nan %d (moves %d %d %d)\n",
+                            dp_isa_name(), threads, t, fused, nan, moves[0], moves[1], moves[2]);
+                CHECK(ok);
+                free(in), free(w), free(bias), free(dout), free(out), free(arg), free(col);
+                free(conv_out), free(scratch), free(din), free(dw), free(db), free(zero);
+                for (int k = 0; k < 3; k++)
+                    free(sums[k]);
+            }
+}
+
 int main(void)
 {
     dp_err err;
@@ -446,6 +570,7 @@ int main(void)
             test_conv_groups();
             test_tn_fixed();
             test_fc_fixed_hooks();
+            test_conv_fixed_hooks();
         }
         printf("%s: fixed point as the oracle; every layer's groups as one by one\n", isa);
         ran++;

@@ -97,7 +97,8 @@ static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroup
     dp_conv_shape s = layer_conv_shape(io->L, io->B);
     conv2d_backward_groups(io->din, io->grad[0], io->grad[1], layer_conv_col(io, &s, io->work),
                            io->dout, io->param[0], io->scratch, &s, bounds, ngroups,
-                           io->pass->move, io->pass->done_ctx);
+                           io->pass->move, io->pass->fixed_open, io->pass->fixed_close,
+                           io->pass->done_ctx);
 }
 
 const dp_layer_kind layer_conv = {

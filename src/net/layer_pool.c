@@ -131,7 +131,8 @@ static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroup
     conv2d_relu_maxpool_backward_groups(io->din, io->grad[0], io->grad[1], col, io->dout,
                                         io->out, io->work, io->param[0], io->scratch,
                                         io->absorbed_dout[0], &s, &p, bounds, ngroups,
-                                        io->pass->move, io->pass->done_ctx);
+                                        io->pass->move, io->pass->fixed_open,
+                                        io->pass->fixed_close, io->pass->done_ctx);
 }
 
 const dp_layer_kind layer_maxpool = {

@@ -53,11 +53,19 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
 /* conv2d_backward over groups of the s->B samples, group g being [bounds[g] - bounds[0],
  * bounds[g + 1] - bounds[0]): each group's weight and bias gradients (dweight and dbias
  * zero, not NULL) handed to move before the next group's are made, then the input gradient
- * of all the samples at once: the bits of conv2d_backward group by group. */
+ * of all the samples at once: the bits of conv2d_backward group by group. With open and
+ * close (NULL: not used), several threads and at least as many groups, each thread instead
+ * makes whole groups' partials, a contiguous run of groups, each as conv2d_backward makes
+ * it, and moves them into a fixed-point sum of its own with the block's scale and bound;
+ * the threads' sums are then added into the block. The integer sums are exact, so the
+ * block holds what the moves would have left there; each thread reads only its own
+ * groups' samples (on a machine whose cores share data slowly, the threads' reading each
+ * other's activations cost more than the work: bench/core_pairs). */
 void conv2d_backward_groups(float *din, float *dweight, float *dbias, float *col,
                             const float *dout, const float *weight, float *scratch,
                             const dp_conv_shape *s, const int *bounds, int ngroups,
-                            dp_partial_move move, void *ctx);
+                            dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
+                            void *ctx);
 
 /* conv2d, relu and max pooling in one pass: each sample's conv output stays in the
  * thread's scratch and only the pooled output and its argmax are written (backward makes
@@ -86,7 +94,8 @@ void conv2d_relu_maxpool_backward_groups(float *din, float *dweight, float *dbia
                                          const int32_t *argmax, const float *weight,
                                          float *scratch, float *dconv, const dp_conv_shape *s,
                                          const dp_pool_shape *pool, const int *bounds,
-                                         int ngroups, dp_partial_move move, void *ctx);
+                                         int ngroups, dp_partial_move move, dp_fixed_open open,
+                                         dp_fixed_close close, void *ctx);
 
 /* Max pooling with a KxK window and stride, no padding; argmax [B, C, OH, OW] holds the
  * index inside the input plane of the first maximum (NaN wins, as in PyTorch). */
