@@ -19,6 +19,10 @@ for m in reference nopool; do
     build/bench/bench_layers --model "$m" --threads "$t" --reps $([[ $m == nopool ]] && echo 6 || echo 20)
   done
 done
+if (( $(nproc) >= 2 )); then
+  echo "== what two cores pay to share data (build/bench/core_pairs): 1 x 2 threads shares, 2 ranks do not"
+  build/bench/core_pairs
+fi
 echo "== ranks vs threads vs PyTorch DDP (bench/scaling.sh 3 300)"
 bench/scaling.sh 3 300
 echo "== communication overlap (bench/overlap.sh 200)"
