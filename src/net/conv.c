@@ -483,6 +483,19 @@ static int own_rows_block(const dp_conv_shape *s)
  * chains of conv_param_grads, as one thread makes them), moved into its own fixed-point
  * sum, zeroed first; after every thread's, its share of the elements of every thread's
  * sum added into the blocks w and b. The maxima and counts go to close as the moves'. */
+/* Thread u's own area after its work area (own_floats): one group's partial, then the
+ * fixed-point sum of its groups. */
+static float *own_part(float *scratch, int u, size_t per_thread, const dout_source *d,
+                       const dp_conv_shape *s)
+{
+    return scratch + (size_t)u * per_thread + backward_dbuf_floats(d, s) + work_floats(s);
+}
+
+static int64_t *own_sum(float *part, const dp_conv_shape *s)
+{
+    return (int64_t *)(((uintptr_t)(part + param_count(s)) + 7) & ~(uintptr_t)7);
+}
+
 static void own_groups(float *dweight, float *dbias, const float *col, const dout_source *d,
                        float *scratch, const dp_conv_shape *s, const int *bounds, int ngroups,
                        dp_fixed_block w, dp_fixed_block b, dp_fixed_close close, void *ctx)
@@ -492,22 +505,23 @@ static void own_groups(float *dweight, float *dbias, const float *col, const dou
     const size_t nw = (size_t)OC * K, n = param_count(s);
     const size_t per_thread = backward_dbuf_floats(d, s) + conv2d_scratch_floats(s);
     float *mine = scratch + (size_t)t * per_thread, *work = mine + backward_dbuf_floats(d, s);
-    float *part = work + work_floats(s);
-    int64_t *sum = (int64_t *)(((uintptr_t)(part + n) + 7) & ~(uintptr_t)7);
+    float *part = own_part(scratch, t, per_thread, d, s);
+    int64_t *sum = own_sum(part, s);
     memset(part, 0, n * sizeof(float));
     memset(sum, 0, n * sizeof(int64_t));
     /* the row layout's columns a block at a time, so that a sample's im2col rows stay in
      * cache as when the threads split them (nopool's conv2: 288 rows of 576 pixels, 663 KB,
      * took 1.1x as long in one piece) */
-    const int rows_block = K >= CONV_ROWS_MIN_K ? own_rows_block(s) : 1;
+    /* (few columns: the rows of dweight, all at once) */
+    const int rows = K >= CONV_ROWS_MIN_K, nk = rows ? K : OC;
+    const int block = rows ? own_rows_block(s) : OC;
     int g0, g1;
     thread_range(ngroups, &g0, &g1);
     for (int g = g0; g < g1; g++) {
         dp_conv_shape sg, before;
         const dout_source dg = group_source(d, s, bounds, g, &sg, &before);
-        for (int k0 = 0; k0 < (K >= CONV_ROWS_MIN_K ? K : 1); k0 += rows_block) {
-            const int k1 = K >= CONV_ROWS_MIN_K ? (K - k0 < rows_block ? K : k0 + rows_block)
-                                                : OC;
+        for (int k0 = 0; k0 < nk; k0 += block) {
+            const int k1 = nk - k0 < block ? nk : k0 + block;
             conv_param_grads(part, part + nw, col + conv2d_col_floats(&before), &dg, k0, k1, 0,
                              k0 == 0 ? OC : 0, mine, work, bf16_operands(mine, per_thread, s),
                              &sg);
@@ -519,19 +533,16 @@ static void own_groups(float *dweight, float *dbias, const float *col, const dou
     close(ctx, dweight, &w);
     close(ctx, dbias, &b);
     #pragma omp barrier
+    /* this thread's share of every element, each thread's sum in turn (exact: any order) */
     int lo, hi;
     thread_range((int)n, &lo, &hi);
-    for (int i = lo; i < hi; i++) {
-        int64_t total = 0;
-        for (int u = 0; u < T; u++) {
-            const float *other = scratch + (size_t)u * per_thread + backward_dbuf_floats(d, s) +
-                                 work_floats(s);
-            total += ((const int64_t *)(((uintptr_t)(other + n) + 7) & ~(uintptr_t)7))[i];
-        }
-        if ((size_t)i < nw)
-            w.acc[i] += total;
-        else
-            b.acc[(size_t)i - nw] += total;
+    const int wend = hi < (int)nw ? hi : (int)nw, bstart = lo > (int)nw ? lo : (int)nw;
+    for (int u = 0; u < T; u++) {
+        const int64_t *other = own_sum(own_part(scratch, u, per_thread, d, s), s);
+        for (int i = lo; i < wend; i++)
+            w.acc[i] += other[i];
+        for (int i = bstart; i < hi; i++)
+            b.acc[i - (int)nw] += other[i];
     }
 }
 
