@@ -362,19 +362,29 @@ static void test_tn_fixed(void)
  * in registers) against the move hook (each group's partials handed over, then moved):
  * the same sums, maxima and counts, and the float gradient untouched. */
 typedef struct {
-    int64_t *acc;
-    float *w;
-    double scale, bound; /* 4 groups: E + F = 51 - 2 */
+    int64_t *acc;         /* the weight's sums, then the bias's when b is given */
+    float *w, *b;         /* b NULL: bias partials are not summed, only taken */
+    size_t nw;
+    double scale, bound;
     float mx;
     int64_t over, bad;
+    int moves, refuse;    /* moves made; refuse: open says the tensor is not summed */
 } hook_state;
 static hook_state hk;
+
+/* Where element g's sum lies, or NULL where it is not summed. */
+static int64_t *hk_slot(const float *g)
+{
+    if (g >= hk.w && g < hk.w + hk.nw)
+        return hk.acc + (g - hk.w);
+    return hk.b ? hk.acc + hk.nw + (g - hk.b) : NULL;
+}
 
 static int hk_open(void *ctx, const float *g, dp_fixed_block *b)
 {
     (void)ctx;
-    *b = (dp_fixed_block){hk.acc + (g - hk.w), hk.scale, hk.bound, 1, 0.0f, 0, 0};
-    return 0;
+    *b = (dp_fixed_block){hk_slot(g), hk.scale, hk.bound, 1, 0.0f, 0, 0};
+    return hk.refuse ? -1 : 0;
 }
 
 static void hk_close(void *ctx, const float *g, const dp_fixed_block *b)
@@ -392,14 +402,15 @@ static void hk_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
 {
     (void)ctx;
     float mx = 0.0f;
-    int64_t over = 0, bad = 0;
-    if (g >= hk.w && g < hk.w + 13 * 1600) /* the weight: bias partials are not summed here */
-        for (size_t r = 0; r < rows; r++)
-            fixed_accumulate(g + r * ld, hk.acc + (g - hk.w) + r * ld, cols, hk.scale, hk.bound,
-                             &mx, &over, &bad);
-    else
-        for (size_t r = 0; r < rows; r++)
+    int64_t over = 0, bad = 0, *slot = hk_slot(g);
+    for (size_t r = 0; r < rows; r++)
+        if (slot)
+            fixed_accumulate(g + r * ld, slot + r * ld, cols, hk.scale, hk.bound, &mx, &over,
+                             &bad);
+        else
             memset(g + r * ld, 0, cols * sizeof(float));
+    #pragma omp atomic
+    hk.moves++;
     hk_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, 0, mx, over, bad});
 }
 
@@ -413,7 +424,8 @@ static void test_fc_fixed_hooks(void)
     float mx[2];
     int64_t counts[2];
     for (int fused = 0; fused < 2; fused++) {
-        hk = (hook_state){calloc(O * I, sizeof(int64_t)), dw, 0x1p40, 0x1p9, 0.0f, 0, 0};
+        hk = (hook_state){.acc = calloc(O * I, sizeof(int64_t)), .w = dw, .nw = O * I,
+                          .scale = 0x1p40, .bound = 0x1p9};
         linear_backward_groups(din, dw, db, dout, in, w, B, I, O, NULL, rec_bounds, REC_G,
                                hk_move, fused ? hk_open : NULL, fused ? hk_close : NULL, NULL);
         sums[fused] = hk.acc, mx[fused] = hk.mx, counts[fused] = hk.over + hk.bad;
@@ -434,52 +446,6 @@ static void test_fc_fixed_hooks(void)
  * maxima and counts must be the moves' (1 thread, or no hooks), and the float gradients
  * untouched. With a NaN in dout, the same count of NaN partials; where open refuses a
  * tensor, the moves serve as before. */
-typedef struct {
-    int64_t *acc;
-    float *w, *b;
-    size_t nw;
-    float mx;
-    int64_t over, bad;
-    int moves, refuse;
-} conv_hooks;
-static conv_hooks ch;
-
-static int64_t *ch_slot(const float *g)
-{
-    return g >= ch.w && g < ch.w + ch.nw ? ch.acc + (g - ch.w) : ch.acc + ch.nw + (g - ch.b);
-}
-
-static int ch_open(void *ctx, const float *g, dp_fixed_block *b)
-{
-    (void)ctx;
-    *b = (dp_fixed_block){ch_slot(g), 0x1p38, 0x1p11, 1, 0.0f, 0, 0};
-    return ch.refuse ? -1 : 0;
-}
-
-static void ch_close(void *ctx, const float *g, const dp_fixed_block *b)
-{
-    (void)ctx, (void)g;
-    #pragma omp critical(ch_close)
-    {
-        ch.mx = b->maxabs > ch.mx ? b->maxabs : ch.mx;
-        ch.over += b->over;
-        ch.bad += b->nonfinite;
-    }
-}
-
-static void ch_move(void *ctx, float *g, size_t rows, size_t cols, size_t ld)
-{
-    (void)ctx;
-    float mx = 0.0f;
-    int64_t over = 0, bad = 0;
-    for (size_t r = 0; r < rows; r++)
-        fixed_accumulate(g + r * ld, ch_slot(g) + r * ld, cols, 0x1p38, 0x1p11, &mx, &over,
-                         &bad);
-    #pragma omp atomic
-    ch.moves++;
-    ch_close(NULL, g, &(dp_fixed_block){NULL, 0, 0, 0, mx, over, bad});
-}
-
 static void test_conv_fixed_hooks(void)
 {
     static const int shapes[][5] = {{1, 12, 12, 8, 3}, {6, 9, 9, 10, 3}}; /* C, H, W, OC, K */
@@ -515,19 +481,19 @@ static void test_conv_fixed_hooks(void)
                 int64_t over[3], bad[3];
                 int moves[3];
                 for (int k = 0; k < 3; k++) { /* the moves, the hooks, the hooks refused */
-                    ch = (conv_hooks){calloc(nw + OC, sizeof(int64_t)), dw, db, nw, 0.0f, 0, 0, 0,
-                                      k == 2};
-                    dp_fixed_open op = k ? ch_open : NULL;
-                    dp_fixed_close cl = k ? ch_close : NULL;
+                    hk = (hook_state){.acc = calloc(nw + OC, sizeof(int64_t)), .w = dw, .b = db,
+                                      .nw = nw, .scale = 0x1p38, .bound = 0x1p11, .refuse = k == 2};
+                    dp_fixed_open op = k ? hk_open : NULL;
+                    dp_fixed_close cl = k ? hk_close : NULL;
                     if (fused)
                         conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w,
                                                             scratch, NULL, &s, &pl, rec_bounds,
-                                                            REC_G, ch_move, op, cl, NULL);
+                                                            REC_G, hk_move, op, cl, NULL);
                     else
                         conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s,
-                                               rec_bounds, REC_G, ch_move, op, cl, NULL);
-                    sums[k] = ch.acc, mx[k] = ch.mx, over[k] = ch.over, bad[k] = ch.bad;
-                    moves[k] = ch.moves;
+                                               rec_bounds, REC_G, hk_move, op, cl, NULL);
+                    sums[k] = hk.acc, mx[k] = hk.mx, over[k] = hk.over, bad[k] = hk.bad;
+                    moves[k] = hk.moves;
                     CHECK(same(dw, zero, sizeof(float) * nw) && same(db, zero, sizeof(float) * OC));
                 }
                 int ok = 1;
