@@ -420,25 +420,32 @@ static void test_fc_fixed_hooks(void)
     float *in = rand_buf(B * I), *w = rand_buf(O * I), *dout = rand_buf(B * O);
     float *din = malloc(sizeof(float) * B * I), *dw = calloc(O * I, sizeof(float));
     float *db = calloc(O, sizeof(float)), *zero = calloc(O * I, sizeof(float));
-    int64_t *sums[2];
-    float mx[2];
-    int64_t counts[2];
-    for (int fused = 0; fused < 2; fused++) {
+    int64_t *sums[3];
+    float mx[3];
+    int64_t counts[3];
+    int moves[3];
+    for (int k = 0; k < 3; k++) { /* the moves, the hooks, the hooks refused */
         hk = (hook_state){.acc = calloc(O * I, sizeof(int64_t)), .w = dw, .nw = O * I,
-                          .scale = 0x1p40, .bound = 0x1p9};
+                          .scale = 0x1p40, .bound = 0x1p9, .refuse = k == 2};
         linear_backward_groups(din, dw, db, dout, in, w, B, I, O, NULL, rec_bounds, REC_G,
-                               hk_move, fused ? hk_open : NULL, fused ? hk_close : NULL, NULL);
-        sums[fused] = hk.acc, mx[fused] = hk.mx, counts[fused] = hk.over + hk.bad;
+                               hk_move, k ? hk_open : NULL, k ? hk_close : NULL, NULL);
+        sums[k] = hk.acc, mx[k] = hk.mx, counts[k] = hk.over + hk.bad, moves[k] = hk.moves;
         CHECK(same(dw, zero, sizeof(float) * O * I));
     }
-    const int ok = same(sums[0], sums[1], sizeof(int64_t) * O * I) && mx[0] == mx[1] &&
-                   mx[0] > 0.0f && counts[0] == 0 && counts[1] == 0;
+    /* with the hooks only the bias is moved: once per group by each thread with rows */
+    const int threads = omp_get_max_threads() < O ? omp_get_max_threads() : O;
+    const int ok = same(sums[0], sums[1], sizeof(int64_t) * O * I) &&
+                   same(sums[0], sums[2], sizeof(int64_t) * O * I) && mx[0] == mx[1] &&
+                   mx[0] == mx[2] && mx[0] > 0.0f && counts[0] == 0 && counts[1] == 0 &&
+                   counts[2] == 0 && moves[1] == REC_G * threads && moves[2] == moves[0] &&
+                   moves[0] > moves[1];
     if (!ok)
-        fprintf(stderr, "%s: fc backward with the fixed hooks differs from the moves\n",
-                dp_isa_name());
+        fprintf(stderr, "%s, %d threads: fc backward with the fixed hooks differs from the "
+                "moves (moves %d %d %d)\n", dp_isa_name(), omp_get_max_threads(), moves[0],
+                moves[1], moves[2]);
     CHECK(ok);
     free(in), free(w), free(dout), free(din), free(dw), free(db), free(zero);
-    free(sums[0]), free(sums[1]);
+    free(sums[0]), free(sums[1]), free(sums[2]);
 }
 
 /* conv2d_backward_groups (and the fused conv + relu + pool) with the fixed hooks: at 2
@@ -526,7 +533,7 @@ int main(void)
             printf("%s: skipped, this CPU lacks it\n", isa);
             continue;
         }
-        for (int threads = 1; threads <= 2; threads++) {
+        for (int threads = 1; threads <= 3; threads++) {
             omp_set_num_threads(threads);
             rng_seed(&rng, 17, (uint64_t)p, (uint64_t)threads);
             CHECK(dp_isa_select(isa, &err) == 0);
