@@ -448,17 +448,18 @@ static void test_fc_fixed_hooks(void)
     free(sums[0]), free(sums[1]), free(sums[2]);
 }
 
-/* conv2d_backward_groups (and the fused conv + relu + pool) with the fixed hooks: at 2
- * threads each thread owns whole groups and sums them in fixed point itself; the sums,
- * maxima and counts must be the moves' (1 thread, or no hooks), and the float gradients
- * untouched. With a NaN in dout, the same count of NaN partials; where open refuses a
- * tensor, the moves serve as before. */
+/* conv2d_backward_groups (and the fused conv + relu + pool, and conv + relu) with the
+ * fixed hooks: at 2 threads each thread owns whole groups and sums them in fixed point
+ * itself; the sums, maxima and counts must be the moves' (1 thread, or no hooks), and the
+ * float gradients untouched. With a NaN in dout, the same count of NaN partials; where
+ * open refuses a tensor, the moves serve as before. conv + relu's moves must also be
+ * those of relu_backward then conv2d_backward_groups. */
 static void test_conv_fixed_hooks(void)
 {
     static const int shapes[][5] = {{1, 12, 12, 8, 3}, {6, 9, 9, 10, 3}}; /* C, H, W, OC, K */
     const int threads = omp_get_max_threads();
     for (size_t t = 0; t < 2; t++)
-        for (int fused = 0; fused < 2; fused++)
+        for (int fused = 0; fused < 3; fused++) /* 1: + relu + pool; 2: + relu */
             for (int nan = 0; nan < 2; nan++) {
                 const int *v = shapes[t], B = 20, C = v[0], OC = v[3], KK = v[4];
                 const int OH = v[1] - KK + 1, OW = v[2] - KK + 1;
@@ -467,7 +468,8 @@ static void test_conv_fixed_hooks(void)
                 const size_t nin = (size_t)B * C * v[1] * v[2], nw = (size_t)OC * C * KK * KK;
                 const size_t nconv = (size_t)B * OC * OH * OW, npool = (size_t)B * OC * pl.OH * pl.OW;
                 float *in = rand_buf(nin), *w = rand_buf(nw), *bias = rand_buf((size_t)OC);
-                float *dout = rand_buf(fused ? npool : nconv), *out = malloc(sizeof(float) * npool);
+                const size_t ndout = fused == 1 ? npool : nconv;
+                float *dout = rand_buf(ndout), *out = malloc(sizeof(float) * npool);
                 int32_t *arg = malloc(sizeof(int32_t) * npool);
                 float *col = malloc(sizeof(float) * conv2d_col_floats(&s));
                 float *conv_out = malloc(sizeof(float) * nconv);
@@ -476,12 +478,14 @@ static void test_conv_fixed_hooks(void)
                 float *din = malloc(sizeof(float) * nin);
                 float *dw = calloc(nw, sizeof(float)), *db = calloc((size_t)OC, sizeof(float));
                 float *zero = calloc(nw, sizeof(float));
-                if (fused)
+                if (fused == 1)
                     conv2d_relu_maxpool_forward(out, arg, col, in, w, bias, scratch, &s, &pl);
+                else if (fused == 2)
+                    conv2d_relu_forward(conv_out, col, in, w, bias, scratch, &s);
                 else
                     conv2d_forward(conv_out, col, in, w, bias, scratch, &s);
-                if (nan) /* a sample of group 1, passed on by the pooling */
-                    for (size_t i = 4 * (fused ? npool : nconv) / B; i < 5 * (fused ? npool : nconv) / B; i++)
+                if (nan) /* a sample of group 1, passed on by the pooling or relu */
+                    for (size_t i = 4 * ndout / B; i < 5 * ndout / B; i++)
                         dout[i] = NAN;
                 int64_t *sums[3];
                 float mx[3];
@@ -492,10 +496,14 @@ static void test_conv_fixed_hooks(void)
                                       .nw = nw, .scale = 0x1p38, .bound = 0x1p11, .refuse = k == 2};
                     dp_fixed_open op = k ? hk_open : NULL;
                     dp_fixed_close cl = k ? hk_close : NULL;
-                    if (fused)
+                    if (fused == 1)
                         conv2d_relu_maxpool_backward_groups(din, dw, db, col, dout, out, arg, w,
                                                             scratch, NULL, &s, &pl, rec_bounds,
                                                             REC_G, hk_move, op, cl, NULL);
+                    else if (fused == 2)
+                        conv2d_relu_backward_groups(din, dw, db, col, dout, conv_out, w, scratch,
+                                                    NULL, &s, rec_bounds, REC_G, hk_move, op, cl,
+                                                    NULL);
                     else
                         conv2d_backward_groups(din, dw, db, col, dout, w, scratch, &s,
                                                rec_bounds, REC_G, hk_move, op, cl, NULL);
@@ -508,6 +516,17 @@ static void test_conv_fixed_hooks(void)
                     ok &= same(sums[0], sums[k], sizeof(int64_t) * (nw + OC)) && mx[0] == mx[k] &&
                           over[0] == over[k] && bad[0] == bad[k];
                 ok &= mx[0] > 0.0f && (nan ? bad[0] > 0 : bad[0] == 0);
+                if (fused == 2) { /* the relu's gradient first, then the conv's backward */
+                    float *drelu = malloc(sizeof(float) * nconv);
+                    relu_backward(drelu, dout, conv_out, nconv);
+                    hk = (hook_state){.acc = calloc(nw + OC, sizeof(int64_t)), .w = dw, .b = db,
+                                      .nw = nw, .scale = 0x1p38, .bound = 0x1p11};
+                    conv2d_backward_groups(din, dw, db, col, drelu, w, scratch, &s, rec_bounds,
+                                           REC_G, hk_move, NULL, NULL, NULL);
+                    ok &= same(sums[0], hk.acc, sizeof(int64_t) * (nw + OC)) && hk.mx == mx[0] &&
+                          hk.bad == bad[0];
+                    free(hk.acc), free(drelu);
+                }
                 /* the hooks take the threads' own path at 2 threads, the moves at 1 */
                 ok &= moves[0] > 0 && moves[2] == moves[0] &&
                       (threads > 1 ? moves[1] == 0 : moves[1] == moves[0]);

@@ -492,66 +492,73 @@ static void test_relu_maxpool_fused(void)
     free(in), free(r), free(a), free(b), free(dout), free(d1), free(d2), free(dr), free(ia), free(ib);
 }
 
-/* Through the kinds' table: a maxpool absorbing conv and relu (one pass) gives the bits of
- * the three layers one by one, forward (output; the argmax where it passes a gradient) and
- * backward (input and parameter gradients), padded and with overlapping windows too. */
-static void test_conv_relu_maxpool_absorbed(void)
+/* Through the kinds' table: a layer absorbing a conv (a maxpool: conv and relu; a relu:
+ * the conv) in one pass gives the bits of the n layers one by one, forward (output; the
+ * argmax where it passes a gradient) and backward (input and parameter gradients). */
+static void check_conv_absorbed(const char *spec, int n)
 {
-    static const char *specs[] = {"conv(5,3) relu maxpool(2) fc",
-                                  "conv(4,3,pad=1) relu maxpool(3,stride=2) fc"};
-    for (int k = 0; k < 2; k++) {
-        const int B = 3;
-        dp_model m;
-        dp_workspace ws;
-        dp_err err;
-        CHECK(model_build(&m, specs[k], 2, 9, 8, 3, &err) == 0);
-        CHECK(workspace_create(&ws, &m, B, &err) == 0);
-        CHECK(m.layers[2].absorbs == 2 && m.layers[0].absorbed && m.layers[1].absorbed);
-        model_init(&m, 6);
-        const size_t nin = (size_t)B * m.layers[0].in_size, nout = (size_t)B * m.layers[2].out_size;
-        for (size_t i = 0; i < nin; i++)
-            ws.input[i] = 2.0f * rng_uniform(&rng) - 1.0f;
-        dp_pass pass = {.B = B, .train = 1};
-        dp_layer_io fused, one[3];
-        layer_io_init(&fused, &m, &ws, 2, &pass);
-        float *din1 = malloc(nin * sizeof(float)), *din2 = malloc(nin * sizeof(float));
-        float *out1 = malloc(nout * sizeof(float)), *grads1 = calloc(m.size, sizeof(float));
-        int32_t *arg1 = malloc(nout * sizeof(int32_t));
-        fused.din = din1;
-        for (size_t i = 0; i < nout; i++)
-            ws.dact[2][i] = 2.0f * rng_uniform(&rng) - 1.0f;
-        memset(m.grads, 0, m.size * sizeof(float));
-        fused.L->kind->forward(&fused);
-        fused.L->kind->backward(&fused);
-        memcpy(out1, ws.act[2], nout * sizeof(float));
-        memcpy(arg1, ws.work[2], nout * sizeof(int32_t));
-        memcpy(grads1, m.grads, m.size * sizeof(float));
-        for (int i = 0; i < 3; i++) { /* each alone, on the previous one's output */
-            layer_io_init(&one[i], &m, &ws, i, &pass);
-            one[i].absorbed = 0;
-            one[i].in = i ? ws.act[i - 1] : ws.input;
-            one[i].din = i ? ws.dact[i - 1] : din2;
-        }
-        memset(m.grads, 0, m.size * sizeof(float));
-        for (int i = 0; i < 3; i++)
-            one[i].L->kind->forward(&one[i]);
-        for (int i = 2; i >= 0; i--)
-            one[i].L->kind->backward(&one[i]);
-        CHECK(memcmp(out1, ws.act[2], nout * sizeof(float)) == 0);
-        const int32_t *arg2 = ws.work[2];
-        size_t same_arg = 0, positive = 0; /* a window whose maximum is <= 0 passes nothing */
-        for (size_t i = 0; i < nout; i++) {
-            positive += out1[i] > 0;
-            same_arg += out1[i] > 0 && arg1[i] == arg2[i];
-        }
-        CHECK(positive > 0 && same_arg == positive);
-        CHECK(memcmp(din1, din2, nin * sizeof(float)) == 0);
-        CHECK(memcmp(grads1, m.grads, m.size * sizeof(float)) == 0);
-        CHECK(dotd(grads1, grads1, m.params[2].offset) > 0); /* the conv's: not blind */
-        free(din1), free(din2), free(out1), free(grads1), free(arg1);
-        workspace_free(&ws);
-        model_free(&m);
+    const int B = 3, a = n - 1; /* the absorbing layer */
+    dp_model m;
+    dp_workspace ws;
+    dp_err err;
+    CHECK(model_build(&m, spec, 2, 9, 8, 3, &err) == 0);
+    CHECK(workspace_create(&ws, &m, B, &err) == 0);
+    CHECK(m.layers[a].absorbs == a && !m.layers[a].absorbed);
+    for (int i = 0; i < a; i++)
+        CHECK(m.layers[i].absorbed && !m.layers[i].absorbs);
+    model_init(&m, 6);
+    const size_t nin = (size_t)B * m.layers[0].in_size, nout = (size_t)B * m.layers[a].out_size;
+    for (size_t i = 0; i < nin; i++)
+        ws.input[i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    dp_pass pass = {.B = B, .train = 1};
+    dp_layer_io fused, one[3];
+    layer_io_init(&fused, &m, &ws, a, &pass);
+    float *din1 = malloc(nin * sizeof(float)), *din2 = malloc(nin * sizeof(float));
+    float *out1 = malloc(nout * sizeof(float)), *grads1 = calloc(m.size, sizeof(float));
+    int32_t *arg1 = malloc(nout * sizeof(int32_t));
+    fused.din = din1;
+    for (size_t i = 0; i < nout; i++)
+        ws.dact[a][i] = 2.0f * rng_uniform(&rng) - 1.0f;
+    memset(m.grads, 0, m.size * sizeof(float));
+    fused.L->kind->forward(&fused);
+    fused.L->kind->backward(&fused);
+    memcpy(out1, ws.act[a], nout * sizeof(float));
+    memcpy(grads1, m.grads, m.size * sizeof(float));
+    if (ws.work[a])
+        memcpy(arg1, ws.work[a], nout * sizeof(int32_t));
+    for (int i = 0; i < n; i++) { /* each alone, on the previous one's output */
+        layer_io_init(&one[i], &m, &ws, i, &pass);
+        one[i].absorbed = 0;
+        one[i].in = i ? ws.act[i - 1] : ws.input;
+        one[i].din = i ? ws.dact[i - 1] : din2;
     }
+    memset(m.grads, 0, m.size * sizeof(float));
+    for (int i = 0; i < n; i++)
+        one[i].L->kind->forward(&one[i]);
+    for (int i = a; i >= 0; i--)
+        one[i].L->kind->backward(&one[i]);
+    CHECK(memcmp(out1, ws.act[a], nout * sizeof(float)) == 0);
+    size_t same_arg = 0, positive = 0; /* a window whose maximum is <= 0 passes nothing */
+    for (size_t i = 0; i < nout; i++) {
+        positive += out1[i] > 0;
+        same_arg += out1[i] > 0 && (!ws.work[a] || arg1[i] == ((const int32_t *)ws.work[a])[i]);
+    }
+    CHECK(positive > 0 && same_arg == positive);
+    CHECK(memcmp(din1, din2, nin * sizeof(float)) == 0);
+    CHECK(memcmp(grads1, m.grads, m.size * sizeof(float)) == 0);
+    CHECK(dotd(grads1, grads1, m.params[2].offset) > 0); /* the conv's: not blind */
+    free(din1), free(din2), free(out1), free(grads1), free(arg1);
+    workspace_free(&ws);
+    model_free(&m);
+}
+
+static void test_conv_absorbed(void)
+{
+    check_conv_absorbed("conv(5,3) relu maxpool(2) fc", 3);
+    check_conv_absorbed("conv(4,3,pad=1) relu maxpool(3,stride=2) fc", 3); /* overlapping */
+    check_conv_absorbed("conv(5,3) relu fc", 2);                  /* the rows layout */
+    check_conv_absorbed("conv(4,2,stride=2,pad=1) relu fc", 2);   /* few columns */
+    check_conv_absorbed("conv(3,2) relu fc", 2);                  /* the direct forward */
 }
 
 int main(void)
@@ -565,7 +572,7 @@ int main(void)
         for (size_t r = 0; r < sizeof fd_rows / sizeof fd_rows[0]; r++)
             gradcheck_row(&fd_rows[r]);
         test_relu_maxpool_fused();
-        test_conv_relu_maxpool_absorbed();
+        test_conv_absorbed();
         test_dropout_values();
         test_dropout_masks_follow_the_sample();
         test_dropout_spec();

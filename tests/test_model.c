@@ -153,20 +153,31 @@ static double net_loss(void *v)
  * window change its maximum is not a derivative, and for the first layers nearly every
  * weight's does. So the differences are taken on the same net with its pieces frozen at
  * the unperturbed point, which has the same gradient there and is smooth: a relu keeps
- * its mask, a pooling layer its argmax (and, absorbing a relu, the sign of its output;
- * absorbing a conv too, it runs the conv, which is smooth, on its own first). The swap
+ * its mask (absorbing a conv, it runs the conv, which is smooth, on its own first), a
+ * pooling layer its argmax (and, absorbing a relu, the sign of its output; absorbing a
+ * conv too, it runs the conv on its own first). The swap
  * goes through the kinds' table: the frozen layers are copies of the real kinds with
  * another forward. */
-static uint8_t *frozen_mask[DP_MODEL_MAX_LAYERS]; /* relu: input > 0; pool: output > 0 */
+static uint8_t *frozen_mask[DP_MODEL_MAX_LAYERS]; /* relu, pool: output > 0 */
 static dp_layer_kind frozen_relu, frozen_pool;
 static dp_model *frozen_model; /* the net whose pieces are frozen, and its workspace */
 static dp_workspace *frozen_ws;
 
+/* The conv that layer io absorbs, alone, into its own output. */
+static const float *frozen_conv(const dp_layer_io *io, int back)
+{
+    dp_layer_io conv;
+    layer_io_init(&conv, frozen_model, frozen_ws, io->index - back, io->pass);
+    io->L[-back].kind->forward(&conv);
+    return conv.out;
+}
+
 static void frozen_relu_forward(const dp_layer_io *io)
 {
     const size_t n = (size_t)io->B * io->L->out_size;
+    const float *in = io->absorbed ? frozen_conv(io, 1) : io->in;
     for (size_t k = 0; k < n; k++)
-        io->out[k] = frozen_mask[io->index][k] ? io->in[k] : 0.0f;
+        io->out[k] = frozen_mask[io->index][k] ? in[k] : 0.0f;
 }
 
 static void frozen_pool_forward(const dp_layer_io *io)
@@ -175,12 +186,8 @@ static void frozen_pool_forward(const dp_layer_io *io)
     const int32_t *arg = io->work; /* left by the real forward at the unperturbed point */
     const size_t plane = (size_t)L->in_h * L->in_w, out_plane = (size_t)L->out_h * L->out_w;
     const float *in = io->in;
-    if (io->absorbed == 2) { /* the conv alone, into its own output */
-        dp_layer_io conv;
-        layer_io_init(&conv, frozen_model, frozen_ws, io->index - 2, io->pass);
-        L[-2].kind->forward(&conv);
-        in = conv.out;
-    }
+    if (io->absorbed == 2)
+        in = frozen_conv(io, 2);
     for (size_t k = 0; k < (size_t)io->B * L->out_size; k++) {
         float v = in[(k / out_plane) * plane + (size_t)arg[k]];
         io->out[k] = !io->absorbed || frozen_mask[io->index][k] ? v : 0.0f;
@@ -202,7 +209,7 @@ static void freeze_pieces(dp_model *m, dp_workspace *ws, int B)
         const int pool = L->kind == layer_kind_find("maxpool");
         if (!relu && !pool)
             continue;
-        const float *x = relu ? (i ? ws->act[i - 1] : ws->input) : ws->act[i];
+        const float *x = ws->act[i]; /* a relu's output is > 0 where its input is */
         frozen_mask[i] = malloc(n);
         for (size_t k = 0; k < n; k++)
             frozen_mask[i][k] = x[k] > 0.0f;

@@ -117,9 +117,11 @@ size_t conv2d_col_floats(const dp_conv_shape *s)
 
 /* Forward, and with pool != NULL relu and max pooling after it: then each sample's conv
  * output stays in the thread's scratch and only the pooled output and argmax are written. */
+/* pool: the relu and max pooling after the conv too; else relu: the relu after it, each
+ * sample's output rectified in place while it is in cache. */
 static void conv_forward(float *out, int32_t *argmax, float *col, const float *in,
                          const float *weight, const float *bias, float *scratch,
-                         const dp_conv_shape *s, const dp_pool_shape *pool)
+                         const dp_conv_shape *s, const dp_pool_shape *pool, int relu)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, keep = keeps_inputs(s);
     const size_t CHW = (size_t)s->C * s->H * s->W;
@@ -158,8 +160,11 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
                     gemm_nn_bias(s->OC, P, K, weight, K, col_n, (int)ld, bias, out_n, P);
                 }
             }
-            if (!pool)
+            if (!pool) {
+                if (relu)
+                    kt->relu_forward(out_n, out_n, (size_t)s->OC * P);
                 continue;
+            }
             const size_t PP = (size_t)pool->OH * pool->OW;
             for (int c = 0; c < s->OC; c++)
                 kt->pool_plane(out + ((size_t)n * s->OC + c) * PP,
@@ -172,14 +177,20 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
                     const float *bias, float *scratch, const dp_conv_shape *s)
 {
-    conv_forward(out, NULL, col, in, weight, bias, scratch, s, NULL);
+    conv_forward(out, NULL, col, in, weight, bias, scratch, s, NULL, 0);
+}
+
+void conv2d_relu_forward(float *out, float *col, const float *in, const float *weight,
+                         const float *bias, float *scratch, const dp_conv_shape *s)
+{
+    conv_forward(out, NULL, col, in, weight, bias, scratch, s, NULL, 1);
 }
 
 void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const float *in,
                                  const float *weight, const float *bias, float *scratch,
                                  const dp_conv_shape *s, const dp_pool_shape *pool)
 {
-    conv_forward(out, argmax, col, in, weight, bias, scratch, s, pool);
+    conv_forward(out, argmax, col, in, weight, bias, scratch, s, pool, 1);
 }
 
 /* Rows r0..r1-1 of sample n's im2col matrix, col_ld(s) apart: made in buf, or where
@@ -208,12 +219,13 @@ static int din_channels(const dp_conv_shape *s)
 
 /* Where the gradient of the conv output comes from: dout as it lies, or made a sample at a
  * time from the gradient of the relu + max pooling after the conv (the same values
- * relu_maxpool_backward would have written). */
+ * relu_maxpool_backward would have written), or of the relu alone (pool NULL: those of
+ * relu_backward). */
 typedef struct {
-    const float *dout;                 /* [B][OC][OH*OW], or NULL: from the pooling's */
-    const float *dpool, *pooled;       /* [B][OC][pool OH*OW] */
+    const float *dout;                 /* [B][OC][OH*OW], or NULL: from the layer's after */
+    const float *dpool, *pooled;       /* [B][OC][pool OH*OW], or the relu's [B][OC][OH*OW] */
     const int32_t *argmax;
-    const dp_pool_shape *pool;
+    const dp_pool_shape *pool;         /* NULL: the relu's */
 } dout_source;
 
 /* Planes c0..c1-1 of sample n's dout; plane c at the result + (c - c0)*OH*OW. */
@@ -224,6 +236,11 @@ static const float *dout_planes(const dout_source *d, int n, int c0, int c1, flo
     if (d->dout)
         return d->dout + ((size_t)n * s->OC + c0) * P;
     const dp_kernel_table *kt = dp_kernels();
+    if (!d->pool) {
+        const size_t at = ((size_t)n * s->OC + c0) * P;
+        kt->relu_backward(buf, d->dpool + at, d->pooled + at, (size_t)(c1 - c0) * P);
+        return buf;
+    }
     const size_t PP = (size_t)d->pool->OH * d->pool->OW;
     for (int c = c0; c < c1; c++) {
         const size_t at = ((size_t)n * s->OC + c) * PP;
@@ -444,13 +461,22 @@ void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, floa
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }
 
+void conv2d_relu_backward(float *din, float *dweight, float *dbias, float *col,
+                          const float *dout, const float *out, const float *weight,
+                          float *scratch, float *dconv, const dp_conv_shape *s)
+{
+    dout_source d = {NULL, dout, out, NULL, NULL};
+    make_dconv(&d, dconv, s);
+    conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
+}
+
 /* dout_source d for the samples of group g (bounds[g] on, counted from bounds[0]); sg is
  * the group's shape, before that of the samples ahead of it. */
 static dout_source group_source(const dout_source *d, const dp_conv_shape *s, const int *bounds,
                                 int g, dp_conv_shape *sg, dp_conv_shape *before)
 {
     const size_t P = (size_t)s->OH * s->OW;
-    const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : 0;
+    const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : P;
     const int n0 = bounds[g] - bounds[0];
     *sg = *s, *before = *s;
     sg->B = bounds[g + 1] - bounds[g];
@@ -461,7 +487,8 @@ static dout_source group_source(const dout_source *d, const dp_conv_shape *s, co
     } else {
         dg.dpool += (size_t)n0 * s->OC * PP;
         dg.pooled += (size_t)n0 * s->OC * PP;
-        dg.argmax += (size_t)n0 * s->OC * PP;
+        if (dg.argmax)
+            dg.argmax += (size_t)n0 * s->OC * PP;
     }
     return dg;
 }
@@ -603,6 +630,18 @@ void conv2d_relu_maxpool_backward_groups(float *din, float *dweight, float *dbia
                                          dp_fixed_close close, void *ctx)
 {
     dout_source d = {NULL, dout, out, argmax, pool};
+    make_dconv(&d, dconv, s);
+    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
+                         move, open, close, ctx);
+}
+
+void conv2d_relu_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                                 const float *dout, const float *out, const float *weight,
+                                 float *scratch, float *dconv, const dp_conv_shape *s,
+                                 const int *bounds, int ngroups, dp_partial_move move,
+                                 dp_fixed_open open, dp_fixed_close close, void *ctx)
+{
+    dout_source d = {NULL, dout, out, NULL, NULL};
     make_dconv(&d, dconv, s);
     conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
                          move, open, close, ctx);

@@ -371,7 +371,8 @@ void KFN(kern_unpool_plane)(float *restrict dst, const float *restrict src,
             dst[idx[k]] += src[k];
 }
 
-void KFN(kern_relu_forward)(float *restrict out, const float *restrict in, size_t n)
+/* out may be in: each element is read before it is written */
+void KFN(kern_relu_forward)(float *out, const float *in, size_t n)
 {
     size_t i = 0;
 #if VW == 16

@@ -78,6 +78,12 @@ static size_t scratch_bytes(const dp_layer *L, int B, int threads)
     return conv2d_scratch_floats(&s) * sizeof(float) * (size_t)threads;
 }
 
+size_t layer_conv_fused_scratch_bytes(const dp_layer *L, int threads)
+{
+    dp_conv_shape s = layer_conv_shape(L, 1);
+    return conv2d_pool_scratch_floats(&s) * sizeof(float) * (size_t)threads;
+}
+
 static void forward(const dp_layer_io *io)
 {
     dp_conv_shape s = layer_conv_shape(io->L, io->B);

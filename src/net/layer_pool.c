@@ -58,10 +58,7 @@ static dp_pool_shape pool_shape(const dp_layer *L)
 static size_t scratch_bytes(const dp_layer *L, int B, int threads)
 {
     (void)B;
-    if (L->absorbs != 2)
-        return 0;
-    dp_conv_shape s = layer_conv_shape(L - 2, 1);
-    return conv2d_pool_scratch_floats(&s) * sizeof(float) * (size_t)threads;
+    return L->absorbs == 2 ? layer_conv_fused_scratch_bytes(L - 2, threads) : 0;
 }
 
 static size_t work_bytes(const dp_layer *L, int B)

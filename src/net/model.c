@@ -130,13 +130,16 @@ static int infer_shapes(dp_model *m, dp_err *err)
     return 0;
 }
 
-/* A kind may do the layers right before it too (relu, or conv and relu, then maxpool: one
- * pass over memory), when none of them is absorbed or absorbing already and their tensors
- * fit one layer's io. */
+/* A kind may do the layers right before it too (relu, or conv and relu, then maxpool; conv
+ * then relu: one pass over memory), when none of them is absorbed or absorbing already
+ * and their tensors fit one layer's io. From the last layer back, so that a maxpool takes
+ * its conv and relu before that relu could take the conv alone. */
 static void mark_absorptions(dp_model *m)
 {
-    for (int i = 1; i < m->nlayers; i++) {
+    for (int i = m->nlayers - 1; i >= 1; i--) {
         dp_layer *L = &m->layers[i];
+        if (L->absorbed)
+            continue;
         int n = L->kind->absorbs ? L->kind->absorbs(L, i) : 0;
         if (n < 1 || n > DP_LAYER_MAX_ABSORBS || n > i)
             continue;

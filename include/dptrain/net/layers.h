@@ -76,6 +76,23 @@ void conv2d_backward_groups(float *din, float *dweight, float *dbias, float *col
  * scratch: omp_get_max_threads() * conv2d_pool_scratch_floats(s) floats;
  * dconv: NULL, or [B, OC, s->OH, s->OW] where backward may make the conv output's gradient
  * when every thread would otherwise make all of it again. */
+/* conv2d and relu in one pass: each sample's conv output is rectified in place while it is
+ * in cache, and backward makes the conv output's gradient from the relu's a sample at a
+ * time; the same bits as conv2d_forward then relu_forward, and relu_backward then
+ * conv2d_backward. out, dout: the relu's [B, OC, OH, OW]; scratch: omp_get_max_threads()
+ * * conv2d_pool_scratch_floats(s) floats; dconv as for conv2d_relu_maxpool_backward. */
+void conv2d_relu_forward(float *out, float *col, const float *in, const float *weight,
+                         const float *bias, float *scratch, const dp_conv_shape *s);
+void conv2d_relu_backward(float *din, float *dweight, float *dbias, float *col,
+                          const float *dout, const float *out, const float *weight,
+                          float *scratch, float *dconv, const dp_conv_shape *s);
+/* Its backward over groups, as conv2d_backward_groups. */
+void conv2d_relu_backward_groups(float *din, float *dweight, float *dbias, float *col,
+                                 const float *dout, const float *out, const float *weight,
+                                 float *scratch, float *dconv, const dp_conv_shape *s,
+                                 const int *bounds, int ngroups, dp_partial_move move,
+                                 dp_fixed_open open, dp_fixed_close close, void *ctx);
+
 typedef struct {
     int K, stride; /* window and stride, no padding */
     int OH, OW;    /* output */
