@@ -116,9 +116,9 @@ size_t conv2d_col_floats(const dp_conv_shape *s)
 }
 
 /* Forward, and with pool != NULL relu and max pooling after it: then each sample's conv
- * output stays in the thread's scratch and only the pooled output and argmax are written. */
-/* pool: the relu and max pooling after the conv too; else relu: the relu after it, each
- * sample's output rectified in place while it is in cache. */
+ * output stays in the thread's scratch and only the pooled output and argmax are written.
+ * Else with relu the relu after it: each sample's output rectified in place while it is in
+ * cache. */
 static void conv_forward(float *out, int32_t *argmax, float *col, const float *in,
                          const float *weight, const float *bias, float *scratch,
                          const dp_conv_shape *s, const dp_pool_shape *pool, int relu)
