@@ -19,6 +19,7 @@
 
 #include "dptrain/net/kernels.h"
 #include "dptrain/net/layers.h"
+#include "conv_impl.h"
 #include "kernel_table.h"
 
 /* With --precision bf16 (isa.h) the three products of a convolution in the row layout
@@ -28,18 +29,7 @@
  * threads start). Packing changes no order: each element of a product is still one chain
  * over the inner dimension, in the same order for any split over threads. */
 
-/* [lo, hi) of n items for thread t of T. */
-static void thread_range(int n, int *lo, int *hi)
-{
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-    *lo = (int)((long)n * t / T);
-    *hi = (int)((long)n * (t + 1) / T);
-}
 
-/* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
- * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
- * the output channels. The choice depends on the shape alone. */
-#define CONV_ROWS_MIN_K 16
 
 /* 1: col keeps the inputs; 0: the im2col matrices (the header says why). */
 static int keeps_inputs(const dp_conv_shape *s)
@@ -86,7 +76,7 @@ static size_t bf16_weight_floats(const dp_conv_shape *s)
 }
 
 /* The packed operands of the thread whose scratch is mine (per_thread floats long). */
-static uint32_t *bf16_operands(float *mine, size_t per_thread, const dp_conv_shape *s)
+uint32_t *conv_bf16_operands(float *mine, size_t per_thread, const dp_conv_shape *s)
 {
     return (uint32_t *)(mine + per_thread - bf16_weight_floats(s) - bf16_operand_floats(s));
 }
@@ -100,7 +90,7 @@ static uint32_t *bf16_weights(float *scratch, size_t per_thread, const dp_conv_s
  * a whole cache line, so that the product's loads of them never straddle two (reference
  * conv2: 121 pixels in rows of 128; the forward product ran 13% faster). The matrices in
  * col lie at OH*OW. */
-static size_t col_ld(const dp_conv_shape *s)
+size_t conv_col_ld(const dp_conv_shape *s)
 {
     const size_t P = (size_t)s->OH * s->OW;
     return keeps_inputs(s) ? (P + 15) & ~(size_t)15 : P;
@@ -131,7 +121,7 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
     const size_t per_thread = pool ? conv2d_pool_scratch_floats(s) : conv2d_scratch_floats(s);
     const dp_bf16_table *bf = bf16_products(s);
     const int K2 = (K + 1) / 2;
-    const size_t ld = col_ld(s);
+    const size_t ld = conv_col_ld(s);
     uint32_t *wpairs = bf ? bf16_weights(scratch, per_thread, s) : NULL;
     if (bf)
         bf->pack_rows(weight, s->OC, K, (size_t)K, wpairs, (size_t)K2);
@@ -152,7 +142,7 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
                 kt->im2col(in_n, 0, K, s->C, s->H, s->W, s->KH, s->KW, s->stride, s->pad, s->OH,
                            s->OW, col_n, ld);
                 if (bf) {
-                    uint32_t *colp = bf16_operands(mine, per_thread, s);
+                    uint32_t *colp = conv_bf16_operands(mine, per_thread, s);
                     bf->pack_cols(col_n, K, P, ld, colp, (size_t)P);
                     bf->gemm(s->OC, P, K2, wpairs, (size_t)K2, 1, colp, P, out_n, P, GEMM_BIAS,
                              bias);
@@ -193,7 +183,7 @@ void conv2d_relu_maxpool_forward(float *out, int32_t *argmax, float *col, const 
     conv_forward(out, argmax, col, in, weight, bias, scratch, s, pool, 1);
 }
 
-/* Rows r0..r1-1 of sample n's im2col matrix, col_ld(s) apart: made in buf, or where
+/* Rows r0..r1-1 of sample n's im2col matrix, conv_col_ld(s) apart: made in buf, or where
  * forward left them. */
 static const float *col_rows(const float *col, int n, int r0, int r1, float *buf,
                              const dp_conv_shape *s)
@@ -202,7 +192,7 @@ static const float *col_rows(const float *col, int n, int r0, int r1, float *buf
     if (!keeps_inputs(s))
         return col + ((size_t)n * s->C * s->KH * s->KW + r0) * P;
     dp_kernels()->im2col(col + (size_t)n * s->C * s->H * s->W, r0, r1, s->C, s->H, s->W, s->KH,
-                         s->KW, s->stride, s->pad, s->OH, s->OW, buf, col_ld(s));
+                         s->KW, s->stride, s->pad, s->OH, s->OW, buf, conv_col_ld(s));
     return buf;
 }
 
@@ -217,16 +207,6 @@ static int din_channels(const dp_conv_shape *s)
     return c < 1 ? 1 : c > s->C ? s->C : c;
 }
 
-/* Where the gradient of the conv output comes from: dout as it lies, or made a sample at a
- * time from the gradient of the relu + max pooling after the conv (the same values
- * relu_maxpool_backward would have written), or of the relu alone (pool NULL: those of
- * relu_backward). */
-typedef struct {
-    const float *dout;                 /* [B][OC][OH*OW], or NULL: from the layer's after */
-    const float *dpool, *pooled;       /* [B][OC][pool OH*OW], or the relu's [B][OC][OH*OW] */
-    const int32_t *argmax;
-    const dp_pool_shape *pool;         /* NULL: the relu's */
-} dout_source;
 
 /* Planes c0..c1-1 of sample n's dout; plane c at the result + (c - c0)*OH*OW. */
 static const float *dout_planes(const dout_source *d, int n, int c0, int c1, float *buf,
@@ -254,10 +234,10 @@ static const float *dout_planes(const dout_source *d, int n, int c0, int c1, flo
  * parameter gradients the bias lanes [OC][8], im2col rows [K][P], and for the row layout
  * dout^T [P][OC] and its block of dweight^T [K][OC]; later the rows (or the dcol matrix)
  * of the input gradient. Independent of the batch size. */
-static size_t work_floats(const dp_conv_shape *s)
+size_t conv_work_floats(const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW;
-    const size_t rows = (size_t)K * col_ld(s);
+    const size_t rows = (size_t)K * conv_col_ld(s);
     size_t wgrad = (size_t)8 * s->OC + rows, dgrad = rows;
     if (K >= CONV_ROWS_MIN_K) {
         wgrad += (size_t)s->OC * (P + K);
@@ -267,7 +247,7 @@ static size_t work_floats(const dp_conv_shape *s)
 }
 
 /* The parameters of one convolution: its weight, then its bias. */
-static size_t param_count(const dp_conv_shape *s)
+size_t conv_param_count(const dp_conv_shape *s)
 {
     return (size_t)s->OC * s->C * s->KH * s->KW + s->OC;
 }
@@ -275,11 +255,11 @@ static size_t param_count(const dp_conv_shape *s)
 /* After the work area, for backward over groups a thread at a time (own_groups): one
  * group's partial of the parameters, then their fixed-point sum over the thread's groups
  * (int64, 8-byte aligned within the two floats of slack). */
-static size_t own_floats(const dp_conv_shape *s) { return 3 * param_count(s) + 2; }
+static size_t own_floats(const dp_conv_shape *s) { return 3 * conv_param_count(s) + 2; }
 
 size_t conv2d_scratch_floats(const dp_conv_shape *s)
 {
-    return work_floats(s) + own_floats(s) + bf16_operand_floats(s) + bf16_weight_floats(s);
+    return conv_work_floats(s) + own_floats(s) + bf16_operand_floats(s) + bf16_weight_floats(s);
 }
 
 /* The fused layer's: the conv output (forward) or its gradient (backward) first. */
@@ -297,17 +277,17 @@ size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
  * chain is the same, only its place in memory differs. Otherwise (few columns) dot
  * products over p for the thread's channels [lo, hi). The bias lanes of channels
  * [blo, bhi) are summed while the sample's dout is in cache. */
-static void conv_param_grads(float *dweight, float *dbias, const float *col,
-                             const dout_source *dsrc, int lo, int hi, int blo, int bhi,
-                             float *dbuf, float *scratch, uint32_t *pairs,
-                             const dp_conv_shape *s)
+void conv_param_grads(float *dweight, float *dbias, const float *col,
+                      const dout_source *dsrc, int lo, int hi, int blo, int bhi,
+                      float *dbuf, float *scratch, uint32_t *pairs,
+                      const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, P2 = (P + 1) / 2;
     const dp_bf16_table *bf = bf16_products(s);
     const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
     float *blanes = scratch, *rowbuf = blanes + (size_t)8 * OC;
-    const size_t ld = col_ld(s);
+    const size_t ld = conv_col_ld(s);
     float *doutT = rowbuf + (size_t)K * ld, *dwT = doutT + (size_t)P * OC;
     memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
     if (rows && lo < hi) /* dwT: this thread's columns of dweight, transposed */
@@ -378,7 +358,7 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
 }
 
 /* A thread's scratch in backward: [the conv output's gradient, when made here][conv's own]. */
-static size_t backward_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
+size_t conv_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
 {
     return d->dout ? 0 : (size_t)s->OC * s->OH * s->OW;
 }
@@ -387,31 +367,31 @@ static size_t backward_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
  * columns) of dweight, lo..hi, and of dbias, blo..bhi, summed over samples in order, so
  * that every element has one fixed reduction order whatever the number of threads; made
  * from this thread's scratch, for the samples of s (col and dsrc at the first of them). */
-static void thread_param_grads(float *dweight, float *dbias, const float *col,
-                               const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
-                               int *lo, int *hi, int *blo, int *bhi)
+void conv_thread_param_grads(float *dweight, float *dbias, const float *col,
+                             const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
+                             int *lo, int *hi, int *blo, int *bhi)
 {
     const int K = s->C * s->KH * s->KW;
-    const size_t dbuf_floats = backward_dbuf_floats(dsrc, s);
+    const size_t dbuf_floats = conv_dbuf_floats(dsrc, s);
     const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
     float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
     thread_range(K >= CONV_ROWS_MIN_K ? K : s->OC, lo, hi);
     thread_range(s->OC, blo, bhi);
     conv_param_grads(dweight, dbias, col, dsrc, *lo, *hi, *blo, *bhi, mine, mine + dbuf_floats,
-                     bf16_operands(mine, per_thread, s), s);
+                     conv_bf16_operands(mine, per_thread, s), s);
 }
 
-static void conv_backward(float *din, float *dweight, float *dbias, float *col,
-                          const dout_source *dsrc, const float *weight, float *scratch,
-                          const dp_conv_shape *s)
+void conv_backward(float *din, float *dweight, float *dbias, float *col,
+                   const dout_source *dsrc, const float *weight, float *scratch,
+                   const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, OC = s->OC;
-    const size_t dbuf_floats = backward_dbuf_floats(dsrc, s);
+    const size_t dbuf_floats = conv_dbuf_floats(dsrc, s);
     const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
     #pragma omp parallel if (dweight)
     if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
         int lo, hi, blo, bhi;
-        thread_param_grads(dweight, dbias, col, dsrc, scratch, s, &lo, &hi, &blo, &bhi);
+        conv_thread_param_grads(dweight, dbias, col, dsrc, scratch, s, &lo, &hi, &blo, &bhi);
     }
     if (!din)
         return;
@@ -425,7 +405,7 @@ static void conv_backward(float *din, float *dweight, float *dbias, float *col,
         for (int n = 0; n < s->B; n++)
             conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
                             dout_planes(dsrc, n, 0, OC, mine, s), weight, wpairs,
-                            mine + dbuf_floats, bf16_operands(mine, per_thread, s), s);
+                            mine + dbuf_floats, conv_bf16_operands(mine, per_thread, s), s);
     }
 }
 
@@ -438,7 +418,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
 
 /* The fused layer's conv output gradient for all s->B samples into dconv, when the row
  * layout would otherwise make it on every thread (the header of the function below). */
-static void make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
+void conv_make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
 {
     if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K)
         return;
@@ -457,7 +437,7 @@ void conv2d_relu_maxpool_backward(float *din, float *dweight, float *dbias, floa
     dout_source d = {NULL, dout, out, argmax, pool};
     /* The row layout reads every channel of a sample on every thread, and the input
      * gradient again: made once here, through memory, it costs less than made three times. */
-    make_dconv(&d, dconv, s);
+    conv_make_dconv(&d, dconv, s);
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }
 
@@ -466,183 +446,7 @@ void conv2d_relu_backward(float *din, float *dweight, float *dbias, float *col,
                           float *scratch, float *dconv, const dp_conv_shape *s)
 {
     dout_source d = {NULL, dout, out, NULL, NULL};
-    make_dconv(&d, dconv, s);
+    conv_make_dconv(&d, dconv, s);
     conv_backward(din, dweight, dbias, col, &d, weight, scratch, s);
 }
 
-/* dout_source d for the samples of group g (bounds[g] on, counted from bounds[0]); sg is
- * the group's shape, before that of the samples ahead of it. */
-static dout_source group_source(const dout_source *d, const dp_conv_shape *s, const int *bounds,
-                                int g, dp_conv_shape *sg, dp_conv_shape *before)
-{
-    const size_t P = (size_t)s->OH * s->OW;
-    const size_t PP = d->pool ? (size_t)d->pool->OH * d->pool->OW : P;
-    const int n0 = bounds[g] - bounds[0];
-    *sg = *s, *before = *s;
-    sg->B = bounds[g + 1] - bounds[g];
-    before->B = n0;
-    dout_source dg = *d;
-    if (dg.dout) {
-        dg.dout += (size_t)n0 * s->OC * P;
-    } else {
-        dg.dpool += (size_t)n0 * s->OC * PP;
-        dg.pooled += (size_t)n0 * s->OC * PP;
-        if (dg.argmax)
-            dg.argmax += (size_t)n0 * s->OC * PP;
-    }
-    return dg;
-}
-
-/* The im2col rows of a sample that the row layout makes at once when a thread owns whole
- * groups: at most OWN_ROWS_BYTES of them, in equal blocks. */
-#define OWN_ROWS_BYTES (384 * 1024)
-
-static int own_rows_block(const dp_conv_shape *s)
-{
-    const int K = s->C * s->KH * s->KW;
-    const size_t row = col_ld(s) * sizeof(float);
-    const int blocks = (int)(((size_t)K * row + OWN_ROWS_BYTES - 1) / OWN_ROWS_BYTES);
-    return (K + blocks - 1) / blocks;
-}
-
-/* The calling thread's part of conv_backward_groups when threads own groups (layers.h):
- * its run of groups, each group's weight and bias gradients over all their elements (the
- * chains of conv_param_grads, as one thread makes them), moved into its own fixed-point
- * sum, zeroed first; after every thread's, its share of the elements of every thread's
- * sum added into the blocks w and b. The maxima and counts go to close as the moves'. */
-/* Thread u's own area after its work area (own_floats): one group's partial, then the
- * fixed-point sum of its groups. */
-static float *own_part(float *scratch, int u, size_t per_thread, const dout_source *d,
-                       const dp_conv_shape *s)
-{
-    return scratch + (size_t)u * per_thread + backward_dbuf_floats(d, s) + work_floats(s);
-}
-
-static int64_t *own_sum(float *part, const dp_conv_shape *s)
-{
-    return (int64_t *)(((uintptr_t)(part + param_count(s)) + 7) & ~(uintptr_t)7);
-}
-
-static void own_groups(float *dweight, float *dbias, const float *col, const dout_source *d,
-                       float *scratch, const dp_conv_shape *s, const int *bounds, int ngroups,
-                       dp_fixed_block w, dp_fixed_block b, dp_fixed_close close, void *ctx)
-{
-    const int K = s->C * s->KH * s->KW, OC = s->OC, T = omp_get_num_threads();
-    const int t = omp_get_thread_num();
-    const size_t nw = (size_t)OC * K, n = param_count(s);
-    const size_t per_thread = backward_dbuf_floats(d, s) + conv2d_scratch_floats(s);
-    float *mine = scratch + (size_t)t * per_thread, *work = mine + backward_dbuf_floats(d, s);
-    float *part = own_part(scratch, t, per_thread, d, s);
-    int64_t *sum = own_sum(part, s);
-    memset(part, 0, n * sizeof(float));
-    memset(sum, 0, n * sizeof(int64_t));
-    /* the row layout's columns a block at a time, so that a sample's im2col rows stay in
-     * cache as when the threads split them (nopool's conv2: 288 rows of 576 pixels, 663 KB,
-     * took 1.1x as long in one piece) */
-    /* (few columns: the rows of dweight, all at once) */
-    const int rows = K >= CONV_ROWS_MIN_K, nk = rows ? K : OC;
-    const int block = rows ? own_rows_block(s) : OC;
-    int g0, g1;
-    thread_range(ngroups, &g0, &g1);
-    for (int g = g0; g < g1; g++) {
-        dp_conv_shape sg, before;
-        const dout_source dg = group_source(d, s, bounds, g, &sg, &before);
-        for (int k0 = 0; k0 < nk; k0 += block) {
-            const int k1 = nk - k0 < block ? nk : k0 + block;
-            conv_param_grads(part, part + nw, col + conv2d_col_floats(&before), &dg, k0, k1, 0,
-                             k0 == 0 ? OC : 0, mine, work, bf16_operands(mine, per_thread, s),
-                             &sg);
-        }
-        fixed_accumulate(part, sum, nw, w.scale, w.bound, &w.maxabs, &w.over, &w.nonfinite);
-        fixed_accumulate(part + nw, sum + nw, (size_t)OC, b.scale, b.bound, &b.maxabs, &b.over,
-                         &b.nonfinite);
-    }
-    close(ctx, dweight, &w);
-    close(ctx, dbias, &b);
-    #pragma omp barrier
-    /* this thread's share of every element, each thread's sum in turn (exact: any order) */
-    int lo, hi;
-    thread_range((int)n, &lo, &hi);
-    const int wend = hi < (int)nw ? hi : (int)nw, bstart = lo > (int)nw ? lo : (int)nw;
-    for (int u = 0; u < T; u++) {
-        const int64_t *other = own_sum(own_part(scratch, u, per_thread, d, s), s);
-        for (int i = lo; i < wend; i++)
-            w.acc[i] += other[i];
-        for (int i = bstart; i < hi; i++)
-            b.acc[i - (int)nw] += other[i];
-    }
-}
-
-/* The groups' parameter gradients one group at a time, each handed to move; then the
- * input gradient of all the samples in one pass over them. Each thread takes its block of
- * dweight and dbias (conv_backward's) through every group and hands its part over as it
- * goes: no thread waits for another between groups, and each element's groups still come
- * in order. */
-static void conv_backward_groups(float *din, float *dweight, float *dbias, float *col,
-                                 const dout_source *d, const float *weight, float *scratch,
-                                 const dp_conv_shape *s, const int *bounds, int ngroups,
-                                 dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
-                                 void *ctx)
-{
-    const size_t K = (size_t)s->C * s->KH * s->KW;
-    dp_fixed_block w, b;
-    const int can_own = dweight && open && close && open(ctx, dweight, &w) == 0 &&
-                        open(ctx, dbias, &b) == 0;
-    #pragma omp parallel if (dweight)
-    if (can_own && omp_get_num_threads() > 1 && ngroups >= omp_get_num_threads()) {
-        own_groups(dweight, dbias, col, d, scratch, s, bounds, ngroups, w, b, close, ctx);
-    } else if (dweight) {
-        int lo, hi, blo, bhi;
-        for (int g = 0; g < ngroups; g++) {
-            dp_conv_shape sg, before;
-            dout_source dg = group_source(d, s, bounds, g, &sg, &before);
-            thread_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg, scratch,
-                               &sg, &lo, &hi, &blo, &bhi);
-            if (lo < hi && K >= CONV_ROWS_MIN_K) /* columns lo..hi of every row */
-                move(ctx, dweight + lo, (size_t)s->OC, (size_t)(hi - lo), K);
-            else if (lo < hi) /* rows lo..hi */
-                move(ctx, dweight + (size_t)lo * K, 1, (size_t)(hi - lo) * K, 0);
-            if (blo < bhi)
-                move(ctx, dbias + blo, 1, (size_t)(bhi - blo), 0);
-        }
-    }
-    if (din)
-        conv_backward(din, NULL, NULL, col, d, weight, scratch, s);
-}
-
-void conv2d_backward_groups(float *din, float *dweight, float *dbias, float *col,
-                            const float *dout, const float *weight, float *scratch,
-                            const dp_conv_shape *s, const int *bounds, int ngroups,
-                            dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
-                            void *ctx)
-{
-    dout_source d = {dout, NULL, NULL, NULL, NULL};
-    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
-                         move, open, close, ctx);
-}
-
-void conv2d_relu_maxpool_backward_groups(float *din, float *dweight, float *dbias, float *col,
-                                         const float *dout, const float *out,
-                                         const int32_t *argmax, const float *weight,
-                                         float *scratch, float *dconv, const dp_conv_shape *s,
-                                         const dp_pool_shape *pool, const int *bounds,
-                                         int ngroups, dp_partial_move move, dp_fixed_open open,
-                                         dp_fixed_close close, void *ctx)
-{
-    dout_source d = {NULL, dout, out, argmax, pool};
-    make_dconv(&d, dconv, s);
-    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
-                         move, open, close, ctx);
-}
-
-void conv2d_relu_backward_groups(float *din, float *dweight, float *dbias, float *col,
-                                 const float *dout, const float *out, const float *weight,
-                                 float *scratch, float *dconv, const dp_conv_shape *s,
-                                 const int *bounds, int ngroups, dp_partial_move move,
-                                 dp_fixed_open open, dp_fixed_close close, void *ctx)
-{
-    dout_source d = {NULL, dout, out, NULL, NULL};
-    make_dconv(&d, dconv, s);
-    conv_backward_groups(din, dweight, dbias, col, &d, weight, scratch, s, bounds, ngroups,
-                         move, open, close, ctx);
-}
