@@ -339,9 +339,10 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         uint32_t *buf = p.bf ? p.threads + (size_t)omp_get_thread_num() * bf16_thread_floats(B, O)
                              : NULL;
         if (fused) { /* every group's partials straight into the exact sum */
-            const int t = omp_get_thread_num(), T = omp_get_num_threads();
-            const int c0 = (int)((long)I * t / T) & ~(FC_FUSED_ALIGN - 1);
-            const int c1 = t + 1 == T ? I : (int)((long)I * (t + 1) / T) & ~(FC_FUSED_ALIGN - 1);
+            int c0, c1;
+            thread_range(I, &c0, &c1);
+            c0 &= ~(FC_FUSED_ALIGN - 1);
+            c1 = c1 == I ? I : c1 & ~(FC_FUSED_ALIGN - 1);
             dp_fixed_block blk;
             if (c0 < c1 && open(ctx, dweight + c0, &blk) == 0) {
                 gemm_tn_fixed(O, c1 - c0, dout, O, in + c0, I, bounds, ngroups, (size_t)I, &blk,
