@@ -128,6 +128,7 @@ static void test_products(void)
         ok &= check_nt(PICK(nt_m), PICK(nt_n), PICK(nt_k));
     ok &= check_nt(13, 11, 1100); /* three blocks of the lanes version, odd rows of B */
     ok &= check_nt(50, 128, 600);
+    ok &= check_nt(100, 9, 1100); /* fc1's 100 rows: 16 tiles of 6 and one of 4 */
     CHECK(ok);
 }
 

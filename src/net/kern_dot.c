@@ -144,6 +144,40 @@ void KFN(kern_gemm_nt_acc)(int M, int N, int K, const float *restrict A, int lda
 #define NT_KC DP_NT_KC
 #define NT_LDP (NT_KC + 16)
 
+#if VW > 1
+/* Rows of A (or B) copied a row at a time in whole vectors, to NT_LDP apart, the row NT_PF rows ahead
+ * prefetched meanwhile: the rows lie a multiple of 4 KiB apart in memory (fc1's inputs and
+ * weights), so the hardware's streams start cold on each; the prefetches keep several
+ * rows' lines in flight. */
+enum { NT_PF = 4 };
+
+ALWAYS_INLINE void nt_prefetch_row(const float *row, int kw)
+{
+    for (int p = 0; p < kw; p += 16)
+        _mm_prefetch((const char *)(row + p), _MM_HINT_T0);
+}
+
+static void nt_pack_rows(int M, int kw, const float *A, int lda, float *pa)
+{
+    for (int i = 0; i < NT_PF && i < M; i++)
+        nt_prefetch_row(A + (size_t)i * lda, kw);
+    for (int i = 0; i < M; i++) {
+        if (i + NT_PF < M)
+            nt_prefetch_row(A + (size_t)(i + NT_PF) * lda, kw);
+        const float *src = A + (size_t)i * lda;
+        float *dst = pa + (size_t)i * NT_LDP;
+        int p = 0;
+#if VW == 16
+        for (; p + 16 <= kw; p += 16)
+            _mm512_store_ps(dst + p, _mm512_loadu_ps(src + p));
+#endif
+        for (; p < kw; p += 8) /* kw: a multiple of 8 */
+            _mm256_store_ps(dst + p, _mm256_loadu_ps(src + p));
+    }
+}
+
+#endif
+
 #if VW == 16
 /* R rows of packed A (8 floats broadcast to both halves) against Q pairs of B's rows
  * (packed interleaved: 8 of row 2q, 8 of row 2q+1, ...), continuing the lanes kept in
@@ -198,24 +232,50 @@ ALWAYS_INLINE void nt_lanes_rows(int R, int N, int kw, const float *pa, const fl
     }
 }
 
+/* B's rows in pairs, 8 of row 2q then 8 of row 2q+1 (a lone last row: its 8 twice, the
+ * second copy never read: the tile masks it). */
+static void nt_pack_b(int N, int kw, const float *B, int ldb, float *pb)
+{
+    for (int j = 0; j < NT_PF && j < N; j++)
+        nt_prefetch_row(B + (size_t)j * ldb, kw);
+    for (int j = 0; j < N; j += 2) {
+        for (int u = j + NT_PF; u < j + NT_PF + 2 && u < N; u++)
+            nt_prefetch_row(B + (size_t)u * ldb, kw);
+        const float *b0 = B + (size_t)j * ldb, *b1 = j + 1 < N ? b0 + ldb : b0;
+        float *dst = pb + (size_t)(j / 2) * 2 * NT_LDP;
+        int p = 0;
+        for (; p + 16 <= kw; p += 16) {
+            const __m512 x = _mm512_loadu_ps(b0 + p), y = _mm512_loadu_ps(b1 + p);
+            _mm512_store_ps(dst + 2 * p, _mm512_shuffle_f32x4(x, y, 0x44));
+            _mm512_store_ps(dst + 2 * p + 16, _mm512_shuffle_f32x4(x, y, 0xEE));
+        }
+        if (p < kw) {
+            _mm256_store_ps(dst + 2 * p, _mm256_loadu_ps(b0 + p));
+            _mm256_store_ps(dst + 2 * p + 8, _mm256_loadu_ps(b1 + p));
+        }
+    }
+}
+
 static void nt_lanes_block(int M, int N, int kw, const float *A, int lda, const float *B,
                            int ldb, float *lanes, float *pack)
 {
     /* NT_LDP floats are a multiple of 64 bytes: every packed row starts aligned */
     float *pa = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
     float *pb = pa + (size_t)M * NT_LDP;
-    for (int i = 0; i < M; i++)
-        memcpy(pa + (size_t)i * NT_LDP, A + (size_t)i * lda, sizeof(float) * kw);
-    for (int j = 0; j < N; j++) {
-        float *dst = pb + (size_t)(j / 2) * 2 * NT_LDP + 8 * (j & 1);
-        for (int p = 0; p < kw; p += 8)
-            memcpy(dst + 2 * p, B + (size_t)j * ldb + p, sizeof(float) * 8);
-    }
+    nt_pack_rows(M, kw, A, lda, pa);
+    nt_pack_b(N, kw, B, ldb, pb);
     int i = 0;
     for (; i + 6 <= M; i += 6)
         nt_lanes_rows(6, N, kw, pa + (size_t)i * NT_LDP, pb, lanes + (size_t)i * N * 8);
-    for (; i < M; i++)
-        nt_lanes_rows(1, N, kw, pa + (size_t)i * NT_LDP, pb, lanes + (size_t)i * N * 8);
+    float *l = lanes + (size_t)i * N * 8;
+    const float *a = pa + (size_t)i * NT_LDP;
+    switch (M - i) { /* the last rows in one tile: the same chains */
+    case 5: nt_lanes_rows(5, N, kw, a, pb, l); break;
+    case 4: nt_lanes_rows(4, N, kw, a, pb, l); break;
+    case 3: nt_lanes_rows(3, N, kw, a, pb, l); break;
+    case 2: nt_lanes_rows(2, N, kw, a, pb, l); break;
+    case 1: nt_lanes_rows(1, N, kw, a, pb, l); break;
+    }
 }
 
 #elif VW == 8
@@ -248,11 +308,10 @@ ALWAYS_INLINE void nt_tile(int R, int Q, int kw, const float *A, const float *B,
 static void nt_lanes_block(int M, int N, int kw, const float *A, int lda, const float *B,
                            int ldb, float *lanes, float *pack)
 {
-    float *pa = pack, *pb = pack + (size_t)M * NT_LDP;
-    for (int i = 0; i < M; i++)
-        memcpy(pa + (size_t)i * NT_LDP, A + (size_t)i * lda, sizeof(float) * kw);
-    for (int j = 0; j < N; j++)
-        memcpy(pb + (size_t)j * NT_LDP, B + (size_t)j * ldb, sizeof(float) * kw);
+    float *pa = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+    float *pb = pa + (size_t)M * NT_LDP;
+    nt_pack_rows(M, kw, A, lda, pa);
+    nt_pack_rows(N, kw, B, ldb, pb);
     int i = 0;
     for (; i + 4 <= M; i += 4) {
         int j = 0;
