@@ -144,7 +144,12 @@ static void panel(int M, int N, int K, const G_ELT *restrict A, size_t ars, size
         const G_ELT *b = B + j;
         size_t ld = ldb;
         if (packed) {
+            /* the next block's lines fetched while this one is multiplied: each of B's
+             * rows is a stream of its own, too many for the hardware to follow */
+            const G_ELT *next = j + TN < N ? B + j + TN : NULL;
             for (int k = 0; k < K; k++) {
+                for (size_t c = 0; next && c < sizeof(G_ELT) * TN; c += 64)
+                    __builtin_prefetch((const char *)(next + (size_t)k * ldb) + c, 0, 3);
                 memcpy(pack + (size_t)TN * k, B + (size_t)k * ldb + j, sizeof(G_ELT) * width);
                 memset(pack + (size_t)TN * k + width, 0, sizeof(G_ELT) * (TN - width));
             }
