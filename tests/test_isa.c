@@ -120,6 +120,7 @@ static void test_products(void)
     ok &= check_axpy(64, 121, 288, 0);  /* conv2's forward */
     ok &= check_axpy(20, 70, 700, 0);   /* K sliced, with a tail slice */
     ok &= check_axpy(30, 37, 100, 1024); /* rows of B 4 KiB apart: the packed panel */
+    ok &= check_axpy(30, 150, 100, 1024); /* packed blocks, the next one prefetched, a tail */
     ok &= check_axpy(4, 5, 0, 0);        /* an empty chain */
     static const int nt_m[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 17};
     static const int nt_n[] = {1, 2, 3, 4, 5, 7, 8, 9, 10, 17};
