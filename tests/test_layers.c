@@ -1,6 +1,7 @@
 /* Every layer on small hand-computed cases, then every layer kind, through its table
  * entry, against central finite differences of L = sum(out * R) for a random R (one row
  * per kind and code path in fd_rows; errors as in gradcheck.h). */
+#include <math.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -424,6 +425,37 @@ static void test_label_bound_asserted(void)
 #endif
 }
 
+/* fc's input gradient, split by columns where rows are long (I >= 1024) and by samples
+ * otherwise: every element is the fmaf chain over the outputs in order, at 1-3 threads. */
+static void test_fc_input_grad_split(void)
+{
+    const int B = 5, O = 13, shapes[] = {1100, 2048, 300};
+    const int keep = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        const int I = shapes[t];
+        float *in = rand_buf((size_t)B * I, -1, 1), *w = rand_buf((size_t)O * I, -1, 1);
+        float *dout = rand_buf((size_t)B * O, -1, 1), *din = malloc(sizeof(float) * B * I);
+        float *dw = calloc((size_t)O * I, sizeof(float)), *db = calloc((size_t)O, sizeof(float));
+        int same = 1;
+        for (int threads = 1; threads <= 3; threads++) {
+            omp_set_num_threads(threads);
+            linear_backward(din, dw, db, dout, in, w, B, I, O, NULL);
+            for (int n = 0; n < B; n++)
+                for (int i = 0; i < I; i++) {
+                    float acc = 0.0f;
+                    for (int o = 0; o < O; o++)
+                        acc = fmaf(dout[n * O + o], w[(size_t)o * I + i], acc);
+                    same &= din[(size_t)n * I + i] == acc;
+                }
+        }
+        if (!same)
+            fprintf(stderr, "fc input gradient, I = %d: not the fmaf chain at some thread count\n", I);
+        CHECK(same);
+        free(in), free(w), free(dout), free(din), free(dw), free(db);
+    }
+    omp_set_num_threads(keep);
+}
+
 /* The kernel variants that promise the same bits deliver them: blocked and plain dot
  * products, overwriting and accumulating products, and the 8x8 transpose. */
 static void test_kernels_agree(void)
@@ -565,6 +597,7 @@ int main(void)
 {
     rng_seed(&rng, 7, 0, 0);
     test_label_bound_asserted(); /* first: it forks, before OpenMP starts threads */
+    test_fc_input_grad_split();
     for (int threads = 1; threads <= 2; threads++) {
         omp_set_num_threads(threads);
         test_conv_worked_example();

@@ -225,7 +225,12 @@ static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O,
     }
 }
 
-/* din[B, I] = dout[B, O] weight[O, I], rows by thread: each sample's chain is its own. */
+/* din[B, I] = dout[B, O] weight[O, I]: each element's chain is its own, so any split of
+ * din gives the same bits. fp32 with long rows (nopool's fc1: 36864) by blocks of columns,
+ * so that each thread packs and reads only its part of the weights, not all of them for
+ * its samples; else rows by thread. */
+enum { FC_DIN_COLUMNS_MIN = 1024, FC_DIN_COLUMN_BLOCK = 64 };
+
 static void linear_input_grad(float *din, const float *dout, const float *weight, int B, int I,
                               int O, const fc_pairs *p)
 {
@@ -241,6 +246,12 @@ static void linear_input_grad(float *din, const float *dout, const float *weight
             p->bf->pack_rows(dout + (size_t)lo * O, hi - lo, O, (size_t)O, a, (size_t)O2);
             p->bf->gemm(hi - lo, I, O2, a, (size_t)O2, 1, p->weights, I, din + (size_t)lo * I, I,
                         GEMM_ZERO, NULL);
+        } else if (I >= FC_DIN_COLUMNS_MIN) {
+            thread_range((I + FC_DIN_COLUMN_BLOCK - 1) / FC_DIN_COLUMN_BLOCK, &lo, &hi);
+            const int c0 = lo * FC_DIN_COLUMN_BLOCK;
+            const int c1 = hi * FC_DIN_COLUMN_BLOCK < I ? hi * FC_DIN_COLUMN_BLOCK : I;
+            if (c0 < c1)
+                gemm_nn(B, c1 - c0, O, dout, O, weight + c0, I, din + c0, I);
         } else {
             gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
         }
