@@ -449,7 +449,8 @@ static void test_fc_input_grad_split(void)
                 }
         }
         if (!same)
-            fprintf(stderr, "fc input gradient, I = %d: not the fmaf chain at some thread count\n", I);
+            fprintf(stderr, "fc input gradient, I = %d: not the fmaf chain at some thread "
+                            "count\n", I);
         CHECK(same);
         free(in), free(w), free(dout), free(din), free(dw), free(db);
     }

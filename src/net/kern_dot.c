@@ -145,10 +145,10 @@ void KFN(kern_gemm_nt_acc)(int M, int N, int K, const float *restrict A, int lda
 #define NT_LDP (NT_KC + 16)
 
 #if VW > 1
-/* Rows of A (or B) copied a row at a time in whole vectors, to NT_LDP apart, the row NT_PF rows ahead
- * prefetched meanwhile: the rows lie a multiple of 4 KiB apart in memory (fc1's inputs and
- * weights), so the hardware's streams start cold on each; the prefetches keep several
- * rows' lines in flight. */
+/* Rows of A (or B) copied a row at a time in whole vectors, NT_LDP apart, the row NT_PF
+ * rows ahead prefetched meanwhile: the rows lie a multiple of 4 KiB apart in memory (fc1's
+ * inputs and weights), so the hardware's streams start cold on each; the prefetches keep
+ * several rows' lines in flight. */
 enum { NT_PF = 4 };
 
 ALWAYS_INLINE void nt_prefetch_row(const float *row, int kw)
