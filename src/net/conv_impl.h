@@ -3,23 +3,15 @@
 #ifndef DPTRAIN_NET_CONV_IMPL_H
 #define DPTRAIN_NET_CONV_IMPL_H
 
-#include <omp.h>
 #include <stdint.h>
 
 #include "dptrain/net/layers.h"
+#include "thread_split.h"
 
 /* Below this many columns (C*KH*KW) the weight gradient is computed as dot products
  * over output pixels (conv1 of MNIST: 9); above it as a product that is vectorised over
  * the output channels. The choice depends on the shape alone. */
 #define CONV_ROWS_MIN_K 16
-
-/* [lo, hi) of n items for thread t of T. */
-static inline void thread_range(int n, int *lo, int *hi)
-{
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-    *lo = (int)((long)n * t / T);
-    *hi = (int)((long)n * (t + 1) / T);
-}
 
 /* Where the gradient of the conv output comes from: dout as it lies, or made a sample at a
  * time from the gradient of the relu + max pooling after the conv (the same values

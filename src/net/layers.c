@@ -7,14 +7,7 @@
 
 #include "dptrain/net/kernels.h"
 #include "kernel_table.h"
-
-/* [lo, hi) of n items for thread t of T: the split used by every row-parallel loop. */
-static void thread_range(int n, int *lo, int *hi)
-{
-    int t = omp_get_thread_num(), T = omp_get_num_threads();
-    *lo = (int)((long)n * t / T);
-    *hi = (int)((long)n * (t + 1) / T);
-}
+#include "thread_split.h"
 
 static void pool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
                          int K, int stride, int OH, int OW, int relu)
@@ -240,19 +233,18 @@ static void linear_input_grad(float *din, const float *dout, const float *weight
     #pragma omp parallel
     {
         int lo, hi;
-        thread_range(B, &lo, &hi);
         if (p->bf) {
+            thread_range(B, &lo, &hi);
             uint32_t *a = p->shared + (size_t)lo * O2;
             p->bf->pack_rows(dout + (size_t)lo * O, hi - lo, O, (size_t)O, a, (size_t)O2);
             p->bf->gemm(hi - lo, I, O2, a, (size_t)O2, 1, p->weights, I, din + (size_t)lo * I, I,
                         GEMM_ZERO, NULL);
         } else if (I >= FC_DIN_COLUMNS_MIN) {
-            thread_range((I + FC_DIN_COLUMN_BLOCK - 1) / FC_DIN_COLUMN_BLOCK, &lo, &hi);
-            const int c0 = lo * FC_DIN_COLUMN_BLOCK;
-            const int c1 = hi * FC_DIN_COLUMN_BLOCK < I ? hi * FC_DIN_COLUMN_BLOCK : I;
-            if (c0 < c1)
-                gemm_nn(B, c1 - c0, O, dout, O, weight + c0, I, din + c0, I);
+            thread_blocks(I, FC_DIN_COLUMN_BLOCK, &lo, &hi);
+            if (lo < hi)
+                gemm_nn(B, hi - lo, O, dout, O, weight + lo, I, din + lo, I);
         } else {
+            thread_range(B, &lo, &hi);
             gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
         }
     }
@@ -351,9 +343,7 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
                              : NULL;
         if (fused) { /* every group's partials straight into the exact sum */
             int c0, c1;
-            thread_range(I, &c0, &c1);
-            c0 &= ~(FC_FUSED_ALIGN - 1);
-            c1 = c1 == I ? I : c1 & ~(FC_FUSED_ALIGN - 1);
+            thread_blocks(I, FC_FUSED_ALIGN, &c0, &c1);
             dp_fixed_block blk;
             if (c0 < c1 && open(ctx, dweight + c0, &blk) == 0) {
                 gemm_tn_fixed(O, c1 - c0, dout, O, in + c0, I, bounds, ngroups, (size_t)I, &blk,
