@@ -8,6 +8,7 @@
  * it), im2col and pooling.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
+ *                 [--only TEXT]
  *
  * The peak: 12 independent chains of fused multiply-adds (enough to fill two pipes of
  * four-cycle latency), one per register, 512-bit, 256-bit or scalar; then the same on
@@ -284,6 +285,14 @@ static void time_pool(int C, int H, int W, int B, int reps, double ns[2])
     free(in), free(din), free(out), free(dout), free(arg);
 }
 
+/* --only TEXT: the rows whose label contains TEXT (the peaks always) */
+static const char *only_rows;
+
+static int wanted(const char *label)
+{
+    return !only_rows || strstr(label, only_rows);
+}
+
 int main(int argc, char **argv)
 {
     const char *which = "all";
@@ -297,6 +306,8 @@ int main(int argc, char **argv)
             B = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--reps"))
             reps = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--only"))
+            only_rows = argv[++i];
     }
     omp_set_num_threads(1);
 #ifdef DPTRAIN_BENCH_OPENBLAS
@@ -342,6 +353,8 @@ int main(int argc, char **argv)
         char label[64];
         snprintf(label, sizeof label, "%s %dx%dx%d%s", s->name, s->M, s->N, s->K,
                  s->per_sample ? " xB" : "");
+        if (!wanted(label))
+            continue;
         printf("%-44s", label);
         double flops = 2.0 * s->M * s->N * s->K * (s->per_sample ? B : 1);
         for (int c = 0; c < cols; c++) {
@@ -370,6 +383,8 @@ int main(int argc, char **argv)
             char label[64];
             snprintf(label, sizeof label, "%s fc1 weights 16 groups, sum %s",
                      k ? "nopool" : "ref", fused ? "fused" : "moved");
+            if (!wanted(label))
+                continue;
             printf("%-44s", label);
             const double flops = 2.0 * fcs[k][0] * fcs[k][1] * B;
             for (int c = 0; c < cols; c++) {
@@ -383,14 +398,16 @@ int main(int argc, char **argv)
             printf("\n");
             fflush(stdout);
         }
-    printf("%-44s", "im2col 32x13x13 3x3, GB/s written");
-    for (int c = 0; c < cols; c++) {
-        dp_isa_select(names[c], &err);
-        printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+    if (wanted("im2col 32x13x13 3x3, GB/s written")) {
+        printf("%-44s", "im2col 32x13x13 3x3, GB/s written");
+        for (int c = 0; c < cols; c++) {
+            dp_isa_select(names[c], &err);
+            printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+        }
+        printf("\n");
     }
-    printf("\n");
     static const int pools[][3] = {{32, 26, 26}, {64, 11, 11}};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && wanted("relu+maxpool"); k++) {
         double ns[3][2]; /* per path: forward, backward, timed in one call */
         for (int c = 0; c < cols; c++) {
             dp_isa_select(names[c], &err);
