@@ -277,8 +277,8 @@ static void test_fixed_take(void)
 
 /* gemm_tn_fixed against its definition: each group's gemm_tn from zero, then
  * fixed_accumulate, with the same scale and bound; sums, largest magnitude and counts.
- * kind 0: random values in range; 1: some partials over the bound; 2: a NaN and an Inf
- * among the inputs; 3: products of small integers times 2^-20, whose fixed points are
+ * kind 0: random values in range; 1: some partials over the bound; 2: NaNs of both signs
+ * and an Inf among the inputs; 3: products of small integers times 2^-20, whose fixed points are
  * exact ties half the time; 4: partials near the bound, all of one sign, in 2^lg groups
  * of one sample (the int32 halves' sums at their largest); 5: a scale past float's range
  * (the unfused way throughout). */
@@ -305,6 +305,7 @@ static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind, s
     }
     if (kind == 2) {
         B[(size_t)S / 2 * N + 7] = NAN;
+        B[(size_t)S / 3 * N + N - 40] = -NAN; /* a NaN with its sign bit set, in another tile */
         A[(size_t)(S - 1) * M] = INFINITY;
     }
     const size_t n = (size_t)M * N;

@@ -24,9 +24,15 @@
  * tile's worth in each of many rows far apart. On Emerald Rapids, 1 thread, nopool's fc1
  * (128 x 36864, 16 groups of 6-7 samples): 24 ms with one column block packed at a time,
  * 18-19 ms with 37; the reference model's (128 x 1600) at 9.8 cycles per 16 partials of a
- * group, where the ports allow about 7.6 (6.25 FMAs, 6 operations for the split, 3 for
- * the range, on two ports). Against the unfused way: nopool's step 1.2x, the reference's
- * 1.05x. */
+ * group, where the ports allowed about 7.6 (6.25 FMAs, 6 operations for the split, 3 for
+ * the range, on two ports; the range takes 2 since 2026-12-05). Against the unfused way:
+ * nopool's step 1.2x, the reference's 1.05x.
+ * On Zen 5 (1 thread, bench_kernels) the tile's chains alone, without the split, run at
+ * 130-150 GFLOP/s and the whole at 85-100. Measured and left (2026-12-05): the halves in
+ * an L1 buffer so that the tile could hold 12 chains (70-77), and two phases per batch
+ * of groups, the chains' partials through L1 and then the split, 8 x 2, 4 x 2 and 4 x 4
+ * vectors (68-105 against 85-105); `#pragma GCC unroll 8` on a group's samples (the
+ * same). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -99,14 +105,12 @@ ALWAYS_INLINE vi vf_round(vf x)
 ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 ALWAYS_INLINE vf vf_fms(vf a, vf b, vf c) { return _mm512_fmsub_ps(a, b, c); }
 ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
-ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
-/* every lane: a < b (false for NaN) */
-ALWAYS_INLINE int vf_all_below(vf a, vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ) == 0xffff; }
-/* every lane finite: x - x is 0 there, NaN for Inf and NaN */
-ALWAYS_INLINE int vf_all_finite(vf x)
-{
-    return _mm512_cmp_ps_mask(_mm512_sub_ps(x, x), _mm512_setzero_ps(), _CMP_EQ_OQ) == 0xffff;
-}
+ALWAYS_INLINE vi vi_max(vi a, vi b) { return _mm512_max_epi32(a, b); }
+ALWAYS_INLINE vi vi_max_u(vi a, vi b) { return _mm512_max_epu32(a, b); }
+ALWAYS_INLINE vi vi_and(vi a, vi b) { return _mm512_and_si512(a, b); }
+ALWAYS_INLINE vf vi_as_f(vi x) { return _mm512_castsi512_ps(x); }
+/* every lane: a < b, both in [0, 2^31) */
+ALWAYS_INLINE int vi_all_below(vi a, vi b) { return _mm512_cmplt_epi32_mask(a, b) == 0xffff; }
 /* acc[l] += (hi[l] << k) + lo[l] for 16 lanes; acc[l] = ... where it is known zero */
 ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
@@ -129,15 +133,13 @@ ALWAYS_INLINE vi vf_round(vf x) { return _mm256_cvtps_epi32(x); } /* MXCSR: to n
 ALWAYS_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 ALWAYS_INLINE vf vf_fms(vf a, vf b, vf c) { return _mm256_fmsub_ps(a, b, c); }
 ALWAYS_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
-ALWAYS_INLINE vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
-ALWAYS_INLINE int vf_all_below(vf a, vf b)
+ALWAYS_INLINE vi vi_max(vi a, vi b) { return _mm256_max_epi32(a, b); }
+ALWAYS_INLINE vi vi_max_u(vi a, vi b) { return _mm256_max_epu32(a, b); }
+ALWAYS_INLINE vi vi_and(vi a, vi b) { return _mm256_and_si256(a, b); }
+ALWAYS_INLINE vf vi_as_f(vi x) { return _mm256_castsi256_ps(x); }
+ALWAYS_INLINE int vi_all_below(vi a, vi b)
 {
-    return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LT_OQ)) == 0xff;
-}
-ALWAYS_INLINE int vf_all_finite(vf x)
-{
-    return _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(x, x), _mm256_setzero_ps(),
-                                            _CMP_EQ_OQ)) == 0xff;
+    return _mm256_movemask_epi8(_mm256_cmpgt_epi32(b, a)) == -1;
 }
 ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 {
@@ -154,21 +156,24 @@ ALWAYS_INLINE void acc_add(int64_t *acc, vi hi, vi lo, int k, int zero)
 
 /* The split's constants for one call. */
 typedef struct {
-    vf scale, magic, bound;
+    vf scale, magic;
+    vi bound_bits; /* the bound's bits: a float's magnitude is below it where its bits are */
     int32_t magic_bits;
     int k, zero;
 } split;
 
-/* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range:
- * the largest and smallest partials and their sum, which Inf and NaN make non-finite, tell
- * (three operations a partial, where its magnitude, a comparison and a mask would take
- * four or five). */
+/* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range.
+ * The partials' bits tell, two integer operations a partial (which run on any vector pipe,
+ * where float max, min and sum took three on the float adders): their signed maximum is
+ * the largest positive partial's (or a NaN's), their unsigned maximum the largest negative
+ * one's (any negative's bits are above every positive's), and a magnitude's bits order as
+ * the magnitude does, Inf and NaN above every finite one. */
 ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb,
                              const int *bounds, int ngroups, int64_t *acc, size_t ldacc,
                              const split *s, vf *vmx)
 {
     vi hi[GR][GV], lo[GR][GV];
-    vf top = vf_zero(), low = vf_zero(), sum = vf_zero();
+    vi top = vi_zero(), neg = vi_zero(); /* the partials' bits: signed and unsigned maxima */
     for (int r = 0; r < GR; r++)
         for (int v = 0; v < GV; v++)
             hi[r][v] = lo[r][v] = vi_zero();
@@ -192,18 +197,18 @@ ALWAYS_INLINE int tile_fused(const float *A, int lda, const float *B, size_t ldb
         for (int r = 0; r < GR; r++)
             for (int v = 0; v < GV; v++) {
                 const vf p = c[r][v];
-                top = vf_max(top, p);
-                low = vf_min(low, p);
-                sum = vf_add(sum, p);
+                top = vi_max(top, vf_bits(p));
+                neg = vi_max_u(neg, vf_bits(p));
                 const vf t = vf_fma(p, s->scale, s->magic), h = vf_sub(t, s->magic);
                 hi[r][v] = vi_add(hi[r][v], vf_bits(t));
                 lo[r][v] = vi_add(lo[r][v], vf_round(vf_fms(p, s->scale, h)));
             }
     }
-    const vf mag = vf_max(top, vf_sub(vf_zero(), low)); /* the largest |p|, if all finite */
-    if (!vf_all_below(mag, s->bound) || !vf_all_finite(sum))
+    /* the largest |p|'s bits (NaN and Inf above every finite magnitude) */
+    const vi mag = vi_max(top, vi_and(neg, vi_set1(INT32_MAX)));
+    if (!vi_all_below(mag, s->bound_bits))
         return 1;
-    *vmx = vf_max(mag, *vmx);
+    *vmx = vf_max(vi_as_f(mag), *vmx);
     /* the high halves counted from M: minus ngroups times its bits (mod 2^32) */
     const vi offset = vi_set1((int32_t)(0u - (uint32_t)s->magic_bits * (uint32_t)ngroups));
     for (int r = 0; r < GR; r++)
@@ -250,8 +255,10 @@ void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float 
         const size_t per_block = (size_t)samples * GN;
         const int chunk = pack && pack_floats >= per_block ? (int)(pack_floats / per_block) : 0;
         const float M_k = ldexpf(1.5f, 23 + k);
-        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vf_set1((float)blk->bound), 0, k,
-                   blk->zero};
+        const float bound = (float)blk->bound;
+        int32_t bound_bits;
+        memcpy(&bound_bits, &bound, sizeof bound);
+        split s = {vf_set1((float)blk->scale), vf_set1(M_k), vi_set1(bound_bits), 0, k, blk->zero};
         memcpy(&s.magic_bits, &M_k, sizeof M_k);
         vf vmx = vf_set1(blk->maxabs);
         full_rows = M - M % GR;
