@@ -287,10 +287,13 @@ static void time_pool(int C, int H, int W, int B, int reps, double ns[2])
 
 /* --only TEXT: the rows whose label contains TEXT (the peaks always) */
 static const char *only_rows;
+static int rows_wanted;
 
 static int wanted(const char *label)
 {
-    return !only_rows || strstr(label, only_rows);
+    const int yes = !only_rows || strstr(label, only_rows);
+    rows_wanted += yes;
+    return yes;
 }
 
 int main(int argc, char **argv)
@@ -407,21 +410,33 @@ int main(int argc, char **argv)
         printf("\n");
     }
     static const int pools[][3] = {{32, 26, 26}, {64, 11, 11}};
-    for (int k = 0; k < 2 && wanted("relu+maxpool"); k++) {
+    for (int k = 0; k < 2; k++) {
+        char label[2][64];
+        int want[2];
+        for (int dir = 0; dir < 2; dir++) {
+            snprintf(label[dir], sizeof label[dir], "relu+maxpool %s %dx%dx%d, ns per plane",
+                     dir ? "backward" : "forward ", pools[k][0], pools[k][1], pools[k][2]);
+            want[dir] = wanted(label[dir]);
+        }
+        if (!want[0] && !want[1])
+            continue;
         double ns[3][2]; /* per path: forward, backward, timed in one call */
         for (int c = 0; c < cols; c++) {
             dp_isa_select(names[c], &err);
             time_pool(pools[k][0], pools[k][1], pools[k][2], B, reps, ns[c]);
         }
         for (int dir = 0; dir < 2; dir++) {
-            char label[64];
-            snprintf(label, sizeof label, "relu+maxpool %s %dx%dx%d, ns per plane",
-                     dir ? "backward" : "forward ", pools[k][0], pools[k][1], pools[k][2]);
-            printf("%-44s", label);
+            if (!want[dir])
+                continue;
+            printf("%-44s", label[dir]);
             for (int c = 0; c < cols; c++)
                 printf(" %16.1f", ns[c][dir]);
             printf("\n");
         }
+    }
+    if (!rows_wanted) {
+        fprintf(stderr, "bench_kernels: --only %s: no row's label contains it\n", only_rows);
+        return 2;
     }
     for (int c = 0; c < cols; c++)
         if (!strcmp(names[c], "scalar"))
