@@ -278,10 +278,10 @@ static void test_fixed_take(void)
 /* gemm_tn_fixed against its definition: each group's gemm_tn from zero, then
  * fixed_accumulate, with the same scale and bound; sums, largest magnitude and counts.
  * kind 0: random values in range; 1: some partials over the bound; 2: NaNs of both signs
- * and an Inf among the inputs; 3: products of small integers times 2^-20, whose fixed points are
- * exact ties half the time; 4: partials near the bound, all of one sign, in 2^lg groups
- * of one sample (the int32 halves' sums at their largest); 5: a scale past float's range
- * (the unfused way throughout). */
+ * and an Inf among the inputs; 3: products of small integers times 2^-20, whose fixed
+ * points are exact ties half the time; 4: partials near the bound, all of one sign, in
+ * 2^lg groups of one sample (the int32 halves' sums at their largest); 5: a scale past
+ * float's range (the unfused way throughout). */
 static void check_tn_fixed(int M, int N, int ngroups, int per_group, int kind, size_t pack_floats)
 {
     const int S = ngroups * per_group, lg = ngroups > 1 ? 32 - __builtin_clz((unsigned)ngroups - 1) : 0;
