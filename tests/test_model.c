@@ -375,56 +375,6 @@ static void test_backward_ranges(void)
     }
 }
 
-/* An fc right after a relu that absorbs a conv does that relu's backward (model.h:
- * relu_din, relu_done): the flags on that pair only, and the same gradients, bit for bit,
- * as with the relu's own backward, over the whole batch and group by group at 1-3
- * threads. Without the fc's half (the relu trusting an unrectified gradient) they differ:
- * the comparison sees the rectification. */
-static void grads_of(dp_model *m, dp_workspace *ws, const dp_pass *pass, int grouped,
-                     float *out)
-{
-    static const int bounds[] = {0, 3, 4, 7};
-    memset(m->grads, 0, m->size * sizeof(float));
-    model_forward(m, ws, pass, NULL);
-    if (grouped)
-        model_backward_groups(m, ws, pass, bounds, 3);
-    else
-        model_backward(m, ws, pass, 0, pass->B);
-    memcpy(out, m->grads, m->size * sizeof(float));
-}
-
-static void test_relu_handoff(void)
-{
-    dp_model m;
-    dp_workspace ws;
-    dp_err err;
-    CHECK(model_build(&m, "conv(4,3) relu conv(6,3) relu fc(16) relu fc", 1, 12, 12, 5, &err) == 0);
-    CHECK(workspace_create(&ws, &m, 7, &err) == 0);
-    for (int i = 0; i < m.nlayers; i++) /* fc(16) and the conv + relu before it, no other */
-        CHECK(m.layers[i].relu_din == (i == 4) && m.layers[i].relu_done == (i == 3));
-    model_init(&m, 4);
-    uint8_t labels[7];
-    fill_input(&ws, &m, 7, 5, labels);
-    dp_pass pass = {.labels = labels, .B = 7, .train = 1, .grad_scale = 1.0 / 7};
-    float *with = malloc(m.size * sizeof(float)), *without = malloc(m.size * sizeof(float));
-    for (int threads = 1; threads <= 3; threads++)
-        for (int grouped = 0; grouped < 2; grouped++) {
-            omp_set_num_threads(threads);
-            grads_of(&m, &ws, &pass, grouped, with);
-            m.layers[4].relu_din = m.layers[3].relu_done = 0;
-            grads_of(&m, &ws, &pass, grouped, without);
-            CHECK(memcmp(with, without, m.size * sizeof(float)) == 0);
-            m.layers[3].relu_done = 1; /* half of it: the relu trusts, the fc does not */
-            grads_of(&m, &ws, &pass, grouped, without);
-            CHECK(memcmp(with, without, m.params[2].offset * sizeof(float)) != 0);
-            m.layers[4].relu_din = 1;
-        }
-    omp_set_num_threads(1);
-    free(with), free(without);
-    workspace_free(&ws);
-    model_free(&m);
-}
-
 /* N steps of training with T threads; returns the final weights (caller frees). */
 static float *train_steps(const char *spec, int threads, int steps, size_t *size)
 {
@@ -649,7 +599,6 @@ int main(void)
     test_whole_net_gradcheck();
     test_buffers();
     test_backward_ranges();
-    test_relu_handoff();
     test_thread_determinism();
     test_sgd();
     test_optimizer_state();

@@ -387,8 +387,8 @@ void KFN(kern_relu_forward)(float *out, const float *in, size_t n)
         out[i] = relu1(in[i]);
 }
 
-void KFN(kern_relu_backward)(float *din, const float *dout, const float *restrict out,
-                             size_t n) /* din may be dout (in place) */
+void KFN(kern_relu_backward)(float *restrict din, const float *restrict dout,
+                             const float *restrict out, size_t n)
 {
     size_t i = 0;
 #if VW == 16

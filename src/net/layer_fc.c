@@ -53,34 +53,18 @@ static void forward(const dp_layer_io *io)
                    io->L->out_c, io->scratch);
 }
 
-/* The input gradient, and with relu_din the relu's backward on it (model.h): NULL when
- * linear_backward makes it. */
-static float *own_din(const dp_layer_io *io)
-{
-    return io->L->relu_din ? NULL : io->din;
-}
-
-static void relu_din(const dp_layer_io *io)
-{
-    if (io->L->relu_din && io->din)
-        linear_input_grad_relu(io->din, io->dout, io->param[0], io->in, io->B,
-                               (int)io->L->in_size, io->L->out_c, io->scratch);
-}
-
 static void backward(const dp_layer_io *io)
 {
-    linear_backward(own_din(io), io->grad[0], io->grad[1], io->dout, io->in, io->param[0], io->B,
+    linear_backward(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0], io->B,
                     (int)io->L->in_size, io->L->out_c, io->scratch);
-    relu_din(io);
 }
 
 static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroups)
 {
-    linear_backward_groups(own_din(io), io->grad[0], io->grad[1], io->dout, io->in, io->param[0],
+    linear_backward_groups(io->din, io->grad[0], io->grad[1], io->dout, io->in, io->param[0],
                            io->B, (int)io->L->in_size, io->L->out_c, io->scratch, bounds, ngroups,
                            io->pass->move, io->pass->fixed_open, io->pass->fixed_close,
                            io->pass->done_ctx);
-    relu_din(io);
 }
 
 const dp_layer_kind layer_fc = {

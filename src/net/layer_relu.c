@@ -3,9 +3,7 @@
  * (layer_pool.c). Otherwise it absorbs a conv right before it (conv2d_relu_*): each
  * sample's conv output is rectified while it is in cache, and in backward the conv
  * output's gradient is made from the relu's a sample at a time, sparing a pass over the
- * activation each way (nopool: 14.7 MB for conv2 at batch 100); the same bits. When an fc
- * follows, that fc rectifies the gradient it hands back (model.h: relu_done), and the conv's
- * backward takes it as it is. */
+ * activation each way (nopool: 14.7 MB for conv2 at batch 100); the same bits. */
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
 #include "layer_conv.h"
@@ -36,13 +34,6 @@ static void forward(const dp_layer_io *io)
 
 static void backward(const dp_layer_io *io)
 {
-    if (io->absorbed && io->L->relu_done) { /* the fc after it rectified dout (model.h) */
-        dp_conv_shape s = layer_conv_shape(io->L - 1, io->B);
-        conv2d_backward(io->din, io->grad[0], io->grad[1],
-                        layer_conv_col(io, &s, io->absorbed_work[0]), io->dout, io->param[0],
-                        io->scratch, &s);
-        return;
-    }
     if (io->absorbed) { /* the conv's weight gradient too (NULL when frozen) */
         dp_conv_shape s = layer_conv_shape(io->L - 1, io->B);
         conv2d_relu_backward(io->din, io->grad[0], io->grad[1],
@@ -62,13 +53,6 @@ static void backward_groups(const dp_layer_io *io, const int *bounds, int ngroup
         return;
     }
     dp_conv_shape s = layer_conv_shape(io->L - 1, io->B);
-    if (io->L->relu_done) {
-        conv2d_backward_groups(io->din, io->grad[0], io->grad[1],
-                               layer_conv_col(io, &s, io->absorbed_work[0]), io->dout,
-                               io->param[0], io->scratch, &s, bounds, ngroups, io->pass->move,
-                               io->pass->fixed_open, io->pass->fixed_close, io->pass->done_ctx);
-        return;
-    }
     conv2d_relu_backward_groups(io->din, io->grad[0], io->grad[1],
                                 layer_conv_col(io, &s, io->absorbed_work[0]), io->dout, io->out,
                                 io->param[0], io->scratch, io->absorbed_dout[0], &s, bounds,

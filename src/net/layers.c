@@ -221,22 +221,11 @@ static void bias_partial(float *dbias, const float *dout, int n0, int n1, int O,
 /* din[B, I] = dout[B, O] weight[O, I]: each element's chain is its own, so any split of
  * din gives the same bits. fp32 with long rows (nopool's fc1: 36864) by blocks of columns,
  * so that each thread packs and reads only its part of the weights, not all of them for
- * its samples; else rows by thread. With relu (the output of a relu whose backward this
- * layer does: model.h's relu_din), din is then zeroed where relu is not above zero, as
- * relu_backward does, FC_RELU_COLUMNS columns at a time while they are in cache. */
-enum { FC_DIN_COLUMNS_MIN = 1024, FC_DIN_COLUMN_BLOCK = 64, FC_RELU_COLUMNS = 256 };
+ * its samples; else rows by thread. */
+enum { FC_DIN_COLUMNS_MIN = 1024, FC_DIN_COLUMN_BLOCK = 64 };
 
-/* rows x cols of d (row stride ld) zeroed where x is not above zero */
-static void relu_rows(float *d, const float *x, int rows, int cols, size_t ld)
-{
-    const dp_kernel_table *kt = dp_kernels();
-    for (int r = 0; r < rows && cols > 0; r++)
-        kt->relu_backward(d + (size_t)r * ld, d + (size_t)r * ld, x + (size_t)r * ld,
-                          (size_t)cols);
-}
-
-static void linear_input_grad(float *din, const float *dout, const float *weight,
-                              const float *relu, int B, int I, int O, const fc_pairs *p)
+static void linear_input_grad(float *din, const float *dout, const float *weight, int B, int I,
+                              int O, const fc_pairs *p)
 {
     const int O2 = (O + 1) / 2;
     if (p->bf) /* pairs of outputs: of weight's rows, and along each row of dout */
@@ -252,28 +241,13 @@ static void linear_input_grad(float *din, const float *dout, const float *weight
                         GEMM_ZERO, NULL);
         } else if (I >= FC_DIN_COLUMNS_MIN) {
             thread_blocks(I, FC_DIN_COLUMN_BLOCK, &lo, &hi);
-            const int step = relu ? FC_RELU_COLUMNS : hi - lo;
-            for (int c = lo; c < hi; c += step) {
-                const int w = hi - c < step ? hi - c : step;
-                gemm_nn(B, w, O, dout, O, weight + c, I, din + c, I);
-                if (relu)
-                    relu_rows(din + c, relu + c, B, w, (size_t)I);
-            }
-            lo = hi = 0; /* done */
+            if (lo < hi)
+                gemm_nn(B, hi - lo, O, dout, O, weight + lo, I, din + lo, I);
         } else {
             thread_range(B, &lo, &hi);
             gemm_nn(hi - lo, I, O, dout + (size_t)lo * O, O, weight, I, din + (size_t)lo * I, I);
         }
-        if (relu) /* the rows of this thread, not yet rectified */
-            relu_rows(din + (size_t)lo * I, relu + (size_t)lo * I, hi - lo, I, (size_t)I);
     }
-}
-
-void linear_input_grad_relu(float *din, const float *dout, const float *weight, const float *in,
-                            int B, int I, int O, float *scratch)
-{
-    const fc_pairs p = fc_pairs_of(scratch, B, I, O);
-    linear_input_grad(din, dout, weight, in, B, I, O, &p);
 }
 
 /* tile[o - lo, i - i0] (start: GEMM_ZERO or GEMM_ACC) += sum over samples [n0, n1) of
@@ -317,7 +291,7 @@ void linear_backward(float *din, float *dweight, float *dbias, const float *dout
         bias_partial(dbias, dout, 0, B, O, lo, hi);
     }
     if (din)
-        linear_input_grad(din, dout, weight, NULL, B, I, O, &p);
+        linear_input_grad(din, dout, weight, B, I, O, &p);
 }
 
 /* The moves' way for rows [r_lo, r_hi) by columns [c_lo, c_hi) of dweight: a block at a
@@ -390,7 +364,7 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
         }
     }
     if (din)
-        linear_input_grad(din, dout, weight, NULL, B, I, O, &p);
+        linear_input_grad(din, dout, weight, B, I, O, &p);
 }
 
 double softmax_xent(float *dlogits, int *correct, const float *logits, const uint8_t *labels,

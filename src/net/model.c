@@ -156,22 +156,6 @@ static void mark_absorptions(dp_model *m)
     }
 }
 
-/* An fc right after a relu that absorbs a conv does the relu's backward itself, on its
- * input gradient block by block while the block is in cache, where the relu's own pass
- * would read that gradient and the relu's output from memory and write the conv's output
- * gradient (nopool's conv2: 14.7 MB each at batch 100). The same bits: the same zeros,
- * where the relu's output is not above zero. */
-static void mark_relu_handoffs(dp_model *m)
-{
-    const dp_layer_kind *fc = layer_kind_find("fc"), *relu = layer_kind_find("relu");
-    for (int i = 1; i < m->nlayers; i++) {
-        dp_layer *L = &m->layers[i], *R = &m->layers[i - 1];
-        if (L->kind == fc && !L->absorbed && !L->absorbs && R->kind == relu && R->absorbs == 1 &&
-            !R->absorbed)
-            L->relu_din = R->relu_done = 1;
-    }
-}
-
 static int read_spec_file(const char *path, char *buf, size_t len, dp_err *err)
 {
     FILE *f = fopen(path, "rb");
@@ -236,7 +220,6 @@ int model_build(dp_model *m, const char *name_or_spec, int C, int H, int W, int 
     if (infer_shapes(m, err))
         goto fail;
     mark_absorptions(m);
-    mark_relu_handoffs(m);
     size_t at = 0;
     for (int i = 0; i < m->nlayers && at < sizeof m->spec; i++)
         at += (size_t)snprintf(m->spec + at, sizeof m->spec - at, "%s%s", i ? " " : "",

@@ -156,11 +156,6 @@ void linear_backward_groups(float *din, float *dweight, float *dbias, const floa
                             float *scratch, const int *bounds, int ngroups,
                             dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
                             void *ctx);
-/* linear_backward's input gradient alone (the same bits), then a relu's backward on it
- * where `in` is that relu's output (model.h: relu_din): zero where in is not above zero,
- * as relu_backward would make it from din, a block at a time while it is in cache. */
-void linear_input_grad_relu(float *din, const float *dout, const float *weight, const float *in,
-                            int B, int I, int O, float *scratch);
 
 /* Softmax cross-entropy over NC classes; every label must be < NC (the caller checks the
  * data; debug and sanitizer builds assert it here). Returns the SUM of per-sample losses; when

@@ -46,10 +46,6 @@ typedef struct {
                    * maxpool: its relu, or its conv and relu) */
     int absorbed; /* done by the layer after it: skipped in the pass */
     int frozen;   /* --freeze: no weight gradients, no updates */
-    int relu_din; /* an fc whose input is a conv + relu's output (that relu absorbing its
-                   * conv): its backward also does the relu's, zeroing its input gradient
-                   * where its input is not above zero while that gradient is in cache */
-    int relu_done; /* that conv + relu: its output gradient arrives rectified already */
 } dp_layer;
 
 typedef struct {
