@@ -27,12 +27,12 @@
  * group, where the ports allowed about 7.6 (6.25 FMAs, 6 operations for the split, 3 for
  * the range, on two ports; the range takes 2 since 2026-12-05). Against the unfused way:
  * nopool's step 1.2x, the reference's 1.05x.
- * On Zen 5 (1 thread, bench_kernels) the tile's chains alone, without the split, run at
- * 130-150 GFLOP/s and the whole at 85-100. Measured and left (2026-12-05): the halves in
- * an L1 buffer so that the tile could hold 12 chains (70-77), and two phases per batch
- * of groups, the chains' partials through L1 and then the split, 8 x 2, 4 x 2 and 4 x 4
- * vectors (68-105 against 85-105); `#pragma GCC unroll 8` on a group's samples (the
- * same). */
+ * On Zen 5 (1 thread, bench_kernels, the reference's shape / nopool's) the tile's chains
+ * alone, without the split, run at 131-143 / 119-134 GFLOP/s and the whole at 85-105 /
+ * 80-94. Measured and left (2026-12-05; docs/performance.md): the halves in an L1 buffer
+ * so that the tile could hold 12 chains (69-79 / 62-71); two phases per batch of groups,
+ * the chains' partials through L1 and then the split, 8 x 2, 4 x 2 and 4 x 4 vectors
+ * (76-107 / 68-88); `#pragma GCC unroll 8` on a group's samples (the same). */
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -163,8 +163,8 @@ typedef struct {
 } split;
 
 /* A full tile, fused. Returns 0, or 1 (nothing written) when a partial is out of range.
- * The partials' bits tell, two integer operations a partial (which run on any vector pipe,
- * where float max, min and sum took three on the float adders): their signed maximum is
+ * The partials' bits tell, two integer operations a partial (where float max, min and sum
+ * took three): their signed maximum is
  * the largest positive partial's (or a NaN's), their unsigned maximum the largest negative
  * one's (any negative's bits are above every positive's), and a magnitude's bits order as
  * the magnitude does, Inf and NaN above every finite one. */
