@@ -4,7 +4,7 @@
  *
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
  *                [--isa avx512|avx2|scalar] [--precision fp32|bf16] [--cpu-time] [--step-only]
- *                [--files 8] [--group-size 8]
+ *                [--files 8] [--group-size 8] [--conv-algorithm direct|winograd]
  *
  * The whole step is the trainer's on one rank: forward over the batch, backward group by
  * group (the batch cut into --files shares, as a batch drawn from that many training
@@ -15,7 +15,8 @@
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
- * the weights), fc likewise with B*O*I. Times are medians over reps. */
+ * the weights; under --conv-algorithm winograd still the direct convolution's count, so
+ * that its GFLOP/s are effective ones and compare as speeds), fc likewise with B*O*I. Times are medians over reps. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -216,6 +217,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--precision") && dp_precision_select(argv[i + 1], &err)) {
             fprintf(stderr, "bench_layers: %s\n", err.msg);
             return 1;
+        } else if (!strcmp(argv[i], "--conv-algorithm") &&
+                   dp_conv_algorithm_select(argv[i + 1], &err)) {
+            fprintf(stderr, "bench_layers: %s\n", err.msg);
+            return 1;
         } else if (!strcmp(argv[i], "--model"))
             spec = argv[i + 1];
         else if (!strcmp(argv[i], "--batch"))
@@ -261,8 +266,9 @@ int main(int argc, char **argv)
     double step = time_step(trainer_step, &c, reps);
     const double mflop = step_mflop_per_image(&m);
     printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s, %.1f GFLOP/s (%.2f "
-           "MFLOP per image) on %s, %s\n", spec, B, threads, threads > 1 ? "s" : "", 1e3 * step,
-           B / step, mflop * B / step * 1e-3, mflop, dp_isa_name(), dp_precision_name());
+           "MFLOP per image) on %s, %s, %s convolutions\n", spec, B, threads,
+           threads > 1 ? "s" : "", 1e3 * step, B / step, mflop * B / step * 1e-3, mflop,
+           dp_isa_name(), dp_precision_name(), dp_conv_algorithm_name());
     if (step_only)
         return 0;
     /* alternated, so that both see the same machine */

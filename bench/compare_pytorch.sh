@@ -4,12 +4,15 @@
 # same threads, alternating run by run; prints medians, the ratio, the spread of each side's
 # runs (100 * (max / min - 1)) and bench/quiet.sh's verdict, on dptrain's spread (PyTorch's
 # short runs move by 20% or more on their own on a quiet machine: its first steps).
-#   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")]
+#   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")] [CONV (default direct)]
+# CONV: dptrain's --conv-algorithm, one or more ("direct winograd": a row for each, their
+# runs alternating with PyTorch's in the same rounds).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
 models=${2:-reference nopool}
 threads=${3:-1 2}
+convs=${4:-direct}
 ours="$repo/build/bench/bench_layers"
 py=${DP_PYTHON:-/usr/bin/python3}
 [[ -x "$ours" ]] || { echo "build first: cmake --build build (needs $ours)" >&2; exit 1; }
@@ -19,20 +22,29 @@ torch_at_its_best
 quiet_begin
 worst=0
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
-printf "%-10s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
+printf "%-19s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
 for m in $models; do
   for t in $threads; do
     steps=30; [[ $m == nopool ]] && steps=10
-    a=() b=()
+    declare -A a=()
+    b=()
     for ((r = 0; r < rounds; r++)); do
-      a+=("$(OMP_PROC_BIND=false "$ours" --model "$m" --threads "$t" --reps "$steps" --step-only | ips)")
+      for c in $convs; do
+        a[$c]+=" $(OMP_PROC_BIND=false "$ours" --model "$m" --threads "$t" --reps "$steps" \
+                   --step-only --conv-algorithm "$c" | ips)"
+      done
       b+=("$("$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
     done
-    ma=$(printf "%s\n" "${a[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
-    sa=$(spread_percent "${a[@]}"); sb=$(spread_percent "${b[@]}")
-    worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
-    printf "%-10s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$m" "$t" "$ma" "$mb" \
-      "$(echo "$ma / $mb" | bc -l)" "$sa" "$sb"
+    mb=$(printf "%s\n" "${b[@]}" | median); sb=$(spread_percent "${b[@]}")
+    for c in $convs; do
+      read -ra runs <<< "${a[$c]}"
+      ma=$(printf "%s\n" "${runs[@]}" | median); sa=$(spread_percent "${runs[@]}")
+      worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
+      label=$m; [[ $c == direct ]] || label="$m ($c)"
+      printf "%-19s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" "$mb" \
+        "$(echo "$ma / $mb" | bc -l)" "$sa" "$sb"
+    done
+    unset a
   done
 done
 echo "(images/s, medians of $rounds alternating runs; batch 100; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"

@@ -14,6 +14,11 @@ dp_add_unit_test(test_isa test_isa.c)
 dp_add_unit_test(test_exact_parts test_exact_parts.c)
 # --precision bf16: the conv products against an oracle, AVX512-BF16 against its emulation.
 dp_add_unit_test(test_bf16 test_bf16.c)
+# --conv-algorithm winograd: against a double convolution and finite differences, across
+# threads and paths, the fused layers' bits; shapes it does not suit stay direct.
+dp_add_unit_test(test_winograd test_winograd.c)
+dp_add_script_test(winograd_training test_winograd_training.sh)
+set_tests_properties(winograd_training PROPERTIES PROCESSORS 3)
 dp_add_script_test(bf16_training test_bf16_training.sh)
 set_tests_properties(bf16_training PROPERTIES PROCESSORS 3)
 # DPTRAIN_ISA is read before main

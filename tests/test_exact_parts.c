@@ -7,7 +7,8 @@
  * bit for bit, every element once per group, and the input gradient of all the samples.
  * gemm_tn_fixed (every group's partials into the sum in registers) against gemm_tn and
  * fixed_accumulate group by group, and the fc backward with it against the moves; the conv
- * backward whose threads own whole groups against the moves. */
+ * backward whose threads own whole groups against the moves; the conv's under
+ * --conv-algorithm winograd as well. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -564,6 +565,11 @@ int main(void)
             test_tn_fixed();
             test_fc_fixed_hooks();
             test_conv_fixed_hooks();
+            /* the convolutions again under Winograd (the second shape: 3x3 over 6 channels) */
+            CHECK(dp_conv_algorithm_select("winograd", &err) == 0);
+            test_conv_groups();
+            test_conv_fixed_hooks();
+            CHECK(dp_conv_algorithm_select("direct", &err) == 0);
         }
         printf("%s: fixed point as the oracle; every layer's groups as one by one\n", isa);
         ran++;

@@ -155,6 +155,14 @@ static const char *const precision_words[] = {"fp32", "bf16"};
 
 const char *cli_precision_name(const dp_config *cfg) { return precision_words[cfg->precision]; }
 
+#define CONV_ALGORITHM_CHOICES "direct|winograd"
+static const char *const conv_algorithm_words[] = {"direct", "winograd"};
+
+const char *cli_conv_algorithm_name(const dp_config *cfg)
+{
+    return conv_algorithm_words[cfg->conv_algorithm];
+}
+
 const cli_opt cli_options[] = {
     {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
      .section = SEC_DATA, .help = "training data: a directory of *.h5 shards, one .h5 file, "
@@ -301,6 +309,15 @@ const cli_opt cli_options[] = {
              "Faster on AMD Zen 4 (a step 1.15-1.4x), slower on Intel CPUs without AMX, "
              "whose VDPBF16PS runs at half the FMA rate (0.64-0.88x). "
              "Refused where the CPU lacks AVX512-BF16 (docs/performance.md#bf16)"},
+    {"conv-algorithm", "A", CLI_CHOICE(conv_algorithm, CONV_ALGORITHM_CHOICES),
+     .init = "direct", .section = SEC_RUN,
+     .help = "direct (im2col and the products), or winograd: Winograd's F(4x4, 3x3) for the "
+             "3x3 convolutions with stride 1, no padding and 2 or more input channels (conv2 "
+             "of the models here), 4x fewer multiply-adds in their products; the others stay "
+             "direct, as do all under --precision bf16. Deterministic for any rank and "
+             "thread count and the same on every instruction set, but other bits than "
+             "direct's: rounding differs by a few units in the sixth digit "
+             "(docs/performance.md#winograd-for-conv2-2026-12-05-night)"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
      .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
     {"log-every", "N", CLI_INT(log_every, 1, 1L << 40), .shown = "off", .section = SEC_RUN,

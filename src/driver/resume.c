@@ -29,6 +29,7 @@ static void describe_config(dp_ckpt_meta *m, const dp_run_desc *run, const dp_mo
     m->nesterov = cfg->nesterov;
     snprintf(m->optimizer, sizeof m->optimizer, "%s", cli_optimizer_name(cfg));
     snprintf(m->precision, sizeof m->precision, "%s", cli_precision_name(cfg));
+    snprintf(m->conv_algorithm, sizeof m->conv_algorithm, "%s", cli_conv_algorithm_name(cfg));
     m->beta1 = cfg->beta1;
     m->beta2 = cfg->beta2;
     m->eps = cfg->eps;
@@ -246,6 +247,8 @@ static void note_differences(const dp_ckpt_meta *m, const dp_run_desc *run)
     NOTE_IF(strcmp(m->frozen, cfg->freeze ? cfg->freeze : "") != 0, " --freeze");
     NOTE_IF(strcmp(m->precision, cli_precision_name(cfg)) != 0, " --precision (%s, was %s)",
             cli_precision_name(cfg), m->precision);
+    NOTE_IF(strcmp(m->conv_algorithm, cli_conv_algorithm_name(cfg)) != 0,
+            " --conv-algorithm (%s, was %s)", cli_conv_algorithm_name(cfg), m->conv_algorithm);
     if (notes[0])
         printf("resume: note: changed since the checkpoint:%s; the run continues with the new "
                "settings, so it will not match an uninterrupted run\n", notes);

@@ -52,7 +52,9 @@ static int choose_kernels(run_state *s, dp_err *err)
 {
     dp_isa_hide(test_hook_isa_lacking(s->comm.rank));
     return comm_agree(&s->comm, dp_isa_select(cli_isa_name(&s->cfg), err) ||
-                                    dp_precision_select(cli_precision_name(&s->cfg), err),
+                                    dp_precision_select(cli_precision_name(&s->cfg), err) ||
+                                    dp_conv_algorithm_select(
+                                        cli_conv_algorithm_name(&s->cfg), err),
                       err);
 }
 

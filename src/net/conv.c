@@ -86,6 +86,13 @@ static uint32_t *bf16_weights(float *scratch, size_t per_thread, const dp_conv_s
     return (uint32_t *)(scratch + per_thread - bf16_weight_floats(s));
 }
 
+/* Winograd's filter transforms (conv_winograd.c), at the end of thread 0's scratch (never
+ * with bf16's packed operands: bf16 keeps the convolutions direct). */
+static float *wino_filter_area(float *scratch, size_t per_thread, const dp_conv_shape *s)
+{
+    return scratch + per_thread - wino_filter_floats(s);
+}
+
 /* The stride of the im2col rows made in cache (col keeping the inputs): each row starts on
  * a whole cache line, so that the product's loads of them never straddle two (reference
  * conv2: 121 pixels in rows of 128; the forward product ran 13% faster). The matrices in
@@ -105,6 +112,47 @@ size_t conv2d_col_floats(const dp_conv_shape *s)
     return (size_t)s->B * per_sample;
 }
 
+/* Sample n's conv output out_n made: rectified in place (relu, no pool), or pooled with
+ * relu into out and argmax. */
+static void conv_finish(float *out, int32_t *argmax, float *out_n, int n,
+                        const dp_conv_shape *s, const dp_pool_shape *pool, int relu)
+{
+    const dp_kernel_table *kt = dp_kernels();
+    const size_t P = (size_t)s->OH * s->OW;
+    if (!pool) {
+        if (relu)
+            kt->relu_forward(out_n, out_n, (size_t)s->OC * P);
+        return;
+    }
+    const size_t PP = (size_t)pool->OH * pool->OW;
+    for (int c = 0; c < s->OC; c++)
+        kt->pool_plane(out + ((size_t)n * s->OC + c) * PP, argmax + ((size_t)n * s->OC + c) * PP,
+                       out_n + (size_t)c * P, s->OH, s->OW, pool->K, pool->stride, pool->OH,
+                       pool->OW, 1);
+}
+
+/* Winograd's forward of this thread's samples, a run at a time (conv_winograd.c). */
+static void wino_forward(float *out, int32_t *argmax, float *col, const float *in,
+                         const float *bias, const float *uw, float *conv_out, float *work,
+                         const dp_conv_shape *s, const dp_pool_shape *pool, int relu)
+{
+    const size_t CHW = (size_t)s->C * s->H * s->W, OP = (size_t)s->OC * s->OH * s->OW;
+    const int S0 = wino_chunk(s);
+    int n0, n1;
+    thread_range(s->B, &n0, &n1);
+    for (int r = n0; r < n1; r += S0) {
+        const int S = n1 - r < S0 ? n1 - r : S0;
+        if (col != in) /* col may be the input itself (layers.h) */
+            memcpy(col + r * CHW, in + r * CHW, sizeof(float) * CHW * S);
+        wino_forward_chunk(in + r * CHW, S, uw, work, s);
+        for (int j = 0; j < S; j++) {
+            float *out_n = pool ? conv_out : out + (r + j) * OP;
+            wino_forward_out(bias, j, S, out_n, work, s);
+            conv_finish(out, argmax, out_n, r + j, s, pool, relu);
+        }
+    }
+}
+
 /* Forward, and with pool != NULL relu and max pooling after it: then each sample's conv
  * output stays in the thread's scratch and only the pooled output and argmax are written.
  * Else with relu the relu after it: each sample's output rectified in place while it is in
@@ -120,17 +168,22 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
     const size_t conv_floats = pool ? (size_t)s->OC * P : 0;
     const size_t per_thread = pool ? conv2d_pool_scratch_floats(s) : conv2d_scratch_floats(s);
     const dp_bf16_table *bf = bf16_products(s);
-    const int K2 = (K + 1) / 2;
+    const int K2 = (K + 1) / 2, wino = conv_winograd(s);
     const size_t ld = conv_col_ld(s);
     uint32_t *wpairs = bf ? bf16_weights(scratch, per_thread, s) : NULL;
+    float *uw = wino ? wino_filter_area(scratch, per_thread, s) : NULL;
     if (bf)
         bf->pack_rows(weight, s->OC, K, (size_t)K, wpairs, (size_t)K2);
+    if (wino)
+        wino_filters(weight, uw, s);
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
         float *conv_out = pool ? mine : NULL, *work = keep ? mine + conv_floats : NULL;
+        if (wino)
+            wino_forward(out, argmax, col, in, bias, uw, conv_out, work, s, pool, relu);
         #pragma omp for schedule(static)
-        for (int n = 0; n < s->B; n++) {
+        for (int n = 0; n < (wino ? 0 : s->B); n++) {
             const float *in_n = in + (size_t)n * CHW;
             float *col_n = keep ? work : col + (size_t)n * K * P;
             float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
@@ -150,16 +203,7 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
                     gemm_nn_bias(s->OC, P, K, weight, K, col_n, (int)ld, bias, out_n, P);
                 }
             }
-            if (!pool) {
-                if (relu)
-                    kt->relu_forward(out_n, out_n, (size_t)s->OC * P);
-                continue;
-            }
-            const size_t PP = (size_t)pool->OH * pool->OW;
-            for (int c = 0; c < s->OC; c++)
-                kt->pool_plane(out + ((size_t)n * s->OC + c) * PP,
-                               argmax + ((size_t)n * s->OC + c) * PP, out_n + (size_t)c * P,
-                               s->OH, s->OW, pool->K, pool->stride, pool->OH, pool->OW, 1);
+            conv_finish(out, argmax, out_n, n, s, pool, relu);
         }
     }
 }
@@ -243,7 +287,9 @@ size_t conv_work_floats(const dp_conv_shape *s)
         wgrad += (size_t)s->OC * (P + K);
         dgrad = (size_t)din_channels(s) * s->KH * s->KW * P;
     }
-    return wgrad > dgrad ? wgrad : dgrad;
+    const size_t most = wgrad > dgrad ? wgrad : dgrad;
+    const size_t wino = conv_winograd(s) ? (size_t)8 * s->OC + wino_work_floats(s) : 0;
+    return most > wino ? most : wino;
 }
 
 /* The parameters of one convolution: its weight, then its bias. */
@@ -259,7 +305,8 @@ static size_t own_floats(const dp_conv_shape *s) { return 3 * conv_param_count(s
 
 size_t conv2d_scratch_floats(const dp_conv_shape *s)
 {
-    return conv_work_floats(s) + own_floats(s) + bf16_operand_floats(s) + bf16_weight_floats(s);
+    return conv_work_floats(s) + own_floats(s) + bf16_operand_floats(s) + bf16_weight_floats(s) +
+           wino_filter_floats(s);
 }
 
 /* The fused layer's: the conv output (forward) or its gradient (backward) first. */
@@ -277,12 +324,49 @@ size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
  * chain is the same, only its place in memory differs. Otherwise (few columns) dot
  * products over p for the thread's channels [lo, hi). The bias lanes of channels
  * [blo, bhi) are summed while the sample's dout is in cache. */
+/* Winograd's (conv_winograd.c): dweight's input channels c0..c1-1 (all its columns for
+ * them) and dbias's blo..bhi, a run of samples at a time. */
+static void wino_param_grads(float *dweight, float *dbias, const float *col,
+                             const dout_source *dsrc, int c0, int c1, int blo, int bhi,
+                             float *dbuf, float *scratch, const dp_conv_shape *s)
+{
+    const int P = s->OH * s->OW, S0 = wino_chunk(s);
+    const size_t CHW = (size_t)s->C * s->H * s->W;
+    const dp_kernel_table *kt = dp_kernels();
+    float *blanes = scratch, *work = blanes + (size_t)8 * s->OC;
+    memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
+    if (c0 < c1)
+        wino_wgrad_begin(work, s);
+    for (int r = 0; r < s->B; r += S0) {
+        const int S = s->B - r < S0 ? s->B - r : S0;
+        for (int j = 0; j < S; j++) {
+            const float *dout_n = dout_planes(dsrc, r + j, 0, s->OC, dbuf, s);
+            if (c0 < c1) {
+                wino_dout_sample(dout_n, j, S, work, s);
+                wino_input_sample(col + (r + j) * CHW, c0, c1, j, S, work, s);
+            }
+            for (int oc = blo; oc < bhi; oc++) /* as conv_param_grads */
+                kt->sum_lanes8(blanes + (size_t)(oc - blo) * 8, dout_n + (size_t)oc * P, P);
+        }
+        if (c0 < c1)
+            wino_wgrad_chunk(S, c0, c1, work, s);
+    }
+    for (int oc = blo; oc < bhi; oc++)
+        dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
+    if (c0 < c1)
+        wino_wgrad_end(dweight, c0, c1, work, s);
+}
+
 void conv_param_grads(float *dweight, float *dbias, const float *col,
                       const dout_source *dsrc, int lo, int hi, int blo, int bhi,
                       float *dbuf, float *scratch, uint32_t *pairs,
                       const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, P2 = (P + 1) / 2;
+    if (conv_winograd(s)) { /* lo and hi: whole input channels' columns */
+        wino_param_grads(dweight, dbias, col, dsrc, lo / 9, hi / 9, blo, bhi, dbuf, scratch, s);
+        return;
+    }
     const dp_bf16_table *bf = bf16_products(s);
     const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();
@@ -357,6 +441,24 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
     }
 }
 
+/* Winograd's input gradient of this thread's samples, a run at a time. */
+static void wino_input_grads(float *din, const dout_source *dsrc, const float *uw, float *dbuf,
+                             float *work, const dp_conv_shape *s)
+{
+    const size_t CHW = (size_t)s->C * s->H * s->W;
+    const int S0 = wino_chunk(s);
+    int n0, n1;
+    thread_range(s->B, &n0, &n1);
+    for (int r = n0; r < n1; r += S0) {
+        const int S = n1 - r < S0 ? n1 - r : S0;
+        for (int j = 0; j < S; j++)
+            wino_dout_sample(dout_planes(dsrc, r + j, 0, s->OC, dbuf, s), j, S, work, s);
+        wino_dgrad_chunk(S, uw, work, s);
+        for (int j = 0; j < S; j++)
+            wino_din_sample(j, S, din + (r + j) * CHW, work, s);
+    }
+}
+
 /* A thread's scratch in backward: [the conv output's gradient, when made here][conv's own]. */
 size_t conv_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
 {
@@ -375,7 +477,12 @@ void conv_thread_param_grads(float *dweight, float *dbias, const float *col,
     const size_t dbuf_floats = conv_dbuf_floats(dsrc, s);
     const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
     float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-    thread_range(K >= CONV_ROWS_MIN_K ? K : s->OC, lo, hi);
+    if (conv_winograd(s)) { /* whole input channels */
+        thread_range(s->C, lo, hi);
+        *lo *= s->KH * s->KW, *hi *= s->KH * s->KW;
+    } else {
+        thread_range(K >= CONV_ROWS_MIN_K ? K : s->OC, lo, hi);
+    }
     thread_range(s->OC, blo, bhi);
     conv_param_grads(dweight, dbias, col, dsrc, *lo, *hi, *blo, *bhi, mine, mine + dbuf_floats,
                      conv_bf16_operands(mine, per_thread, s), s);
@@ -398,11 +505,17 @@ void conv_backward(float *din, float *dweight, float *dbias, float *col,
     uint32_t *wpairs = bf16_products(s) ? bf16_weights(scratch, per_thread, s) : NULL;
     if (wpairs) /* pairs of output channels: A = W^T of the input gradient */
         dp_bf16()->pack_cols(weight, OC, K, (size_t)K, wpairs, (size_t)K);
+    const int wino = conv_winograd(s);
+    float *uw = wino ? wino_filter_area(scratch, per_thread, s) : NULL;
+    if (wino)
+        wino_filters(weight, uw, s);
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        if (wino)
+            wino_input_grads(din, dsrc, uw, mine, mine + dbuf_floats, s);
         #pragma omp for schedule(static)
-        for (int n = 0; n < s->B; n++)
+        for (int n = 0; n < (wino ? 0 : s->B); n++)
             conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
                             dout_planes(dsrc, n, 0, OC, mine, s), weight, wpairs,
                             mine + dbuf_floats, conv_bf16_operands(mine, per_thread, s), s);

@@ -79,8 +79,9 @@ static void own_groups(float *dweight, float *dbias, const float *col, const dou
      * cache as when the threads split them (nopool's conv2: 288 rows of 576 pixels, 663 KB,
      * took 1.1x as long in one piece) */
     /* (few columns: the rows of dweight, all at once) */
+    /* (Winograd: all the columns in one call, its runs of samples in cache) */
     const int rows = K >= CONV_ROWS_MIN_K, nk = rows ? K : OC;
-    const int block = rows ? own_rows_block(s) : OC;
+    const int block = conv_winograd(s) ? K : rows ? own_rows_block(s) : OC;
     int g0, g1;
     thread_range(ngroups, &g0, &g1);
     for (int g = g0; g < g1; g++) {

@@ -48,4 +48,32 @@ void conv_backward(float *din, float *dweight, float *dbias, float *col,
 /* The fused layers' conv output gradient made once through dconv where that pays. */
 void conv_make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s);
 
+/* --conv-algorithm winograd (conv_winograd.c): whether shape s runs Winograd's
+ * F(4x4, 3x3); a thread's work area for it (conv_work_floats covers it) and the filters'
+ * transforms (U, then U^T per position), which one area holds for all threads. */
+int conv_winograd(const dp_conv_shape *s);
+size_t wino_work_floats(const dp_conv_shape *s);
+size_t wino_filter_floats(const dp_conv_shape *s);
+void wino_filters(const float *weight, float *uw, const dp_conv_shape *s);
+/* Samples a run takes at once (its products' rows); any run gives the same bits. */
+int wino_chunk(const dp_conv_shape *s);
+/* Forward of a run of S samples (inputs at in, C*H*W apart): then sample j's output
+ * [OC][OH][OW], bias added. */
+void wino_forward_chunk(const float *in, int S, const float *uw, float *work,
+                        const dp_conv_shape *s);
+void wino_forward_out(const float *bias, int j, int S, float *out_n, float *work,
+                      const dp_conv_shape *s);
+/* Backward of a run: each sample's output gradient in (wino_dout_sample), then for the
+ * weight gradient its inputs' channels c0..c1-1 and the run's products, accumulated over
+ * runs between begin and end (which adds G^T dU G into dweight); for the input gradient
+ * the run's products, then each sample's gradient out. */
+void wino_dout_sample(const float *dout_n, int j, int S, float *work, const dp_conv_shape *s);
+void wino_input_sample(const float *in_n, int c0, int c1, int j, int S, float *work,
+                       const dp_conv_shape *s);
+void wino_wgrad_begin(float *work, const dp_conv_shape *s);
+void wino_wgrad_chunk(int S, int c0, int c1, float *work, const dp_conv_shape *s);
+void wino_wgrad_end(float *dweight, int c0, int c1, const float *work, const dp_conv_shape *s);
+void wino_dgrad_chunk(int S, const float *uw, float *work, const dp_conv_shape *s);
+void wino_din_sample(int j, int S, float *din_n, float *work, const dp_conv_shape *s);
+
 #endif

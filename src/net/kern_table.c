@@ -36,6 +36,13 @@ void KFN(kern_gemm_tn_fixed)(int M, int N, const float *A, int lda, const float 
                              const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b,
                              float *pack, size_t pack_floats);
 
+void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt, size_t xs);
+void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const float *bias,
+                        float *Yt, int OH, int OW);
+void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n, float *dMt,
+                         size_t xs);
+void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
+
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
@@ -59,4 +66,8 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .fixed_acc = KFN(kern_fixed_acc),
     .fixed_take = KFN(kern_fixed_take),
     .gemm_tn_fixed = KFN(kern_gemm_tn_fixed),
+    .wino_in = KFN(kern_wino_in),
+    .wino_out = KFN(kern_wino_out),
+    .wino_dout = KFN(kern_wino_dout),
+    .wino_din = KFN(kern_wino_din),
 };

@@ -72,6 +72,16 @@ typedef struct {
     void (*gemm_tn_fixed)(int M, int N, const float *A, int lda, const float *B, int ldb,
                           const int *bounds, int ngroups, size_t ldacc, dp_fixed_block *b,
                           float *pack, size_t pack_floats);
+    /* Winograd F(4x4, 3x3)'s transforms, channels last (kern_winograd.c): the input's tiles
+     * V = B^T d B, the outputs bias + A^T M A, the output gradient's A dY A^T, and the
+     * input gradient's B dV B^T added in tile order. Position xi of tile t, channel c, at
+     * xi*xs + t*n + c; th x tw tiles of 4 x 4 outputs; the input PH = 4 th + 2 rows of PW. */
+    void (*wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt, size_t xs);
+    void (*wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const float *bias,
+                     float *Yt, int OH, int OW);
+    void (*wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n, float *dMt,
+                      size_t xs);
+    void (*wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -106,6 +106,8 @@ static const meta_field meta_fields[] = {
     MF_OPTIONAL("data_order_ties", M_INT, ties),
     /* Added on 2026-12-04 with --precision: absent in older files, read as fp32 */
     MF_OPTIONAL("precision", M_STR, precision),
+    /* Added on 2026-12-05 with --conv-algorithm: absent in older files, read as direct */
+    MF_OPTIONAL("conv_algorithm", M_STR, conv_algorithm),
 };
 #define NMETA (sizeof meta_fields / sizeof meta_fields[0])
 
@@ -301,6 +303,7 @@ static const char *read_meta(hid_t g, dp_ckpt_meta *m)
 {
     snprintf(m->optimizer, sizeof m->optimizer, "sgd"); /* when absent (MF_OPTIONAL) */
     snprintf(m->precision, sizeof m->precision, "fp32");
+    snprintf(m->conv_algorithm, sizeof m->conv_algorithm, "direct");
     for (size_t i = 0; i < NMETA; i++) {
         const int rc = get_field(g, &meta_fields[i], m);
         if (rc != 0 && !(rc == 1 && meta_fields[i].optional))

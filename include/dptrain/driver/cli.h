@@ -41,6 +41,7 @@ typedef struct {
     int threads;          /* 0: automatic */
     int isa;              /* --isa: index in its choices; -1: not given (cli_isa_name) */
     int precision;        /* --precision: 0 fp32, 1 bf16 (cli_precision_name) */
+    int conv_algorithm;   /* --conv-algorithm: 0 direct, 1 winograd (cli_conv_algorithm_name) */
     int normalize;
     float mean, std;
     const char *metrics, *save, *init_from;
@@ -82,6 +83,8 @@ double cli_peak_lr(const dp_config *cfg);
 const char *cli_isa_name(const dp_config *cfg);
 /* --precision's word for dp_precision_select (isa.h): "fp32" or "bf16". */
 const char *cli_precision_name(const dp_config *cfg);
+/* --conv-algorithm's word for dp_conv_algorithm_select (isa.h): "direct" or "winograd". */
+const char *cli_conv_algorithm_name(const dp_config *cfg);
 /* The samples per optimizer step: --batch x --accumulate. */
 int cli_global_batch(const dp_config *cfg);
 

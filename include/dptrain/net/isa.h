@@ -47,4 +47,17 @@ const char *dp_precision_name(void);
 /* For the banner: what runs in which precision, on which instructions. */
 const char *dp_precision_describe(void);
 
+/* The convolutions' algorithm: "direct" (NULL means it too: im2col and the products, or
+ * straight from the image for few columns) or "winograd": Winograd's F(4x4, 3x3) for the
+ * 3x3 convolutions with stride 1, no padding and 2 or more input channels, in fp32 (under
+ * --precision bf16 they stay direct); the others stay direct. Its products do 4x fewer
+ * multiply-adds; its bits are the same on every path and for any thread and rank count,
+ * and differ from direct's by rounding (a few units in the sixth digit). Process-wide:
+ * select it before sizing any scratch (conv's depends on it). */
+int dp_conv_algorithm_select(const char *name, dp_err *err);
+/* "direct" or "winograd" */
+const char *dp_conv_algorithm_name(void);
+/* For the banner: which convolutions run which algorithm. */
+const char *dp_conv_algorithm_describe(void);
+
 #endif

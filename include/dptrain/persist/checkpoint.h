@@ -72,6 +72,7 @@ typedef struct {
     char frozen[256];      /* --freeze as given, "" when none */
     char optimizer[16];    /* --optimizer; "sgd" for files written before it existed */
     char precision[8];     /* --precision; "fp32" for files written before it existed */
+    char conv_algorithm[16]; /* --conv-algorithm; "direct" for files written before it */
     double beta1, beta2, eps, trust_coefficient; /* what the optimizer reads (cli.h) */
     int exclude_bias;
     char run_id[DP_RUN_ID_LEN]; /* the writing run's identity; "" in files older than it */

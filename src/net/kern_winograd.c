@@ -1,0 +1,211 @@
+/* kern_winograd: the transforms of Winograd's F(4x4, 3x3) (Lavin and Gray, 2016) for
+ * --conv-algorithm winograd (conv_winograd.c), channels last.
+ *
+ * A 6x6 input tile d (tiles 4 apart) becomes V = B^T d B; the products make
+ * M = U . V per position (U = G g G^T, the filter's); the 4x4 outputs are A^T M A. The
+ * backward transforms are the adjoints: dM = A dY A^T and dd = B dV B^T, added into the
+ * input's gradient where tiles overlap, in tile order. Every value is a fixed sequence of
+ * multiplications by constants and additions, written out below in the order C evaluates
+ * them, with no fused multiply-add (-ffp-contract=off): the same bits on every path,
+ * however the compiler vectorises the loops along the channels. Compiled once per path
+ * like every kernel, so each runs with its path's vectors. */
+#include <string.h>
+
+#include "simd.h"
+
+/* Channels a transform holds in its tile buffers at once. */
+#define CB 64
+
+/* B^T along one line of 6 (input). */
+#define BT6(o, d, c)                                                                        \
+    do {                                                                                   \
+        o[0][c] = 4.0f * d[0][c] - 5.0f * d[2][c] + d[4][c];                               \
+        o[1][c] = -4.0f * d[1][c] - 4.0f * d[2][c] + d[3][c] + d[4][c];                    \
+        o[2][c] = 4.0f * d[1][c] - 4.0f * d[2][c] - d[3][c] + d[4][c];                     \
+        o[3][c] = -2.0f * d[1][c] - d[2][c] + 2.0f * d[3][c] + d[4][c];                    \
+        o[4][c] = 2.0f * d[1][c] - d[2][c] - 2.0f * d[3][c] + d[4][c];                     \
+        o[5][c] = 4.0f * d[1][c] - 5.0f * d[3][c] + d[5][c];                               \
+    } while (0)
+
+/* B along one line of 6 (the input gradient): B^T's adjoint. */
+#define B6(o, v, c)                                                                         \
+    do {                                                                                   \
+        o[0][c] = 4.0f * v[0][c];                                                          \
+        o[1][c] = -4.0f * v[1][c] + 4.0f * v[2][c] - 2.0f * v[3][c] + 2.0f * v[4][c] +     \
+                  4.0f * v[5][c];                                                          \
+        o[2][c] = -5.0f * v[0][c] - 4.0f * v[1][c] - 4.0f * v[2][c] - v[3][c] - v[4][c];   \
+        o[3][c] = v[1][c] - v[2][c] + 2.0f * v[3][c] - 2.0f * v[4][c] - 5.0f * v[5][c];    \
+        o[4][c] = v[0][c] + v[1][c] + v[2][c] + v[3][c] + v[4][c];                         \
+        o[5][c] = v[5][c];                                                                 \
+    } while (0)
+
+/* A^T along one line of 6 into 4 (output). */
+#define AT6(o, m, c)                                                                        \
+    do {                                                                                   \
+        o[0][c] = m[0][c] + m[1][c] + m[2][c] + m[3][c] + m[4][c];                         \
+        o[1][c] = m[1][c] - m[2][c] + 2.0f * m[3][c] - 2.0f * m[4][c];                     \
+        o[2][c] = m[1][c] + m[2][c] + 4.0f * m[3][c] + 4.0f * m[4][c];                     \
+        o[3][c] = m[1][c] - m[2][c] + 8.0f * m[3][c] - 8.0f * m[4][c] + m[5][c];           \
+    } while (0)
+
+/* A along one line of 4 into 6 (the output's gradient): A^T's adjoint. */
+#define A4(o, y, c)                                                                         \
+    do {                                                                                   \
+        o[0][c] = y[0][c];                                                                 \
+        o[1][c] = y[0][c] + y[1][c] + y[2][c] + y[3][c];                                   \
+        o[2][c] = y[0][c] - y[1][c] + y[2][c] - y[3][c];                                   \
+        o[3][c] = y[0][c] + 2.0f * y[1][c] + 4.0f * y[2][c] + 8.0f * y[3][c];              \
+        o[4][c] = y[0][c] - 2.0f * y[1][c] + 4.0f * y[2][c] - 8.0f * y[3][c];              \
+        o[5][c] = y[3][c];                                                                 \
+    } while (0)
+
+static const float zeros[CB];
+
+/* Vt[xi*xs + t*n + c] = (B^T d B)[xi] of tile t = i*tw + j, channel c, from the input
+ * xt[PH][PW][n] (PH = 4 th + 2, PW = 4 tw + 2, zero-padded by the caller). */
+void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt, size_t xs)
+{
+    float h[6][6][CB], v[6][CB];
+    const float *d[6];
+    float (*o)[CB];
+    for (int i = 0; i < th; i++)
+        for (int j = 0; j < tw; j++)
+            for (int c0 = 0; c0 < n; c0 += CB) {
+                const int nb = n - c0 < CB ? n - c0 : CB;
+                for (int r = 0; r < 6; r++) {
+                    for (int s = 0; s < 6; s++)
+                        d[s] = xt + ((size_t)(4 * i + r) * PW + 4 * j + s) * n + c0;
+                    o = h[r];
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        BT6(o, d, c);
+                }
+                float *dst = Vt + ((size_t)i * tw + j) * n + c0;
+                for (int q = 0; q < 6; q++) {
+                    for (int r = 0; r < 6; r++)
+                        d[r] = h[r][q];
+                    o = v;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        BT6(o, d, c);
+                    for (int p = 0; p < 6; p++)
+                        memcpy(dst + (size_t)(p * 6 + q) * xs, v[p], sizeof(float) * nb);
+                }
+            }
+}
+
+/* Yt[oy][ox][c] = bias[c] + (A^T M A) of the tiles in Mt (as kern_wino_in lays V out),
+ * for the outputs inside OH x OW. */
+void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const float *bias,
+                        float *Yt, int OH, int OW)
+{
+    float r[4][6][CB], y[4][CB];
+    const float *m[6];
+    float (*o)[CB];
+    for (int i = 0; i < th; i++)
+        for (int j = 0; j < tw; j++)
+            for (int c0 = 0; c0 < n; c0 += CB) {
+                const int nb = n - c0 < CB ? n - c0 : CB;
+                const float *src = Mt + ((size_t)i * tw + j) * n + c0;
+                float col[4][CB];
+                for (int q = 0; q < 6; q++) {
+                    for (int p = 0; p < 6; p++)
+                        m[p] = src + (size_t)(p * 6 + q) * xs;
+                    o = col;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        AT6(o, m, c);
+                    for (int p = 0; p < 4; p++)
+                        memcpy(r[p][q], col[p], sizeof(float) * nb);
+                }
+                for (int p = 0; p < 4 && 4 * i + p < OH; p++) {
+                    for (int q = 0; q < 6; q++)
+                        m[q] = r[p][q];
+                    o = y;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        AT6(o, m, c);
+                    for (int q = 0; q < 4 && 4 * j + q < OW; q++) {
+                        float *out = Yt + ((size_t)(4 * i + p) * OW + 4 * j + q) * n + c0;
+                        for (int c = 0; c < nb; c++)
+                            out[c] = bias[c0 + c] + y[q][c];
+                    }
+                }
+            }
+}
+
+/* dMt (laid out as kern_wino_in's Vt) = A dY A^T per tile, from dYt[OH][OW][n], zero
+ * beyond it. */
+void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n, float *dMt,
+                         size_t xs)
+{
+    float h[4][6][CB], e[6][CB];
+    const float *y[6];
+    float (*o)[CB];
+    for (int i = 0; i < th; i++)
+        for (int j = 0; j < tw; j++)
+            for (int c0 = 0; c0 < n; c0 += CB) {
+                const int nb = n - c0 < CB ? n - c0 : CB;
+                for (int p = 0; p < 4; p++) {
+                    const int oy = 4 * i + p;
+                    for (int q = 0; q < 4; q++) {
+                        const int ox = 4 * j + q;
+                        y[q] = oy < OH && ox < OW ? dYt + ((size_t)oy * OW + ox) * n + c0
+                                                  : zeros;
+                    }
+                    o = h[p];
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        A4(o, y, c);
+                }
+                float *dst = dMt + ((size_t)i * tw + j) * n + c0;
+                for (int q = 0; q < 6; q++) {
+                    for (int p = 0; p < 4; p++)
+                        y[p] = h[p][q];
+                    o = e;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        A4(o, y, c);
+                    for (int p = 0; p < 6; p++)
+                        memcpy(dst + (size_t)(p * 6 + q) * xs, e[p], sizeof(float) * nb);
+                }
+            }
+}
+
+/* dXt[PH][PW][n] += B dV B^T of each tile in dVt (laid out as kern_wino_in's Vt), tile
+ * after tile in order. */
+void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW)
+{
+    float e[6][6][CB], dd[6][CB];
+    const float *v[6];
+    float (*o)[CB];
+    for (int i = 0; i < th; i++)
+        for (int j = 0; j < tw; j++)
+            for (int c0 = 0; c0 < n; c0 += CB) {
+                const int nb = n - c0 < CB ? n - c0 : CB;
+                const float *src = dVt + ((size_t)i * tw + j) * n + c0;
+                float col[6][CB];
+                for (int q = 0; q < 6; q++) {
+                    for (int p = 0; p < 6; p++)
+                        v[p] = src + (size_t)(p * 6 + q) * xs;
+                    o = col;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        B6(o, v, c);
+                    for (int r = 0; r < 6; r++)
+                        memcpy(e[r][q], col[r], sizeof(float) * nb);
+                }
+                for (int r = 0; r < 6; r++) {
+                    for (int q = 0; q < 6; q++)
+                        v[q] = e[r][q];
+                    o = dd;
+                    #pragma GCC ivdep
+                    for (int c = 0; c < nb; c++)
+                        B6(o, v, c);
+                    float *row = dXt + ((size_t)(4 * i + r) * PW + 4 * j) * n + c0;
+                    for (int s = 0; s < 6; s++)
+                        for (int c = 0; c < nb; c++)
+                            row[(size_t)s * n + c] += dd[s][c];
+                }
+            }
+}
