@@ -22,7 +22,7 @@ torch_at_its_best
 quiet_begin
 worst=0
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
-printf "%-19s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
+printf "%-20s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
 for m in $models; do
   for t in $threads; do
     steps=30; [[ $m == nopool ]] && steps=10
@@ -41,7 +41,7 @@ for m in $models; do
       ma=$(printf "%s\n" "${runs[@]}" | median); sa=$(spread_percent "${runs[@]}")
       worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
       label=$m; [[ $c == direct ]] || label="$m ($c)"
-      printf "%-19s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" "$mb" \
+      printf "%-20s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" "$mb" \
         "$(echo "$ma / $mb" | bc -l)" "$sa" "$sb"
     done
     unset a

@@ -129,25 +129,36 @@ static const float G[6][3] = {{1.0f / 4, 0, 0},
                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
                               {0, 0, 1}};
 
+/* Channels the filter transforms take at once, along which they run. */
+#define FB 64
+
 /* uw: U [POS][OC][C], then U^T per position [POS][C][OC]. */
 void wino_filters(const float *weight, float *uw, const dp_conv_shape *s)
 {
     const int OC = s->OC, C = s->C;
     float *U = uw, *Ut = uw + (size_t)POS * OC * C;
+    float t[6][3][FB];
     for (int k = 0; k < OC; k++)
-        for (int c = 0; c < C; c++) {
-            const float *g = weight + ((size_t)k * C + c) * 9;
-            float t[6][3];
+        for (int c0 = 0; c0 < C; c0 += FB) {
+            const int nb = C - c0 < FB ? C - c0 : FB;
+            const float *g = weight + ((size_t)k * C + c0) * 9;
             for (int p = 0; p < 6; p++)
                 for (int v = 0; v < 3; v++)
-                    t[p][v] = G[p][0] * g[v] + G[p][1] * g[3 + v] + G[p][2] * g[6 + v];
+                    for (int c = 0; c < nb; c++)
+                        t[p][v][c] = G[p][0] * g[c * 9 + v] + G[p][1] * g[c * 9 + 3 + v] +
+                                     G[p][2] * g[c * 9 + 6 + v];
             for (int p = 0; p < 6; p++)
                 for (int q = 0; q < 6; q++) {
-                    const float u = t[p][0] * G[q][0] + t[p][1] * G[q][1] + t[p][2] * G[q][2];
-                    U[((size_t)(p * 6 + q) * OC + k) * C + c] = u;
-                    Ut[((size_t)(p * 6 + q) * C + c) * OC + k] = u;
+                    float *u = U + ((size_t)(p * 6 + q) * OC + k) * C + c0;
+                    for (int c = 0; c < nb; c++)
+                        u[c] = t[p][0][c] * G[q][0] + t[p][1][c] * G[q][1] +
+                               t[p][2][c] * G[q][2];
                 }
         }
+    const dp_kernel_table *kt = dp_kernels();
+    for (int xi = 0; xi < POS; xi++)
+        kt->transpose(U + (size_t)xi * OC * C, OC, C, (size_t)C, Ut + (size_t)xi * C * OC,
+                      (size_t)OC);
 }
 
 /* Channels c0..c1-1 of a sample's input [C][H][W] into a.pad, channels last and padded. */
@@ -240,23 +251,30 @@ void wino_wgrad_end(float *dweight, int c0, int c1, const float *work, const dp_
 {
     const float *dU = area((float *)work, s).dU;
     const int OC = s->OC, C = s->C;
+    float t[6][3][FB], x[FB];
     for (int k = 0; k < OC; k++)
-        for (int c = c0; c < c1; c++) {
-            float t[6][3];
+        for (int b0 = c0; b0 < c1; b0 += FB) {
+            const int nb = c1 - b0 < FB ? c1 - b0 : FB;
             for (int p = 0; p < 6; p++)
                 for (int v = 0; v < 3; v++) {
-                    float x = 0.0f;
-                    for (int q = 0; q < 6; q++)
-                        x += dU[((size_t)(p * 6 + q) * OC + k) * C + c] * G[q][v];
-                    t[p][v] = x;
+                    for (int c = 0; c < nb; c++)
+                        t[p][v][c] = 0.0f;
+                    for (int q = 0; q < 6; q++) {
+                        const float *d = dU + ((size_t)(p * 6 + q) * OC + k) * C + b0;
+                        for (int c = 0; c < nb; c++)
+                            t[p][v][c] += d[c] * G[q][v];
+                    }
                 }
-            float *dw = dweight + ((size_t)k * C + c) * 9;
+            float *dw = dweight + ((size_t)k * C + b0) * 9;
             for (int u = 0; u < 3; u++)
                 for (int v = 0; v < 3; v++) {
-                    float x = 0.0f;
+                    for (int c = 0; c < nb; c++)
+                        x[c] = 0.0f;
                     for (int p = 0; p < 6; p++)
-                        x += G[p][u] * t[p][v];
-                    dw[u * 3 + v] += x;
+                        for (int c = 0; c < nb; c++)
+                            x[c] += G[p][u] * t[p][v][c];
+                    for (int c = 0; c < nb; c++)
+                        dw[c * 9 + u * 3 + v] += x[c];
                 }
         }
 }
