@@ -1,5 +1,6 @@
 /* conv: 2-D convolution forward and backward (layers.h), through im2col and the products
- * of kernels.h, on the instruction set chosen at start-up.
+ * of kernels.h, on the instruction set chosen at start-up; under --conv-algorithm winograd
+ * the 3x3 convolutions it suits through Winograd's transforms (conv_winograd.c) instead.
  *
  * What col holds between forward and backward. The im2col matrix of a 3x3 convolution is
  * ~6-9x larger than its input (reference conv2: 139 KB against 22 KB per sample), and
@@ -315,15 +316,6 @@ size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
     return (size_t)s->OC * s->OH * s->OW + conv2d_scratch_floats(s);
 }
 
-/* The weight and bias gradients from one thread, over the samples in order.
- *
- * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
- * col[n, k, p], one chain of fused multiply-adds per element in (n, p) order, worked on
- * transposed as dwT[k, oc] (this thread's k in [lo, hi)) += col[n] doutT[n]: the product
- * then reads col's rows as they lie and runs along the output channels; each element's
- * chain is the same, only its place in memory differs. Otherwise (few columns) dot
- * products over p for the thread's channels [lo, hi). The bias lanes of channels
- * [blo, bhi) are summed while the sample's dout is in cache. */
 /* Winograd's (conv_winograd.c): dweight's input channels c0..c1-1 (all its columns for
  * them) and dbias's blo..bhi, a run of samples at a time. */
 static void wino_param_grads(float *dweight, float *dbias, const float *col,
@@ -357,6 +349,15 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
         wino_wgrad_end(dweight, c0, c1, work, s);
 }
 
+/* The weight and bias gradients from one thread, over the samples in order.
+ *
+ * Rows layout: dweight[oc, k] += sum over samples n, then pixels p, of dout[n, oc, p] *
+ * col[n, k, p], one chain of fused multiply-adds per element in (n, p) order, worked on
+ * transposed as dwT[k, oc] (this thread's k in [lo, hi)) += col[n] doutT[n]: the product
+ * then reads col's rows as they lie and runs along the output channels; each element's
+ * chain is the same, only its place in memory differs. Otherwise (few columns) dot
+ * products over p for the thread's channels [lo, hi). The bias lanes of channels
+ * [blo, bhi) are summed while the sample's dout is in cache. */
 void conv_param_grads(float *dweight, float *dbias, const float *col,
                       const dout_source *dsrc, int lo, int hi, int blo, int bhi,
                       float *dbuf, float *scratch, uint32_t *pairs,
