@@ -320,7 +320,8 @@ size_t conv2d_pool_scratch_floats(const dp_conv_shape *s)
  * them) and dbias's blo..bhi, a run of samples at a time. */
 static void wino_param_grads(float *dweight, float *dbias, const float *col,
                              const dout_source *dsrc, int c0, int c1, int blo, int bhi,
-                             float *dbuf, float *scratch, const dp_conv_shape *s)
+                             float *dbuf, float *scratch, const wino_din *wd,
+                             const dp_conv_shape *s)
 {
     const int P = s->OH * s->OW, S0 = wino_chunk(s);
     const size_t CHW = (size_t)s->C * s->H * s->W;
@@ -342,6 +343,11 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
         }
         if (c0 < c1)
             wino_wgrad_chunk(S, c0, c1, work, s);
+        if (wd) { /* the same runs' input gradient, from the output gradient's dM */
+            wino_dgrad_chunk(S, wd->uw, work, s);
+            for (int j = 0; j < S; j++)
+                wino_din_sample(j, S, wd->din + (r + j) * CHW, work, s);
+        }
     }
     for (int oc = blo; oc < bhi; oc++)
         dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
@@ -360,12 +366,13 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
  * [blo, bhi) are summed while the sample's dout is in cache. */
 void conv_param_grads(float *dweight, float *dbias, const float *col,
                       const dout_source *dsrc, int lo, int hi, int blo, int bhi,
-                      float *dbuf, float *scratch, uint32_t *pairs,
+                      float *dbuf, float *scratch, uint32_t *pairs, const wino_din *wd,
                       const dp_conv_shape *s)
 {
     const int K = s->C * s->KH * s->KW, P = s->OH * s->OW, OC = s->OC, P2 = (P + 1) / 2;
     if (conv_winograd(s)) { /* lo and hi: whole input channels' columns */
-        wino_param_grads(dweight, dbias, col, dsrc, lo / 9, hi / 9, blo, bhi, dbuf, scratch, s);
+        wino_param_grads(dweight, dbias, col, dsrc, lo / 9, hi / 9, blo, bhi, dbuf, scratch, wd,
+                         s);
         return;
     }
     const dp_bf16_table *bf = bf16_products(s);
@@ -470,9 +477,9 @@ size_t conv_dbuf_floats(const dout_source *d, const dp_conv_shape *s)
  * columns) of dweight, lo..hi, and of dbias, blo..bhi, summed over samples in order, so
  * that every element has one fixed reduction order whatever the number of threads; made
  * from this thread's scratch, for the samples of s (col and dsrc at the first of them). */
-void conv_thread_param_grads(float *dweight, float *dbias, const float *col,
-                             const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
-                             int *lo, int *hi, int *blo, int *bhi)
+int conv_thread_param_grads(float *dweight, float *dbias, const float *col,
+                            const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
+                            int *lo, int *hi, int *blo, int *bhi, const wino_din *wd)
 {
     const int K = s->C * s->KH * s->KW;
     const size_t dbuf_floats = conv_dbuf_floats(dsrc, s);
@@ -485,8 +492,20 @@ void conv_thread_param_grads(float *dweight, float *dbias, const float *col,
         thread_range(K >= CONV_ROWS_MIN_K ? K : s->OC, lo, hi);
     }
     thread_range(s->OC, blo, bhi);
+    const int alone = wd && conv_winograd(s) && omp_get_num_threads() == 1;
     conv_param_grads(dweight, dbias, col, dsrc, *lo, *hi, *blo, *bhi, mine, mine + dbuf_floats,
-                     conv_bf16_operands(mine, per_thread, s), s);
+                     conv_bf16_operands(mine, per_thread, s), alone ? wd : NULL, s);
+    return alone;
+}
+
+float *conv_wino_filters(const float *weight, float *scratch, size_t per_thread,
+                         const dp_conv_shape *s)
+{
+    if (!conv_winograd(s))
+        return NULL;
+    float *uw = wino_filter_area(scratch, per_thread, s);
+    wino_filters(weight, uw, s);
+    return uw;
 }
 
 void conv_backward(float *din, float *dweight, float *dbias, float *col,
@@ -496,20 +515,24 @@ void conv_backward(float *din, float *dweight, float *dbias, float *col,
     const int K = s->C * s->KH * s->KW, OC = s->OC;
     const size_t dbuf_floats = conv_dbuf_floats(dsrc, s);
     const size_t per_thread = dbuf_floats + conv2d_scratch_floats(s);
+    /* Winograd's filters, for the input gradient (made beside the weight gradient by one
+     * thread alone) */
+    const float *uw = din ? conv_wino_filters(weight, scratch, per_thread, s) : NULL;
+    const wino_din wd = {din, uw};
+    int din_made = 0;
     #pragma omp parallel if (dweight)
     if (dweight) { /* dweight NULL: a frozen layer, only din wanted */
         int lo, hi, blo, bhi;
-        conv_thread_param_grads(dweight, dbias, col, dsrc, scratch, s, &lo, &hi, &blo, &bhi);
+        if (conv_thread_param_grads(dweight, dbias, col, dsrc, scratch, s, &lo, &hi, &blo, &bhi,
+                                    uw ? &wd : NULL))
+            din_made = 1; /* (only where this thread is the only one) */
     }
-    if (!din)
+    if (!din || din_made)
         return;
     uint32_t *wpairs = bf16_products(s) ? bf16_weights(scratch, per_thread, s) : NULL;
     if (wpairs) /* pairs of output channels: A = W^T of the input gradient */
         dp_bf16()->pack_cols(weight, OC, K, (size_t)K, wpairs, (size_t)K);
-    const int wino = conv_winograd(s);
-    float *uw = wino ? wino_filter_area(scratch, per_thread, s) : NULL;
-    if (wino)
-        wino_filters(weight, uw, s);
+    const int wino = uw != NULL;
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;

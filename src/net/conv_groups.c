@@ -64,7 +64,8 @@ static int64_t *own_sum(float *part, const dp_conv_shape *s)
  * sum added into the blocks w and b. The maxima and counts go to close as the moves'. */
 static void own_groups(float *dweight, float *dbias, const float *col, const dout_source *d,
                        float *scratch, const dp_conv_shape *s, const int *bounds, int ngroups,
-                       dp_fixed_block w, dp_fixed_block b, dp_fixed_close close, void *ctx)
+                       dp_fixed_block w, dp_fixed_block b, dp_fixed_close close, void *ctx,
+                       float *din, const float *uw)
 {
     const int K = s->C * s->KH * s->KW, OC = s->OC, T = omp_get_num_threads();
     const int t = omp_get_thread_num();
@@ -87,11 +88,12 @@ static void own_groups(float *dweight, float *dbias, const float *col, const dou
     for (int g = g0; g < g1; g++) {
         dp_conv_shape sg, before;
         const dout_source dg = group_source(d, s, bounds, g, &sg, &before);
+        const wino_din wd = {din ? din + (size_t)before.B * s->C * s->H * s->W : NULL, uw};
         for (int k0 = 0; k0 < nk; k0 += block) {
             const int k1 = nk - k0 < block ? nk : k0 + block;
             conv_param_grads(part, part + nw, col + conv2d_col_floats(&before), &dg, k0, k1, 0,
                              k0 == 0 ? OC : 0, mine, work, conv_bf16_operands(mine, per_thread, s),
-                             &sg);
+                             uw ? &wd : NULL, &sg);
         }
         fixed_accumulate(part, sum, nw, w.scale, w.bound, &w.maxabs, &w.over, &w.nonfinite);
         fixed_accumulate(part + nw, sum + nw, (size_t)OC, b.scale, b.bound, &b.maxabs, &b.over,
@@ -124,20 +126,30 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
                                  dp_partial_move move, dp_fixed_open open, dp_fixed_close close,
                                  void *ctx)
 {
-    const size_t K = (size_t)s->C * s->KH * s->KW;
+    const size_t K = (size_t)s->C * s->KH * s->KW, CHW = (size_t)s->C * s->H * s->W;
     dp_fixed_block w, b;
     const int can_own = dweight && open && close && open(ctx, dweight, &w) == 0 &&
                         open(ctx, dbias, &b) == 0;
+    /* Winograd: the input gradient made beside the weight gradient where a thread makes a
+     * group's every column (conv_impl.h) */
+    const size_t per_thread = conv_dbuf_floats(d, s) + conv2d_scratch_floats(s);
+    const float *uw = din && dweight ? conv_wino_filters(weight, scratch, per_thread, s) : NULL;
+    int din_made = 0;
     #pragma omp parallel if (dweight)
     if (can_own && omp_get_num_threads() > 1 && ngroups >= omp_get_num_threads()) {
-        own_groups(dweight, dbias, col, d, scratch, s, bounds, ngroups, w, b, close, ctx);
+        own_groups(dweight, dbias, col, d, scratch, s, bounds, ngroups, w, b, close, ctx,
+                   uw ? din : NULL, uw);
+        if (omp_get_thread_num() == 0)
+            din_made = uw != NULL;
     } else if (dweight) {
         int lo, hi, blo, bhi;
         for (int g = 0; g < ngroups; g++) {
             dp_conv_shape sg, before;
             dout_source dg = group_source(d, s, bounds, g, &sg, &before);
-            conv_thread_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg, scratch,
-                                    &sg, &lo, &hi, &blo, &bhi);
+            const wino_din wd = {uw ? din + (size_t)before.B * CHW : NULL, uw};
+            if (conv_thread_param_grads(dweight, dbias, col + conv2d_col_floats(&before), &dg,
+                                        scratch, &sg, &lo, &hi, &blo, &bhi, uw ? &wd : NULL))
+                din_made = 1; /* (only where this thread is the only one) */
             if (lo < hi && K >= CONV_ROWS_MIN_K) /* columns lo..hi of every row */
                 move(ctx, dweight + lo, (size_t)s->OC, (size_t)(hi - lo), K);
             else if (lo < hi) /* rows lo..hi */
@@ -146,7 +158,7 @@ static void conv_backward_groups(float *din, float *dweight, float *dbias, float
                 move(ctx, dbias + blo, 1, (size_t)(bhi - blo), 0);
         }
     }
-    if (din)
+    if (din && !din_made)
         conv_backward(din, NULL, NULL, col, d, weight, scratch, s);
 }
 

@@ -33,15 +33,28 @@ size_t conv_param_count(const dp_conv_shape *s);
 size_t conv_dbuf_floats(const dout_source *d, const dp_conv_shape *s);
 /* The packed bf16 operands of the thread whose scratch is mine. */
 uint32_t *conv_bf16_operands(float *mine, size_t per_thread, const dp_conv_shape *s);
+/* Winograd's input gradient made beside its weight gradient by a thread that makes all of
+ * the weight gradient's columns, while each run's output gradient is in cache: din at the
+ * call's first sample, and the filters' transforms (conv_wino_filters). */
+typedef struct {
+    float *din;
+    const float *uw;
+} wino_din;
 /* One thread's weight and bias gradients: dweight's block k0..k1 (columns in the row
- * layout, rows otherwise) and dbias's channels b0..b1, over the samples of s in order. */
+ * layout, rows otherwise) and dbias's channels b0..b1, over the samples of s in order; with
+ * wd (Winograd, every column: else NULL) the samples' input gradient too. */
 void conv_param_grads(float *dweight, float *dbias, const float *col, const dout_source *dsrc,
                       int lo, int hi, int blo, int bhi, float *dbuf, float *scratch,
-                      uint32_t *pairs, const dp_conv_shape *s);
-/* This thread's part of the weight and bias gradients (conv_backward's split). */
-void conv_thread_param_grads(float *dweight, float *dbias, const float *col,
-                             const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
-                             int *lo, int *hi, int *blo, int *bhi);
+                      uint32_t *pairs, const wino_din *wd, const dp_conv_shape *s);
+/* This thread's part of the weight and bias gradients (conv_backward's split); the input
+ * gradient too where wd is given and this thread is the only one: then it returns 1. */
+int conv_thread_param_grads(float *dweight, float *dbias, const float *col,
+                            const dout_source *dsrc, float *scratch, const dp_conv_shape *s,
+                            int *lo, int *hi, int *blo, int *bhi, const wino_din *wd);
+/* Winograd's filter transforms made into thread 0's scratch (per_thread floats a thread):
+ * where they are, or NULL where s is not Winograd's. */
+float *conv_wino_filters(const float *weight, float *scratch, size_t per_thread,
+                         const dp_conv_shape *s);
 void conv_backward(float *din, float *dweight, float *dbias, float *col,
                    const dout_source *dsrc, const float *weight, float *scratch,
                    const dp_conv_shape *s);
