@@ -16,7 +16,8 @@
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
  * the weights; under --conv-algorithm winograd still the direct convolution's count, so
- * that its GFLOP/s are effective ones and compare as speeds), fc likewise with B*O*I. Times are medians over reps. */
+ * that its GFLOP/s are effective ones and compare as speeds), fc likewise with B*O*I.
+ * Times are medians over reps. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>

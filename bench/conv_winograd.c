@@ -110,7 +110,8 @@ static inline __attribute__((always_inline)) void lin(int R, int S, const float 
 }
 
 /* Vt[a*a][ldv tiles][C_IN] = B^T d B per tile, from xt[PH][PW][C_IN]. */
-static inline __attribute__((always_inline)) void input_transform_k(const float *xt, const geom *g, float *Vt, size_t ldv, const wino_kind *k)
+static inline __attribute__((always_inline)) void
+input_transform_k(const float *xt, const geom *g, float *Vt, size_t ldv, const wino_kind *k)
 {
     const int a = k->a, m = k->m;
     float h[AMAX][AMAX][C_IN];
@@ -145,8 +146,9 @@ static void input_transform(const float *xt, const geom *g, float *Vt, size_t ld
 }
 
 /* Yt[OH][OW][C_OUT] = bias + A^T M A from Mt[a*a][ldm tiles][C_OUT]. */
-static inline __attribute__((always_inline)) void output_transform_k(const float *Mt, const float *bias, const geom *g, float *Yt,
-    size_t ldm, const wino_kind *k)
+static inline __attribute__((always_inline)) void
+output_transform_k(const float *Mt, const float *bias, const geom *g, float *Yt, size_t ldm,
+                   const wino_kind *k)
 {
     const int a = k->a, m = k->m;
     float r[4][AMAX][C_OUT], y[4][C_OUT];
@@ -191,7 +193,8 @@ static void output_transform(const float *Mt, const float *bias, const geom *g, 
 }
 
 /* dMt[a*a][ldm tiles][C_OUT] = A dY A^T per tile, from dYt[OH*OW][C_OUT] (zero beyond). */
-static inline __attribute__((always_inline)) void dout_transform_k(const float *dYt, const geom *g, float *dMt, size_t ldm, const wino_kind *k)
+static inline __attribute__((always_inline)) void
+dout_transform_k(const float *dYt, const geom *g, float *dMt, size_t ldm, const wino_kind *k)
 {
     static const float zero[C_OUT];
     const int a = k->a, m = k->m;
@@ -232,7 +235,8 @@ static void dout_transform(const float *dYt, const geom *g, float *dMt, size_t l
 
 /* dXt[PH][PW][C_IN] = the sum over tiles, in tile order, of B dV B^T, from
  * dVt[a*a][ldv tiles][C_IN] (dXt zeroed here). */
-static inline __attribute__((always_inline)) void input_grad_transform_k(const float *dVt, const geom *g, size_t ldv, float *dXt, const wino_kind *k)
+static inline __attribute__((always_inline)) void
+input_grad_transform_k(const float *dVt, const geom *g, size_t ldv, float *dXt, const wino_kind *k)
 {
     const int a = k->a, m = k->m;
     memset(dXt, 0, sizeof(float) * g->PH * g->PW * C_IN);
