@@ -343,11 +343,8 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
         }
         if (c0 < c1)
             wino_wgrad_chunk(S, c0, c1, work, s);
-        if (wd) { /* the same runs' input gradient, from the output gradient's dM */
-            wino_dgrad_chunk(S, wd->uw, work, s);
-            for (int j = 0; j < S; j++)
-                wino_din_sample(j, S, wd->din + (r + j) * CHW, work, s);
-        }
+        if (wd) /* the same run's input gradient, from the output gradient's dM */
+            wino_input_grad_chunk(S, wd->uw, wd->din + r * CHW, work, s);
     }
     for (int oc = blo; oc < bhi; oc++)
         dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
@@ -461,9 +458,7 @@ static void wino_input_grads(float *din, const dout_source *dsrc, const float *u
         const int S = n1 - r < S0 ? n1 - r : S0;
         for (int j = 0; j < S; j++)
             wino_dout_sample(dout_planes(dsrc, r + j, 0, s->OC, dbuf, s), j, S, work, s);
-        wino_dgrad_chunk(S, uw, work, s);
-        for (int j = 0; j < S; j++)
-            wino_din_sample(j, S, din + (r + j) * CHW, work, s);
+        wino_input_grad_chunk(S, uw, din + r * CHW, work, s);
     }
 }
 

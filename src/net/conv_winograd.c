@@ -279,22 +279,12 @@ void wino_wgrad_end(float *dweight, int c0, int c1, const float *work, const dp_
         }
 }
 
-/* dV_xi = dM_xi U_xi over the run's tiles. */
-void wino_dgrad_chunk(int S, const float *uw, float *work, const dp_conv_shape *s)
-{
-    const wgeom g = geom(s);
-    const warea a = area(work, s);
-    const size_t N = (size_t)S * g.T;
-    for (int xi = 0; xi < POS; xi++)
-        gemm_nn((int)N, s->C, s->OC, a.M + xi * N * s->OC, s->OC, uw + (size_t)xi * s->OC * s->C,
-                s->C, a.dV + xi * N * s->C, s->C);
-}
-
 /* Sample j's input gradient [C][H][W] (overwritten) from its tiles' dV. */
-void wino_din_sample(int j, int S, float *din_n, float *work, const dp_conv_shape *s)
+static void din_sample(int j, int S, float *din_n, const warea *ap, const wgeom *gp,
+                       const dp_conv_shape *s)
 {
-    const wgeom g = geom(s);
-    const warea a = area(work, s);
+    const wgeom g = *gp;
+    const warea a = *ap;
     const dp_kernel_table *kt = dp_kernels();
     const size_t PHW = (size_t)g.PH * g.PW;
     memset(a.pad, 0, sizeof(float) * PHW * s->C);
@@ -309,4 +299,18 @@ void wino_din_sample(int j, int S, float *din_n, float *work, const dp_conv_shap
         for (int y = 0; y < s->H; y++)
             memcpy(din_n + ((size_t)c * s->H + y) * s->W, a.tmp + c * PHW + (size_t)y * g.PW,
                    sizeof(float) * s->W);
+}
+
+/* The run's input gradient: dV_xi = dM_xi U_xi over its tiles, then each sample's. */
+void wino_input_grad_chunk(int S, const float *uw, float *din, float *work,
+                           const dp_conv_shape *s)
+{
+    const wgeom g = geom(s);
+    const warea a = area(work, s);
+    const size_t N = (size_t)S * g.T, CHW = (size_t)s->C * s->H * s->W;
+    for (int xi = 0; xi < POS; xi++)
+        gemm_nn((int)N, s->C, s->OC, a.M + xi * N * s->OC, s->OC, uw + (size_t)xi * s->OC * s->C,
+                s->C, a.dV + xi * N * s->C, s->C);
+    for (int j = 0; j < S; j++)
+        din_sample(j, S, din + j * CHW, &a, &g, s);
 }
