@@ -22,6 +22,7 @@
 
 #include "bufs.h"
 #include "check.h"
+#include "conv_run.h"
 #include "dptrain/net/isa.h"
 #include "dptrain/net/layers.h"
 #include "dptrain/net/model.h"
@@ -105,40 +106,6 @@ static float *nasty_buf(size_t n)
     return p;
 }
 
-typedef struct {
-    float *out, *din, *dw, *db; /* results */
-} conv_result;
-
-static size_t out_len(const dp_conv_shape *s) { return (size_t)s->B * s->OC * s->OH * s->OW; }
-static size_t in_len(const dp_conv_shape *s) { return (size_t)s->B * s->C * s->H * s->W; }
-static size_t w_len(const dp_conv_shape *s) { return (size_t)s->OC * s->C * s->KH * s->KW; }
-
-static conv_result run_conv(const dp_conv_shape *s, const float *in, const float *w,
-                            const float *b, const float *dout)
-{
-    const size_t K = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW;
-    conv_result r = {malloc(sizeof(float) * out_len(s)), malloc(sizeof(float) * in_len(s)),
-                     malloc(sizeof(float) * w_len(s)), malloc(sizeof(float) * s->OC)};
-    float *col = malloc(sizeof(float) * s->B * K * P);
-    float *scratch = malloc(sizeof(float) * conv2d_scratch_floats(s) * omp_get_max_threads());
-    memcpy(r.dw, w, sizeof(float) * w_len(s)); /* accumulate onto something non-zero */
-    memcpy(r.db, b, sizeof(float) * s->OC);
-    conv2d_forward(r.out, col, in, w, b, scratch, s);
-    conv2d_backward(r.din, r.dw, r.db, col, dout, w, scratch, s);
-    free(col), free(scratch);
-    return r;
-}
-
-static void free_result(conv_result *r) { free(r->out), free(r->din), free(r->dw), free(r->db); }
-
-static int same_result(const conv_result *x, const conv_result *y, const dp_conv_shape *s)
-{
-    return same(x->out, y->out, sizeof(float) * out_len(s)) &&
-           same(x->din, y->din, sizeof(float) * in_len(s)) &&
-           same(x->dw, y->dw, sizeof(float) * w_len(s)) &&
-           same(x->db, y->db, sizeof(float) * s->OC);
-}
-
 /* max |x - y| over max |y|: how far bf16 lands from fp32 */
 static double rel_diff(const float *x, const float *y, size_t n)
 {
@@ -170,9 +137,9 @@ static conv_result check_shape(const dp_conv_shape *s, const char *isa, uint64_t
     float *dout = nasty_buf(out_len(s));
     CHECK(select_path(isa, "bf16") == 0);
     omp_set_num_threads(1);
-    conv_result r1 = run_conv(s, in, w, b, dout);
+    conv_result r1 = run_conv(s, in, w, b, dout, w, b);
     omp_set_num_threads(2);
-    conv_result r2 = run_conv(s, in, w, b, dout);
+    conv_result r2 = run_conv(s, in, w, b, dout, w, b);
     omp_set_num_threads(1);
     if (!same_result(&r1, &r2, s)) {
         fprintf(stderr, "%s bf16, shape %dx%dx%d -> %d: 1 and 2 threads differ\n", isa, s->C,
@@ -180,7 +147,7 @@ static conv_result check_shape(const dp_conv_shape *s, const char *isa, uint64_t
         CHECK(0);
     }
     CHECK(select_path(isa, "fp32") == 0);
-    conv_result f = run_conv(s, in, w, b, dout);
+    conv_result f = run_conv(s, in, w, b, dout, w, b);
     if (K < 16) { /* stays fp32 */
         CHECK(same_result(&r1, &f, s));
     } else {

@@ -19,17 +19,10 @@
 
 #include "bufs.h"
 #include "check.h"
+#include "conv_run.h"
 #include "dptrain/net/isa.h"
 #include "dptrain/net/layers.h"
 #include "gradcheck.h"
-
-typedef struct {
-    float *out, *din, *dw, *db;
-} conv_result;
-
-static size_t out_len(const dp_conv_shape *s) { return (size_t)s->B * s->OC * s->OH * s->OW; }
-static size_t in_len(const dp_conv_shape *s) { return (size_t)s->B * s->C * s->H * s->W; }
-static size_t w_len(const dp_conv_shape *s) { return (size_t)s->OC * s->C * s->KH * s->KW; }
 
 static dp_conv_shape shape(int B, int C, int H, int W, int OC, int K, int stride, int pad)
 {
@@ -45,31 +38,6 @@ static void select_algo(const char *name)
         fprintf(stderr, "%s\n", err.msg);
         CHECK(0);
     }
-}
-
-/* Forward then backward (dweight and dbias accumulated onto zero). */
-static conv_result run_conv(const dp_conv_shape *s, const float *in, const float *w,
-                            const float *b, const float *dout)
-{
-    const size_t K = (size_t)s->C * s->KH * s->KW, P = (size_t)s->OH * s->OW;
-    conv_result r = {malloc(sizeof(float) * out_len(s)), malloc(sizeof(float) * in_len(s)),
-                     calloc(w_len(s), sizeof(float)), calloc((size_t)s->OC, sizeof(float))};
-    float *col = malloc(sizeof(float) * (s->B * K * P + in_len(s)));
-    float *scratch = malloc(sizeof(float) * conv2d_scratch_floats(s) * omp_get_max_threads());
-    conv2d_forward(r.out, col, in, w, b, scratch, s);
-    conv2d_backward(r.din, r.dw, r.db, col, dout, w, scratch, s);
-    free(col), free(scratch);
-    return r;
-}
-
-static void free_result(conv_result *r) { free(r->out), free(r->din), free(r->dw), free(r->db); }
-
-static int same_result(const conv_result *x, const conv_result *y, const dp_conv_shape *s)
-{
-    return same(x->out, y->out, sizeof(float) * out_len(s)) &&
-           same(x->din, y->din, sizeof(float) * in_len(s)) &&
-           same(x->dw, y->dw, sizeof(float) * w_len(s)) &&
-           same(x->db, y->db, sizeof(float) * s->OC);
 }
 
 /* max |x - y| over max |y| */
@@ -134,9 +102,9 @@ static void check_shape(const dp_conv_shape *s, uint64_t seed)
     reference(s, in, w, b, dout, out, din, dw, db);
     omp_set_num_threads(1);
     select_algo("direct");
-    conv_result d = run_conv(s, in, w, b, dout);
+    conv_result d = run_conv(s, in, w, b, dout, NULL, NULL);
     select_algo("winograd");
-    conv_result r = run_conv(s, in, w, b, dout);
+    conv_result r = run_conv(s, in, w, b, dout, NULL, NULL);
     const double e[4] = {rel_diff(r.out, out, out_len(s)), rel_diff(r.din, din, in_len(s)),
                          rel_diff(r.dw, dw, w_len(s)), rel_diff(r.db, db, (size_t)s->OC)};
     printf("shape %d x %dx%dx%d -> %dx%dx%d: error against double: out %.1e din %.1e dw %.1e "
@@ -150,7 +118,7 @@ static void check_shape(const dp_conv_shape *s, uint64_t seed)
     CHECK(rel_diff_f(r.out, d.out, out_len(s)) < 2e-5);
     for (int t = 2; t <= 3; t++) {
         omp_set_num_threads(t);
-        conv_result rt = run_conv(s, in, w, b, dout);
+        conv_result rt = run_conv(s, in, w, b, dout, NULL, NULL);
         if (!same_result(&r, &rt, s)) {
             fprintf(stderr, "shape %dx%dx%d: %d threads differ from 1\n", s->C, s->H, s->W, t);
             CHECK(0);
@@ -165,7 +133,7 @@ static void check_shape(const dp_conv_shape *s, uint64_t seed)
             continue;
         }
         CHECK(dp_isa_select(dp_isa_names[p], &err) == 0);
-        conv_result rp = run_conv(s, in, w, b, dout);
+        conv_result rp = run_conv(s, in, w, b, dout, NULL, NULL);
         if (!same_result(&r, &rp, s)) {
             fprintf(stderr, "shape %dx%dx%d: path %s differs\n", s->C, s->H, s->W,
                     dp_isa_names[p]);
@@ -286,9 +254,9 @@ static void check_direct_shapes(void)
         float *in = rand_buf(in_len(s)), *w = rand_buf(w_len(s)), *b = rand_buf((size_t)s->OC);
         float *dout = rand_buf(out_len(s));
         select_algo("direct");
-        conv_result d = run_conv(s, in, w, b, dout);
+        conv_result d = run_conv(s, in, w, b, dout, NULL, NULL);
         select_algo("winograd");
-        conv_result r = run_conv(s, in, w, b, dout);
+        conv_result r = run_conv(s, in, w, b, dout, NULL, NULL);
         CHECK(same_result(&d, &r, s));
         free_result(&d), free_result(&r);
         free(in), free(w), free(b), free(dout);
@@ -301,9 +269,9 @@ static void check_direct_shapes(void)
     float *dout = rand_buf(out_len(&s));
     CHECK(dp_isa_select("scalar", &err) == 0 && dp_precision_select("bf16", &err) == 0);
     select_algo("direct");
-    conv_result d = run_conv(&s, in, w, b, dout);
+    conv_result d = run_conv(&s, in, w, b, dout, NULL, NULL);
     select_algo("winograd");
-    conv_result r = run_conv(&s, in, w, b, dout);
+    conv_result r = run_conv(&s, in, w, b, dout, NULL, NULL);
     CHECK(same_result(&d, &r, &s));
     CHECK(dp_precision_select("fp32", &err) == 0 && dp_isa_select(NULL, &err) == 0);
     free_result(&d), free_result(&r);
