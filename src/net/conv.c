@@ -552,7 +552,9 @@ void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const
  * layout would otherwise make it on every thread (the header of the function below). */
 void conv_make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
 {
-    if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K)
+    /* (Winograd reads each sample's gradient once, made in the thread's cache as it goes,
+     * at 1 thread and where threads own groups; the channel split reads it twice) */
+    if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K || conv_winograd(s))
         return;
     const size_t P = (size_t)s->OH * s->OW;
     #pragma omp parallel for schedule(static)
