@@ -414,6 +414,9 @@ static void test_linear(const char *isa)
         }
 }
 
+#define TR_ROWS 37 /* 4 x 8 + 5 */
+#define TR_COLS 61 /* 7 x 8 + 5 */
+
 static void run_moves(float *out, uint64_t seed)
 {
     /* im2col of a padded, strided conv; its adjoints from random rows; a transpose */
@@ -427,7 +430,12 @@ static void run_moves(float *out, uint64_t seed)
     row2im_acc(r, C, H, W, KH, KW, S, P, OH, OW, out);
     col2im_acc(r, C, H, W, KH, KW, S, P, OH, OW, out + C * H * W);
     transpose(r, 19, K * OH * OW / 19, out + 2 * C * H * W);
-    free(in), free(r);
+    out += 2 * C * H * W + K * OH * OW;
+    /* whole 8x8 blocks and single elements at the edges, both ways round */
+    float *t = nasty_buf(TR_ROWS * TR_COLS, seed);
+    transpose(t, TR_ROWS, TR_COLS, out);
+    transpose(t, TR_COLS, TR_ROWS, out + TR_ROWS * TR_COLS);
+    free(in), free(r), free(t);
 }
 
 /* Scattering the col layout back with each element's terms in pixel order gives the bits of
@@ -493,11 +501,30 @@ static void run_im2col_unstrided(float *out, uint64_t seed)
     }
 }
 
+/* The transposition against its definition on this path (against_scalar: every path
+ * alike), its edges included. */
+static void test_transpose_oracle(const char *isa)
+{
+    dp_err err;
+    CHECK(dp_isa_select(isa, &err) == 0);
+    float *t = nasty_buf(TR_ROWS * TR_COLS, 5), *a = malloc(sizeof(float) * TR_ROWS * TR_COLS);
+    transpose(t, TR_ROWS, TR_COLS, a);
+    int bad = 0;
+    for (int r = 0; r < TR_ROWS; r++)
+        for (int c = 0; c < TR_COLS; c++)
+            bad += !same(&a[c * TR_ROWS + r], &t[r * TR_COLS + c], sizeof(float));
+    if (bad)
+        fprintf(stderr, "%s: %d elements of the transposition are wrong\n", isa, bad);
+    CHECK(bad == 0);
+    free(t), free(a);
+}
+
 static void test_moves(const char *isa)
 {
+    test_transpose_oracle(isa);
     const int K = 18, PP = 5 * 5;
     against_scalar("im2col, row2im, col2im, transpose", run_moves,
-                   (size_t)2 * K * PP + 2 * 3 * 10 * 9, isa);
+                   (size_t)2 * K * PP + 2 * 3 * 10 * 9 + 2 * TR_ROWS * TR_COLS, isa);
     against_scalar("im2col, stride 1, no padding", run_im2col_unstrided, unstrided_floats(),
                    isa);
 }
