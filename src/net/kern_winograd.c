@@ -9,8 +9,6 @@
  * them, with no fused multiply-add (-ffp-contract=off): the same bits on every path,
  * however the compiler vectorises the loops along the channels. Compiled once per path
  * like every kernel, so each runs with its path's vectors. */
-#include <string.h>
-
 #include "simd.h"
 
 /* Channels a transform holds in its tile buffers at once. */
@@ -61,6 +59,19 @@
 
 static const float zeros[CB];
 
+/* dst[0..n) = src[0..n) in vectors: a memcpy of a size known only at run time becomes `rep
+ * movsq`, whose start-up took half of kern_wino_in's time (Zen 5, perf annotate). */
+ALWAYS_INLINE void copy_floats(float *restrict dst, const float *restrict src, int n)
+{
+    int c = 0;
+    for (; c + VW <= n; c += VW)
+        vf_store(dst + c, vf_load(src + c));
+    if (c < n) {
+        const vmask m = vm_first(n - c);
+        vf_store_m(dst + c, m, vf_load_m(src + c, m));
+    }
+}
+
 /* Vt[xi*xs + t*n + c] = (B^T d B)[xi] of tile t = i*tw + j, channel c, from the input
  * xt[PH][PW][n] (PH = 4 th + 2, PW = 4 tw + 2, zero-padded by the caller). */
 void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt, size_t xs)
@@ -89,7 +100,7 @@ void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt
                     for (int c = 0; c < nb; c++)
                         BT6(o, d, c);
                     for (int p = 0; p < 6; p++)
-                        memcpy(dst + (size_t)(p * 6 + q) * xs, v[p], sizeof(float) * nb);
+                        copy_floats(dst + (size_t)(p * 6 + q) * xs, v[p], nb);
                 }
             }
 }
@@ -116,7 +127,7 @@ void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const
                     for (int c = 0; c < nb; c++)
                         AT6(o, m, c);
                     for (int p = 0; p < 4; p++)
-                        memcpy(r[p][q], col[p], sizeof(float) * nb);
+                        copy_floats(r[p][q], col[p], nb);
                 }
                 for (int p = 0; p < 4 && 4 * i + p < OH; p++) {
                     for (int q = 0; q < 6; q++)
@@ -167,7 +178,7 @@ void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n
                     for (int c = 0; c < nb; c++)
                         A4(o, y, c);
                     for (int p = 0; p < 6; p++)
-                        memcpy(dst + (size_t)(p * 6 + q) * xs, e[p], sizeof(float) * nb);
+                        copy_floats(dst + (size_t)(p * 6 + q) * xs, e[p], nb);
                 }
             }
 }
@@ -193,7 +204,7 @@ void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, floa
                     for (int c = 0; c < nb; c++)
                         B6(o, v, c);
                     for (int r = 0; r < 6; r++)
-                        memcpy(e[r][q], col[r], sizeof(float) * nb);
+                        copy_floats(e[r][q], col[r], nb);
                 }
                 for (int r = 0; r < 6; r++) {
                     for (int q = 0; q < 6; q++)
