@@ -328,8 +328,6 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
     const dp_kernel_table *kt = dp_kernels();
     float *blanes = scratch, *work = blanes + (size_t)8 * s->OC;
     memset(blanes, 0, sizeof(float) * 8 * (bhi - blo));
-    if (c0 < c1)
-        wino_wgrad_begin(work, s);
     for (int r = 0; r < s->B; r += S0) {
         const int S = s->B - r < S0 ? s->B - r : S0;
         for (int j = 0; j < S; j++) {
@@ -342,13 +340,13 @@ static void wino_param_grads(float *dweight, float *dbias, const float *col,
                 kt->sum_lanes8(blanes + (size_t)(oc - blo) * 8, dout_n + (size_t)oc * P, P);
         }
         if (c0 < c1)
-            wino_wgrad_chunk(S, c0, c1, work, s);
+            wino_wgrad_chunk(S, c0, c1, r == 0, work, s);
         if (wd) /* the same run's input gradient, from the output gradient's dM */
             wino_input_grad_chunk(S, wd->uw, wd->din + r * CHW, work, s);
     }
     for (int oc = blo; oc < bhi; oc++)
         dbias[oc] += combine8(blanes + (size_t)(oc - blo) * 8);
-    if (c0 < c1)
+    if (c0 < c1 && s->B > 0)
         wino_wgrad_end(dweight, c0, c1, work, s);
 }
 

@@ -25,6 +25,7 @@
 #include "dptrain/net/kernels.h"
 #include "dptrain/util/error.h"
 #include "kernel_table.h"
+#include "winograd_g.h"
 
 #define POS 36 /* positions of a 6 x 6 tile */
 
@@ -122,12 +123,7 @@ size_t wino_filter_floats(const dp_conv_shape *s)
     return conv_winograd(s) ? (size_t)2 * POS * s->OC * s->C : 0;
 }
 
-static const float G[6][3] = {{1.0f / 4, 0, 0},
-                              {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                              {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                              {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                              {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                              {0, 0, 1}};
+#define G wino_G
 
 /* Channels the filter transforms take at once, along which they run. */
 #define FB 64
@@ -229,54 +225,24 @@ void wino_dout_sample(const float *dout_n, int j, int S, float *work, const dp_c
                   (size_t)S * g.T * s->OC);
 }
 
-void wino_wgrad_begin(float *work, const dp_conv_shape *s)
-{
-    memset(area(work, s).dU, 0, sizeof(float) * POS * s->OC * s->C);
-}
-
-/* dU[xi][OC][c0..c1) += dM_xi^T V_xi over the run's S T tiles (V of those channels). */
-void wino_wgrad_chunk(int S, int c0, int c1, float *work, const dp_conv_shape *s)
+/* dU[xi][OC][c0..c1) = (first run) or += dM_xi^T V_xi over the run's S T tiles (V of
+ * those channels). */
+void wino_wgrad_chunk(int S, int c0, int c1, int first, float *work, const dp_conv_shape *s)
 {
     const wgeom g = geom(s);
     const warea a = area(work, s);
     const size_t N = (size_t)S * g.T;
     const int nc = c1 - c0;
     for (int xi = 0; xi < POS; xi++)
-        gemm_tn_acc(s->OC, nc, (int)N, a.M + xi * N * s->OC, s->OC, a.V + xi * N * nc, nc,
-                    a.dU + (size_t)xi * s->OC * s->C + c0, s->C);
+        (first ? gemm_tn : gemm_tn_acc)(s->OC, nc, (int)N, a.M + xi * N * s->OC, s->OC,
+                                        a.V + xi * N * nc, nc,
+                                        a.dU + (size_t)xi * s->OC * s->C + c0, s->C);
 }
 
-/* dweight[k][c][3][3] += G^T dU G for the channels c0..c1-1. */
+/* dweight[k][c][3][3] += G^T dU G for the channels c0..c1-1 (kern_wino_wgrad). */
 void wino_wgrad_end(float *dweight, int c0, int c1, const float *work, const dp_conv_shape *s)
 {
-    const float *dU = area((float *)work, s).dU;
-    const int OC = s->OC, C = s->C;
-    float t[6][3][FB], x[FB];
-    for (int k = 0; k < OC; k++)
-        for (int b0 = c0; b0 < c1; b0 += FB) {
-            const int nb = c1 - b0 < FB ? c1 - b0 : FB;
-            for (int p = 0; p < 6; p++)
-                for (int v = 0; v < 3; v++) {
-                    for (int c = 0; c < nb; c++)
-                        t[p][v][c] = 0.0f;
-                    for (int q = 0; q < 6; q++) {
-                        const float *d = dU + ((size_t)(p * 6 + q) * OC + k) * C + b0;
-                        for (int c = 0; c < nb; c++)
-                            t[p][v][c] += d[c] * G[q][v];
-                    }
-                }
-            float *dw = dweight + ((size_t)k * C + b0) * 9;
-            for (int u = 0; u < 3; u++)
-                for (int v = 0; v < 3; v++) {
-                    for (int c = 0; c < nb; c++)
-                        x[c] = 0.0f;
-                    for (int p = 0; p < 6; p++)
-                        for (int c = 0; c < nb; c++)
-                            x[c] += G[p][u] * t[p][v][c];
-                    for (int c = 0; c < nb; c++)
-                        dw[c * 9 + u * 3 + v] += x[c];
-                }
-        }
+    dp_kernels()->wino_wgrad(area((float *)work, s).dU, s->OC, s->C, c0, c1, dweight);
 }
 
 /* Sample j's input gradient [C][H][W] (overwritten) from its tiles' dV. */

@@ -42,6 +42,7 @@ void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const
 void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n, float *dMt,
                          size_t xs);
 void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
+void KFN(kern_wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight);
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -70,4 +71,5 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .wino_out = KFN(kern_wino_out),
     .wino_dout = KFN(kern_wino_dout),
     .wino_din = KFN(kern_wino_din),
+    .wino_wgrad = KFN(kern_wino_wgrad),
 };

@@ -10,6 +10,7 @@
  * however the compiler vectorises the loops along the channels. Compiled once per path
  * like every kernel, so each runs with its path's vectors. */
 #include "simd.h"
+#include "winograd_g.h"
 
 /* Channels a transform holds in its tile buffers at once. */
 #define CB 64
@@ -219,4 +220,41 @@ void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, floa
                             row[(size_t)s * n + c] += dd[s][c];
                 }
             }
+}
+
+/* dweight[k][c][3][3] += (G^T dU[.][k][c] G) for channels c0..c1-1 of every output k, from
+ * dU [36][OC][C]: t[p][v] = sum over q of dU[p*6 + q] G[q][v], then x[u][v] = sum over p
+ * of G[p][u] t[p][v], each a sum from zero in that order of products rounded apart (as the
+ * C expressions it was first written as), a vector of channels at a time. */
+void KFN(kern_wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight)
+{
+    for (int k = 0; k < OC; k++)
+        for (int b0 = c0; b0 < c1; b0 += VW) {
+            const int nb = c1 - b0 < VW ? c1 - b0 : VW;
+            const vmask m = vm_first(nb);
+            vf t[6][3];
+            for (int p = 0; p < 6; p++) {
+                vf d[6];
+                for (int q = 0; q < 6; q++)
+                    d[q] = vf_load_m(dU + ((size_t)(p * 6 + q) * OC + k) * C + b0, m);
+                for (int v = 0; v < 3; v++) {
+                    vf acc = vf_zero();
+                    for (int q = 0; q < 6; q++)
+                        acc = vf_add(acc, vf_mul(d[q], vf_set1(wino_G[q][v])));
+                    t[p][v] = acc;
+                }
+            }
+            float x[9][VW];
+            for (int u = 0; u < 3; u++)
+                for (int v = 0; v < 3; v++) {
+                    vf acc = vf_zero();
+                    for (int p = 0; p < 6; p++)
+                        acc = vf_add(acc, vf_mul(vf_set1(wino_G[p][u]), t[p][v]));
+                    vf_store(x[u * 3 + v], acc);
+                }
+            float *dw = dweight + ((size_t)k * C + b0) * 9;
+            for (int c = 0; c < nb; c++)
+                for (int j = 0; j < 9; j++)
+                    dw[c * 9 + j] += x[j][c];
+        }
 }

@@ -82,6 +82,8 @@ typedef struct {
     void (*wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n, float *dMt,
                       size_t xs);
     void (*wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
+    /* the weight gradient: dweight[k][c][3][3] += G^T dU G, dU [36][OC][C], c0 <= c < c1 */
+    void (*wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

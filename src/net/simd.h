@@ -44,6 +44,7 @@ ALWAYS_INLINE void vf_store(float *p, vf v) { _mm512_storeu_ps(p, v); }
 ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v) { _mm512_mask_storeu_ps(p, m, v); }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 ALWAYS_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+ALWAYS_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 /* a + b in the lanes of m, a elsewhere */
 ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b) { return _mm512_mask_add_ps(a, m, a, b); }
 /* b in the lanes of m, a elsewhere */
@@ -78,6 +79,7 @@ ALWAYS_INLINE void vf_store(float *p, vf v) { _mm256_storeu_ps(p, v); }
 ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v) { _mm256_maskstore_ps(p, m, v); }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
 ALWAYS_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+ALWAYS_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 /* a + b in the lanes of m, a elsewhere (b is zero outside m when loaded with it) */
 ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b)
 {
@@ -111,6 +113,7 @@ ALWAYS_INLINE void vf_store_m(float *p, vmask m, vf v)
 }
 ALWAYS_INLINE vf vf_fma(vf a, vf b, vf c) { return fmaf(a, b, c); }
 ALWAYS_INLINE vf vf_add(vf a, vf b) { return a + b; }
+ALWAYS_INLINE vf vf_mul(vf a, vf b) { return a * b; }
 ALWAYS_INLINE vf vf_add_m(vf a, vmask m, vf b) { return m ? a + b : a; }
 #define VM_CHEAP 1
 
