@@ -77,9 +77,10 @@ void wino_forward_chunk(const float *in, int S, const float *uw, float *work,
 void wino_forward_out(const float *bias, int j, int S, float *out_n, float *work,
                       const dp_conv_shape *s);
 /* Backward of a run: each sample's output gradient in (wino_dout_sample), then for the
- * weight gradient its inputs' channels c0..c1-1 and the run's products, made by the
- * first run and accumulated over the others, then end (which adds G^T dU G into dweight); for the input gradient
- * wino_input_grad_chunk (its products, then each sample's gradient). */
+ * weight gradient its inputs' channels c0..c1-1 and the run's products (dU made by the
+ * first run, accumulated over the others), then end (which adds G^T dU G into dweight);
+ * for the input gradient wino_input_grad_chunk (its products, then each sample's
+ * gradient). */
 void wino_dout_sample(const float *dout_n, int j, int S, float *work, const dp_conv_shape *s);
 void wino_input_sample(const float *in_n, int c0, int c1, int j, int S, float *work,
                        const dp_conv_shape *s);
