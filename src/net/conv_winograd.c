@@ -123,8 +123,6 @@ size_t wino_filter_floats(const dp_conv_shape *s)
     return conv_winograd(s) ? (size_t)2 * POS * s->OC * s->C : 0;
 }
 
-#define G wino_G
-
 /* Channels the filter transforms take at once, along which they run. */
 #define FB 64
 
@@ -141,14 +139,15 @@ void wino_filters(const float *weight, float *uw, const dp_conv_shape *s)
             for (int p = 0; p < 6; p++)
                 for (int v = 0; v < 3; v++)
                     for (int c = 0; c < nb; c++)
-                        t[p][v][c] = G[p][0] * g[c * 9 + v] + G[p][1] * g[c * 9 + 3 + v] +
-                                     G[p][2] * g[c * 9 + 6 + v];
+                        t[p][v][c] = wino_G[p][0] * g[c * 9 + v] +
+                                     wino_G[p][1] * g[c * 9 + 3 + v] +
+                                     wino_G[p][2] * g[c * 9 + 6 + v];
             for (int p = 0; p < 6; p++)
                 for (int q = 0; q < 6; q++) {
                     float *u = U + ((size_t)(p * 6 + q) * OC + k) * C + c0;
                     for (int c = 0; c < nb; c++)
-                        u[c] = t[p][0][c] * G[q][0] + t[p][1][c] * G[q][1] +
-                               t[p][2][c] * G[q][2];
+                        u[c] = t[p][0][c] * wino_G[q][0] + t[p][1][c] * wino_G[q][1] +
+                               t[p][2][c] * wino_G[q][2];
                 }
         }
     const dp_kernel_table *kt = dp_kernels();
