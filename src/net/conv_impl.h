@@ -24,6 +24,17 @@ typedef struct {
     const dp_pool_shape *pool;         /* NULL: the relu's */
 } dout_source;
 
+/* Asks for the cache lines of [p, p + bytes) into L2 ahead of their use. The batch-sized
+ * tensors that forward wrote (a layer's input, pooled output and argmax) are read back in
+ * backward, or by the next layer, a plane or a sample at a time; from memory, and in runs
+ * too short for the hardware's streams to get ahead (docs/performance.md). */
+static inline void prefetch_span(const void *p, size_t bytes)
+{
+    const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)63), *end = (const char *)p + bytes;
+    for (; c < end; c += 64)
+        __builtin_prefetch(c, 0, 2);
+}
+
 /* The stride of the im2col rows made in cache. */
 size_t conv_col_ld(const dp_conv_shape *s);
 /* A thread's work area, its parameter count, and in backward the room before the work
