@@ -10,7 +10,8 @@
  * group (the batch cut into --files shares, as a batch drawn from that many training
  * files, each cut into groups of at most --group-size: dptrain's defaults on MNIST's 8
  * shards give 16 groups), each group's gradients into the exact fixed-point sum
- * (dist/gradsync.c), then the SGD update. Without --step-only it also times the same step
+ * (dist/gradsync.c), and the SGD update (momentum 0.9, learning rate 0) made as the
+ * trainer makes it, piece by piece as the sums are taken. Without --step-only it also times the same step
  * with one backward over the whole batch and no exact sum: what the exact sum costs.
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
@@ -123,8 +124,9 @@ typedef struct {
     dp_model *m;
     dp_workspace *ws;
     const uint8_t *labels;
-    float *velocity;
-    dp_gradsync *sync;
+    float *velocity;     /* plain_step's */
+    dp_gradsync *sync;   /* the trainer's step's, its update by pieces (bench_update) */
+    dp_optimizer *opt;
     const int *bounds; /* the step's groups: [bounds[g], bounds[g + 1]) */
     int ngroups, B;
 } step_ctx;
@@ -142,7 +144,20 @@ static void trainer_step(const step_ctx *c)
         gradsync_pass(c->sync, 1);
         model_backward_groups(c->m, c->ws, &pass, c->bounds, c->ngroups);
     } while (gradsync_finish(c->sync, &waited));
-    sgd_update(c->m->weights, c->m->grads, c->velocity, c->m->size, 0.0f, 0.9f, 0.0f, 0);
+    if (!gradsync_taken(c->sync)) /* a NaN: as the trainer would (it stops instead) */
+        optimizer_step(c->opt, c->m->weights, c->m->grads, 0.0);
+}
+
+/* The trainer's update as gradsync takes the sums (driver/setup.c), learning rate 0. */
+typedef struct {
+    const dp_optimizer *opt;
+    float *weights;
+} bench_update_ctx;
+
+static void bench_update(void *ctx, size_t offset, const float *g, size_t n)
+{
+    const bench_update_ctx *u = ctx;
+    optimizer_step_piece(u->opt, u->weights, offset, g, n, 0.0);
 }
 
 /* The same step with one backward over the whole batch, no groups, no exact sum. */
@@ -257,11 +272,17 @@ int main(int argc, char **argv)
         labels[n] = (uint8_t)rng_below(&r, 10);
     float *velocity = calloc(m.size, sizeof(float));
     int *group = malloc(sizeof(int) * (size_t)(B + files + 1));
-    step_ctx c = {&m, &ws, labels, velocity, NULL, group, cut_groups(B, files, gs, group), B};
-    if (make_sync(&m, &c.sync, &err)) {
+    step_ctx c = {&m, &ws, labels, velocity, NULL, NULL, group, cut_groups(B, files, gs, group),
+                  B};
+    dp_param_view *views = model_param_views(&m, &err);
+    const dp_optim_config oc = {.kind = "sgd", .momentum = 0.9};
+    if (!views || optimizer_create(&c.opt, &oc, views, m.nparams, &err) ||
+        make_sync(&m, &c.sync, &err)) {
         fprintf(stderr, "bench_layers: %s\n", err.msg);
         return 1;
     }
+    bench_update_ctx upd = {c.opt, m.weights};
+    gradsync_take_with(c.sync, bench_update, &upd);
 
     /* whole step */
     double step = time_step(trainer_step, &c, reps);

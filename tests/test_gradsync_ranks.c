@@ -7,7 +7,8 @@
  * tensors make the shared slices interesting: rank 0's slice is empty with the small
  * tensors, the others' cross tensor boundaries, a frozen tensor (never reduced) sits
  * between two that are, and one tensor is large enough for the threads to split it. With
- * 1 and 2 threads. Also: --overlap leaves the MPI path, and refuses a required share. */
+ * 1 and 2 threads. Also: --overlap leaves the MPI path, and refuses a required share; a
+ * consumer of the sums (gradsync_take_with) gets them on every path. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -143,6 +144,85 @@ static void test_sums(const dp_comm *c, size_t b, int threads)
     }
 }
 
+/* gradsync_take_with: what a consumer gets in place of the float buffer. */
+typedef struct {
+    float *out;
+    int *seen;
+} taken_to;
+
+static void take_into(void *ctx, size_t offset, const float *g, size_t n)
+{
+    const taken_to *t = ctx;
+    for (size_t i = 0; i < n; i++) {
+        t->out[offset + i] = g[i];
+        t->seen[offset + i]++;
+    }
+}
+
+/* The sums handed to a consumer (shared memory, MPI, one rank) are those written into the
+ * float buffer without one, each value once, the frozen tensor's never, and the buffer is
+ * left as backward left it (zero); a step with a NaN writes the buffer as ever and hands
+ * nothing; the next step hands the sums again. */
+static void test_take_with(const dp_comm *c, size_t b, int threads)
+{
+    layout(b);
+    omp_set_num_threads(threads);
+    enum { K = 4 }; /* shared, MPI, one rank: with a consumer; one rank without */
+    float *g[K];
+    dp_gradsync *gs[K];
+    taken_to to[K - 1];
+    for (int k = 0; k < K; k++) {
+        g[k] = calloc(N, sizeof(float));
+        gs[k] = make(g[k], k >= 2 ? 1 : c->size, 0);
+    }
+    char why[192];
+    dp_err err;
+    CHECK(gradsync_share(gs[0], c, 1, why, sizeof why, &err) == 0);
+    for (int k = 0; k < K - 1; k++) {
+        to[k] = (taken_to){calloc(N, sizeof(float)), calloc(N, sizeof(int))};
+        gradsync_take_with(gs[k], take_into, &to[k]);
+    }
+    for (int round = 0; round < 3; round++) {
+        make_partials(17 + (uint64_t)round, 1.0f);
+        if (round == 1)
+            partial[5 * N + off[0] + 3] = NAN; /* in A, on rank 5 % 3 */
+        int again;
+        do {
+            for (int k = 0; k < K - 1; k++)
+                memset(to[k].seen, 0, N * sizeof(int));
+            again = step(gs[K - 1], g[K - 1], 0, 1);
+            for (int k = 0; k < K - 1; k++)
+                CHECK(step(gs[k], g[k], k < 2 ? c->rank : 0, k < 2 ? c->size : 1) == again);
+        } while (again);
+        for (int k = 0; k < K - 1; k++) {
+            CHECK(gradsync_taken(gs[k]) == (round != 1));
+            CHECK(!gradsync_taken(gs[K - 1]));
+            size_t wrong = 0;
+            for (size_t i = 0; i < N; i++) {
+                const int frozen = i >= off[1] && i < off[1] + cnt[1];
+                if (round == 1) { /* the buffer, as without a consumer, and nothing handed */
+                    wrong += to[k].seen[i] != 0;
+                    wrong += memcmp(&g[k][i], &g[K - 1][i], sizeof(float)) != 0;
+                } else {
+                    wrong += to[k].seen[i] != !frozen;
+                    wrong += !frozen && memcmp(&to[k].out[i], &g[K - 1][i], sizeof(float)) != 0;
+                    wrong += g[k][i] != 0.0f;
+                }
+            }
+            CHECK(wrong == 0);
+        }
+        CHECK((round == 1) == isnan(g[K - 1][off[0] + 3]));
+    }
+    for (int k = 0; k < K; k++) {
+        if (k < K - 1) {
+            free(to[k].out);
+            free(to[k].seen);
+        }
+        gradsync_free(gs[k]);
+        free(g[k]);
+    }
+}
+
 /* With --overlap the buckets go through MPI: auto says why, a required share fails. */
 static void test_overlap(const dp_comm *c)
 {
@@ -173,6 +253,8 @@ int main(int argc, char **argv)
     test_sums(&c, 40000, 1);
     test_sums(&c, 40000, 2);
     test_overlap(&c);
+    test_take_with(&c, 29, 1);
+    test_take_with(&c, 40000, 2);
     free(partial);
     int rc = check_exit("test_gradsync_ranks");
     comm_finalize();

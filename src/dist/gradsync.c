@@ -224,11 +224,13 @@ void gradsync_set_exponents(dp_gradsync *gs, const int *e)
  * would cost more than it saves. */
 #define SPLIT_MIN 32768
 
-/* A tensor's floats and its values in the accumulator, for a pass over elements. */
+/* A tensor's floats and its values in the accumulator, for a pass over elements; for the
+ * sums' pass, the consumer they go to instead of the floats (or NULL). */
 typedef struct {
     tensor_state *t;
     float *g;
     int64_t *acc;
+    const dp_gradsync *take;
 } tensor_span;
 
 /* gradsync_impl.h; below SPLIT_MIN elements on the calling thread. */
@@ -315,7 +317,7 @@ void gradsync_partial(dp_gradsync *gs, int id)
         if (gs->seg[k].ready_after == id)
             for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
                 tensor_span x = {&gs->t[i], gs->grads + gs->t[i].offset,
-                                 gs->acc + gs->t[i].value};
+                                 gs->acc + gs->t[i].value, NULL};
                 gradsync_by_parts(x.t->count, move_part, &x); /* a whole tensor, between layers */
             }
 }
@@ -418,7 +420,34 @@ static int top_exponent(const int64_t *x)
 static void take_part(void *span, size_t lo, size_t hi)
 {
     const tensor_span *x = span;
-    fixed_take(x->g + lo, x->acc + lo, hi - lo, x->t->unscale);
+    if (!x->take) {
+        fixed_take(x->g + lo, x->acc + lo, hi - lo, x->t->unscale);
+        return;
+    }
+    _Alignas(64) float g[TAKE_CHUNK];
+    for (size_t at = lo; at < hi; at += TAKE_CHUNK) {
+        const size_t n = hi - at < TAKE_CHUNK ? hi - at : TAKE_CHUNK;
+        fixed_take(g, x->acc + at, n, x->t->unscale);
+        x->take->take(x->take->take_ctx, x->t->offset + at, g, n);
+    }
+}
+
+void gradsync_take_with(dp_gradsync *gs, dp_take_fn fn, void *ctx)
+{
+    gs->take = fn;
+    gs->take_ctx = ctx;
+}
+
+int gradsync_taken(const dp_gradsync *gs) { return gs->taken; }
+
+int gradsync_reduces(const dp_gradsync *gs, int i) { return gs->t[i].segment >= 0; }
+
+int gradsync_use_take(dp_gradsync *gs)
+{
+    int bad = 0;
+    for (int i = 0; i < gs->nt; i++)
+        bad |= gs->t[i].segment >= 0 && gs->t[i].bad;
+    return gs->taken = gs->take && !bad;
 }
 
 /* Tensor t's extras over all ranks: after the reduction, in the accumulator; through
@@ -480,6 +509,7 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
     }
     if (gradsync_verdicts(gs))
         return 1;
+    const dp_gradsync *take = gradsync_use_take(gs) ? gs : NULL;
     /* The sums back to float (take_part); what was written of the accumulator (the reduced
      * tensors' values and extras: nothing else is) becomes zero on the way, sparing the
      * next gradsync_begin a pass over all of it. */
@@ -487,7 +517,7 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         tensor_state *t = &gs->t[i];
         if (t->segment < 0)
             continue;
-        tensor_span x = {t, gs->grads + t->offset, gs->acc + t->value};
+        tensor_span x = {t, gs->grads + t->offset, gs->acc + t->value, take};
         if (t->bad) {
             for (size_t k = 0; k < t->count; k++)
                 x.g[k] = NAN;

@@ -63,6 +63,9 @@ struct dp_gradsync {
     int64_t **peer;       /* [nranks]: every rank's accumulator, in the shared memory */
     float **stage;        /* [nranks]: every rank's floats of its slice, float-buffer layout */
     size_t values;        /* the reduced tensors' values, all together */
+    dp_take_fn take;      /* gradsync_take_with, or NULL */
+    void *take_ctx;
+    int taken;            /* the last finished step's sums went to take */
 };
 
 /* part(ctx, lo, hi) over [lo, hi) covering [0, n), outside any parallel region: on the
@@ -70,6 +73,12 @@ struct dp_gradsync {
  * thread, each starting on a multiple of 16. For passes whose elements are independent
  * (or, as the moves, exact): the parts change no result. */
 void gradsync_by_parts(size_t n, void (*part)(void *ctx, size_t lo, size_t hi), void *ctx);
+/* The values a pass over a tensor's sums takes at a time on the way to gradsync_take_with's
+ * consumer: in L1. */
+#define TAKE_CHUNK 512
+/* Whether this step's sums go to the consumer: one is set and no sum is NaN or Inf (after
+ * gradsync_verdicts; the same answer on every rank). Sets gs->taken. */
+int gradsync_use_take(dp_gradsync *gs);
 /* Every reduced tensor's verdict from its extras over all ranks (in the accumulator after
  * an MPI reduction, else in every rank's shared one): sets its bound for the next step and
  * whether its sum is handed on as NaN; returns 1 when the step must be computed again. */

@@ -45,10 +45,10 @@ static void for_pieces(dp_gradsync *gs, int q, void (*fn)(shared_piece *, size_t
 
 /* Elements [lo, hi) of a piece of this rank's slice: every rank's values added (and left
  * zero for the next step), rounded to float as after the reduction, into this rank's
- * stage and its gradients; in chunks that stay in L1. */
+ * stage and its gradients (or gradsync_take_with's consumer); in chunks that stay in L1. */
 static void sum_part(void *piece, size_t lo, size_t hi)
 {
-    enum { CHUNK = 512 };
+    enum { CHUNK = TAKE_CHUNK };
     const shared_piece *x = piece;
     const dp_gradsync *gs = x->gs;
     const tensor_state *t = x->t;
@@ -69,7 +69,11 @@ static void sum_part(void *piece, size_t lo, size_t hi)
                 out[k] = NAN;
         else
             fixed_take(out, sum, n, t->unscale);
-        memcpy(gs->grads + (out - gs->stage[gs->rank]), out, n * sizeof *out); /* in L1 */
+        const size_t offset = (size_t)(out - gs->stage[gs->rank]);
+        if (gs->taken)
+            gs->take(gs->take_ctx, offset, out, n); /* in L1 */
+        else
+            memcpy(gs->grads + offset, out, n * sizeof *out);
     }
 }
 
@@ -78,8 +82,12 @@ static void sum_piece(shared_piece *x, size_t n) { gradsync_by_parts(n, sum_part
 static void copy_part(void *piece, size_t lo, size_t hi)
 {
     const shared_piece *x = piece;
+    const dp_gradsync *gs = x->gs;
     const size_t at = x->t->offset + x->k0 + lo;
-    memcpy(x->gs->grads + at, x->gs->stage[x->q] + at, (hi - lo) * sizeof(float));
+    if (gs->taken)
+        gs->take(gs->take_ctx, at, gs->stage[x->q] + at, hi - lo);
+    else
+        memcpy(gs->grads + at, gs->stage[x->q] + at, (hi - lo) * sizeof(float));
 }
 
 static void copy_piece(shared_piece *x, size_t n) { gradsync_by_parts(n, copy_part, x); }
@@ -93,8 +101,10 @@ int gradsync_finish_shared(dp_gradsync *gs, double *waited)
         gs->observe(gs->observe_ctx, 0, 0);
     shared_sync(gs->shared);
     const int redo = gradsync_verdicts(gs);
-    if (!redo)
+    if (!redo) {
+        gradsync_use_take(gs);
         for_pieces(gs, gs->rank, sum_piece);
+    }
     shared_sync(gs->shared); /* every slice summed, and nobody reads the extras any more */
     for (int q = 0; !redo && q < gs->nranks; q++)
         if (q != gs->rank) /* its own slice is there already */

@@ -213,6 +213,24 @@ static int plan_steps(run_state *s, dp_err *err)
     return 0;
 }
 
+static void update_piece(void *ctx, size_t offset, const float *g, size_t n)
+{
+    const dp_take_update *u = ctx;
+    optimizer_step_piece(u->opt, u->weights, offset, g, n, u->lr);
+}
+
+/* The update inside the sums' last pass where it gives the same bits (run.h). */
+static void fuse_update(run_state *s)
+{
+    int fuse = optimizer_by_pieces(s->opt) && !(s->cfg.clip_grad_norm > 0.0);
+    for (int i = 0; i < s->model.nparams; i++)
+        fuse &= !s->views[i].trainable == !gradsync_reduces(s->sync, i);
+    if (!fuse)
+        return;
+    s->update = (dp_take_update){s->opt, s->model.weights, 0.0};
+    gradsync_take_with(s->sync, update_piece, &s->update);
+}
+
 /* The optimizer on the parameter views, and the gradient buckets. */
 static int make_optimizer(run_state *s, dp_err *err)
 {
@@ -237,6 +255,8 @@ static int make_optimizer(run_state *s, dp_err *err)
         rc = gradsync_create(&s->sync, s->model.grads, s->model.size, seg, nseg, t,
                              s->model.nparams, (size_t)cfg->bucket_kb * 1024, cfg->overlap,
                              s->comm.size, err);
+    if (rc == 0)
+        fuse_update(s);
     free(seg);
     free(t);
     return rc;

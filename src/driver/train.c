@@ -141,6 +141,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     double t0 = comm_time();
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
     step_figures f;
+    *lr = lr_at(&s->lr, s->step);
+    s->update.lr = *lr; /* where the sums' pass makes the update (run.h) */
     compute_gradient(s, t, &f);
     double t2 = comm_time();
     int sig = agreed_stop(s); /* also waits for the others: the allreduce's limit */
@@ -151,8 +153,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     if (grads_guard(&s->model, s->step + 1, epoch, f.loss, s->cfg.clip_grad_norm, bad, nbad,
                     NULL, err))
         return -1;
-    *lr = lr_at(&s->lr, s->step);
-    optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);
+    if (!gradsync_taken(s->sync)) /* else made as the sums were taken */
+        optimizer_step(s->opt, s->model.weights, s->model.grads, *lr);
     s->step++;
     double t4 = comm_time();
     /* the step's marks as the observers read them: data first, the waiting last */

@@ -31,7 +31,15 @@ typedef struct {
 /* lr is the schedule's value in double: PyTorch computes AdamW's scalars in double. */
 typedef void (*optim_step_fn)(const dp_optim_config *cfg, const optim_tensor *t, double lr);
 
+/* The same update of n elements of one tensor, from weights w, gradient g and the float
+ * states state[s] all at the elements' place, on the calling thread: for kinds whose
+ * update is element by element (optimizer_step_piece), else NULL in the table. */
+typedef void (*optim_piece_fn)(const dp_optim_config *cfg, float *w, const float *g,
+                               float *const *state, size_t n, double lr);
+
 void sgd_tensor(const dp_optim_config *cfg, const optim_tensor *t, double lr);
+void sgd_piece(const dp_optim_config *cfg, float *w, const float *g, float *const *state,
+               size_t n, double lr);
 void lars_tensor(const dp_optim_config *cfg, const optim_tensor *t, double lr);
 void lamb_tensor(const dp_optim_config *cfg, const optim_tensor *t, double lr);
 void adamw_tensor(const dp_optim_config *cfg, const optim_tensor *t, double lr);

@@ -18,14 +18,15 @@ typedef struct {
     int ncounters;
     const char *counters[OPTIM_MAX_COUNTERS];
     optim_step_fn step;
+    optim_piece_fn piece; /* NULL: the update needs whole tensors (norms, counters) */
 } optim_kind;
 
 /* State names are torch.optim's, so a checkpoint's state reads as PyTorch's state_dict. */
 static const optim_kind kinds[] = {
-    {"sgd", 1, {"momentum_buffer"}, 0, {NULL}, sgd_tensor},
-    {"lars", 1, {"momentum_buffer"}, 0, {NULL}, lars_tensor},
-    {"lamb", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, lamb_tensor},
-    {"adamw", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, adamw_tensor},
+    {"sgd", 1, {"momentum_buffer"}, 0, {NULL}, sgd_tensor, sgd_piece},
+    {"lars", 1, {"momentum_buffer"}, 0, {NULL}, lars_tensor, NULL},
+    {"lamb", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, lamb_tensor, NULL},
+    {"adamw", 2, {"exp_avg", "exp_avg_sq"}, 1, {"step"}, adamw_tensor, NULL},
 };
 
 struct dp_optimizer {
@@ -159,6 +160,17 @@ void optimizer_step(dp_optimizer *o, float *weights, const float *grads, double 
             t.counter[c] = o->state[(size_t)i * per + k->nstates + c].ints;
         k->step(&o->cfg, &t, lr);
     }
+}
+
+int optimizer_by_pieces(const dp_optimizer *o) { return o->kind->piece != NULL; }
+
+void optimizer_step_piece(const dp_optimizer *o, float *weights, size_t offset, const float *g,
+                          size_t n, double lr)
+{
+    float *state[OPTIM_MAX_STATES];
+    for (int s = 0; s < o->kind->nstates; s++) /* each block lies parallel to the weights */
+        state[s] = o->block + (size_t)s * o->size + offset;
+    o->kind->piece(&o->cfg, weights + offset, g, state, n, lr);
 }
 
 int optimizer_state_count(const dp_optimizer *o)

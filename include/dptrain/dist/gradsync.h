@@ -98,6 +98,22 @@ void gradsync_on_fixed_close(void *gs, const float *g, const dp_fixed_block *b);
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
  * waiting for the reductions. Collective. */
 int gradsync_finish(dp_gradsync *gs, double *waited);
+/* A consumer of a step's summed gradient: fn(ctx, offset, g, n) gets the n values of one
+ * tensor from `offset` in the float buffer, while they are in cache; from any thread, each
+ * value once, pieces in no particular order. */
+typedef void (*dp_take_fn)(void *ctx, size_t offset, const float *g, size_t n);
+/* For the gradsync_finish calls that follow: hand the summed gradient to fn instead of
+ * writing it into the float buffer, which is left as it was (an optimizer's element-wise
+ * update fused with the sum's last pass: the gradient is not written and read back). Not
+ * in a step where some tensor's sum is NaN or Inf: that one writes the buffer as ever,
+ * for the guard. fn NULL: the float buffer again. */
+void gradsync_take_with(dp_gradsync *gs, dp_take_fn fn, void *ctx);
+/* After a gradsync_finish that returned 0: 1 when fn took the sums, 0 when the float
+ * buffer holds them. */
+int gradsync_taken(const dp_gradsync *gs);
+/* Whether parameter tensor i (gradsync_create's order) is reduced: every step's sum of it
+ * is taken. Frozen layers' are not. */
+int gradsync_reduces(const dp_gradsync *gs, int i);
 /* After a gradsync_finish that returned 0: how many tensors it handed on as NaN (a NaN or
  * an Inf in some rank's partials), and in *first_bad the index of the last of them (the
  * one nearest the output, as grads_norm names it), or -1. Every other tensor's gradient

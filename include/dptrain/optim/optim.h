@@ -66,6 +66,14 @@ const char *optimizer_kind(const dp_optimizer *o);
  * allocation: what a step needs (LAMB's update, the norms' partial sums) was allocated
  * by optimizer_create. */
 void optimizer_step(dp_optimizer *o, float *weights, const float *grads, double lr);
+/* Where the kind updates each element on its own (sgd), the step can also be made a piece
+ * at a time, as the summed gradient arrives (gradsync_take_with), with the same bits:
+ * optimizer_by_pieces says whether it can; optimizer_step_piece updates the n elements
+ * from `offset` in the flat buffers (inside one trainable tensor; from any thread, on
+ * pieces that do not overlap). */
+int optimizer_by_pieces(const dp_optimizer *o);
+void optimizer_step_piece(const dp_optimizer *o, float *weights, size_t offset, const float *g,
+                          size_t n, double lr);
 /* The named state tensors and counters, for checkpoints (data and ints may be
  * overwritten to restore). Parameter-major: each tensor's float states, then its
  * counters, in the kind's order. */
