@@ -93,7 +93,8 @@ void gradsync_on_final(void *gs, int id);
  * as gradsync_move takes a block's. */
 int gradsync_on_fixed_open(void *gs, const float *g, dp_fixed_block *b);
 void gradsync_on_fixed_close(void *gs, const float *g, const dp_fixed_block *b);
-/* Start what is left, wait, and write the summed gradient into the float buffer.
+/* Start what is left, wait, and write the summed gradient into the float buffer (or hand
+ * it to gradsync_take_with's consumer).
  * Returns 1 when a partial exceeded its bound on some rank: the caller computes the step
  * again (gradsync_begin ...) with the raised bounds; 0 otherwise. *waited: seconds spent
  * waiting for the reductions. Collective. */
