@@ -11,8 +11,9 @@
  * files, each cut into groups of at most --group-size: dptrain's defaults on MNIST's 8
  * shards give 16 groups), each group's gradients into the exact fixed-point sum
  * (dist/gradsync.c), and the SGD update (momentum 0.9, learning rate 0) made as the
- * trainer makes it, piece by piece as the sums are taken. Without --step-only it also times the same step
- * with one backward over the whole batch and no exact sum: what the exact sum costs.
+ * trainer makes it, piece by piece as the sums are taken. Without --step-only it also
+ * times the same step with one backward over the whole batch and no exact sum: what the
+ * exact sum costs.
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only

@@ -39,7 +39,8 @@ for ranks in 1 2; do
         mpi $ranks "$DPTRAIN" "${fused[@]}" --reduction $reduction --clip-grad-norm 1e12 \
             --save after.h5
         "$TOOLS/compare_weights" by-pieces.h5 after.h5 --exact > /dev/null \
-            || fail "$ranks ranks, --reduction $reduction: the update by pieces differs from the update after the sums"
+            || fail "$ranks ranks, --reduction $reduction: the update by pieces differs" \
+                    "from the update after the sums"
     done
 done
 echo "clip_grad_norm: 2 passed"
