@@ -126,7 +126,7 @@ typedef struct {
     dp_workspace *ws;
     const uint8_t *labels;
     float *velocity;     /* plain_step's */
-    dp_gradsync *sync;   /* the trainer's step's, its update by pieces (bench_update) */
+    dp_gradsync *sync;   /* the trainer's step's, its update by pieces (as driver/setup.c) */
     dp_optimizer *opt;
     const int *bounds; /* the step's groups: [bounds[g], bounds[g + 1]) */
     int ngroups, B;
@@ -149,17 +149,6 @@ static void trainer_step(const step_ctx *c)
         optimizer_step(c->opt, c->m->weights, c->m->grads, 0.0);
 }
 
-/* The trainer's update as gradsync takes the sums (driver/setup.c), learning rate 0. */
-typedef struct {
-    const dp_optimizer *opt;
-    float *weights;
-} bench_update_ctx;
-
-static void bench_update(void *ctx, size_t offset, const float *g, size_t n)
-{
-    const bench_update_ctx *u = ctx;
-    optimizer_step_piece(u->opt, u->weights, offset, g, n, 0.0);
-}
 
 /* The same step with one backward over the whole batch, no groups, no exact sum. */
 static void plain_step(const step_ctx *c)
@@ -282,8 +271,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_layers: %s\n", err.msg);
         return 1;
     }
-    bench_update_ctx upd = {c.opt, m.weights};
-    gradsync_take_with(c.sync, bench_update, &upd);
+    dp_optim_pieces upd = {c.opt, m.weights, 0.0}; /* learning rate 0 */
+    gradsync_take_with(c.sync, optimizer_take_piece, &upd);
 
     /* whole step */
     double step = time_step(trainer_step, &c, reps);

@@ -19,15 +19,6 @@
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
 
-/* The optimizer's step made piece by piece as gradsync takes the sums (gradsync_take_with):
- * where the kind allows it (SGD), without --clip-grad-norm (which needs the whole
- * gradient first) and with every trainable tensor reduced. */
-typedef struct {
-    const dp_optimizer *opt;
-    float *weights;
-    double lr; /* this step's */
-} dp_take_update;
-
 /* Everything one run holds; set up once, nothing allocated per step. */
 typedef struct {
     dp_comm comm;
@@ -41,7 +32,11 @@ typedef struct {
     dp_param_view *views;
     dp_optimizer *opt;
     dp_gradsync *sync;
-    dp_take_update update; /* opt NULL: the optimizer steps after the sums, on the gradient */
+    /* The optimizer's step made piece by piece as gradsync takes the sums
+     * (gradsync_take_with), where the kind allows it (SGD), without --clip-grad-norm (which
+     * needs the whole gradient first) and with every trainable tensor reduced; opt NULL:
+     * the step after the sums, on the gradient. */
+    dp_optim_pieces update;
     char why_not_shared[192]; /* gradsync_share's reason, for the banner */
     dp_workspace ws;
     dp_plan plan;

@@ -213,12 +213,6 @@ static int plan_steps(run_state *s, dp_err *err)
     return 0;
 }
 
-static void update_piece(void *ctx, size_t offset, const float *g, size_t n)
-{
-    const dp_take_update *u = ctx;
-    optimizer_step_piece(u->opt, u->weights, offset, g, n, u->lr);
-}
-
 /* The update inside the sums' last pass where it gives the same bits (run.h). */
 static void fuse_update(run_state *s)
 {
@@ -227,8 +221,8 @@ static void fuse_update(run_state *s)
         fuse &= !s->views[i].trainable == !gradsync_reduces(s->sync, i);
     if (!fuse)
         return;
-    s->update = (dp_take_update){s->opt, s->model.weights, 0.0};
-    gradsync_take_with(s->sync, update_piece, &s->update);
+    s->update = (dp_optim_pieces){s->opt, s->model.weights, 0.0};
+    gradsync_take_with(s->sync, optimizer_take_piece, &s->update);
 }
 
 /* The optimizer on the parameter views, and the gradient buckets. */

@@ -173,6 +173,12 @@ void optimizer_step_piece(const dp_optimizer *o, float *weights, size_t offset, 
     o->kind->piece(&o->cfg, weights + offset, g, state, n, lr);
 }
 
+void optimizer_take_piece(void *ctx, size_t offset, const float *g, size_t n)
+{
+    const dp_optim_pieces *p = ctx;
+    optimizer_step_piece(p->opt, p->weights, offset, g, n, p->lr);
+}
+
 int optimizer_state_count(const dp_optimizer *o)
 {
     return o->nparams * (o->kind->nstates + o->kind->ncounters);

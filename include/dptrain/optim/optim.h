@@ -74,6 +74,14 @@ void optimizer_step(dp_optimizer *o, float *weights, const float *grads, double 
 int optimizer_by_pieces(const dp_optimizer *o);
 void optimizer_step_piece(const dp_optimizer *o, float *weights, size_t offset, const float *g,
                           size_t n, double lr);
+/* The same as a consumer of the summed gradient (gradsync_take_with's fn), ctx a
+ * dp_optim_pieces whose lr the caller sets for each step. */
+typedef struct {
+    const dp_optimizer *opt;
+    float *weights;
+    double lr;
+} dp_optim_pieces;
+void optimizer_take_piece(void *ctx, size_t offset, const float *g, size_t n);
 /* The named state tensors and counters, for checkpoints (data and ints may be
  * overwritten to restore). Parameter-major: each tensor's float states, then its
  * counters, in the kind's order. */
