@@ -1,4 +1,5 @@
 #include "dptrain/persist/weights.h"
+#include "dptrain/net/isa.h"
 #include "dptrain/util/h5util.h"
 
 #include <hdf5.h>
@@ -33,7 +34,9 @@ static int save_quietly(const dp_model *m, const char *path, dp_err *err)
     }
     int version = 1;
     ok = ok && h5_attr_put_str(f, "dptrain_model", m->spec) == 0 &&
-         h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0;
+         h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0 &&
+         h5_attr_put_str(f, "dptrain_precision", dp_precision_name()) == 0 &&
+         h5_attr_put_str(f, "dptrain_conv_algorithm", dp_conv_algorithm_name()) == 0;
     if (H5Fclose(f) < 0)
         ok = 0;
     if (!ok || h5_fsync_file(tmp) != 0) {
@@ -121,6 +124,50 @@ int weights_load(dp_model *m, const char *path, dp_err *err)
 {
     h5_quiet q = h5_quiet_begin();
     int rc = load_quietly(m, path, err);
+    h5_quiet_end(q);
+    return rc;
+}
+
+/* Root attribute `name`, else (a checkpoint written before the root held it) attribute
+ * `old` of the /dptrain group, into buf; "" when the file has neither. */
+static int info_str(hid_t f, const char *name, const char *old, char *buf, size_t len,
+                    const char *path, dp_err *err)
+{
+    buf[0] = 0;
+    int rc = h5_attr_get_str(f, name, buf, len, err);
+    if (rc == 1 && old && H5Lexists(f, "dptrain", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
+        rc = g >= 0 ? h5_attr_get_str(g, old, buf, len, err) : 1;
+        if (g >= 0)
+            H5Gclose(g);
+    }
+    if (rc == 1)
+        buf[0] = 0;
+    return rc < 0 ? dp_prefix(err, "%s", path) : 0;
+}
+
+int weights_info(const char *path, dp_weights_info *info, dp_err *err)
+{
+    memset(info, 0, sizeof *info);
+    h5_quiet q = h5_quiet_begin();
+    int rc = 0;
+    if (access(path, R_OK) != 0)
+        rc = dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
+    else if (H5Fis_hdf5(path) <= 0)
+        rc = dp_fail(err, "%s: not an HDF5 file", path);
+    hid_t f = rc == 0 ? h5_open(path, H5F_ACC_RDONLY, NULL) : -1;
+    if (rc == 0 && f < 0)
+        rc = dp_fail(err, "%s: cannot open the HDF5 file", path);
+    if (rc == 0)
+        rc = info_str(f, "dptrain_model", NULL, info->model, sizeof info->model, path, err);
+    if (rc == 0)
+        rc = info_str(f, "dptrain_precision", "precision", info->precision,
+                      sizeof info->precision, path, err);
+    if (rc == 0)
+        rc = info_str(f, "dptrain_conv_algorithm", "conv_algorithm", info->conv_algorithm,
+                      sizeof info->conv_algorithm, path, err);
+    if (f >= 0)
+        H5Fclose(f);
     h5_quiet_end(q);
     return rc;
 }

@@ -5,7 +5,12 @@
  *
  *   mpirun -n 4 dptrain-eval --weights model.h5 [--model M] [--data PATH]
  *                            [--predictions FILE] [--plot FILE.png] [--normalize M,S]
- *                            [--classes K] [--isa NAME]
+ *                            [--classes K] [--isa NAME] [--precision P]
+ *                            [--conv-algorithm A]
+ *
+ * The model, the precision and the convolutions' algorithm are by default those the
+ * weights file records (weights.h), so that a model is evaluated with the arithmetic it
+ * was trained with and the figures are dptrain's own, bit for bit.
  *
  * Each rank evaluates a contiguous slice of the data (the same split as dptrain's test
  * evaluation); the sums and the confusion matrix are reduced, and the prediction lines
@@ -32,7 +37,7 @@ static const char usage_text[] =
     "  --weights FILE      weights: --save output, a checkpoint (ckpt-*.h5), or a file\n"
     "                      written from PyTorch (README snippet)\n"
     "  --model M           the model the weights belong to, as dptrain's --model\n"
-    "                      (default reference)\n"
+    "                      (default: the one the weights file records, else reference)\n"
     "  --data PATH         data: directory of shards, one .h5 or a comma list\n"
     "                      (default data/mnist/test.h5)\n"
     "  --predictions FILE  per-sample CSV: index,label,predicted,prob0,...,probK-1\n"
@@ -46,11 +51,17 @@ static const char usage_text[] =
     "  --isa NAME          kernels' instruction set, as dptrain's --isa: avx512, avx2,\n"
     "                      scalar or auto (default: DPTRAIN_ISA if set, else auto); every\n"
     "                      path gives the same bits\n"
+    "  --precision P       fp32 or bf16, as dptrain's --precision (default: the one the\n"
+    "                      weights file records, else fp32; a recorded bf16 this CPU\n"
+    "                      cannot run falls back to fp32, with a note)\n"
+    "  --conv-algorithm A  direct or winograd, as dptrain's --conv-algorithm (default: the\n"
+    "                      one the weights file records, else direct)\n"
     "Exit status: 0 done, 1 runtime error, 2 bad options.\n";
 
 typedef struct {
     const char *weights, *model, *data, *predictions, *plot;
     const char *isa; /* NULL: DPTRAIN_ISA, else auto (dp_isa_select) */
+    const char *precision, *conv; /* NULL: as the weights file records */
     int normalize, classes, batch;
     float mean, std;
 } eval_options;
@@ -63,9 +74,9 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         {"normalize", required_argument, 0, 'n'}, {"classes", required_argument, 0, 'k'},
         {"batch", required_argument, 0, 'b'},   {"plot", required_argument, 0, 'P'},
         {"isa", required_argument, 0, 'i'},     {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'r'}, {"conv-algorithm", required_argument, 0, 'a'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->model = "reference";
     o->data = "data/mnist/test.h5";
     o->batch = 100;
     o->std = 1.0f;
@@ -81,6 +92,17 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         case 'p': o->predictions = optarg; break;
         case 'P': o->plot = optarg; break;
         case 'i': o->isa = optarg; break;
+        case 'r':
+            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16"))
+                return dp_fail(err, "--precision: expected fp32 or bf16, got '%s'", optarg);
+            o->precision = optarg;
+            break;
+        case 'a':
+            if (strcmp(optarg, "direct") && strcmp(optarg, "winograd"))
+                return dp_fail(err, "--conv-algorithm: expected direct or winograd, got '%s'",
+                               optarg);
+            o->conv = optarg;
+            break;
         case 'n': {
             double m = strtod(optarg, &end), s = 0;
             if (end == optarg || *end != ',' || (s = strtod(end + 1, &end)) <= 0 || *end ||
@@ -125,15 +147,67 @@ typedef struct {
     double *cm; /* confusion matrix [true][predicted], then the loss sum */
     char *lines; /* this rank's prediction lines */
     size_t lines_len;
+    dp_weights_info info;   /* what the weights file records */
+    const char *model;      /* the --model in use */
+    const char *from[3];    /* where the model, precision and algorithm came from */
+    char note[256];         /* why the precision is not the recorded one, or "" */
 } eval_state;
+
+/* Where a setting came from: its option, else the weights file, else the default. */
+static const char *setting(const char *option_value, const char *recorded, const char *dflt,
+                           const char *option, const char **from)
+{
+    if (option_value) {
+        *from = option;
+        return option_value;
+    }
+    *from = recorded[0] ? "as the weights file records" : "the default";
+    return recorded[0] ? recorded : dflt;
+}
+
+/* The precision and the convolutions' algorithm: the options', else the weights file's,
+ * else fp32 and direct. A recorded bf16 that some rank's CPU cannot run falls back to
+ * fp32 on every rank, with a note; a --precision bf16 it cannot run stops them all. */
+static int choose_arithmetic(const dp_comm *comm, const eval_options *o, eval_state *e,
+                             dp_err *err)
+{
+    const char *prec = setting(o->precision, e->info.precision, "fp32", "--precision",
+                               &e->from[1]);
+    const char *conv = setting(o->conv, e->info.conv_algorithm, "direct", "--conv-algorithm",
+                               &e->from[2]);
+    const char *weights = o->weights;
+    if (strcmp(prec, "fp32") && strcmp(prec, "bf16"))
+        return dp_fail(err, "--weights %s: records the precision '%s', which this program "
+                            "does not know (choose one with --precision)", weights, prec);
+    if (strcmp(conv, "direct") && strcmp(conv, "winograd"))
+        return dp_fail(err, "--weights %s: records the convolutions' algorithm '%s', which "
+                            "this program does not know (choose one with --conv-algorithm)",
+                       weights, conv);
+    dp_err why = {{0}};
+    int ok = dp_precision_select(prec, o->precision ? err : &why) == 0;
+    if (!o->precision && comm_allreduce_min_i64(ok) == 0) {
+        snprintf(e->note, sizeof e->note, "the weights were trained in %s, which %s cannot "
+                 "run here; evaluated in fp32, so the figures may differ from dptrain's in "
+                 "the last digits", prec, comm->size > 1 ? "some rank's CPU" : "this CPU");
+        e->from[1] = "fallback";
+        ok = dp_precision_select("fp32", err) == 0;
+    }
+    if (comm_agree(comm, ok ? 0 : -1, err))
+        return -1;
+    return dp_conv_algorithm_select(conv, err);
+}
 
 /* Kernels, data, classes, model with its weights, buffers: agreed across ranks. The
  * kernels are chosen as dptrain chooses them (--isa, else DPTRAIN_ISA, else CPUID), each
  * rank for its own CPU; a path some rank's CPU lacks stops them all. */
 static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e, dp_err *err)
 {
-    if (comm_agree(comm, dp_isa_select(o->isa, err), err))
+    if (comm_agree(comm, dp_isa_select(o->isa, err), err) ||
+        comm_agree(comm, weights_info(o->weights, &e->info, err) ? dp_prefix(err, "--weights")
+                                                                 : 0, err) ||
+        comm_agree(comm, choose_arithmetic(comm, o, e, err), err))
         return -1;
+    e->model = setting(o->model, e->info.model, "reference", "--model", &e->from[0]);
     if (datasets_load_share(comm, o->data, "--data", 0, &e->fl, &e->ds, err))
         return -1;
     int top = datasets_num_classes(comm, &e->fl, &e->ds);
@@ -141,7 +215,7 @@ static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e,
     if (datasets_check_labels(comm, &e->fl, &e->ds, e->K, "--data",
                               o->classes ? "--classes" : "from the data", err))
         return -1;
-    int rc = model_build(&e->m, o->model, e->fl.c, e->fl.h, e->fl.w, e->K, err);
+    int rc = model_build(&e->m, e->model, e->fl.c, e->fl.h, e->fl.w, e->K, err);
     if (rc == 0 && (rc = weights_load(&e->m, o->weights, err)) != 0)
         dp_prefix(err, "--weights");
     if (rc == 0)
@@ -239,7 +313,12 @@ static void print_report(const eval_options *o, const eval_state *e, int ranks)
     printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o->weights, o->data, total, K,
            ranks, ranks > 1 ? "s" : "");
     printf("kernels: %s\n", dp_isa_describe());
-    printf("loss %.4f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
+    printf("model: %s (%s)\n", e->model, e->from[0]);
+    printf("precision: %s (%s); convolutions: %s (%s)\n", dp_precision_name(), e->from[1],
+           dp_conv_algorithm_name(), e->from[2]);
+    if (e->note[0])
+        printf("note: %s\n", e->note);
+    printf("loss %.6f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
            total ? 100.0 * right / total : 0, right, total);
     printf("per class:\n  class  samples  correct  accuracy\n");
     for (int t = 0; t < K; t++) {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# dptrain-eval evaluates with the arithmetic the weights were trained with: the model, the
+# precision and the convolutions' algorithm the weights file records (--save and
+# checkpoints; a checkpoint from before the root attributes by its /dptrain group), so its
+# figures are dptrain's own test figures to the last printed digit, on 1 and 2 ranks. The
+# options override the file, and their arithmetic is the one applied (other
+# probabilities). A file that records nothing (a PyTorch export) is evaluated as the
+# defaults say; a recorded bf16 this CPU cannot run falls back to fp32 with a note; an
+# explicit --precision bf16 it cannot run, and an unknown recorded precision, are refused.
+source "$(dirname "$0")/lib.sh"
+EVAL="$DP_BINARY_DIR/dptrain-eval"
+PY=${DP_PYTHON:-/usr/bin/python3}
+"$PY" -c "import h5py" 2> /dev/null || skip_test "$PY lacks h5py"
+cd "$WORK"
+"$TOOLS/make_dataset" synth train 240 5 3 > /dev/null
+"$TOOLS/make_dataset" synth test.h5 300 6 > /dev/null
+mapfile -t paths < <("$TOOLS/test_isa" --list)
+common=(--train train --test test.h5 --batch 40 --epochs 1 --seed 5 --threads 1 --no-progress)
+ev() { # ev NAME RANKS ARGS...: evaluate, the report in NAME.log, the CSV in NAME.csv
+  local name=$1 ranks=$2; shift 2
+  mpi "$ranks" "$EVAL" --data test.h5 --predictions "$name.csv" "$@" > "$name.log" 2>&1 \
+    || { cat "$name.log"; fail "dptrain-eval $*"; }
+}
+# agrees NAME METRICS: the eval's loss and accuracy are the training's last test figures
+agrees() {
+  "$PY" - "$1.log" "$2" <<'PY' || fail "dptrain-eval's $1 disagrees with the training's $2"
+import json, re, sys
+rep = open(sys.argv[1]).read()
+loss, acc = re.search(r"^loss ([0-9.]+) accuracy ([0-9.]+)%", rep, re.M).groups()
+last = [json.loads(l) for l in open(sys.argv[2]) if '"test_loss"' in l][-1]
+want = ("%.6f" % last["test_loss"], "%.2f" % (100 * last["test_accuracy"]))
+assert (loss, acc) == want, ((loss, acc), want)
+PY
+}
+attr() { # attr FILE NAME [VALUE]: delete a root attribute, or set it
+  "$PY" -c 'import h5py, sys
+f = h5py.File(sys.argv[1], "r+")
+if len(sys.argv) > 3: f.attrs[sys.argv[2]] = sys.argv[3]
+else: del f.attrs[sys.argv[2]]' "$@"
+}
+
+# 1. winograd: recorded by --save and by a checkpoint, used by default, overridden
+mpi 2 "$DPTRAIN" "${common[@]}" --conv-algorithm winograd --metrics wg.json --save wg.h5 \
+  --checkpoint-dir ck --checkpoint-every 6 > wg.log 2>&1 || { cat wg.log; fail "winograd run"; }
+for P in 1 2; do
+  ev wg$P $P --weights wg.h5
+  expect_in wg$P.log "convolutions: winograd (as the weights file records)"
+  expect_in wg$P.log "model: conv(32,3,stride=1,pad=0) relu maxpool(2,stride=2) conv(64,3"
+  agrees wg$P wg.json
+done
+cmp -s wg1.csv wg2.csv || fail "dptrain-eval: 1 and 2 ranks give other predictions"
+ev wgd 1 --weights wg.h5 --conv-algorithm direct
+expect_in wgd.log "convolutions: direct (--conv-algorithm)"
+cmp -s wg1.csv wgd.csv && fail "--conv-algorithm direct gave winograd's probabilities"
+ck=$(ls ck/ckpt-*.h5 | tail -1)
+ev ck 1 --weights "$ck"
+cmp -s wg1.csv ck.csv || fail "the checkpoint and the --save file of the same step disagree"
+cp "$ck" old.h5
+attr old.h5 dptrain_conv_algorithm
+attr old.h5 dptrain_precision
+ev old 1 --weights old.h5
+expect_in old.log "convolutions: winograd (as the weights file records)"
+cmp -s wg1.csv old.csv || fail "a checkpoint without the root attributes lost its algorithm"
+echo "winograd: recorded, applied on 1 and 2 ranks, from a checkpoint's group, overridden"
+
+# 2. a file that records nothing: the defaults (reference, fp32, direct)
+cp wg.h5 bare.h5
+for a in dptrain_model dptrain_precision dptrain_conv_algorithm; do attr bare.h5 $a; done
+ev bare 1 --weights bare.h5
+expect_in bare.log "model: reference (the default)"
+expect_in bare.log "precision: fp32 (the default); convolutions: direct (the default)"
+cmp -s wgd.csv bare.csv || fail "a file that records nothing is not evaluated as direct"
+
+# 3. bf16 (scalar emulation where the CPU lacks AVX512-BF16, so a short run)
+path=$("$TOOLS/test_bf16" --path)
+mpi 2 "$DPTRAIN" "${common[@]}" --isa "$path" --precision bf16 --steps 3 --metrics bf.json \
+  --save bf.h5 > bft.log 2>&1 || { cat bft.log; fail "bf16 run"; }
+ev bf 2 --weights bf.h5 --isa "$path"
+expect_in bf.log "precision: bf16 (as the weights file records)"
+agrees bf bf.json
+ev bff 1 --weights bf.h5 --precision fp32
+cmp -s bf.csv bff.csv && fail "--precision fp32 gave bf16's probabilities"
+if [[ " ${paths[*]} " == *" avx2 "* ]]; then
+  ev bfa 2 --weights bf.h5 --isa avx2
+  expect_in bfa.log "precision: fp32 (fallback)"
+  expect_in bfa.log "note: the weights were trained in bf16, which some rank's CPU cannot run"
+  cmp -s bff.csv bfa.csv || fail "the fallback is not fp32"
+  rc=0
+  timeout -k 5 120 bash -c "$(declare -f mpi); mpi 2 \"\$@\"" _ "$EVAL" --data test.h5 \
+    --weights bf.h5 --isa avx2 --precision bf16 > bfx.log 2>&1 || rc=$?
+  [[ $rc -eq 1 ]] || { cat bfx.log; fail "--precision bf16 on avx2: status $rc, expected 1"; }
+  expect_in bfx.log "--precision bf16: the kernels run on the avx2 path"
+fi
+echo "bf16: recorded and applied; --precision fp32 overrides; fp32 where it cannot run"
+
+# 4. what the file records must be known; the options' words too
+cp wg.h5 odd.h5
+attr odd.h5 dptrain_precision fp8
+rc=0; mpi 1 "$EVAL" --data test.h5 --weights odd.h5 > odd.log 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || { cat odd.log; fail "an unknown recorded precision: status $rc"; }
+expect_in odd.log "--weights odd.h5: records the precision 'fp8'"
+rc=0; "$EVAL" --weights wg.h5 --conv-algorithm fft > opt.log 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || { cat opt.log; fail "--conv-algorithm fft: status $rc, expected 2"; }
+expect_in opt.log "--conv-algorithm: expected direct or winograd, got 'fft'"
+echo "1 passed, 0 failed"
