@@ -78,7 +78,7 @@ static void test_entry_points_restore(void)
     int before = printed;
     CHECK_FAILS(weights_load(&m, path_in("garbage.h5"), &err), &err, "not an HDF5 file", NULL);
     CHECK(printer_is_ours());
-    CHECK_FAILS(weights_save(&m, path_in("no/dir/w.h5"), &err), &err, "cannot create", NULL);
+    CHECK_FAILS(weights_save(&m, path_in("no/dir/w.h5"), NULL, &err), &err, "cannot create", NULL);
     CHECK(printer_is_ours());
     CHECK_FAILS(filelist_open(path_in("garbage.h5"), &fl, &err), &err, "expected an HDF5 file",
                 NULL);

@@ -507,7 +507,7 @@ static void test_weights_file(void)
     CHECK(mkdtemp(dir) != NULL);
     char path[256], tmp[300];
     snprintf(path, sizeof path, "%s/w.h5", dir);
-    CHECK(weights_save(&m, path, &err) == 0);
+    CHECK(weights_save(&m, path, NULL, &err) == 0);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     CHECK(access(tmp, F_OK) != 0); /* renamed into place */
     CHECK(weights_load(&m2, path, &err) == 0);
@@ -533,7 +533,7 @@ static void test_weights_file(void)
     CHECK_MSG(err.msg, "not an HDF5 file");
     unlink(tmp);
     snprintf(tmp, sizeof tmp, "%s/no/such/dir/w.h5", dir);
-    CHECK(weights_save(&m, tmp, &err) == -1);
+    CHECK(weights_save(&m, tmp, NULL, &err) == -1);
     CHECK_MSG(err.msg, "cannot create");
     unlink(path);
     rmdir(dir);

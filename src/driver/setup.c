@@ -122,6 +122,26 @@ static int load_data(run_state *s, dp_err *err)
 }
 
 /* The model, its initial weights (or --init-from), --reinit and --freeze. */
+/* Fine-tuning weights trained on other inputs than this run feeds learns from a shift it
+ * does not know about: say so (rank 0). */
+static void note_init_normalize(const run_state *s)
+{
+    const dp_config *cfg = &s->cfg;
+    dp_weights_info in;
+    dp_err ignored = {{0}};
+    if (!say(s) || weights_info(cfg->init_from, &in, &ignored) || in.normalize < 0 ||
+        (in.normalize == cfg->normalize &&
+         (!in.normalize || (in.mean == (double)cfg->mean && in.std == (double)cfg->std))))
+        return;
+    char was[64] = "pixel/255", now[64] = "pixel/255";
+    if (in.normalize)
+        snprintf(was, sizeof was, "(pixel/255 - %g) / %g", in.mean, in.std);
+    if (cfg->normalize)
+        snprintf(now, sizeof now, "(pixel/255 - %g) / %g", cfg->mean, cfg->std);
+    printf("--init-from %s: note: those weights were trained on %s; this run feeds %s "
+           "(--normalize)\n", cfg->init_from, was, now);
+}
+
 static int build_model(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
@@ -145,6 +165,8 @@ static int build_model(run_state *s, dp_err *err)
         rc = weights_load(&s->model, cfg->init_from, err);
         if (rc)
             dp_prefix(err, "--init-from");
+        else
+            note_init_normalize(s);
     } else {
         model_init(&s->model, cfg->seed);
     }
@@ -372,7 +394,10 @@ int finish_run(run_state *s, dp_err *err)
     if (!cfg->save)
         return 0;
     watchdog_phase(s->watchdog, s->step, WATCH_SAVE);
-    int rc = s->comm.rank == 0 ? weights_save(&s->model, cfg->save, err) : 0;
+    dp_weights_info info = {.normalize = cfg->normalize, .mean = cfg->mean, .std = cfg->std};
+    snprintf(info.precision, sizeof info.precision, "%s", cli_precision_name(cfg));
+    snprintf(info.conv_algorithm, sizeof info.conv_algorithm, "%s", cli_conv_algorithm_name(cfg));
+    int rc = s->comm.rank == 0 ? weights_save(&s->model, cfg->save, &info, err) : 0;
     if (rc)
         dp_prefix(err, "--save");
     watchdog_written(s->watchdog, s->comm.rank, s->step);

@@ -234,7 +234,10 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
     /* the weights at the root, exactly as --save writes them (and to the same .tmp rule) */
     char wtmp[4096];
     snprintf(wtmp, sizeof wtmp, "%s/.ckpt-%08ld.weights.h5", dir, meta->step);
-    if (weights_save(m, wtmp, err) != 0)
+    dp_weights_info info = {.normalize = meta->normalize, .mean = meta->mean, .std = meta->std};
+    snprintf(info.precision, sizeof info.precision, "%s", meta->precision);
+    snprintf(info.conv_algorithm, sizeof info.conv_algorithm, "%s", meta->conv_algorithm);
+    if (weights_save(m, wtmp, &info, err) != 0)
         return dp_prefix(err, "--checkpoint-dir");
     if (rename(wtmp, tmp) != 0) {
         unlink(wtmp);

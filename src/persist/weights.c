@@ -1,14 +1,26 @@
 #include "dptrain/persist/weights.h"
-#include "dptrain/net/isa.h"
 #include "dptrain/util/h5util.h"
 
 #include <hdf5.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static int save_quietly(const dp_model *m, const char *path, dp_err *err)
+/* What the run computed with, beside the model (weights.h). */
+static int put_info(hid_t f, const dp_weights_info *in)
+{
+    const int32_t norm = in->normalize > 0;
+    return h5_attr_put_str(f, "dptrain_precision", in->precision) ||
+           h5_attr_put_str(f, "dptrain_conv_algorithm", in->conv_algorithm) ||
+           h5_attr_put(f, "dptrain_normalize", H5T_STD_I32LE, H5T_NATIVE_INT32, &norm) ||
+           h5_attr_put_f64(f, "dptrain_normalize_mean", norm ? in->mean : 0.0) ||
+           h5_attr_put_f64(f, "dptrain_normalize_std", norm ? in->std : 1.0);
+}
+
+static int save_quietly(const dp_model *m, const char *path, const dp_weights_info *info,
+                        dp_err *err)
 {
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
@@ -35,8 +47,7 @@ static int save_quietly(const dp_model *m, const char *path, dp_err *err)
     int version = 1;
     ok = ok && h5_attr_put_str(f, "dptrain_model", m->spec) == 0 &&
          h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0 &&
-         h5_attr_put_str(f, "dptrain_precision", dp_precision_name()) == 0 &&
-         h5_attr_put_str(f, "dptrain_conv_algorithm", dp_conv_algorithm_name()) == 0;
+         (!info || put_info(f, info) == 0);
     if (H5Fclose(f) < 0)
         ok = 0;
     if (!ok || h5_fsync_file(tmp) != 0) {
@@ -51,10 +62,11 @@ static int save_quietly(const dp_model *m, const char *path, dp_err *err)
     return 0;
 }
 
-int weights_save(const dp_model *m, const char *path, dp_err *err)
+int weights_save(const dp_model *m, const char *path, const dp_weights_info *info,
+                 dp_err *err)
 {
     h5_quiet q = h5_quiet_begin();
-    int rc = save_quietly(m, path, err);
+    int rc = save_quietly(m, path, info, err);
     h5_quiet_end(q);
     return rc;
 }
@@ -128,27 +140,53 @@ int weights_load(dp_model *m, const char *path, dp_err *err)
     return rc;
 }
 
-/* Root attribute `name`, else (a checkpoint written before the root held it) attribute
- * `old` of the /dptrain group, into buf; "" when the file has neither. */
-static int info_str(hid_t f, const char *name, const char *old, char *buf, size_t len,
-                    const char *path, dp_err *err)
+/* Where an attribute is: the root's `name`, else (a checkpoint written before the root
+ * held it) the /dptrain group's `old`; 0 when neither has it. */
+static hid_t info_holder(hid_t f, hid_t g, const char *name, const char *old)
 {
-    buf[0] = 0;
-    int rc = h5_attr_get_str(f, name, buf, len, err);
-    if (rc == 1 && old && H5Lexists(f, "dptrain", H5P_DEFAULT) > 0) {
-        hid_t g = H5Gopen2(f, "dptrain", H5P_DEFAULT);
-        rc = g >= 0 ? h5_attr_get_str(g, old, buf, len, err) : 1;
-        if (g >= 0)
-            H5Gclose(g);
+    if (H5Aexists(f, name) > 0)
+        return f;
+    return old && g >= 0 && H5Aexists(g, old) > 0 ? g : 0;
+}
+
+static int read_info(hid_t f, hid_t g, dp_weights_info *in, dp_err *err)
+{
+    static const struct {
+        const char *name, *old;
+        size_t at, len;
+    } strs[] = {
+        {"dptrain_model", NULL, offsetof(dp_weights_info, model), sizeof in->model},
+        {"dptrain_precision", "precision", offsetof(dp_weights_info, precision),
+         sizeof in->precision},
+        {"dptrain_conv_algorithm", "conv_algorithm", offsetof(dp_weights_info, conv_algorithm),
+         sizeof in->conv_algorithm},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        hid_t h = info_holder(f, g, strs[i].name, strs[i].old);
+        if (h > 0 && h5_attr_get_str(h, h == f ? strs[i].name : strs[i].old,
+                                     (char *)in + strs[i].at, strs[i].len, err) != 0)
+            return -1;
     }
-    if (rc == 1)
-        buf[0] = 0;
-    return rc < 0 ? dp_prefix(err, "%s", path) : 0;
+    hid_t h = info_holder(f, g, "dptrain_normalize", "normalize");
+    if (h <= 0)
+        return 0;
+    const int root = h == f;
+    int64_t norm = 0;
+    if (h5_attr_get_i64(h, root ? "dptrain_normalize" : "normalize", &norm, err) ||
+        h5_attr_get_f64(h, root ? "dptrain_normalize_mean" : "normalize_mean", &in->mean, err) ||
+        h5_attr_get_f64(h, root ? "dptrain_normalize_std" : "normalize_std", &in->std, err))
+        return -1;
+    in->normalize = norm != 0;
+    if (in->normalize && !(in->std > 0 && isfinite(in->std) && isfinite(in->mean)))
+        return dp_fail(err, "records the normalisation (%g, %g): expected a finite mean and a "
+                            "standard deviation above 0", in->mean, in->std);
+    return 0;
 }
 
 int weights_info(const char *path, dp_weights_info *info, dp_err *err)
 {
     memset(info, 0, sizeof *info);
+    info->normalize = -1;
     h5_quiet q = h5_quiet_begin();
     int rc = 0;
     if (access(path, R_OK) != 0)
@@ -158,14 +196,13 @@ int weights_info(const char *path, dp_weights_info *info, dp_err *err)
     hid_t f = rc == 0 ? h5_open(path, H5F_ACC_RDONLY, NULL) : -1;
     if (rc == 0 && f < 0)
         rc = dp_fail(err, "%s: cannot open the HDF5 file", path);
-    if (rc == 0)
-        rc = info_str(f, "dptrain_model", NULL, info->model, sizeof info->model, path, err);
-    if (rc == 0)
-        rc = info_str(f, "dptrain_precision", "precision", info->precision,
-                      sizeof info->precision, path, err);
-    if (rc == 0)
-        rc = info_str(f, "dptrain_conv_algorithm", "conv_algorithm", info->conv_algorithm,
-                      sizeof info->conv_algorithm, path, err);
+    hid_t g = f >= 0 && H5Lexists(f, "dptrain", H5P_DEFAULT) > 0
+                  ? H5Gopen2(f, "dptrain", H5P_DEFAULT)
+                  : -1;
+    if (rc == 0 && read_info(f, g, info, err) != 0)
+        rc = dp_prefix(err, "%s", path);
+    if (g >= 0)
+        H5Gclose(g);
     if (f >= 0)
         H5Fclose(f);
     h5_quiet_end(q);

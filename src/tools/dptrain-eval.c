@@ -8,9 +8,9 @@
  *                            [--classes K] [--isa NAME] [--precision P]
  *                            [--conv-algorithm A]
  *
- * The model, the precision and the convolutions' algorithm are by default those the
- * weights file records (weights.h), so that a model is evaluated with the arithmetic it
- * was trained with and the figures are dptrain's own, bit for bit.
+ * The model, the input normalisation, the precision and the convolutions' algorithm are by
+ * default those the weights file records (weights.h), so that a model is evaluated as it
+ * was trained and the figures are dptrain's own, bit for bit.
  *
  * Each rank evaluates a contiguous slice of the data (the same split as dptrain's test
  * evaluation); the sums and the confusion matrix are reduced, and the prediction lines
@@ -44,7 +44,8 @@ static const char usage_text[] =
     "  --plot FILE.png     the confusion matrix as a heat map (rows normalised, counts in\n"
     "                      the cells) and each class's accuracy as bars (gnuplot, or\n"
     "                      the one DPTRAIN_GNUPLOT names)\n"
-    "  --normalize M,S     as used in training: feed (pixel/255 - M)/S\n"
+    "  --normalize M,S     feed (pixel/255 - M)/S, or 'off': pixel/255 (default: as the\n"
+    "                      weights file records, else off)\n"
     "  --classes K         number of classes (default: the data's num_classes attribute,\n"
     "                      else the largest label + 1)\n"
     "  --batch N           samples per forward pass (default 100)\n"
@@ -62,7 +63,7 @@ typedef struct {
     const char *weights, *model, *data, *predictions, *plot;
     const char *isa; /* NULL: DPTRAIN_ISA, else auto (dp_isa_select) */
     const char *precision, *conv; /* NULL: as the weights file records */
-    int normalize, classes, batch;
+    int normalize, classes, batch; /* normalize: -1 as the weights file records, 0, 1 */
     float mean, std;
 } eval_options;
 
@@ -80,6 +81,7 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
     o->data = "data/mnist/test.h5";
     o->batch = 100;
     o->std = 1.0f;
+    o->normalize = -1;
     optind = 0;
     opterr = 0;
     int c;
@@ -104,11 +106,15 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
             o->conv = optarg;
             break;
         case 'n': {
+            if (!strcmp(optarg, "off")) {
+                o->normalize = 0;
+                break;
+            }
             double m = strtod(optarg, &end), s = 0;
             if (end == optarg || *end != ',' || (s = strtod(end + 1, &end)) <= 0 || *end ||
                 !isfinite(m) || !isfinite(s))
-                return dp_fail(err, "--normalize: expected MEAN,STD with STD > 0, got '%s'",
-                               optarg);
+                return dp_fail(err, "--normalize: expected MEAN,STD with STD > 0, or off, got "
+                                    "'%s'", optarg);
             o->normalize = 1;
             o->mean = (float)m;
             o->std = (float)s;
@@ -149,7 +155,8 @@ typedef struct {
     size_t lines_len;
     dp_weights_info info;   /* what the weights file records */
     const char *model;      /* the --model in use */
-    const char *from[3];    /* where the model, precision and algorithm came from */
+    const char *from[4];    /* where the model, precision, algorithm, normalisation came from */
+    dp_input_norm norm;     /* the normalisation in use */
     char note[256];         /* why the precision is not the recorded one, or "" */
 } eval_state;
 
@@ -208,6 +215,13 @@ static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e,
         comm_agree(comm, choose_arithmetic(comm, o, e, err), err))
         return -1;
     e->model = setting(o->model, e->info.model, "reference", "--model", &e->from[0]);
+    e->norm = (dp_input_norm){o->normalize > 0, o->mean, o->std};
+    e->from[3] = "--normalize";
+    if (o->normalize < 0) {
+        e->norm = (dp_input_norm){e->info.normalize > 0, (float)e->info.mean,
+                                  (float)e->info.std};
+        e->from[3] = e->info.normalize < 0 ? "the default" : "as the weights file records";
+    }
     if (datasets_load_share(comm, o->data, "--data", 0, &e->fl, &e->ds, err))
         return -1;
     int top = datasets_num_classes(comm, &e->fl, &e->ds);
@@ -249,10 +263,9 @@ static int eval_run(const eval_options *o, eval_state *e, dp_err *err)
     FILE *pred = NULL;
     if (o->predictions && !(pred = open_memstream(&e->lines, &e->lines_len)))
         return dp_fail(err, "--predictions: out of memory");
-    const dp_input_norm norm = {o->normalize, o->mean, o->std};
     for (int64_t at = 0; at < e->ds.n; at += o->batch) {
         int B = (int)(e->ds.n - at < o->batch ? e->ds.n - at : o->batch);
-        batch_fill(e->ws.input, e->labels, &e->ds, NULL, at, B, &norm);
+        batch_fill(e->ws.input, e->labels, &e->ds, NULL, at, B, &e->norm);
         int correct = 0;
         dp_pass pass = {.labels = e->labels, .B = B};
         e->cm[(size_t)K * K] += model_forward_backward(&e->m, &e->ws, &pass, &correct);
@@ -316,6 +329,10 @@ static void print_report(const eval_options *o, const eval_state *e, int ranks)
     printf("model: %s (%s)\n", e->model, e->from[0]);
     printf("precision: %s (%s); convolutions: %s (%s)\n", dp_precision_name(), e->from[1],
            dp_conv_algorithm_name(), e->from[2]);
+    if (e->norm.normalize)
+        printf("input: (pixel/255 - %g) / %g (%s)\n", e->norm.mean, e->norm.std, e->from[3]);
+    else
+        printf("input: pixel/255 (%s)\n", e->from[3]);
     if (e->note[0])
         printf("note: %s\n", e->note);
     printf("loss %.6f accuracy %.2f%% (%.0f of %.0f)\n", total ? cm[(size_t)K * K] / total : 0,
