@@ -2,8 +2,9 @@
 # dptrain-eval evaluates as the weights were trained: the model, the input normalisation,
 # the precision and the convolutions' algorithm the weights file records (--save and
 # checkpoints; a checkpoint from before the root attributes by its /dptrain group), so its
-# figures are dptrain's own test figures to the last printed digit, on 1 and 2 ranks. The
-# options override the file, and what they say is what is applied (other probabilities).
+# figures are dptrain's own test figures to the last printed digit, on 1 and 2 ranks and 1
+# and 2 threads. The options override the file, and what they say is what is applied
+# (other probabilities).
 # A file that records nothing (a PyTorch export) is evaluated as the defaults say; a
 # recorded bf16 this CPU cannot run falls back to fp32 with a note; an explicit --precision
 # bf16 it cannot run, an unknown recorded precision and a bad recorded normalisation are
@@ -60,6 +61,9 @@ for P in 1 2; do
   agrees wg$P wg.json
 done
 cmp -s wg1.csv wg2.csv || fail "dptrain-eval: 1 and 2 ranks give other predictions"
+ev wgt 1 --weights wg.h5 --threads 2
+expect_in wgt.log "300 samples, 10 classes, 1 rank x 2 threads"
+cmp -s wg1.csv wgt.csv || fail "dptrain-eval: 2 threads give other predictions than 1"
 ev wgd 1 --weights wg.h5 --conv-algorithm direct
 expect_in wgd.log "convolutions: direct (--conv-algorithm)"
 cmp -s wg1.csv wgd.csv && fail "--conv-algorithm direct gave winograd's probabilities"

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,32 +14,13 @@
 #include "dptrain/driver/model_views.h"
 #include "dptrain/driver/report.h"
 #include "dptrain/driver/signals.h"
+#include "dptrain/driver/threads.h"
 #include "dptrain/net/isa.h"
 #include "dptrain/persist/weights.h"
 #include "dptrain/util/test_hooks.h"
 #include "run.h"
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
-
-/* The cores this process may run on (its CPU affinity, which a launcher may have set). */
-static int cores_allowed(void)
-{
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-}
-
-/* OMP_NUM_THREADS, else the cores this rank may use, capped at its share of the node. */
-static int default_threads(const dp_comm *c)
-{
-    const char *env = getenv("OMP_NUM_THREADS");
-    if (env && atoi(env) > 0)
-        return atoi(env);
-    const int allowed = cores_allowed();
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int share = online > 0 ? (int)(online / c->local_size) : 1;
-    int t = allowed < share ? allowed : share;
-    return t < 1 ? 1 : t;
-}
 
 /* The kernels' instruction set, once, before any kernel runs: --isa, else DPTRAIN_ISA,
  * else the widest this CPU offers (chosen before main already; selecting again reports a
@@ -342,7 +322,7 @@ static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
                    &s->plan, s->run.threads, s->run.steps_per_epoch, s->run.total_steps,
-                   s->epochs, gradsync_buckets(s->sync), cores_allowed(),
+                   s->epochs, gradsync_buckets(s->sync), threads_cores_allowed(),
                    gradsync_shared(s->sync), s->why_not_shared};
     report_banner(&s->comm, &b);
 }
@@ -356,7 +336,7 @@ int setup(run_state *s, dp_err *err)
     s->run.train_files = &s->train_files;
     s->run.plan = &s->plan;
     s->run.ranks = s->comm.size;
-    s->run.threads = cfg->threads > 0 ? cfg->threads : default_threads(&s->comm);
+    s->run.threads = cfg->threads > 0 ? cfg->threads : threads_default(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
     if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))

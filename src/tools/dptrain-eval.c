@@ -6,7 +6,7 @@
  *   mpirun -n 4 dptrain-eval --weights model.h5 [--model M] [--data PATH]
  *                            [--predictions FILE] [--plot FILE.png] [--normalize M,S]
  *                            [--classes K] [--isa NAME] [--precision P]
- *                            [--conv-algorithm A]
+ *                            [--conv-algorithm A] [--threads N]
  *
  * The model, the input normalisation, the precision and the convolutions' algorithm are by
  * default those the weights file records (weights.h), so that a model is evaluated as it
@@ -17,6 +17,7 @@
  * are appended rank after rank, so the file is in data order. */
 #include <getopt.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "dptrain/data/data.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/driver/datasets.h"
+#include "dptrain/driver/threads.h"
 #include "dptrain/net/isa.h"
 #include "dptrain/net/model.h"
 #include "dptrain/persist/weights.h"
@@ -49,6 +51,9 @@ static const char usage_text[] =
     "  --classes K         number of classes (default: the data's num_classes attribute,\n"
     "                      else the largest label + 1)\n"
     "  --batch N           samples per forward pass (default 100)\n"
+    "  --threads N         OpenMP threads per rank (default: OMP_NUM_THREADS, else the\n"
+    "                      rank's share of the node's cores, as dptrain); any number\n"
+    "                      gives the same figures\n"
     "  --isa NAME          kernels' instruction set, as dptrain's --isa: avx512, avx2,\n"
     "                      scalar or auto (default: DPTRAIN_ISA if set, else auto); every\n"
     "                      path gives the same bits\n"
@@ -64,6 +69,7 @@ typedef struct {
     const char *isa; /* NULL: DPTRAIN_ISA, else auto (dp_isa_select) */
     const char *precision, *conv; /* NULL: as the weights file records */
     int normalize, classes, batch; /* normalize: -1 as the weights file records, 0, 1 */
+    int threads;                   /* 0: threads_default */
     float mean, std;
 } eval_options;
 
@@ -76,6 +82,7 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
         {"batch", required_argument, 0, 'b'},   {"plot", required_argument, 0, 'P'},
         {"isa", required_argument, 0, 'i'},     {"help", no_argument, 0, 'h'},
         {"precision", required_argument, 0, 'r'}, {"conv-algorithm", required_argument, 0, 'a'},
+        {"threads", required_argument, 0, 't'},
         {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
     o->data = "data/mnist/test.h5";
@@ -130,6 +137,11 @@ static int parse(int argc, char **argv, eval_options *o, dp_err *err)
             if (*end || o->batch < 1 || o->batch > 1 << 20)
                 return dp_fail(err, "--batch: expected a positive integer, got '%s'", optarg);
             break;
+        case 't':
+            o->threads = (int)strtol(optarg, &end, 10);
+            if (*end || o->threads < 1 || o->threads > 1024)
+                return dp_fail(err, "--threads: expected 1..1024, got '%s'", optarg);
+            break;
         case 'h': return 1;
         case ':': return dp_fail(err, "%s: needs a value", argv[optind - 1]);
         default: return dp_fail(err, "unknown option '%s' (see --help)", argv[optind - 1]);
@@ -157,6 +169,7 @@ typedef struct {
     const char *model;      /* the --model in use */
     const char *from[4];    /* where the model, precision, algorithm, normalisation came from */
     dp_input_norm norm;     /* the normalisation in use */
+    int threads;            /* OpenMP threads of this rank */
     char note[256];         /* why the precision is not the recorded one, or "" */
 } eval_state;
 
@@ -215,6 +228,8 @@ static int eval_setup(const dp_comm *comm, const eval_options *o, eval_state *e,
         comm_agree(comm, choose_arithmetic(comm, o, e, err), err))
         return -1;
     e->model = setting(o->model, e->info.model, "reference", "--model", &e->from[0]);
+    e->threads = o->threads ? o->threads : threads_default(comm);
+    omp_set_num_threads(e->threads); /* before the workspace, sized per thread */
     e->norm = (dp_input_norm){o->normalize > 0, o->mean, o->std};
     e->from[3] = "--normalize";
     if (o->normalize < 0) {
@@ -323,8 +338,8 @@ static void print_report(const eval_options *o, const eval_state *e, int ranks)
             total += cm[(size_t)t * K + p];
             right += t == p ? cm[(size_t)t * K + p] : 0;
         }
-    printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s\n", o->weights, o->data, total, K,
-           ranks, ranks > 1 ? "s" : "");
+    printf("eval: %s on %s: %.0f samples, %d classes, %d rank%s x %d thread%s\n", o->weights,
+           o->data, total, K, ranks, ranks > 1 ? "s" : "", e->threads, e->threads > 1 ? "s" : "");
     printf("kernels: %s\n", dp_isa_describe());
     printf("model: %s (%s)\n", e->model, e->from[0]);
     printf("precision: %s (%s); convolutions: %s (%s)\n", dp_precision_name(), e->from[1],
