@@ -101,7 +101,6 @@ static int load_data(run_state *s, dp_err *err)
     return comm_agree(c, rc, err);
 }
 
-/* The model, its initial weights (or --init-from), --reinit and --freeze. */
 /* Fine-tuning weights trained on other inputs than this run feeds learns from a shift it
  * does not know about: say so (rank 0). */
 static void note_init_normalize(const run_state *s)
@@ -122,6 +121,7 @@ static void note_init_normalize(const run_state *s)
            "(--normalize)\n", cfg->init_from, was, now);
 }
 
+/* The model, its initial weights (or --init-from), --reinit and --freeze. */
 static int build_model(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
