@@ -71,15 +71,23 @@ int weights_save(const dp_model *m, const char *path, const dp_weights_info *inf
     return rc;
 }
 
-static int load_quietly(dp_model *m, const char *path, dp_err *err)
+/* A weights file opened for reading, or -1 with err saying why (weights_load and
+ * weights_info alike). */
+static hid_t open_weights(const char *path, dp_err *err)
 {
     if (access(path, R_OK) != 0)
         return dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
     if (H5Fis_hdf5(path) <= 0)
         return dp_fail(err, "%s: not an HDF5 file", path);
     hid_t f = h5_open(path, H5F_ACC_RDONLY, NULL);
+    return f >= 0 ? f : dp_fail(err, "%s: cannot open the HDF5 file", path);
+}
+
+static int load_quietly(dp_model *m, const char *path, dp_err *err)
+{
+    hid_t f = open_weights(path, err);
     if (f < 0)
-        return dp_fail(err, "%s: cannot open the HDF5 file", path);
+        return -1;
     int rc = 0;
     for (int i = 0; i < m->nparams && rc == 0; i++) {
         const dp_param *p = &m->params[i];
@@ -188,23 +196,17 @@ int weights_info(const char *path, dp_weights_info *info, dp_err *err)
     memset(info, 0, sizeof *info);
     info->normalize = -1;
     h5_quiet q = h5_quiet_begin();
-    int rc = 0;
-    if (access(path, R_OK) != 0)
-        rc = dp_fail(err, "%s: cannot read the weights file (missing or no permission)", path);
-    else if (H5Fis_hdf5(path) <= 0)
-        rc = dp_fail(err, "%s: not an HDF5 file", path);
-    hid_t f = rc == 0 ? h5_open(path, H5F_ACC_RDONLY, NULL) : -1;
-    if (rc == 0 && f < 0)
-        rc = dp_fail(err, "%s: cannot open the HDF5 file", path);
-    hid_t g = f >= 0 && H5Lexists(f, "dptrain", H5P_DEFAULT) > 0
-                  ? H5Gopen2(f, "dptrain", H5P_DEFAULT)
-                  : -1;
-    if (rc == 0 && read_info(f, g, info, err) != 0)
-        rc = dp_prefix(err, "%s", path);
-    if (g >= 0)
-        H5Gclose(g);
-    if (f >= 0)
+    hid_t f = open_weights(path, err);
+    int rc = f < 0 ? -1 : 0;
+    if (rc == 0) {
+        hid_t g = H5Lexists(f, "dptrain", H5P_DEFAULT) > 0 ? H5Gopen2(f, "dptrain", H5P_DEFAULT)
+                                                           : -1;
+        if (read_info(f, g, info, err) != 0)
+            rc = dp_prefix(err, "%s", path);
+        if (g >= 0)
+            H5Gclose(g);
         H5Fclose(f);
+    }
     h5_quiet_end(q);
     return rc;
 }
