@@ -40,10 +40,11 @@ for m in reference nopool; do
     steps=30; [[ $m == nopool ]] && steps=8
     t_=() tb=() f=() b=()
     for ((r = 0; r < rounds; r++)); do
-      t_+=("$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" | ips)")
-      tb+=("$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" --bf16 | ips)")
-      f+=("$(OMP_PROC_BIND=false $bl --model "$m" --threads "$t" --reps "$steps" --step-only | ips)")
-      b+=("$(OMP_PROC_BIND=false $bl --model "$m" --threads "$t" --reps "$steps" --step-only --precision bf16 | ips)")
+      read -ra pin <<< "$(bench_pin "$r" "$t")" # the round's runs on the same CPUs (quiet.sh)
+      t_+=("$("${pin[@]}" "$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" | ips)")
+      tb+=("$("${pin[@]}" "$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" --bf16 | ips)")
+      f+=("$(OMP_PROC_BIND=false "${pin[@]}" $bl --model "$m" --threads "$t" --reps "$steps" --step-only | ips)")
+      b+=("$(OMP_PROC_BIND=false "${pin[@]}" $bl --model "$m" --threads "$t" --reps "$steps" --step-only --precision bf16 | ips)")
     done
     mt=$(printf "%s\n" "${t_[@]}" | median); mf=$(printf "%s\n" "${f[@]}" | median)
     mb=$(printf "%s\n" "${b[@]}" | median); mtb=$(printf "%s\n" "${tb[@]}" | median)

@@ -6,7 +6,9 @@
 # short runs move by 20% or more on their own on a quiet machine: its first steps).
 #   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")] [CONV (default direct)]
 # CONV: dptrain's --conv-algorithm, one or more ("direct winograd": a row for each, their
-# runs alternating with PyTorch's in the same rounds).
+# runs alternating with PyTorch's in the same rounds). Below as many threads as CPUs, the
+# runs of a round share the same CPUs and the rounds move along them (bench/quiet.sh:
+# bench_pin): this machine's CPUs need not be equally fast.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
@@ -29,11 +31,12 @@ for m in $models; do
     declare -A a=()
     b=()
     for ((r = 0; r < rounds; r++)); do
+      read -ra pin <<< "$(bench_pin "$r" "$t")"
       for c in $convs; do
-        a[$c]+=" $(OMP_PROC_BIND=false "$ours" --model "$m" --threads "$t" --reps "$steps" \
+        a[$c]+=" $(OMP_PROC_BIND=false "${pin[@]}" "$ours" --model "$m" --threads "$t" --reps "$steps" \
                    --step-only --conv-algorithm "$c" | ips)"
       done
-      b+=("$("$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
+      b+=("$("${pin[@]}" "$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
     done
     mb=$(printf "%s\n" "${b[@]}" | median); sb=$(spread_percent "${b[@]}")
     for c in $convs; do
@@ -48,4 +51,5 @@ for m in $models; do
   done
 done
 echo "(images/s, medians of $rounds alternating runs; batch 100; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
+for t in $threads; do echo "($t thread(s): $(bench_pin_note "$t"))"; done
 quiet_end "$worst"

@@ -15,7 +15,12 @@
 #     -DCMAKE_BUILD_TYPE=Release && cmake --build /tmp/old/build --target bench_layers
 #   bench/compare_steps.sh /tmp/old/build/bench/bench_layers build/bench/bench_layers 10 \
 #     nopool 1 --conv-algorithm winograd
+#
+# Below as many threads as CPUs, the two runs of a pair share the same CPUs and the pairs
+# move along them (bench/quiet.sh: bench_pin): the CPUs of a virtual machine need not be
+# equally fast (on that Zen 5, CPU 0 ran the reference step 30% slower than CPU 1).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/quiet.sh"
 old=${1:?old bench_layers}
 new=${2:?new bench_layers}
 pairs=${3:-8}
@@ -24,13 +29,15 @@ threads=${5:-1}
 shift $(($# < 5 ? $# : 5))
 py=${DP_PYTHON:-/usr/bin/python3}
 step_ms() {
-  "$1" --model "$model" --threads "$threads" --step-only --reps 15 "${@:2}" \
+  "${pin[@]}" "$1" --model "$model" --threads "$threads" --step-only --reps 15 "${@:2}" \
     | sed -nE 's/.*step ([0-9.]+) ms.*/\1/p'
 }
 echo "compare_steps: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
      "load $(cut -d' ' -f1-3 /proc/loadavg); $model, $threads thread(s), $pairs pairs $*"
 runs=()
+echo "compare_steps: $(bench_pin_note "$threads")"
 for ((i = 0; i < pairs; i++)); do
+  read -ra pin <<< "$(bench_pin "$i" "$threads")"
   a=$(step_ms "$old" "$@")
   b=$(step_ms "$new" "$@")
   [[ -n $a && -n $b ]] || { echo "compare_steps: a run printed no step time" >&2; exit 1; }

@@ -49,11 +49,12 @@ for m in reference nopool; do
   for t in 1 2; do
     steps=20; [[ $m == nopool ]] && steps=8
     for ((r = 0; r < rounds; r++)); do
-      res[$m,$t,torch]+="$("$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" "${ct[@]}" | ips) "
+      read -ra pin <<< "$(bench_pin "$r" "$t")" # the round's runs on the same CPUs (quiet.sh)
+      res[$m,$t,torch]+="$("${pin[@]}" "$py" bench/torch_step.py --model "$m" --threads "$t" --steps "$steps" "${ct[@]}" | ips) "
       for p in "${paths[@]}"; do
         [[ $p == scalar && $r -gt 0 ]] && continue
         n=$steps; [[ $p == scalar ]] && n=2
-        out=$(OMP_PROC_BIND=false $bl --isa "$p" --model "$m" --threads "$t" --reps "$n" --step-only "${ct[@]}")
+        out=$(OMP_PROC_BIND=false "${pin[@]}" $bl --isa "$p" --model "$m" --threads "$t" --reps "$n" --step-only "${ct[@]}")
         res[$m,$t,$p]+="$(echo "$out" | ips) "
         res[$m,$t,$p,gf]+="$(echo "$out" | gfs) "
       done

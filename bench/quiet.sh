@@ -11,6 +11,18 @@
 #   spread_percent V1 V2 ...     100 * (max / min - 1) of repeated figures (for quiet_end)
 #   median                       the median of the figures on stdin, one a line (blank
 #                                lines skipped)
+#   bench_pin ROUND THREADS      the prefix that pins a run of THREADS threads in round ROUND
+#                                ("taskset -c LIST", or nothing: below)
+#   bench_cpus                   the CPUs this shell may run on, one a line
+#   bench_pin_note THREADS       what bench_pin does, in words, for the benchmark's header
+#
+# Why pin: the virtual CPUs of one machine need not be equally fast. On the 2-core AMD Zen
+# 5 of docs/performance.md, 2026-12-06, CPU 0 ran the reference step 30% slower than CPU 1
+# (15.3 against 11.8 ms, every time) with the same FMA peak, and so did PyTorch: two runs
+# side by side on different CPUs compared the CPUs. bench_pin puts the runs of one round
+# on the same THREADS CPUs and moves the rounds along the CPUs, so that every side of a
+# comparison runs on each CPU as often; where THREADS takes every CPU it pins nothing.
+# BENCH_PIN=0 turns pinning off; BENCH_CPUS ("0 1 ...") replaces the CPUs (for the tests).
 #
 # The verdict is "quiet", or "NOT QUIET" with the reasons: other processes kept the CPUs
 # busy over QUIET_MAX_BUSY percent (default 10) in the second before the start (measured,
@@ -52,6 +64,47 @@ median() {
     for (i = 2; i <= n; i++)
       for (k = i; k > 1 && v[k] + 0 < v[k - 1] + 0; k--) { x = v[k]; v[k] = v[k - 1]; v[k - 1] = x }
     if (n) print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
+
+bench_cpus() {
+  if [[ -n ${BENCH_CPUS:-} ]]; then
+    tr ' ' '\n' <<< "$BENCH_CPUS" | grep .
+    return
+  fi
+  local list
+  list=$(taskset -pc $$ 2> /dev/null | sed 's/.*: *//') || list=""
+  if [[ -z $list ]]; then
+    seq 0 $(($(nproc) - 1))
+    return
+  fi
+  tr ',' '\n' <<< "$list" | while IFS=- read -r a b; do seq "$a" "${b:-$a}"; done
+}
+
+bench_pin() {
+  local round=$1 threads=$2 cpus i list=()
+  [[ ${BENCH_PIN:-1} == 0 ]] && return 0
+  command -v taskset > /dev/null || return 0
+  mapfile -t cpus < <(bench_cpus)
+  (( threads < ${#cpus[@]} )) || return 0
+  for ((i = 0; i < threads; i++)); do
+    list+=("${cpus[$(((round * threads + i) % ${#cpus[@]}))]}")
+  done
+  local IFS=,
+  echo "taskset -c ${list[*]}"
+}
+
+bench_pin_note() {
+  local cpus
+  cpus=$(bench_cpus | tr '\n' ' ')
+  if [[ ${BENCH_PIN:-1} == 0 ]]; then
+    echo "not pinned (BENCH_PIN=0)"
+  elif ! command -v taskset > /dev/null; then
+    echo "not pinned (no taskset)"
+  elif [[ -z $(bench_pin 0 "$1") ]]; then
+    echo "not pinned: $1 thread(s) take every CPU (${cpus% })"
+  else
+    echo "pinned: the runs of a round on the same $1 CPU(s), the rounds in turn over CPUs ${cpus% }"
+  fi
 }
 
 # quiet_number NAME VALUE: VALUE must be a number (a bound given in the environment)

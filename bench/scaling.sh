@@ -5,8 +5,8 @@
 #   bench/scaling.sh [ROUNDS (default 3)] [STEPS (default 300)] [MODEL (default reference)]
 # Configurations: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread (the gradient
 # sum through shared memory, the default on one node), the same with --reduction mpi (one
-# MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread. Also reports the peak
-# resident memory per rank.
+# MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread, each on the same two CPUs,
+# and 1 x 1 on each of them (below). Also reports the peak resident memory per rank.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
@@ -23,37 +23,85 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
 [[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
 
-run() { # RANKS THREADS [REDUCTION] -> "images/s rss_mib"
+# The runs use two CPUs, the first two this shell may use (bench/quiet.sh: bench_cpus),
+# pinned with taskset: 1 x 1 on each of them in turn, the others on both. The CPUs of a
+# virtual machine need not be equally fast (on the AMD Zen 5 of docs/performance.md CPU 0
+# trained 1 x 1 at 6,600 images/s and CPU 1 at 8,300), and 2 ranks step together, at the
+# pace of the slower: so the table gives each CPU's 1 x 1, compares the others with their
+# mean, and each configuration of two CPUs with the slower's (2.00: perfect scaling on
+# these CPUs). Not pinned with BENCH_PIN=0, without taskset, or on one CPU.
+mapfile -t cpus < <(bench_cpus)
+if (( ${#cpus[@]} >= 2 )) && [[ ${BENCH_PIN:-1} != 0 ]] && command -v taskset > /dev/null; then
+  configs=("${cpus[0]} 1 1" "${cpus[1]} 1 1")
+  both="${cpus[0]},${cpus[1]}"
+else
+  configs=("- 1 1")
+  both="-"
+fi
+configs+=("$both 1 2" "$both 2 1" "$both 2 1 mpi")
+pin_both=()
+[[ $both == - ]] || pin_both=(taskset -c "$both")
+
+run() { # CPUS RANKS THREADS [REDUCTION] -> "images/s rss_mib" (CPUS: taskset's list, or -)
+  local pin=()
+  [[ $1 == - ]] || pin=(taskset -c "$1")
   rm -f "$tmp/m.jsonl"
-  mpirun -n "$1" --bind-to none build/dptrain --model "$model" --threads "$2" --steps "$steps" \
-    --test none --no-progress --quiet --metrics "$tmp/m.jsonl" --reduction "${3:-auto}"
+  "${pin[@]}" mpirun -n "$2" --bind-to none build/dptrain --model "$model" --threads "$3" \
+    --steps "$steps" --test none --no-progress --quiet --metrics "$tmp/m.jsonl" \
+    --reduction "${4:-auto}"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
 declare -A ips rss ratio
-configs=("1 1" "1 2" "2 1" "2 1 mpi")
 for ((r = 0; r < rounds; r++)); do
+  declare -A got=()
   for c in "${configs[@]}"; do
     read -r v m <<< "$(run $c)"
-    ips[$c]+="$v "; rss[$c]=$m
-    [[ $c == "1 1" ]] && round_base=$v
-    ratio[$c]+="$(echo "$v / $round_base" | bc -l) " # against this round's 1 x 1
+    ips[$c]+="$v "; rss[$c]=$m; got[$c]=$v
   done
-  ddp=$("$py" bench/torch_ddp.py --procs 2 --model "$model" --steps 40 | sed -E 's/.* ([0-9]+) images\/s.*/\1/')
+  # against this round's 1 x 1 runs, one a CPU: their mean
+  round_base=$(for c in "${configs[@]}"; do
+                 read -r _ n t _ <<< "$c"
+                 if [[ $n$t == 11 ]]; then echo "${got[$c]}"; fi
+               done | awk '{ s += $1 } END { print s / NR }')
+  for c in "${configs[@]}"; do ratio[$c]+="$(echo "${got[$c]} / $round_base" | bc -l) "; done
+  unset got
+  ddp=$("${pin_both[@]}" "$py" bench/torch_ddp.py --procs 2 --model "$model" --steps 40 \
+        | sed -E 's/.* ([0-9]+) images\/s.*/\1/')
   ips[ddp]+="$ddp "
 done
-base=$(echo ${ips["1 1"]} | tr ' ' '\n' | median)
-printf "%-50s %12s %10s %12s %14s\n" configuration images/s "vs 1x1" "per round" "MiB per rank"
+# 1 x 1: the mean over the CPUs of each one's median; the slower CPU's
+declare -A med
+for c in "${configs[@]}"; do med[$c]=$(echo ${ips[$c]} | tr ' ' '\n' | median); done
+one_by_one() { # the 1 x 1 medians, one a line
+  local c n t
+  for c in "${configs[@]}"; do
+    read -r _ n t _ <<< "$c"
+    if [[ $n$t == 11 ]]; then echo "${med[$c]}"; fi
+  done
+}
+base=$(one_by_one | awk '{ s += $1 } END { print s / NR }')
+slow=$(one_by_one | sort -g | head -1)
+printf "%-60s %9s %7s %10s %14s %13s\n" configuration images/s "vs 1x1" "per round" \
+  "vs slower 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
-  read -r n t how <<< "$c"
-  v=$(echo ${ips[$c]} | tr ' ' '\n' | median)
+  read -r on n t how <<< "$c"
+  where=""; [[ $on == - ]] || where=" on CPU $on"
+  [[ $on == *,* ]] && where=" on CPUs $on"
+  v=${med[$c]}
   pr=$(echo ${ratio[$c]} | tr ' ' '\n' | median)
-  printf "%-50s %12.0f %10.2f %12.2f %14s\n" "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}" "$v" "$(echo "$v / $base" | bc -l)" "$pr" "${rss[$c]}"
+  vs_slow="-"; [[ $on == *,* ]] && vs_slow=$(printf "%.2f" "$(echo "$v / $slow" | bc -l)")
+  printf "%-60s %9.0f %7.2f %10.2f %14s %13s\n" \
+    "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}$where" "$v" \
+    "$(echo "$v / $base" | bc -l)" "$pr" "$vs_slow" "${rss[$c]}"
 done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
-printf "%-50s %12.0f %10.2f %12s %14s\n" "pytorch DDP 2 procs x 1 thread" "$v" "$(echo "$v / $base" | bc -l)" "-" "-"
-echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; per round: the median"
-echo " of each round's ratio to that round's 1 x 1, run just before it, which a machine whose"
-echo " speed drifts over minutes moves less; dptrain reads MNIST, PyTorch preloaded batches)"
+printf "%-60s %9.0f %7.2f %10s %14s %13s\n" "pytorch DDP 2 procs x 1 thread" "$v" \
+  "$(echo "$v / $base" | bc -l)" "-" "-" "-"
+echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; vs 1x1: against"
+echo " the mean of the 1 x 1 runs' medians, one a CPU; per round: the median of each round's"
+echo " ratio to that round's 1 x 1 mean, which a machine whose speed drifts over minutes moves"
+echo " less; vs slower 1x1: a configuration of two CPUs against the slower CPU's 1 x 1, 2.00"
+echo " for perfect scaling on them; dptrain reads MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0
 for c in "${configs[@]}"; do

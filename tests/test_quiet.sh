@@ -64,4 +64,28 @@ if out=$(QUIET_MAX_STEAL=1% quiet_begin 2>&1); then fail "QUIET_MAX_STEAL=1% acc
 [[ $(printf '10\n\n4\n7\n1\n' | median) == 5.5 ]] || fail "median of 10 4 7 1"
 [[ $(printf '10673.45\n9000\n11000.5\n' | median) == 10673.45 ]] || fail "median keeps the figure as given"
 [[ $(printf '5000\n' | median) == 5000 ]] || fail "median of one figure"
+
+# bench_pin: a round's runs on the same CPUs, the rounds in turn over the CPUs; nothing
+# where the threads take every CPU or with BENCH_PIN=0
+pin() { BENCH_CPUS=$1 bench_pin "$2" "$3"; }
+[[ $(pin "0 1" 0 1) == "taskset -c 0" ]] || fail "round 0, 1 thread: $(pin "0 1" 0 1)"
+[[ $(pin "0 1" 1 1) == "taskset -c 1" ]] || fail "round 1, 1 thread: $(pin "0 1" 1 1)"
+[[ $(pin "0 1" 2 1) == "taskset -c 0" ]] || fail "round 2, 1 thread: $(pin "0 1" 2 1)"
+[[ $(pin "4 6 8" 2 2) == "taskset -c 6,8" ]] || fail "round 2, 2 threads of 3 CPUs: $(pin "4 6 8" 2 2)"
+[[ $(pin "0 1 2 3" 1 2) == "taskset -c 2,3" ]] || fail "round 1, 2 threads of 4: $(pin "0 1 2 3" 1 2)"
+[[ -z $(pin "0 1" 0 2) ]] || fail "2 threads on 2 CPUs pinned: $(pin "0 1" 0 2)"
+[[ -z $(BENCH_PIN=0 pin "0 1" 0 1) ]] || fail "BENCH_PIN=0 pinned"
+[[ $(BENCH_CPUS="0 1" bench_pin_note 1) == "pinned: the runs of a round on the same 1 CPU(s), the rounds in turn over CPUs 0 1" ]] ||
+  fail "note, 1 thread: $(BENCH_CPUS="0 1" bench_pin_note 1)"
+[[ $(BENCH_CPUS="0 1" bench_pin_note 2) == "not pinned: 2 thread(s) take every CPU (0 1)" ]] ||
+  fail "note, 2 threads: $(BENCH_CPUS="0 1" bench_pin_note 2)"
+# the real affinity mask: bench_cpus lists the CPUs this shell may use, and a pinned
+# command runs on the one bench_pin names
+mapfile -t real < <(bench_cpus)
+(( ${#real[@]} == $(nproc) )) || fail "bench_cpus: ${real[*]}, nproc $(nproc)"
+if (( ${#real[@]} >= 2 )); then
+  read -ra p <<< "$(bench_pin 1 1)"
+  got=$("${p[@]}" awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status)
+  [[ $got == "${real[1]}" ]] || fail "bench_pin 1 1 ran on CPUs $got, not ${real[1]}"
+fi
 echo "quiet.sh: all verdicts as expected"
