@@ -5,6 +5,7 @@
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
  *                [--isa avx512|avx2|scalar] [--precision fp32|bf16] [--cpu-time] [--step-only]
  *                [--files 8] [--group-size 8] [--conv-algorithm direct|winograd]
+ *                [--layers-only]
  *
  * The whole step is the trainer's on one rank: forward over the batch, backward group by
  * group (the batch cut into --files shares, as a batch drawn from that many training
@@ -13,7 +14,8 @@
  * (dist/gradsync.c), and the SGD update (momentum 0.9, learning rate 0) made as the
  * trainer makes it, piece by piece as the sums are taken. Without --step-only it also
  * times the same step with one backward over the whole batch and no exact sum: what the
- * exact sum costs.
+ * exact sum costs. --layers-only times the layers alone and not the step (for
+ * bench/compare_layers.sh, beside PyTorch's layers: bench/torch_layers.py).
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
@@ -206,16 +208,19 @@ int main(int argc, char **argv)
 {
     const char *spec = "reference";
     int B = 100, threads = 1, reps = 20, files = 8, gs = 8;
-    int step_only = 0;
+    int step_only = 0, layers_only = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu-time"))
             bench_clock = CLOCK_PROCESS_CPUTIME_ID;
         if (!strcmp(argv[i], "--step-only"))
             step_only = 1;
+        if (!strcmp(argv[i], "--layers-only"))
+            layers_only = 1;
     }
     dp_err err;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--cpu-time") || !strcmp(argv[i], "--step-only"))
+        if (!strcmp(argv[i], "--cpu-time") || !strcmp(argv[i], "--step-only") ||
+            !strcmp(argv[i], "--layers-only"))
             i--;
         else if (!strcmp(argv[i], "--isa") && dp_isa_select(argv[i + 1], &err)) {
             fprintf(stderr, "bench_layers: %s\n", err.msg);
@@ -239,6 +244,10 @@ int main(int argc, char **argv)
             files = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--group-size"))
             gs = atoi(argv[i + 1]);
+    }
+    if (step_only && layers_only) {
+        fprintf(stderr, "bench_layers: --step-only and --layers-only exclude each other\n");
+        return 2;
     }
     if (B < 1 || threads < 1 || reps < 1 || files < 1 || gs < 1) {
         fprintf(stderr, "bench_layers: --batch, --threads, --reps, --files and --group-size "
@@ -274,6 +283,17 @@ int main(int argc, char **argv)
     dp_optim_pieces upd = {c.opt, m.weights, 0.0}; /* learning rate 0 */
     gradsync_take_with(c.sync, optimizer_take_piece, &upd);
 
+    /* the peak of the path the kernels run on, one core, times the threads */
+    const double peak = fma_peak_gflops(dp_isa_name()) * threads;
+    if (layers_only) {
+        printf("model %s, batch %d, %d thread%s: layers alone on %s, %s, %s convolutions\n",
+               spec, B, threads, threads > 1 ? "s" : "", dp_isa_name(), dp_precision_name(),
+               dp_conv_algorithm_name());
+        printf("kernels: %s; FMA peak %.1f GFLOP/s (%d x one core's, 12 chains)\n",
+               dp_isa_describe(), peak, threads);
+        time_layers(&m, &ws, labels, B, reps, peak);
+        return 0;
+    }
     /* whole step */
     double step = time_step(trainer_step, &c, reps);
     const double mflop = step_mflop_per_image(&m);
@@ -289,8 +309,6 @@ int main(int argc, char **argv)
     printf("the step with one backward over the batch and no exact sum: %.2f ms; the %d "
            "groups and the exact sum cost %.1f%% of the trainer's step (%.2f ms)\n",
            1e3 * plain, c.ngroups, 100 * (1 - plain / step), 1e3 * step);
-    /* the peak of the path the kernels run on, one core, times the threads */
-    const double peak = fma_peak_gflops(dp_isa_name()) * threads;
     printf("kernels: %s; FMA peak %.1f GFLOP/s (%d x one core's, 12 chains)\n",
            dp_isa_describe(), peak, threads);
     if (strcmp(dp_precision_name(), "fp32") != 0)

@@ -18,6 +18,8 @@ for m in reference nopool; do
     echo "== per layer: build/bench/bench_layers --model $m --threads $t"
     build/bench/bench_layers --model "$m" --threads "$t" --reps $([[ $m == nopool ]] && echo 6 || echo 20)
   done
+  echo "== per layer beside PyTorch's (bench/compare_layers.sh $rounds $m 1)"
+  bench/compare_layers.sh "$rounds" "$m" 1
 done
 if (( $(nproc) >= 2 )); then
   echo "== what two cores pay to share data (build/bench/core_pairs): 1 x 2 threads shares, 2 ranks do not"

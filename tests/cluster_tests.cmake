@@ -35,6 +35,8 @@ dp_add_script_test(projection test_projection.sh)
 # runner on synthetic data (2 epochs, batch 32 in 2 passes of 16).
 # bench/quiet.sh: the benchmarks' verdict on the machine (steal, load, spread of runs).
 dp_add_script_test(quiet test_quiet.sh)
+# bench/compare_layers.sh: each layer beside PyTorch's; the two sides must run the same layers.
+dp_add_script_test(compare_layers test_compare_layers.sh)
 # scripts/bundle.sh: dptrain and its runtime for a machine without Open MPI and HDF5
 dp_add_script_test(bundle test_bundle.sh)
 set_tests_properties(bundle PROPERTIES PROCESSORS 2)
