@@ -11,6 +11,8 @@ cd "$repo"
 source "$repo/bench/torch-env.sh"
 torch_at_its_best
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(date -u +%F)"
+echo "== is every CPU as fast as the others? (bench/cpus.sh 3)"
+bench/cpus.sh 3
 echo "== dptrain vs PyTorch, training step, batch 100 (bench/compare_pytorch.sh $rounds)"
 bench/compare_pytorch.sh "$rounds"
 for m in reference nopool; do

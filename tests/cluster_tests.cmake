@@ -37,6 +37,8 @@ dp_add_script_test(projection test_projection.sh)
 dp_add_script_test(quiet test_quiet.sh)
 # bench/compare_layers.sh: each layer beside PyTorch's; the two sides must run the same layers.
 dp_add_script_test(compare_layers test_compare_layers.sh)
+# bench/cpus.sh: each CPU's speed, pinned (a virtual machine's CPUs need not be equal).
+dp_add_script_test(cpus test_cpus.sh)
 # scripts/bundle.sh: dptrain and its runtime for a machine without Open MPI and HDF5
 dp_add_script_test(bundle test_bundle.sh)
 set_tests_properties(bundle PROPERTIES PROCESSORS 2)
