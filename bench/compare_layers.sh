@@ -49,10 +49,10 @@ echo "compare_layers: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, l
      "$(cut -d' ' -f1-3 /proc/loadavg); $model, batch 100, $threads thread(s), $rounds rounds" \
      "of $reps calls a layer; dptrain: $(sed -n 's/.*layers alone on //p' "$out/dptrain.0")"
 echo "compare_layers: $(bench_pin_note "$threads")"
-"$py" - "$out" "$rounds" <<'EOF'
+"$py" - "$out" "$rounds" "$(bench_pin_period "$threads")" <<'EOF'
 import statistics, sys
 
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, period = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 
 def table(path):
@@ -112,7 +112,11 @@ for direction, ms, gf in (("forward", 1, 2), ("backward", 3, 4)):
 print(f"\n(medians of {rounds} alternating rounds; FMA peak {peak:.1f} GFLOP/s, the path's, "
       f"times the threads; faster: PyTorch's ms / dptrain's)")
 totals = [sum(v[1] + v[3] for v in t[0].values()) for t in ours]
+# the spread among the rounds on the same CPUs (quiet.sh: spread_pinned)
+# (all the rounds' where some CPU had fewer than two)
+groups = [totals[k::period] for k in range(period)] if rounds >= 2 * period else [totals]
+spread = max(100 * (max(g) / min(g) - 1) for g in groups)
 with open(f"{out}/spread", "w") as f:
-    print(f"{100 * (max(totals) / min(totals) - 1):.1f}", file=f)
+    print(f"{spread:.1f}", file=f)
 EOF
 quiet_end "$(cat "$out/spread")"

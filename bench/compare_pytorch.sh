@@ -8,7 +8,9 @@
 # CONV: dptrain's --conv-algorithm, one or more ("direct winograd": a row for each, their
 # runs alternating with PyTorch's in the same rounds). Below as many threads as CPUs, the
 # runs of a round share the same CPUs and the rounds move along them (bench/quiet.sh:
-# bench_pin): this machine's CPUs need not be equally fast.
+# bench_pin): this machine's CPUs need not be equally fast. So beside the ratio of the
+# medians it prints the median of the rounds' ratios, and the spreads are those among the
+# runs on the same CPUs.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
@@ -24,7 +26,8 @@ torch_at_its_best
 quiet_begin
 worst=0
 ips() { sed -E 's/.* ([0-9]+) images\/s.*/\1/'; }
-printf "%-20s %7s %12s %12s %7s %15s\n" model threads dptrain pytorch ratio "spread (d / p)"
+printf "%-20s %7s %12s %12s %7s %10s %15s\n" model threads dptrain pytorch ratio \
+  "per round" "spread (d / p)"
 for m in $models; do
   for t in $threads; do
     steps=30; [[ $m == nopool ]] && steps=10
@@ -38,18 +41,25 @@ for m in $models; do
       done
       b+=("$("${pin[@]}" "$py" "$repo/bench/torch_step.py" --model "$m" --threads "$t" --steps "$steps" | ips)")
     done
-    mb=$(printf "%s\n" "${b[@]}" | median); sb=$(spread_percent "${b[@]}")
+    # spreads among the runs on the same CPUs (quiet.sh: spread_pinned)
+    period=$(bench_pin_period "$t")
+    mb=$(printf "%s\n" "${b[@]}" | median); sb=$(spread_pinned "$period" "${b[@]}")
     for c in $convs; do
       read -ra runs <<< "${a[$c]}"
-      ma=$(printf "%s\n" "${runs[@]}" | median); sa=$(spread_percent "${runs[@]}")
+      ma=$(printf "%s\n" "${runs[@]}" | median); sa=$(spread_pinned "$period" "${runs[@]}")
+      # each round's ratio, its two runs on the same CPUs: the median of those
+      pr=$(paste <(printf "%s\n" "${runs[@]}") <(printf "%s\n" "${b[@]}") |
+           awk '{ print $1 / $2 }' | median)
       worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
       label=$m; [[ $c == direct ]] || label="$m ($c)"
-      printf "%-20s %7d %12.0f %12.0f %7.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" "$mb" \
-        "$(echo "$ma / $mb" | bc -l)" "$sa" "$sb"
+      printf "%-20s %7d %12.0f %12.0f %7.2f %10.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" \
+        "$mb" "$(echo "$ma / $mb" | bc -l)" "$pr" "$sa" "$sb"
     done
     unset a
   done
 done
-echo "(images/s, medians of $rounds alternating runs; batch 100; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
+echo "(images/s, medians of $rounds alternating runs; per round: the median of each round's"
+echo " ratio; spreads among the runs on the same CPUs; batch 100; $(nproc) cores:" \
+     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2))"
 for t in $threads; do echo "($t thread(s): $(bench_pin_note "$t"))"; done
 quiet_end "$worst"

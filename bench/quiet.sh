@@ -15,6 +15,12 @@
 #                                ("taskset -c LIST", or nothing: below)
 #   bench_cpus                   the CPUs this shell may run on, one a line
 #   bench_pin_note THREADS       what bench_pin does, in words, for the benchmark's header
+#   bench_pin_period THREADS     after how many rounds bench_pin comes back to the same CPUs
+#                                (1: it pins nothing)
+#   spread_pinned PERIOD V1 ...  the largest spread_percent among runs on the same CPUs (every
+#                                PERIOD-th figure, from each of the first PERIOD): the spread
+#                                of the machine's noise, not of its CPUs' difference; all the
+#                                runs' spread where some CPU ran fewer than two
 #
 # Why pin: the virtual CPUs of one machine need not be equally fast. On the 2-core AMD Zen
 # 5 of docs/performance.md, 2026-12-06, CPU 0 ran the reference step 30% slower than CPU 1
@@ -105,6 +111,31 @@ bench_pin_note() {
   else
     echo "pinned: the runs of a round on the same $1 CPU(s), the rounds in turn over CPUs ${cpus% }"
   fi
+}
+
+bench_pin_period() {
+  [[ -n $(bench_pin 0 "$1") ]] || { echo 1; return 0; }
+  local n a b t
+  n=$(bench_cpus | grep -c .)
+  a=$n b=$1
+  while ((b)); do t=$((a % b)) a=$b b=$t; done
+  echo $((n / a))
+}
+
+spread_pinned() {
+  local period=$1 g i worst=0 v grp
+  shift
+  v=("$@")
+  if (( ${#v[@]} < 2 * period )); then # some CPU ran fewer than two: all the runs' spread
+    spread_percent "${v[@]}"
+    return
+  fi
+  for ((g = 0; g < period; g++)); do
+    grp=()
+    for ((i = g; i < ${#v[@]}; i += period)); do grp+=("${v[$i]}"); done
+    worst=$(printf "%s\n" "$worst" "$(spread_percent "${grp[@]}")" | sort -g | tail -1)
+  done
+  echo "$worst"
 }
 
 # quiet_number NAME VALUE: VALUE must be a number (a bound given in the environment)

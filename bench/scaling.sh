@@ -28,8 +28,9 @@ cd "$repo"
 # virtual machine need not be equally fast (on the AMD Zen 5 of docs/performance.md CPU 0
 # trained 1 x 1 at 6,600 images/s and CPU 1 at 8,300), and 2 ranks step together, at the
 # pace of the slower: so the table gives each CPU's 1 x 1, compares the others with their
-# mean, and each configuration of two CPUs with the slower's (2.00: perfect scaling on
-# these CPUs). Not pinned with BENCH_PIN=0, without taskset, or on one CPU.
+# mean, and each configuration of two CPUs, round by round, with the slower of the round's
+# two (2.00: perfect scaling on these CPUs; which CPU is slow changes within minutes).
+# Not pinned with BENCH_PIN=0, without taskset, or on one CPU.
 mapfile -t cpus < <(bench_cpus)
 if (( ${#cpus[@]} >= 2 )) && [[ ${BENCH_PIN:-1} != 0 ]] && command -v taskset > /dev/null; then
   configs=("${cpus[0]} 1 1" "${cpus[1]} 1 1")
@@ -51,25 +52,28 @@ run() { # CPUS RANKS THREADS [REDUCTION] -> "images/s rss_mib" (CPUS: taskset's 
     --reduction "${4:-auto}"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
-declare -A ips rss ratio
+declare -A ips rss ratio slower
 for ((r = 0; r < rounds; r++)); do
   declare -A got=()
   for c in "${configs[@]}"; do
     read -r v m <<< "$(run $c)"
     ips[$c]+="$v "; rss[$c]=$m; got[$c]=$v
   done
-  # against this round's 1 x 1 runs, one a CPU: their mean
-  round_base=$(for c in "${configs[@]}"; do
-                 read -r _ n t _ <<< "$c"
-                 if [[ $n$t == 11 ]]; then echo "${got[$c]}"; fi
-               done | awk '{ s += $1 } END { print s / NR }')
-  for c in "${configs[@]}"; do ratio[$c]+="$(echo "${got[$c]} / $round_base" | bc -l) "; done
+  # against this round's 1 x 1 runs, one a CPU: their mean, and the slower
+  read -r round_base round_slow <<< "$(for c in "${configs[@]}"; do
+      read -r _ n t _ <<< "$c"
+      if [[ $n$t == 11 ]]; then echo "${got[$c]}"; fi
+    done | awk '{ s += $1; if (NR == 1 || $1 < lo) lo = $1 } END { print s / NR, lo }')"
+  for c in "${configs[@]}"; do
+    ratio[$c]+="$(echo "${got[$c]} / $round_base" | bc -l) "
+    slower[$c]+="$(echo "${got[$c]} / $round_slow" | bc -l) "
+  done
   unset got
   ddp=$("${pin_both[@]}" "$py" bench/torch_ddp.py --procs 2 --model "$model" --steps 40 \
         | sed -E 's/.* ([0-9]+) images\/s.*/\1/')
   ips[ddp]+="$ddp "
 done
-# 1 x 1: the mean over the CPUs of each one's median; the slower CPU's
+# 1 x 1: the mean over the CPUs of each one's median
 declare -A med
 for c in "${configs[@]}"; do med[$c]=$(echo ${ips[$c]} | tr ' ' '\n' | median); done
 one_by_one() { # the 1 x 1 medians, one a line
@@ -80,7 +84,6 @@ one_by_one() { # the 1 x 1 medians, one a line
   done
 }
 base=$(one_by_one | awk '{ s += $1 } END { print s / NR }')
-slow=$(one_by_one | sort -g | head -1)
 printf "%-60s %9s %7s %10s %14s %13s\n" configuration images/s "vs 1x1" "per round" \
   "vs slower 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
@@ -89,7 +92,8 @@ for c in "${configs[@]}"; do
   [[ $on == *,* ]] && where=" on CPUs $on"
   v=${med[$c]}
   pr=$(echo ${ratio[$c]} | tr ' ' '\n' | median)
-  vs_slow="-"; [[ $on == *,* ]] && vs_slow=$(printf "%.2f" "$(echo "$v / $slow" | bc -l)")
+  vs_slow="-"
+  [[ $on == *,* ]] && vs_slow=$(printf "%.2f" "$(echo ${slower[$c]} | tr ' ' '\n' | median)")
   printf "%-60s %9.0f %7.2f %10.2f %14s %13s\n" \
     "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}$where" "$v" \
     "$(echo "$v / $base" | bc -l)" "$pr" "$vs_slow" "${rss[$c]}"
@@ -100,8 +104,9 @@ printf "%-60s %9.0f %7.2f %10s %14s %13s\n" "pytorch DDP 2 procs x 1 thread" "$v
 echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; vs 1x1: against"
 echo " the mean of the 1 x 1 runs' medians, one a CPU; per round: the median of each round's"
 echo " ratio to that round's 1 x 1 mean, which a machine whose speed drifts over minutes moves"
-echo " less; vs slower 1x1: a configuration of two CPUs against the slower CPU's 1 x 1, 2.00"
-echo " for perfect scaling on them; dptrain reads MNIST, PyTorch preloaded batches)"
+echo " less; vs slower 1x1: a configuration of two CPUs against the slower of that round's"
+echo " 1 x 1 runs, the median over the rounds, 2.00 for perfect scaling on them; dptrain reads"
+echo " MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0
 for c in "${configs[@]}"; do

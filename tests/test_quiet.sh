@@ -79,6 +79,20 @@ pin() { BENCH_CPUS=$1 bench_pin "$2" "$3"; }
   fail "note, 1 thread: $(BENCH_CPUS="0 1" bench_pin_note 1)"
 [[ $(BENCH_CPUS="0 1" bench_pin_note 2) == "not pinned: 2 thread(s) take every CPU (0 1)" ]] ||
   fail "note, 2 threads: $(BENCH_CPUS="0 1" bench_pin_note 2)"
+# the period of the rounds' CPUs, and the spread among the runs on the same CPUs
+period() { BENCH_CPUS=$1 bench_pin_period "$2"; }
+[[ $(period "0 1" 1) == 2 ]] || fail "period, 1 thread on 2 CPUs: $(period "0 1" 1)"
+[[ $(period "0 1 2 3" 2) == 2 ]] || fail "period, 2 threads on 4 CPUs: $(period "0 1 2 3" 2)"
+[[ $(period "0 1 2" 2) == 3 ]] || fail "period, 2 threads on 3 CPUs: $(period "0 1 2" 2)"
+[[ $(period "0 1" 2) == 1 ]] || fail "period, 2 threads on 2 CPUs: $(period "0 1" 2)"
+[[ $(BENCH_PIN=0 period "0 1" 1) == 1 ]] || fail "period with BENCH_PIN=0"
+# CPU 0's runs 100 and 110, CPU 1's 200 and 210: 10.0, not the 110.0 of all four
+[[ $(spread_pinned 2 100 200 110 210) == 10.0 ]] || fail "spread_pinned 2: $(spread_pinned 2 100 200 110 210)"
+[[ $(spread_pinned 1 100 200 110 210) == 110.0 ]] || fail "spread_pinned 1: $(spread_pinned 1 100 200 110 210)"
+[[ $(spread_pinned 2 100 200 130 220 110) == 30.0 ]] ||
+  fail "spread_pinned 2, odd count: $(spread_pinned 2 100 200 130 220 110)"
+# a CPU with one run only: the spread of all the runs
+[[ $(spread_pinned 2 100 200 130) == 100.0 ]] || fail "spread_pinned 2, 3 runs: $(spread_pinned 2 100 200 130)"
 # the real affinity mask: bench_cpus lists the CPUs this shell may use, and a pinned
 # command runs on the one bench_pin names
 mapfile -t real < <(bench_cpus)
