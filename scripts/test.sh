@@ -25,7 +25,7 @@ export DPTRAIN_TEST_EXTRA
 source "$repo/scripts/mpi-env.sh"
 export DPTRAIN_REQUIRE_DATA=1  # every test must run: one that would skip fails (tests/required.sh)
 export DPTRAIN_REQUIRE_SLURM=1 # setup installed Slurm: its tests fail, not skip, without it
-# DPTRAIN_NO_TORCH=1: setup installed no PyTorch, so the two tests that need it are left
+# DPTRAIN_NO_TORCH=1: setup installed no PyTorch, so the three tests that need it are left
 # out, and said to be; never in CI, where every test runs
 left_out=()
 if [[ ${DPTRAIN_NO_TORCH:-0} == 1 ]]; then
@@ -33,11 +33,12 @@ if [[ ${DPTRAIN_NO_TORCH:-0} == 1 ]]; then
     echo "test.sh: DPTRAIN_NO_TORCH=1 with CI=true: in CI every test runs, PyTorch's included" >&2
     exit 1
   fi
-  left_out=(-E '^(torch_reference|dropout_torch)$')
+  left_out=(-E '^(torch_reference|dropout_torch|compare_layers)$')
 fi
 (cd "$repo/build" && ctest --output-on-failure --timeout 900 "${left_out[@]}" "$@")
 [[ ${#left_out[@]} -eq 0 ]] ||
-  echo "test.sh: DPTRAIN_NO_TORCH=1: torch_reference and dropout_torch were left out (they need PyTorch)"
+  echo "test.sh: DPTRAIN_NO_TORCH=1: torch_reference, dropout_torch and compare_layers" \
+       "were left out (they need PyTorch)"
 
 if [[ $sanitize == 1 ]]; then
   echo "test.sh: the suite under AddressSanitizer + UBSan (build-asan/)"
