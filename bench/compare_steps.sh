@@ -18,7 +18,7 @@
 #
 # Below as many threads as CPUs, the two runs of a pair share the same CPUs and the pairs
 # move along them (bench/quiet.sh: bench_pin): the CPUs of a virtual machine need not be
-# equally fast (on that Zen 5, CPU 0 ran the reference step 30% slower than CPU 1).
+# equally fast (on that Zen 5 one ran the reference step up to 34% slower than the other).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/quiet.sh"
 old=${1:?old bench_layers}

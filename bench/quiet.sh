@@ -23,9 +23,9 @@
 #                                runs' spread where some CPU ran fewer than two
 #
 # Why pin: the virtual CPUs of one machine need not be equally fast. On the 2-core AMD Zen
-# 5 of docs/performance.md, 2026-12-06, CPU 0 ran the reference step 30% slower than CPU 1
-# (15.3 against 11.8 ms, every time) with the same FMA peak, and so did PyTorch: two runs
-# side by side on different CPUs compared the CPUs. bench_pin puts the runs of one round
+# 5 of docs/performance.md, 2026-12-06, one CPU ran the reference step up to 34% slower
+# than the other (15.3 against 11.8 ms), which one changing within minutes, with the same
+# FMA peak, and so did PyTorch: two runs side by side on different CPUs compared the CPUs. bench_pin puts the runs of one round
 # on the same THREADS CPUs and moves the rounds along the CPUs, so that every side of a
 # comparison runs on each CPU as often; where THREADS takes every CPU it pins nothing.
 # BENCH_PIN=0 turns pinning off; BENCH_CPUS ("0 1 ...") replaces the CPUs (for the tests).

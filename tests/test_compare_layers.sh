@@ -32,7 +32,8 @@ done
 expect_in ok.log "forward"
 expect_in ok.log "backward"
 expect_in ok.log "quiet check:"
-expect_in ok.log "dptrain: avx512, fp32, direct convolutions"
+grep -qE "dptrain: (avx512|avx2|scalar), fp32, direct convolutions" ok.log ||
+  fail "the header does not name dptrain's path, precision and algorithm"
 
 # PyTorch's side changed: conv2's shape, then conv2's forward work doubled
 changed() { # NAME: a Python whose torch_layers.py output goes through the script NAME.filter
