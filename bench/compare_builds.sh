@@ -11,6 +11,9 @@
 #   git worktree add /tmp/old 94d66ef && cmake -S /tmp/old -B /tmp/old/build && \
 #     cmake --build /tmp/old/build --target dptrain
 #   bench/compare_builds.sh /tmp/old/build/dptrain build/dptrain 8 5
+# Where RANKS x --threads (given among the options; else every CPU) is below the CPUs, the
+# two runs of a pair share the same CPUs and the pairs move along them (bench/quiet.sh:
+# bench_pin): a virtual machine's CPUs need not be equally fast.
 set -euo pipefail
 old=${1:?old dptrain}
 new=${2:?new dptrain}
@@ -28,17 +31,24 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "compare_builds: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "compare_builds: $ranks ranks, $reps alternating runs each: ${extra[*]}"
+threads=$(nproc) # dptrain's default takes every CPU: nothing to pin
+for ((i = 0; i + 1 < ${#extra[@]}; i++)); do
+  if [[ ${extra[$i]} == --threads ]]; then threads=${extra[$((i + 1))]}; fi
+done
+[[ $threads =~ ^[1-9][0-9]*$ ]] || threads=$(nproc)
+echo "compare_builds: $(bench_pin_note $((ranks * threads)))"
 run() { # run BINARY TAG: one training, prints images/s, peak RSS, share waiting for the reduction
   local m=$work/$2.jsonl
   rm -f "$m"
   # --bind-to none: Open MPI binds each of 1 or 2 ranks to one core by default, which
   # would put all of a rank's --threads on that core
-  mpirun -n "$ranks" --bind-to none "$1" --train "$repo/data/mnist/train" --test none --no-progress --quiet \
-    --metrics "$m" "${extra[@]}" > /dev/null
+  "${pin[@]}" mpirun -n "$ranks" --bind-to none "$1" --train "$repo/data/mnist/train" \
+    --test none --no-progress --quiet --metrics "$m" "${extra[@]}" > /dev/null
   python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'], 100 * r['comm_seconds'] / r['seconds'])"
 }
 : > "$work/old.txt"; : > "$work/new.txt"
 for i in $(seq "$reps"); do
+  read -ra pin <<< "$(bench_pin "$i" $((ranks * threads)))"
   a=$(run "$old" old); b=$(run "$new" new)
   read -r ai am aw <<< "$a"; read -r bi bm bw <<< "$b"
   echo "run $i: old $ai img/s $am MiB ${aw%.*}% waiting | new $bi img/s $bm MiB ${bw%.*}% waiting"
@@ -57,4 +67,7 @@ print(f"share of the time waiting for the gradient reduction: old "
       f"{statistics.median(r[2] for r in old):.1f}%, new {statistics.median(r[2] for r in new):.1f}%")
 PY
 # shellcheck disable=SC2046
-quiet_end $( (spread_percent $(cut -d' ' -f1 "$work/old.txt"); spread_percent $(cut -d' ' -f1 "$work/new.txt")) | sort -n | tail -1)
+# the spreads among the runs on the same CPUs (quiet.sh: spread_pinned)
+period=$(bench_pin_period $((ranks * threads)))
+quiet_end "$( (spread_pinned "$period" $(cut -d' ' -f1 "$work/old.txt")
+               spread_pinned "$period" $(cut -d' ' -f1 "$work/new.txt")) | sort -n | tail -1)"
