@@ -84,7 +84,9 @@ work = {n: (theirs[0][n][5], theirs[0][n][6]) for n in names}
 for n in names:
     for d, (ms, gf) in enumerate(((1, 2), (3, 4))):
         t = ours[0][0][n]
-        if t[ms] >= 0.1 and abs(t[ms] * t[gf] - work[n][d]) > 0.02 * work[n][d] + 0.05:
+        # 2%, beside the rounding of the printed GF/s (0.05) and ms (0.0005)
+        tol = 0.02 * work[n][d] + 0.05 * t[ms] + 0.0005 * t[gf] + 0.05
+        if t[ms] >= 0.1 and abs(t[ms] * t[gf] - work[n][d]) > tol:
             sys.exit(f"compare_layers.sh: {n}: dptrain did {t[ms] * t[gf]:.1f} MFLOP, "
                      f"PyTorch's layer {work[n][d]:.1f}")
 
