@@ -25,8 +25,8 @@ cd "$repo"
 
 # The runs use two CPUs, the first two this shell may use (bench/quiet.sh: bench_cpus),
 # pinned with taskset: 1 x 1 on each of them in turn, the others on both. The CPUs of a
-# virtual machine need not be equally fast (on the AMD Zen 5 of docs/performance.md CPU 0
-# trained 1 x 1 at 6,600 images/s and CPU 1 at 8,300), and 2 ranks step together, at the
+# virtual machine need not be equally fast (on the AMD Zen 5 of docs/performance.md one
+# trained 1 x 1 at 6,600 images/s and the other at 8,300), and 2 ranks step together, at the
 # pace of the slower: so the table gives each CPU's 1 x 1, compares the others with their
 # mean, and each configuration of two CPUs, round by round, with the slower of the round's
 # two (2.00: perfect scaling on these CPUs; which CPU is slow changes within minutes).
