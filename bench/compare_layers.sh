@@ -49,10 +49,10 @@ echo "compare_layers: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, l
      "$(cut -d' ' -f1-3 /proc/loadavg); $model, batch 100, $threads thread(s), $rounds rounds" \
      "of $reps calls a layer; dptrain: $(sed -n 's/.*layers alone on //p' "$out/dptrain.0")"
 echo "compare_layers: $(bench_pin_note "$threads")"
-"$py" - "$out" "$rounds" "$(bench_pin_period "$threads")" <<'EOF'
+"$py" - "$out" "$rounds" <<'EOF'
 import statistics, sys
 
-out, rounds, period = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out, rounds = sys.argv[1], int(sys.argv[2])
 
 
 def table(path):
@@ -69,21 +69,21 @@ def table(path):
     return rows, peak
 
 
-ours = [table(f"{out}/dptrain.{r}") for r in range(rounds)]
+ours, peaks = zip(*(table(f"{out}/dptrain.{r}") for r in range(rounds)))
 theirs = [table(f"{out}/torch.{r}")[0] for r in range(rounds)]
-names = list(ours[0][0])
+names = list(ours[0])
 for r in range(rounds):
-    a = [(k, v[0]) for k, v in ours[r][0].items()]
+    a = [(k, v[0]) for k, v in ours[r].items()]
     b = [(k, v[0]) for k, v in theirs[r].items()]
     if a != b or not a:
         sys.exit(f"compare_layers.sh: the layers differ: dptrain {a}, PyTorch {b}")
-peak = statistics.median(p for _, p in ours)
+peak = statistics.median(peaks)
 # the work of each layer and direction: torch_layers.py's count, which dptrain's figures
 # must give too (GF/s x ms, to their rounding), or the two did not run the same layers
 work = {n: (theirs[0][n][5], theirs[0][n][6]) for n in names}
 for n in names:
     for d, (ms, gf) in enumerate(((1, 2), (3, 4))):
-        t = ours[0][0][n]
+        t = ours[0][n]
         # 2%, beside the rounding of the printed GF/s (0.05) and ms (0.0005)
         tol = 0.02 * work[n][d] + 0.05 * t[ms] + 0.0005 * t[gf] + 0.05
         if t[ms] >= 0.1 and abs(t[ms] * t[gf] - work[n][d]) > tol:
@@ -92,7 +92,7 @@ for n in names:
 
 
 def med(side, name, col):
-    return statistics.median(t[name][col] if side is theirs else t[0][name][col] for t in side)
+    return statistics.median(t[name][col] for t in side)
 
 
 for direction, ms, gf in (("forward", 1, 2), ("backward", 3, 4)):
@@ -107,18 +107,16 @@ for direction, ms, gf in (("forward", 1, 2), ("backward", 3, 4)):
         tot = [tot[0] + a, tot[1] + b]
         cols = (f"{ga:7.1f} {100 * ga / peak:4.0f}%" if flops else f"{'':7} {'':5}",
                 f"{gb:7.1f} {100 * gb / peak:4.0f}%" if flops else f"{'':7} {'':5}")
-        print(f"{n:<10} {ours[0][0][n][0]:<14} {a:7.3f} {cols[0]}   {b:7.3f} {cols[1]}   "
+        print(f"{n:<10} {ours[0][n][0]:<14} {a:7.3f} {cols[0]}   {b:7.3f} {cols[1]}   "
               f"{b / a if a else 0:6.2f}x")
     print(f"{'all layers':<25} {tot[0]:7.3f} {'':13}   {tot[1]:7.3f} {'':13}   "
           f"{tot[1] / tot[0]:6.2f}x")
 print(f"\n(medians of {rounds} alternating rounds; FMA peak {peak:.1f} GFLOP/s, the path's, "
       f"times the threads; faster: PyTorch's ms / dptrain's)")
-totals = [sum(v[1] + v[3] for v in t[0].values()) for t in ours]
-# the spread among the rounds on the same CPUs (quiet.sh: spread_pinned)
-# (all the rounds' where some CPU had fewer than two)
-groups = [totals[k::period] for k in range(period)] if rounds >= 2 * period else [totals]
-spread = max(100 * (max(g) / min(g) - 1) for g in groups)
-with open(f"{out}/spread", "w") as f:
-    print(f"{spread:.1f}", file=f)
+# dptrain's total of each round, for the spread among the rounds on the same CPUs
+with open(f"{out}/totals", "w") as f:
+    for t in ours:
+        print(sum(v[1] + v[3] for v in t.values()), file=f)
 EOF
-quiet_end "$(cat "$out/spread")"
+# shellcheck disable=SC2046
+quiet_end "$(spread_pinned "$(bench_pin_period "$threads")" $(cat "$out/totals"))"

@@ -52,6 +52,14 @@ run() { # CPUS RANKS THREADS [REDUCTION] -> "images/s rss_mib" (CPUS: taskset's 
     --reduction "${4:-auto}"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
+ones() { # the values of the 1 x 1 configurations in the associative array named $1
+  local -n vals=$1
+  local c n t
+  for c in "${configs[@]}"; do
+    read -r _ n t _ <<< "$c"
+    if [[ $n$t == 11 ]]; then echo "${vals[$c]}"; fi
+  done
+}
 declare -A ips rss ratio slower
 for ((r = 0; r < rounds; r++)); do
   declare -A got=()
@@ -60,10 +68,8 @@ for ((r = 0; r < rounds; r++)); do
     ips[$c]+="$v "; rss[$c]=$m; got[$c]=$v
   done
   # against this round's 1 x 1 runs, one a CPU: their mean, and the slower
-  read -r round_base round_slow <<< "$(for c in "${configs[@]}"; do
-      read -r _ n t _ <<< "$c"
-      if [[ $n$t == 11 ]]; then echo "${got[$c]}"; fi
-    done | awk '{ s += $1; if (NR == 1 || $1 < lo) lo = $1 } END { print s / NR, lo }')"
+  read -r round_base round_slow <<< "$(ones got |
+    awk '{ s += $1; if (NR == 1 || $1 < lo) lo = $1 } END { print s / NR, lo }')"
   for c in "${configs[@]}"; do
     ratio[$c]+="$(echo "${got[$c]} / $round_base" | bc -l) "
     slower[$c]+="$(echo "${got[$c]} / $round_slow" | bc -l) "
@@ -76,14 +82,7 @@ done
 # 1 x 1: the mean over the CPUs of each one's median
 declare -A med
 for c in "${configs[@]}"; do med[$c]=$(echo ${ips[$c]} | tr ' ' '\n' | median); done
-one_by_one() { # the 1 x 1 medians, one a line
-  local c n t
-  for c in "${configs[@]}"; do
-    read -r _ n t _ <<< "$c"
-    if [[ $n$t == 11 ]]; then echo "${med[$c]}"; fi
-  done
-}
-base=$(one_by_one | awk '{ s += $1 } END { print s / NR }')
+base=$(ones med | awk '{ s += $1 } END { print s / NR }')
 printf "%-60s %9s %7s %10s %14s %13s\n" configuration images/s "vs 1x1" "per round" \
   "vs slower 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
