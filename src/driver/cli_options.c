@@ -310,14 +310,15 @@ const cli_opt cli_options[] = {
              "whose VDPBF16PS runs at half the FMA rate (0.64-0.88x). "
              "Refused where the CPU lacks AVX512-BF16 (docs/performance.md#bf16)"},
     {"conv-algorithm", "A", CLI_CHOICE(conv_algorithm, CONV_ALGORITHM_CHOICES),
-     .init = "direct", .section = SEC_RUN,
-     .help = "direct (im2col and the products), or winograd: Winograd's F(4x4, 3x3) for the "
-             "3x3 convolutions with stride 1, no padding and 2 or more input channels (conv2 "
-             "of the models here), 4x fewer multiply-adds in their products; the others stay "
-             "direct, as do all under --precision bf16. Deterministic for any rank and "
-             "thread count and the same on every instruction set, but other bits than "
-             "direct's: rounding differs by a few units in the sixth digit "
-             "(docs/performance.md#winograd-for-conv2-2026-12-05-night)"},
+     .init = "winograd", .section = SEC_RUN,
+     .help = "winograd: Winograd's F(4x4, 3x3) for the 3x3 convolutions with stride 1, no "
+             "padding and 2 or more input channels (conv2 of the models here), 4x fewer "
+             "multiply-adds in their products; the others stay direct, as do all under "
+             "--precision bf16. Or direct: im2col and the products for every convolution, "
+             "the default before 2026-12-06 (its bits: a run or checkpoint of then continues "
+             "exactly only with direct). Either is deterministic for any rank and thread "
+             "count and the same on every instruction set; their rounding differs by a few "
+             "units in the sixth digit (docs/performance.md#winograd-by-default)"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
      .help = "JSON Lines, one record per epoch, appended (rank 0 writes)"},
     {"log-every", "N", CLI_INT(log_every, 1, 1L << 40), .shown = "off", .section = SEC_RUN,

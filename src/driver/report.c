@@ -185,8 +185,7 @@ void report_banner(const dp_comm *c, const dp_banner *b)
         print_kernels(c, holdings);
         if (strcmp(dp_precision_name(), "fp32") != 0)
             printf("precision: %s\n", dp_precision_describe());
-        if (strcmp(dp_conv_algorithm_name(), "direct") != 0)
-            printf("convolutions: %s\n", dp_conv_algorithm_describe());
+        printf("convolutions: %s\n", dp_conv_algorithm_describe());
         char desc[1024];
         model_describe(b->model, desc, sizeof desc);
         printf("model: %s\n       %s, %zu parameters\n", b->cfg->model, desc, b->model->size);

@@ -53,7 +53,7 @@ const char *dp_conv_algorithm_name(void) { return winograd_on ? "winograd" : "di
 const char *dp_conv_algorithm_describe(void)
 {
     if (!winograd_on)
-        return "direct";
+        return "direct (im2col and the products) for every convolution";
     return dp_bf16() ? "winograd selected, but all direct under --precision bf16"
                      : "winograd F(4x4, 3x3) for the 3x3 convolutions with stride 1, no "
                        "padding and 2 or more input channels; the others direct";
