@@ -16,6 +16,8 @@
  * times the same step with one backward over the whole batch and no exact sum: what the
  * exact sum costs. --layers-only times the layers alone and not the step (for
  * bench/compare_layers.sh, beside PyTorch's layers: bench/torch_layers.py).
+ * --conv-algorithm is direct unless given, unlike dptrain's default (winograd): the shares
+ * of the FMA peak it prints are then the work the kernels really do.
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only

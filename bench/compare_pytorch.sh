@@ -4,9 +4,10 @@
 # same threads, alternating run by run; prints medians, the ratio, the spread of each side's
 # runs (100 * (max / min - 1)) and bench/quiet.sh's verdict, on dptrain's spread (PyTorch's
 # short runs move by 20% or more on their own on a quiet machine: its first steps).
-#   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")] [CONV (default direct)]
-# CONV: dptrain's --conv-algorithm, one or more ("direct winograd": a row for each, their
-# runs alternating with PyTorch's in the same rounds). Below as many threads as CPUs, the
+#   bench/compare_pytorch.sh [ROUNDS (default 5)] [MODELS (default "reference nopool")] [THREADS (default "1 2")] [CONV (default winograd)]
+# CONV: dptrain's --conv-algorithm, one or more ("winograd direct": a row for each, their
+# runs alternating with PyTorch's in the same rounds; a row other than dptrain's default,
+# winograd, names its algorithm). Below as many threads as CPUs, the
 # runs of a round share the same CPUs and the rounds move along them (bench/quiet.sh:
 # bench_pin): this machine's CPUs need not be equally fast. So beside the ratio of the
 # medians it prints the median of the rounds' ratios, and the spreads are those among the
@@ -16,7 +17,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-5}
 models=${2:-reference nopool}
 threads=${3:-1 2}
-convs=${4:-direct}
+convs=${4:-winograd}
 ours="$repo/build/bench/bench_layers"
 py=${DP_PYTHON:-/usr/bin/python3}
 [[ -x "$ours" ]] || { echo "build first: cmake --build build (needs $ours)" >&2; exit 1; }
@@ -51,7 +52,7 @@ for m in $models; do
       pr=$(paste <(printf "%s\n" "${runs[@]}") <(printf "%s\n" "${b[@]}") |
            awk '{ print $1 / $2 }' | median)
       worst=$(printf "%s\n" "$worst" "$sa" | sort -n | tail -1)
-      label=$m; [[ $c == direct ]] || label="$m ($c)"
+      label=$m; [[ $c == winograd ]] || label="$m ($c)"
       printf "%-20s %7d %12.0f %12.0f %7.2f %10.2f %7.1f%% / %.1f%%\n" "$label" "$t" "$ma" \
         "$mb" "$(echo "$ma / $mb" | bc -l)" "$pr" "$sa" "$sb"
     done

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# --conv-algorithm winograd in training runs: the same weights, bit for bit, for 2 ranks x 1
-# thread, 1 x 2 and 3 x 1, and under every instruction-set path this CPU offers; other
-# weights than direct's, near them; the banner says so (and a direct run says nothing). A
-# checkpoint records the algorithm: resumed under winograd it ends bitwise as the
-# uninterrupted run; resumed under direct it says what changed. An unknown algorithm is
-# refused on every rank, none left hanging.
+# --conv-algorithm winograd (the default) in training runs: the same weights, bit for bit,
+# for 2 ranks x 1 thread, 1 x 2 and 3 x 1, and under every instruction-set path this CPU
+# offers; other weights than direct's, near them; the banner names the algorithm. A
+# checkpoint records it: resumed without the option it ends bitwise as the uninterrupted
+# run, under winograd and under direct (the default before 2026-12-06, which a resumed run
+# keeps, saying so); resumed under the other one it says what changed. An unknown algorithm
+# is refused on every rank, none left hanging.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 240 5 3 > /dev/null     # 3 shards of 80: 6 steps an epoch
@@ -29,8 +30,10 @@ for p in "${paths[@]}"; do
 done
 echo "winograd: the same weights on 1, 2 and 3 ranks, 1 and 2 threads, and on ${paths[*]}"
 
-run direct-2x1 2 1
-grep -q "convolutions:" direct-2x1.log && fail "a direct run names its convolutions in the banner"
+run default-2x1 2 1
+same wg-2x1 default-2x1 "the default is not winograd"
+run direct-2x1 2 1 --conv-algorithm direct
+expect_in direct-2x1.log "convolutions: direct (im2col and the products) for every convolution"
 "$TOOLS/compare_weights" wg-2x1.h5 direct-2x1.h5 --exact > /dev/null \
   && fail "winograd and direct give the same weights: winograd is not in use"
 "$TOOLS/compare_weights" wg-2x1.h5 direct-2x1.h5 --tensor-rtol 1e-4 \
@@ -41,14 +44,26 @@ mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --conv-algorithm winograd --steps 4 
   --checkpoint-dir ck --checkpoint-every 2 > part.log 2>&1 || { cat part.log; fail "first part"; }
 "$DP_PYTHON" -c 'import h5py,sys; p=h5py.File(sys.argv[1])["dptrain"].attrs["conv_algorithm"]; sys.exit(0 if (p.decode() if isinstance(p, bytes) else p) == "winograd" else 1)' \
   ck/ckpt-00000004.h5 || fail "the checkpoint does not record conv_algorithm winograd"
-mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --conv-algorithm winograd --resume ck --save res.h5 \
+mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --resume ck --save res.h5 \
   > res.log 2>&1 || { cat res.log; fail "winograd: resume"; }
 grep -q "changed since the checkpoint" res.log && { cat res.log; fail "resumed as written notes a change"; }
 same wg-2x1 res "winograd: resumed from step 4, the weights differ from the uninterrupted run"
-mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --resume ck --save resd.h5 > resd.log 2>&1 \
-  || { cat resd.log; fail "a winograd checkpoint resumed under direct"; }
+mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --resume ck --save resd.h5 --conv-algorithm direct \
+  > resd.log 2>&1 || { cat resd.log; fail "a winograd checkpoint resumed under direct"; }
 expect_in resd.log "--conv-algorithm (direct, was winograd)"
-echo "winograd checkpoint: resumed under winograd bitwise, under direct with a note"
+echo "winograd checkpoint: resumed without the option bitwise, under direct with a note"
+
+# a direct checkpoint (a run begun before winograd was the default) resumed without the
+# option: it goes on under direct, says so, and ends bitwise as the uninterrupted run
+mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --conv-algorithm direct --steps 4 \
+  --checkpoint-dir ckd --checkpoint-every 2 > partd.log 2>&1 || { cat partd.log; fail "direct part"; }
+mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --resume ckd --save resdd.h5 > resdd.log 2>&1 \
+  || { cat resdd.log; fail "a direct checkpoint resumed without --conv-algorithm"; }
+expect_in resdd.log "resume: note: --conv-algorithm direct, as the checkpoint ran"
+expect_in resdd.log "convolutions: direct"
+grep -q "changed since the checkpoint" resdd.log && { cat resdd.log; fail "a note of a change"; }
+same direct-2x1 resdd "direct: resumed from step 4, the weights differ from the uninterrupted run"
+echo "direct checkpoint: resumed without the option under direct, bitwise"
 
 rc=0
 timeout -k 5 120 bash -c "$(declare -f mpi); mpi 2 \"\$@\"" _ "$DPTRAIN" "${common[@]}" \

@@ -428,6 +428,7 @@ int cli_check_combinations(dp_config *cfg, const cli_ctx *ctx, dp_err *err)
         return -1;
     if (cfg->steps >= 0 && !cli_given(ctx, "epochs"))
         cfg->epochs = 0; /* --steps alone decides the length */
+    cfg->conv_algorithm_given = cli_given(ctx, "conv-algorithm");
     if ((cfg->checkpoint_every || cfg->checkpoint_every_epoch) && !cfg->checkpoint_dir &&
         !cfg->resume)
         return dp_fail(err, "--checkpoint-every/--checkpoint-every-epoch: need "

@@ -16,6 +16,7 @@
 #include "dptrain/driver/signals.h"
 #include "dptrain/driver/threads.h"
 #include "dptrain/net/isa.h"
+#include "dptrain/persist/checkpoint.h"
 #include "dptrain/persist/weights.h"
 #include "dptrain/util/test_hooks.h"
 #include "run.h"
@@ -36,6 +37,38 @@ static int choose_kernels(run_state *s, dp_err *err)
                                     dp_conv_algorithm_select(
                                         cli_conv_algorithm_name(&s->cfg), err),
                       err);
+}
+
+/* Without --conv-algorithm a resumed run goes on under its checkpoint's algorithm, so that
+ * a run begun under direct, the default before 2026-12-06 (and what a file without the
+ * attribute ran), continues bit for bit. Rank 0 reads the newest complete checkpoint's;
+ * where there is none, or it cannot be read, the default stays (the resume then starts
+ * afresh or reports the file). */
+static void conv_algorithm_of_checkpoint(run_state *s)
+{
+    dp_config *cfg = &s->cfg;
+    if (!cfg->resume || cfg->conv_algorithm_given)
+        return;
+    int algo = cfg->conv_algorithm;
+    if (s->comm.rank == 0) {
+        char path[4096];
+        dp_ckpt_meta meta;
+        dp_err ignored;
+        memset(&meta, 0, sizeof meta);
+        if (checkpoint_find_latest(cfg->resume, path, sizeof path, &ignored) == 0 &&
+            checkpoint_read_meta(path, &meta, &ignored) == 0) {
+            if (!strcmp(meta.conv_algorithm, "direct"))
+                algo = 0;
+            else if (!strcmp(meta.conv_algorithm, "winograd"))
+                algo = 1;
+            checkpoint_meta_free(&meta);
+        }
+    }
+    comm_broadcast(&algo, sizeof algo, 0);
+    if (algo != cfg->conv_algorithm && say(s))
+        printf("resume: note: --conv-algorithm %s, as the checkpoint ran (give the option to "
+               "choose another)\n", algo ? "winograd" : "direct");
+    cfg->conv_algorithm = algo;
 }
 
 /* Fail before training, not after it, when a result could not be written. */
@@ -339,6 +372,7 @@ int setup(run_state *s, dp_err *err)
     s->run.threads = cfg->threads > 0 ? cfg->threads : threads_default(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
+    conv_algorithm_of_checkpoint(s);
     if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))
         return -1;
     if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))

@@ -42,6 +42,7 @@ typedef struct {
     int isa;              /* --isa: index in its choices; -1: not given (cli_isa_name) */
     int precision;        /* --precision: 0 fp32, 1 bf16 (cli_precision_name) */
     int conv_algorithm;   /* --conv-algorithm: 0 direct, 1 winograd (cli_conv_algorithm_name) */
+    int conv_algorithm_given; /* 0: the default, which a resumed run takes from its checkpoint */
     int normalize;
     float mean, std;
     const char *metrics, *save, *init_from;
