@@ -306,8 +306,11 @@ const cli_opt cli_options[] = {
              "(AVX512-BF16 dot products); weights, gradients, the update and the other "
              "layers stay fp32. "
              "Deterministic for any rank and thread count, but other bits than fp32's. "
-             "Faster on AMD Zen 4 (a step 1.15-1.4x), slower on Intel CPUs without AMX, "
-             "whose VDPBF16PS runs at half the FMA rate (0.64-0.88x). "
+             "Its convolutions stay direct, so on AMD Zen 5 it is slower than the default "
+             "fp32 with Winograd (0.63-0.80x); against fp32 with direct convolutions "
+             "faster on AMD Zen 4 (a step 1.15-1.4x) and on Zen 5's reference model "
+             "(1.14-1.25x), slower on Intel CPUs without AMX, whose VDPBF16PS runs at "
+             "half the FMA rate (0.64-0.88x). "
              "Refused where the CPU lacks AVX512-BF16 (docs/performance.md#bf16)"},
     {"conv-algorithm", "A", CLI_CHOICE(conv_algorithm, CONV_ALGORITHM_CHOICES),
      .init = "winograd", .section = SEC_RUN,
