@@ -3,11 +3,12 @@
 #   bench/bf16.sh [ROUNDS (default 5)] > bf16-results.txt
 # 1. One core's FMA peak and VDPBF16PS peak (build/bench/bench_layers prints both).
 # 2. The training step (batch 100, one rank) of the reference and nopool models at 1 and 2
-#    threads: dptrain fp32 and bf16, PyTorch fp32 and bf16 (torch.autocast) alternate;
+#    threads: dptrain fp32 (direct convolutions, as bf16's) and bf16, PyTorch fp32 and bf16 (torch.autocast) alternate;
 #    medians of ROUNDS; ratios bf16/fp32 and against PyTorch in the same precision.
 # 3. Per layer in bf16, reference model, 1 thread.
-# 4. Whole training runs on MNIST, 2 ranks x 1 thread, 300 steps, fp32 and bf16
-#    alternating (images/s from --metrics), medians and ratio.
+# 4. Whole training runs on MNIST, 2 ranks x 1 thread, 300 steps, fp32 (the default,
+#    Winograd), fp32 with direct convolutions (as bf16's) and bf16 alternating (images/s
+#    from --metrics), medians and ratios.
 # Needs the build, MNIST and python3-torch; refuses on a CPU without AVX512-BF16.
 # Accuracy after 5 epochs: bench/bf16_accuracy.sh.
 set -euo pipefail
@@ -60,17 +61,20 @@ $bl --precision bf16 --reps 20
 
 echo
 echo "== 4. whole runs on MNIST, 2 ranks x 1 thread, 300 steps"
-run() { # run PRECISION: images/s
+run() { # run PRECISION ALGORITHM: images/s
   rm -f "$tmp/m.jsonl"
   mpirun -n 2 build/dptrain --train data/mnist/train --test none --steps 300 --threads 1 \
-    --no-progress --quiet --precision "$1" --metrics "$tmp/m.jsonl" > /dev/null
+    --no-progress --quiet --precision "$1" --conv-algorithm "$2" --metrics "$tmp/m.jsonl" \
+    > /dev/null
   "$py" -c "import json; print([json.loads(l) for l in open('$tmp/m.jsonl')][-1]['images_per_sec'])"
 }
-f=() b=()
+w=() f=() b=()
 for ((r = 0; r < rounds; r++)); do
-  f+=("$(run fp32)"); b+=("$(run bf16)")
-  echo "run $((r + 1)): fp32 ${f[-1]} images/s, bf16 ${b[-1]} images/s"
+  w+=("$(run fp32 winograd)"); f+=("$(run fp32 direct)"); b+=("$(run bf16 direct)")
+  echo "run $((r + 1)): fp32 ${w[-1]}, fp32 direct ${f[-1]}, bf16 ${b[-1]} images/s"
 done
+mw=$(printf "%s\n" "${w[@]}" | median)
 mf=$(printf "%s\n" "${f[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
-printf "medians: fp32 %.0f, bf16 %.0f images/s, bf16/fp32 %.2f\n" "$mf" "$mb" "$(echo "$mb / $mf" | bc -l)"
+printf "medians: fp32 %.0f, fp32 direct %.0f, bf16 %.0f images/s; bf16/fp32 %.2f, bf16/fp32 direct %.2f\n" \
+  "$mw" "$mf" "$mb" "$(echo "$mb / $mw" | bc -l)" "$(echo "$mb / $mf" | bc -l)"
 echo "== load after: $(uptime | sed 's/.*load/load/')"
