@@ -3,7 +3,8 @@
 #   bench/bf16.sh [ROUNDS (default 5)] > bf16-results.txt
 # 1. One core's FMA peak and VDPBF16PS peak (build/bench/bench_layers prints both).
 # 2. The training step (batch 100, one rank) of the reference and nopool models at 1 and 2
-#    threads: dptrain fp32 (direct convolutions, as bf16's) and bf16, PyTorch fp32 and bf16 (torch.autocast) alternate;
+#    threads: dptrain fp32 (direct convolutions, as bf16's) and bf16, PyTorch fp32 and
+#    bf16 (torch.autocast) alternate;
 #    medians of ROUNDS; ratios bf16/fp32 and against PyTorch in the same precision.
 # 3. Per layer in bf16, reference model, 1 thread.
 # 4. Whole training runs on MNIST, 2 ranks x 1 thread, 300 steps, fp32 (the default,
@@ -75,6 +76,7 @@ for ((r = 0; r < rounds; r++)); do
 done
 mw=$(printf "%s\n" "${w[@]}" | median)
 mf=$(printf "%s\n" "${f[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
-printf "medians: fp32 %.0f, fp32 direct %.0f, bf16 %.0f images/s; bf16/fp32 %.2f, bf16/fp32 direct %.2f\n" \
-  "$mw" "$mf" "$mb" "$(echo "$mb / $mw" | bc -l)" "$(echo "$mb / $mf" | bc -l)"
+printf "medians: fp32 %.0f, fp32 direct %.0f, bf16 %.0f images/s; %s %.2f, %s %.2f\n" \
+  "$mw" "$mf" "$mb" "bf16/fp32" "$(echo "$mb / $mw" | bc -l)" "bf16/fp32 direct" \
+  "$(echo "$mb / $mf" | bc -l)"
 echo "== load after: $(uptime | sed 's/.*load/load/')"

@@ -23,7 +23,8 @@ check() { # NAME RANKS MODEL STEPS BATCH BOUND EXTRA... (BOUND: compare_weights 
   "$DPTRAIN" --train train.h5 --test none --model "$model" --seed 5 --steps 0 --save "$name-init.h5" > /dev/null
   mpi "$ranks" "$DPTRAIN" --train train.h5 --test none --model "$model" --init-from "$name-init.h5" \
     --no-shuffle --steps "$steps" --batch "$batch" --lr-schedule constant --warmup-epochs 0 --threads 1 \
-    --no-progress --conv-algorithm "${conv:-direct}" --save "$name-ours.h5" "$@" > "$name.log" 2>&1 || { cat "$name.log"; fail "$name: dptrain failed"; }
+    --no-progress --conv-algorithm "${conv:-direct}" --save "$name-ours.h5" "$@" > "$name.log" 2>&1 ||
+    { cat "$name.log"; fail "$name: dptrain failed"; }
   # One file, no shuffling: the global batches are the file in order whatever the rank
   # count (plan.h), which is how PyTorch reads it
   # dptrain option names are the reference script's, minus the schedule ones

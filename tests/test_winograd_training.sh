@@ -56,7 +56,8 @@ echo "winograd checkpoint: resumed without the option bitwise, under direct with
 # a direct checkpoint (a run begun before winograd was the default) resumed without the
 # option: it goes on under direct, says so, and ends bitwise as the uninterrupted run
 mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --conv-algorithm direct --steps 4 \
-  --checkpoint-dir ckd --checkpoint-every 2 > partd.log 2>&1 || { cat partd.log; fail "direct part"; }
+  --checkpoint-dir ckd --checkpoint-every 2 > partd.log 2>&1 ||
+  { cat partd.log; fail "direct part"; }
 mpi 2 "$DPTRAIN" "${common[@]}" --threads 1 --resume ckd --save resdd.h5 > resdd.log 2>&1 \
   || { cat resdd.log; fail "a direct checkpoint resumed without --conv-algorithm"; }
 expect_in resdd.log "resume: note: --conv-algorithm direct, as the checkpoint ran"
