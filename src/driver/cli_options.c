@@ -318,8 +318,8 @@ const cli_opt cli_options[] = {
              "padding and 2 or more input channels (conv2 of the models here), 4x fewer "
              "multiply-adds in their products; the others stay direct, as do all under "
              "--precision bf16. Or direct: im2col and the products for every convolution, "
-             "the default before 2026-12-06 (its bits: a run or checkpoint of then continues "
-             "exactly only with direct). Either is deterministic for any rank and thread "
+             "the default before 2026-12-06. Without this option --resume keeps the "
+             "checkpoint's algorithm. Either is deterministic for any rank and thread "
              "count and the same on every instruction set; their rounding differs by a few "
              "units in the sixth digit (docs/performance.md#winograd-by-default)"},
     {"metrics", "FILE", CLI_STRING(metrics), .section = SEC_RUN,
