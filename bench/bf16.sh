@@ -76,7 +76,7 @@ for ((r = 0; r < rounds; r++)); do
 done
 mw=$(printf "%s\n" "${w[@]}" | median)
 mf=$(printf "%s\n" "${f[@]}" | median); mb=$(printf "%s\n" "${b[@]}" | median)
-printf "medians: fp32 %.0f, fp32 direct %.0f, bf16 %.0f images/s; %s %.2f, %s %.2f\n" \
-  "$mw" "$mf" "$mb" "bf16/fp32" "$(echo "$mb / $mw" | bc -l)" "bf16/fp32 direct" \
+printf "medians: fp32 %.0f, fp32 direct %.0f, bf16 %.0f images/s; " "$mw" "$mf" "$mb"
+printf "bf16/fp32 %.2f, bf16/fp32 direct %.2f\n" "$(echo "$mb / $mw" | bc -l)" \
   "$(echo "$mb / $mf" | bc -l)"
 echo "== load after: $(uptime | sed 's/.*load/load/')"

@@ -163,6 +163,16 @@ const char *cli_conv_algorithm_name(const dp_config *cfg)
     return conv_algorithm_words[cfg->conv_algorithm];
 }
 
+int cli_set_conv_algorithm(dp_config *cfg, const char *word)
+{
+    for (int i = 0; i < (int)(sizeof conv_algorithm_words / sizeof *conv_algorithm_words); i++)
+        if (!strcmp(word, conv_algorithm_words[i])) {
+            cfg->conv_algorithm = i;
+            return 0;
+        }
+    return -1;
+}
+
 const cli_opt cli_options[] = {
     {"train", "PATH", CLI_STRING(train), .if_empty = "empty path", .init = "data/mnist/train",
      .section = SEC_DATA, .help = "training data: a directory of *.h5 shards, one .h5 file, "

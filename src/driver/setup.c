@@ -49,7 +49,7 @@ static void conv_algorithm_of_checkpoint(run_state *s)
     dp_config *cfg = &s->cfg;
     if (!cfg->resume || cfg->conv_algorithm_given)
         return;
-    int algo = cfg->conv_algorithm;
+    const int was = cfg->conv_algorithm;
     if (s->comm.rank == 0) {
         char path[4096];
         dp_ckpt_meta meta;
@@ -57,18 +57,14 @@ static void conv_algorithm_of_checkpoint(run_state *s)
         memset(&meta, 0, sizeof meta);
         if (checkpoint_find_latest(cfg->resume, path, sizeof path, &ignored) == 0 &&
             checkpoint_read_meta(path, &meta, &ignored) == 0) {
-            if (!strcmp(meta.conv_algorithm, "direct"))
-                algo = 0;
-            else if (!strcmp(meta.conv_algorithm, "winograd"))
-                algo = 1;
+            cli_set_conv_algorithm(cfg, meta.conv_algorithm); /* unknown: the default stays */
             checkpoint_meta_free(&meta);
         }
     }
-    comm_broadcast(&algo, sizeof algo, 0);
-    if (algo != cfg->conv_algorithm && say(s))
+    comm_broadcast(&cfg->conv_algorithm, sizeof cfg->conv_algorithm, 0);
+    if (cfg->conv_algorithm != was && say(s))
         printf("resume: note: --conv-algorithm %s, as the checkpoint ran (give the option to "
-               "choose another)\n", algo ? "winograd" : "direct");
-    cfg->conv_algorithm = algo;
+               "choose another)\n", cli_conv_algorithm_name(cfg));
 }
 
 /* Fail before training, not after it, when a result could not be written. */

@@ -86,6 +86,9 @@ const char *cli_isa_name(const dp_config *cfg);
 const char *cli_precision_name(const dp_config *cfg);
 /* --conv-algorithm's word for dp_conv_algorithm_select (isa.h): "direct" or "winograd". */
 const char *cli_conv_algorithm_name(const dp_config *cfg);
+/* Sets cfg->conv_algorithm to the algorithm a word names ("direct" or "winograd", as a
+ * checkpoint records it): 0, or -1 for another word, cfg unchanged. */
+int cli_set_conv_algorithm(dp_config *cfg, const char *word);
 /* The samples per optimizer step: --batch x --accumulate. */
 int cli_global_batch(const dp_config *cfg);
 
