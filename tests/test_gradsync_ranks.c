@@ -4,16 +4,19 @@
  * the one-rank bits; both ask for the step again when a partial passes its bound, and then
  * give the bits of the one rank; a NaN is handed on in its tensor only; the sums are left
  * zero for the next step (a step after one with a NaN gives a fresh gradsync's bits). The
- * tensors make the shared slices interesting: rank 0's slice is empty with the small
- * tensors, the others' cross tensor boundaries, a frozen tensor (never reduced) sits
- * between two that are, and one tensor is large enough for the threads to split it. With
- * 1 and 2 threads. Also: --overlap leaves the MPI path, and refuses a required share; a
- * consumer of the sums (gradsync_take_with) gets them on every path. */
+ * shared sum cuts the values into chunks: small tensors are one chunk each, B at 40,000
+ * floats five, a frozen tensor (never reduced) sits between two that are; with 1 and 2
+ * threads, whose threads claim chunks too. A late rank's finished layers are summed by the
+ * others while it goes on. Also: --overlap leaves the MPI path, and refuses a required
+ * share; a consumer of the sums (gradsync_take_with) gets them on every path. */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <mpi.h>
 
 #include "check.h"
 #include "dptrain/dist/comm.h"
@@ -223,6 +226,48 @@ static void test_take_with(const dp_comm *c, size_t b, int threads)
     }
 }
 
+/* Through shared memory a rank that ends its backward early sums what the others have
+ * finished: rank 2 publishes B and C (segment id 1) and then sleeps before A, so ranks 0
+ * and 1 sum every chunk of B and C meanwhile, and rank 2 at most A's. Each chunk is summed
+ * once, and the bits are one rank's. */
+static void test_late_rank(const dp_comm *c)
+{
+    layout(40000);
+    omp_set_num_threads(1);
+    float *g[2] = {calloc(N, sizeof(float)), calloc(N, sizeof(float))};
+    dp_gradsync *gs[2] = {make(g[0], c->size, 0), make(g[1], 1, 0)};
+    char why[192];
+    dp_err err;
+    CHECK(gradsync_share(gs[0], c, 1, why, sizeof why, &err) == 0);
+    make_partials(19, 1.0f);
+    CHECK(step(gs[1], g[1], 0, 1) == 0);
+    gradsync_begin(gs[0], G);
+    gradsync_pass(gs[0], 1);
+    for (int k = c->rank; k < G; k += c->size) {
+        for (size_t i = 0; i < N; i++)
+            g[0][i] += partial[k * N + i];
+        gradsync_partial(gs[0], 1);
+        gradsync_partial(gs[0], 0);
+    }
+    gradsync_final(gs[0], 1);
+    if (c->rank == 2)
+        usleep(300 * 1000);
+    gradsync_final(gs[0], 0);
+    double waited;
+    CHECK(gradsync_finish(gs[0], &waited) == 0);
+    CHECK(memcmp(g[0], g[1], N * sizeof(float)) == 0);
+    int chunks, summed[3], mine = gradsync_summed(gs[0], &chunks);
+    MPI_Allgather(&mine, 1, MPI_INT, summed, 1, MPI_INT, MPI_COMM_WORLD);
+    const int late = 1; /* A's chunk: the only one that waits for rank 2 */
+    CHECK(chunks == (int)((cnt[2] + 8191) / 8192) + 1 + late);
+    CHECK(summed[0] + summed[1] + summed[2] == chunks);
+    CHECK(summed[2] <= late);
+    for (int k = 0; k < 2; k++) {
+        gradsync_free(gs[k]);
+        free(g[k]);
+    }
+}
+
 /* With --overlap the buckets go through MPI: auto says why, a required share fails. */
 static void test_overlap(const dp_comm *c)
 {
@@ -255,6 +300,7 @@ int main(int argc, char **argv)
     test_overlap(&c);
     test_take_with(&c, 29, 1);
     test_take_with(&c, 40000, 2);
+    test_late_rank(&c);
     free(partial);
     int rc = check_exit("test_gradsync_ranks");
     comm_finalize();

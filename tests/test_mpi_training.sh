@@ -48,7 +48,7 @@ run t2 2 --train train --threads 2
 expect_in t2.log "2 ranks x 2 threads"
 # within one node the reduction runs after backward unless --overlap is given, through
 # shared memory unless --reduction mpi is given (the runs above: shared memory)
-expect_in t1.log "summed exactly (int64 fixed point) through shared memory after backward"
+expect_in t1.log "summed exactly (int64 fixed point) through shared memory, layer by layer"
 # communication overlap: bucketed reductions started during backward give the same bits as
 # starting them after backward (3 ranks, several buckets), and as the shared memory's sum
 run o-overlap 3 --train train --threads 1 --bucket-kb 16 --overlap
@@ -88,7 +88,7 @@ expect_in room6.log "--reduction shm: cannot sum through shared memory here: /de
 export DPTRAIN_TEST_SHM_FREE=0:7
 mpi 2 "$DPTRAIN_TESTHOOKS" "${common[@]}" --train train --threads 1 > room7.log 2>&1 \
   || { cat room7.log; fail "the run with 7 MiB free failed"; }
-expect_in room7.log "through shared memory after backward"
+expect_in room7.log "through shared memory, layer by layer"
 unset DPTRAIN_TEST_SHM_FREE
 rc=0; "$DPTRAIN" --reduction bogus > bogus.log 2>&1 || rc=$?
 [[ $rc == 2 ]] || fail "--reduction bogus: exit $rc, expected 2"

@@ -176,6 +176,7 @@ void gradsync_free(dp_gradsync *gs)
         free(gs->acc);
     free(gs->peer);
     free(gs->stage);
+    free(gs->chunk);
     free(gs);
 }
 
@@ -218,11 +219,6 @@ void gradsync_set_exponents(dp_gradsync *gs, const int *e)
 }
 
 /* ---- one step ------------------------------------------------------------------------ */
-
-/* Element-wise passes over at least this many elements are run by all of the rank's
- * threads (each a contiguous part); shorter ones by the calling thread, where a fork
- * would cost more than it saves. */
-#define SPLIT_MIN 32768
 
 /* A tensor's floats and its values in the accumulator, for a pass over elements; for the
  * sums' pass, the consumer they go to instead of the floats (or NULL). */
@@ -270,8 +266,9 @@ void gradsync_begin(dp_gradsync *gs, int groups)
         memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     gs->acc_zero = 0;
     gradsync_by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
-    gs->next_bucket = gs->started = 0;
+    gs->next_bucket = gs->started = gs->closed = 0;
     gs->last = gs->pass = 0;
+    gs->seq++;
 }
 
 void gradsync_pass(dp_gradsync *gs, int last)
@@ -341,27 +338,35 @@ void gradsync_move(dp_gradsync *gs, float *g, size_t rows, size_t cols, size_t l
         reducer_progress(gs->reducer); /* the main thread, between groups of a layer */
 }
 
-/* After the rank's last pass: the bucket's extras, then its reduction may start. */
-static void close_bucket(dp_gradsync *gs, int b)
+/* After the rank's last pass: the extras of segment k's tensors. */
+static void close_segment(dp_gradsync *gs, int k)
 {
-    for (int k = gs->b[b].seg0; k < gs->b[b].seg1; k++)
-        for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
-            tensor_state *t = &gs->t[i];
-            int64_t *x = gs->acc + t->extra;
-            x[0] += t->nonfinite;
-            x[1] += t->over;
-            if (t->maxabs > 0.0f && t->maxabs <= FLT_MAX) {
-                int e;
-                frexpf(t->maxabs, &e);
-                x[2 + (e - EMIN)] += 1;
-            }
+    for (int i = gs->seg[k].tensor0; i < gs->seg[k].tensor1; i++) {
+        tensor_state *t = &gs->t[i];
+        int64_t *x = gs->acc + t->extra;
+        x[0] += t->nonfinite;
+        x[1] += t->over;
+        if (t->maxabs > 0.0f && t->maxabs <= FLT_MAX) {
+            int e;
+            frexpf(t->maxabs, &e);
+            x[2 + (e - EMIN)] += 1;
         }
+    }
 }
 
-static void close_and_start(dp_gradsync *gs, int upto_segment, int start)
+/* Segments [0, upto) closed; then the buckets they complete may start reducing (MPI), or
+ * the other ranks are told (shared memory: segment by segment, so they may sum them). */
+static void close_and_start(dp_gradsync *gs, int upto, int start)
 {
-    while (gs->next_bucket < gs->nb && gs->b[gs->next_bucket].seg1 <= upto_segment)
-        close_bucket(gs, gs->next_bucket++);
+    if (gs->shared) {
+        while (gs->closed < upto)
+            close_segment(gs, gs->closed++);
+        gradsync_publish(gs, gs->closed);
+        return;
+    }
+    for (; gs->next_bucket < gs->nb && gs->b[gs->next_bucket].seg1 <= upto; gs->next_bucket++)
+        for (int k = gs->b[gs->next_bucket].seg0; k < gs->b[gs->next_bucket].seg1; k++)
+            close_segment(gs, k);
     while (start && gs->reducer && gs->started < gs->next_bucket) {
         if (gs->observe)
             gs->observe(gs->observe_ctx, gs->started, 0);

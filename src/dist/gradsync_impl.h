@@ -32,6 +32,14 @@ typedef struct {
     int ready_after;
 } segment_state;
 
+/* A piece of one tensor's values that the shared sum takes at once (gradsync_shared.c):
+ * elements [k0, k0 + n) of tensor `tensor`, final once `need` segments are. */
+typedef struct {
+    int tensor;
+    size_t k0, n;
+    int need;
+} shared_chunk;
+
 typedef struct {
     int seg0, seg1;        /* its segments [seg0, seg1), backward order */
     size_t begin, end;     /* its part of the accumulator: values, then extras */
@@ -61,12 +69,26 @@ struct dp_gradsync {
     dp_shared *shared;    /* summed through shared memory (gradsync_share), else NULL */
     int rank;
     int64_t **peer;       /* [nranks]: every rank's accumulator, in the shared memory */
-    float **stage;        /* [nranks]: every rank's floats of its slice, float-buffer layout */
+    float **stage;        /* [nranks]: the floats of the chunks each rank summed, laid out as
+                             the float buffer */
     size_t values;        /* the reduced tensors' values, all together */
+    size_t control_at;    /* bytes from a rank's part of the window to its control lines */
+    shared_chunk *chunk;  /* the shared sum's chunks, in backward order */
+    int nchunks;
+    int summed;           /* the chunks this rank summed in its last gradsync_finish */
+    int take_now;         /* the chunks this rank sums go to the consumer as they are summed */
+    int spins;            /* a wait's spins before it gives up the CPU (gradsync_shared.c) */
+    int closed;           /* segments whose extras are written (the shared sum's path) */
+    int64_t seq;          /* gradsync_begin's calls: the same on every rank */
     dp_take_fn take;      /* gradsync_take_with, or NULL */
     void *take_ctx;
     int taken;            /* the last finished step's sums went to take */
 };
+
+/* Element-wise passes over at least this many elements are run by all of the rank's
+ * threads (each a contiguous part); shorter ones by the calling thread, where a fork
+ * would cost more than it saves. */
+#define SPLIT_MIN 32768
 
 /* part(ctx, lo, hi) over [lo, hi) covering [0, n), outside any parallel region: on the
  * calling thread below a size where a fork costs more than it saves, else one part per
@@ -83,7 +105,11 @@ int gradsync_use_take(dp_gradsync *gs);
  * an MPI reduction, else in every rank's shared one): sets its bound for the next step and
  * whether its sum is handed on as NaN; returns 1 when the step must be computed again. */
 int gradsync_verdicts(dp_gradsync *gs);
-/* gradsync_finish through shared memory (gradsync_shared.c). */
+/* Through shared memory: tells the other ranks that this rank's partials of the first
+ * `segments` segments (and their extras) are final in this step (gradsync_shared.c). */
+void gradsync_publish(dp_gradsync *gs, int segments);
+/* gradsync_finish through shared memory, once every segment is published
+ * (gradsync_shared.c). */
 int gradsync_finish_shared(dp_gradsync *gs, double *waited);
 
 #endif

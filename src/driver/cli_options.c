@@ -296,9 +296,10 @@ const cli_opt cli_options[] = {
     {"reduction", "R", CLI_CHOICE(reduction, "auto|mpi|shm"), .init = "auto",
      .section = SEC_RUN,
      .help = "how the ranks sum the gradients after backward: shm, through memory the "
-             "ranks share (all on one node; each rank sums its slice of every rank's sums "
-             "and rounds it, then copies the others' slices: 2-2.8x less time than "
-             "MPI_Allreduce and its rounding on 2 ranks), or mpi, one MPI_Allreduce; auto: shm when every "
+             "ranks share (all on one node; the ranks sum every rank's sums piece by piece, "
+             "each piece as soon as its layer is done on all ranks, by whichever rank is "
+             "free first, and round them: 2-2.8x less time than MPI_Allreduce and its "
+             "rounding on 2 ranks), or mpi, one MPI_Allreduce; auto: shm when every "
              "rank is on one node, without --overlap, and MPI's shared-memory directory "
              "(/dev/shm) has room, else mpi. The same bits every way"},
     {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,

@@ -127,8 +127,8 @@ static void print_training(const dp_comm *c, const dp_banner *b)
 {
     const dp_config *cfg = b->cfg;
     if (c->size > 1 && b->shared)
-        printf("gradients: summed exactly (int64 fixed point) through shared memory after "
-               "backward, each rank its slice of all ranks' sums\n");
+        printf("gradients: summed exactly (int64 fixed point) through shared memory, layer by "
+               "layer as all ranks finish it, by whichever rank is free first\n");
     else if (c->size > 1)
         printf("gradients: summed exactly (int64 fixed point) in %d bucket%s of >= %d KiB, "
                "reduced with %s%s%s%s\n", b->buckets, b->buckets > 1 ? "s" : "", cfg->bucket_kb,

@@ -35,7 +35,7 @@ done
 expect_in "$WORK/srun.out" "srun --mpi=pmix --kill-on-bad-exit=1 -n 4"
 expect_in "$WORK/mpirun.out" "dp_launch: mpirun -n 4"
 mpi 4 "$DPTRAIN" "${args[@]}" --threads 1 --save "$WORK/one_node.h5" > "$WORK/one_node.out"
-expect_in "$WORK/one_node.out" "summed exactly (int64 fixed point) through shared memory after backward"
+expect_in "$WORK/one_node.out" "summed exactly (int64 fixed point) through shared memory, layer by layer"
 "$TOOLS/compare_weights" "$WORK/srun.h5" "$WORK/one_node.h5" --exact || fail "2 nodes (srun) differ from 1 node"
 "$TOOLS/compare_weights" "$WORK/mpirun.h5" "$WORK/one_node.h5" --exact || fail "2 nodes (mpirun) differ from 1 node"
 echo "slurm 2 nodes: ok"

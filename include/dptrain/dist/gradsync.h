@@ -134,6 +134,9 @@ int gradsync_share(dp_gradsync *gs, const dp_comm *c, int required, char *why, s
                    dp_err *err);
 /* 1 when the gradients are summed through shared memory. */
 int gradsync_shared(const dp_gradsync *gs);
+/* Through shared memory: how many of the *chunks pieces of the values this rank summed in
+ * its last gradsync_finish (the others summed the rest); 0 of 0 otherwise. */
+int gradsync_summed(const dp_gradsync *gs, int *chunks);
 
 /* The per-tensor bounds E (checkpoints carry them, so a resumed run continues exactly). */
 int gradsync_exponent_count(const dp_gradsync *gs);
