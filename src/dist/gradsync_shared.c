@@ -45,8 +45,9 @@ static int64_t ready_mark(const dp_gradsync *gs, int k) { return gs->seq * (gs->
  * the ranks' threads outnumber the CPUs (gradsync_share), as the one awaited needs one. */
 static void wait_for(const dp_gradsync *gs, _Atomic int64_t *x, int64_t v)
 {
-    for (int k = 0; atomic_load_explicit(x, memory_order_acquire) < v; k++) {
+    for (int k = 0; atomic_load_explicit(x, memory_order_acquire) < v;) {
         if (k < gs->spins) {
+            k++; /* counts the spins only: a long wait yields, and k does not overflow */
 #if defined(__x86_64__) || defined(__i386__)
             __builtin_ia32_pause();
 #endif
