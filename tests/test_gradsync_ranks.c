@@ -164,8 +164,11 @@ static void take_into(void *ctx, size_t offset, const float *g, size_t n)
 
 /* The sums handed to a consumer (shared memory, MPI, one rank) are those written into the
  * float buffer without one, each value once, the frozen tensor's never, and the buffer is
- * left as backward left it (zero); a step with a NaN writes the buffer as ever and hands
- * nothing; the next step hands the sums again. */
+ * left as backward left it: zero, but for the frozen tensor's floats, which nothing moves
+ * (here 1 from each of the rank's groups) and which each step starts from zero again,
+ * though the others are not cleared after a step whose sums were taken; a step with a NaN
+ * writes the buffer as ever and hands nothing; the next step hands the sums again, from a
+ * cleared buffer. */
 static void test_take_with(const dp_comm *c, size_t b, int threads)
 {
     layout(b);
@@ -187,6 +190,9 @@ static void test_take_with(const dp_comm *c, size_t b, int threads)
     }
     for (int round = 0; round < 3; round++) {
         make_partials(17 + (uint64_t)round, 1.0f);
+        for (int q = 0; q < G; q++)
+            for (size_t i = off[1]; i < off[1] + cnt[1]; i++)
+                partial[q * N + i] = 1.0f;
         if (round == 1)
             partial[5 * N + off[0] + 3] = NAN; /* in A, on rank 5 % 3 */
         int again;
@@ -200,15 +206,19 @@ static void test_take_with(const dp_comm *c, size_t b, int threads)
         for (int k = 0; k < K - 1; k++) {
             CHECK(gradsync_taken(gs[k]) == (round != 1));
             CHECK(!gradsync_taken(gs[K - 1]));
+            const int first = k < 2 ? c->rank : 0, stride = k < 2 ? c->size : 1;
+            const float mine = (float)((G - first + stride - 1) / stride); /* its groups */
             size_t wrong = 0;
             for (size_t i = 0; i < N; i++) {
                 const int frozen = i >= off[1] && i < off[1] + cnt[1];
-                if (round == 1) { /* the buffer, as without a consumer, and nothing handed */
+                if (frozen) {
+                    wrong += to[k].seen[i] != 0 || g[k][i] != mine;
+                } else if (round == 1) { /* the buffer, as without a consumer, and nothing */
                     wrong += to[k].seen[i] != 0;
                     wrong += memcmp(&g[k][i], &g[K - 1][i], sizeof(float)) != 0;
                 } else {
-                    wrong += to[k].seen[i] != !frozen;
-                    wrong += !frozen && memcmp(&to[k].out[i], &g[K - 1][i], sizeof(float)) != 0;
+                    wrong += to[k].seen[i] != 1;
+                    wrong += memcmp(&to[k].out[i], &g[K - 1][i], sizeof(float)) != 0;
                     wrong += g[k][i] != 0.0f;
                 }
             }

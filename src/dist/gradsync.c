@@ -106,6 +106,40 @@ static void plan_layout(dp_gradsync *gs)
     gs->acc_size = at;
 }
 
+static int by_offset(const void *a, const void *b)
+{
+    const tensor_state *x = *(tensor_state *const *)a, *y = *(tensor_state *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* The float buffer's spans outside every reduced tensor (frozen layers', and what no
+ * tensor holds). */
+static int plan_gaps(dp_gradsync *gs, dp_err *err)
+{
+    tensor_state **by = dp_calloc((size_t)gs->nt + 1, sizeof *by, "gradient sync", err);
+    gs->gap = dp_calloc(2 * (size_t)gs->nt + 2, sizeof *gs->gap, "gradient sync", err);
+    if (!by || !gs->gap) {
+        free(by);
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < gs->nt; i++)
+        if (gs->t[i].segment >= 0)
+            by[n++] = &gs->t[i];
+    qsort(by, (size_t)n, sizeof *by, by_offset);
+    size_t at = 0;
+    for (int k = 0; k <= n; k++) {
+        const size_t end = k < n ? by[k]->offset : gs->size;
+        if (end > at) {
+            gs->gap[2 * gs->ngaps] = at;
+            gs->gap[2 * gs->ngaps++ + 1] = end;
+        }
+        at = k < n && by[k]->offset + by[k]->count > at ? by[k]->offset + by[k]->count : at;
+    }
+    free(by);
+    return 0;
+}
+
 static int make_reducer(dp_gradsync *gs, dp_err *err)
 {
     size_t *begin = dp_calloc((size_t)gs->nb + 1, sizeof(size_t), "gradient buckets", err);
@@ -152,6 +186,8 @@ int gradsync_create(dp_gradsync **out, float *grads, size_t size, const dp_grad_
         rc = gs->acc ? 0 : -1;
         gs->acc_zero = 1;
     }
+    if (rc == 0)
+        rc = plan_gaps(gs, err);
     if (rc == 0 && nranks > 1 && gs->nb > 0)
         rc = make_reducer(gs, err);
     if (rc) {
@@ -177,6 +213,7 @@ void gradsync_free(dp_gradsync *gs)
     free(gs->peer);
     free(gs->stage);
     free(gs->chunk);
+    free(gs->gap);
     free(gs);
 }
 
@@ -265,7 +302,11 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     if (!gs->acc_zero) /* a step that did not finish (or must be done again) */
         memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     gs->acc_zero = 0;
-    gradsync_by_parts(gs->size, clear_part, gs->grads); /* nopool's: 19 MB a step */
+    if (!gs->grads_zero) /* nopool's: 19 MB a step */
+        gradsync_by_parts(gs->size, clear_part, gs->grads);
+    for (int k = 0; gs->grads_zero && k < gs->ngaps; k++)
+        clear_part(gs->grads, gs->gap[2 * k], gs->gap[2 * k + 1]);
+    gs->grads_zero = 0;
     gs->next_bucket = gs->started = gs->closed = 0;
     gs->last = gs->pass = 0;
     gs->seq++;
@@ -533,5 +574,6 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         memset(gs->acc + t->extra, 0, EXTRAS * sizeof(int64_t));
     }
     gs->acc_zero = 1;
+    gs->grads_zero = take != NULL; /* nothing written: the next begin need not clear */
     return 0;
 }

@@ -58,6 +58,11 @@ struct dp_gradsync {
     int64_t *acc;
     size_t acc_size;
     int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so) */
+    int grads_zero;       /* the reduced tensors' floats are all zero: the last step's moves
+                             zeroed every partial and its sums went to the consumer */
+    size_t *gap;          /* [2 * ngaps]: the spans [begin, end) of the float buffer outside
+                             every reduced tensor, which gradsync_begin clears even then */
+    int ngaps;
     dp_reducer *reducer;
     int groups;           /* in this step's global batch */
     int last;             /* the current pass is this rank's last of the step */

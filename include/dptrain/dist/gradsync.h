@@ -67,7 +67,10 @@ void gradsync_observe(dp_gradsync *gs, dp_bucket_event fn, void *ctx);
 size_t gradsync_bucket_bytes(const dp_gradsync *gs, int bucket);
 
 /* A new step whose global batch has `groups` groups: the accumulator is cleared and the
- * float gradient buffer zeroed. */
+ * float gradient buffer zeroed. After a step whose sums went to gradsync_take_with's
+ * consumer only the spans outside the reduced tensors are written: the moves left every
+ * partial zero and nothing wrote the reduced tensors' floats since, which is the caller's
+ * part (between gradsync_finish and gradsync_begin nothing writes the buffer). */
 void gradsync_begin(dp_gradsync *gs, int groups);
 /* Before each backward pass over some of this rank's groups (backward runs layer by layer,
  * each layer over the pass's groups in order); `last`: the rank's last pass of the step
