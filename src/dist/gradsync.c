@@ -1,5 +1,6 @@
 #include "dptrain/dist/gradsync.h"
 
+#include <assert.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -286,8 +287,23 @@ static void clear_part(void *x, size_t lo, size_t hi)
     memset((float *)x + lo, 0, (hi - lo) * sizeof(float));
 }
 
+#ifndef NDEBUG
+/* What gradsync_begin rests on after a taken step: every reduced tensor's floats are zero
+ * (each partial moved, nothing written since). Checked where assert() is on: the sanitizer
+ * build runs the whole suite so, every model and layer kind it trains. */
+static int reduced_zero(const dp_gradsync *gs)
+{
+    for (int i = 0; i < gs->nt; i++)
+        for (size_t k = 0; gs->t[i].segment >= 0 && k < gs->t[i].count; k++)
+            if (gs->grads[gs->t[i].offset + k] != 0.0f)
+                return 0;
+    return 1;
+}
+#endif
+
 void gradsync_begin(dp_gradsync *gs, int groups)
 {
+    assert(!gs->grads_zero || reduced_zero(gs));
     gs->groups = groups > 0 ? groups : 1;
     const int lg = ceil_log2(gs->groups);
     for (int i = 0; i < gs->nt; i++) {
