@@ -320,8 +320,9 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     gs->acc_zero = 0;
     if (!gs->grads_zero) /* nopool's: 19 MB a step */
         gradsync_by_parts(gs->size, clear_part, gs->grads);
-    for (int k = 0; gs->grads_zero && k < gs->ngaps; k++)
-        clear_part(gs->grads, gs->gap[2 * k], gs->gap[2 * k + 1]);
+    for (int k = 0; gs->grads_zero && k < gs->ngaps; k++) /* a frozen fc1: all threads */
+        gradsync_by_parts(gs->gap[2 * k + 1] - gs->gap[2 * k], clear_part,
+                          gs->grads + gs->gap[2 * k]);
     gs->grads_zero = 0;
     gs->next_bucket = gs->started = gs->closed = 0;
     gs->last = gs->pass = 0;
