@@ -303,7 +303,10 @@ static int reduced_zero(const dp_gradsync *gs)
 
 void gradsync_begin(dp_gradsync *gs, int groups)
 {
-    assert(!gs->grads_zero || reduced_zero(gs));
+    /* the last step finished and its sums went to the consumer: the moves zeroed every
+     * partial of the reduced tensors, and nothing wrote their floats since */
+    const int reduced_left_zero = gs->acc_zero && gs->taken;
+    assert(!reduced_left_zero || reduced_zero(gs));
     gs->groups = groups > 0 ? groups : 1;
     const int lg = ceil_log2(gs->groups);
     for (int i = 0; i < gs->nt; i++) {
@@ -318,12 +321,12 @@ void gradsync_begin(dp_gradsync *gs, int groups)
     if (!gs->acc_zero) /* a step that did not finish (or must be done again) */
         memset(gs->acc, 0, gs->acc_size * sizeof(int64_t));
     gs->acc_zero = 0;
-    if (!gs->grads_zero) /* nopool's: 19 MB a step */
+    if (!reduced_left_zero) /* nopool's: 19 MB a step */
         gradsync_by_parts(gs->size, clear_part, gs->grads);
-    for (int k = 0; gs->grads_zero && k < gs->ngaps; k++) /* a frozen fc1: all threads */
-        gradsync_by_parts(gs->gap[2 * k + 1] - gs->gap[2 * k], clear_part,
-                          gs->grads + gs->gap[2 * k]);
-    gs->grads_zero = 0;
+    else /* the rest: a frozen fc1 is 19 MB too, so all threads */
+        for (int k = 0; k < gs->ngaps; k++)
+            gradsync_by_parts(gs->gap[2 * k + 1] - gs->gap[2 * k], clear_part,
+                              gs->grads + gs->gap[2 * k]);
     gs->next_bucket = gs->started = gs->closed = 0;
     gs->last = gs->pass = 0;
     gs->seq++;
@@ -591,6 +594,5 @@ int gradsync_finish(dp_gradsync *gs, double *waited)
         memset(gs->acc + t->extra, 0, EXTRAS * sizeof(int64_t));
     }
     gs->acc_zero = 1;
-    gs->grads_zero = take != NULL; /* nothing written: the next begin need not clear */
     return 0;
 }

@@ -57,11 +57,11 @@ struct dp_gradsync {
     int nb;
     int64_t *acc;
     size_t acc_size;
-    int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so) */
-    int grads_zero;       /* the reduced tensors' floats are all zero: the last step's moves
-                             zeroed every partial and its sums went to the consumer */
+    int acc_zero;         /* the accumulator is all zero (gradsync_finish left it so: the
+                             step finished, and `taken` is that step's) */
     size_t *gap;          /* [2 * ngaps]: the spans [begin, end) of the float buffer outside
-                             every reduced tensor, which gradsync_begin clears even then */
+                             every reduced tensor, which gradsync_begin clears even after a
+                             taken step */
     int ngaps;
     dp_reducer *reducer;
     int groups;           /* in this step's global batch */

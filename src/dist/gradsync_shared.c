@@ -214,7 +214,6 @@ int gradsync_finish_shared(dp_gradsync *gs, double *waited)
     }
     gs->take_now = 0;
     gs->acc_zero = !redo; /* the values were left zero by the ranks that summed them */
-    gs->grads_zero = !redo && gs->taken;
     if (gs->observe)
         gs->observe(gs->observe_ctx, 0, 1);
     *waited = omp_get_wtime() - t0;
