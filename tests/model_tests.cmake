@@ -67,3 +67,5 @@ dp_add_script_test(optim_reference test_optim_reference.sh)
 # Every sample exactly once per epoch with files of 20 and 380 samples on 2 ranks.
 dp_add_script_test(sample_use test_sample_use.sh)
 set_tests_properties(sample_use PROPERTIES PROCESSORS 2)
+dp_add_script_test(balance test_balance.sh)
+set_tests_properties(balance PROPERTIES PROCESSORS 2)

@@ -17,7 +17,7 @@ mpi 2 "$DPTRAIN" --train train --test test.h5 --epochs 1 --batch 50 --threads 1 
   --metrics m.jsonl --save w.h5 > run.log 2>&1 || { cat run.log; fail "training failed"; }
 cat run.log
 expect_in run.log "2 ranks x 1 thread"
-expect_in run.log "ranks hold: 0: file 0 (6000), 1: file 1 (6000)"
+expect_in run.log "ranks hold: 0: files 0-1 (12000), 1: files 0-1 (12000)"
 expect_in run.log "240 steps per epoch"
 # the host record (CPU, cores, load as the run started), then one epoch record
 [[ $(wc -l < m.jsonl) -eq 2 && $(grep -c '"type":"epoch"' m.jsonl) -eq 1 ]] \

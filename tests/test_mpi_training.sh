@@ -32,8 +32,10 @@ for data in train uneven; do
     echo "$data: $P ranks = 1 rank, bitwise ($(grep -o 'checksum [0-9a-f]*' "$tag-$P.log"))"
   done
 done
-expect_in train-3.log "ranks hold: 0: files 0-2 (900), 1: files 2-5 (1200), 2: files 5-7 (900)"
-expect_in uneven-5.log "ranks hold: 0: file 0 (700), 1: files 0-1 (2000), 2: file 1 (1300), 3: file 1 (1300), 4: files 1-2 (1710)"
+# (--balance on, the default: each rank holds the file next to its part on either side too)
+expect_in train-3.log "ranks hold: 0: files 0-3 (1200), 1: files 1-6 (1800), 2: files 4-7 (1200)"
+all3="files 0-2 (2410)"
+expect_in uneven-5.log "ranks hold: 0: files 0-1 (2000), 1: $all3, 2: $all3, 3: $all3, 4: $all3"
 
 # another group size is another training: the comparison above can see a difference
 run g4 2 --train train --group-size 4

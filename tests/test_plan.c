@@ -11,16 +11,26 @@
 
 /* Every slot of every step of one epoch, gathered rank by rank. Checks that the ranks'
  * slot ranges tile each step in rank order, and that each rank only draws from the files
- * it holds. Returns the samples in step-and-slot order (caller frees). */
+ * it holds. Returns the samples in step-and-slot order (caller frees). With `speeds`, the
+ * plans hold their neighbours' files and split by uneven speeds (the same on all ranks). */
 static int64_t *gather_epoch(const int64_t *counts, int F, int B, int g, int P, long epoch,
-                             long *nslots)
+                             long *nslots, int speeds)
 {
     dp_err err;
     dp_plan *plans = calloc((size_t)P, sizeof *plans);
+    double *speed = calloc((size_t)P, sizeof *speed);
+    for (int r = 0; r < P; r++)
+        speed[r] = 1.0 + (double)((r * 7919 + 3) % 13) / 4.0; /* 1.75, 2.5, 0.25... */
     for (int r = 0; r < P; r++) {
         CHECK(plan_create(&plans[r], counts, F, B, g, 1, 42, r, P, &err) == 0);
+        if (speeds) {
+            CHECK(plan_hold_neighbours(&plans[r], &err) == 0);
+            plan_set_speeds(&plans[r], speed);
+            CHECK(plans[r].balanced == (P > 1));
+        }
         plan_epoch(&plans[r], epoch);
     }
+    free(speed);
     int64_t *all = calloc((size_t)plans[0].total + 1, sizeof(int64_t));
     long at = 0;
     for (long t = 0; t < plans[0].steps; t++) {
@@ -63,7 +73,7 @@ static void test_once_and_same(const int64_t *counts, int F, int B, int g)
     for (int f = 0; f < F; f++)
         N += counts[f];
     long n1;
-    int64_t *ref = gather_epoch(counts, F, B, g, 1, 3, &n1);
+    int64_t *ref = gather_epoch(counts, F, B, g, 1, 3, &n1, 0);
     CHECK(n1 == N);
     int64_t *sorted = malloc(sizeof(int64_t) * (size_t)N);
     memcpy(sorted, ref, sizeof(int64_t) * (size_t)N);
@@ -71,14 +81,14 @@ static void test_once_and_same(const int64_t *counts, int F, int B, int g)
     for (int64_t i = 0; i < N; i++)
         CHECK(sorted[i] == i);
     const int Ps[] = {2, 3, 4, 5, 8, 16};
-    for (size_t k = 0; k < sizeof Ps / sizeof *Ps; k++) {
-        long n;
-        int64_t *other = gather_epoch(counts, F, B, g, Ps[k], 3, &n);
+    for (size_t k = 0; k < 2 * sizeof Ps / sizeof *Ps; k++) {
+        long n; /* the second round split by speeds: the same samples in the same order */
+        int64_t *other = gather_epoch(counts, F, B, g, Ps[k % 6], 3, &n, k >= 6);
         CHECK(n == N && memcmp(other, ref, sizeof(int64_t) * (size_t)N) == 0);
         free(other);
     }
     long n;
-    int64_t *next = gather_epoch(counts, F, B, g, 1, 4, &n); /* another epoch, another order */
+    int64_t *next = gather_epoch(counts, F, B, g, 1, 4, &n, 0); /* another epoch, another order */
     CHECK(memcmp(next, ref, sizeof(int64_t) * (size_t)N) != 0);
     free(next);
     free(sorted);
@@ -207,6 +217,65 @@ static void test_held_files(void)
         }
 }
 
+/* Rank r's groups of step t of plan p made for it. */
+static dp_step_share share_of(const dp_plan *p, long t, int r)
+{
+    dp_step_share s;
+    plan_share(p, t, r, &s);
+    return s;
+}
+
+/* The split by speeds on MNIST's shards: equal speeds keep the files' split on 2, 4 and 8
+ * ranks; 1.3 to 1 gives rank 0 one group more (9 of 16); a rank far slower or faster moves
+ * the boundary to the end of what the other holds; a bad speed falls back to the files'
+ * split; no split gives a rank more than plan_share_most says. */
+static void test_speed_split(void)
+{
+    int64_t counts[8];
+    mnist_shards(counts);
+    dp_err err;
+    for (int P = 2; P <= 8; P *= 2)
+        for (int r = 0; r < P; r++) {
+            dp_plan base, p;
+            CHECK(plan_create(&base, counts, 8, 100, 8, 1, 1, r, P, &err) == 0);
+            CHECK(plan_create(&p, counts, 8, 100, 8, 1, 1, r, P, &err) == 0);
+            CHECK(plan_hold_neighbours(&p, &err) == 0);
+            CHECK(p.file_lo == (r * 8 / P > 0 ? r * 8 / P - 1 : 0));
+            CHECK(p.file_hi == ((r + 1) * 8 / P < 8 ? (r + 1) * 8 / P + 1 : 8));
+            double equal[8] = {2, 2, 2, 2, 2, 2, 2, 2};
+            plan_set_speeds(&p, equal);
+            CHECK(p.balanced);
+            for (long t = 0; t < p.steps; t++) {
+                dp_step_share a = share_of(&base, t, r), b = share_of(&p, t, r);
+                CHECK(a.group0 == b.group0 && a.group1 == b.group1 && a.slot0 == b.slot0 &&
+                      a.slot1 == b.slot1);
+            }
+            plan_free(&base);
+            plan_free(&p);
+        }
+    const double ratios[4][2] = {{1.3, 1}, {1, 1.3}, {1e-3, 1}, {1, 1e-3}};
+    const int groups0[4] = {9, 7, 6, 10}; /* rank 0 holds files 0-4, rank 1 files 3-7 */
+    for (int k = 0; k < 4; k++)
+        for (int r = 0; r < 2; r++) {
+            dp_plan p;
+            CHECK(plan_create(&p, counts, 8, 100, 8, 1, 1, r, 2, &err) == 0);
+            CHECK(plan_hold_neighbours(&p, &err) == 0);
+            plan_set_speeds(&p, ratios[k]);
+            for (long t = 0; t < p.steps; t++) {
+                dp_step_share s = share_of(&p, t, r), most;
+                CHECK(r == 0 ? s.group0 == 0 && s.group1 == groups0[k]
+                             : s.group0 == groups0[k] && s.group1 == 16);
+                plan_share_most(&p, t, r, &most);
+                CHECK(most.group0 <= s.group0 && s.group1 <= most.group1);
+                CHECK(most.group1 - most.group0 == 10);
+            }
+            const double bad[2] = {1.0, 0.0 / 0.0};
+            plan_set_speeds(&p, bad);
+            CHECK(!p.balanced && share_of(&p, 0, r).group1 - share_of(&p, 0, r).group0 == 8);
+            plan_free(&p);
+        }
+}
+
 int main(void)
 {
     const int64_t even[8] = {7, 7, 7, 7, 7, 7, 7, 7};
@@ -235,5 +304,6 @@ int main(void)
         test_interleaving_oracle(uneven, 3, 32, rule, key3);
     }
     test_balanced_shares();
+    test_speed_split();
     return check_exit("test_plan");
 }

@@ -1,5 +1,6 @@
 #include "dptrain/data/plan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,6 +163,96 @@ int plan_group_size(const dp_plan *p, long t, int j)
     return place_group(p, t, j, &g) == 0 ? (int)g.size : 0;
 }
 
+/* The groups and slots of step t before each file: gs[f], ss[f] for f = 0..nfiles. */
+static void step_prefix(const dp_plan *p, long t, int64_t *gs, int64_t *ss)
+{
+    gs[0] = ss[0] = 0;
+    for (int f = 0; f < p->nfiles; f++) {
+        int64_t q = quota(p, t, f);
+        gs[f + 1] = gs[f] + groups_of(p, q);
+        ss[f + 1] = ss[f] + q;
+    }
+}
+
+/* The first slot of group g (the step's slot count for g past the last group). */
+static int64_t slot_of(const dp_plan *p, const int64_t *gs, const int64_t *ss, int64_t g)
+{
+    const int F = p->nfiles;
+    if (g >= gs[F])
+        return ss[F];
+    int a = 0, b = F - 1; /* the file f with gs[f] <= g < gs[f + 1] */
+    while (a < b) {
+        int m = (a + b + 1) / 2;
+        if (gs[m] <= g)
+            a = m;
+        else
+            b = m - 1;
+    }
+    int64_t j = g - gs[a], n = gs[a + 1] - gs[a], q = ss[a + 1] - ss[a];
+    return ss[a] + j * (q / n) + (j < q % n ? j : q % n);
+}
+
+/* The files rank `rank` holds: those its part of the files laid end to end overlaps,
+ * widened by p->reach on either side. */
+static void held_files(const dp_plan *p, int rank, int *lo, int *hi)
+{
+    int64_t a = (int64_t)((__int128)p->total * rank / p->ranks);
+    int64_t b = (int64_t)((__int128)p->total * (rank + 1) / p->ranks);
+    *lo = *hi = 0;
+    if (b <= a)
+        return;
+    int f = 0;
+    while (p->first[f] + p->counts[f] <= a)
+        f++;
+    *lo = f;
+    while (f < p->nfiles && p->first[f] < b)
+        f++;
+    *hi = f;
+    *lo = *lo - p->reach > 0 ? *lo - p->reach : 0;
+    *hi = *hi + p->reach < p->nfiles ? *hi + p->reach : p->nfiles;
+}
+
+/* The split by speeds: boundary r (between ranks r - 1 and r) at the group whose first
+ * slot is nearest to the step's slots times the speeds of ranks below r over all speeds,
+ * kept where rank r - 1 holds the groups below it and rank r those from it on, and in
+ * rank order. Sets s->group0 and s->group1 for `rank`. */
+static void speed_share(const dp_plan *p, const int64_t *gs, const int64_t *ss, int rank,
+                        dp_step_share *s)
+{
+    double all = 0.0, below = 0.0;
+    for (int r = 0; r < p->ranks; r++)
+        all += p->speed[r];
+    int64_t prev = 0; /* boundary r - 1 */
+    s->group0 = 0;
+    for (int r = 1; r <= rank + 1; r++) {
+        int64_t g = gs[p->nfiles];
+        if (r < p->ranks) {
+            below += p->speed[r - 1];
+            const double x = (double)ss[p->nfiles] * below / all;
+            const int lo_f = p->held[2 * r], hi_b = p->held[2 * (r - 1) + 1];
+            int64_t lo = gs[lo_f] > prev ? gs[lo_f] : prev, hi = gs[hi_b];
+            if (hi < lo)
+                hi = lo;
+            int64_t a = lo, b = hi; /* the last group boundary in [lo, hi] at or below x */
+            while (a < b) {
+                int64_t m = (a + b + 1) / 2;
+                if ((double)slot_of(p, gs, ss, m) <= x)
+                    a = m;
+                else
+                    b = m - 1;
+            }
+            g = a;
+            if (g < hi && (double)slot_of(p, gs, ss, g + 1) - x < x - (double)slot_of(p, gs, ss, g))
+                g++;
+        }
+        if (r == rank)
+            s->group0 = (int)g;
+        if (r == rank + 1)
+            s->group1 = (int)g;
+        prev = g;
+    }
+}
+
 void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s)
 {
     s->slots = 0;
@@ -171,13 +262,35 @@ void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s)
         s->slots += (int)q;
         s->groups += (int)groups_of(p, q);
     }
+    group_place g;
+    if (p->balanced) {
+        int64_t *gs = p->prefix, *ss = p->prefix + p->nfiles + 1;
+        step_prefix(p, t, gs, ss);
+        speed_share(p, gs, ss, rank, s);
+        s->slot0 = (int)slot_of(p, gs, ss, s->group0);
+        s->slot1 = (int)slot_of(p, gs, ss, s->group1);
+        return;
+    }
     int64_t lo = (int64_t)((__int128)p->total * rank / p->ranks);
     int64_t hi = (int64_t)((__int128)p->total * (rank + 1) / p->ranks);
     s->group0 = (int)groups_before(p, t, lo);
     s->group1 = rank + 1 == p->ranks ? s->groups : (int)groups_before(p, t, hi);
-    group_place g;
     s->slot0 = place_group(p, t, s->group0, &g) == 0 ? (int)g.slot : s->slots;
     s->slot1 = place_group(p, t, s->group1, &g) == 0 ? (int)g.slot : s->slots;
+}
+
+void plan_share_most(const dp_plan *p, long t, int rank, dp_step_share *s)
+{
+    plan_share(p, t, rank, s);
+    if (!p->prefix)
+        return;
+    int64_t *gs = p->prefix, *ss = p->prefix + p->nfiles + 1;
+    step_prefix(p, t, gs, ss);
+    const int lo = p->held[2 * rank], hi = p->held[2 * rank + 1];
+    s->group0 = (int)gs[lo];
+    s->group1 = (int)gs[hi];
+    s->slot0 = (int)ss[lo];
+    s->slot1 = (int)ss[hi];
 }
 
 /* The file of slot s of step t, and the slot's position in that file's order. */
@@ -195,21 +308,22 @@ static int file_of_slot(const dp_plan *p, long t, int s, int64_t *within)
     return p->nfiles - 1;
 }
 
-/* This rank's part of the files laid end to end, and the files it overlaps. */
+/* This rank's part of the files laid end to end, and the files it holds. */
 static void owned_files(dp_plan *p)
 {
     p->owned_lo = (int64_t)((__int128)p->total * p->rank / p->ranks);
     p->owned_hi = (int64_t)((__int128)p->total * (p->rank + 1) / p->ranks);
-    p->file_lo = p->file_hi = 0;
-    if (p->owned_hi <= p->owned_lo)
-        return;
-    int f = 0;
-    while (p->first[f] + p->counts[f] <= p->owned_lo)
-        f++;
-    p->file_lo = f;
-    while (f < p->nfiles && p->first[f] < p->owned_hi)
-        f++;
-    p->file_hi = f;
+    held_files(p, p->rank, &p->file_lo, &p->file_hi);
+}
+
+/* An order for each held file that has none yet. */
+static int alloc_orders(dp_plan *p, dp_err *err)
+{
+    for (int f = p->file_lo; f < p->file_hi; f++)
+        if (!p->perm[f] && !(p->perm[f] = dp_calloc((size_t)p->counts[f] + 1, sizeof(int64_t),
+                                                    "sample order", err)))
+            return -1;
+    return 0;
 }
 
 int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int group, int shuffle,
@@ -244,13 +358,38 @@ int plan_create(dp_plan *p, const int64_t *counts, int nfiles, int batch, int gr
         return -1;
     }
     owned_files(p);
-    for (int f = p->file_lo; f < p->file_hi; f++)
-        if (!(p->perm[f] = dp_calloc((size_t)p->counts[f] + 1, sizeof(int64_t), "sample order",
-                                     err))) {
-            plan_free(p);
-            return -1;
-        }
+    if (alloc_orders(p, err)) {
+        plan_free(p);
+        return -1;
+    }
     return 0;
+}
+
+int plan_hold_neighbours(dp_plan *p, dp_err *err)
+{
+    if (p->reach == 1)
+        return 0;
+    p->speed = dp_calloc((size_t)p->ranks, sizeof(double), "data plan", err);
+    p->prefix = dp_calloc(2 * ((size_t)p->nfiles + 1), sizeof(int64_t), "data plan", err);
+    p->held = dp_calloc(2 * (size_t)p->ranks, sizeof(int), "data plan", err);
+    if (!p->speed || !p->prefix || !p->held)
+        return -1;
+    p->reach = 1;
+    for (int r = 0; r < p->ranks; r++)
+        held_files(p, r, &p->held[2 * r], &p->held[2 * r + 1]);
+    owned_files(p);
+    p->epoch = -1; /* the orders of the files now held are drawn too */
+    return alloc_orders(p, err);
+}
+
+void plan_set_speeds(dp_plan *p, const double *speed)
+{
+    int ok = speed && p->speed && p->ranks > 1;
+    for (int r = 0; ok && r < p->ranks; r++)
+        ok = isfinite(speed[r]) && speed[r] > 0.0;
+    for (int r = 0; ok && r < p->ranks; r++)
+        p->speed[r] = speed[r];
+    p->balanced = ok;
 }
 
 int plan_set_ties(dp_plan *p, int ties, dp_err *err)
@@ -271,6 +410,9 @@ void plan_free(dp_plan *p)
     free(p->counts);
     free(p->first);
     free(p->cursor);
+    free(p->speed);
+    free(p->prefix);
+    free(p->held);
     memset(p, 0, sizeof *p);
 }
 

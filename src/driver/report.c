@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dptrain/driver/balance.h"
 #include "dptrain/net/isa.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
@@ -70,6 +71,10 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
            (long long)fl->total, fl->c, fl->h, fl->w, b->model->num_classes, fl->nfiles,
            fl->nfiles > 1 ? "s" : "");
     print_holdings(c, holdings);
+    if (p->reach)
+        printf("balance: each rank holds the files of its part and the next on either side; "
+               "every %d steps its share of the batch follows its speed (--balance off: the "
+               "shares of the parts)\n", BALANCE_EVERY);
     if (b->test_files)
         printf("test: %s: %lld samples, split over the ranks\n", cfg->test,
                (long long)b->test_files->total);

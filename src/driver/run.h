@@ -12,6 +12,7 @@
 #include "dptrain/dist/comm.h"
 #include "dptrain/dist/gradsync.h"
 #include "dptrain/dist/watchdog.h"
+#include "dptrain/driver/balance.h"
 #include "dptrain/driver/cli.h"
 #include "dptrain/driver/observe.h"
 #include "dptrain/driver/progress.h"
@@ -40,6 +41,7 @@ typedef struct {
     char why_not_shared[192]; /* gradsync_share's reason, for the banner */
     dp_workspace ws;
     dp_plan plan;
+    dp_balance balance; /* --balance: the plan's split follows the ranks' speeds */
     int max_local, eval_batch; /* the most samples a pass gives this rank; test batch */
     int max_groups;            /* the most groups a step gives this rank */
     int64_t *sample_index;     /* this step's samples: global indices (dropout masks) */

@@ -103,6 +103,8 @@ static int load_train(run_state *s, dp_err *err)
     else
         rc = plan_create(&s->plan, fl->counts, fl->nfiles, cli_global_batch(cfg), cfg->group_size,
                          cfg->shuffle, cfg->seed, c->rank, c->size, err);
+    if (rc == 0 && cfg->balance && c->size > 1) /* balance.h: the neighbours' files too */
+        rc = plan_hold_neighbours(&s->plan, err);
     if (comm_agree(c, rc, err))
         return -1;
     const dp_plan *p = &s->plan;
@@ -202,6 +204,14 @@ static void pass_sizes(run_state *s)
             const int slots = plan_group_slot(&s->plan, t, b) - plan_group_slot(&s->plan, t, a);
             s->max_local = slots > s->max_local ? slots : s->max_local;
         }
+        if (!s->plan.reach)
+            continue;
+        /* balancing may give it any run of the groups of the files it holds */
+        plan_share_most(&s->plan, t, s->comm.rank, &sh);
+        const int n = sh.group1 - sh.group0, most = (n + N - 1) / N * s->cfg.group_size;
+        const int slots = most < sh.slot1 - sh.slot0 ? most : sh.slot1 - sh.slot0;
+        s->max_groups = n > s->max_groups ? n : s->max_groups;
+        s->max_local = slots > s->max_local ? slots : s->max_local;
     }
 }
 
@@ -373,6 +383,8 @@ int setup(run_state *s, dp_err *err)
         return -1;
     if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))
         return -1;
+    if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, cfg->balance, err), err))
+        return -1;
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||
         ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,
@@ -429,6 +441,7 @@ void teardown(run_state *s)
     free(s->batch_labels);
     free(s->group_bounds);
     plan_free(&s->plan);
+    balance_free(&s->balance);
     free(s->sample_index);
     workspace_free(&s->ws);
     optimizer_free(s->opt);

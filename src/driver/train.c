@@ -47,6 +47,7 @@ _Static_assert(sizeof(epoch_sums) == 9 * sizeof(double), "epoch_sums is reduced 
 typedef struct {
     double loss, correct, samples;
     double data, waited; /* seconds assembling batches, waiting for the reductions */
+    double own;          /* seconds of this rank's own passes (balance.h) */
 } step_figures;
 
 static int say(const run_state *s) { return s->comm.rank == 0 && !s->cfg.quiet; }
@@ -121,6 +122,7 @@ static void compute_gradient(run_state *s, long t, step_figures *f)
     do { /* again: a partial exceeded its bound; the same answer on every rank */
         watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
         *f = (step_figures){0};
+        const double t0 = comm_time();
         gradsync_begin(s->sync, sh.groups);
         for (int k = 0; k < s->cfg.accumulate; k++) {
             int a, b;
@@ -128,6 +130,7 @@ static void compute_gradient(run_state *s, long t, step_figures *f)
             if (b > a)
                 groups_pass(s, t, &sh, a, b, f);
         }
+        f->own = comm_time() - t0;
         watchdog_phase(s->watchdog, s->step + 1, WATCH_ALLREDUCE);
         again = gradsync_finish(s->sync, &f->waited); /* the stop vote follows, watched alike */
     } while (again);
@@ -146,6 +149,8 @@ static int train_step(run_state *s, int epoch, epoch_sums *sums, double *lr, dp_
     compute_gradient(s, t, &f);
     double t2 = comm_time();
     int sig = agreed_stop(s); /* also waits for the others: the allreduce's limit */
+    balance_note(&s->balance, (int)f.samples, f.own);
+    balance_after_step(&s->balance, s->step + 1, &s->plan); /* every few steps, collective */
     watchdog_phase(s->watchdog, s->step + 1, WATCH_COMPUTE);
     double t3 = comm_time();
     /* Identical buffers on every rank: all ranks stop here together, or none. */
@@ -332,8 +337,10 @@ int dptrain_main(int argc, char **argv)
     if (setup(s, &err) != 0 || train_loop(s, &err) != 0 ||
         report_replicas(&s->comm, &s->model, s->cfg.quiet, &err) != 0)
         status = 1;
-    else
+    else {
+        balance_report(&s->balance, &s->comm, say(s));
         status = finish_run(s, &err);
+    }
     if (status == 1 && s->comm.rank == 0)
         fprintf(stderr, "dptrain: error: %s\n", err.msg);
     teardown(s);

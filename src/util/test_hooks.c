@@ -28,6 +28,11 @@ double test_hook_shm_free(int rank, double dflt)
     (void)rank;
     return dflt;
 }
+double test_hook_time_scale(int rank)
+{
+    (void)rank;
+    return 1.0;
+}
 
 #else
 
@@ -125,6 +130,16 @@ void test_hook_samples(int rank, long step, const int64_t *idx, int n)
     for (int i = 0; i < n; i++)
         fprintf(f, "%ld %lld\n", step, (long long)idx[i]);
     fclose(f);
+}
+
+double test_hook_time_scale(int rank)
+{
+    const char *v = getenv("DPTRAIN_TEST_SLOW_RANK");
+    int r;
+    double factor;
+    if (!v || sscanf(v, "%d:%lf", &r, &factor) != 2 || r != rank || !(factor > 0.0))
+        return 1.0;
+    return factor;
 }
 
 #endif

@@ -24,6 +24,11 @@
  * a file with its neighbour at an end of its part (several ranks share a file when P
  * exceeds the file count).
  *
+ * Balancing (plan_hold_neighbours, plan_set_speeds): each rank also holds the file next to
+ * its part on either side, and the boundaries between the ranks' runs of groups move
+ * towards the ranks' measured speeds, within what each rank holds. The groups, and so the
+ * bits, stay the same: only which rank computes a group changes.
+ *
  * The plan owns its tables; everything in it is the same on every rank except the
  * per-rank parts, which are computed for the rank it was made for. */
 #ifndef DPTRAIN_PLAN_H
@@ -58,6 +63,11 @@ typedef struct {
     int file_lo, file_hi;     /* the files it overlaps, which it holds: [file_lo, file_hi) */
     long epoch;               /* the epoch the permutations are drawn for, -1: none yet */
     int64_t **perm;           /* [nfiles]: this epoch's order of each held file, else NULL */
+    int reach;                /* files held beyond the own part on either side (0 or 1) */
+    double *speed;            /* [ranks]: relative speeds the split follows; NULL: none */
+    int balanced;             /* plan_set_speeds gave speeds: the split follows them */
+    int64_t *prefix;          /* [2 * (nfiles + 1)]: a step's groups and slots before file f */
+    int *held;                /* [2 * ranks]: the files each rank holds, [lo, hi) */
 } dp_plan;
 
 /* The slots of one step that one rank computes. */
@@ -76,8 +86,22 @@ void plan_free(dp_plan *p);
  * PLAN_TIES_SPREAD): to resume a checkpoint written under the older rule. */
 int plan_set_ties(dp_plan *p, int ties, dp_err *err);
 
-/* Rank r's groups and slots in step t (of any epoch: the split is the same every epoch). */
+/* Rank r's groups and slots in step t (of any epoch): the split in proportion to the ranks'
+ * parts of the files, or, after plan_set_speeds, to their speeds. */
 void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s);
+
+/* Hold the file next to this rank's part on either side as well (file_lo, file_hi widen),
+ * so that balancing can move groups across the boundaries between the ranks. Before the
+ * data is loaded and plan_epoch. */
+int plan_hold_neighbours(dp_plan *p, dp_err *err);
+/* The split of every later plan_share follows speed[ranks] (anything in proportion to
+ * samples per second; the same values on every rank): each boundary between two ranks'
+ * runs of groups at the group nearest to where the speeds put it, within the files both
+ * ranks hold. NULL, or a speed that is not positive and finite: the split of the parts.
+ * Needs plan_hold_neighbours (else the split stays that of the parts). */
+void plan_set_speeds(dp_plan *p, const double *speed);
+/* The groups and slots of step t in the files rank `rank` holds: no split gives it more. */
+void plan_share_most(const dp_plan *p, long t, int rank, dp_step_share *s);
 
 /* Draw this rank's file orders for `epoch` (0-based; nothing to do if already drawn). */
 void plan_epoch(dp_plan *p, long epoch);

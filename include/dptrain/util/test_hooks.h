@@ -27,6 +27,8 @@
  *   DPTRAIN_TEST_SHM_FREE=RANK:MIB       that rank sees MIB free in MPI's shared-memory
  *                                        directory, for the room check of the gradient sum
  *                                        through shared memory (comm.c)
+ *   DPTRAIN_TEST_SLOW_RANK=RANK:FACTOR   that rank's own work per step counts FACTOR times
+ *                                        its measured seconds for --balance (a slower core)
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
@@ -47,6 +49,8 @@ int test_hook_ties(int dflt);
 /* The bytes free in MPI's shared-memory directory as rank `rank` sees them: dflt, or the
  * test's. */
 double test_hook_shm_free(int rank, double dflt);
+/* The factor by which rank `rank` scales its measured work for --balance: 1, or the test's. */
+double test_hook_time_scale(int rank);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 

@@ -1,0 +1,46 @@
+/* balance: the ranks' shares of each step follow their measured speeds (--balance on).
+ *
+ * The ranks step together, so a step lasts as long as its slowest rank's share. Cores of
+ * one job are not always equally fast: a virtual machine's CPUs (30-40% apart on the AMD
+ * Zen 5 of docs/performance.md, which one is slower changing within minutes), hybrid
+ * cores, a throttled or shared node. Each rank times its own work of each step (from the
+ * step's start to the end of its last backward pass: no waiting, no sum); every
+ * BALANCE_EVERY steps the ranks exchange their samples and seconds since the last
+ * exchange (one small allreduce, right after the step's sum, where the ranks are together
+ * anyway), smooth each rank's samples per second, and the data plan moves the boundaries
+ * between the ranks' runs of groups towards those speeds (plan_set_speeds), within the
+ * files each rank holds (its own and one neighbour's on either side). Every rank computes
+ * the same split from the same exchanged numbers.
+ *
+ * The groups do not change, only which rank computes each of them, and the groups' sum is
+ * exact (gradsync.h): the weights are the same bits as without balancing. */
+#ifndef DPTRAIN_DRIVER_BALANCE_H
+#define DPTRAIN_DRIVER_BALANCE_H
+
+#include "dptrain/data/plan.h"
+#include "dptrain/dist/comm.h"
+#include "dptrain/util/error.h"
+
+#define BALANCE_EVERY 8
+
+typedef struct {
+    int on, ranks, rank;
+    double samples, seconds; /* this rank's own work since the last exchange */
+    double *speed;           /* [ranks]: smoothed samples per second, the same on every rank */
+    double *swap;            /* [2 * ranks]: the exchange */
+    double run_samples;      /* this rank's samples over the run */
+    long exchanges;
+} dp_balance;
+
+/* Off (nothing exchanged) unless `on` and there are several ranks. */
+int balance_init(dp_balance *b, const dp_comm *c, int on, dp_err *err);
+/* This rank computed `samples` samples in `seconds` of its own work this step. */
+void balance_note(dp_balance *b, int samples, double seconds);
+/* After optimizer step `step` (1-based): every BALANCE_EVERY steps the exchange and the new
+ * split. Collective: every rank calls it after the same steps. */
+void balance_after_step(dp_balance *b, long step, dp_plan *plan);
+/* Rank 0 (when `say`) prints each rank's share of the samples it trained on. Collective. */
+void balance_report(const dp_balance *b, const dp_comm *c, int say);
+void balance_free(dp_balance *b);
+
+#endif

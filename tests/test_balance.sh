@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# --balance: the ranks' shares follow their speeds, and no bit changes. The test build
+# makes one rank count its work as slower than it is (DPTRAIN_TEST_SLOW_RANK) so the split
+# moves on every machine: 2 ranks with rank 1 three times slower take 10 and 6 of the 16
+# groups after the first exchange (rank 0 holds files 0-4: at most file 4's groups more),
+# and still use every sample exactly once per epoch; 3 ranks with rank 0 slower shift its
+# groups to the others; 5 ranks on files of uneven sizes, --accumulate 2, and the sum
+# through MPI with --overlap. All give bitwise the weights of 1 rank. --balance off keeps
+# the files' split and holds no neighbour's file.
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+"$TOOLS/make_dataset" synth train 2400 5 8 > /dev/null           # 8 shards of 300
+"$TOOLS/make_dataset" synth uneven 2410 11 700,1300,410 > /dev/null
+if [[ ${DP_TEST_SANITIZED:-0} == 1 ]]; then steps=24; else steps=40; fi
+common=(--test none --no-progress --threads 1 --steps "$steps")
+
+run() { # run NAME P ARGS...: train with the test build, keep the weights in NAME.h5
+  local name=$1 P=$2; shift 2
+  mpi "$P" "$DPTRAIN_TESTHOOKS" "${common[@]}" "$@" --save "$name.h5" > "$name.log" 2>&1 \
+    || { cat "$name.log"; fail "$name ($P ranks) failed"; }
+  expect_in "$name.log" "replicas identical on $P rank"
+}
+same() { # same A B: bitwise equal weights
+  "$TOOLS/compare_weights" "$1.h5" "$2.h5" --exact > /dev/null || fail "$2 differs from $1"
+  echo "ok: $2 = $1, bitwise"
+}
+share() { # share LOG RANK: that rank's percentage of the samples, from the balance line
+  grep '^balance: the ranks' "$1" | grep -oE " $2: [0-9.]+%" | sed -E 's/.*: ([0-9.]+)%/\1/' \
+    || { cat "$1"; fail "$1: no share for rank $2"; }
+}
+
+run one 1 --train train
+export DPTRAIN_TEST_SLOW_RANK=1:3
+DPTRAIN_TEST_SAMPLE_LOG=$WORK/used run two 2 --train train
+same one two
+expect_in two.log "ranks hold: 0: files 0-4 (1500), 1: files 3-7 (1500)"
+expect_in two.log "balance: each rank holds the files of its part and the next on either side"
+cat used.0 used.1 > used
+"${DP_PYTHON:-python3}" - used.0 used.1 "$steps" <<'PY' \
+  || fail "the split did not follow the speeds"
+import collections, sys
+steps = int(sys.argv[3])
+count = [collections.Counter(), collections.Counter()]
+seen = collections.Counter()
+for r in (0, 1):
+    for line in open(sys.argv[1 + r]):
+        step, sample = map(int, line.split())
+        count[r][step] += 1
+        seen[(step // 24, sample)] += 1
+assert all(n == 1 for n in seen.values()), "a sample used twice in an epoch"
+assert len(seen) == steps * 100, (len(seen), steps * 100)
+for t in range(steps):
+    n0, n1 = count[0][t], count[1][t]
+    assert n0 + n1 == 100, (t, n0, n1)
+    if t < 8:   # before the first exchange: the files' split
+        assert n0 == 50, (t, n0)
+    else:       # after it: rank 0 takes its own 8 groups and file 4's 2 (12 or 13 samples)
+        assert n0 in (62, 63), (t, n0)
+print(f"ok: 50/50 for 8 steps, then 62-63/37-38 of 100 until step {steps}; every sample once")
+PY
+(( $(share two.log 0 | cut -d. -f1) >= 55 )) || fail "rank 0's share $(share two.log 0)% < 55%"
+
+# off: the files' split, own files only, whatever the speeds
+run off 2 --train train --balance off
+same one off
+expect_in off.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
+grep -q '^balance' off.log && fail "--balance off still balances: $(grep '^balance' off.log)"
+
+# 3 ranks sharing files, rank 0 slow: its share falls below a third
+export DPTRAIN_TEST_SLOW_RANK=0:3
+run three 3 --train train
+same one three
+(( $(share three.log 0 | cut -d. -f1) < 30 )) || fail "slow rank 0 kept $(share three.log 0)%"
+grep '^balance: the ranks' three.log
+
+# uneven files on 5 ranks, rank 2 slow
+run uneven-1 1 --train uneven
+export DPTRAIN_TEST_SLOW_RANK=2:4
+run uneven-5 5 --train uneven
+same uneven-1 uneven-5
+grep '^balance: the ranks' uneven-5.log
+
+# --accumulate 2 (two passes over each rank's groups), and MPI's sum overlapping backward
+unset DPTRAIN_TEST_SLOW_RANK
+run acc-1 1 --train train --accumulate 2
+export DPTRAIN_TEST_SLOW_RANK=1:3
+run acc-2 2 --train train --accumulate 2
+same acc-1 acc-2
+(( $(share acc-2.log 0 | cut -d. -f1) >= 55 )) \
+  || fail "--accumulate 2: rank 0 took $(share acc-2.log 0)%"
+run mpi-3 3 --train train --reduction mpi --overlap --bucket-kb 16
+same one mpi-3
+echo "8 passed, 0 failed"
