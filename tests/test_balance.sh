@@ -6,13 +6,15 @@
 # and still use every sample exactly once per epoch; 3 ranks with rank 0 slower shift its
 # groups to the others; 5 ranks on files of uneven sizes, --accumulate 2, and the sum
 # through MPI with --overlap. All give bitwise the weights of 1 rank. --balance off keeps
-# the files' split and holds no neighbour's file.
+# the files' split and holds no neighbour's file; auto, the default, is on where the ranks'
+# threads fit the cores and off where they take turns on them.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 2400 5 8 > /dev/null           # 8 shards of 300
 "$TOOLS/make_dataset" synth uneven 2410 11 700,1300,410 > /dev/null
 if [[ ${DP_TEST_SANITIZED:-0} == 1 ]]; then steps=24; else steps=40; fi
-common=(--test none --no-progress --threads 1 --steps "$steps")
+# --balance on: auto leaves it off where the ranks oversubscribe the cores (3 and 5 ranks in CI)
+common=(--test none --no-progress --threads 1 --steps "$steps" --balance on)
 
 run() { # run NAME P ARGS...: train with the test build, keep the weights in NAME.h5
   local name=$1 P=$2; shift 2
@@ -60,11 +62,23 @@ print(f"ok: 50/50 for 8 steps, then 62-63/37-38 of 100 until step {steps}; every
 PY
 (( $(share two.log 0 | cut -d. -f1) >= 55 )) || fail "rank 0's share $(share two.log 0)% < 55%"
 
-# off: the files' split, own files only, whatever the speeds
+# off: the files' split, own files only, whatever the speeds (the later --balance wins)
 run off 2 --train train --balance off
 same one off
 expect_in off.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
 grep -q '^balance' off.log && fail "--balance off still balances: $(grep '^balance' off.log)"
+
+# auto (the default): on where ranks x threads fit the cores, off where they take turns
+common=(--test none --no-progress --steps 2)
+cores=$(nproc)
+if ((cores >= 2)); then
+  run auto-fits 2 --train train --threads 1
+  expect_in auto-fits.log "balance: each rank holds the files of its part"
+fi
+run auto-turns 2 --train train --threads "$cores"
+expect_in auto-turns.log "balance: off: the ranks take turns on a node's cores"
+expect_in auto-turns.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
+common=(--test none --no-progress --threads 1 --steps "$steps" --balance on)
 
 # 3 ranks sharing files, rank 0 slow: its share falls below a third
 export DPTRAIN_TEST_SLOW_RANK=0:3
@@ -90,4 +104,4 @@ same acc-1 acc-2
   || fail "--accumulate 2: rank 0 took $(share acc-2.log 0)%"
 run mpi-3 3 --train train --reduction mpi --overlap --bucket-kb 16
 same one mpi-3
-echo "8 passed, 0 failed"
+echo "10 passed, 0 failed"

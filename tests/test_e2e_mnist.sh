@@ -14,6 +14,7 @@ cd "$WORK"
   --out test.h5 --shards 1 --limit 2000 > /dev/null
 
 mpi 2 "$DPTRAIN" --train train --test test.h5 --epochs 1 --batch 50 --threads 1 --no-progress \
+  --balance on \
   --metrics m.jsonl --save w.h5 > run.log 2>&1 || { cat run.log; fail "training failed"; }
 cat run.log
 expect_in run.log "2 ranks x 1 thread"

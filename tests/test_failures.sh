@@ -92,12 +92,12 @@ expect h5-attrs-disagree 1 "attrs/b.h5: attribute shard_index is 0: expected 1" 
 expect h5-test-shape 1 "--test h5/test_3x28x28.h5: samples are 3x28x28 but the training samples are 1x28x28" 2 --train train --test h5/test_3x28x28.h5 --steps 2 --no-progress
 expect h5-test-missing 1 "--test: missing.h5: cannot open" 2 --train train --test missing.h5 --steps 2 --no-progress
 # rank-local: only rank 1 reads the shard with a label of 12 (--balance off: with it on,
-# each rank holds the other's file too, and both name it)
+# each rank holds the other's file too, and every rank names it, without a rank number)
 "$TOOLS/make_dataset" synth badlabel 400 1 2 1 > /dev/null
 expect h5-label-range-rank-local 1 "rank 1: --train" 2 --train badlabel "${T[@]}" --balance off
 expect_in out.log "badlabel/synth-00001-of-00002.h5: label 12"
 expect h5-label-range-both 1 "badlabel/synth-00001-of-00002.h5: label 12" 2 --train badlabel \
-  "${T[@]}"
+  "${T[@]}" --balance on
 # labels against the model's classes: never read past the logits, never a model of
 # classes without samples (a stray label), never a test set of other classes
 expect label-test-out-of-range 1 "--test labels/test_label250.h5: label 250 of sample 7 (global index 7) is not one of the model's 10 classes (labels 0 to 9, from the training data)" 2 --train train --test labels/test_label250.h5 --steps 2 --no-progress

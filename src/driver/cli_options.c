@@ -302,11 +302,13 @@ const cli_opt cli_options[] = {
              "rounding on 2 ranks), or mpi, one MPI_Allreduce; auto: shm when every "
              "rank is on one node, without --overlap, and MPI's shared-memory directory "
              "(/dev/shm) has room, else mpi. The same bits every way"},
-    {"balance", "B", CLI_CHOICE(balance, "off|on"), .init = "on", .section = SEC_RUN,
+    {"balance", "B", CLI_CHOICE(balance, "auto|off|on"), .init = "auto", .section = SEC_RUN,
      .help = "on: each rank also holds the data file next to its part on either side, and "
              "every 8 steps the ranks' shares of the batch move towards their measured "
              "speeds, a group of samples at a time (unequal cores, busy or throttled nodes); "
-             "off: the shares of the files. The same bits either way"},
+             "off: the shares of the files; auto: on unless a node has more ranks x threads "
+             "than cores (they take turns on the cores: no rank is lastingly slower). The "
+             "same bits every way"},
     {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,
      .help = "OpenMP threads per rank; automatic: OMP_NUM_THREADS, else the cores this rank "
              "may use divided among the ranks on its node, at least 1"},

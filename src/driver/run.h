@@ -41,7 +41,8 @@ typedef struct {
     char why_not_shared[192]; /* gradsync_share's reason, for the banner */
     dp_workspace ws;
     dp_plan plan;
-    dp_balance balance; /* --balance: the plan's split follows the ranks' speeds */
+    int balancing;      /* --balance, decided (setup.c balance_wanted) */
+    dp_balance balance; /* the plan's split follows the ranks' speeds */
     int max_local, eval_batch; /* the most samples a pass gives this rank; test batch */
     int max_groups;            /* the most groups a step gives this rank */
     int64_t *sample_index;     /* this step's samples: global indices (dropout masks) */

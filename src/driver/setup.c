@@ -103,7 +103,7 @@ static int load_train(run_state *s, dp_err *err)
     else
         rc = plan_create(&s->plan, fl->counts, fl->nfiles, cli_global_batch(cfg), cfg->group_size,
                          cfg->shuffle, cfg->seed, c->rank, c->size, err);
-    if (rc == 0 && cfg->balance && c->size > 1) /* balance.h: the neighbours' files too */
+    if (rc == 0 && s->balancing) /* balance.h: the neighbours' files too */
         rc = plan_hold_neighbours(&s->plan, err);
     if (comm_agree(c, rc, err))
         return -1;
@@ -114,9 +114,25 @@ static int load_train(run_state *s, dp_err *err)
     return datasets_load_range(c, fl, begin, end, "--train", &s->train, err);
 }
 
+/* --balance: auto balances where no node has more ranks x threads than cores (ranks that
+ * take turns on the cores are not lastingly slower: their timings are noise). The same
+ * answer on every rank. */
+static int balance_wanted(const run_state *s)
+{
+    const int mode = s->cfg.balance;
+    if (s->comm.size < 2 || mode == 1)
+        return 0;
+    if (mode == 2)
+        return 1;
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    const int fits = online <= 0 || (long)s->run.threads * s->comm.local_size <= online;
+    return comm_allreduce_min_i64(fits) != 0;
+}
+
 static int load_data(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
+    s->balancing = balance_wanted(s);
     if (load_train(s, err))
         return -1;
     s->has_test = strcmp(s->cfg.test, "none") != 0;
@@ -383,7 +399,7 @@ int setup(run_state *s, dp_err *err)
         return -1;
     if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))
         return -1;
-    if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, cfg->balance, err), err))
+    if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, s->balancing, err), err))
         return -1;
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||

@@ -51,7 +51,7 @@ typedef struct {
                              so on when the ranks span several nodes, else off (setup) */
     int bucket_kb;
     int reduction;        /* --reduction: 0 auto, 1 mpi, 2 shm */
-    int balance;          /* --balance: 0 off, 1 on (the ranks' shares follow their speeds) */
+    int balance;          /* --balance: 0 auto, 1 off, 2 on (shares follow the ranks' speeds) */
     int quiet;
     /* checkpoints and fine-tuning (README "Checkpoints, resume and fine-tuning") */
     const char *checkpoint_dir; /* NULL: --resume's directory, if any */
