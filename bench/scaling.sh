@@ -4,8 +4,10 @@
 # without evaluation, alternating the configurations ROUNDS times; prints medians.
 #   bench/scaling.sh [ROUNDS (default 3)] [STEPS (default 300)] [MODEL (default reference)]
 # Configurations: 1 rank x 1 thread, 1 rank x 2 threads, 2 ranks x 1 thread (the gradient
-# sum through shared memory, the default on one node), the same with --reduction mpi (one
-# MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread, each on the same two CPUs,
+# sum through shared memory, the default on one node; --balance auto, which balances
+# there), the same with --balance off (the files' split: what balancing gains), the same
+# with --reduction mpi (one MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread,
+# each on the same two CPUs,
 # and 1 x 1 on each of them (below). Also reports the peak resident memory per rank.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,17 +41,18 @@ else
   configs=("- 1 1")
   both="-"
 fi
-configs+=("$both 1 2" "$both 2 1" "$both 2 1 mpi")
+configs+=("$both 1 2" "$both 2 1" "$both 2 1 auto off" "$both 2 1 mpi")
 pin_both=()
 [[ $both == - ]] || pin_both=(taskset -c "$both")
 
-run() { # CPUS RANKS THREADS [REDUCTION] -> "images/s rss_mib" (CPUS: taskset's list, or -)
+run() { # CPUS RANKS THREADS [REDUCTION [BALANCE]] -> "images/s rss_mib" (CPUS: taskset's
+         # list, or -)
   local pin=()
   [[ $1 == - ]] || pin=(taskset -c "$1")
   rm -f "$tmp/m.jsonl"
   "${pin[@]}" mpirun -n "$2" --bind-to none build/dptrain --model "$model" --threads "$3" \
     --steps "$steps" --test none --no-progress --quiet --metrics "$tmp/m.jsonl" \
-    --reduction "${4:-auto}"
+    --reduction "${4:-auto}" --balance "${5:-auto}"
   sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
 }
 ones() { # the values of the 1 x 1 configurations in the associative array named $1
@@ -86,7 +89,8 @@ base=$(ones med | awk '{ s += $1 } END { print s / NR }')
 printf "%-60s %9s %7s %10s %14s %13s\n" configuration images/s "vs 1x1" "per round" \
   "vs slower 1x1" "MiB per rank"
 for c in "${configs[@]}"; do
-  read -r on n t how <<< "$c"
+  read -r on n t how bal <<< "$c"
+  [[ $how == auto ]] && how=""
   where=""; [[ $on == - ]] || where=" on CPU $on"
   [[ $on == *,* ]] && where=" on CPUs $on"
   v=${med[$c]}
@@ -94,7 +98,8 @@ for c in "${configs[@]}"; do
   vs_slow="-"
   [[ $on == *,* ]] && vs_slow=$(printf "%.2f" "$(echo ${slower[$c]} | tr ' ' '\n' | median)")
   printf "%-60s %9.0f %7.2f %10.2f %14s %13s\n" \
-    "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}$where" "$v" \
+    "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}${bal:+ --balance $bal}$where" \
+    "$v" \
     "$(echo "$v / $base" | bc -l)" "$pr" "$vs_slow" "${rss[$c]}"
 done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
