@@ -17,7 +17,7 @@ model=${4:-reference}
 source "$repo/scripts/mpi-env.sh"
 source "$repo/bench/quiet.sh"
 cd "$repo"
-[[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
+bench_need_mnist
 mapfile -t cpus < <(bench_cpus)
 (( ${#cpus[@]} >= 2 )) || { echo "balance.sh: needs two CPUs" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -14,6 +14,8 @@
 #   bench_pin ROUND THREADS      the prefix that pins a run of THREADS threads in round ROUND
 #                                ("taskset -c LIST", or nothing: below)
 #   bench_cpus                   the CPUs this shell may run on, one a line
+#   bench_need_mnist             exits unless the prepared MNIST is in data/mnist (run from
+#                                the repository root)
 #   bench_pin_note THREADS       what bench_pin does, in words, for the benchmark's header
 #   bench_pin_period THREADS     after how many rounds bench_pin comes back to the same CPUs
 #                                (1: it pins nothing)
@@ -70,6 +72,10 @@ median() {
     for (i = 2; i <= n; i++)
       for (k = i; k > 1 && v[k] + 0 < v[k - 1] + 0; k--) { x = v[k]; v[k] = v[k - 1]; v[k - 1] = x }
     if (n) print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
+
+bench_need_mnist() {
+  [[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
 }
 
 bench_cpus() {

@@ -25,7 +25,7 @@ model=${3:-reference}
 source "$repo/scripts/mpi-env.sh"
 source "$repo/bench/quiet.sh"
 cd "$repo"
-[[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
+bench_need_mnist
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 builds=("$repo/build/dptrain")

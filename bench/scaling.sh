@@ -23,7 +23,7 @@ quiet_begin
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$repo"
-[[ -d data/mnist/train ]] || { echo "fetch the data first: datasets/fetch_mnist.sh" >&2; exit 1; }
+bench_need_mnist
 
 # The runs use two CPUs, the first two this shell may use (bench/quiet.sh: bench_cpus),
 # pinned with taskset: 1 x 1 on each of them in turn, the others on both. The CPUs of a
