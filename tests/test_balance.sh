@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --balance: the ranks' shares follow their speeds, and no bit changes. The test build
 # makes one rank count its work as slower than it is (DPTRAIN_TEST_SLOW_RANK) so the split
-# moves on every machine: 2 ranks with rank 1 three times slower take 10 and 6 of the 16
+# moves on every machine (20x: far past what a busy machine's noise can undo): 2 ranks with
+# rank 1 that much slower take 10 and 6 of the 16
 # groups after the first exchange (rank 0 holds files 0-4: at most file 4's groups more),
 # and still use every sample exactly once per epoch; 3 ranks with rank 0 slower shift its
 # groups to the others; 5 ranks on files of uneven sizes, --accumulate 2, and the sum
@@ -32,7 +33,7 @@ share() { # share LOG RANK: that rank's percentage of the samples, from the bala
 }
 
 run one 1 --train train
-export DPTRAIN_TEST_SLOW_RANK=1:3
+export DPTRAIN_TEST_SLOW_RANK=1:20
 DPTRAIN_TEST_SAMPLE_LOG=$WORK/used run two 2 --train train
 same one two
 expect_in two.log "ranks hold: 0: files 0-4 (1500), 1: files 3-7 (1500)"
@@ -81,11 +82,31 @@ expect_in auto-turns.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
 common=(--test none --no-progress --threads 1 --steps "$steps" --balance on)
 
 # 3 ranks sharing files, rank 0 slow: its share falls below a third
-export DPTRAIN_TEST_SLOW_RANK=0:3
+export DPTRAIN_TEST_SLOW_RANK=0:20
 run three 3 --train train
 same one three
 (( $(share three.log 0 | cut -d. -f1) < 30 )) || fail "slow rank 0 kept $(share three.log 0)%"
 grep '^balance: the ranks' three.log
+
+# a rank left without groups is not measured: its speed doubles each exchange until it gets
+# groups again. Rank 1 of 3 counts as 1000x slower for 48 steps (none of the 16 groups for
+# it from about step 16 on), then as fast as it is: it must be back in the last 24 steps.
+if [[ ${DP_TEST_SANITIZED:-0} != 1 ]]; then
+  rm -f used.*
+  DPTRAIN_TEST_SLOW_RANK=1:1000:48 DPTRAIN_TEST_SAMPLE_LOG=$WORK/used \
+    run starved 3 --train train --steps 200
+  "${DP_PYTHON:-python3}" - used.1 <<'PY' || fail "a rank left without groups never got any back"
+import collections, sys
+n = collections.Counter(int(line.split()[0]) for line in open(sys.argv[1]))
+starved = [t for t in range(16, 48) if n[t] == 0]
+assert starved, f"rank 1 kept groups while 1000x slower: {[n[t] for t in range(16, 48)]}"
+back = [t for t in range(176, 200) if n[t] == 0]
+assert not back, f"rank 1 without groups in steps {back} of the last 24"
+print(f"ok: rank 1 without groups in {len(starved)} of steps 16-47, in every one of 176-199")
+PY
+  run one-200 1 --train train --steps 200
+  same one-200 starved
+fi
 
 # uneven files on 5 ranks, rank 2 slow
 run uneven-1 1 --train uneven
@@ -97,11 +118,11 @@ grep '^balance: the ranks' uneven-5.log
 # --accumulate 2 (two passes over each rank's groups), and MPI's sum overlapping backward
 unset DPTRAIN_TEST_SLOW_RANK
 run acc-1 1 --train train --accumulate 2
-export DPTRAIN_TEST_SLOW_RANK=1:3
+export DPTRAIN_TEST_SLOW_RANK=1:20
 run acc-2 2 --train train --accumulate 2
 same acc-1 acc-2
 (( $(share acc-2.log 0 | cut -d. -f1) >= 55 )) \
   || fail "--accumulate 2: rank 0 took $(share acc-2.log 0)%"
 run mpi-3 3 --train train --reduction mpi --overlap --bucket-kb 16
 same one mpi-3
-echo "10 passed, 0 failed"
+echo "11 passed, 0 failed"

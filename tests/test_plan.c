@@ -276,6 +276,58 @@ static void test_speed_split(void)
         }
 }
 
+/* The slowest share of step t (its slots over its rank's speed) under plans[P]. */
+static double slowest(dp_plan *plans, int P, long t, const double *speed)
+{
+    double worst = 0.0;
+    for (int r = 0; r < P; r++) {
+        dp_step_share s = share_of(&plans[r], t, r);
+        const double T = (s.slot1 - s.slot0) / speed[r];
+        worst = T > worst ? T : worst;
+    }
+    return worst;
+}
+
+/* The split by speeds is the fastest: its slowest share never takes longer than the files'
+ * split's, for uneven speeds on 2-8 ranks and uneven files; a rank 1000x slower between
+ * two others gets nothing where its neighbours can take its files' groups. */
+static void test_speed_split_fastest(void)
+{
+    const int64_t files[2][8] = {{7500, 7500, 7500, 7500, 7500, 7500, 7500, 7500},
+                                 {700, 1300, 410, 5000, 60, 900, 2200, 3000}};
+    dp_err err;
+    for (int k = 0; k < 2; k++)
+        for (int P = 2; P <= 8; P++) {
+            dp_plan base[8], p[8];
+            double speed[8];
+            for (int r = 0; r < P; r++) {
+                speed[r] = 1.0 + (double)((r * 7919 + 3 * P + k) % 11) / 5.0 +
+                           (double)((r * 104729 + P) % 7 == 0) * 20.0; /* some 10x faster */
+                CHECK(plan_create(&base[r], files[k], 8, 100, 8, 1, 1, r, P, &err) == 0);
+                CHECK(plan_create(&p[r], files[k], 8, 100, 8, 1, 1, r, P, &err) == 0);
+                CHECK(plan_hold_neighbours(&p[r], &err) == 0);
+            }
+            for (int r = 0; r < P; r++)
+                plan_set_speeds(&p[r], speed);
+            for (long t = 0; t < base[0].steps; t += 7)
+                CHECK(slowest(p, P, t, speed) <= slowest(base, P, t, speed) * (1 + 1e-9));
+            for (int r = 0; r < P; r++) {
+                plan_free(&base[r]);
+                plan_free(&p[r]);
+            }
+        }
+    const double starved[3] = {1.0, 1e-3, 1.5}; /* nearest to proportional: 2 groups */
+    for (int r = 0; r < 3; r++) {
+        dp_plan p;
+        CHECK(plan_create(&p, files[0], 8, 100, 8, 1, 1, r, 3, &err) == 0);
+        CHECK(plan_hold_neighbours(&p, &err) == 0);
+        plan_set_speeds(&p, starved);
+        for (long t = 0; r == 1 && t < p.steps; t++)
+            CHECK(share_of(&p, t, 1).group1 == share_of(&p, t, 1).group0);
+        plan_free(&p);
+    }
+}
+
 int main(void)
 {
     const int64_t even[8] = {7, 7, 7, 7, 7, 7, 7, 7};
@@ -305,5 +357,6 @@ int main(void)
     }
     test_balanced_shares();
     test_speed_split();
+    test_speed_split_fastest();
     return check_exit("test_plan");
 }

@@ -212,45 +212,86 @@ static void held_files(const dp_plan *p, int rank, int *lo, int *hi)
     *hi = *hi + p->reach < p->nfiles ? *hi + p->reach : p->nfiles;
 }
 
-/* The split by speeds: boundary r (between ranks r - 1 and r) at the group whose first
- * slot is nearest to the step's slots times the speeds of ranks below r over all speeds,
- * kept where rank r - 1 holds the groups below it and rank r those from it on, and in
- * rank order. Sets s->group0 and s->group1 for `rank`. */
-static void speed_share(const dp_plan *p, const int64_t *gs, const int64_t *ss, int rank,
-                        dp_step_share *s)
+/* The first group boundary g in [a, z] whose slot is at least x (z if none). */
+static int64_t first_at_least(const dp_plan *p, const int64_t *gs, const int64_t *ss, int64_t a,
+                              int64_t z, double x)
 {
-    double all = 0.0, below = 0.0;
-    for (int r = 0; r < p->ranks; r++)
-        all += p->speed[r];
-    int64_t prev = 0; /* boundary r - 1 */
-    s->group0 = 0;
-    for (int r = 1; r <= rank + 1; r++) {
-        int64_t g = gs[p->nfiles];
-        if (r < p->ranks) {
-            below += p->speed[r - 1];
-            const double x = (double)ss[p->nfiles] * below / all;
-            const int lo_f = p->held[2 * r], hi_b = p->held[2 * (r - 1) + 1];
-            int64_t lo = gs[lo_f] > prev ? gs[lo_f] : prev, hi = gs[hi_b];
-            if (hi < lo)
-                hi = lo;
-            int64_t a = lo, b = hi; /* the last group boundary in [lo, hi] at or below x */
-            while (a < b) {
-                int64_t m = (a + b + 1) / 2;
-                if ((double)slot_of(p, gs, ss, m) <= x)
-                    a = m;
-                else
-                    b = m - 1;
-            }
-            g = a;
-            if (g < hi && (double)slot_of(p, gs, ss, g + 1) - x < x - (double)slot_of(p, gs, ss, g))
-                g++;
-        }
-        if (r == rank)
-            s->group0 = (int)g;
-        if (r == rank + 1)
-            s->group1 = (int)g;
-        prev = g;
+    while (a < z) {
+        int64_t m = (a + z) / 2;
+        if ((double)slot_of(p, gs, ss, m) >= x)
+            z = m;
+        else
+            a = m + 1;
     }
+    return a;
+}
+
+/* Can every rank's share take at most T at its speed (slots per unit of time), each rank
+ * computing only groups of the files it holds? From the last rank back, each starts as
+ * early as T allows, but not before its files, and ends where the next one starts; that
+ * leaves the most to the ranks before it, so this finds a split whenever one exists. The
+ * earliest starts into e[ranks + 1]. */
+static int earliest_starts(const dp_plan *p, const int64_t *gs, const int64_t *ss, double T,
+                           int64_t *e)
+{
+    const int P = p->ranks;
+    e[P] = gs[p->nfiles];
+    for (int r = P - 1; r >= 0; r--) {
+        if (e[r + 1] > gs[p->held[2 * r + 1]])
+            return 0; /* rank r cannot reach where rank r + 1 must start */
+        const double from = (double)slot_of(p, gs, ss, e[r + 1]) - T * p->speed[r];
+        e[r] = first_at_least(p, gs, ss, gs[p->held[2 * r]], e[r + 1], from);
+    }
+    return e[0] == 0;
+}
+
+/* The split by speeds into p->bounds[ranks + 1]. First the shortest time T in which the
+ * slowest share can be done (bisecting between 0 and the files' split's, to 2^-40 of it);
+ * then, rank by rank, the boundary nearest to where the speeds put it (the slots times the
+ * speeds of the ranks before it over all speeds) among those that keep every share within
+ * T and within the files its rank holds. So among the fastest splits, the one closest to
+ * proportional: equal speeds give the files' split where it is proportional. */
+static void speed_split(const dp_plan *p, long t, const int64_t *gs, const int64_t *ss)
+{
+    const int P = p->ranks;
+    int64_t *b = p->bounds, *e = p->bounds + P + 1;
+    double hi = 0.0, all = 0.0; /* the files' split's slowest share: a split that exists */
+    for (int r = 0; r <= P; r++) {
+        b[r] = r == P ? gs[p->nfiles]
+                      : groups_before(p, t, (int64_t)((__int128)p->total * r / P));
+        if (r > 0) {
+            const double T = (double)(slot_of(p, gs, ss, b[r]) - slot_of(p, gs, ss, b[r - 1])) /
+                             p->speed[r - 1];
+            hi = T > hi ? T : hi;
+            all += p->speed[r - 1];
+        }
+    }
+    if (!earliest_starts(p, gs, ss, hi, e))
+        return; /* cannot be; the files' split stays */
+    double lo = 0.0;
+    for (int i = 0; i < 40; i++) {
+        const double mid = 0.5 * (lo + hi);
+        if (earliest_starts(p, gs, ss, mid, e))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    earliest_starts(p, gs, ss, hi, e);
+    double below = 0.0;
+    for (int r = 0; r + 1 < P; r++) {
+        below += p->speed[r];
+        const double x = (double)ss[p->nfiles] * below / all;
+        const double room = (double)slot_of(p, gs, ss, b[r]) + hi * p->speed[r];
+        const int64_t lo_g = e[r + 1] > b[r] ? e[r + 1] : b[r];
+        int64_t hi_g = first_at_least(p, gs, ss, lo_g, gs[p->held[2 * r + 1]], room);
+        if (hi_g > lo_g && (double)slot_of(p, gs, ss, hi_g) > room)
+            hi_g--; /* the last boundary within the room */
+        int64_t g = first_at_least(p, gs, ss, lo_g, hi_g, x); /* nearest to x in [lo, hi] */
+        if (g > lo_g && x - (double)slot_of(p, gs, ss, g - 1) <= (double)slot_of(p, gs, ss, g) - x)
+            g--;
+        b[r + 1] = g;
+    }
+    b[P] = gs[p->nfiles];
 }
 
 void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s)
@@ -266,7 +307,9 @@ void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s)
     if (p->balanced) {
         int64_t *gs = p->prefix, *ss = p->prefix + p->nfiles + 1;
         step_prefix(p, t, gs, ss);
-        speed_share(p, gs, ss, rank, s);
+        speed_split(p, t, gs, ss);
+        s->group0 = (int)p->bounds[rank];
+        s->group1 = (int)p->bounds[rank + 1];
         s->slot0 = (int)slot_of(p, gs, ss, s->group0);
         s->slot1 = (int)slot_of(p, gs, ss, s->group1);
         return;
@@ -372,7 +415,8 @@ int plan_hold_neighbours(dp_plan *p, dp_err *err)
     p->speed = dp_calloc((size_t)p->ranks, sizeof(double), "data plan", err);
     p->prefix = dp_calloc(2 * ((size_t)p->nfiles + 1), sizeof(int64_t), "data plan", err);
     p->held = dp_calloc(2 * (size_t)p->ranks, sizeof(int), "data plan", err);
-    if (!p->speed || !p->prefix || !p->held)
+    p->bounds = dp_calloc(2 * ((size_t)p->ranks + 1), sizeof(int64_t), "data plan", err);
+    if (!p->speed || !p->prefix || !p->held || !p->bounds)
         return -1;
     p->reach = 1;
     for (int r = 0; r < p->ranks; r++)
@@ -413,6 +457,7 @@ void plan_free(dp_plan *p)
     free(p->speed);
     free(p->prefix);
     free(p->held);
+    free(p->bounds);
     memset(p, 0, sizeof *p);
 }
 

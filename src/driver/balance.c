@@ -38,15 +38,20 @@ void balance_after_step(dp_balance *b, long step, dp_plan *plan)
     b->swap[2 * b->rank + 1] = b->seconds;
     comm_allreduce_sum_double(b->swap, 2 * b->ranks);
     b->samples = b->seconds = 0.0;
+    /* each measured speed smoothed over about two exchanges: a core's speed wanders over
+     * seconds or minutes, one step's jitter is noise */
+    double top = 0.0;
     for (int r = 0; r < b->ranks; r++) {
         const double n = b->swap[2 * r], sec = b->swap[2 * r + 1];
-        if (!(n > 0.0 && sec > 0.0 && isfinite(sec)))
-            continue; /* nothing computed: its speed stays as it was */
-        /* smoothed over about two exchanges: a core's speed wanders over seconds or
-         * minutes, one step's jitter is noise */
-        b->speed[r] = b->speed[r] > 0.0 ? 0.5 * b->speed[r] + 0.5 * (n / sec) : n / sec;
+        if (n > 0.0 && sec > 0.0 && isfinite(sec))
+            b->speed[r] = b->speed[r] > 0.0 ? 0.5 * b->speed[r] + 0.5 * (n / sec) : n / sec;
+        top = b->speed[r] > top ? b->speed[r] : top;
     }
-    b->exchanges++;
+    /* A rank that computed nothing was not measured: its speed doubles (up to the fastest
+     * rank's) until it gets a group again, so that a core that recovers is seen. */
+    for (int r = 0; r < b->ranks; r++)
+        if (!(b->swap[2 * r] > 0.0) && b->speed[r] > 0.0)
+            b->speed[r] = 2.0 * b->speed[r] < top ? 2.0 * b->speed[r] : top;
     plan_set_speeds(plan, b->speed); /* one rank without a speed yet: the files' split */
 }
 

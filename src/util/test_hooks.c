@@ -134,12 +134,14 @@ void test_hook_samples(int rank, long step, const int64_t *idx, int n)
 
 double test_hook_time_scale(int rank)
 {
+    static long calls = 0; /* one a step */
     const char *v = getenv("DPTRAIN_TEST_SLOW_RANK");
     int r;
     double factor;
-    if (!v || sscanf(v, "%d:%lf", &r, &factor) != 2 || r != rank || !(factor > 0.0))
+    long steps = -1;
+    if (!v || sscanf(v, "%d:%lf:%ld", &r, &factor, &steps) < 2 || r != rank || !(factor > 0.0))
         return 1.0;
-    return factor;
+    return steps < 0 || calls++ < steps ? factor : 1.0;
 }
 
 #endif

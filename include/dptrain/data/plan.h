@@ -68,6 +68,8 @@ typedef struct {
     int balanced;             /* plan_set_speeds gave speeds: the split follows them */
     int64_t *prefix;          /* [2 * (nfiles + 1)]: a step's groups and slots before file f */
     int *held;                /* [2 * ranks]: the files each rank holds, [lo, hi) */
+    int64_t *bounds;          /* [2 * (ranks + 1)]: the split by speeds of the last step
+                                 asked, and scratch */
 } dp_plan;
 
 /* The slots of one step that one rank computes. */
@@ -95,9 +97,10 @@ void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s);
  * data is loaded and plan_epoch. */
 int plan_hold_neighbours(dp_plan *p, dp_err *err);
 /* The split of every later plan_share follows speed[ranks] (anything in proportion to
- * samples per second; the same values on every rank): each boundary between two ranks'
- * runs of groups at the group nearest to where the speeds put it, within the files both
- * ranks hold. NULL, or a speed that is not positive and finite: the split of the parts.
+ * samples per second; the same values on every rank): of the splits in which each rank
+ * computes only groups of the files it holds, the one whose slowest share (its samples
+ * over its speed) is shortest. NULL, or a speed that is not positive and finite: the
+ * split of the parts.
  * Needs plan_hold_neighbours (else the split stays that of the parts). */
 void plan_set_speeds(dp_plan *p, const double *speed);
 /* The groups and slots of step t in the files rank `rank` holds: no split gives it more. */

@@ -29,7 +29,6 @@ typedef struct {
     double *speed;           /* [ranks]: smoothed samples per second, the same on every rank */
     double *swap;            /* [2 * ranks]: the exchange */
     double run_samples;      /* this rank's samples over the run */
-    long exchanges;
 } dp_balance;
 
 /* Off (nothing exchanged) unless `on` and there are several ranks. */

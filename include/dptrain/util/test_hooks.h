@@ -27,8 +27,9 @@
  *   DPTRAIN_TEST_SHM_FREE=RANK:MIB       that rank sees MIB free in MPI's shared-memory
  *                                        directory, for the room check of the gradient sum
  *                                        through shared memory (comm.c)
- *   DPTRAIN_TEST_SLOW_RANK=RANK:FACTOR   that rank's own work per step counts FACTOR times
- *                                        its measured seconds for --balance (a slower core)
+ *   DPTRAIN_TEST_SLOW_RANK=RANK:FACTOR[:STEPS]   that rank's own work per step counts
+ *                                        FACTOR times its measured seconds for --balance (a
+ *                                        slower core), for the first STEPS steps (or all)
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
@@ -49,7 +50,8 @@ int test_hook_ties(int dflt);
 /* The bytes free in MPI's shared-memory directory as rank `rank` sees them: dflt, or the
  * test's. */
 double test_hook_shm_free(int rank, double dflt);
-/* The factor by which rank `rank` scales its measured work for --balance: 1, or the test's. */
+/* The factor by which rank `rank` scales its measured work of a step for --balance (called
+ * once a step): 1, or the test's. */
 double test_hook_time_scale(int rank);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
