@@ -147,20 +147,31 @@ static int place_group(const dp_plan *p, long t, int64_t j, group_place *g)
     return -1;
 }
 
+/* The slots of step t: positions [tB, min(N, (t + 1)B)) of the interleaving. */
+static int step_slots(const dp_plan *p, long t)
+{
+    const int64_t end = (int64_t)(t + 1) * p->batch;
+    return (int)((end < p->total ? end : p->total) - (int64_t)t * p->batch);
+}
+
 int plan_group_slot(const dp_plan *p, long t, int j)
 {
     group_place g;
-    if (place_group(p, t, j, &g) == 0)
-        return (int)g.slot;
-    dp_step_share s; /* j past the last group: the end of the step */
-    plan_share(p, t, 0, &s);
-    return s.slots;
+    return place_group(p, t, j, &g) == 0 ? (int)g.slot : step_slots(p, t); /* past the last */
 }
 
 int plan_group_size(const dp_plan *p, long t, int j)
 {
     group_place g;
     return place_group(p, t, j, &g) == 0 ? (int)g.size : 0;
+}
+
+/* The boundary of step t's groups where the files' split puts the start of rank r's part
+ * (its share of the files laid end to end); `groups` for r = ranks. */
+static int64_t files_boundary(const dp_plan *p, long t, int r, int64_t groups)
+{
+    return r == p->ranks ? groups
+                         : groups_before(p, t, (int64_t)((__int128)p->total * r / p->ranks));
 }
 
 /* The groups and slots of step t before each file: gs[f], ss[f] for f = 0..nfiles. */
@@ -257,8 +268,7 @@ static void speed_split(const dp_plan *p, long t, const int64_t *gs, const int64
     int64_t *b = p->bounds, *e = p->bounds + P + 1;
     double hi = 0.0, all = 0.0; /* the files' split's slowest share: a split that exists */
     for (int r = 0; r <= P; r++) {
-        b[r] = r == P ? gs[p->nfiles]
-                      : groups_before(p, t, (int64_t)((__int128)p->total * r / P));
+        b[r] = files_boundary(p, t, r, gs[p->nfiles]);
         if (r > 0) {
             const double T = (double)(slot_of(p, gs, ss, b[r]) - slot_of(p, gs, ss, b[r - 1])) /
                              p->speed[r - 1];
@@ -314,22 +324,23 @@ void plan_share(const dp_plan *p, long t, int rank, dp_step_share *s)
         s->slot1 = (int)slot_of(p, gs, ss, s->group1);
         return;
     }
-    int64_t lo = (int64_t)((__int128)p->total * rank / p->ranks);
-    int64_t hi = (int64_t)((__int128)p->total * (rank + 1) / p->ranks);
-    s->group0 = (int)groups_before(p, t, lo);
-    s->group1 = rank + 1 == p->ranks ? s->groups : (int)groups_before(p, t, hi);
+    s->group0 = (int)files_boundary(p, t, rank, s->groups);
+    s->group1 = (int)files_boundary(p, t, rank + 1, s->groups);
     s->slot0 = place_group(p, t, s->group0, &g) == 0 ? (int)g.slot : s->slots;
     s->slot1 = place_group(p, t, s->group1, &g) == 0 ? (int)g.slot : s->slots;
 }
 
 void plan_share_most(const dp_plan *p, long t, int rank, dp_step_share *s)
 {
-    plan_share(p, t, rank, s);
-    if (!p->prefix)
+    if (!p->prefix) { /* nothing held beyond the part: its share is all it can get */
+        plan_share(p, t, rank, s);
         return;
+    }
     int64_t *gs = p->prefix, *ss = p->prefix + p->nfiles + 1;
     step_prefix(p, t, gs, ss);
     const int lo = p->held[2 * rank], hi = p->held[2 * rank + 1];
+    s->slots = (int)ss[p->nfiles];
+    s->groups = (int)gs[p->nfiles];
     s->group0 = (int)gs[lo];
     s->group1 = (int)gs[hi];
     s->slot0 = (int)ss[lo];

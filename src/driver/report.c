@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "dptrain/driver/balance.h"
+#include "dptrain/driver/threads.h"
 #include "dptrain/net/isa.h"
 
 /* "dptrain: 8 ranks x 1 thread on 1 node (vm ranks 0-7)": runs of equal host names. */
@@ -22,7 +23,7 @@ static void print_layout(const dp_comm *c, int threads, int cores, char (*hosts)
     }
     printf(")\n");
     long online = sysconf(_SC_NPROCESSORS_ONLN);
-    if (online > 0 && (long)threads * c->local_size > online) {
+    if (threads_oversubscribed(c, threads)) {
         if (threads > 1)
             printf("dptrain: warning: %d ranks x %d threads on this node exceed its %ld cores; "
                    "pass --threads %ld or start fewer ranks per node\n", c->local_size, threads,

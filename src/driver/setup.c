@@ -124,9 +124,7 @@ static int balance_wanted(const run_state *s)
         return 0;
     if (mode == 2)
         return 1;
-    const long online = sysconf(_SC_NPROCESSORS_ONLN);
-    const int fits = online <= 0 || (long)s->run.threads * s->comm.local_size <= online;
-    return comm_allreduce_min_i64(fits) != 0;
+    return comm_allreduce_max_i64(threads_oversubscribed(&s->comm, s->run.threads)) == 0;
 }
 
 static int load_data(run_state *s, dp_err *err)

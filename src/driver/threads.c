@@ -10,6 +10,12 @@ int threads_cores_allowed(void)
     return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
+int threads_oversubscribed(const dp_comm *c, int threads)
+{
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 && (long)threads * c->local_size > online;
+}
+
 int threads_default(const dp_comm *c)
 {
     const char *env = getenv("OMP_NUM_THREADS");

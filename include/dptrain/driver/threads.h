@@ -11,5 +11,7 @@ int threads_cores_allowed(void);
 /* OMP_NUM_THREADS, else the cores this rank may use, capped at its share of the node
  * (the cores online over the ranks on this node); at least 1. */
 int threads_default(const dp_comm *c);
+/* Do this node's ranks, `threads` each, outnumber its cores online (they take turns)? */
+int threads_oversubscribed(const dp_comm *c, int threads);
 
 #endif
