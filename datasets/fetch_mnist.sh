@@ -105,12 +105,17 @@ outputs_ok() {
     count=$(find "$dest/train" -maxdepth 1 -name '*.h5' | wc -l)
     [[ "$count" -eq "$shards" ]] || return 1
     [[ -f "$dest/train/$(printf 'train-%05d-of-%05d.h5' 0 "$shards")" ]] || return 1
-    "$tool" inspect "$dest/train" >/dev/null 2>&1 && "$tool" inspect "$dest/test.h5" >/dev/null 2>&1
+    # readable, and with checksums (shards made before they were written are made again)
+    local listing
+    listing=$("$tool" inspect "$dest/train" 2>&1 && "$tool" inspect "$dest/test.h5" 2>&1) ||
+        return 1
+    ! grep -q "checksums: none" <<<"$listing"
 }
 
 mkdir -p "$dest/raw"
 if [[ $force -eq 0 ]] && raw_ok && outputs_ok; then
-    echo "MNIST is already in $dest: raw files verify against $sums_file, $shards training shards and test.h5 are readable (use --force to redo)"
+    echo "MNIST is already in $dest: raw files verify against $sums_file, $shards training" \
+         "shards and test.h5 are readable and carry checksums (use --force to redo)"
     exit 0
 fi
 

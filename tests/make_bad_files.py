@@ -56,6 +56,25 @@ shard("mixed/b.h5", imgs(60, c=3), labs(60))
 os.makedirs("attrs", exist_ok=True)
 for name in ("a", "b"):
     shard(f"attrs/{name}.h5", imgs(60), labs(60), shard_index=0, shard_count=2)
+
+
+# copies of the good set (made by shard_write, so with checksums) whose second file has one
+# bit flipped in the first chunk of /images or of /labels, as a disk or a copy might
+def damaged_set(name, dataset):
+    shutil.copytree(os.path.dirname(good_shard), name)
+    path = os.path.join(name, sorted(os.listdir(name))[1])
+    with h5py.File(path, "r") as f:
+        assert f[dataset].fletcher32, "the good shard carries no checksum"
+        at = f[dataset].id.get_chunk_info(0).byte_offset + 5
+    with open(path, "r+b") as f:
+        f.seek(at)
+        byte = f.read(1)[0]
+        f.seek(at)
+        f.write(bytes([byte ^ 4]))
+
+
+damaged_set("damaged_images", "images")
+damaged_set("damaged_labels", "labels")
 # a test file of another shape
 shard("h5/test_3x28x28.h5", imgs(40, c=3), labs(40))
 # labels against the model's classes (no num_classes attribute unless named): a test file

@@ -271,7 +271,7 @@ static void test_share(void)
 
     /* Large totals: no overflow in r * N. */
     int64_t counts[2] = {INT64_C(3000000000000), INT64_C(1000000000001)};
-    dp_filelist big = {NULL, counts, 2, 1, 1, 1, counts[0] + counts[1], 0};
+    dp_filelist big = {NULL, counts, 2, 1, 1, 1, counts[0] + counts[1], 0, NULL};
     check_tiling(&big, 7);
     check_tiling(&big, 2);
     check_tiling(&big, 1000003);
@@ -405,6 +405,61 @@ static void test_rejects(void)
     CHECK(access(path_in("no/such/dir/x.h5.tmp"), F_OK) != 0);
 }
 
+/* Flip one bit at byte AT of the first chunk of dataset NAME, as a disk or a copy might. */
+static int damage_chunk(const char *path, const char *name, hsize_t at)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = f < 0 ? -1 : H5Dopen2(f, name, H5P_DEFAULT);
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (ds >= 0) {
+        hid_t space = H5Dget_space(ds);
+        H5Dget_chunk_info(ds, space, 0, NULL, NULL, &addr, &size);
+        H5Sclose(space);
+        H5Dclose(ds);
+    }
+    if (f >= 0)
+        H5Fclose(f);
+    FILE *fp = addr != HADDR_UNDEF && at < size ? fopen(path, "r+b") : NULL;
+    int c = fp && fseek(fp, (long)(addr + at), SEEK_SET) == 0 ? fgetc(fp) : EOF;
+    int ok = c != EOF && fseek(fp, (long)(addr + at), SEEK_SET) == 0 && fputc(c ^ 4, fp) != EOF;
+    if (fp)
+        ok &= fclose(fp) == 0;
+    return ok ? 0 : -1;
+}
+
+/* shard_write's files carry checksums, which every read checks: a flipped bit in the
+ * images or the labels is refused, naming the file; files without them are marked. */
+static void test_checksums(void)
+{
+    printf("checksums: written, marked, and a damaged byte refused\n");
+    dp_err err;
+    dp_filelist fl;
+    dp_dataset ds;
+    const char *names[2] = {"images", "labels"};
+    for (int i = 0; i < 2; i++) {
+        const char *p = path_in(i ? "sum_labels.h5" : "sum_images.h5");
+        CHECK_OK(shard_write(p, images, labels, N, C, H, W, NULL, &err), &err);
+        CHECK_OK(filelist_open(p, &fl, &err), &err);
+        CHECK(fl.nfiles == 1 && fl.checksummed[0] == 1);
+        CHECK_OK(dataset_load(&fl, 0, N, &ds, &err), &err);
+        dataset_free(&ds);
+        filelist_free(&fl);
+        CHECK(damage_chunk(p, names[i], 5) == 0);
+        CHECK_OK(filelist_open(p, &fl, &err), &err); /* listing reads no chunk */
+        CHECK_FAILS(dataset_load(&fl, 0, N, &ds, &err), &err, p,
+                    "do not match the checksum stored with them");
+        CHECK(strstr(err.msg, names[i]) != NULL);
+        filelist_free(&fl);
+    }
+    /* A file without checksums loads, and says so. */
+    raw_spec plain = {H5T_STD_U8LE, 4, {3, C, H, W}, 1, 3, NULL};
+    write_raw(path_in("plain.h5"), &plain);
+    CHECK_OK(filelist_open(path_in("plain.h5"), &fl, &err), &err);
+    CHECK(fl.nfiles == 1 && fl.checksummed[0] == 0);
+    filelist_free(&fl);
+}
+
 int main(void)
 {
     for (int i = 0; i < N * SAMPLE; i++)
@@ -417,6 +472,7 @@ int main(void)
     test_roundtrip();
     test_share();
     test_rejects();
+    test_checksums();
     check_rmtree(d);
     free(d);
     return check_finish("test_data");

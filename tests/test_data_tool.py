@@ -86,6 +86,9 @@ with tempfile.TemporaryDirectory() as tmp:
         check(a0["source_images_sha256"] == sha(img_path), "sha256 of the (gzipped) images file as given")
         check(a0["source_labels_sha256"] == sha(lab_path), "sha256 of the labels file")
         check(a0["source_images"] == os.path.basename(img_path), "source_images is the file name")
+        with h5py.File(paths[1]) as f1:
+            check(f1["images"].fletcher32 and f1["labels"].fletcher32,
+                  "Fletcher-32 checksums on /images and /labels")
 
     print("inspect")
     rc, so, se = run("inspect", out)
@@ -93,6 +96,8 @@ with tempfile.TemporaryDirectory() as tmp:
     hist = " ".join(f"{v}:{int((labels == v).sum())}" for v in range(10))
     check(("labels: " + hist) in so, f"inspect histogram '{hist}'")
     check("first_index = 8" in so, "inspect prints attributes")
+    check(so.count("checksums: Fletcher-32 on /images and /labels") == 3,
+          "inspect names the checksums of each file")
 
     print("convert --classes 0-2,7 --limit 5 --shards 2 --name part")
     out2 = os.path.join(tmp, "filtered")

@@ -98,6 +98,14 @@ expect h5-label-range-rank-local 1 "rank 1: --train" 2 --train badlabel "${T[@]}
 expect_in out.log "badlabel/synth-00001-of-00002.h5: label 12"
 expect h5-label-range-both 1 "badlabel/synth-00001-of-00002.h5: label 12" 2 --train badlabel \
   "${T[@]}" --balance on
+# a bit flipped in a shard after it was written: its checksum no longer matches (the first
+# seen by rank 1 alone, the second by both ranks, which hold both files)
+expect h5-checksum-rank-local 1 "rank 1: --train: damaged_images/synth-00001-of-00002.h5: \
+reading rows 0..200 of '/images': bytes there do not match the checksum" \
+  2 --train damaged_images "${T[@]}" --balance off
+expect h5-checksum-both 1 "--train: damaged_labels/synth-00001-of-00002.h5: \
+reading rows 0..200 of '/labels': bytes there do not match the checksum" \
+  2 --train damaged_labels "${T[@]}" --balance on
 # labels against the model's classes: never read past the logits, never a model of
 # classes without samples (a stray label), never a test set of other classes
 expect label-test-out-of-range 1 "--test labels/test_label250.h5: label 250 of sample 7 (global index 7) is not one of the model's 10 classes (labels 0 to 9, from the training data)" 2 --train train --test labels/test_label250.h5 --steps 2 --no-progress

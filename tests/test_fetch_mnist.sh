@@ -51,6 +51,19 @@ if [[ -f "$raw/train-images-idx3-ubyte" ]] && (cd "$raw" && sha256sum --quiet -c
         bash "$fetch" --from "$tmp/from" --dest "$tmp/mnist" --shards 4 --tool "$DPTRAIN_DATA" </dev/null >"$tmp/log" 2>&1 &&
             (cd "$tmp/mnist/raw" && sha256sum --quiet -c "$src/datasets/mnist.sha256") >/dev/null 2>&1 &&
             ok "corrupted raw file refetched" || bad "corrupted raw file refetched"
+        # A damaged byte in a shard (its images lie in checksummed chunks filling most of
+        # the file) is noticed, and the shards are made again.
+        shard="$tmp/mnist/train/train-00001-of-00004.h5"
+        printf 'x' | dd of="$shard" bs=1 seek=$(($(stat -c %s "$shard") / 2)) conv=notrunc \
+            2>/dev/null
+        if "$DPTRAIN_DATA" inspect "$tmp/mnist/train" >"$tmp/log" 2>&1; then
+            bad "damaged shard read without error"
+        elif grep -q "do not match the checksum" "$tmp/log"; then ok "damaged shard refused"
+        else bad "damaged shard message"; fi
+        bash "$fetch" --from "$tmp/from" --dest "$tmp/mnist" --shards 4 --tool "$DPTRAIN_DATA" \
+            </dev/null >"$tmp/log" 2>&1 && ! grep -q "already" "$tmp/log" &&
+            "$DPTRAIN_DATA" inspect "$tmp/mnist/train" >/dev/null 2>&1 &&
+            ok "damaged shard made again" || bad "damaged shard made again"
     else
         bad "fetch --from a directory of verified files"
     fi

@@ -36,9 +36,25 @@ static hid_t open_shard(const char *path, dp_err *err)
     return file;
 }
 
-/* Shape of one uint8 dataset: checks it exists, is a dataset, is uint8, has an allowed rank. */
+/* Whether a dataset's chunks carry HDF5's Fletcher-32 checksum, which HDF5 then checks
+ * on every read. */
+static int has_checksum(hid_t ds)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return 0;
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    int found = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvalues, NULL, 0,
+                                     NULL, &config) >= 0;
+    H5Pclose(dcpl);
+    return found;
+}
+
+/* Shape of one uint8 dataset: checks it exists, is a dataset, is uint8, has an allowed rank;
+ * *checksum: whether its chunks carry a checksum. */
 static int dataset_shape(hid_t file, const char *path, const char *name, int min_rank,
-                         int max_rank, int *rank, hsize_t dims[4], dp_err *err)
+                         int max_rank, int *rank, hsize_t dims[4], int *checksum, dp_err *err)
 {
     const char *want = strcmp(name, "images") == 0 ? "uint8 [N, C, H, W] or [N, H, W]"
                                                    : "uint8 [N]";
@@ -77,6 +93,7 @@ static int dataset_shape(hid_t file, const char *path, const char *name, int min
         }
     }
     *rank = r;
+    *checksum = has_checksum(ds);
     rc = 0;
 done:
     if (space >= 0)
@@ -185,17 +202,18 @@ static int list_files(const char *spec, dp_filelist *fl, dp_err *err)
 
 /* Open one file and read its sample count, shape and attributes. */
 static int probe_file(const char *path, int64_t *count, int shape[3], file_attrs *a,
-                      dp_err *err)
+                      unsigned char *checksummed, dp_err *err)
 {
     hid_t file = open_shard(path, err);
     if (file < 0)
         return -1;
     int rc = -1;
-    int irank, lrank;
+    int irank, lrank, isum, lsum;
     hsize_t idims[4] = {0}, ldims[4] = {0};
-    if (dataset_shape(file, path, "images", 3, 4, &irank, idims, err) ||
-        dataset_shape(file, path, "labels", 1, 1, &lrank, ldims, err))
+    if (dataset_shape(file, path, "images", 3, 4, &irank, idims, &isum, err) ||
+        dataset_shape(file, path, "labels", 1, 1, &lrank, ldims, &lsum, err))
         goto done;
+    *checksummed = isum && lsum;
     if (idims[0] != ldims[0]) {
         dp_fail(err, "%s: /images has %llu samples but /labels has %llu: expected the same "
                      "number",
@@ -302,14 +320,16 @@ int filelist_open(const char *spec, dp_filelist *fl, dp_err *err)
     }
     file_attrs *attrs = NULL;
     fl->counts = dp_calloc((size_t)fl->nfiles, sizeof *fl->counts, "file sample counts", err);
+    fl->checksummed = dp_calloc((size_t)fl->nfiles, 1, "file checksum flags", err);
     attrs = dp_calloc((size_t)fl->nfiles, sizeof *attrs, "file attributes", err);
-    if (!fl->counts || !attrs)
+    if (!fl->counts || !fl->checksummed || !attrs)
         goto fail;
 
     h5_quiet q = h5_quiet_begin();
     for (int i = 0; i < fl->nfiles; i++) {
         int shape[3];
-        if (probe_file(fl->paths[i], &fl->counts[i], shape, &attrs[i], err)) {
+        if (probe_file(fl->paths[i], &fl->counts[i], shape, &attrs[i], &fl->checksummed[i],
+                       err)) {
             h5_quiet_end(q);
             goto fail;
         }
@@ -351,6 +371,7 @@ void filelist_free(dp_filelist *fl)
         free(fl->paths[i]);
     free(fl->paths);
     free(fl->counts);
+    free(fl->checksummed);
     memset(fl, 0, sizeof *fl);
 }
 
@@ -412,8 +433,15 @@ static int read_rows(hid_t file, const char *path, const char *name, hsize_t lo,
     if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         mspace < 0 || H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, dst) < 0) {
         char why[256];
-        dp_fail(err, "%s: reading rows %llu..%llu of '/%s' failed: %s", path,
-                (unsigned long long)lo, (unsigned long long)(lo + len), name, h5_reason(why));
+        h5_reason(why);
+        if (strstr(why, "Fletcher32")) /* HDF5's "data error detected by Fletcher32 checksum" */
+            dp_fail(err, "%s: reading rows %llu..%llu of '/%s': bytes there do not match the "
+                         "checksum stored with them: the file was damaged after it was written "
+                         "(copy it again, or make it again with dptrain-data convert)",
+                    path, (unsigned long long)lo, (unsigned long long)(lo + len), name);
+        else
+            dp_fail(err, "%s: reading rows %llu..%llu of '/%s' failed: %s", path,
+                    (unsigned long long)lo, (unsigned long long)(lo + len), name, why);
         goto done;
     }
     rc = 0;

@@ -62,6 +62,18 @@ static void print_holdings(const dp_comm *c, const int64_t *all)
     printf("%s\n", shown < c->size ? ", ..." : "");
 }
 
+/* A note where files of a set carry no checksums (shards made by other tools). */
+static void print_unchecked(const char *option, const dp_filelist *fl)
+{
+    int bare = 0;
+    for (int i = 0; i < fl->nfiles; i++)
+        bare += !fl->checksummed[i];
+    if (bare)
+        printf("data: note: %s: %d of %d file%s without checksums: a damaged byte there "
+               "would go unnoticed (dptrain-data convert writes them)\n", option, bare,
+               fl->nfiles, fl->nfiles > 1 ? "s" : "");
+}
+
 static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *holdings)
 {
     const dp_config *cfg = b->cfg;
@@ -72,6 +84,7 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
            (long long)fl->total, fl->c, fl->h, fl->w, b->model->num_classes, fl->nfiles,
            fl->nfiles > 1 ? "s" : "");
     print_holdings(c, holdings);
+    print_unchecked("--train", fl);
     if (p->reach)
         printf("balance: each rank holds the files of its part and the next on either side; "
                "every %d steps its share of the batch follows its speed (--balance off: the "
@@ -79,9 +92,11 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
     else if (cfg->balance == 0 && c->size > 1) /* auto, and it said no */
         printf("balance: off: the ranks take turns on a node's cores, so their timings say "
                "nothing lasting (--balance on forces it)\n");
-    if (b->test_files)
+    if (b->test_files) {
         printf("test: %s: %lld samples, split over the ranks\n", cfg->test,
                (long long)b->test_files->total);
+        print_unchecked("--test", b->test_files);
+    }
     dp_step_share first, last;
     plan_share(p, 0, 0, &first);
     plan_share(p, p->steps - 1, 0, &last);

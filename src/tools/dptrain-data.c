@@ -454,6 +454,11 @@ static int inspect(const char *spec)
         printf("%s: %lld samples, C x H x W = %d x %d x %d\n", fl.paths[i],
                (long long)fl.counts[i], fl.c, fl.h, fl.w);
         print_attributes(fl.paths[i]);
+        printf("  checksums: %s\n", fl.checksummed[i]
+                                        ? "Fletcher-32 on /images and /labels, checked on "
+                                          "every read"
+                                        : "none: a damaged byte would go unnoticed (dptrain-data "
+                                          "convert writes them)");
         dp_dataset ds;
         if (dataset_load(&fl, offset, offset + fl.counts[i], &ds, &err)) {
             filelist_free(&fl);

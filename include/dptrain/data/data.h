@@ -26,6 +26,8 @@ typedef struct {
     int c, h, w;          /* shape of one sample, the same in every file */
     int64_t total;        /* samples in all files */
     int num_classes;      /* from the num_classes attribute, 0 when absent */
+    unsigned char *checksummed; /* per file: 1 when its /images and /labels carry HDF5's
+                                 * Fletcher-32 checksums, which every read checks */
 } dp_filelist;
 
 typedef struct {
