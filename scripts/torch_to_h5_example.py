@@ -30,4 +30,5 @@ class Net(nn.Module):  # dptrain model "reference"
 net = Net()  # or: net.load_state_dict(torch.load("mnist_cnn.pt"))
 with h5py.File(sys.argv[1], "w") as f:
     for k, v in net.state_dict().items():
-        f.create_dataset(k, data=v.detach().cpu().numpy().astype("float32"))
+        f.create_dataset(k, data=v.detach().cpu().numpy().astype("float32"),
+                         fletcher32=True)  # checksums, as dptrain writes them

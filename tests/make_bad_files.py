@@ -58,19 +58,23 @@ for name in ("a", "b"):
     shard(f"attrs/{name}.h5", imgs(60), labs(60), shard_index=0, shard_count=2)
 
 
-# copies of the good set (made by shard_write, so with checksums) whose second file has one
-# bit flipped in the first chunk of /images or of /labels, as a disk or a copy might
-def damaged_set(name, dataset):
-    shutil.copytree(os.path.dirname(good_shard), name)
-    path = os.path.join(name, sorted(os.listdir(name))[1])
+def flip_bit(path, dataset):
+    """Flip one bit in the first chunk of a checksummed dataset, as a disk or a copy might."""
     with h5py.File(path, "r") as f:
-        assert f[dataset].fletcher32, "the good shard carries no checksum"
+        assert f[dataset].fletcher32, f"{path}:{dataset} carries no checksum"
         at = f[dataset].id.get_chunk_info(0).byte_offset + 5
     with open(path, "r+b") as f:
         f.seek(at)
         byte = f.read(1)[0]
         f.seek(at)
         f.write(bytes([byte ^ 4]))
+
+
+# copies of the good set (made by shard_write, so with checksums) whose second file has one
+# bit flipped in the first chunk of /images or of /labels
+def damaged_set(name, dataset):
+    shutil.copytree(os.path.dirname(good_shard), name)
+    flip_bit(os.path.join(name, sorted(os.listdir(name))[1]), dataset)
 
 
 damaged_set("damaged_images", "images")
@@ -98,6 +102,8 @@ os.makedirs("w", exist_ok=True)
 open("w/not_hdf5.h5", "w").write("not weights\n")
 wdata = open(good_weights, "rb").read()
 open("w/truncated.h5", "wb").write(wdata[: len(wdata) // 2])
+shutil.copy(good_weights, "w/damaged.h5")
+flip_bit("w/damaged.h5", "conv2.weight")
 with h5py.File(good_weights, "r") as g:
     tensors = {k: g[k][()] for k in g}
 for name, change in [("missing", "drop"), ("shape", "shape"), ("ints", "int")]:

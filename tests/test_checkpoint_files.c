@@ -3,7 +3,8 @@
  * own checkpoints (before, it kept the highest step numbers whoever wrote them, and a new
  * run's ckpt-00000005.h5 went at once beside an old run's steps 10-30); the listing
  * names each checkpoint's run; the metadata reads back the identity and the samples per
- * training file. */
+ * training file. A checkpoint damaged after it was written (a bit flipped in a chunk, which
+ * no longer matches its checksum) is passed over for the newest intact one, and named. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -12,6 +13,8 @@
 #include "dptrain/net/model.h"
 #include "dptrain/optim/optim.h"
 #include "dptrain/persist/checkpoint.h"
+#include "dptrain/persist/weights.h"
+#include "h5_damage.h"
 
 static char *dir;
 
@@ -91,6 +94,26 @@ int main(void)
     CHECK(meta.nfiles == 2 && meta.saved_counts && meta.saved_counts[0] == 7 &&
           meta.saved_counts[1] == 5);
     checkpoint_meta_free(&meta);
+
+    /* a bit flipped in the newest checkpoint: --resume takes the one before, and says why */
+    char found[4096], damaged[1024];
+    CHECK(checkpoint_find_latest(dir, found, sizeof found, damaged, sizeof damaged, &err) == 0);
+    CHECK(strstr(found, "ckpt-00000045.h5") && damaged[0] == '\0');
+    const char *newest = check_path(dir, "ckpt-00000045.h5");
+    CHECK(h5_damage_chunk(newest, m.params[0].name, 3) == 0);
+    CHECK(checkpoint_find_latest(dir, found, sizeof found, damaged, sizeof damaged, &err) == 0);
+    CHECK(strstr(found, "ckpt-00000035.h5") != NULL);
+    CHECK(strstr(damaged, "ckpt-00000045.h5") && strstr(damaged, m.params[0].name) &&
+          strstr(damaged, "do not match the checksum stored with them"));
+    printf("  damaged, passed over: %s\n", damaged);
+    CHECK(exists(45)); /* left in place */
+    CHECK_FAILS(weights_load(&m, newest, &err), &err, "ckpt-00000045.h5",
+                "do not match the checksum stored with them");
+    /* and a damaged optimizer state counts as much as damaged weights */
+    CHECK(h5_damage_chunk(check_path(dir, "ckpt-00000035.h5"),
+                          "dptrain/optimizer/fc1.weight.momentum_buffer", 0) == 0);
+    CHECK(checkpoint_find_latest(dir, found, sizeof found, damaged, sizeof damaged, &err) == 0);
+    CHECK(strstr(found, "ckpt-00000030.h5") && strstr(damaged, "ckpt-00000045.h5"));
 
     optimizer_free(opt);
     free(views);

@@ -2,6 +2,7 @@
  * naming them, ranks split them without gaps or overlaps, and every malformed file we
  * know of is rejected with a message naming the file. */
 #include "data_check.h"
+#include "h5_damage.h"
 
 #include <hdf5.h>
 #include <sys/stat.h>
@@ -405,29 +406,6 @@ static void test_rejects(void)
     CHECK(access(path_in("no/such/dir/x.h5.tmp"), F_OK) != 0);
 }
 
-/* Flip one bit at byte AT of the first chunk of dataset NAME, as a disk or a copy might. */
-static int damage_chunk(const char *path, const char *name, hsize_t at)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t ds = f < 0 ? -1 : H5Dopen2(f, name, H5P_DEFAULT);
-    haddr_t addr = HADDR_UNDEF;
-    hsize_t size = 0;
-    if (ds >= 0) {
-        hid_t space = H5Dget_space(ds);
-        H5Dget_chunk_info(ds, space, 0, NULL, NULL, &addr, &size);
-        H5Sclose(space);
-        H5Dclose(ds);
-    }
-    if (f >= 0)
-        H5Fclose(f);
-    FILE *fp = addr != HADDR_UNDEF && at < size ? fopen(path, "r+b") : NULL;
-    int c = fp && fseek(fp, (long)(addr + at), SEEK_SET) == 0 ? fgetc(fp) : EOF;
-    int ok = c != EOF && fseek(fp, (long)(addr + at), SEEK_SET) == 0 && fputc(c ^ 4, fp) != EOF;
-    if (fp)
-        ok &= fclose(fp) == 0;
-    return ok ? 0 : -1;
-}
-
 /* shard_write's files carry checksums, which every read checks: a flipped bit in the
  * images or the labels is refused, naming the file; files without them are marked. */
 static void test_checksums(void)
@@ -445,7 +423,7 @@ static void test_checksums(void)
         CHECK_OK(dataset_load(&fl, 0, N, &ds, &err), &err);
         dataset_free(&ds);
         filelist_free(&fl);
-        CHECK(damage_chunk(p, names[i], 5) == 0);
+        CHECK(h5_damage_chunk(p, names[i], 5) == 0);
         CHECK_OK(filelist_open(p, &fl, &err), &err); /* listing reads no chunk */
         CHECK_FAILS(dataset_load(&fl, 0, N, &ds, &err), &err, p,
                     "do not match the checksum stored with them");

@@ -143,6 +143,8 @@ expect spec-missing-file 1 "--model specs/nothere.txt: cannot open the spec file
 expect w-missing 1 "--init-from: nothere.h5: cannot read the weights file" 2 --train train --init-from nothere.h5 "${T[@]}"
 expect w-not-hdf5 1 "--init-from: w/not_hdf5.h5: not an HDF5 file" 2 --train train --init-from w/not_hdf5.h5 "${T[@]}"
 expect w-truncated 1 "--init-from: w/truncated.h5:" 2 --train train --init-from w/truncated.h5 "${T[@]}"
+expect w-damaged 1 "--init-from: w/damaged.h5: dataset 'conv2.weight': bytes there do not match \
+the checksum stored with them" 2 --train train --init-from w/damaged.h5 "${T[@]}"
 expect w-missing-tensor 1 "w/missing.h5: has no dataset 'fc2.bias'" 2 --train train --init-from w/missing.h5 "${T[@]}"
 expect w-shape 1 "w/shape.h5: dataset 'fc2.bias' has shape [11], the model needs [10]" 2 --train train --init-from w/shape.h5 "${T[@]}"
 expect w-dtype 1 "w/ints.h5: dataset 'conv1.weight' is not floating point" 2 --train train --init-from w/ints.h5 "${T[@]}"

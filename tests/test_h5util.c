@@ -92,7 +92,7 @@ static void test_entry_points_restore(void)
     CHECK_FAILS(checkpoint_read_state(path_in("garbage.h5"), &m, NULL, &err), &err,
                 "not an HDF5 file", NULL);
     CHECK(printer_is_ours());
-    CHECK(checkpoint_find_latest(dir, found, sizeof found, &err) == 1);
+    CHECK(checkpoint_find_latest(dir, found, sizeof found, NULL, 0, &err) == 1);
     CHECK(strstr(err.msg, "1 incomplete or unreadable") != NULL); /* it did open the file */
     CHECK(printer_is_ours());
     /* each printer_is_ours() adds its own one report; nothing else came through */

@@ -36,21 +36,6 @@ static hid_t open_shard(const char *path, dp_err *err)
     return file;
 }
 
-/* Whether a dataset's chunks carry HDF5's Fletcher-32 checksum, which HDF5 then checks
- * on every read. */
-static int has_checksum(hid_t ds)
-{
-    hid_t dcpl = H5Dget_create_plist(ds);
-    if (dcpl < 0)
-        return 0;
-    unsigned flags = 0, config = 0;
-    size_t nvalues = 0;
-    int found = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvalues, NULL, 0,
-                                     NULL, &config) >= 0;
-    H5Pclose(dcpl);
-    return found;
-}
-
 /* Shape of one uint8 dataset: checks it exists, is a dataset, is uint8, has an allowed rank;
  * *checksum: whether its chunks carry a checksum. */
 static int dataset_shape(hid_t file, const char *path, const char *name, int min_rank,
@@ -93,7 +78,7 @@ static int dataset_shape(hid_t file, const char *path, const char *name, int min
         }
     }
     *rank = r;
-    *checksum = has_checksum(ds);
+    *checksum = h5_has_checksum(ds);
     rc = 0;
 done:
     if (space >= 0)
@@ -433,12 +418,10 @@ static int read_rows(hid_t file, const char *path, const char *name, hsize_t lo,
     if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         mspace < 0 || H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, dst) < 0) {
         char why[256];
-        h5_reason(why);
-        if (strstr(why, "Fletcher32")) /* HDF5's "data error detected by Fletcher32 checksum" */
-            dp_fail(err, "%s: reading rows %llu..%llu of '/%s': bytes there do not match the "
-                         "checksum stored with them: the file was damaged after it was written "
-                         "(copy it again, or make it again with dptrain-data convert)",
-                    path, (unsigned long long)lo, (unsigned long long)(lo + len), name);
+        if (h5_read_damaged(why))
+            dp_fail(err, "%s: reading rows %llu..%llu of '/%s': %s (copy it again, or make it "
+                         "again with dptrain-data convert)",
+                    path, (unsigned long long)lo, (unsigned long long)(lo + len), name, why);
         else
             dp_fail(err, "%s: reading rows %llu..%llu of '/%s' failed: %s", path,
                     (unsigned long long)lo, (unsigned long long)(lo + len), name, why);

@@ -19,35 +19,17 @@ static int h5_write_fail(dp_err *err, const char *path, const char *what)
     return dp_fail(err, "%s: cannot write %s%s%s", path, what, why[0] ? ": " : "", why);
 }
 
-/* One uint8 dataset, chunked by rows of about 1 MiB, each chunk with a Fletcher-32
- * checksum that HDF5 checks on every read (no compression: reads stay cheap). */
+/* One uint8 dataset, checksummed in chunks of about 1 MiB (no compression: reads stay
+ * cheap). */
 static int write_uint8(hid_t file, const char *name, int rank, const hsize_t *dims,
                        const uint8_t *data)
 {
-    hsize_t row = 1;
-    for (int i = 1; i < rank; i++)
-        row *= dims[i];
-    hsize_t rows = ((hsize_t)1 << 20) / row;
-    if (rows < 1)
-        rows = 1;
-    if (rows > dims[0])
-        rows = dims[0];
-    hsize_t chunk[4];
-    chunk[0] = rows;
-    for (int i = 1; i < rank; i++)
-        chunk[i] = dims[i];
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_chunk(dcpl, rank, chunk);
-    H5Pset_fletcher32(dcpl);
-    hid_t ds = H5Dcreate2(file, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t ds = h5_create_checksummed(file, name, H5T_STD_U8LE, rank, dims);
     int rc = ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0
                  ? -1
                  : 0;
     if (ds >= 0)
         H5Dclose(ds);
-    H5Pclose(dcpl);
-    H5Sclose(space);
     return rc;
 }
 
@@ -69,7 +51,7 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
     h5_quiet q = h5_quiet_begin();
     int rc = -1;
     char why[256];
-    hid_t file = h5_create(tmp, why);
+    hid_t file = h5_mem_create(tmp, why);
     if (file < 0) {
         dp_fail(err, "%s: cannot write a new HDF5 file (does the directory exist and is it "
                      "writable?)%s%s", tmp, why[0] ? ": " : "", why);
@@ -115,9 +97,9 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
     }
     rc = 0;
 close:
-    if (H5Fclose(file) < 0 && rc == 0)
-        rc = h5_write_fail(err, tmp, "the file to disk (disk full?)");
-    if (rc == 0 && h5_fsync_file(tmp) != 0)
+    if (rc != 0)
+        H5Fclose(file);
+    else if (h5_mem_finish(file, tmp) != 0)
         rc = dp_fail(err, "%s: cannot write the file to disk: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)
         rc = dp_fail(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));

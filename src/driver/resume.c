@@ -333,11 +333,14 @@ int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
     if (!cfg->resume)
         return 0;
     /* Rank 0 picks the file, so every rank resumes from the same one. */
-    char path[4096] = "";
+    char path[4096] = "", damaged[1024] = "";
     int found = 0, rc = 0;
     if (c->rank == 0) {
-        found = checkpoint_find_latest(cfg->resume, path, sizeof path, err);
+        found = checkpoint_find_latest(cfg->resume, path, sizeof path, damaged,
+                                       sizeof damaged, err);
         rc = found < 0 ? dp_prefix(err, "--resume") : 0;
+        if (damaged[0] && say(c, cfg))
+            printf("resume: warning: skipped the damaged checkpoint %s\n", damaged);
     }
     if (comm_agree(c, rc, err))
         return -1;

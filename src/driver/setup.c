@@ -55,7 +55,7 @@ static void conv_algorithm_of_checkpoint(run_state *s)
         dp_ckpt_meta meta;
         dp_err ignored;
         memset(&meta, 0, sizeof meta);
-        if (checkpoint_find_latest(cfg->resume, path, sizeof path, &ignored) == 0 &&
+        if (checkpoint_find_latest(cfg->resume, path, sizeof path, NULL, 0, &ignored) == 0 &&
             checkpoint_read_meta(path, &meta, &ignored) == 0) {
             cli_set_conv_algorithm(cfg, meta.conv_algorithm); /* unknown: the default stays */
             checkpoint_meta_free(&meta);

@@ -246,16 +246,18 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
     }
     test_hook_checkpoint_write(); /* tests: a crash or a stop halfway (test_hooks.h) */
     char why[256];
-    hid_t f = h5_open(tmp, H5F_ACC_RDWR, why);
+    hid_t f = h5_mem_open(tmp, why); /* changed in memory, written back whole */
     if (f < 0) {
         unlink(tmp);
         return dp_fail(err, "--checkpoint-dir %s: cannot reopen %s (HDF5: %s)", dir, tmp,
                        why[0] ? why : "no reason given");
     }
     int rc = write_state(f, opt, meta);
-    if (H5Fclose(f) < 0)
-        rc = -1;
-    if (rc != 0 || h5_fsync_file(tmp) != 0) {
+    if (rc != 0)
+        H5Fclose(f);
+    else
+        rc = h5_mem_finish(f, tmp);
+    if (rc != 0) {
         unlink(tmp);
         return dp_fail(err, "--checkpoint-dir %s: writing %s failed (disk full or not "
                             "writable?); the earlier checkpoints are untouched", dir, tmp);

@@ -128,20 +128,38 @@ void ckpt_dir_prune(const char *dir, int keep, const char *run_id)
         closedir(d);
 }
 
-static int find_latest_quietly(const char *dir, char *path, size_t len, dp_err *err)
+/* Whether every checksummed dataset of the checkpoint at path reads back intact; if not,
+ * why[512] names the dataset. */
+static int is_intact(const char *path, char why[512])
+{
+    hid_t f = ckpt_open_readonly(path);
+    if (f < 0) {
+        snprintf(why, 512, "cannot open it");
+        return 0;
+    }
+    int damaged = h5_verify_checksums(f, why);
+    H5Fclose(f);
+    return !damaged;
+}
+
+static int find_latest_quietly(const char *dir, char *path, size_t len, char *note,
+                               size_t note_len, dp_err *err)
 {
     ckpt_entry *e = NULL;
     int n = 0;
     if (list_checkpoints(dir, &e, &n, err) != 0)
         return -1;
     int skipped = 0;
-    char first_skipped[256] = "";
+    char first_skipped[256] = "", why[512];
     for (int i = 0; i < n; i++) {
         snprintf(path, len, "%s/%s", dir, e[i].name);
-        if (is_complete(path)) {
+        int complete = is_complete(path);
+        if (complete && is_intact(path, why)) {
             free(e);
             return 0;
         }
+        if (complete && note && note_len && !note[0]) /* the newest damaged one */
+            snprintf(note, note_len, "%s: %s; it is left in place", e[i].name, why);
         if (!skipped++)
             snprintf(first_skipped, sizeof first_skipped, "%s", e[i].name);
     }
@@ -154,10 +172,13 @@ static int find_latest_quietly(const char *dir, char *path, size_t len, dp_err *
     return 1;
 }
 
-int checkpoint_find_latest(const char *dir, char *path, size_t len, dp_err *err)
+int checkpoint_find_latest(const char *dir, char *path, size_t len, char *damaged,
+                           size_t damaged_len, dp_err *err)
 {
+    if (damaged && damaged_len)
+        damaged[0] = '\0';
     h5_quiet q = h5_quiet_begin();
-    int rc = find_latest_quietly(dir, path, len, err);
+    int rc = find_latest_quietly(dir, path, len, damaged, damaged_len, err);
     h5_quiet_end(q);
     return rc;
 }

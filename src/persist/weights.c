@@ -25,7 +25,7 @@ static int save_quietly(const dp_model *m, const char *path, const dp_weights_in
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return dp_fail(err, "%s: path too long", path);
-    hid_t f = h5_create(tmp, NULL);
+    hid_t f = h5_mem_create(tmp, NULL);
     if (f < 0)
         return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
                             "writable?)", tmp);
@@ -35,22 +35,21 @@ static int save_quietly(const dp_model *m, const char *path, const dp_weights_in
         hsize_t dims[4];
         for (int d = 0; d < p->ndims; d++)
             dims[d] = (hsize_t)p->dims[d];
-        hid_t space = H5Screate_simple(p->ndims, dims, NULL);
-        hid_t ds = H5Dcreate2(f, p->name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                              H5P_DEFAULT);
+        hid_t ds = h5_create_checksummed(f, p->name, H5T_IEEE_F32LE, p->ndims, dims);
         ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                  m->weights + p->offset) >= 0;
         if (ds >= 0)
             H5Dclose(ds);
-        H5Sclose(space);
     }
     int version = 1;
     ok = ok && h5_attr_put_str(f, "dptrain_model", m->spec) == 0 &&
          h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0 &&
          (!info || put_info(f, info) == 0);
-    if (H5Fclose(f) < 0)
-        ok = 0;
-    if (!ok || h5_fsync_file(tmp) != 0) {
+    if (ok)
+        ok = h5_mem_finish(f, tmp) == 0;
+    else
+        H5Fclose(f);
+    if (!ok) {
         unlink(tmp);
         return dp_fail(err, "%s: writing the weights failed (disk full or not writable?); the "
                             "previous file, if any, is untouched", path);
@@ -122,9 +121,13 @@ static int load_quietly(dp_model *m, const char *path, dp_err *err)
             if (!is_float)
                 rc = dp_fail(err, "%s: dataset '%s' is not floating point", path, p->name);
             else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                             m->weights + p->offset) < 0)
-                rc = dp_fail(err, "%s: reading dataset '%s' failed (truncated file?)", path,
-                             p->name);
+                             m->weights + p->offset) < 0) {
+                char why[256];
+                rc = h5_read_damaged(why)
+                         ? dp_fail(err, "%s: dataset '%s': %s", path, p->name, why)
+                         : dp_fail(err, "%s: reading dataset '%s' failed (truncated file?)",
+                                   path, p->name);
+            }
             for (size_t k = 0; rc == 0 && k < p->count; k++)
                 if (!isfinite(m->weights[p->offset + k]))
                     rc = dp_fail(err, "%s: dataset '%s' holds %g at element %zu: expected "

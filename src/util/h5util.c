@@ -33,6 +33,16 @@ const char *h5_reason(char why[256])
     return why;
 }
 
+int h5_read_damaged(char why[256])
+{
+    h5_reason(why);
+    if (!strstr(why, "Fletcher32")) /* HDF5's "data error detected by Fletcher32 checksum" */
+        return 0;
+    snprintf(why, 256, "bytes there do not match the checksum stored with them: the file was "
+                       "damaged after it was written");
+    return 1;
+}
+
 void h5_describe_type(hid_t type, char *buf, size_t len)
 {
     H5T_class_t cls = H5Tget_class(type);
@@ -78,6 +88,82 @@ hid_t h5_create(const char *path, char *why)
         h5_reason(why);
     H5Pclose(fapl);
     return f;
+}
+
+/* A file-access list for HDF5's core driver: the file in memory, grown 1 MiB at a time,
+ * never written back by HDF5. */
+static hid_t fapl_memory(void)
+{
+    hid_t fapl = h5_fapl_nolock();
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+hid_t h5_mem_create(const char *path, char *why)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+        if (why)
+            snprintf(why, 256, "%s", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    hid_t fapl = fapl_memory();
+    hid_t f = fapl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl) : -1;
+    if (f < 0 && why)
+        h5_reason(why);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return f;
+}
+
+hid_t h5_mem_open(const char *path, char *why)
+{
+    hid_t fapl = fapl_memory();
+    hid_t f = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDWR, fapl) : -1;
+    if (f < 0 && why)
+        h5_reason(why);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    return f;
+}
+
+/* Write all n bytes of buf to fd: 0, or -1 with errno. */
+static int write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int h5_mem_finish(hid_t f, const char *path)
+{
+    ssize_t size = H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
+    char *image = size > 0 ? malloc((size_t)size) : NULL;
+    int rc = image && H5Fget_file_image(f, image, (size_t)size) == size ? 0 : -1;
+    H5Fclose(f);
+    int saved = rc ? (image ? EIO : ENOMEM) : 0;
+    int fd = rc == 0 ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666) : -1;
+    if (rc == 0 && (fd < 0 || write_all(fd, image, (size_t)size) != 0 || fsync(fd) != 0))
+        rc = -1, saved = errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0)
+        rc = -1, saved = errno;
+    free(image);
+    errno = saved;
+    return rc;
 }
 
 static int fsync_open(const char *path, int flags)
@@ -315,20 +401,108 @@ int h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len, dp_err *
     return rc;
 }
 
+/* ---- checksummed datasets -------------------------------------------------------- */
+
+/* Chunks of about 1 MiB along the first dimension, checksummed; H5P_DEFAULT where a
+ * dimension is empty. */
+static hid_t checksummed_dcpl(int rank, const hsize_t *dims, size_t elem)
+{
+    hsize_t row = elem, chunk[H5S_MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] == 0)
+            return H5P_DEFAULT;
+        chunk[i] = dims[i];
+        row *= i ? dims[i] : 1;
+    }
+    hsize_t rows = ((hsize_t)1 << 20) / row;
+    chunk[0] = rows < 1 ? 1 : rows > dims[0] ? dims[0] : rows;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl >= 0 && (H5Pset_chunk(dcpl, rank, chunk) < 0 || H5Pset_fletcher32(dcpl) < 0)) {
+        H5Pclose(dcpl);
+        return -1;
+    }
+    return dcpl;
+}
+
+hid_t h5_create_checksummed(hid_t loc, const char *name, hid_t file_type, int rank,
+                            const hsize_t *dims)
+{
+    if (rank < 1 || rank > H5S_MAX_RANK)
+        return -1;
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dcpl = checksummed_dcpl(rank, dims, H5Tget_size(file_type));
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    hid_t ds = -1;
+    if (space >= 0 && dcpl >= 0 && dapl >= 0 &&
+        H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) >= 0)
+        ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, dapl);
+    if (dapl >= 0)
+        H5Pclose(dapl);
+    if (dcpl >= 0 && dcpl != H5P_DEFAULT)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    return ds;
+}
+
+int h5_has_checksum(hid_t ds)
+{
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0)
+        return 0;
+    unsigned flags = 0, config = 0;
+    size_t nvalues = 0;
+    int found = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvalues, NULL, 0,
+                                     NULL, &config) >= 0;
+    H5Pclose(dcpl);
+    return found;
+}
+
+/* One link of H5Lvisit: a checksummed dataset is read whole (its own type, so no
+ * conversion); a mismatch stops the visit with why filled. */
+static herr_t verify_link(hid_t g, const char *name, const H5L_info_t *info, void *why)
+{
+    (void)info;
+    hid_t obj = H5Oopen(g, name, H5P_DEFAULT);
+    if (obj < 0)
+        return 0;
+    herr_t stop = 0;
+    if (H5Iget_type(obj) == H5I_DATASET && h5_has_checksum(obj)) {
+        hid_t type = H5Dget_type(obj), space = H5Dget_space(obj);
+        hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+        size_t size = type >= 0 ? H5Tget_size(type) : 0;
+        void *buf = n > 0 && size ? malloc((size_t)n * size) : NULL;
+        if (buf && H5Dread(obj, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            char reason[256];
+            h5_read_damaged(reason);
+            snprintf(why, 512, "'%s': %s", name, reason);
+            stop = 1;
+        }
+        free(buf);
+        if (space >= 0)
+            H5Sclose(space);
+        if (type >= 0)
+            H5Tclose(type);
+    }
+    H5Oclose(obj);
+    return stop;
+}
+
+int h5_verify_checksums(hid_t f, char why[512])
+{
+    why[0] = '\0';
+    return H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC, verify_link, why) > 0;
+}
+
 /* ---- 1-D datasets ----------------------------------------------------------------- */
 
 int h5_put_1d(hid_t loc, const char *name, hid_t file_type, hid_t mem_type, hsize_t n,
               const void *data)
 {
-    hid_t space = H5Screate_simple(1, &n, NULL);
-    hid_t ds = space >= 0 ? H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT,
-                                       H5P_DEFAULT)
-                          : -1;
+    hid_t ds = h5_create_checksummed(loc, name, file_type, 1, &n);
     int ok = ds >= 0 && H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     if (ds >= 0)
         H5Dclose(ds);
-    if (space >= 0)
-        H5Sclose(space);
     return ok ? 0 : -1;
 }
 
@@ -348,8 +522,13 @@ int h5_get_1d(hid_t loc, const char *name, hid_t mem_type, hsize_t n, void *data
     else if (H5Sget_simple_extent_dims(space, dims, NULL) != 1 || dims[0] != n)
         dp_fail(err, "dataset '%s' has %llu elements: expected %llu", name,
                 (unsigned long long)dims[0], (unsigned long long)n);
-    else if (H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-        dp_fail(err, "dataset '%s': reading failed (truncated file?)", name);
+    else if (H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        char why[256];
+        if (h5_read_damaged(why))
+            dp_fail(err, "dataset '%s': %s", name, why);
+        else
+            dp_fail(err, "dataset '%s': reading failed (truncated file?)", name);
+    }
     else
         rc = 0;
     if (space >= 0)

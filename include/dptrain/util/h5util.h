@@ -44,6 +44,10 @@ void h5_quiet_end(h5_quiet q);
 const char *h5_reason(char why[256]);
 /* A datatype in words: "uint8", "int64", "float32", "string", ... */
 void h5_describe_type(hid_t type, char *buf, size_t len);
+/* After a failed H5Dread: HDF5's reason into why[256], as h5_reason; 1 when a chunk's
+ * bytes did not match the Fletcher-32 checksum stored with them, why then saying so in
+ * words (the caller adds what to do), else 0. */
+int h5_read_damaged(char why[256]);
 
 /* ---- files ------------------------------------------------------------------------ */
 
@@ -54,6 +58,18 @@ hid_t h5_fapl_nolock(void);
 hid_t h5_open(const char *path, unsigned flags, char *why);
 /* H5Fcreate (truncating) without locking; as h5_open. */
 hid_t h5_create(const char *path, char *why);
+/* A new file at path built in memory (HDF5's core driver, no backing store): path is
+ * created empty at once, so a directory that is missing or not writable shows here, but
+ * nothing more reaches it before h5_mem_finish. Writing a file this way keeps every disk
+ * error (a full disk) out of HDF5, whose close of a file that failed to write can crash
+ * at exit (seen with chunked, checksummed datasets on HDF5 1.10.8). < 0 on failure, with
+ * the reason in why[256] when why is not NULL. */
+hid_t h5_mem_create(const char *path, char *why);
+/* The file at path read whole into memory, to be changed there; as h5_open. */
+hid_t h5_mem_open(const char *path, char *why);
+/* Write the memory file f over path, fsync it, and close f (whatever happens): 0, or -1
+ * with errno set. */
+int h5_mem_finish(hid_t f, const char *path);
 /* fsync a file, or a directory (to make a rename in it durable): 0, or -1 with errno. */
 int h5_fsync_file(const char *path);
 int h5_fsync_dir(const char *path);
@@ -74,6 +90,22 @@ int h5_attr_get_f64(hid_t obj, const char *name, double *v, dp_err *err);   /* a
 /* A fixed- or variable-length string into buf[len]; longer than len - 1 bytes is an
  * error, not a cut. */
 int h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len, dp_err *err);
+
+/* ---- checksummed datasets -------------------------------------------------------- */
+
+/* Create dataset `name` in loc, of `rank` dims of file_type: chunks of about 1 MiB along
+ * the first dimension, each with a Fletcher-32 checksum that HDF5 checks on every read
+ * (contiguous, without one, where there is nothing to chunk: an empty dimension). Written
+ * through, without a chunk cache, so that a write that fails (a full disk) fails in
+ * H5Dwrite, not in a later close. The dataset, or < 0; the caller closes it. */
+hid_t h5_create_checksummed(hid_t loc, const char *name, hid_t file_type, int rank,
+                            const hsize_t *dims);
+/* Whether the open dataset ds carries Fletcher-32 checksums. */
+int h5_has_checksum(hid_t ds);
+/* Read every checksummed dataset in the open file f: 0 when all match, else 1 with the
+ * dataset and why in why[512]. For a file that will be trusted whole (a checkpoint to
+ * resume from) before any of it is used. */
+int h5_verify_checksums(hid_t f, char why[512]);
 
 /* ---- 1-D datasets ----------------------------------------------------------------- */
 
