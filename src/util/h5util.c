@@ -431,13 +431,9 @@ hid_t h5_create_checksummed(hid_t loc, const char *name, hid_t file_type, int ra
         return -1;
     hid_t space = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = checksummed_dcpl(rank, dims, H5Tget_size(file_type));
-    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    hid_t ds = -1;
-    if (space >= 0 && dcpl >= 0 && dapl >= 0 &&
-        H5Pset_chunk_cache(dapl, 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT) >= 0)
-        ds = H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, dapl);
-    if (dapl >= 0)
-        H5Pclose(dapl);
+    hid_t ds = space >= 0 && dcpl >= 0 ? H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT,
+                                                    dcpl, H5P_DEFAULT)
+                                       : -1;
     if (dcpl >= 0 && dcpl != H5P_DEFAULT)
         H5Pclose(dcpl);
     if (space >= 0)

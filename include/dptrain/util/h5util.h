@@ -95,9 +95,8 @@ int h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len, dp_err *
 
 /* Create dataset `name` in loc, of `rank` dims of file_type: chunks of about 1 MiB along
  * the first dimension, each with a Fletcher-32 checksum that HDF5 checks on every read
- * (contiguous, without one, where there is nothing to chunk: an empty dimension). Written
- * through, without a chunk cache, so that a write that fails (a full disk) fails in
- * H5Dwrite, not in a later close. The dataset, or < 0; the caller closes it. */
+ * (contiguous, without one, where there is nothing to chunk: an empty dimension). Write
+ * such files in memory (h5_mem_create). The dataset, or < 0; the caller closes it. */
 hid_t h5_create_checksummed(hid_t loc, const char *name, hid_t file_type, int rank,
                             const hsize_t *dims);
 /* Whether the open dataset ds carries Fletcher-32 checksums. */
