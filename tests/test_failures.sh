@@ -171,11 +171,18 @@ if mkdir -p ro full && mount -t tmpfs -o ro,size=64k tmpfs ro 2> /dev/null; then
   expect save-disk-full 1 "--save: full/keep.h5: writing the weights failed (disk full or not writable?); the previous file, if any, is untouched" 2 --train train "${T[@]}" --save full/keep.h5
   [[ "$(cat full/keep.h5)" == precious ]] || fail "save-disk-full: keep.h5 was overwritten"
   [[ ! -e full/keep.h5.tmp ]] || fail "save-disk-full: the temporary file was left behind"
+  # a checkpoint that does not fit: the model's ~1.8 MB in 64 KiB (the file, built in
+  # memory, is written by dptrain itself, so HDF5 never meets the full disk)
+  expect checkpoint-disk-full 1 "--checkpoint-dir full/ck: writing full/ck/.ckpt-00000001.h5.tmp \
+failed (disk full or not writable?); the earlier checkpoints are untouched" 2 --train train \
+    "${T[@]}" --checkpoint-dir full/ck --checkpoint-every 1
+  [[ -z "$(ls -A full/ck)" ]] || fail "checkpoint-disk-full: left behind: $(ls -A full/ck)"
   umount full
 else
   skip save-read-only "cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)"
   skip metrics-read-only "cannot mount a tmpfs here"
   skip save-disk-full "cannot mount a tmpfs here"
+  skip checkpoint-disk-full "cannot mount a tmpfs here"
 fi
 
 # ---- numerical trouble: stops at the step, names the layer, keeps --save intact ----

@@ -99,7 +99,7 @@ int shard_write(const char *path, const uint8_t *images, const uint8_t *labels, 
 close:
     if (rc != 0)
         H5Fclose(file);
-    else if (h5_mem_finish(file, tmp) != 0)
+    else if (h5_mem_finish(file, tmp, NULL) != 0)
         rc = dp_fail(err, "%s: cannot write the file to disk: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)
         rc = dp_fail(err, "%s: cannot rename %s to it: %s", path, tmp, strerror(errno));

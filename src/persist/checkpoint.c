@@ -231,32 +231,20 @@ static int write_quietly(const char *dir, const dp_model *m, const dp_optimizer 
     if ((size_t)snprintf(path, sizeof path, "%s/ckpt-%08ld.h5", dir, meta->step) >= sizeof path ||
         (size_t)snprintf(tmp, sizeof tmp, "%s/.ckpt-%08ld.h5.tmp", dir, meta->step) >= sizeof tmp)
         return dp_fail(err, "--checkpoint-dir %s: path too long", dir);
-    /* the weights at the root, exactly as --save writes them (and to the same .tmp rule) */
-    char wtmp[4096];
-    snprintf(wtmp, sizeof wtmp, "%s/.ckpt-%08ld.weights.h5", dir, meta->step);
+    /* built in memory (the weights at the root, exactly as --save writes them, then the
+     * state), then written to tmp, fsync'd and renamed into place */
     dp_weights_info info = {.normalize = meta->normalize, .mean = meta->mean, .std = meta->std};
     snprintf(info.precision, sizeof info.precision, "%s", meta->precision);
     snprintf(info.conv_algorithm, sizeof info.conv_algorithm, "%s", meta->conv_algorithm);
-    if (weights_save(m, wtmp, &info, err) != 0)
-        return dp_prefix(err, "--checkpoint-dir");
-    if (rename(wtmp, tmp) != 0) {
-        unlink(wtmp);
-        return dp_fail(err, "--checkpoint-dir %s: cannot rename %s (%s)", dir, wtmp,
-                       strerror(errno));
-    }
-    test_hook_checkpoint_write(); /* tests: a crash or a stop halfway (test_hooks.h) */
     char why[256];
-    hid_t f = h5_mem_open(tmp, why); /* changed in memory, written back whole */
-    if (f < 0) {
-        unlink(tmp);
-        return dp_fail(err, "--checkpoint-dir %s: cannot reopen %s (HDF5: %s)", dir, tmp,
-                       why[0] ? why : "no reason given");
-    }
-    int rc = write_state(f, opt, meta);
+    hid_t f = h5_mem_create(tmp, why);
+    if (f < 0)
+        return dp_fail(err, "--checkpoint-dir %s: cannot create %s (%s)", dir, tmp, why);
+    int rc = weights_put(f, m, &info) == 0 && write_state(f, opt, meta) == 0 ? 0 : -1;
     if (rc != 0)
         H5Fclose(f);
-    else
-        rc = h5_mem_finish(f, tmp);
+    else /* tests: a crash or a stop halfway through the bytes (test_hooks.h) */
+        rc = h5_mem_finish(f, tmp, test_hook_checkpoint_write);
     if (rc != 0) {
         unlink(tmp);
         return dp_fail(err, "--checkpoint-dir %s: writing %s failed (disk full or not "

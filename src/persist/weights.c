@@ -1,5 +1,6 @@
 #include "dptrain/persist/weights.h"
 #include "dptrain/util/h5util.h"
+#include "ckpt_internal.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -19,16 +20,8 @@ static int put_info(hid_t f, const dp_weights_info *in)
            h5_attr_put_f64(f, "dptrain_normalize_std", norm ? in->std : 1.0);
 }
 
-static int save_quietly(const dp_model *m, const char *path, const dp_weights_info *info,
-                        dp_err *err)
+int weights_put(hid_t f, const dp_model *m, const dp_weights_info *info)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return dp_fail(err, "%s: path too long", path);
-    hid_t f = h5_mem_create(tmp, NULL);
-    if (f < 0)
-        return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
-                            "writable?)", tmp);
     int ok = 1;
     for (int i = 0; i < m->nparams && ok; i++) {
         const dp_param *p = &m->params[i];
@@ -45,8 +38,22 @@ static int save_quietly(const dp_model *m, const char *path, const dp_weights_in
     ok = ok && h5_attr_put_str(f, "dptrain_model", m->spec) == 0 &&
          h5_attr_put(f, "dptrain_format", H5T_STD_I32LE, H5T_NATIVE_INT, &version) == 0 &&
          (!info || put_info(f, info) == 0);
+    return ok ? 0 : -1;
+}
+
+static int save_quietly(const dp_model *m, const char *path, const dp_weights_info *info,
+                        dp_err *err)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return dp_fail(err, "%s: path too long", path);
+    hid_t f = h5_mem_create(tmp, NULL);
+    if (f < 0)
+        return dp_fail(err, "%s: cannot create the file (does the directory exist and is it "
+                            "writable?)", tmp);
+    int ok = weights_put(f, m, info) == 0;
     if (ok)
-        ok = h5_mem_finish(f, tmp) == 0;
+        ok = h5_mem_finish(f, tmp, NULL) == 0;
     else
         H5Fclose(f);
     if (!ok) {

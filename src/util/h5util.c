@@ -120,17 +120,6 @@ hid_t h5_mem_create(const char *path, char *why)
     return f;
 }
 
-hid_t h5_mem_open(const char *path, char *why)
-{
-    hid_t fapl = fapl_memory();
-    hid_t f = fapl >= 0 ? H5Fopen(path, H5F_ACC_RDWR, fapl) : -1;
-    if (f < 0 && why)
-        h5_reason(why);
-    if (fapl >= 0)
-        H5Pclose(fapl);
-    return f;
-}
-
 /* Write all n bytes of buf to fd: 0, or -1 with errno. */
 static int write_all(int fd, const char *buf, size_t n)
 {
@@ -149,7 +138,7 @@ static int write_all(int fd, const char *buf, size_t n)
     return 0;
 }
 
-int h5_mem_finish(hid_t f, const char *path)
+int h5_mem_finish(hid_t f, const char *path, void (*halfway)(void))
 {
     ssize_t size = H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(f, NULL, 0) : -1;
     char *image = size > 0 ? malloc((size_t)size) : NULL;
@@ -157,7 +146,12 @@ int h5_mem_finish(hid_t f, const char *path)
     H5Fclose(f);
     int saved = rc ? (image ? EIO : ENOMEM) : 0;
     int fd = rc == 0 ? open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666) : -1;
-    if (rc == 0 && (fd < 0 || write_all(fd, image, (size_t)size) != 0 || fsync(fd) != 0))
+    size_t half = (size_t)size / 2;
+    if (rc == 0 && (fd < 0 || write_all(fd, image, half) != 0))
+        rc = -1, saved = errno;
+    if (rc == 0 && halfway)
+        halfway();
+    if (rc == 0 && (write_all(fd, image + half, (size_t)size - half) != 0 || fsync(fd) != 0))
         rc = -1, saved = errno;
     if (fd >= 0 && close(fd) != 0 && rc == 0)
         rc = -1, saved = errno;

@@ -65,11 +65,10 @@ hid_t h5_create(const char *path, char *why);
  * at exit (seen with chunked, checksummed datasets on HDF5 1.10.8). < 0 on failure, with
  * the reason in why[256] when why is not NULL. */
 hid_t h5_mem_create(const char *path, char *why);
-/* The file at path read whole into memory, to be changed there; as h5_open. */
-hid_t h5_mem_open(const char *path, char *why);
 /* Write the memory file f over path, fsync it, and close f (whatever happens): 0, or -1
- * with errno set. */
-int h5_mem_finish(hid_t f, const char *path);
+ * with errno set. halfway, when not NULL, is called once half of the bytes are written
+ * (the tests' hook for a write that dies halfway). */
+int h5_mem_finish(hid_t f, const char *path, void (*halfway)(void));
 /* fsync a file, or a directory (to make a rename in it durable): 0, or -1 with errno. */
 int h5_fsync_file(const char *path);
 int h5_fsync_dir(const char *path);
