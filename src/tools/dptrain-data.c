@@ -28,7 +28,8 @@ static const char usage_text[] =
     "  [N, H, W] or [N, C, H, W] uint8, labels [N] uint8) and write HDF5 shards with\n"
     "  /images uint8 [n, C, H, W], /labels uint8 [n] and the attributes shard_index,\n"
     "  shard_count, first_index, total_samples, num_classes, source_images,\n"
-    "  source_labels, source_images_sha256, source_labels_sha256.\n"
+    "  source_labels, source_images_sha256, source_labels_sha256. Each chunk of\n"
+    "  /images and /labels carries a Fletcher-32 checksum, which every read checks.\n"
     "  --images FILE    IDX images\n"
     "  --labels FILE    IDX labels\n"
     "  --out PATH       output directory (created), or a file ending in .h5 with --shards 1\n"
@@ -40,7 +41,8 @@ static const char usage_text[] =
     "\n"
     "inspect: check a directory of shards, one .h5 file, or a comma-separated list of\n"
     "  files the way the trainer does, and print per file the sample count, shape,\n"
-    "  attributes and label histogram, then the totals.\n"
+    "  attributes, checksums and label histogram, then the totals. It reads every\n"
+    "  byte, so it also checks every checksum.\n"
     "\n"
     "Exit status: 0 on success, 1 on a data error, 2 on a usage error.\n";
 
