@@ -19,7 +19,7 @@ static int h5_write_fail(dp_err *err, const char *path, const char *what)
     return dp_fail(err, "%s: cannot write %s%s%s", path, what, why[0] ? ": " : "", why);
 }
 
-/* One uint8 dataset, checksummed in chunks of about 1 MiB (no compression: reads stay
+/* One uint8 dataset, checksummed in chunks of about 64 KiB (no compression: reads stay
  * cheap). */
 static int write_uint8(hid_t file, const char *name, int rank, const hsize_t *dims,
                        const uint8_t *data)

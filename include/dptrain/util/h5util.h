@@ -92,7 +92,7 @@ int h5_attr_get_str(hid_t obj, const char *name, char *buf, size_t len, dp_err *
 
 /* ---- checksummed datasets -------------------------------------------------------- */
 
-/* Create dataset `name` in loc, of `rank` dims of file_type: chunks of about 1 MiB along
+/* Create dataset `name` in loc, of `rank` dims of file_type: chunks of about 64 KiB along
  * the first dimension, each with a Fletcher-32 checksum that HDF5 checks on every read
  * (contiguous, without one, where there is nothing to chunk: an empty dimension). Write
  * such files in memory (h5_mem_create). The dataset, or < 0; the caller closes it. */
