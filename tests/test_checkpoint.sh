@@ -107,6 +107,10 @@ expect_in g.log "the checkpoint was written by 3 ranks, this run has 2: the run 
 mkdir empty
 run h.log --resume empty --steps 2 || { cat h.log; fail "--resume on an empty dir failed"; }
 expect_in h.log "no checkpoint (no ckpt-*.h5 files); starting from the beginning"
+# ... and so does a directory that does not exist yet, which the run then makes
+run h.log --resume notyet --steps 2 || { cat h.log; fail "--resume on a new dir failed"; }
+expect_in h.log "no checkpoint (no ckpt-*.h5 files); starting from the beginning"
+[[ -d notyet ]] || fail "--resume notyet: the directory was not made"
 
 # 7. option errors (status 2) and an unusable directory (status 1), before any training
 rc=0; "$DPTRAIN" "${common[@]}" --checkpoint-every 5 > o.log 2>&1 || rc=$?

@@ -41,22 +41,20 @@ static int choose_kernels(run_state *s, dp_err *err)
 
 /* Without --conv-algorithm a resumed run goes on under its checkpoint's algorithm, so that
  * a run begun under direct, the default before 2026-12-06 (and what a file without the
- * attribute ran), continues bit for bit. Rank 0 reads the newest complete checkpoint's;
- * where there is none, or it cannot be read, the default stays (the resume then starts
- * afresh or reports the file). */
+ * attribute ran), continues bit for bit. Rank 0 reads the picked checkpoint's; where there
+ * is none, or it cannot be read, the default stays (the resume then starts afresh or
+ * reports the file). */
 static void conv_algorithm_of_checkpoint(run_state *s)
 {
     dp_config *cfg = &s->cfg;
-    if (!cfg->resume || cfg->conv_algorithm_given)
+    if (!cfg->resume || cfg->conv_algorithm_given || s->ckpt.resume_none)
         return;
     const int was = cfg->conv_algorithm;
     if (s->comm.rank == 0) {
-        char path[4096];
         dp_ckpt_meta meta;
         dp_err ignored;
         memset(&meta, 0, sizeof meta);
-        if (checkpoint_find_latest(cfg->resume, path, sizeof path, NULL, 0, &ignored) == 0 &&
-            checkpoint_read_meta(path, &meta, &ignored) == 0) {
+        if (checkpoint_read_meta(s->ckpt.resume_path, &meta, &ignored) == 0) {
             cli_set_conv_algorithm(cfg, meta.conv_algorithm); /* unknown: the default stays */
             checkpoint_meta_free(&meta);
         }
@@ -392,6 +390,8 @@ int setup(run_state *s, dp_err *err)
     s->run.threads = cfg->threads > 0 ? cfg->threads : threads_default(&s->comm);
     omp_set_num_threads(s->run.threads);
     s->norm = (dp_input_norm){cfg->normalize, cfg->mean, cfg->std};
+    if (ckpt_policy_pick(&s->ckpt, &s->comm, cfg, err))
+        return -1;
     conv_algorithm_of_checkpoint(s);
     if (choose_kernels(s, err) || load_data(s, err) || build_model(s, err))
         return -1;

@@ -32,6 +32,10 @@ typedef struct {
     long last_step;         /* newest checkpoint written or resumed from, -1: none */
     uint64_t data_checksum; /* over the whole training set, independent of the rank count */
     char run_id[DP_RUN_ID_LEN]; /* this run's identity (rank 0: fresh, or the resumed run's) */
+    /* --resume's file, picked once (ckpt_policy_pick), the same on every rank */
+    int resume_none;          /* no complete checkpoint yet: resume_why says so */
+    char resume_path[4096];   /* else the file */
+    char resume_why[sizeof(dp_err)];
 } dp_ckpt_policy;
 
 /* The run as a checkpoint records it (all borrowed). */
@@ -45,13 +49,19 @@ typedef struct {
     long total_steps;    /* steps this run will take */
 } dp_run_desc;
 
+/* --resume: pick the newest complete, intact checkpoint (rank 0 reads each candidate whole
+ * to check it; a damaged one is passed over with a warning), once, before the run is built,
+ * so that its settings can shape the run (the convolution algorithm) and
+ * ckpt_policy_resume restores the same file. Does nothing without --resume. */
+int ckpt_policy_pick(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg, dp_err *err);
+
 /* Create --checkpoint-dir (or use --resume's directory) and checksum the training data
  * (train: the files this rank holds; it sums the samples of its own part of the plan). */
 int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
                       const dp_plan *plan, const dp_dataset *train, dp_err *err);
 
-/* --resume: restore weights, optimizer state and the gradient sum's bounds from the newest
- * complete checkpoint (written by any number of ranks); *start_step is the steps it had done (0 when there is none yet:
+/* --resume: restore weights, optimizer state and the gradient sum's bounds from the file
+ * ckpt_policy_pick chose (written by any number of ranks); *start_step is the steps it had done (0 when there is none yet:
  * the first run of a requeued job starts fresh). */
 int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
                        dp_optimizer *opt, dp_gradsync *sync, long *start_step, dp_err *err);
