@@ -3,11 +3,15 @@
  * and checkpoint reading switched it off for the whole process); typed attributes round
  * trip, and an absent attribute, one of another type or size, or a string too long for the
  * buffer are told apart; 1-D datasets round trip and a wrong length is refused; opens
- * and creates report HDF5's reason; fsync of files and directories. */
+ * and creates report HDF5's reason; fsync of files and directories. Files built in memory
+ * (h5_mem_create) hold exactly their own bytes when their memory is reused after a larger
+ * file, when two are built at once, and the reuse spares the second file the first one's
+ * page faults. */
 #include "data_check.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "dptrain/data/data.h"
 #include "dptrain/net/model.h"
@@ -196,6 +200,81 @@ static void test_files(void)
     CHECK(h5_fsync_dir(path_in("attrs.h5")) == -1); /* a file is not a directory */
 }
 
+/* Fill v[n] with i * scale, and write it to name as a memory file: 0 on success. */
+static int mem_file(const char *name, float *v, hsize_t n, float scale)
+{
+    for (hsize_t i = 0; i < n; i++)
+        v[i] = (float)i * scale;
+    hid_t f = h5_mem_create(path_in(name), NULL);
+    if (f < 0)
+        return -1;
+    int ok = h5_put_1d(f, "v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, n, v) == 0;
+    return h5_mem_finish(f, path_in(name), NULL) == 0 && ok ? 0 : -1;
+}
+
+/* Whether name holds exactly n floats i * scale (and is no larger than they need). */
+static int mem_file_holds(const char *name, hsize_t n, float scale)
+{
+    float *v = malloc(sizeof *v * n);
+    hid_t f = v ? h5_open(path_in(name), H5F_ACC_RDONLY, NULL) : -1;
+    dp_err err;
+    int ok = f >= 0 && h5_get_1d(f, "v", H5T_NATIVE_FLOAT, n, v, &err) == 0;
+    for (hsize_t i = 0; ok && i < n; i++)
+        ok = v[i] == (float)i * scale;
+    if (f >= 0)
+        H5Fclose(f);
+    free(v);
+    FILE *fp = fopen(path_in(name), "rb");
+    long size = -1;
+    if (fp && fseek(fp, 0, SEEK_END) == 0)
+        size = ftell(fp);
+    if (fp)
+        fclose(fp);
+    return ok && size > 0 && (size_t)size < sizeof(float) * n + 65536;
+}
+
+static long minor_faults(void)
+{
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+static void test_memory_files(void)
+{
+    const hsize_t big = (hsize_t)3 << 20; /* 12 MiB */
+    float *v = calloc(big, sizeof *v);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    long before = minor_faults();
+    CHECK(mem_file("big1.h5", v, big, 0.5f) == 0);
+    long first = minor_faults() - before;
+    before = minor_faults();
+    CHECK(mem_file("big2.h5", v, big, 0.25f) == 0);
+    long second = minor_faults() - before;
+    printf("  ok, page faults writing 12 MiB in memory: %ld the first time, %ld the next\n",
+           first, second);
+    CHECK(first > 3000);       /* at least the image's pages: the probe sees faults */
+    CHECK(second < first / 4); /* the memory was kept */
+    CHECK(mem_file("small.h5", v, 10, 3.0f) == 0); /* after a larger file: its bytes only */
+    CHECK(mem_file_holds("big1.h5", big, 0.5f));
+    CHECK(mem_file_holds("big2.h5", big, 0.25f));
+    CHECK(mem_file_holds("small.h5", 10, 3.0f));
+    /* two files built at once: the second is given other memory */
+    hid_t a = h5_mem_create(path_in("a.h5"), NULL), b = h5_mem_create(path_in("b.h5"), NULL);
+    float va[4] = {0, 1, 2, 3}, vb[4] = {0, -1, -2, -3};
+    CHECK(a >= 0 && b >= 0);
+    CHECK(h5_put_1d(a, "v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, va) == 0);
+    CHECK(h5_put_1d(b, "v", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, vb) == 0);
+    CHECK(h5_mem_finish(b, path_in("b.h5"), NULL) == 0);
+    CHECK(h5_mem_finish(a, path_in("a.h5"), NULL) == 0);
+    CHECK(mem_file_holds("a.h5", 4, 1.0f));
+    CHECK(mem_file_holds("b.h5", 4, -1.0f));
+    CHECK(mem_file("after.h5", v, 1000, 2.0f) == 0 && mem_file_holds("after.h5", 1000, 2.0f));
+    free(v);
+}
+
 int main(void)
 {
     char *d = check_tempdir("h5util");
@@ -204,6 +283,7 @@ int main(void)
     test_entry_points_restore();
     h5_quiet q = h5_quiet_begin(); /* the helpers' own failures below stay off stderr */
     test_files();
+    test_memory_files();
     h5_quiet_end(q);
     CHECK(printer_is_ours());
     check_rmtree(d);

@@ -62,8 +62,9 @@ hid_t h5_create(const char *path, char *why);
  * created empty at once, so a directory that is missing or not writable shows here, but
  * nothing more reaches it before h5_mem_finish. Writing a file this way keeps every disk
  * error (a full disk) out of HDF5, whose close of a file that failed to write can crash
- * at exit (seen with chunked, checksummed datasets on HDF5 1.10.8). < 0 on failure, with
- * the reason in why[256] when why is not NULL. */
+ * at exit (seen with chunked, checksummed datasets on HDF5 1.10.8). The memory is kept for
+ * the next such file (h5mem.c): twice the largest file's size, until the process ends.
+ * < 0 on failure, with the reason in why[256] when why is not NULL. */
 hid_t h5_mem_create(const char *path, char *why);
 /* Write the memory file f over path, fsync it, and close f (whatever happens): 0, or -1
  * with errno set. halfway, when not NULL, is called once half of the bytes are written
