@@ -11,22 +11,31 @@
 #     cmake --build /tmp/old/build --target dptrain
 #   BASE_DPTRAIN=/tmp/old/build/dptrain bench/ckpt_cost.sh 3
 # The checkpoints go to a temporary directory under TMPDIR (default /tmp): where that is a
-# RAM file system the figures leave out the disk.
+# RAM file system the figures leave out the disk. DPTRAIN=path picks this build's binary
+# (default build/dptrain), CKPT_COST_DATA another training set (default data/mnist/train).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
 model=${2:-nopool}
 steps=${3:-10}
+for v in "ROUNDS=$rounds" "STEPS=$steps"; do
+  [[ "${v#*=}" =~ ^[1-9][0-9]*$ ]] ||
+    { echo "ckpt_cost.sh: ${v%%=*} '${v#*=}': expected a positive integer" >&2; exit 2; }
+done
 source "$repo/scripts/mpi-env.sh"
 source "$repo/bench/quiet.sh"
 cd "$repo"
-bench_need_mnist
-builds=(build/dptrain)
+data=${CKPT_COST_DATA:-data/mnist/train}
+[[ -n ${CKPT_COST_DATA:-} ]] || bench_need_mnist
+builds=("${DPTRAIN:-build/dptrain}")
 names=(new)
 if [[ -n ${BASE_DPTRAIN:-} ]]; then
-  builds=("$BASE_DPTRAIN" build/dptrain)
+  builds=("$BASE_DPTRAIN" "${builds[0]}")
   names=(base new)
 fi
+for b in "${builds[@]}"; do
+  [[ -x $b ]] || { echo "ckpt_cost.sh: $b: no such program (build it, or set DPTRAIN)" >&2; exit 2; }
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "ckpt_cost: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores," \
@@ -39,7 +48,7 @@ run() {
   local bin=$1
   shift
   rm -rf "$tmp/ck"
-  "${pin[@]}" /usr/bin/python3 - "$bin" --train data/mnist/train --test none --model "$model" \
+  "${pin[@]}" /usr/bin/python3 - "$bin" --train "$data" --test none --model "$model" \
     --steps "$steps" --threads 1 --no-progress --quiet "$@" <<'PY'
 import resource, subprocess, sys, time
 t = time.perf_counter()
@@ -71,8 +80,11 @@ for n in names:
           f"{med[1]:.0f} / {med[3]:.0f}; one checkpoint of {size / 1e6:.1f} MB: "
           f"{1e3 * per[n]:.0f} ms, {(med[3] - med[1]) / steps:.0f} faults")
 if len(names) == 2:
-    print(f"one checkpoint, base/new: {per['base'] / per['new']:.2f}x")
+    ratio = f"{per['base'] / per['new']:.2f}x" if per["new"] > 0 and per["base"] > 0 else \
+        "none: a cost at or below zero is the noise of runs too short"
+    print(f"one checkpoint, base/new: {ratio}")
 PY
 period=$(bench_pin_period 1)
 # shellcheck disable=SC2046
-quiet_end "$(for n in "${names[@]}"; do spread_pinned "$period" $(cut -d' ' -f1 "$tmp/$n.txt"); done | sort -n | tail -1)"
+spreads() { for n in "${names[@]}"; do spread_pinned "$period" $(cut -d' ' -f1 "$tmp/$n.txt"); done; }
+quiet_end "$(spreads | sort -n | tail -1)"

@@ -39,6 +39,8 @@ dp_add_script_test(quiet test_quiet.sh)
 dp_add_script_test(compare_layers test_compare_layers.sh)
 # bench/cpus.sh: each CPU's speed, pinned (a virtual machine's CPUs need not be equal).
 dp_add_script_test(cpus test_cpus.sh)
+# bench/ckpt_cost.sh: a checkpoint's cost, two builds side by side.
+dp_add_script_test(ckpt_cost test_ckpt_cost.sh)
 # scripts/bundle.sh: dptrain and its runtime for a machine without Open MPI and HDF5
 dp_add_script_test(bundle test_bundle.sh)
 set_tests_properties(bundle PROPERTIES PROCESSORS 2)

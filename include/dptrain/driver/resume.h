@@ -61,8 +61,8 @@ int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
                       const dp_plan *plan, const dp_dataset *train, dp_err *err);
 
 /* --resume: restore weights, optimizer state and the gradient sum's bounds from the file
- * ckpt_policy_pick chose (written by any number of ranks); *start_step is the steps it had done (0 when there is none yet:
- * the first run of a requeued job starts fresh). */
+ * ckpt_policy_pick chose (written by any number of ranks); *start_step is the steps it had
+ * done (0 when there is none yet: the first run of a requeued job starts fresh). */
 int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *run, dp_model *m,
                        dp_optimizer *opt, dp_gradsync *sync, long *start_step, dp_err *err);
 
