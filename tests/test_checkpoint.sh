@@ -122,6 +122,12 @@ touch notadir
 rc=0; mpi 2 "$DPTRAIN" "${common[@]}" --checkpoint-dir notadir/sub > o.log 2>&1 || rc=$?
 [[ $rc -eq 1 ]] || { cat o.log; fail "unusable --checkpoint-dir: status $rc, expected 1"; }
 expect_in o.log "--checkpoint-dir notadir/sub: cannot create the directory"
+rc=0; mpi 2 "$DPTRAIN" "${common[@]}" --resume nowhere/sub > o.log 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || { cat o.log; fail "--resume in a missing directory: status $rc, expected 1"; }
+expect_in o.log "--resume nowhere/sub: cannot create the directory (No such file or directory)"
+rc=0; mpi 2 "$DPTRAIN" "${common[@]}" --resume notadir/sub > o.log 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || { cat o.log; fail "--resume under a file: status $rc, expected 1"; }
+expect_in o.log "--resume: notadir/sub: cannot read the checkpoint directory (Not a directory)"
 
 # 8. the file's contents, read as HDF5 by another program
 if [[ $has_h5py == 1 ]]; then

@@ -400,16 +400,17 @@ int ckpt_policy_setup(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg,
                       const dp_plan *plan, const dp_dataset *train, dp_err *err)
 {
     p->dir = cfg->checkpoint_dir ? cfg->checkpoint_dir : cfg->resume;
+    const char *option = cfg->checkpoint_dir ? "--checkpoint-dir" : "--resume";
     p->last_step = -1;
     if (c->rank == 0)
         new_run_id(p->run_id); /* replaced by the resumed run's, if any */
     int rc = 0;
     if (c->rank == 0 && p->dir) {
         if (mkdir(p->dir, 0777) != 0 && errno != EEXIST)
-            rc = dp_fail(err, "--checkpoint-dir %s: cannot create the directory (%s)", p->dir,
+            rc = dp_fail(err, "%s %s: cannot create the directory (%s)", option, p->dir,
                          strerror(errno));
         else if (access(p->dir, W_OK | X_OK) != 0)
-            rc = dp_fail(err, "--checkpoint-dir %s: not a writable directory", p->dir);
+            rc = dp_fail(err, "%s %s: not a writable directory", option, p->dir);
     }
     if (comm_agree(c, rc, err))
         return -1;
