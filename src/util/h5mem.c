@@ -1,10 +1,10 @@
 /* h5mem: files built whole in memory (HDF5's core driver) and written by dptrain itself
  * (h5util.h says why). Their memory is kept from one file to the next: on a virtual
  * machine every page touched for the first time costs a fault, and a checkpoint of 38 MB
- * written into fresh memory twice (HDF5's image, then the copy written out) took about
- * 0.4 s more than the same bytes written into memory already used (AMD EPYC Zen 5,
- * 2026-12-07, docs/checkpoints.md). The price is that memory, held until the process
- * ends: twice the largest file written. HDF5 is not thread-safe here, so neither is this. */
+ * built in fresh memory twice (HDF5's image, then the copy written out) took 372 ms
+ * against 111 ms in memory kept (AMD EPYC Zen 5, 2026-12-07, bench/ckpt_cost.sh,
+ * docs/checkpoints.md). The price is that memory, held until the process ends: twice the
+ * largest file written. HDF5 is not thread-safe here, so neither is this. */
 #include "dptrain/util/h5util.h"
 
 #include <errno.h>
