@@ -4,7 +4,8 @@
  * run's ckpt-00000005.h5 went at once beside an old run's steps 10-30); the listing
  * names each checkpoint's run; the metadata reads back the identity and the samples per
  * training file. A checkpoint damaged after it was written (a bit flipped in a chunk, which
- * no longer matches its checksum) is passed over for the newest intact one, and named. */
+ * no longer matches its checksum) is passed over for the newest intact one, and named. A
+ * directory not made yet holds no checkpoint; one under a file cannot be read. */
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -114,6 +115,14 @@ int main(void)
                           "dptrain/optimizer/fc1.weight.momentum_buffer", 0) == 0);
     CHECK(checkpoint_find_latest(dir, found, sizeof found, damaged, sizeof damaged, &err) == 0);
     CHECK(strstr(found, "ckpt-00000030.h5") && strstr(damaged, "ckpt-00000045.h5"));
+
+    /* a directory not made yet holds no checkpoint (1); one under a file cannot be read */
+    CHECK(checkpoint_find_latest(check_path(dir, "notyet"), found, sizeof found, NULL, 0,
+                                 &err) == 1);
+    CHECK(strstr(err.msg, "no checkpoint (the directory does not exist yet)") != NULL);
+    CHECK(checkpoint_find_latest(check_path(dir, "ckpt-00000030.h5/sub"), found, sizeof found,
+                                 NULL, 0, &err) == -1);
+    CHECK(strstr(err.msg, "cannot read the checkpoint directory (Not a directory)") != NULL);
 
     optimizer_free(opt);
     free(views);

@@ -327,30 +327,26 @@ static int resume_from(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
 
 int ckpt_policy_pick(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg, dp_err *err)
 {
-    p->resume_none = 0;
-    p->resume_path[0] = p->resume_why[0] = '\0';
+    p->resume_path[0] = '\0';
     if (!cfg->resume)
         return 0;
     /* Rank 0 picks the file, so every rank resumes from the same one. */
     char damaged[1024] = "";
-    int found = 0, rc = 0;
-    if (c->rank == 0 && access(cfg->resume, F_OK) != 0 && errno == ENOENT) {
-        /* a requeued job's first run: ckpt_policy_setup makes the directory */
-        dp_fail(err, "%s: no checkpoint (no ckpt-*.h5 files)", cfg->resume);
-        found = 1;
-    } else if (c->rank == 0) {
-        found = checkpoint_find_latest(cfg->resume, p->resume_path, sizeof p->resume_path,
-                                       damaged, sizeof damaged, err);
+    int rc = 0;
+    if (c->rank == 0) {
+        int found = checkpoint_find_latest(cfg->resume, p->resume_path, sizeof p->resume_path,
+                                           damaged, sizeof damaged, err);
         rc = found < 0 ? dp_prefix(err, "--resume") : 0;
         if (damaged[0] && say(c, cfg))
             printf("resume: warning: skipped the damaged checkpoint %s\n", damaged);
+        if (found == 1) { /* nothing to resume yet (a requeued job's first run) */
+            p->resume_path[0] = '\0';
+            if (say(c, cfg))
+                printf("resume: %s; starting from the beginning\n", err->msg);
+        }
     }
-    if (found == 1) /* rank 0, which says why */
-        snprintf(p->resume_why, sizeof p->resume_why, "%s", err->msg);
     if (comm_agree(c, rc, err))
         return -1;
-    p->resume_none = found == 1;
-    comm_broadcast(&p->resume_none, sizeof p->resume_none, 0);
     comm_broadcast(p->resume_path, sizeof p->resume_path, 0);
     return 0;
 }
@@ -360,13 +356,8 @@ int ckpt_policy_resume(dp_ckpt_policy *p, const dp_comm *c, const dp_run_desc *r
 {
     const dp_config *cfg = run->cfg;
     *start_step = 0;
-    if (!cfg->resume)
+    if (!cfg->resume || !p->resume_path[0])
         return 0;
-    if (p->resume_none) { /* nothing to resume yet (first run of a requeued job): start fresh */
-        if (say(c, cfg))
-            printf("resume: %s; starting from the beginning\n", p->resume_why);
-        return 0;
-    }
     if (resume_from(p, c, run, m, opt, sync, p->resume_path, start_step, err) != 0)
         return -1;
     if (say(c, cfg))

@@ -47,7 +47,7 @@ static int choose_kernels(run_state *s, dp_err *err)
 static void conv_algorithm_of_checkpoint(run_state *s)
 {
     dp_config *cfg = &s->cfg;
-    if (!cfg->resume || cfg->conv_algorithm_given || s->ckpt.resume_none)
+    if (!cfg->resume || cfg->conv_algorithm_given || !s->ckpt.resume_path[0])
         return;
     const int was = cfg->conv_algorithm;
     if (s->comm.rank == 0) {

@@ -67,8 +67,12 @@ static int by_step_desc(const void *a, const void *b)
 static int list_checkpoints(const char *dir, ckpt_entry **out, int *count, dp_err *err)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return dp_fail(err, "%s: cannot read the checkpoint directory (%s)", dir, strerror(errno));
+    if (!d) {
+        int saved = errno;
+        dp_fail(err, "%s: cannot read the checkpoint directory (%s)", dir, strerror(saved));
+        errno = saved;
+        return -1;
+    }
     int n = 0, cap = 16;
     ckpt_entry *e = malloc(sizeof *e * (size_t)cap);
     struct dirent *de;
@@ -147,8 +151,12 @@ static int find_latest_quietly(const char *dir, char *path, size_t len, char *no
 {
     ckpt_entry *e = NULL;
     int n = 0;
-    if (list_checkpoints(dir, &e, &n, err) != 0)
-        return -1;
+    if (list_checkpoints(dir, &e, &n, err) != 0) {
+        if (errno != ENOENT)
+            return -1;
+        dp_fail(err, "%s: no checkpoint (the directory does not exist yet)", dir);
+        return 1;
+    }
     int skipped = 0;
     char first_skipped[256] = "", why[512];
     for (int i = 0; i < n; i++) {

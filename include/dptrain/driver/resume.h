@@ -32,10 +32,9 @@ typedef struct {
     long last_step;         /* newest checkpoint written or resumed from, -1: none */
     uint64_t data_checksum; /* over the whole training set, independent of the rank count */
     char run_id[DP_RUN_ID_LEN]; /* this run's identity (rank 0: fresh, or the resumed run's) */
-    /* --resume's file, picked once (ckpt_policy_pick), the same on every rank */
-    int resume_none;          /* no complete checkpoint yet: resume_why says so */
-    char resume_path[4096];   /* else the file */
-    char resume_why[sizeof(dp_err)];
+    /* --resume's file, picked once (ckpt_policy_pick), the same on every rank; "" when
+     * there is none yet */
+    char resume_path[4096];
 } dp_ckpt_policy;
 
 /* The run as a checkpoint records it (all borrowed). */
@@ -52,7 +51,9 @@ typedef struct {
 /* --resume: pick the newest complete, intact checkpoint (rank 0 reads each candidate whole
  * to check it; a damaged one is passed over with a warning), once, before the run is built,
  * so that its settings can shape the run (the convolution algorithm) and
- * ckpt_policy_resume restores the same file. Does nothing without --resume. */
+ * ckpt_policy_resume restores the same file. Where there is none yet (a requeued job's
+ * first run; a directory not made yet, which ckpt_policy_setup makes), says that the run
+ * starts from the beginning. Does nothing without --resume. */
 int ckpt_policy_pick(dp_ckpt_policy *p, const dp_comm *c, const dp_config *cfg, dp_err *err);
 
 /* Create --checkpoint-dir (or use --resume's directory) and checksum the training data
