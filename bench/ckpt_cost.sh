@@ -34,7 +34,8 @@ if [[ -n ${BASE_DPTRAIN:-} ]]; then
   names=(base new)
 fi
 for b in "${builds[@]}"; do
-  [[ -x $b ]] || { echo "ckpt_cost.sh: $b: no such program (build it, or set DPTRAIN)" >&2; exit 2; }
+  [[ -x $b ]] ||
+    { echo "ckpt_cost.sh: $b: no such program (build it, or set DPTRAIN)" >&2; exit 2; }
 done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -86,5 +87,7 @@ if len(names) == 2:
 PY
 period=$(bench_pin_period 1)
 # shellcheck disable=SC2046
-spreads() { for n in "${names[@]}"; do spread_pinned "$period" $(cut -d' ' -f1 "$tmp/$n.txt"); done; }
+spreads() {
+  for n in "${names[@]}"; do spread_pinned "$period" $(cut -d' ' -f1 "$tmp/$n.txt"); done
+}
 quiet_end "$(spreads | sort -n | tail -1)"

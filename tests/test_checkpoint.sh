@@ -109,7 +109,8 @@ run h.log --resume empty --steps 2 || { cat h.log; fail "--resume on an empty di
 expect_in h.log "no checkpoint (no ckpt-*.h5 files); starting from the beginning"
 # ... and so does a directory that does not exist yet, which the run then makes
 run h.log --resume notyet --steps 2 || { cat h.log; fail "--resume on a new dir failed"; }
-expect_in h.log "notyet: no checkpoint (the directory does not exist yet); starting from the beginning"
+expect_in h.log \
+  "notyet: no checkpoint (the directory does not exist yet); starting from the beginning"
 [[ -d notyet ]] || fail "--resume notyet: the directory was not made"
 
 # 7. option errors (status 2) and an unusable directory (status 1), before any training

@@ -16,7 +16,8 @@ for name in base new; do
   # the cost itself is noise at 3 steps; the checkpoints' page faults are not
   [[ $line =~ faults\ ([0-9]+)\ /\ ([0-9]+)\;\ one\ checkpoint\ of\ [0-9.]+\ MB:\ -?[0-9]+\ ms ]] ||
     fail "$name: the summary is not as expected: $line"
-  ((BASH_REMATCH[2] > BASH_REMATCH[1])) || fail "$name: no page faults counted for the checkpoints: $line"
+  ((BASH_REMATCH[2] > BASH_REMATCH[1])) ||
+    fail "$name: no page faults counted for the checkpoints: $line"
 done
 expect_in ok.log "round 1 base: without"
 expect_in ok.log "round 1 new: without"

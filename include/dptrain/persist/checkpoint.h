@@ -93,8 +93,9 @@ int checkpoint_write(const char *dir, const dp_model *m, const dp_optimizer *opt
 
 /* The newest complete checkpoint in DIR whose checksums all match (every dataset is read
  * once to check them): 0 with its path, 1 when DIR holds none or does not exist (the
- * message says what was skipped), -1 when DIR cannot be read. Where a newer complete checkpoint was damaged,
- * damaged[damaged_len] (when not NULL) names it and why, else it is "". */
+ * message says what was skipped), -1 when DIR cannot be read. Where a newer complete
+ * checkpoint was damaged, damaged[damaged_len] (when not NULL) names it and why, else it
+ * is "". */
 int checkpoint_find_latest(const char *dir, char *path, size_t len, char *damaged,
                            size_t damaged_len, dp_err *err);
 
