@@ -32,6 +32,15 @@ share() { # share LOG RANK: that rank's percentage of the samples, from the bala
     || { cat "$1"; fail "$1: no share for rank $2"; }
 }
 
+speeds() { # speeds LOG RANKS: the slowest rank's speed over the fastest's, from the speeds line
+  local line
+  line=$(grep "^balance: the ranks' own speeds" "$1") || { cat "$1"; fail "$1: no speeds line"; }
+  for ((r = 0; r < $2; r++)); do
+    grep -qE " $r: [1-9][0-9]*( |;)" <<< "$line" || fail "$1: no speed for rank $r: $line"
+  done
+  sed -nE 's/.*; the slowest at ([0-9.]+)x the fastest$/\1/p' <<< "$line"
+}
+
 run one 1 --train train
 export DPTRAIN_TEST_SLOW_RANK=1:20
 DPTRAIN_TEST_SAMPLE_LOG=$WORK/used run two 2 --train train
@@ -62,6 +71,12 @@ for t in range(steps):
 print(f"ok: 50/50 for 8 steps, then 62-63/37-38 of 100 until step {steps}; every sample once")
 PY
 (( $(share two.log 0 | cut -d. -f1) >= 55 )) || fail "rank 0's share $(share two.log 0)% < 55%"
+# the speeds reported are the ranks' own, measured: not the 20x the test build makes rank 1
+# count (0.05x), which would leave a user hunting a slow node that is not there
+ratio=$(speeds two.log 2)
+awk -v r="$ratio" 'BEGIN { exit !(r >= 0.25 && r <= 1) }' \
+  || fail "the slowest rank's speed reported at ${ratio}x the fastest: the test scaling leaked"
+echo "ok: rank 1 counted 20x slower for the split, its speed reported as measured: ${ratio}x"
 
 # off: the files' split, own files only, whatever the speeds (the later --balance wins)
 run off 2 --train train --balance off
@@ -87,6 +102,7 @@ run three 3 --train train
 same one three
 (( $(share three.log 0 | cut -d. -f1) < 30 )) || fail "slow rank 0 kept $(share three.log 0)%"
 grep '^balance: the ranks' three.log
+speeds three.log 3 > /dev/null
 
 # a rank left without groups is not measured: its speed doubles each exchange until it gets
 # groups again. Rank 1 of 3 counts as 1000x slower for 48 steps (none of the 16 groups for
@@ -114,6 +130,7 @@ export DPTRAIN_TEST_SLOW_RANK=2:4
 run uneven-5 5 --train uneven
 same uneven-1 uneven-5
 grep '^balance: the ranks' uneven-5.log
+speeds uneven-5.log 5 > /dev/null
 
 # --accumulate 2 (two passes over each rank's groups), and MPI's sum overlapping backward
 unset DPTRAIN_TEST_SLOW_RANK
@@ -125,4 +142,4 @@ same acc-1 acc-2
   || fail "--accumulate 2: rank 0 took $(share acc-2.log 0)%"
 run mpi-3 3 --train train --reduction mpi --overlap --bucket-kb 16
 same one mpi-3
-echo "11 passed, 0 failed"
+echo "12 passed, 0 failed"

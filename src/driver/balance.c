@@ -23,6 +23,7 @@ int balance_init(dp_balance *b, const dp_comm *c, int on, dp_err *err)
 void balance_note(dp_balance *b, int samples, double seconds)
 {
     b->run_samples += samples;
+    b->run_seconds += seconds;
     b->samples += samples;
     b->seconds += seconds * test_hook_time_scale(b->rank);
 }
@@ -55,35 +56,67 @@ void balance_after_step(dp_balance *b, long step, dp_plan *plan)
     plan_set_speeds(plan, b->speed); /* one rank without a speed yet: the files' split */
 }
 
+/* Each rank's value (up to 8 ranks), or the lowest and the highest with their ranks. */
+static void print_ranks(const double *v, int n, const char *fmt)
+{
+    int lo = 0, hi = 0;
+    for (int r = 0; r < n; r++) {
+        lo = v[r] < v[lo] ? r : lo;
+        hi = v[r] > v[hi] ? r : hi;
+    }
+    if (n <= 8) {
+        for (int r = 0; r < n; r++) {
+            printf(" %d: ", r);
+            printf(fmt, v[r]);
+        }
+        return;
+    }
+    printf(" from ");
+    printf(fmt, v[lo]);
+    printf(" (rank %d) to ", lo);
+    printf(fmt, v[hi]);
+    printf(" (rank %d)", hi);
+}
+
 void balance_report(const dp_balance *b, const dp_comm *c, int say)
 {
     if (!b->on)
         return;
-    const int64_t mine = (int64_t)b->run_samples;
-    int64_t *all = c->rank == 0 ? calloc((size_t)c->size, sizeof(int64_t)) : NULL;
-    if (c->rank == 0 && !all)
+    /* samples, and samples per second of the rank's own work (0: it computed nothing) */
+    const int64_t mine[2] = {
+        (int64_t)b->run_samples,
+        b->run_seconds > 0.0 ? (int64_t)(b->run_samples / b->run_seconds + 0.5) : 0};
+    const size_t n = (size_t)c->size;
+    int64_t *all = c->rank == 0 ? calloc(2 * n, sizeof(int64_t)) : NULL;
+    double *v = c->rank == 0 ? calloc(n, sizeof(double)) : NULL;
+    if (c->rank == 0 && !(all && v))
         comm_abort(1); /* cannot join the gather: end the job rather than hang it */
-    comm_gather_i64(&mine, 1, all);
+    comm_gather_i64(mine, 2, all);
     if (c->rank == 0 && say) {
-        int64_t total = 0;
-        int lo = 0, hi = 0;
-        for (int r = 0; r < c->size; r++) {
-            total += all[r];
-            lo = all[r] < all[lo] ? r : lo;
-            hi = all[r] > all[hi] ? r : hi;
-        }
+        double total = 0.0;
+        for (size_t r = 0; r < n; r++)
+            total += (double)all[2 * r];
         printf("balance: the ranks' shares of the samples followed their speeds (exchanged "
                "every %d steps):", BALANCE_EVERY);
-        if (total > 0 && c->size <= 8)
-            for (int r = 0; r < c->size; r++)
-                printf(" %d: %.1f%%", r, 100.0 * (double)all[r] / (double)total);
-        else if (total > 0)
-            printf(" from %.1f%% (rank %d) to %.1f%% (rank %d)",
-                   100.0 * (double)all[lo] / (double)total, lo,
-                   100.0 * (double)all[hi] / (double)total, hi);
+        for (size_t r = 0; r < n && total > 0.0; r++)
+            v[r] = 100.0 * (double)all[2 * r] / total;
+        if (total > 0.0)
+            print_ranks(v, c->size, "%.1f%%");
+        double low = (double)all[1], top = low;
+        for (size_t r = 0; r < n; r++) {
+            v[r] = (double)all[2 * r + 1];
+            low = v[r] < low ? v[r] : low;
+            top = v[r] > top ? v[r] : top;
+        }
+        printf("\nbalance: the ranks' own speeds over the run (samples per second of their "
+               "work):");
+        print_ranks(v, c->size, "%.0f");
+        if (top > 0.0)
+            printf("; the slowest at %.2fx the fastest", low / top);
         printf("\n");
     }
     free(all);
+    free(v);
 }
 
 void balance_free(dp_balance *b)

@@ -29,6 +29,7 @@ typedef struct {
     double *speed;           /* [ranks]: smoothed samples per second, the same on every rank */
     double *swap;            /* [2 * ranks]: the exchange */
     double run_samples;      /* this rank's samples over the run */
+    double run_seconds;      /* and its own work's seconds, as measured (no test scaling) */
 } dp_balance;
 
 /* Off (nothing exchanged) unless `on` and there are several ranks. */
@@ -38,7 +39,9 @@ void balance_note(dp_balance *b, int samples, double seconds);
 /* After optimizer step `step` (1-based): every BALANCE_EVERY steps the exchange and the new
  * split. Collective: every rank calls it after the same steps. */
 void balance_after_step(dp_balance *b, long step, dp_plan *plan);
-/* Rank 0 (when `say`) prints each rank's share of the samples it trained on. Collective. */
+/* Rank 0 (when `say`) prints each rank's share of the samples it trained on, and each
+ * rank's own speed over the run (samples per second of its work) against the fastest's:
+ * a slow node or core by name. Collective. */
 void balance_report(const dp_balance *b, const dp_comm *c, int say);
 void balance_free(dp_balance *b);
 
