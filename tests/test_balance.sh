@@ -43,7 +43,7 @@ speeds() { # speeds LOG RANKS: the slowest rank's speed over the fastest's, from
 
 run one 1 --train train
 export DPTRAIN_TEST_SLOW_RANK=1:20
-DPTRAIN_TEST_SAMPLE_LOG=$WORK/used run two 2 --train train
+DPTRAIN_TEST_SAMPLE_LOG=$WORK/used run two 2 --train train --metrics two.jsonl
 same one two
 expect_in two.log "ranks hold: 0: files 0-4 (1500), 1: files 3-7 (1500)"
 expect_in two.log "balance: each rank holds the files of its part and the next on either side"
@@ -77,6 +77,20 @@ ratio=$(speeds two.log 2)
 awk -v r="$ratio" 'BEGIN { exit !(r >= 0.25 && r <= 1) }' \
   || fail "the slowest rank's speed reported at ${ratio}x the fastest: the test scaling leaked"
 echo "ok: rank 1 counted 20x slower for the split, its speed reported as measured: ${ratio}x"
+# the same figures as the metrics file's last record, for job scripts
+"${DP_PYTHON:-python3}" - two.jsonl two.log "$steps" <<'PY' || fail "the balance record"
+import json, re, sys
+rec = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+log = open(sys.argv[2]).read()
+assert rec["type"] == "balance" and rec["ranks"] == 2 and rec["every"] == 8, rec
+assert sum(rec["samples"]) == int(sys.argv[3]) * 100, rec
+shares = [float(x) for x in re.search(r"0: ([0-9.]+)% 1: ([0-9.]+)%", log).groups()]
+for r in (0, 1):
+    assert abs(100 * rec["samples"][r] / sum(rec["samples"]) - shares[r]) < 0.06, (rec, shares)
+speeds = [int(x) for x in re.search(r"work\): 0: (\d+) 1: (\d+);", log).groups()]
+assert rec["samples_per_sec"] == speeds and min(speeds) > 0, (rec, speeds)
+print(f"ok: the metrics' balance record {rec['samples']} {rec['samples_per_sec']}")
+PY
 
 # off: the files' split, own files only, whatever the speeds (the later --balance wins)
 run off 2 --train train --balance off
@@ -142,4 +156,4 @@ same acc-1 acc-2
   || fail "--accumulate 2: rank 0 took $(share acc-2.log 0)%"
 run mpi-3 3 --train train --reduction mpi --overlap --bucket-kb 16
 same one mpi-3
-echo "12 passed, 0 failed"
+echo "13 passed, 0 failed"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dptrain/driver/metrics.h"
 #include "dptrain/util/test_hooks.h"
 
 int balance_init(dp_balance *b, const dp_comm *c, int on, dp_err *err)
@@ -78,10 +79,10 @@ static void print_ranks(const double *v, int n, const char *fmt)
     printf(" (rank %d)", hi);
 }
 
-void balance_report(const dp_balance *b, const dp_comm *c, int say)
+int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics, dp_err *err)
 {
     if (!b->on)
-        return;
+        return 0;
     /* samples, and samples per second of the rank's own work (0: it computed nothing) */
     const int64_t mine[2] = {
         (int64_t)b->run_samples,
@@ -92,6 +93,7 @@ void balance_report(const dp_balance *b, const dp_comm *c, int say)
     if (c->rank == 0 && !(all && v))
         comm_abort(1); /* cannot join the gather: end the job rather than hang it */
     comm_gather_i64(mine, 2, all);
+    int rc = metrics ? metrics_write_balance(metrics, c->size, BALANCE_EVERY, all, err) : 0;
     if (c->rank == 0 && say) {
         double total = 0.0;
         for (size_t r = 0; r < n; r++)
@@ -117,6 +119,7 @@ void balance_report(const dp_balance *b, const dp_comm *c, int say)
     }
     free(all);
     free(v);
+    return rc;
 }
 
 void balance_free(dp_balance *b)

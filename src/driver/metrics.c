@@ -99,3 +99,17 @@ int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err)
         return dp_fail(err, "--metrics: write failed: %s", strerror(errno));
     return 0;
 }
+
+int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *pairs, dp_err *err)
+{
+    fprintf(f, "{\"type\":\"balance\",\"every\":%d,\"ranks\":%d,\"samples\":[", every, ranks);
+    for (int r = 0; r < ranks; r++)
+        fprintf(f, "%s%lld", r ? "," : "", (long long)pairs[2 * r]);
+    fprintf(f, "],\"samples_per_sec\":[");
+    for (int r = 0; r < ranks; r++)
+        fprintf(f, "%s%lld", r ? "," : "", (long long)pairs[2 * r + 1]);
+    fprintf(f, "]}\n");
+    if (fflush(f) != 0 || ferror(f))
+        return dp_fail(err, "--metrics: writing the balance record failed: %s", strerror(errno));
+    return 0;
+}

@@ -338,8 +338,14 @@ int dptrain_main(int argc, char **argv)
         report_replicas(&s->comm, &s->model, s->cfg.quiet, &err) != 0)
         status = 1;
     else {
-        balance_report(&s->balance, &s->comm, say(s));
+        /* a balance record that cannot be written fails the run, after its weights are saved */
+        dp_err berr = {0};
+        int brc = balance_report(&s->balance, &s->comm, say(s), s->metrics, &berr);
         status = finish_run(s, &err);
+        if (status == 0 && brc != 0) {
+            status = 1;
+            err = berr;
+        }
     }
     if (status == 1 && s->comm.rank == 0)
         fprintf(stderr, "dptrain: error: %s\n", err.msg);

@@ -17,6 +17,8 @@
 #ifndef DPTRAIN_DRIVER_BALANCE_H
 #define DPTRAIN_DRIVER_BALANCE_H
 
+#include <stdio.h>
+
 #include "dptrain/data/plan.h"
 #include "dptrain/dist/comm.h"
 #include "dptrain/util/error.h"
@@ -41,8 +43,9 @@ void balance_note(dp_balance *b, int samples, double seconds);
 void balance_after_step(dp_balance *b, long step, dp_plan *plan);
 /* Rank 0 (when `say`) prints each rank's share of the samples it trained on, and each
  * rank's own speed over the run (samples per second of its work) against the fastest's:
- * a slow node or core by name. Collective. */
-void balance_report(const dp_balance *b, const dp_comm *c, int say);
+ * a slow node or core by name; and writes them to `metrics` when not NULL (only rank 0
+ * has it open): -1 with err where that write fails. Collective. */
+int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics, dp_err *err);
 void balance_free(dp_balance *b);
 
 #endif

@@ -1,6 +1,7 @@
 /* metrics: per-epoch records as JSON Lines ("type":"epoch"; step records, "type":"step",
- * are steplog.h's), after one host record ("type":"host") per start of a run: the time,
- * host name, CPU model, online cores and the load averages (1, 5, 15 min) as it started.
+ * are steplog.h's; with --balance a last "type":"balance"), after one host record
+ * ("type":"host") per start of a run: the time, host name, CPU model, online cores and
+ * the load averages (1, 5, 15 min) as it started.
  * A resumed run appends its own host record before its records.
  *
  * Only rank 0 writes; the caller reduces the figures across ranks first. The metrics
@@ -9,6 +10,7 @@
 #ifndef DPTRAIN_METRICS_H
 #define DPTRAIN_METRICS_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "dptrain/util/error.h"
@@ -35,5 +37,8 @@ typedef struct {
 
 int metrics_open(FILE **f, const char *path, dp_err *err);
 int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err);
+/* The run's balance record ("type":"balance", balance.h): for each of `ranks` ranks the
+ * samples it trained on and its own samples per second, pairs[2r] and pairs[2r + 1]. */
+int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *pairs, dp_err *err);
 
 #endif
