@@ -11,7 +11,9 @@ for weak scaling this is the scaled speedup). A file named KIND-rR-tT.jsonl (as
 scripts/sweep.sh and jobs/sweep.sbatch write) gives the kind; other names are "run".
 --epochs also writes every record, one row per epoch, for training curves. Step records
 (--log-every, "type":"step") add the step-to-step view: the median and 95th percentile of
-the step time and the longest wait for the reduction of any rank in any window. Time to accuracy: the epochs
+the step time and the longest wait for the reduction of any rank in any window. A balance
+record (--balance) names the slowest rank and its own speed against the fastest rank's
+(slowest_rank, slowest_vs_fastest; empty without one). Time to accuracy: the epochs
 and the wall seconds to the first test accuracy >= --target (default 0.99; empty: not
 reached). Honest figures: each run's CPU model, cores and 1-minute load average as it
 started (its host record; the highest of a resumed run's starts), and under_load (more
@@ -32,7 +34,7 @@ RUN_FIELDS = ["run", "kind", "ranks", "threads", "cores", "global_batch", "steps
               "test_accuracy", "wall_seconds", "speedup", "efficiency", "weights_checksum",
               "target", "epochs_to_target", "seconds_to_target", "cpu_model", "host_cores",
               "load_start", "under_load", "step_records", "step_ms_p50", "step_ms_p95",
-              "max_wait_ms"]
+              "max_wait_ms", "slowest_rank", "slowest_vs_fastest"]
 EPOCH_FIELDS = ["run", "epoch", "step", "partial", "lr", "train_loss", "train_accuracy",
                 "test_loss", "test_accuracy", "images_per_sec", "seconds", "comm_seconds",
                 "data_seconds", "compute_seconds", "eval_seconds", "wall_seconds", "ranks",
@@ -52,12 +54,13 @@ def files_of(paths):
 
 
 def read_records(path):
-    """The epoch records (the last of each epoch), the step records and the host records."""
+    """The epoch records (the last of each epoch), the step records, the host records and the
+    balance record (or None)."""
     try:
         m = runs.read(path)
     except runs.MetricsError as e:
         sys.exit(f"collect: {e}")
-    return m["epochs"], m["steps"], m["hosts"]
+    return m["epochs"], m["steps"], m["hosts"], m["balance"]
 
 
 def percentile(values, q):
@@ -70,6 +73,18 @@ def add_step_view(row, steps):
     row["step_ms_p50"] = percentile([r["step_ms"] for r in steps], 0.5)
     row["step_ms_p95"] = percentile([r["step_ms"] for r in steps], 0.95)
     row["max_wait_ms"] = max((r["max_wait_ms"] for r in steps), default="")
+
+
+def add_rank_speeds(row, balance):
+    """The slowest rank by its own speed (samples per second of its work), against the
+    fastest: a slow node or core shows here by its rank."""
+    speeds = (balance or {}).get("samples_per_sec") or []
+    top = max(speeds, default=0)
+    if top <= 0:
+        row["slowest_rank"] = row["slowest_vs_fastest"] = ""
+        return
+    slow = min(range(len(speeds)), key=lambda r: speeds[r])
+    row["slowest_rank"], row["slowest_vs_fastest"] = slow, round(speeds[slow] / top, 3)
 
 
 def add_honesty(row, recs, hosts, target, per_core):
@@ -132,13 +147,14 @@ def main():
     a = ap.parse_args()
     rows, epochs = [], []
     for p in files_of(a.paths):
-        recs, steps, hosts = read_records(p)
+        recs, steps, hosts, balance = read_records(p)
         if not recs:
             print(f"collect: {p}: no records, skipped", file=sys.stderr)
             continue
         rows.append(summarise(p, recs))
         add_honesty(rows[-1], recs, hosts, a.target, a.load_per_core)
         add_step_view(rows[-1], steps)
+        add_rank_speeds(rows[-1], balance)
         name = rows[-1]["run"]
         epochs += [dict({k: r.get(k) for k in EPOCH_FIELDS}, run=name) for r in recs]
     if not rows:

@@ -95,6 +95,22 @@ def step_view(rows, plots, out, p):
         p(f"\n![Where the steps went]({rel(os.path.join(plots, f), out)})")
 
 
+def rank_speeds(rows, p):
+    """From the balance records (--balance): the slowest rank of each run by its own speed,
+    against the fastest rank's; a rank far below 1.00 is a slow or shared core or node."""
+    with_bal = [r for r in rows if r.get("slowest_rank") not in (None, "")]
+    if not with_bal:
+        return
+    p("\n## The ranks' own speeds\n")
+    p("Where the ranks balanced (`--balance`), each rank's samples per second of its own work "
+      "over the run: the slowest rank, and its speed against the fastest rank's.\n")
+    p("| run | ranks | slowest rank | its speed against the fastest |")
+    p("|---|---|---|---|")
+    for r in with_bal:
+        p(f"| {r['run']} | {r['ranks']} | {r['slowest_rank']} | "
+          f"{fmt(r['slowest_vs_fastest'])} |")
+
+
 def main_table(rows, p):
     target = next((r.get("target") for r in rows if r.get("target")), "0.99")
     pct = f"{100 * float(target):g}%"
@@ -206,6 +222,7 @@ def main():
     for c in curves:
         p(f"\n![Training curves]({rel(os.path.join(plots, c), out)})")
     step_view(rows, plots, out, p)
+    rank_speeds(rows, p)
     extra_sections(a, out, p)
     p("\n_Made by scripts/report.py; regenerate with scripts/sweep.sh or scripts/report.sh._")
     text = "\n".join(lines) + "\n"

@@ -4,7 +4,8 @@ report.py and project.py.
 A file holds, per start of a run (a resumed run appends), one host record
 ({"type":"host"}: CPU model, cores, load averages as the run started; files from before
 it have none), then epoch records ({"type":"epoch"}, or no type in older files) and step
-records ({"type":"step"}, --log-every).
+records ({"type":"step"}, --log-every), and where the ranks balanced a last balance record
+({"type":"balance"}: each rank's samples and own samples per second over the segment).
 
 Time to accuracy: the first epoch record whose test accuracy is at least the target; its
 epochs (a partial record counts its fraction of an epoch) and its wall time since
@@ -25,7 +26,8 @@ class MetricsError(Exception):
 def read(path):
     """{"epochs": the last record of each epoch (in epoch order), "steps": the last record of
     each step, "hosts": every host record in file order, "walls": cumulative wall seconds
-    of each epoch record (resumed segments added up)}."""
+    of each epoch record (resumed segments added up), "balance": the last balance record, or
+    None (a resumed run's last segment: its ranks may differ from the earlier ones')}."""
     recs = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -36,7 +38,7 @@ def read(path):
                 recs.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise MetricsError(f"{path}:{n}: not JSON ({e.msg}): {line[:60]}")
-    by_epoch, by_step, hosts = {}, {}, []
+    by_epoch, by_step, hosts, balance = {}, {}, [], None
     offset, last_wall = 0.0, 0.0
     for r in recs:
         kind = r.get("type", "epoch")
@@ -49,8 +51,11 @@ def read(path):
             by_epoch[r["epoch"]] = dict(r, cumulative_wall=offset + last_wall)
         elif kind == "step":
             by_step[r["step"]] = r
+        elif kind == "balance":
+            balance = r
     return {"epochs": [by_epoch[k] for k in sorted(by_epoch)],
-            "steps": [by_step[k] for k in sorted(by_step)], "hosts": hosts}
+            "steps": [by_step[k] for k in sorted(by_step)], "hosts": hosts,
+            "balance": balance}
 
 
 def steps_per_epoch(epochs):

@@ -19,6 +19,8 @@ rec "$WORK/m/strong-r1-t1.jsonl" 1 1 100 100 1000 10 0 0.5 9.5
 rec "$WORK/m/strong-r4-t1.jsonl" 4 1 100 100 3000 3.3333 1 0.1 2.2
 rec "$WORK/m/weak-r1-t1.jsonl" 1 1 50 100 800 6.25 0 0.2 6.0
 rec "$WORK/m/weak-r2-t1.jsonl" 2 1 100 100 1200 8.3333 2 0.2 6.0
+echo '{"type":"balance","every":8,"ranks":4,"samples":[300,250,250,200],"samples_per_sec":[1000,900,1100,800]}' \
+  >> "$WORK/m/strong-r4-t1.jsonl"
 $py "$S/collect.py" "$WORK/m" -o "$WORK/m.csv"
 cat "$WORK/m.csv"
 field() { $py -c "import csv,sys; r=[x for x in csv.DictReader(open('$WORK/m.csv')) if x['run']=='$1'][0]; print(r['$2'])"; }
@@ -27,6 +29,11 @@ field() { $py -c "import csv,sys; r=[x for x in csv.DictReader(open('$WORK/m.csv
 [[ $(field weak-r2-t1 efficiency) == 0.75 ]] || fail "weak efficiency $(field weak-r2-t1 efficiency), expected 0.75"
 [[ $(field strong-r4-t1 comm_ms) == 10.0 ]] || fail "comm per step $(field strong-r4-t1 comm_ms), expected 10.0 ms"
 [[ $(field strong-r4-t1 step_ms) == 33.333 ]] || fail "step time $(field strong-r4-t1 step_ms), expected 33.333 ms"
+# the balance record: rank 3 the slowest, 800 against 1100 samples/s; none without one
+[[ $(field strong-r4-t1 slowest_rank) == 3 ]] || fail "slowest rank $(field strong-r4-t1 slowest_rank), expected 3"
+[[ $(field strong-r4-t1 slowest_vs_fastest) == 0.727 ]] \
+  || fail "slowest against fastest $(field strong-r4-t1 slowest_vs_fastest), expected 0.727"
+[[ -z $(field weak-r2-t1 slowest_rank) ]] || fail "a slowest rank without a balance record"
 echo '{"epoch":1,' > "$WORK/bad.jsonl"
 $py "$S/collect.py" "$WORK/bad.jsonl" > /dev/null 2> "$WORK/bad.err" && fail "collect accepted a broken record"
 expect_in "$WORK/bad.err" "bad.jsonl:1: not JSON"
@@ -54,10 +61,16 @@ c1=$($py -c "import csv; print([r for r in csv.DictReader(open('$WORK/sweep/swee
 expect_in "$WORK/sweep/report.md" "all strong-scaling runs end with weights checksum $c1"
 expect_in "$WORK/sweep/report.md" "![Step time: compute, allreduce, data](plots/step_split.png)"
 # the step records of every run (--log-every) in the CSV and the report's step view
-grep -q "^strong-r2-t1,.*,1,[0-9.]\+,[0-9.]\+,[0-9.]\+.\?$" "$WORK/sweep/sweep.csv" \
+grep -q "^strong-r2-t1,.*,1,[0-9.]\+,[0-9.]\+,[0-9.]\+,[0-9]*,[0-9.]*.\?$" "$WORK/sweep/sweep.csv" \
   || fail "sweep.csv lacks the step view of strong-r2-t1: $(cat "$WORK/sweep/sweep.csv")"
 expect_in "$WORK/sweep/report.md" "## Step by step"
 expect_in "$WORK/sweep/report.md" "| strong-r2-t1 | 1 |"
+# 2 ranks x 1 thread fit 2 cores: they balance (auto), and the report names the slower rank
+if (( $(nproc) >= 2 )); then
+  expect_in "$WORK/sweep/report.md" "## The ranks' own speeds"
+  grep -qE "^\| strong-r2-t1 \| 2 \| [01] \| (0\.[0-9]+|1\.00) \|$" "$WORK/sweep/report.md" \
+    || fail "the report lacks strong-r2-t1's slowest rank: $(grep -A4 'own speeds' "$WORK/sweep/report.md")"
+fi
 # curves for any run, several epochs
 "$DPTRAIN" --train "$WORK/train" --test "$WORK/test.h5" --epochs 3 --batch 40 --threads 1 \
   --quiet --metrics "$WORK/three.jsonl"
