@@ -26,8 +26,8 @@ class MetricsError(Exception):
 def read(path):
     """{"epochs": the last record of each epoch (in epoch order), "steps": the last record of
     each step, "hosts": every host record in file order, "walls": cumulative wall seconds
-    of each epoch record (resumed segments added up), "balance": the last balance record, or
-    None (a resumed run's last segment: its ranks may differ from the earlier ones')}."""
+    of each epoch record (resumed segments added up), "balance": the last segment's balance
+    record, or None (a resumed run's segments may run on other ranks, or not balance)}."""
     recs = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
@@ -44,6 +44,7 @@ def read(path):
         kind = r.get("type", "epoch")
         if kind == "host":
             hosts.append(r)
+            balance = None  # a new segment: only its own balance record counts
             offset += last_wall  # a new segment: its wall clock starts at zero
             last_wall = 0.0
         elif kind == "epoch":

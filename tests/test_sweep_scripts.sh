@@ -34,6 +34,11 @@ field() { $py -c "import csv,sys; r=[x for x in csv.DictReader(open('$WORK/m.csv
 [[ $(field strong-r4-t1 slowest_vs_fastest) == 0.727 ]] \
   || fail "slowest against fastest $(field strong-r4-t1 slowest_vs_fastest), expected 0.727"
 [[ -z $(field weak-r2-t1 slowest_rank) ]] || fail "a slowest rank without a balance record"
+# a resumed segment that did not balance: the earlier segment's record no longer counts
+printf '{"type":"host","cores":2}\n' >> "$WORK/m/strong-r4-t1.jsonl"
+rec "$WORK/m/strong-r4-t1.jsonl" 4 1 100 200 3000 3.3333 1 0.1 2.2
+$py "$S/collect.py" "$WORK/m" -o "$WORK/m.csv"
+[[ -z $(field strong-r4-t1 slowest_rank) ]] || fail "a balance record of an earlier segment counted"
 echo '{"epoch":1,' > "$WORK/bad.jsonl"
 $py "$S/collect.py" "$WORK/bad.jsonl" > /dev/null 2> "$WORK/bad.err" && fail "collect accepted a broken record"
 expect_in "$WORK/bad.err" "bad.jsonl:1: not JSON"
