@@ -20,9 +20,15 @@ cat run.log
 expect_in run.log "2 ranks x 1 thread"
 expect_in run.log "ranks hold: 0: files 0-1 (12000), 1: files 0-1 (12000)"
 expect_in run.log "240 steps per epoch"
-# the host record (CPU, cores, load as the run started), then one epoch record
-[[ $(wc -l < m.jsonl) -eq 2 && $(grep -c '"type":"epoch"' m.jsonl) -eq 1 ]] \
-  || fail "expected a host record and one epoch record, got: $(cat m.jsonl)"
+# the host record (CPU, cores, load as the run started), one epoch record, and the
+# balance record last: each rank's samples (all 240 x 50 of them) and own speed
+[[ $(wc -l < m.jsonl) -eq 3 && $(grep -c '"type":"epoch"' m.jsonl) -eq 1 ]] \
+  || fail "expected a host record, one epoch record and a balance record, got: $(cat m.jsonl)"
+tail -1 m.jsonl | "${DP_PYTHON:-python3}" -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["type"] == "balance" and r["ranks"] == 2 and sum(r["samples"]) == 12000, r
+assert all(s > 0 for s in r["samples_per_sec"]), r' || fail "the balance record: $(tail -1 m.jsonl)"
 grep '"type":"epoch"' m.jsonl > epoch.jsonl
 for key in epoch step train_loss test_loss test_accuracy images_per_sec seconds comm_seconds; do
   grep -q "\"$key\":" epoch.jsonl || fail "metrics record lacks $key: $(cat m.jsonl)"
