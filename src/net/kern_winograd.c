@@ -88,7 +88,7 @@ void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt
                     for (int s = 0; s < 6; s++)
                         d[s] = xt + ((size_t)(4 * i + r) * PW + 4 * j + s) * n + c0;
                     o = h[r];
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         BT6(o, d, c);
                 }
@@ -97,7 +97,7 @@ void KFN(kern_wino_in)(const float *xt, int PW, int th, int tw, int n, float *Vt
                     for (int r = 0; r < 6; r++)
                         d[r] = h[r][q];
                     o = v;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         BT6(o, d, c);
                     for (int p = 0; p < 6; p++)
@@ -124,7 +124,7 @@ void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const
                     for (int p = 0; p < 6; p++)
                         m[p] = src + (size_t)(p * 6 + q) * xs;
                     o = col;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         AT6(o, m, c);
                     for (int p = 0; p < 4; p++)
@@ -134,7 +134,7 @@ void KFN(kern_wino_out)(const float *Mt, size_t xs, int th, int tw, int n, const
                     for (int q = 0; q < 6; q++)
                         m[q] = r[p][q];
                     o = y;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         AT6(o, m, c);
                     for (int q = 0; q < 4 && 4 * j + q < OW; q++) {
@@ -166,7 +166,7 @@ void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n
                                                   : zeros;
                     }
                     o = h[p];
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         A4(o, y, c);
                 }
@@ -175,7 +175,7 @@ void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n
                     for (int p = 0; p < 4; p++)
                         y[p] = h[p][q];
                     o = e;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         A4(o, y, c);
                     for (int p = 0; p < 6; p++)
@@ -201,7 +201,7 @@ void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, floa
                     for (int p = 0; p < 6; p++)
                         v[p] = src + (size_t)(p * 6 + q) * xs;
                     o = col;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         B6(o, v, c);
                     for (int r = 0; r < 6; r++)
@@ -211,7 +211,7 @@ void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, floa
                     for (int q = 0; q < 6; q++)
                         v[q] = e[r][q];
                     o = dd;
-                    #pragma GCC ivdep
+                    IVDEP
                     for (int c = 0; c < nb; c++)
                         B6(o, v, c);
                     float *row = dXt + ((size_t)(4 * i + r) * PW + 4 * j) * n + c0;

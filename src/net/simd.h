@@ -23,6 +23,13 @@
 #define KFN(name) KCAT(name, DP_ISA_SUFFIX)
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* GCC's "no dependence between iterations"; clang, which would warn of an unknown pragma
+ * (the fuzzers' build), compiles the loop as it did while it ignored it */
+#if defined(__clang__)
+#define IVDEP
+#else
+#define IVDEP _Pragma("GCC ivdep")
+#endif
 
 #if defined(DP_ISA_AVX512)
 #if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512BW__) || \
