@@ -57,14 +57,21 @@ void balance_after_step(dp_balance *b, long step, dp_plan *plan)
     plan_set_speeds(plan, b->speed); /* one rank without a speed yet: the files' split */
 }
 
+/* The ranks with the lowest and the highest of v[0..n). */
+static void lowest_highest(const double *v, int n, int *lo, int *hi)
+{
+    *lo = *hi = 0;
+    for (int r = 0; r < n; r++) {
+        *lo = v[r] < v[*lo] ? r : *lo;
+        *hi = v[r] > v[*hi] ? r : *hi;
+    }
+}
+
 /* Each rank's value (up to 8 ranks), or the lowest and the highest with their ranks. */
 static void print_ranks(const double *v, int n, const char *fmt)
 {
-    int lo = 0, hi = 0;
-    for (int r = 0; r < n; r++) {
-        lo = v[r] < v[lo] ? r : lo;
-        hi = v[r] > v[hi] ? r : hi;
-    }
+    int lo, hi;
+    lowest_highest(v, n, &lo, &hi);
     if (n <= 8) {
         for (int r = 0; r < n; r++) {
             printf(" %d: ", r);
@@ -104,17 +111,15 @@ int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics
             v[r] = 100.0 * (double)all[2 * r] / total;
         if (total > 0.0)
             print_ranks(v, c->size, "%.1f%%");
-        double low = (double)all[1], top = low;
-        for (size_t r = 0; r < n; r++) {
+        for (size_t r = 0; r < n; r++)
             v[r] = (double)all[2 * r + 1];
-            low = v[r] < low ? v[r] : low;
-            top = v[r] > top ? v[r] : top;
-        }
+        int lo, hi;
+        lowest_highest(v, c->size, &lo, &hi);
         printf("\nbalance: the ranks' own speeds over the run (samples per second of their "
                "work):");
         print_ranks(v, c->size, "%.0f");
-        if (top > 0.0)
-            printf("; the slowest at %.2fx the fastest", low / top);
+        if (v[hi] > 0.0)
+            printf("; the slowest at %.2fx the fastest", v[lo] / v[hi]);
         printf("\n");
     }
     free(all);
