@@ -12,8 +12,8 @@ scripts/sweep.sh and jobs/sweep.sbatch write) gives the kind; other names are "r
 --epochs also writes every record, one row per epoch, for training curves. Step records
 (--log-every, "type":"step") add the step-to-step view: the median and 95th percentile of
 the step time and the longest wait for the reduction of any rank in any window. A balance
-record (--balance) names the slowest rank and its own speed against the fastest rank's
-(slowest_rank, slowest_vs_fastest; empty without one). Time to accuracy: the epochs
+record (--balance on, or off) names the slowest rank and its own speed against the fastest
+rank's (slowest_rank, slowest_vs_fastest; empty without one). Time to accuracy: the epochs
 and the wall seconds to the first test accuracy >= --target (default 0.99; empty: not
 reached). Honest figures: each run's CPU model, cores and 1-minute load average as it
 started (its host record; the highest of a resumed run's starts), and under_load (more

@@ -96,14 +96,15 @@ def step_view(rows, plots, out, p):
 
 
 def rank_speeds(rows, p):
-    """From the balance records (--balance): the slowest rank of each run by its own speed,
+    """From the balance records (--balance on, or off): the slowest rank of each run by its own speed,
     against the fastest rank's; a rank far below 1.00 is a slow or shared core or node."""
     with_bal = [r for r in rows if r.get("slowest_rank") not in (None, "")]
     if not with_bal:
         return
     p("\n## The ranks' own speeds\n")
-    p("Where the ranks balanced (`--balance`), each rank's samples per second of its own work "
-      "over the run: the slowest rank, and its speed against the fastest rank's.\n")
+    p("Where the ranks balanced (`--balance`), or ran with `--balance off`, each rank's "
+      "samples per second of its own work over the run: the slowest rank, and its speed "
+      "against the fastest rank's.\n")
     p("| run | ranks | slowest rank | its speed against the fastest |")
     p("|---|---|---|---|")
     for r in with_bal:

@@ -4,8 +4,9 @@ report.py and project.py.
 A file holds, per start of a run (a resumed run appends), one host record
 ({"type":"host"}: CPU model, cores, load averages as the run started; files from before
 it have none), then epoch records ({"type":"epoch"}, or no type in older files) and step
-records ({"type":"step"}, --log-every), and where the ranks balanced a last balance record
-({"type":"balance"}: each rank's samples and own samples per second over the segment).
+records ({"type":"step"}, --log-every), and where the ranks balanced (or ran with --balance
+off) a last balance record ({"type":"balance"}: each rank's samples and own samples per
+second over the segment; "every": 0 where they did not balance).
 
 Time to accuracy: the first epoch record whose test accuracy is at least the target; its
 epochs (a partial record counts its fraction of an epoch) and its wall time since

@@ -7,8 +7,9 @@
 # and still use every sample exactly once per epoch; 3 ranks with rank 0 slower shift its
 # groups to the others; 5 ranks on files of uneven sizes, --accumulate 2, and the sum
 # through MPI with --overlap. All give bitwise the weights of 1 rank. --balance off keeps
-# the files' split and holds no neighbour's file; auto, the default, is on where the ranks'
-# threads fit the cores and off where they take turns on them.
+# the files' split and holds no neighbour's file, but reports the ranks' speeds; auto, the
+# default, is on where the ranks' threads fit the cores and off where they take turns on
+# them (no speeds: their timings say nothing lasting).
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 "$TOOLS/make_dataset" synth train 2400 5 8 > /dev/null           # 8 shards of 300
@@ -92,11 +93,25 @@ assert rec["samples_per_sec"] == speeds and min(speeds) > 0, (rec, speeds)
 print(f"ok: the metrics' balance record {rec['samples']} {rec['samples_per_sec']}")
 PY
 
-# off: the files' split, own files only, whatever the speeds (the later --balance wins)
-run off 2 --train train --balance off
+# off: the files' split, own files only, whatever the speeds (the later --balance wins);
+# the end still gives each rank's own speed, and says what balancing would do for a slow one
+run off 2 --train train --balance off --metrics off.jsonl
 same one off
 expect_in off.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
-grep -q '^balance' off.log && fail "--balance off still balances: $(grep '^balance' off.log)"
+grep -qE "^balance: (each rank|the ranks' shares)" off.log \
+  && fail "--balance off still balances: $(grep '^balance' off.log)"
+ratio=$(speeds off.log 2)
+if awk -v r="$ratio" 'BEGIN { exit !(r < 0.9) }'; then
+  expect_in off.log "(not balanced: --balance on would give the faster ranks more"
+fi
+"${DP_PYTHON:-python3}" - off.jsonl "$steps" <<'PY' || fail "the record of a run not balanced"
+import json, sys
+rec = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+half = int(sys.argv[2]) * 50
+assert rec["type"] == "balance" and rec["every"] == 0 and rec["samples"] == [half, half], rec
+assert min(rec["samples_per_sec"]) > 0, rec
+print(f"ok: --balance off: the files' split {rec['samples']}, speeds {rec['samples_per_sec']}")
+PY
 
 # auto (the default): on where ranks x threads fit the cores, off where they take turns
 common=(--test none --no-progress --steps 2)
@@ -107,6 +122,7 @@ if ((cores >= 2)); then
 fi
 run auto-turns 2 --train train --threads "$cores"
 expect_in auto-turns.log "balance: off: the ranks take turns on a node's cores"
+grep -q "own speeds" auto-turns.log && fail "speeds reported for ranks that take turns"
 expect_in auto-turns.log "ranks hold: 0: files 0-3 (1200), 1: files 4-7 (1200)"
 common=(--test none --no-progress --threads 1 --steps "$steps" --balance on)
 

@@ -8,12 +8,13 @@
 #include "dptrain/driver/metrics.h"
 #include "dptrain/util/test_hooks.h"
 
-int balance_init(dp_balance *b, const dp_comm *c, int on, dp_err *err)
+int balance_init(dp_balance *b, const dp_comm *c, int on, int report, dp_err *err)
 {
     memset(b, 0, sizeof *b);
     b->ranks = c->size;
     b->rank = c->rank;
     b->on = on && c->size > 1;
+    b->report = b->on || (report && c->size > 1);
     if (!b->on)
         return 0;
     b->speed = dp_calloc((size_t)c->size, sizeof(double), "balance", err);
@@ -86,9 +87,38 @@ static void print_ranks(const double *v, int n, const char *fmt)
     printf(" (rank %d)", hi);
 }
 
+/* Rank 0's lines: the shares where the ranks balanced, then every rank's own speed. */
+static void print_report(const dp_balance *b, const int64_t *all, double *v)
+{
+    const int n = b->ranks;
+    if (b->on) {
+        double total = 0.0;
+        for (int r = 0; r < n; r++)
+            total += (double)all[2 * r];
+        printf("balance: the ranks' shares of the samples followed their speeds (exchanged "
+               "every %d steps):", BALANCE_EVERY);
+        for (int r = 0; r < n && total > 0.0; r++)
+            v[r] = 100.0 * (double)all[2 * r] / total;
+        if (total > 0.0)
+            print_ranks(v, n, "%.1f%%");
+        printf("\n");
+    }
+    for (int r = 0; r < n; r++)
+        v[r] = (double)all[2 * r + 1];
+    int lo, hi;
+    lowest_highest(v, n, &lo, &hi);
+    printf("balance: the ranks' own speeds over the run (samples per second of their work):");
+    print_ranks(v, n, "%.0f");
+    if (v[hi] > 0.0)
+        printf("; the slowest at %.2fx the fastest", v[lo] / v[hi]);
+    if (!b->on && v[lo] < 0.9 * v[hi])
+        printf(" (not balanced: --balance on would give the faster ranks more of each step)");
+    printf("\n");
+}
+
 int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics, dp_err *err)
 {
-    if (!b->on)
+    if (!b->report)
         return 0;
     /* samples, and samples per second of the rank's own work (0: it computed nothing) */
     const int64_t mine[2] = {
@@ -100,28 +130,10 @@ int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics
     if (c->rank == 0 && !(all && v))
         comm_abort(1); /* cannot join the gather: end the job rather than hang it */
     comm_gather_i64(mine, 2, all);
-    int rc = metrics ? metrics_write_balance(metrics, c->size, BALANCE_EVERY, all, err) : 0;
-    if (c->rank == 0 && say) {
-        double total = 0.0;
-        for (size_t r = 0; r < n; r++)
-            total += (double)all[2 * r];
-        printf("balance: the ranks' shares of the samples followed their speeds (exchanged "
-               "every %d steps):", BALANCE_EVERY);
-        for (size_t r = 0; r < n && total > 0.0; r++)
-            v[r] = 100.0 * (double)all[2 * r] / total;
-        if (total > 0.0)
-            print_ranks(v, c->size, "%.1f%%");
-        for (size_t r = 0; r < n; r++)
-            v[r] = (double)all[2 * r + 1];
-        int lo, hi;
-        lowest_highest(v, c->size, &lo, &hi);
-        printf("\nbalance: the ranks' own speeds over the run (samples per second of their "
-               "work):");
-        print_ranks(v, c->size, "%.0f");
-        if (v[hi] > 0.0)
-            printf("; the slowest at %.2fx the fastest", v[lo] / v[hi]);
-        printf("\n");
-    }
+    const int every = b->on ? BALANCE_EVERY : 0;
+    int rc = metrics ? metrics_write_balance(metrics, c->size, every, all, err) : 0;
+    if (c->rank == 0 && say)
+        print_report(b, all, v);
     free(all);
     free(v);
     return rc;

@@ -397,7 +397,8 @@ int setup(run_state *s, dp_err *err)
         return -1;
     if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))
         return -1;
-    if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, s->balancing, err), err))
+    if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, s->balancing,
+                                          s->cfg.balance == 1, err), err))
         return -1;
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||
