@@ -3,7 +3,7 @@
 # CPUs this shell may use (one rank bound to each), training the reference model on MNIST
 # for STEPS steps without evaluation, the two settings alternating (which goes first
 # alternates too) over ROUNDS rounds; prints each run's images/s, rank 0's share of the
-# samples and (balanced) the slowest rank's speed against the fastest's, the medians, on/off.
+# samples and the slowest rank's speed against the fastest's, the medians, on/off.
 #   bench/balance.sh [ROUNDS (default 5)] [STEPS (default 600)] [BUSY (default 0)] [MODEL]
 # BUSY=1 keeps the second CPU busy with a spinning shell for the whole benchmark (a core
 # shared with another job): rank 1 then gets about half a core. The verdict of
@@ -35,13 +35,13 @@ if ((busy)); then
   taskset -c "${cpus[1]}" bash -c 'while :; do :; done' &
   spinner=$!
 fi
-run() { # on|off -> "images/s rank0% slowest/fastest" (the last two from --balance on's lines)
+run() { # on|off -> "images/s rank0% slowest/fastest" (from the balance lines; off: no shares)
   rm -f "$tmp/m.jsonl"
   taskset -c "${cpus[0]},${cpus[1]}" mpirun -n 2 --bind-to core build/dptrain --model "$model" \
     --threads 1 --steps "$steps" --test none --no-progress --metrics "$tmp/m.jsonl" \
     --balance "$1" > "$tmp/out.log"
   local ips share slow
-  ips=$(sed -E 's/.*"images_per_sec":([0-9.]+).*/\1/' "$tmp/m.jsonl" | tail -1)
+  ips=$(last_epoch "$tmp/m.jsonl" images_per_sec)
   share=$(sed -nE 's/^balance: the ranks.* 0: ([0-9.]+)%.*/\1/p' "$tmp/out.log")
   slow=$(sed -nE 's/^balance: the ranks.*the slowest at ([0-9.]+)x.*/\1/p' "$tmp/out.log")
   echo "$ips ${share:-50.0} ${slow:--}"
@@ -54,7 +54,7 @@ for i in $(seq "$rounds"); do
     r=$(run "$b")
     echo "$r" >> "$tmp/$b"
     line+=" $b $(cut -d' ' -f1 <<< "$r") img/s (rank 0 $(cut -d' ' -f2 <<< "$r")%"
-    [[ $b == on ]] && line+=", slowest rank $(cut -d' ' -f3 <<< "$r")x"
+    line+=", slowest rank $(cut -d' ' -f3 <<< "$r")x"
     line+=")"
   done
   echo "$line"

@@ -67,7 +67,7 @@ run() { # run PRECISION ALGORITHM: images/s
   mpirun -n 2 build/dptrain --train data/mnist/train --test none --steps 300 --threads 1 \
     --no-progress --quiet --precision "$1" --conv-algorithm "$2" --metrics "$tmp/m.jsonl" \
     > /dev/null
-  "$py" -c "import json; print([json.loads(l) for l in open('$tmp/m.jsonl')][-1]['images_per_sec'])"
+  last_epoch "$tmp/m.jsonl" images_per_sec
 }
 w=() f=() b=()
 for ((r = 0; r < rounds; r++)); do

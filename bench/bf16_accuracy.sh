@@ -11,6 +11,7 @@ ranks=${2:-2}
 shift $(($# < 2 ? $# : 2))
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$repo/scripts/mpi-env.sh"
+source "$repo/bench/quiet.sh" # last_epoch
 mpi_oversubscribe_if_needed "$ranks"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,7 +22,7 @@ acc() { # acc SEED PRECISION [OPTIONS...]: final test accuracy in percent
   mpirun -n "$ranks" "$repo/build/dptrain" --train "$repo/data/mnist/train" \
     --test "$repo/data/mnist/test.h5" --no-progress --seed "$seed" --precision "$prec" \
     --threads 1 --metrics "$work/$seed-$prec.jsonl" "$@" > "$work/$seed-$prec.log"
-  python3 -c "import json; r=[json.loads(l) for l in open('$work/$seed-$prec.jsonl')][-1]; a=r['test_accuracy']; print('%.2f' % (100 * a if a <= 1 else a))"
+  awk '{ printf "%.2f\n", 100 * $1 }' <<< "$(last_epoch "$work/$seed-$prec.jsonl" test_accuracy)"
 }
 sum=0 n=0
 for s in $seeds; do

@@ -44,7 +44,8 @@ run() { # run BINARY TAG: one training, prints images/s, peak RSS, share waiting
   # would put all of a rank's --threads on that core
   "${pin[@]}" mpirun -n "$ranks" --bind-to none "$1" --train "$repo/data/mnist/train" \
     --test none --no-progress --quiet --metrics "$m" "${extra[@]}" > /dev/null
-  python3 -c "import json,sys; r=[json.loads(l) for l in open('$m')][-1]; print(r['images_per_sec'], r['max_rss_mib'], 100 * r['comm_seconds'] / r['seconds'])"
+  last_epoch "$m" images_per_sec max_rss_mib comm_seconds seconds |
+    awk '{ print $1, $2, 100 * $3 / $4 }'
 }
 : > "$work/old.txt"; : > "$work/new.txt"
 for i in $(seq "$reps"); do

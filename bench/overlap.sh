@@ -28,7 +28,7 @@ for m in $models; do
         rm -f "$tmp/m.jsonl"
         mpirun -n "$ranks" build/dptrain --model "$m" --threads 1 --steps "$steps" --test none \
           --no-progress --quiet --"$mode" --reduction "${REDUCTION:-auto}" --metrics "$tmp/m.jsonl"
-        read -r secs c < <(sed -E 's/.*"seconds":([0-9.]+),"comm_seconds":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1)
+        read -r secs c < <(last_epoch "$tmp/m.jsonl" seconds comm_seconds)
         step[$mode]+="$(echo "1000 * $secs / $steps" | bc -l) "
         comm[$mode]+="$(echo "1000 * $c / $steps" | bc -l) "
       done

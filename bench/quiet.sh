@@ -11,6 +11,8 @@
 #   spread_percent V1 V2 ...     100 * (max / min - 1) of repeated figures (for quiet_end)
 #   median                       the median of the figures on stdin, one a line (blank
 #                                lines skipped)
+#   last_epoch FILE KEY...       the KEYs of a --metrics FILE's last epoch record, on one
+#                                line (a balance record may follow it: not the last line)
 #   bench_pin ROUND THREADS      the prefix that pins a run of THREADS threads in round ROUND
 #                                ("taskset -c LIST", or nothing: below)
 #   bench_cpus                   the CPUs this shell may run on, one a line
@@ -72,6 +74,15 @@ median() {
     for (i = 2; i <= n; i++)
       for (k = i; k > 1 && v[k] + 0 < v[k - 1] + 0; k--) { x = v[k]; v[k] = v[k - 1]; v[k - 1] = x }
     if (n) print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+}
+
+last_epoch() {
+  python3 - "$@" <<'PY'
+import json, sys
+recs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+last = [r for r in recs if r.get("type", "epoch") == "epoch"][-1]
+print(*(last[k] for k in sys.argv[2:]))
+PY
 }
 
 bench_need_mnist() {

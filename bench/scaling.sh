@@ -53,7 +53,7 @@ run() { # CPUS RANKS THREADS [REDUCTION [BALANCE]] -> "images/s rss_mib" (CPUS: 
   "${pin[@]}" mpirun -n "$2" --bind-to none build/dptrain --model "$model" --threads "$3" \
     --steps "$steps" --test none --no-progress --quiet --metrics "$tmp/m.jsonl" \
     --reduction "${4:-auto}" --balance "${5:-auto}"
-  sed -E 's/.*"images_per_sec":([0-9.]+).*"max_rss_mib":([0-9.]+).*/\1 \2/' "$tmp/m.jsonl" | tail -1
+  last_epoch "$tmp/m.jsonl" images_per_sec max_rss_mib
 }
 ones() { # the values of the 1 x 1 configurations in the associative array named $1
   local -n vals=$1

@@ -102,4 +102,13 @@ if (( ${#real[@]} >= 2 )); then
   got=$("${p[@]}" awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status)
   [[ $got == "${real[1]}" ]] || fail "bench_pin 1 1 ran on CPUs $got, not ${real[1]}"
 fi
+# last_epoch: the last epoch record's figures, not the balance record after it
+{ echo '{"type":"host","cpu":"x"}'
+  echo '{"type":"epoch","epoch":1,"images_per_sec":900.5,"seconds":2.0}'
+  echo '{"type":"step","step":3,"images_per_sec":1.0}'
+  echo '{"type":"epoch","epoch":2,"images_per_sec":1000.25,"seconds":1.5}'
+  echo '{"type":"balance","every":8,"ranks":2,"samples":[1,2],"samples_per_sec":[3,4]}'
+} > "$WORK/m.jsonl"
+got=$(last_epoch "$WORK/m.jsonl" images_per_sec seconds)
+[[ $got == "1000.25 1.5" ]] || fail "last_epoch: '$got', not '1000.25 1.5'"
 echo "quiet.sh: all verdicts as expected"
