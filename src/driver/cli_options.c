@@ -306,7 +306,8 @@ const cli_opt cli_options[] = {
      .help = "on: each rank also holds the data file next to its part on either side, and "
              "every 8 steps the ranks' shares of the batch move towards their measured "
              "speeds, a group of samples at a time (unequal cores, busy or throttled nodes); "
-             "off: the shares of the files; auto: on unless a node has more ranks x threads "
+             "off: the shares of the files (the end still reports each rank's own speed); "
+             "auto: on unless a node has more ranks x threads "
              "than cores (they take turns on the cores: no rank is lastingly slower). The "
              "same bits every way"},
     {"threads", "N", CLI_INT(threads, 1, 1024), .shown = "automatic", .section = SEC_RUN,
