@@ -96,8 +96,9 @@ def step_view(rows, plots, out, p):
 
 
 def rank_speeds(rows, p):
-    """From the balance records (--balance on, or off): the slowest rank of each run by its own speed,
-    against the fastest rank's; a rank far below 1.00 is a slow or shared core or node."""
+    """From the balance records (--balance on, or off): the slowest rank of each run by its
+    own speed, against the fastest rank's; a rank far below 1.00 is a slow or shared core or
+    node."""
     with_bal = [r for r in rows if r.get("slowest_rank") not in (None, "")]
     if not with_bal:
         return
