@@ -13,6 +13,8 @@
 #                                lines skipped)
 #   last_epoch FILE KEY...       the KEYs of a --metrics FILE's last epoch record, on one
 #                                line (a balance record may follow it: not the last line)
+#   slowest_rank FILE            from a --metrics FILE's balance record, the slowest rank's
+#                                own speed over the fastest's (0.85), or - without one
 #   bench_pin ROUND THREADS      the prefix that pins a run of THREADS threads in round ROUND
 #                                ("taskset -c LIST", or nothing: below)
 #   bench_cpus                   the CPUs this shell may run on, one a line
@@ -82,6 +84,15 @@ import json, sys
 recs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 last = [r for r in recs if r.get("type", "epoch") == "epoch"][-1]
 print(*(last[k] for k in sys.argv[2:]))
+PY
+}
+
+slowest_rank() {
+  python3 - "$1" <<'PY'
+import json, sys
+recs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+speeds = [r["samples_per_sec"] for r in recs if r.get("type") == "balance"][-1:]
+print(f"{min(speeds[0]) / max(speeds[0]):.2f}" if speeds and max(speeds[0]) > 0 else "-")
 PY
 }
 

@@ -8,7 +8,9 @@
 # there), the same with --balance off (the files' split: what balancing gains), the same
 # with --reduction mpi (one MPI_Allreduce), PyTorch DDP (gloo) 2 processes x 1 thread,
 # each on the same two CPUs,
-# and 1 x 1 on each of them (below). Also reports the peak resident memory per rank.
+# and 1 x 1 on each of them (below). Also reports the peak resident memory per rank, and
+# for 2 ranks the slower rank's own speed over the faster's (the run's balance record,
+# median over the rounds): whether the two CPUs ran alike during those runs.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 rounds=${1:-3}
@@ -45,15 +47,15 @@ configs+=("$both 1 2" "$both 2 1" "$both 2 1 auto off" "$both 2 1 mpi")
 pin_both=()
 [[ $both == - ]] || pin_both=(taskset -c "$both")
 
-run() { # CPUS RANKS THREADS [REDUCTION [BALANCE]] -> "images/s rss_mib" (CPUS: taskset's
-         # list, or -)
+run() { # CPUS RANKS THREADS [REDUCTION [BALANCE]] -> "images/s rss_mib slowest" (CPUS:
+         # taskset's list, or -; slowest: - for 1 rank)
   local pin=()
   [[ $1 == - ]] || pin=(taskset -c "$1")
   rm -f "$tmp/m.jsonl"
   "${pin[@]}" mpirun -n "$2" --bind-to none build/dptrain --model "$model" --threads "$3" \
     --steps "$steps" --test none --no-progress --quiet --metrics "$tmp/m.jsonl" \
     --reduction "${4:-auto}" --balance "${5:-auto}"
-  last_epoch "$tmp/m.jsonl" images_per_sec max_rss_mib
+  echo "$(last_epoch "$tmp/m.jsonl" images_per_sec max_rss_mib) $(slowest_rank "$tmp/m.jsonl")"
 }
 ones() { # the values of the 1 x 1 configurations in the associative array named $1
   local -n vals=$1
@@ -63,12 +65,13 @@ ones() { # the values of the 1 x 1 configurations in the associative array named
     if [[ $n$t == 11 ]]; then echo "${vals[$c]}"; fi
   done
 }
-declare -A ips rss ratio slower
+declare -A ips rss ratio slower slowest
 for ((r = 0; r < rounds; r++)); do
   declare -A got=()
   for c in "${configs[@]}"; do
-    read -r v m <<< "$(run $c)"
+    read -r v m sr <<< "$(run $c)"
     ips[$c]+="$v "; rss[$c]=$m; got[$c]=$v
+    [[ $sr == - ]] || slowest[$c]+="$sr "
   done
   # against this round's 1 x 1 runs, one a CPU: their mean, and the slower
   read -r round_base round_slow <<< "$(ones got |
@@ -86,8 +89,8 @@ done
 declare -A med
 for c in "${configs[@]}"; do med[$c]=$(echo ${ips[$c]} | tr ' ' '\n' | median); done
 base=$(ones med | awk '{ s += $1 } END { print s / NR }')
-printf "%-60s %9s %7s %10s %14s %13s\n" configuration images/s "vs 1x1" "per round" \
-  "vs slower 1x1" "MiB per rank"
+printf "%-60s %9s %7s %10s %14s %13s %13s\n" configuration images/s "vs 1x1" "per round" \
+  "vs slower 1x1" "MiB per rank" "slowest rank"
 for c in "${configs[@]}"; do
   read -r on n t how bal <<< "$c"
   [[ $how == auto ]] && how=""
@@ -97,20 +100,23 @@ for c in "${configs[@]}"; do
   pr=$(echo ${ratio[$c]} | tr ' ' '\n' | median)
   vs_slow="-"
   [[ $on == *,* ]] && vs_slow=$(printf "%.2f" "$(echo ${slower[$c]} | tr ' ' '\n' | median)")
-  printf "%-60s %9.0f %7.2f %10.2f %14s %13s\n" \
+  sr="-"
+  [[ -n ${slowest[$c]:-} ]] && sr=$(echo ${slowest[$c]} | tr ' ' '\n' | median)
+  printf "%-60s %9.0f %7.2f %10.2f %14s %13s %13s\n" \
     "dptrain $n rank(s) x $t thread(s)${how:+ --reduction $how}${bal:+ --balance $bal}$where" \
     "$v" \
-    "$(echo "$v / $base" | bc -l)" "$pr" "$vs_slow" "${rss[$c]}"
+    "$(echo "$v / $base" | bc -l)" "$pr" "$vs_slow" "${rss[$c]}" "$sr"
 done
 v=$(echo ${ips[ddp]} | tr ' ' '\n' | median)
-printf "%-60s %9.0f %7.2f %10s %14s %13s\n" "pytorch DDP 2 procs x 1 thread" "$v" \
-  "$(echo "$v / $base" | bc -l)" "-" "-" "-"
+printf "%-60s %9.0f %7.2f %10s %14s %13s %13s\n" "pytorch DDP 2 procs x 1 thread" "$v" \
+  "$(echo "$v / $base" | bc -l)" "-" "-" "-" "-"
 echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; vs 1x1: against"
 echo " the mean of the 1 x 1 runs' medians, one a CPU; per round: the median of each round's"
 echo " ratio to that round's 1 x 1 mean, which a machine whose speed drifts over minutes moves"
 echo " less; vs slower 1x1: a configuration of two CPUs against the slower of that round's"
-echo " 1 x 1 runs, the median over the rounds, 2.00 for perfect scaling on them; dptrain reads"
-echo " MNIST, PyTorch preloaded batches)"
+echo " 1 x 1 runs, the median over the rounds, 2.00 for perfect scaling on them; slowest rank:"
+echo " the slower rank's own speed over the faster's in the run, 1.00 for CPUs running alike;"
+echo " dptrain reads MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0
 for c in "${configs[@]}"; do

@@ -111,4 +111,9 @@ fi
 } > "$WORK/m.jsonl"
 got=$(last_epoch "$WORK/m.jsonl" images_per_sec seconds)
 [[ $got == "1000.25 1.5" ]] || fail "last_epoch: '$got', not '1000.25 1.5'"
+got=$(slowest_rank "$WORK/m.jsonl")
+[[ $got == 0.75 ]] || fail "slowest_rank: '$got', not 0.75 (speeds 3 and 4)"
+head -4 "$WORK/m.jsonl" > "$WORK/none.jsonl"
+got=$(slowest_rank "$WORK/none.jsonl")
+[[ $got == - ]] || fail "slowest_rank without a balance record: '$got', not -"
 echo "quiet.sh: all verdicts as expected"
