@@ -58,6 +58,7 @@ if [[ ${1:-} == --instructions ]]; then
 fi
 rounds=${1:-5}; steps=${2:-150}; ranks=${3:-2}
 source "$repo/scripts/mpi-env.sh"
+source "$repo/bench/quiet.sh" # last_epoch
 mpi_oversubscribe_if_needed "$ranks"
 train=${BENCH_TRAIN:-$repo/data/mnist/train}
 [[ -e $train ]] || { echo "obs_overhead: no training data at $train (BENCH_TRAIN=...)" >&2; exit 1; }
@@ -78,7 +79,7 @@ one() { # CONFIG: images/s of one run
   rm -f "$work/m.jsonl"
   mpirun -n "$ranks" "$bin" "${common[@]}" --metrics "$work/m.jsonl" "${extra[@]}" > "$work/log" 2>&1 \
     || { cat "$work/log" >&2; exit 1; }
-  python3 -c "import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print([x for x in r if x.get('type','epoch')=='epoch'][-1]['images_per_sec'])" "$work/m.jsonl"
+  last_epoch "$work/m.jsonl" images_per_sec
 }
 
 echo "obs_overhead: $ranks ranks x 1 thread, $steps steps of batch 100, $rounds rounds; $(uptime)"
@@ -87,9 +88,9 @@ for ((k = 1; k <= rounds; k++)); do
   # rotate the order each round, so no configuration always runs first
   for ((i = 0; i < ${#configs[@]}; i++)); do
     c=${configs[$(( (i + k) % ${#configs[@]} ))]}
-    v=$(one "$c")
-    all[$c]="${all[$c]:-} $v"
-    echo "round $k $c $v img/s"
+    got=$(one "$c")
+    all[$c]="${all[$c]:-} $got"
+    echo "round $k $c $got img/s"
   done
 done
 echo "obs_overhead: done; $(uptime)"
