@@ -103,6 +103,8 @@ grep -qE "^balance: (each rank|the ranks' shares)" off.log \
 ratio=$(speeds off.log 2)
 if awk -v r="$ratio" 'BEGIN { exit !(r < 0.9) }'; then
   expect_in off.log "(not balanced: --balance on would give the faster ranks more"
+elif grep -q "(not balanced" off.log; then
+  fail "--balance off: the hint at a slowest rank of ${ratio}x, not below 0.9x"
 fi
 "${DP_PYTHON:-python3}" - off.jsonl "$steps" <<'PY' || fail "the record of a run not balanced"
 import json, sys
