@@ -69,3 +69,6 @@ dp_add_script_test(sample_use test_sample_use.sh)
 set_tests_properties(sample_use PROPERTIES PROCESSORS 2)
 dp_add_script_test(balance test_balance.sh)
 set_tests_properties(balance PROPERTIES PROCESSORS 2)
+# The threads' shares follow their speeds (threads.h); forced uneven splits change no bit.
+dp_add_script_test(thread_balance test_thread_balance.sh)
+set_tests_properties(thread_balance PROPERTIES PROCESSORS 2)

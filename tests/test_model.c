@@ -13,6 +13,7 @@
 #include "dptrain/driver/cli.h"
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/model.h"
+#include "dptrain/net/threads.h"
 #include "dptrain/optim/optim.h"
 #include "dptrain/util/rng.h"
 #include "dptrain/persist/weights.h"
@@ -420,6 +421,48 @@ static void test_thread_determinism(void)
     }
 }
 
+/* The threads' shares (threads.h) change who does what, never a bit: uneven splits, one
+ * that moves after every timed region (so a layer's backward sees another split than its
+ * forward), and balancing on with one thread made slow, which must also move the shares
+ * away from it. Against 1 thread, evenly. */
+static void test_thread_shares(void)
+{
+    const char *specs[] = {"reference",
+                           "conv(8,3,stride=2,pad=1) relu maxpool(3,stride=2) fc(20) relu fc",
+                           "conv(4,3) relu conv(6,3) maxpool(2) dropout(0.3) fc(12) relu fc"};
+    const double two[] = {0.2, 0.8}, three[] = {0.6, 0.1, 0.3};
+    for (int k = 0; k < 3; k++) {
+        size_t n0, n;
+        float *even = train_steps(specs[k], 1, 3, &n0);
+        for (int rotate = 0; rotate < 2; rotate++) {
+            dp_threads_force(two, 2, rotate);
+            float *w = train_steps(specs[k], 2, 3, &n);
+            CHECK(n == n0 && memcmp(w, even, n * sizeof(float)) == 0);
+            free(w);
+            dp_threads_force(three, 3, rotate);
+            w = train_steps(specs[k], 3, 3, &n);
+            CHECK(n == n0 && memcmp(w, even, n * sizeof(float)) == 0);
+            free(w);
+        }
+        dp_threads_force(NULL, 0, 0);
+        double shares[2] = {0, 0};
+        CHECK(dp_threads_shares(shares, 2) == 0); /* even again */
+        /* 40 steps: 3-4 timed regions a step, a review every 24 */
+        dp_threads_balance(1);
+        dp_threads_slow(1, 8.0);
+        float *w = train_steps(specs[k], 2, 40, &n);
+        CHECK(n == n0);
+        float *ref = train_steps(specs[k], 1, 40, &n0);
+        CHECK(memcmp(w, ref, n * sizeof(float)) == 0);
+        CHECK(dp_threads_shares(shares, 2) == 2);
+        CHECK(shares[1] < 0.4 && shares[0] > 0.6 && fabs(shares[0] + shares[1] - 1.0) < 1e-9);
+        dp_threads_slow(1, 1.0);
+        dp_threads_balance(0);
+        CHECK(dp_threads_shares(shares, 2) == 0);
+        free(w), free(ref), free(even);
+    }
+}
+
 static void test_sgd(void)
 {
     /* torch.optim.SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01) by hand:
@@ -600,6 +643,7 @@ int main(void)
     test_buffers();
     test_backward_ranges();
     test_thread_determinism();
+    test_thread_shares();
     test_sgd();
     test_optimizer_state();
     test_weights_file();

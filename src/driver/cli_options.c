@@ -306,7 +306,10 @@ const cli_opt cli_options[] = {
      .help = "on: each rank also holds the data file next to its part on either side, and "
              "every 8 steps the ranks' shares of the batch move towards their measured "
              "speeds, a group of samples at a time (unequal cores, busy or throttled nodes); "
-             "off: the shares of the files (the end still reports each rank's own speed); "
+             "with 2 or more threads a rank's threads' shares of its samples and rows follow "
+             "their speeds too, reviewed about every 8 steps; "
+             "off: the shares of the files and even shares for the threads (the end still "
+             "reports each rank's own speed); "
              "auto: on unless a node has more ranks x threads "
              "than cores (they take turns on the cores: no rank is lastingly slower). The "
              "same bits every way"},

@@ -100,15 +100,26 @@ int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err)
     return 0;
 }
 
-int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *pairs, dp_err *err)
+int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *v, int threads,
+                          const double *shares, dp_err *err)
 {
     fprintf(f, "{\"type\":\"balance\",\"every\":%d,\"ranks\":%d,\"samples\":[", every, ranks);
     for (int r = 0; r < ranks; r++)
-        fprintf(f, "%s%lld", r ? "," : "", (long long)pairs[2 * r]);
+        fprintf(f, "%s%lld", r ? "," : "", (long long)v[3 * r]);
     fprintf(f, "],\"samples_per_sec\":[");
     for (int r = 0; r < ranks; r++)
-        fprintf(f, "%s%lld", r ? "," : "", (long long)pairs[2 * r + 1]);
-    fprintf(f, "]}\n");
+        fprintf(f, "%s%lld", r ? "," : "", (long long)v[3 * r + 1]);
+    fprintf(f, "]");
+    if (threads > 0) {
+        fprintf(f, ",\"thread_shares\":[");
+        for (int t = 0; t < threads; t++)
+            fprintf(f, "%s%.4f", t ? "," : "", shares[t]);
+        fprintf(f, "],\"thread_least\":[");
+        for (int r = 0; r < ranks; r++)
+            fprintf(f, "%s%.4f", r ? "," : "", (double)v[3 * r + 2] * 1e-6);
+        fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
     if (fflush(f) != 0 || ferror(f))
         return dp_fail(err, "--metrics: writing the balance record failed: %s", strerror(errno));
     return 0;

@@ -89,9 +89,13 @@ static void print_data(const dp_comm *c, const dp_banner *b, const int64_t *hold
         printf("balance: each rank holds the files of its part and the next on either side; "
                "every %d steps its share of the batch follows its speed (--balance off: the "
                "shares of the parts)\n", BALANCE_EVERY);
-    else if (cfg->balance == 0 && c->size > 1) /* auto, and it said no */
-        printf("balance: off: the ranks take turns on a node's cores, so their timings say "
-               "nothing lasting (--balance on forces it)\n");
+    else if (cfg->balance == 0 && (c->size > 1 || b->threads > 1) && !b->thread_balancing)
+        /* auto, and it said no */
+        printf("balance: off: the %s take turns on a node's cores, so their timings say "
+               "nothing lasting (--balance on forces it)\n", c->size > 1 ? "ranks" : "threads");
+    if (b->thread_balancing)
+        printf("balance: each rank's threads take shares of its samples and rows that follow "
+               "their speeds, reviewed every few steps (--balance off: even shares)\n");
     if (b->test_files) {
         printf("test: %s: %lld samples, split over the ranks\n", cfg->test,
                (long long)b->test_files->total);

@@ -41,7 +41,8 @@ typedef struct {
     char why_not_shared[192]; /* gradsync_share's reason, for the banner */
     dp_workspace ws;
     dp_plan plan;
-    int balancing;      /* --balance, decided (setup.c balance_wanted) */
+    int balancing;      /* --balance, decided for the ranks (setup.c balance_wanted) */
+    int thread_balancing; /* and for the threads: their number, or 0 */
     dp_balance balance; /* the plan's split follows the ranks' speeds */
     int max_local, eval_batch; /* the most samples a pass gives this rank; test batch */
     int max_groups;            /* the most groups a step gives this rank */

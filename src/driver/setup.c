@@ -16,6 +16,7 @@
 #include "dptrain/driver/signals.h"
 #include "dptrain/driver/threads.h"
 #include "dptrain/net/isa.h"
+#include "dptrain/net/threads.h"
 #include "dptrain/persist/checkpoint.h"
 #include "dptrain/persist/weights.h"
 #include "dptrain/util/test_hooks.h"
@@ -115,20 +116,25 @@ static int load_train(run_state *s, dp_err *err)
 /* --balance: auto balances where no node has more ranks x threads than cores (ranks that
  * take turns on the cores are not lastingly slower: their timings are noise). The same
  * answer on every rank. */
-static int balance_wanted(const run_state *s)
+/* --balance (cli_options.c), decided: whether the ranks' shares follow their speeds
+ * (s->balancing) and whether each rank's threads' do (s->thread_balancing). auto: both,
+ * unless a node has more ranks x threads than cores: they take turns on the cores then, and
+ * their timings say nothing lasting. Collective. */
+static void balance_wanted(run_state *s)
 {
     const int mode = s->cfg.balance;
-    if (s->comm.size < 2 || mode == 1)
-        return 0;
-    if (mode == 2)
-        return 1;
-    return comm_allreduce_max_i64(threads_oversubscribed(&s->comm, s->run.threads)) == 0;
+    int on = mode == 2;
+    if (mode == 0)
+        on = comm_allreduce_max_i64(threads_oversubscribed(&s->comm, s->run.threads)) == 0;
+    s->balancing = on && s->comm.size > 1;
+    s->thread_balancing =
+        on && s->run.threads > 1 && s->run.threads <= DP_THREADS_BALANCED_MAX ? s->run.threads : 0;
 }
 
 static int load_data(run_state *s, dp_err *err)
 {
     const dp_comm *c = &s->comm;
-    s->balancing = balance_wanted(s);
+    balance_wanted(s);
     if (load_train(s, err))
         return -1;
     s->has_test = strcmp(s->cfg.test, "none") != 0;
@@ -369,12 +375,24 @@ static int start_observers(run_state *s, dp_err *err)
     return 0;
 }
 
+/* The tests' fixed or moving split of the threads, and a thread made slow (test_hooks.h). */
+static void test_thread_split(void)
+{
+    double shares[DP_THREADS_BALANCED_MAX], factor;
+    int rotate = 0, slow = 0;
+    const int T = test_hook_thread_split(shares, DP_THREADS_BALANCED_MAX, &rotate);
+    if (T)
+        dp_threads_force(shares, T, rotate);
+    if ((factor = test_hook_thread_slow(&slow)) != 1.0)
+        dp_threads_slow(slow, factor);
+}
+
 static void show_banner(const run_state *s)
 {
     dp_banner b = {&s->cfg, &s->model, &s->train_files, s->has_test ? &s->test_files : NULL,
                    &s->plan, s->run.threads, s->run.steps_per_epoch, s->run.total_steps,
                    s->epochs, gradsync_buckets(s->sync), threads_cores_allowed(),
-                   gradsync_shared(s->sync), s->why_not_shared};
+                   gradsync_shared(s->sync), s->why_not_shared, s->thread_balancing};
     report_banner(&s->comm, &b);
 }
 
@@ -398,8 +416,9 @@ int setup(run_state *s, dp_err *err)
     if (plan_steps(s, err) || allocate(s, err) || share_gradients(s, err))
         return -1;
     if (comm_agree(&s->comm, balance_init(&s->balance, &s->comm, s->balancing,
-                                          s->cfg.balance == 1, err), err))
+                                          s->cfg.balance == 1, s->thread_balancing, err), err))
         return -1;
+    test_thread_split();
     watchdog_phase(s->watchdog, 0, WATCH_RESUME);
     if (ckpt_policy_setup(&s->ckpt, &s->comm, cfg, &s->plan, &s->train, err) ||
         ckpt_policy_resume(&s->ckpt, &s->comm, &s->run, &s->model, s->opt, s->sync, &s->step,

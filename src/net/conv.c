@@ -132,15 +132,14 @@ static void conv_finish(float *out, int32_t *argmax, float *out_n, int n,
                        pool->OW, 1);
 }
 
-/* Winograd's forward of this thread's samples, a run at a time (conv_winograd.c). */
+/* Winograd's forward of samples n0..n1, a run at a time (conv_winograd.c). */
 static void wino_forward(float *out, int32_t *argmax, float *col, const float *in,
                          const float *bias, const float *uw, float *conv_out, float *work,
-                         const dp_conv_shape *s, const dp_pool_shape *pool, int relu)
+                         const dp_conv_shape *s, const dp_pool_shape *pool, int relu, int n0,
+                         int n1)
 {
     const size_t CHW = (size_t)s->C * s->H * s->W, OP = (size_t)s->OC * s->OH * s->OW;
     const int S0 = wino_chunk(s);
-    int n0, n1;
-    thread_range(s->B, &n0, &n1);
     for (int r = n0; r < n1; r += S0) {
         const int S = n1 - r < S0 ? n1 - r : S0;
         if (col != in) /* col may be the input itself (layers.h) */
@@ -181,10 +180,12 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
         float *conv_out = pool ? mine : NULL, *work = keep ? mine + conv_floats : NULL;
+        const double t0 = split_start();
+        int n0, n1;
+        thread_range(s->B, &n0, &n1);
         if (wino)
-            wino_forward(out, argmax, col, in, bias, uw, conv_out, work, s, pool, relu);
-        #pragma omp for schedule(static)
-        for (int n = 0; n < (wino ? 0 : s->B); n++) {
+            wino_forward(out, argmax, col, in, bias, uw, conv_out, work, s, pool, relu, n0, n1);
+        for (int n = wino ? n1 : n0; n < n1; n++) {
             const float *in_n = in + (size_t)n * CHW;
             float *col_n = keep ? work : col + (size_t)n * K * P;
             float *out_n = pool ? conv_out : out + (size_t)n * s->OC * P;
@@ -206,7 +207,9 @@ static void conv_forward(float *out, int32_t *argmax, float *col, const float *i
             }
             conv_finish(out, argmax, out_n, n, s, pool, relu);
         }
+        split_note(t0, s->B);
     }
+    split_review();
 }
 
 void conv2d_forward(float *out, float *col, const float *in, const float *weight,
@@ -451,14 +454,12 @@ static void conv_input_grad(float *din_n, const float *dout_n, const float *weig
     }
 }
 
-/* Winograd's input gradient of this thread's samples, a run at a time. */
+/* Winograd's input gradient of samples n0..n1, a run at a time. */
 static void wino_input_grads(float *din, const dout_source *dsrc, const float *uw, float *dbuf,
-                             float *work, const dp_conv_shape *s)
+                             float *work, const dp_conv_shape *s, int n0, int n1)
 {
     const size_t CHW = (size_t)s->C * s->H * s->W;
     const int S0 = wino_chunk(s);
-    int n0, n1;
-    thread_range(s->B, &n0, &n1);
     for (int r = n0; r < n1; r += S0) {
         const int S = n1 - r < S0 ? n1 - r : S0;
         for (int j = 0; j < S; j++)
@@ -536,14 +537,18 @@ void conv_backward(float *din, float *dweight, float *dbias, float *col,
     #pragma omp parallel
     {
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        const double t0 = split_start();
+        int n0, n1;
+        thread_range(s->B, &n0, &n1);
         if (wino)
-            wino_input_grads(din, dsrc, uw, mine, mine + dbuf_floats, s);
-        #pragma omp for schedule(static)
-        for (int n = 0; n < (wino ? 0 : s->B); n++)
+            wino_input_grads(din, dsrc, uw, mine, mine + dbuf_floats, s, n0, n1);
+        for (int n = wino ? n1 : n0; n < n1; n++)
             conv_input_grad(din + (size_t)n * s->C * s->H * s->W,
                             dout_planes(dsrc, n, 0, OC, mine, s), weight, wpairs,
                             mine + dbuf_floats, conv_bf16_operands(mine, per_thread, s), s);
+        split_note(t0, s->B);
     }
+    split_review();
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, float *col, const float *dout,
@@ -562,9 +567,13 @@ void conv_make_dconv(dout_source *d, float *dconv, const dp_conv_shape *s)
     if (!dconv || s->C * s->KH * s->KW < CONV_ROWS_MIN_K || conv_winograd(s))
         return;
     const size_t P = (size_t)s->OH * s->OW;
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < s->B; n++)
-        dout_planes(d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
+    #pragma omp parallel
+    {
+        int n0, n1;
+        thread_range(s->B, &n0, &n1);
+        for (int n = n0; n < n1; n++)
+            dout_planes(d, n, 0, s->OC, dconv + (size_t)n * s->OC * P, s);
+    }
     d->dout = dconv;
 }
 

@@ -19,6 +19,7 @@
 
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/util/rng.h"
+#include "thread_split.h"
 
 #define DROPOUT_STREAM 0x44524F5000000000ull /* "DROP" */
 
@@ -45,22 +46,27 @@ static void forward(const dp_layer_io *io)
     const uint64_t keep_below = (uint64_t)ceil((1.0 - p) * 16777216.0);
     const uint64_t stream = DROPOUT_STREAM + (uint64_t)pass->step * DP_MODEL_MAX_LAYERS +
                             (uint64_t)io->index;
-    #pragma omp parallel for schedule(static)
-    for (int n = 0; n < io->B; n++) {
-        const uint64_t index = pass->sample_index ? (uint64_t)pass->sample_index[n] : (uint64_t)n;
-        dp_rng r;
-        rng_seed(&r, pass->seed, index + 1, stream);
-        uint8_t *mask = (uint8_t *)io->work + (size_t)n * size;
-        const float *x = io->in + (size_t)n * size;
-        float *y = io->out + (size_t)n * size;
-        for (size_t k = 0; k < size; k += 2) { /* two 24-bit uniforms per draw */
-            const uint64_t v = rng_next(&r);
-            mask[k] = (v >> 40) < keep_below;
-            if (k + 1 < size)
-                mask[k + 1] = ((v >> 16) & 0xFFFFFF) < keep_below;
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(io->B, &lo, &hi);
+        for (int n = lo; n < hi; n++) {
+            const uint64_t index =
+                pass->sample_index ? (uint64_t)pass->sample_index[n] : (uint64_t)n;
+            dp_rng r;
+            rng_seed(&r, pass->seed, index + 1, stream);
+            uint8_t *mask = (uint8_t *)io->work + (size_t)n * size;
+            const float *x = io->in + (size_t)n * size;
+            float *y = io->out + (size_t)n * size;
+            for (size_t k = 0; k < size; k += 2) { /* two 24-bit uniforms per draw */
+                const uint64_t v = rng_next(&r);
+                mask[k] = (v >> 40) < keep_below;
+                if (k + 1 < size)
+                    mask[k + 1] = ((v >> 16) & 0xFFFFFF) < keep_below;
+            }
+            for (size_t k = 0; k < size; k++)
+                y[k] = x[k] * (mask[k] ? scale : 0.0f);
         }
-        for (size_t k = 0; k < size; k++)
-            y[k] = x[k] * (mask[k] ? scale : 0.0f);
     }
 }
 

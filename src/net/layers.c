@@ -13,21 +13,29 @@ static void pool_forward(float *out, int32_t *argmax, const float *in, int B, in
                          int K, int stride, int OH, int OW, int relu)
 {
     const dp_kernel_table *kt = dp_kernels();
-    #pragma omp parallel for schedule(static)
-    for (int plane = 0; plane < B * C; plane++)
-        kt->pool_plane(out + (size_t)plane * OH * OW, argmax + (size_t)plane * OH * OW,
-                       in + (size_t)plane * H * W, H, W, K, stride, OH, OW, relu);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B * C, &lo, &hi);
+        for (int plane = lo; plane < hi; plane++)
+            kt->pool_plane(out + (size_t)plane * OH * OW, argmax + (size_t)plane * OH * OW,
+                           in + (size_t)plane * H * W, H, W, K, stride, OH, OW, relu);
+    }
 }
 
 static void pool_backward(float *din, const float *dout, const float *out, const int32_t *argmax,
                           int B, int C, int H, int W, int OH, int OW)
 {
     const dp_kernel_table *kt = dp_kernels();
-    #pragma omp parallel for schedule(static)
-    for (int plane = 0; plane < B * C; plane++)
-        kt->unpool_plane(din + (size_t)plane * H * W, dout + (size_t)plane * OH * OW,
-                         out ? out + (size_t)plane * OH * OW : NULL,
-                         argmax + (size_t)plane * OH * OW, H, W, OH, OW);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range(B * C, &lo, &hi);
+        for (int plane = lo; plane < hi; plane++)
+            kt->unpool_plane(din + (size_t)plane * H * W, dout + (size_t)plane * OH * OW,
+                             out ? out + (size_t)plane * OH * OW : NULL,
+                             argmax + (size_t)plane * OH * OW, H, W, OH, OW);
+    }
 }
 
 void maxpool_forward(float *out, int32_t *argmax, const float *in, int B, int C, int H, int W,
@@ -61,10 +69,14 @@ void relu_forward(float *out, const float *in, size_t n)
 {
     const dp_kernel_table *kt = dp_kernels();
     const long blocks = (long)((n + RELU_BLOCK - 1) / RELU_BLOCK);
-    #pragma omp parallel for schedule(static)
-    for (long b = 0; b < blocks; b++) {
-        size_t at = (size_t)b * RELU_BLOCK, len = n - at < RELU_BLOCK ? n - at : RELU_BLOCK;
-        kt->relu_forward(out + at, in + at, len);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range((int)blocks, &lo, &hi);
+        for (long b = lo; b < hi; b++) {
+            size_t at = (size_t)b * RELU_BLOCK, len = n - at < RELU_BLOCK ? n - at : RELU_BLOCK;
+            kt->relu_forward(out + at, in + at, len);
+        }
     }
 }
 
@@ -72,10 +84,14 @@ void relu_backward(float *din, const float *dout, const float *out, size_t n)
 {
     const dp_kernel_table *kt = dp_kernels();
     const long blocks = (long)((n + RELU_BLOCK - 1) / RELU_BLOCK);
-    #pragma omp parallel for schedule(static)
-    for (long b = 0; b < blocks; b++) {
-        size_t at = (size_t)b * RELU_BLOCK, len = n - at < RELU_BLOCK ? n - at : RELU_BLOCK;
-        kt->relu_backward(din + at, dout + at, out + at, len);
+    #pragma omp parallel
+    {
+        int lo, hi;
+        thread_range((int)blocks, &lo, &hi);
+        for (long b = lo; b < hi; b++) {
+            size_t at = (size_t)b * RELU_BLOCK, len = n - at < RELU_BLOCK ? n - at : RELU_BLOCK;
+            kt->relu_backward(din + at, dout + at, out + at, len);
+        }
     }
 }
 

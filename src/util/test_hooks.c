@@ -33,6 +33,16 @@ double test_hook_time_scale(int rank)
     (void)rank;
     return 1.0;
 }
+int test_hook_thread_split(double *shares, int max, int *rotate)
+{
+    (void)shares, (void)max, (void)rotate;
+    return 0;
+}
+double test_hook_thread_slow(int *thread)
+{
+    (void)thread;
+    return 1.0;
+}
 
 #else
 
@@ -142,6 +152,32 @@ double test_hook_time_scale(int rank)
     if (!v || sscanf(v, "%d:%lf:%ld", &r, &factor, &steps) < 2 || r != rank || !(factor > 0.0))
         return 1.0;
     return steps < 0 || calls++ < steps ? factor : 1.0;
+}
+
+int test_hook_thread_split(double *shares, int max, int *rotate)
+{
+    const char *v = getenv("DPTRAIN_TEST_THREAD_SPLIT");
+    int T = 0, used = 0;
+    if (!v)
+        return 0;
+    while (T < max && sscanf(v, "%lf%n", &shares[T], &used) == 1) {
+        T++;
+        v += used;
+        if (*v != ',')
+            break;
+        v++;
+    }
+    *rotate = strcmp(v, ":rotate") == 0;
+    return T >= 2 ? T : 0;
+}
+
+double test_hook_thread_slow(int *thread)
+{
+    const char *v = getenv("DPTRAIN_TEST_SLOW_THREAD");
+    double factor;
+    if (!v || sscanf(v, "%d:%lf", thread, &factor) != 2 || !(factor > 0.0))
+        return 1.0;
+    return factor;
 }
 
 #endif

@@ -27,6 +27,7 @@
 
 typedef struct {
     int on, ranks, rank;
+    int threads;             /* this rank's threads, where they balance (threads.h); else 0 */
     int report;              /* the speeds are reported at the end (balance_init) */
     double samples, seconds; /* this rank's own work since the last exchange */
     double *speed;           /* [ranks]: smoothed samples per second, the same on every rank */
@@ -37,8 +38,10 @@ typedef struct {
 
 /* Off (nothing exchanged) unless `on` and there are several ranks; with several ranks the
  * end reports their speeds where `report` (balancing, or --balance off, but not where the
- * ranks take turns on the cores: their timings say nothing lasting). */
-int balance_init(dp_balance *b, const dp_comm *c, int on, int report, dp_err *err);
+ * ranks take turns on the cores: their timings say nothing lasting). With threads > 1 the
+ * rank's threads balance too (dp_threads_balance) and the end reports their shares. */
+int balance_init(dp_balance *b, const dp_comm *c, int on, int report, int threads,
+                 dp_err *err);
 /* This rank computed `samples` samples in `seconds` of its own work this step. */
 void balance_note(dp_balance *b, int samples, double seconds);
 /* After optimizer step `step` (1-based): every BALANCE_EVERY steps the exchange and the new
@@ -46,7 +49,8 @@ void balance_note(dp_balance *b, int samples, double seconds);
 void balance_after_step(dp_balance *b, long step, dp_plan *plan);
 /* Where the ranks balanced, rank 0 (when `say`) prints each rank's share of the samples it
  * trained on; where they balanced or report, each rank's own speed over the run (samples
- * per second of its work) against the fastest's: a slow node or core by name; and writes
+ * per second of its work) against the fastest's: a slow node or core by name; where the
+ * threads balanced, rank 0's threads' shares and the least share on any rank; and writes
  * them to `metrics` when not NULL (only rank 0 has it open; "every": 0 where the shares
  * were the files'): -1 with err where that write fails. Collective. */
 int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics, dp_err *err);

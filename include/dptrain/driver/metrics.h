@@ -38,7 +38,10 @@ typedef struct {
 int metrics_open(FILE **f, const char *path, dp_err *err);
 int metrics_write(FILE *f, const dp_epoch_record *r, dp_err *err);
 /* The run's balance record ("type":"balance", balance.h): for each of `ranks` ranks the
- * samples it trained on and its own samples per second, pairs[2r] and pairs[2r + 1]. */
-int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *pairs, dp_err *err);
+ * samples it trained on and its own samples per second, v[3r] and v[3r + 1]; where the
+ * threads balanced (threads > 0), rank 0's threads' shares and each rank's least share
+ * against an even one, in millionths, v[3r + 2]. */
+int metrics_write_balance(FILE *f, int ranks, int every, const int64_t *v, int threads,
+                          const double *shares, dp_err *err);
 
 #endif

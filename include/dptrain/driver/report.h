@@ -25,6 +25,7 @@ typedef struct {
     int cores;                 /* the cores rank 0 may run on (its CPU affinity) */
     int shared;                /* the gradients are summed through shared memory */
     const char *why_not_shared; /* else why not ("" or NULL: nothing to say) */
+    int thread_balancing;      /* each rank's threads balance (--balance) */
 } dp_banner;
 
 /* Collective (gathers host names); rank 0 prints unless --quiet. */

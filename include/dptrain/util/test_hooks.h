@@ -30,6 +30,12 @@
  *   DPTRAIN_TEST_SLOW_RANK=RANK:FACTOR[:STEPS]   that rank's own work per step counts
  *                                        FACTOR times its measured seconds for --balance (a
  *                                        slower core), for the first STEPS steps (or all)
+ *   DPTRAIN_TEST_THREAD_SPLIT=S0,S1,...[:rotate]   every rank's threads take these shares
+ *                                        of every loop (threads.h dp_threads_force); with
+ *                                        :rotate the shares move one thread along after
+ *                                        every timed region
+ *   DPTRAIN_TEST_SLOW_THREAD=T:FACTOR    thread T's measured times count FACTOR times, for
+ *                                        the threads' balancing (a slower core)
  * test_hooks_enabled() says which build this is. */
 #ifndef DPTRAIN_TEST_HOOKS_H
 #define DPTRAIN_TEST_HOOKS_H
@@ -53,6 +59,11 @@ double test_hook_shm_free(int rank, double dflt);
 /* The factor by which rank `rank` scales its measured work of a step for --balance (called
  * once a step): 1, or the test's. */
 double test_hook_time_scale(int rank);
+/* The tests' split of every rank's threads: their number (shares[] filled, *rotate set),
+ * or 0: none. */
+int test_hook_thread_split(double *shares, int max, int *rotate);
+/* The factor by which thread *thread's measured times count: 1, or the test's. */
+double test_hook_thread_slow(int *thread);
 /* A rank about to train on the n samples of global index idx[] in 0-based step `step`. */
 void test_hook_samples(int rank, long step, const int64_t *idx, int n);
 
