@@ -14,7 +14,11 @@
 #   last_epoch FILE KEY...       the KEYs of a --metrics FILE's last epoch record, on one
 #                                line (a balance record may follow it: not the last line)
 #   slowest_rank FILE            from a --metrics FILE's balance record, the slowest rank's
-#                                own speed over the fastest's (0.85), or - without one
+#                                own speed over the fastest's (0.85), or - without one or
+#                                with one rank
+#   slowest_thread FILE          from its thread_shares (rank 0's balanced threads), the
+#                                least share over the largest (0.85: the slower thread's
+#                                speed over the faster's, once the shares follow them), or -
 #   bench_pin ROUND THREADS      the prefix that pins a run of THREADS threads in round ROUND
 #                                ("taskset -c LIST", or nothing: below)
 #   bench_cpus                   the CPUs this shell may run on, one a line
@@ -92,7 +96,18 @@ slowest_rank() {
 import json, sys
 recs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 speeds = [r["samples_per_sec"] for r in recs if r.get("type") == "balance"][-1:]
-print(f"{min(speeds[0]) / max(speeds[0]):.2f}" if speeds and max(speeds[0]) > 0 else "-")
+ok = speeds and len(speeds[0]) > 1 and max(speeds[0]) > 0
+print(f"{min(speeds[0]) / max(speeds[0]):.2f}" if ok else "-")
+PY
+}
+
+slowest_thread() {
+  python3 - "$1" <<'PY'
+import json, sys
+recs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+shares = [r.get("thread_shares") for r in recs if r.get("type") == "balance"][-1:]
+ok = shares and shares[0] and len(shares[0]) > 1 and max(shares[0]) > 0
+print(f"{min(shares[0]) / max(shares[0]):.2f}" if ok else "-")
 PY
 }
 

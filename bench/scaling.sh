@@ -48,14 +48,17 @@ pin_both=()
 [[ $both == - ]] || pin_both=(taskset -c "$both")
 
 run() { # CPUS RANKS THREADS [REDUCTION [BALANCE]] -> "images/s rss_mib slowest" (CPUS:
-         # taskset's list, or -; slowest: - for 1 rank)
+         # taskset's list, or -; slowest: the slowest rank, or on 1 rank thread, or -)
   local pin=()
   [[ $1 == - ]] || pin=(taskset -c "$1")
   rm -f "$tmp/m.jsonl"
   "${pin[@]}" mpirun -n "$2" --bind-to none build/dptrain --model "$model" --threads "$3" \
     --steps "$steps" --test none --no-progress --quiet --metrics "$tmp/m.jsonl" \
     --reduction "${4:-auto}" --balance "${5:-auto}"
-  echo "$(last_epoch "$tmp/m.jsonl" images_per_sec max_rss_mib) $(slowest_rank "$tmp/m.jsonl")"
+  local slow
+  slow=$(slowest_rank "$tmp/m.jsonl")
+  [[ $slow == - ]] && slow=$(slowest_thread "$tmp/m.jsonl")
+  echo "$(last_epoch "$tmp/m.jsonl" images_per_sec max_rss_mib) $slow"
 }
 ones() { # the values of the 1 x 1 configurations in the associative array named $1
   local -n vals=$1
@@ -90,7 +93,7 @@ declare -A med
 for c in "${configs[@]}"; do med[$c]=$(echo ${ips[$c]} | tr ' ' '\n' | median); done
 base=$(ones med | awk '{ s += $1 } END { print s / NR }')
 printf "%-60s %9s %7s %10s %14s %13s %13s\n" configuration images/s "vs 1x1" "per round" \
-  "vs slower 1x1" "MiB per rank" "slowest rank"
+  "vs slower 1x1" "MiB per rank" "slowest"
 for c in "${configs[@]}"; do
   read -r on n t how bal <<< "$c"
   [[ $how == auto ]] && how=""
@@ -114,8 +117,10 @@ echo "(model $model, global batch 100, $steps steps, medians of $rounds rounds; 
 echo " the mean of the 1 x 1 runs' medians, one a CPU; per round: the median of each round's"
 echo " ratio to that round's 1 x 1 mean, which a machine whose speed drifts over minutes moves"
 echo " less; vs slower 1x1: a configuration of two CPUs against the slower of that round's"
-echo " 1 x 1 runs, the median over the rounds, 2.00 for perfect scaling on them; slowest rank:"
+echo " 1 x 1 runs, the median over the rounds, 2.00 for perfect scaling on them; slowest:"
 echo " the slower rank's own speed over the faster's in the run, 1.00 for CPUs running alike;"
+echo " on 1 rank the smaller thread share over the larger at the end (their speeds' ratio"
+echo " once the shares follow them; 1.00 also where they stayed within 5% of even);"
 echo " dptrain reads MNIST, PyTorch preloaded batches)"
 # the spread of the dptrain configuration that moved most (PyTorch DDP's runs move on their own)
 worst=0

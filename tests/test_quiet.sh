@@ -116,4 +116,15 @@ got=$(slowest_rank "$WORK/m.jsonl")
 head -4 "$WORK/m.jsonl" > "$WORK/none.jsonl"
 got=$(slowest_rank "$WORK/none.jsonl")
 [[ $got == - ]] || fail "slowest_rank without a balance record: '$got', not -"
+got=$(slowest_thread "$WORK/m.jsonl")
+[[ $got == - ]] || fail "slowest_thread without thread shares: '$got', not -"
+# one rank whose threads balanced: no slowest rank, the threads' shares
+{ head -4 "$WORK/m.jsonl"
+  echo '{"type":"balance","every":0,"ranks":1,"samples":[5],"samples_per_sec":[7],'\
+'"thread_shares":[0.4,0.6],"thread_least":[0.8]}'
+} > "$WORK/one.jsonl"
+got=$(slowest_rank "$WORK/one.jsonl")
+[[ $got == - ]] || fail "slowest_rank of one rank: '$got', not -"
+got=$(slowest_thread "$WORK/one.jsonl")
+[[ $got == 0.67 ]] || fail "slowest_thread: '$got', not 0.67 (shares 0.4 and 0.6)"
 echo "quiet.sh: all verdicts as expected"
