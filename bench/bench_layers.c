@@ -5,7 +5,7 @@
  *   bench_layers [--model reference|nopool|SPEC] [--batch 100] [--threads T] [--reps 20]
  *                [--isa avx512|avx2|scalar] [--precision fp32|bf16] [--cpu-time] [--step-only]
  *                [--files 8] [--group-size 8] [--conv-algorithm direct|winograd]
- *                [--layers-only]
+ *                [--layers-only] [--balance on|off]
  *
  * The whole step is the trainer's on one rank: forward over the batch, backward group by
  * group (the batch cut into --files shares, as a batch drawn from that many training
@@ -17,7 +17,9 @@
  * exact sum costs. --layers-only times the layers alone and not the step (for
  * bench/compare_layers.sh, beside PyTorch's layers: bench/torch_layers.py).
  * --conv-algorithm is direct unless given, unlike dptrain's default (winograd): the shares
- * of the FMA peak it prints are then the work the kernels really do.
+ * of the FMA peak it prints are then the work the kernels really do. --balance: whether
+ * the threads' shares follow their speeds (threads.h); on with 2 or more threads unless
+ * off, as dptrain's --balance auto where the threads fit the cores.
  *
  * FLOPs count 2 per multiply-add of the layer's matrix work: conv forward
  * 2*B*OC*OH*OW*C*K*K, backward twice that (weights and input; the first layer needs only
@@ -36,6 +38,7 @@
 #include "dptrain/net/layer_kind.h"
 #include "dptrain/net/layers.h"
 #include "dptrain/net/model.h"
+#include "dptrain/net/threads.h"
 #include "dptrain/optim/optim.h"
 #include "dptrain/util/rng.h"
 
@@ -210,7 +213,7 @@ int main(int argc, char **argv)
 {
     const char *spec = "reference";
     int B = 100, threads = 1, reps = 20, files = 8, gs = 8;
-    int step_only = 0, layers_only = 0;
+    int step_only = 0, layers_only = 0, balance = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu-time"))
             bench_clock = CLOCK_PROCESS_CPUTIME_ID;
@@ -246,6 +249,8 @@ int main(int argc, char **argv)
             files = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--group-size"))
             gs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--balance"))
+            balance = strcmp(argv[i + 1], "off") != 0;
     }
     if (step_only && layers_only) {
         fprintf(stderr, "bench_layers: --step-only and --layers-only exclude each other\n");
@@ -257,6 +262,7 @@ int main(int argc, char **argv)
         return 2;
     }
     omp_set_num_threads(threads);
+    dp_threads_balance(balance && threads > 1);
     dp_model m;
     dp_workspace ws;
     if (model_build(&m, spec, 1, 28, 28, 10, &err) || workspace_create(&ws, &m, B, &err)) {
@@ -300,9 +306,10 @@ int main(int argc, char **argv)
     double step = time_step(trainer_step, &c, reps);
     const double mflop = step_mflop_per_image(&m);
     printf("model %s, batch %d, %d thread%s: step %.2f ms, %.0f images/s, %.1f GFLOP/s (%.2f "
-           "MFLOP per image) on %s, %s, %s convolutions\n", spec, B, threads,
+           "MFLOP per image) on %s, %s, %s convolutions%s\n", spec, B, threads,
            threads > 1 ? "s" : "", 1e3 * step, B / step, mflop * B / step * 1e-3, mflop,
-           dp_isa_name(), dp_precision_name(), dp_conv_algorithm_name());
+           dp_isa_name(), dp_precision_name(), dp_conv_algorithm_name(),
+           threads > 1 ? (balance ? ", threads balanced" : ", threads even") : "");
     if (step_only)
         return 0;
     /* alternated, so that both see the same machine */
