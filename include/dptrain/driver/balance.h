@@ -13,7 +13,12 @@
  * the same split from the same exchanged numbers.
  *
  * The groups do not change, only which rank computes each of them, and the groups' sum is
- * exact (gradsync.h): the weights are the same bits as without balancing. */
+ * exact (gradsync.h): the weights are the same bits as without balancing.
+ *
+ * Within a rank of 2 or more threads the threads balance as well (net/threads.h: their
+ * runs of every loop follow their speeds, measured and reviewed inside the net library,
+ * with no communication); balance_init turns that on with the same decision, and the end
+ * reports their shares beside the ranks'. */
 #ifndef DPTRAIN_DRIVER_BALANCE_H
 #define DPTRAIN_DRIVER_BALANCE_H
 
