@@ -159,7 +159,7 @@ int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics
     double shares[DP_THREADS_BALANCED_MAX];
     const int T = b->threads ? dp_threads_shares(shares, DP_THREADS_BALANCED_MAX) : 0;
     double least = T ? 1.0 : 0.0;
-    for (int t = 0; t < T && t < DP_THREADS_BALANCED_MAX; t++)
+    for (int t = 0; t < T; t++)
         least = shares[t] * T < least ? shares[t] * T : least;
     /* samples, samples per second of the rank's own work (0: it computed nothing), and its
      * threads' least share against an even one, in millionths (0: not measured) */
@@ -174,12 +174,9 @@ int balance_report(const dp_balance *b, const dp_comm *c, int say, FILE *metrics
         comm_abort(1); /* cannot join the gather: end the job rather than hang it */
     comm_gather_i64(mine, 3, all);
     const int every = b->on ? BALANCE_EVERY : 0;
-    const int shown = T < DP_THREADS_BALANCED_MAX ? T : DP_THREADS_BALANCED_MAX;
-    int rc = metrics ? metrics_write_balance(metrics, c->size, every, all,
-                                             b->threads ? shown : 0, shares, err)
-                     : 0;
+    int rc = metrics ? metrics_write_balance(metrics, c->size, every, all, T, shares, err) : 0;
     if (c->rank == 0 && say)
-        print_report(b, all, v, shares, shown);
+        print_report(b, all, v, shares, T);
     free(all);
     free(v);
     return rc;

@@ -113,13 +113,10 @@ static int load_train(run_state *s, dp_err *err)
     return datasets_load_range(c, fl, begin, end, "--train", &s->train, err);
 }
 
-/* --balance: auto balances where no node has more ranks x threads than cores (ranks that
- * take turns on the cores are not lastingly slower: their timings are noise). The same
- * answer on every rank. */
 /* --balance (cli_options.c), decided: whether the ranks' shares follow their speeds
  * (s->balancing) and whether each rank's threads' do (s->thread_balancing). auto: both,
  * unless a node has more ranks x threads than cores: they take turns on the cores then, and
- * their timings say nothing lasting. Collective. */
+ * their timings say nothing lasting. The same answer on every rank. Collective. */
 static void balance_wanted(run_state *s)
 {
     const int mode = s->cfg.balance;
