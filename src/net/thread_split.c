@@ -19,7 +19,7 @@ typedef struct {
 } thread_meter;
 
 static struct {
-    int on, rotate, regions, seen, team;
+    int on, rotate, regions, seen;
     double share[SPLIT_MAX_THREADS], slow[SPLIT_MAX_THREADS];
     thread_meter meter[SPLIT_MAX_THREADS];
 } bal;
@@ -34,7 +34,6 @@ static void set_cuts(int T, const double *share)
     }
     dp_thread_cuts.cut[T] = (int64_t)1 << SPLIT_ONE_SHIFT;
     dp_thread_cuts.team = T;
-    bal.team = T;
     if (share != bal.share)
         memcpy(bal.share, share, sizeof(double) * T);
 }
@@ -48,7 +47,6 @@ static void clear_meters(void)
 static void go_even(void)
 {
     dp_thread_cuts.team = 0;
-    bal.team = 0;
     clear_meters();
 }
 
@@ -145,7 +143,7 @@ void split_review(void)
     const int T = bal.seen;
     if (!bal.on || T < 2)
         return;
-    if (T != bal.team) { /* a new team: even shares to start from */
+    if (T != dp_thread_cuts.team) { /* a new team: even shares to start from */
         double even[SPLIT_MAX_THREADS];
         for (int t = 0; t < T; t++)
             even[t] = 1.0 / T;
@@ -177,9 +175,9 @@ int dp_threads_shares(double *shares, int max)
 {
     if (!dp_thread_cuts.team)
         return 0;
-    for (int t = 0; t < bal.team && t < max; t++)
+    for (int t = 0; t < dp_thread_cuts.team && t < max; t++)
         shares[t] = bal.share[t];
-    return bal.team;
+    return dp_thread_cuts.team;
 }
 
 void dp_threads_force(const double *shares, int T, int rotate)
