@@ -414,8 +414,8 @@ static void test_linear(const char *isa)
         }
 }
 
-#define TR_ROWS 37 /* 4 x 8 + 5 */
-#define TR_COLS 61 /* 7 x 8 + 5 */
+#define TR_ROWS 37 /* 2 x 16 + 5 */
+#define TR_COLS 61 /* 3 x 16 + 8 + 5 */
 
 static void run_moves(float *out, uint64_t seed)
 {

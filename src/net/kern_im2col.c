@@ -153,22 +153,29 @@ void KFN(kern_im2col)(const float *restrict in, int r0, int r1, int C, int H, in
 }
 
 #if VW > 1
+/* The 4x4 transpositions within each 128-bit lane of registers x[0..3] and of x[4..7],
+ * left in x (y: scratch); for 256- and 512-bit registers alike. */
+#define TRANSPOSE_4X4_IN_LANES(x, y, unpacklo, unpackhi, shuffle)                          \
+    do {                                                                                   \
+        for (int i_ = 0; i_ < 8; i_ += 2) {                                                \
+            (y)[i_] = unpacklo((x)[i_], (x)[i_ + 1]);                                      \
+            (y)[i_ + 1] = unpackhi((x)[i_], (x)[i_ + 1]);                                  \
+        }                                                                                  \
+        for (int i_ = 0; i_ < 8; i_ += 4) {                                                \
+            (x)[i_] = shuffle((y)[i_], (y)[i_ + 2], 0x44);                                 \
+            (x)[i_ + 1] = shuffle((y)[i_], (y)[i_ + 2], 0xEE);                             \
+            (x)[i_ + 2] = shuffle((y)[i_ + 1], (y)[i_ + 3], 0x44);                         \
+            (x)[i_ + 3] = shuffle((y)[i_ + 1], (y)[i_ + 3], 0xEE);                         \
+        }                                                                                  \
+    } while (0)
+
 /* One 8x8 block: dst rows c..c+7 get src columns c..c+7 of rows r..r+7. */
 static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t ldd)
 {
     __m256 v[8], t[8];
     for (int i = 0; i < 8; i++)
         v[i] = _mm256_loadu_ps(src + (size_t)i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    TRANSPOSE_4X4_IN_LANES(v, t, _mm256_unpacklo_ps, _mm256_unpackhi_ps, _mm256_shuffle_ps);
     for (int i = 0; i < 4; i++) {
         t[i] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x20);
         t[i + 4] = _mm256_permute2f128_ps(v[i], v[i + 4], 0x31);
@@ -178,10 +185,52 @@ static inline void transpose8x8(const float *src, size_t lds, float *dst, size_t
 }
 #endif
 
+#if VW == 16
+/* One 16x16 block, with half the shuffles per element of two 8x8 ones: each register is
+ * loaded with two rows' 8 columns (rows r and r+4 of each group of 8), so after the 4x4
+ * transpositions within 128-bit lanes one shuffle of 128-bit lanes puts rows 0-15 of a
+ * column in order. */
+static inline void transpose16x16(const float *src, size_t lds, float *dst, size_t ldd)
+{
+    __m512 v[16], t[16];
+    for (int i = 0; i < 8; i++) {
+        const size_t lo = (size_t)(i < 4 ? i : i + 4), hi = lo + 4;
+        for (int h = 0; h < 2; h++)
+            v[i + 8 * h] = _mm512_insertf32x8(
+                _mm512_castps256_ps512(_mm256_loadu_ps(src + lo * lds + 8 * h)),
+                _mm256_loadu_ps(src + hi * lds + 8 * h), 1);
+    }
+    for (int b = 0; b < 16; b += 8) {
+        __m512 *x = v + b, *y = t + b;
+        TRANSPOSE_4X4_IN_LANES(x, y, _mm512_unpacklo_ps, _mm512_unpackhi_ps, _mm512_shuffle_ps);
+        for (int i = 0; i < 4; i++) {
+            y[i] = _mm512_shuffle_f32x4(x[i], x[i + 4], 0x88);     /* column b + i */
+            y[i + 4] = _mm512_shuffle_f32x4(x[i], x[i + 4], 0xDD); /* column b + 4 + i */
+        }
+    }
+    for (int i = 0; i < 16; i++)
+        _mm512_storeu_ps(dst + (size_t)i * ldd, t[i]);
+}
+#endif
+
 void KFN(kern_transpose)(const float *restrict src, int rows, int cols, size_t lds,
                          float *restrict dst, size_t ldd)
 {
     int r = 0;
+#if VW == 16
+    for (; r + 16 <= rows; r += 16) {
+        int c = 0;
+        for (; c + 16 <= cols; c += 16)
+            transpose16x16(src + (size_t)r * lds + c, lds, dst + (size_t)c * ldd + r, ldd);
+        for (; c + 8 <= cols; c += 8)
+            for (int h = 0; h < 16; h += 8)
+                transpose8x8(src + (size_t)(r + h) * lds + c, lds,
+                             dst + (size_t)c * ldd + r + h, ldd);
+        for (; c < cols; c++)
+            for (int i = 0; i < 16; i++)
+                dst[(size_t)c * ldd + r + i] = src[(size_t)(r + i) * lds + c];
+    }
+#endif
 #if VW > 1
     for (; r + 8 <= rows; r += 8) {
         int c = 0;
