@@ -5,7 +5,7 @@
  * shapes, as a fraction of the widest path's peak, when built with it. Then the fc
  * layers' weight gradients over the trainer's 16 groups into the exact sum, through the
  * layer, fused and moved (the product's FLOPs per second: what the exact sum leaves of
- * it), im2col and pooling.
+ * it), im2col, the transpositions of Winograd's layout changes, and pooling.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *                 [--only TEXT]
@@ -257,6 +257,30 @@ static double time_im2col(int C, int H, int W, int B, int reps)
     return (double)B * K * OH * OW * sizeof(float) / best * 1e-9;
 }
 
+/* Winograd's layout changes for MNIST's conv2, a sample at a time over the batch: its input
+ * (32 planes of 13x13) to pixel-major and its output gradient (64 planes of 11x11) to
+ * pixel-major, from batch-sized tensors into one cache-resident buffer, as the trainer
+ * does. GB/s read (the fastest of reps). */
+static double time_transpose(int B, int reps)
+{
+    const int shapes[2][2] = {{32, 13 * 13}, {64, 11 * 11}};
+    const size_t per = (size_t)shapes[0][0] * shapes[0][1] + (size_t)shapes[1][0] * shapes[1][1];
+    float *src = rand_buf((size_t)B * per), *dst = malloc(sizeof(float) * per);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int n = 0; n < B; n++) {
+            const float *at = src + (size_t)n * per;
+            transpose(at, shapes[0][0], shapes[0][1], dst);
+            transpose(at + (size_t)shapes[0][0] * shapes[0][1], shapes[1][0], shapes[1][1], dst);
+        }
+        double t = now() - t0;
+        best = t < best ? t : best;
+    }
+    free(src), free(dst);
+    return (double)B * per * sizeof(float) / best * 1e-9;
+}
+
 /* relu + 2x2 max pooling of C planes of HxW, a sample at a time over the batch, as the
  * fused conv layers call it: the sample's conv output (forward) and its input gradient
  * (backward) in one cache-resident buffer, the pooled planes, their argmax and gradient
@@ -406,6 +430,14 @@ int main(int argc, char **argv)
         for (int c = 0; c < cols; c++) {
             dp_isa_select(names[c], &err);
             printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+        }
+        printf("\n");
+    }
+    if (wanted("transpose 32x169, 64x121 xB, GB/s read")) {
+        printf("%-44s", "transpose 32x169, 64x121 xB, GB/s read");
+        for (int c = 0; c < cols; c++) {
+            dp_isa_select(names[c], &err);
+            printf(" %16.1f", time_transpose(B, strcmp(names[c], "scalar") ? 5 * reps : reps));
         }
         printf("\n");
     }
