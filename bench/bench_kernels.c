@@ -5,7 +5,7 @@
  * shapes, as a fraction of the widest path's peak, when built with it. Then the fc
  * layers' weight gradients over the trainer's 16 groups into the exact sum, through the
  * layer, fused and moved (the product's FLOPs per second: what the exact sum leaves of
- * it), im2col, the transpositions of Winograd's layout changes, and pooling.
+ * it), im2col, Winograd's filter transform and layout changes, and pooling.
  *
  *   bench_kernels [--isa avx512|avx2|scalar|all] [--batch 100] [--reps 5] [--cpu-time]
  *                 [--only TEXT]
@@ -23,6 +23,7 @@
 #include "dptrain/net/kernels.h"
 #include "dptrain/net/layers.h"
 #include "dptrain/util/rng.h"
+#include "conv_impl.h" /* src/net: wino_filters */
 #include "fma_peak.h"
 
 #ifdef DPTRAIN_BENCH_OPENBLAS
@@ -281,6 +282,28 @@ static double time_transpose(int B, int reps)
     return (double)B * per * sizeof(float) / best * 1e-9;
 }
 
+/* Winograd's filter transform of MNIST's conv2 (64 x 32 filters of 3x3 to 6x6, then to
+ * each position's C x OC layout), as each step makes it twice, in forward and for the
+ * input gradient: microseconds a call (the fastest of reps rounds of 200). */
+static double time_wino_filters(int reps)
+{
+    dp_conv_shape s;
+    memset(&s, 0, sizeof s);
+    s.B = 1, s.C = 32, s.H = s.W = 13, s.OC = 64, s.KH = s.KW = 3, s.stride = 1;
+    s.OH = s.OW = 11;
+    float *w = rand_buf((size_t)s.OC * s.C * 9), *uw = malloc(sizeof(float) * 72 * s.OC * s.C);
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now();
+        for (int i = 0; i < 200; i++)
+            wino_filters(w, uw, &s);
+        double t = (now() - t0) / 200;
+        best = t < best ? t : best;
+    }
+    free(w), free(uw);
+    return best * 1e6;
+}
+
 /* relu + 2x2 max pooling of C planes of HxW, a sample at a time over the batch, as the
  * fused conv layers call it: the sample's conv output (forward) and its input gradient
  * (backward) in one cache-resident buffer, the pooled planes, their argmax and gradient
@@ -430,6 +453,14 @@ int main(int argc, char **argv)
         for (int c = 0; c < cols; c++) {
             dp_isa_select(names[c], &err);
             printf(" %16.1f", time_im2col(32, 13, 13, B, reps));
+        }
+        printf("\n");
+    }
+    if (wanted("winograd filters 64x32 (conv2), us a call")) {
+        printf("%-44s", "winograd filters 64x32 (conv2), us a call");
+        for (int c = 0; c < cols; c++) {
+            dp_isa_select(names[c], &err);
+            printf(" %16.1f", time_wino_filters(strcmp(names[c], "scalar") ? 5 * reps : reps));
         }
         printf("\n");
     }

@@ -25,7 +25,6 @@
 #include "dptrain/net/kernels.h"
 #include "dptrain/util/error.h"
 #include "kernel_table.h"
-#include "winograd_g.h"
 
 #define POS 36 /* positions of a 6 x 6 tile */
 
@@ -123,34 +122,13 @@ size_t wino_filter_floats(const dp_conv_shape *s)
     return conv_winograd(s) ? (size_t)2 * POS * s->OC * s->C : 0;
 }
 
-/* Channels the filter transforms take at once, along which they run. */
-#define FB 64
-
-/* uw: U [POS][OC][C], then U^T per position [POS][C][OC]. */
+/* uw: U [POS][OC][C] (kern_wino_filter), then U^T per position [POS][C][OC]. */
 void wino_filters(const float *weight, float *uw, const dp_conv_shape *s)
 {
     const int OC = s->OC, C = s->C;
     float *U = uw, *Ut = uw + (size_t)POS * OC * C;
-    float t[6][3][FB];
-    for (int k = 0; k < OC; k++)
-        for (int c0 = 0; c0 < C; c0 += FB) {
-            const int nb = C - c0 < FB ? C - c0 : FB;
-            const float *g = weight + ((size_t)k * C + c0) * 9;
-            for (int p = 0; p < 6; p++)
-                for (int v = 0; v < 3; v++)
-                    for (int c = 0; c < nb; c++)
-                        t[p][v][c] = wino_G[p][0] * g[c * 9 + v] +
-                                     wino_G[p][1] * g[c * 9 + 3 + v] +
-                                     wino_G[p][2] * g[c * 9 + 6 + v];
-            for (int p = 0; p < 6; p++)
-                for (int q = 0; q < 6; q++) {
-                    float *u = U + ((size_t)(p * 6 + q) * OC + k) * C + c0;
-                    for (int c = 0; c < nb; c++)
-                        u[c] = t[p][0][c] * wino_G[q][0] + t[p][1][c] * wino_G[q][1] +
-                               t[p][2][c] * wino_G[q][2];
-                }
-        }
     const dp_kernel_table *kt = dp_kernels();
+    kt->wino_filter(weight, OC, C, U, Ut); /* Ut, made from U next, as its work area */
     for (int xi = 0; xi < POS; xi++)
         kt->transpose(U + (size_t)xi * OC * C, OC, C, (size_t)C, Ut + (size_t)xi * C * OC,
                       (size_t)OC);

@@ -1,6 +1,6 @@
-/* winograd_g.h: G of Winograd's F(4x4, 3x3), the filter's transform U = G g G^T, shared by
- * the filter transforms (conv_winograd.c) and the weight gradient's G^T dU G
- * (kern_winograd.c), so both read the same constants. */
+/* winograd_g.h: G of Winograd's F(4x4, 3x3), shared by the filters' transform U = G g G^T
+ * and the weight gradient's G^T dU G (both in kern_winograd.c), so both read the same
+ * constants. */
 #ifndef DPTRAIN_NET_WINOGRAD_G_H
 #define DPTRAIN_NET_WINOGRAD_G_H
 
