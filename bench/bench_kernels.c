@@ -291,7 +291,8 @@ static double time_wino_filters(int reps)
     memset(&s, 0, sizeof s);
     s.B = 1, s.C = 32, s.H = s.W = 13, s.OC = 64, s.KH = s.KW = 3, s.stride = 1;
     s.OH = s.OW = 11;
-    float *w = rand_buf((size_t)s.OC * s.C * 9), *uw = malloc(sizeof(float) * 72 * s.OC * s.C);
+    /* uw: U and its transposition, 36 positions each */
+    float *w = rand_buf((size_t)s.OC * s.C * 9), *uw = malloc(sizeof(float) * 2 * 36 * s.OC * s.C);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now();

@@ -126,12 +126,14 @@ size_t wino_filter_floats(const dp_conv_shape *s)
 void wino_filters(const float *weight, float *uw, const dp_conv_shape *s)
 {
     const int OC = s->OC, C = s->C;
-    float *U = uw, *Ut = uw + (size_t)POS * OC * C;
+    const size_t n = (size_t)OC * C;
+    float *U = uw, *Ut = uw + POS * n;
     const dp_kernel_table *kt = dp_kernels();
-    kt->wino_filter(weight, OC, C, U, Ut); /* Ut, made from U next, as its work area */
+    /* Ut, made from U next, first holds the weights' 9 taps' planes and the kernel's work */
+    kt->transpose(weight, (int)n, 9, 9, Ut, n);
+    kt->wino_filter(Ut, n, U, Ut + 9 * n);
     for (int xi = 0; xi < POS; xi++)
-        kt->transpose(U + (size_t)xi * OC * C, OC, C, (size_t)C, Ut + (size_t)xi * C * OC,
-                      (size_t)OC);
+        kt->transpose(U + xi * n, OC, C, (size_t)C, Ut + xi * n, (size_t)OC);
 }
 
 /* Channels c0..c1-1 of a sample's input [C][H][W] into a.pad, channels last and padded. */

@@ -43,7 +43,7 @@ void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n
                          size_t xs);
 void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
 void KFN(kern_wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight);
-void KFN(kern_wino_filter)(const float *weight, int OC, int C, float *U, float *work);
+void KFN(kern_wino_filter)(const float *g, size_t n, float *U, float *t);
 
 #define STR2(x) #x
 #define STR(x) STR2(x)

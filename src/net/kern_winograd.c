@@ -259,9 +259,6 @@ void KFN(kern_wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float 
         }
 }
 
-void KFN(kern_transpose)(const float *src, int rows, int cols, size_t lds, float *dst,
-                         size_t ldd);
-
 /* x[i] = (a0 y0[i] + a1 y1[i]) + a2 y2[i] for i < n, as C evaluates it (no fused step). */
 ALWAYS_INLINE void lin3(float *x, const float *y0, const float *y1, const float *y2, float a0,
                         float a1, float a2, size_t n)
@@ -275,20 +272,16 @@ ALWAYS_INLINE void lin3(float *x, const float *y0, const float *y1, const float 
         x[i] = a0 * y0[i] + a1 * y1[i] + a2 * y2[i];
 }
 
-/* The filters' transform U = G g G^T: U[xi][k][c] for g = weight[k][c][3][3], each value
- * the sequence of the C expressions it replaces (conv_winograd.c before 2026-12-07):
- * t[p][v] = (G[p][0] g[0][v] + G[p][1] g[1][v]) + G[p][2] g[2][v], then U[p][q] =
- * (t[p][0] G[q][0] + t[p][1] G[q][1]) + t[p][2] G[q][2] (a product's operands commute
- * exactly), every multiplication by G's zeros included (a zero times an infinite weight
- * is a NaN, as before). All OC x C filters at once, along the vectors: the weights
- * transposed to their 9 taps' planes, then a row p of t and the six positions it makes,
- * each plane written in one pass (a filter at a time, the 36 positions 8 KiB apart fell
- * into one set of the cache). work: 12 x OC x C floats. */
-void KFN(kern_wino_filter)(const float *weight, int OC, int C, float *U, float *work)
+/* The filters' transform U = G g G^T, each value the sequence of the C expressions it
+ * replaces (conv_winograd.c before 2026-12-07): t[p][v] = (G[p][0] g[0][v] + G[p][1]
+ * g[1][v]) + G[p][2] g[2][v], then U[p][q] = (t[p][0] G[q][0] + t[p][1] G[q][1]) +
+ * t[p][2] G[q][2] (a product's operands commute exactly), every multiplication by G's
+ * zeros included (a zero times an infinite weight is a NaN, as before). All n filters at
+ * once, along the vectors: g holds their 9 taps' planes (g[j][f], tap j = 3i + v), and
+ * each row p of t and the six positions it makes are written in one pass (a filter at a
+ * time, the 36 positions 8 KiB apart fell into one set of the cache). t: 3 n floats. */
+void KFN(kern_wino_filter)(const float *g, size_t n, float *U, float *t)
 {
-    const size_t n = (size_t)OC * C;
-    float *g = work, *t = work + 9 * n; /* g[j][kc], t[v][kc] of one row p */
-    KFN(kern_transpose)(weight, (int)n, 9, 9, g, n);
     for (int p = 0; p < 6; p++) {
         for (int v = 0; v < 3; v++)
             lin3(t + v * n, g + v * n, g + (3 + v) * n, g + (6 + v) * n, wino_G[p][0],

@@ -84,9 +84,9 @@ typedef struct {
     void (*wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
     /* the weight gradient: dweight[k][c][3][3] += G^T dU G, dU [36][OC][C], c0 <= c < c1 */
     void (*wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight);
-    /* the filters' transform U = G g G^T: U [36][OC][C] from weight[k][c][3][3]; work:
-     * 12 x OC x C floats */
-    void (*wino_filter)(const float *weight, int OC, int C, float *U, float *work);
+    /* the filters' transform U = G g G^T of n filters: U [36][n] from their 9 taps' planes
+     * g [9][n]; t: 3 n floats of work */
+    void (*wino_filter)(const float *g, size_t n, float *U, float *t);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;
