@@ -249,8 +249,14 @@ int main(int argc, char **argv)
             files = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--group-size"))
             gs = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--balance"))
-            balance = strcmp(argv[i + 1], "off") != 0;
+        else if (!strcmp(argv[i], "--balance")) {
+            balance = !strcmp(argv[i + 1], "on") ? 1 : !strcmp(argv[i + 1], "off") ? 0 : -1;
+            if (balance < 0) {
+                fprintf(stderr, "bench_layers: --balance: expected on or off, got '%s'\n",
+                        argv[i + 1]);
+                return 2;
+            }
+        }
     }
     if (step_only && layers_only) {
         fprintf(stderr, "bench_layers: --step-only and --layers-only exclude each other\n");

@@ -175,9 +175,10 @@ int dp_threads_shares(double *shares, int max)
 {
     if (!dp_thread_cuts.team)
         return 0;
-    for (int t = 0; t < dp_thread_cuts.team && t < max; t++)
+    const int T = dp_thread_cuts.team < max ? dp_thread_cuts.team : max;
+    for (int t = 0; t < T; t++)
         shares[t] = bal.share[t];
-    return dp_thread_cuts.team;
+    return T;
 }
 
 void dp_threads_force(const double *shares, int T, int rotate)

@@ -16,8 +16,9 @@ enum { DP_THREADS_BALANCED_MAX = 64 };
 /* Balancing on (1) or off (0, the default: even runs). */
 void dp_threads_balance(int on);
 
-/* The shares in use, one per thread, into shares[0..max); returns the number of threads
- * they are for, 0 while the runs are even (balancing off, or not yet reviewed). */
+/* The shares in use, one per thread, into shares[0..max); returns how many it wrote: the
+ * number of threads they are for, at most max; 0 while the runs are even (balancing off,
+ * or not yet reviewed). */
 int dp_threads_shares(double *shares, int max);
 
 /* For tests: a fixed split for teams of T threads, shares summing to 1 (NULL: even runs
