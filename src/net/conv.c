@@ -30,8 +30,6 @@
  * threads start). Packing changes no order: each element of a product is still one chain
  * over the inner dimension, in the same order for any split over threads. */
 
-
-
 /* 1: col keeps the inputs; 0: the im2col matrices (the header says why). */
 static int keeps_inputs(const dp_conv_shape *s)
 {
@@ -255,7 +253,6 @@ static int din_channels(const dp_conv_shape *s)
     return c < 1 ? 1 : c > s->C ? s->C : c;
 }
 
-
 /* How far ahead of the plane it unpools dout_planes asks for the pooling's tensors, in
  * elements: 2 KiB (1, 2, 4 and 8 KiB measured alike). */
 #define UNPOOL_AHEAD 512
@@ -380,6 +377,8 @@ void conv_param_grads(float *dweight, float *dbias, const float *col,
                          s);
         return;
     }
+    if (conv_pooled_param_grads(dweight, dbias, col, dsrc, lo, hi, blo, bhi, dbuf, scratch, s))
+        return;
     const dp_bf16_table *bf = bf16_products(s);
     const int rows = K >= CONV_ROWS_MIN_K;
     const dp_kernel_table *kt = dp_kernels();

@@ -66,6 +66,12 @@ int conv_thread_param_grads(float *dweight, float *dbias, const float *col,
  * where they are, or NULL where s is not Winograd's. */
 float *conv_wino_filters(const float *weight, float *scratch, size_t per_thread,
                          const dp_conv_shape *s);
+/* The weight gradient of a 3x3 convolution of one channel under relu and 2x2 pooling
+ * straight from the pooled gradient (conv_pooled.c): conv_param_grads' part where dsrc
+ * and s are such (returns 1), else nothing (0). */
+int conv_pooled_param_grads(float *dweight, float *dbias, const float *col,
+                             const dout_source *d, int lo, int hi, int blo, int bhi,
+                             float *dbuf, float *work, const dp_conv_shape *s);
 void conv_backward(float *din, float *dweight, float *dbias, float *col,
                    const dout_source *dsrc, const float *weight, float *scratch,
                    const dp_conv_shape *s);

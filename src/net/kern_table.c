@@ -43,6 +43,10 @@ void KFN(kern_wino_dout)(const float *dYt, int OH, int OW, int th, int tw, int n
                          size_t xs);
 void KFN(kern_wino_din)(const float *dVt, size_t xs, int th, int tw, int n, float *dXt, int PW);
 void KFN(kern_wino_wgrad)(const float *dU, int OC, int C, int c0, int c1, float *dweight);
+void KFN(kern_pool_codes)(float *g, float *code, const float *dP, const float *pooled,
+                          const int32_t *argmax, int POH, int POW, int OW);
+void KFN(kern_pool_wgrad3)(float *dwT, size_t ld, float *db, const float *x, int W,
+                           const float *gT, const float *cT, int n, int POH, int POW);
 void KFN(kern_wino_filter)(const float *g, size_t n, float *U, float *t);
 
 #define STR2(x) #x
@@ -74,4 +78,6 @@ const dp_kernel_table KCAT(dp_kernels, DP_ISA_SUFFIX) = {
     .wino_din = KFN(kern_wino_din),
     .wino_wgrad = KFN(kern_wino_wgrad),
     .wino_filter = KFN(kern_wino_filter),
+    .pool_codes = KFN(kern_pool_codes),
+    .pool_wgrad3 = KFN(kern_pool_wgrad3),
 };

@@ -87,6 +87,13 @@ typedef struct {
     /* the filters' transform U = G g G^T of n filters: U [36][n] from their 9 taps' planes
      * g [9][n]; t: 3 n floats of work */
     void (*wino_filter)(const float *g, size_t n, float *U, float *t);
+    /* the weight gradient of a 3x3 convolution of one channel through relu and 2x2 max
+     * pooling, from the pooled gradient (kern_direct.c): a channel's plane of gradients
+     * and argmax codes, then with those planes transposed a sample's chains */
+    void (*pool_codes)(float *g, float *code, const float *dP, const float *pooled,
+                       const int32_t *argmax, int POH, int POW, int OW);
+    void (*pool_wgrad3)(float *dwT, size_t ld, float *db, const float *x, int W,
+                        const float *gT, const float *cT, int n, int POH, int POW);
 } dp_kernel_table;
 
 extern const dp_kernel_table dp_kernels_avx512, dp_kernels_avx2, dp_kernels_scalar;

@@ -6,7 +6,9 @@
  * with one pass over memory fewer. A conv right before that relu is absorbed too
  * (conv2d_relu_maxpool_*): each sample's conv output, and in backward its gradient, stays
  * in the thread's scratch, sparing the largest activation's trip through memory
- * (reference conv1: 8.6 MB each way at batch 100); again the same bits. */
+ * (reference conv1: 8.6 MB each way at batch 100); again the same bits, but for a conv
+ * of one channel, 3x3, under 2x2 pooling, whose weight gradient comes straight from the
+ * pooled gradient (conv_pooled.c: a term per window, not four). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
