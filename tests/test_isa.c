@@ -380,7 +380,10 @@ static void test_conv_pool_fused(void)
 {
     /* B, C, H, W, OC, K, pool window, pool stride */
     static const int shapes[][8] = {{5, 1, 28, 28, 32, 3, 2, 2}, {4, 32, 13, 13, 64, 3, 2, 2},
-                                    {3, 3, 12, 11, 6, 3, 3, 2},  {1, 2, 9, 9, 5, 2, 2, 2}};
+                                    {3, 3, 12, 11, 6, 3, 3, 2},  {1, 2, 9, 9, 5, 2, 2, 2},
+                                    /* odd sizes, a row and a column no window covers; 20
+                                     * channels: a part-filled vector on every path */
+                                    {2, 1, 14, 12, 20, 3, 2, 2}};
     for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
         const int *v = shapes[t];
         const int B = v[0], C = v[1], OC = v[4], KK = v[5], OH = v[2] - KK + 1, OW = v[3] - KK + 1;
