@@ -76,15 +76,16 @@ void KFN(kern_conv_direct)(const float *in, int C, int H, int W, int KH, int KW,
 }
 
 /* The weight gradient of such a convolution of one input channel, 3x3, followed by relu
- * and 2x2 max pooling of stride 2 (conv.c: pooled_param_grads), straight from the pooled
+ * and 2x2 max pooling of stride 2 (conv_pooled.c), straight from the pooled
  * output's gradient: of the four conv outputs of a window only its argmax receives a
  * gradient, so each window adds one term to each weight's chain, not four (of which three
  * were zeros), and nothing is unpooled. */
 
 /* One channel's plane: g = the pooled gradient where the relu passes (pooled > 0 or NaN,
  * as unpooling reads it), else 0; code = where the window's argmax lies, as the offset of
- * its 3x3 input patch in the window's 4x4 one (4 wide): 4 dy + dx, as a float. OW: the
- * conv output's width, which the argmax indexes. */
+ * its 3x3 input patch in the window's 4x4 one (4 wide): 4 dy + dx, as a float, for an
+ * argmax in its window, as the forward's pooling leaves it. OW: the conv output's width,
+ * which the argmax indexes. */
 void KFN(kern_pool_codes)(float *restrict g, float *restrict code, const float *restrict dP,
                           const float *restrict pooled, const int32_t *restrict argmax, int POH,
                           int POW, int OW)
