@@ -37,6 +37,8 @@ dp_add_script_test(projection test_projection.sh)
 dp_add_script_test(quiet test_quiet.sh)
 # bench/compare_layers.sh: each layer beside PyTorch's; the two sides must run the same layers.
 dp_add_script_test(compare_layers test_compare_layers.sh)
+# bench/compare_traces.sh: two builds' steps span by span, from dptrain's trace.
+dp_add_script_test(compare_traces test_compare_traces.sh)
 # bench/cpus.sh: each CPU's speed, pinned (a virtual machine's CPUs need not be equal).
 dp_add_script_test(cpus test_cpus.sh)
 # bench/ckpt_cost.sh: a checkpoint's cost, two builds side by side.
