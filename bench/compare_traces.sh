@@ -34,7 +34,9 @@ usage() { echo "compare_traces.sh: $*" >&2; exit 2; }
   usage "STEPS: expected a whole number above 30 (steps 1-29 warm up), got '$steps'"
 # (the builds by absolute path, as the runs may start elsewhere)
 for side in old new; do
-  [[ ${!side} == */* && -e ${!side} ]] && printf -v "$side" '%s' "$(realpath "${!side}")"
+  if [[ ${!side} == */* && ${!side} != /* && -e ${!side} ]]; then
+    printf -v "$side" '%s/%s' "$(cd "$(dirname "${!side}")" && pwd)" "$(basename "${!side}")"
+  fi
 done
 # the prepared MNIST from the repository, unless the options name the data (--train)
 if [[ " $* " != *" --train "* ]]; then
