@@ -18,3 +18,10 @@ mpi() {
 }
 # expect_in FILE TEXT: the file must contain the text.
 expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "$1 lacks '$2'"; }; }
+# expect_exit RC LOG CMD...: CMD's output goes to LOG, and it must exit with RC.
+expect_exit() {
+  local want=$1 log=$2 rc=0
+  shift 2
+  "$@" > "$log" 2>&1 || rc=$?
+  [[ $rc == "$want" ]] || { cat "$log" >&2; fail "$*: exit $rc, expected $want"; }
+}

@@ -65,9 +65,7 @@ for bad in "0|ROUNDS: expected a whole number >= 1, got '0'" \
            "1 lenet|MODEL: expected reference or nopool, got 'lenet'" \
            "1 reference two|THREADS: expected a whole number >= 1, got 'two'"; do
   read -ra args <<< "${bad%%|*}"
-  rc=0
-  bash "$cmp_layers" "${args[@]}" > bad.log 2>&1 || rc=$?
-  [[ $rc == 2 ]] || { cat bad.log; fail "compare_layers.sh ${args[*]}: exit $rc, expected 2"; }
+  expect_exit 2 bad.log bash "$cmp_layers" "${args[@]}"
   expect_in bad.log "compare_layers.sh: ${bad#*|}"
 done
 echo "compare_layers: ok"

@@ -20,9 +20,7 @@ for span in forward backward "maxpool1 forward" "maxpool1 backward" "maxpool2 fo
 done
 
 # a build that fails: named, exit 1
-rc=0
-bash "$cmp" /bin/false "$DPTRAIN" 1 1 32 --train train > fails.log 2>&1 || rc=$?
-[[ $rc == 1 ]] || { cat fails.log; fail "a failing build: exit $rc, expected 1"; }
+expect_exit 1 fails.log bash "$cmp" /bin/false "$DPTRAIN" 1 1 32 --train train
 expect_in fails.log "compare_traces.sh: /bin/false failed"
 
 # bad arguments: exit 2, naming the argument
@@ -30,9 +28,7 @@ for bad in "0|ROUNDS: expected a whole number >= 1, got '0'" \
            "1 two|THREADS: expected a whole number >= 1, got 'two'" \
            "1 1 30|STEPS: expected a whole number above 30 (steps 1-29 warm up), got '30'"; do
   read -ra args <<< "${bad%%|*}"
-  rc=0
-  bash "$cmp" "$DPTRAIN" "$DPTRAIN" "${args[@]}" --train train > bad.log 2>&1 || rc=$?
-  [[ $rc == 2 ]] || { cat bad.log; fail "compare_traces.sh ${args[*]}: exit $rc, expected 2"; }
+  expect_exit 2 bad.log bash "$cmp" "$DPTRAIN" "$DPTRAIN" "${args[@]}" --train train
   expect_in bad.log "compare_traces.sh: ${bad#*|}"
 done
 echo "compare_traces: ok"
