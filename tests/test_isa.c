@@ -338,8 +338,9 @@ static void test_conv_sample_ranges(void)
 /* The weight gradient of a conv of one channel, 3x3, under relu and 2x2 pooling of stride
  * 2, as the fused layer makes it from the pooled gradient (src/net/conv_pooled.c): for each
  * sample, window in order, one fused multiply-add into each weight's chain at the window's
- * argmax, and the bias's sum; mag gets each chain's sum of magnitudes, a bound on how far
- * from it the three layers' product of the unpooled gradient may round. */
+ * argmax, and the bias's sum; mag gets each chain's sum of magnitudes (the weights', then
+ * the biases' at 9 OC), a bound on how far from it the three layers' product of the
+ * unpooled gradient may round. */
 static void pooled_oracle(float *dw, float *db, double *mag, const float *in, const float *dpool,
                           const float *pooled, const int32_t *argmax, const dp_conv_shape *s,
                           const dp_pool_shape *pl)
@@ -347,6 +348,8 @@ static void pooled_oracle(float *dw, float *db, double *mag, const float *in, co
     const int PQ = pl->OH * pl->OW;
     for (int i = 0; i < 9 * s->OC; i++)
         mag[i] = fabs(dw[i]);
+    for (int o = 0; o < s->OC; o++)
+        mag[9 * s->OC + o] = fabs(db[o]);
     for (int n = 0; n < s->B; n++)
         for (int o = 0; o < s->OC; o++)
             for (int q = 0; q < PQ; q++) {
@@ -359,14 +362,15 @@ static void pooled_oracle(float *dw, float *db, double *mag, const float *in, co
                     mag[o * 9 + k] += fabs((double)g * v);
                 }
                 db[o] += g;
+                mag[9 * s->OC + o] += fabs(g);
             }
 }
 
-/* The three layers' weight gradient within rounding of the pooled chains'. */
-static int near_pooled(const float *dw, const float *pooled_dw, const double *mag, size_t n)
+/* The three layers' gradient within rounding of the pooled chains', n values. */
+static int near_pooled(const float *x, const float *pooled_x, const double *mag, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (fabs((double)dw[i] - pooled_dw[i]) > 1e-5 * mag[i])
+        if (fabs((double)x[i] - pooled_x[i]) > 1e-5 * mag[i])
             return 0;
     return 1;
 }
@@ -403,7 +407,7 @@ static void test_conv_pool_fused(void)
             dpool[i] = 0.0f;
         const int pooled = C == 1 && KK == 3 && pl.K == 2 && pl.stride == 2;
         float *dwo = copy_buf(w, nw), *dbo = copy_buf(b, OC);
-        double *mag = malloc(sizeof(double) * nw);
+        double *mag = malloc(sizeof(double) * (nw + OC));
         conv2d_forward(conv, col, in, w, b, scratch, &s);
         relu_maxpool_forward(p1, a1, conv, B, OC, OH, OW, pl.K, pl.stride, pl.OH, pl.OW);
         relu_maxpool_backward(dconv, dpool, p1, a1, B, OC, OH, OW, pl.OH, pl.OW);
@@ -416,7 +420,7 @@ static void test_conv_pool_fused(void)
         int ok = same(p1, p2, sizeof(float) * npool) && same(a1, a2, sizeof(int32_t) * npool) &&
                  same(din1, din2, sizeof(float) * nin);
         ok &= pooled ? same(dwo, dw2, sizeof(float) * nw) && same(dbo, db2, sizeof(float) * OC) &&
-                           near_pooled(dw1, dw2, mag, nw)
+                           near_pooled(dw1, dw2, mag, nw) && near_pooled(db1, db2, mag + nw, OC)
                      : same(dw1, dw2, sizeof(float) * nw) && same(db1, db2, sizeof(float) * OC);
         /* frozen: no parameter gradients; no input gradient */
         conv2d_relu_maxpool_backward(din2, NULL, NULL, col, dpool, p2, a2, w, scratch, NULL, &s, &pl);
